@@ -1,0 +1,82 @@
+"""create_app(settings): the one place where routers, middleware and resources are wired."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+
+from bigfootlive import __version__
+from bigfootlive.config import Settings
+from bigfootlive.errors import install_error_handlers
+from bigfootlive.identity.endpoints import router as auth_router
+from bigfootlive.migrations import upgrade_database
+from bigfootlive.observability.endpoints import router as observability_router
+from bigfootlive.observability.logging import configure_logging
+from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from bigfootlive.state import AppState
+from bigfootlive.tenants.endpoints import router as tenant_router
+from bigfootlive.users.endpoints import router as users_router
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.check_production()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.should_auto_migrate:
+            await upgrade_database(settings.database_url)
+        state = AppState.build(settings)
+        app.state.bigfoot = state
+        log.info(
+            "started",
+            version=__version__,
+            database=state.db.engine.dialect.name,
+            redis=bool(settings.redis_url),
+        )
+        try:
+            yield
+        finally:
+            await state.close()
+            log.info("stopped")
+
+    app = FastAPI(
+        title="BigfootLive API",
+        version=__version__,
+        description="Multi-tenant live-streaming platform: events, chat, analytics, SSO and MFA.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+
+    for router in (observability_router, auth_router, tenant_router, users_router):
+        app.include_router(router)
+
+    @app.get("/api-docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="BigfootLive API reference")
+
+    # Outermost first: request context wraps everything, so even 413s carry a request id.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,126 @@
+"""Typed authentication/authorization dependencies for route signatures.
+
+@router.get("/things")
+async def list_things(subject: Annotated[AuthSubject, Depends(require(Permission.X))]): ...
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+
+from bigfootlive.authz.roles import Permission, Role, role_allows
+from bigfootlive.deps import ReadSession, State
+from bigfootlive.errors import Forbidden, Unauthorized
+from bigfootlive.identity.tokens import AccessClaims
+from bigfootlive.models import AuthSession, User
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSubject:
+    """Who is calling, as of this request (role and status read from the database)."""
+
+    user: User
+    claims: AccessClaims
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return self.user.id
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.user.tenant_id
+
+    @property
+    def session_id(self) -> uuid.UUID:
+        return self.claims.session_id
+
+    @property
+    def role(self) -> Role:
+        return Role(self.user.role)
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.user.is_platform_admin
+
+    @property
+    def auth_time(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.claims.auth_time, dt.UTC)
+
+    def can(self, permission: Permission) -> bool:
+        return self.is_platform_admin or role_allows(self.role, permission)
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authenticate(state: State, session: ReadSession, token: str) -> AuthSubject:
+    claims = state.tokens.decode(token)
+    if await state.revoked.is_revoked(claims.session_id):
+        raise Unauthorized("The session has ended", code="session_revoked")
+    row = (
+        await session.execute(
+            select(User, AuthSession.revoked_at, AuthSession.expires_at)
+            .join(AuthSession, AuthSession.user_id == User.id)
+            .where(
+                AuthSession.id == claims.session_id,
+                User.id == claims.user_id,
+                User.tenant_id == claims.tenant_id,
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise Unauthorized("The access token is not valid", code="invalid_token")
+    user, revoked_at, expires_at = row
+    if revoked_at is not None or expires_at <= dt.datetime.now(dt.UTC):
+        raise Unauthorized("The session has ended", code="session_revoked")
+    if not user.is_active:
+        raise Unauthorized("The account is disabled", code="account_disabled")
+    return AuthSubject(user=user, claims=claims)
+
+
+async def current_subject(request: Request, state: State, session: ReadSession) -> AuthSubject:
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized()
+    return await authenticate(state, session, token)
+
+
+async def optional_subject(
+    request: Request, state: State, session: ReadSession
+) -> AuthSubject | None:
+    token = bearer_token(request)
+    return None if token is None else await authenticate(state, session, token)
+
+
+CurrentSubject = Annotated[AuthSubject, Depends(current_subject)]
+OptionalSubject = Annotated[AuthSubject | None, Depends(optional_subject)]
+
+
+def require(permission: Permission) -> Callable[[AuthSubject], Awaitable[AuthSubject]]:
+    async def dependency(subject: CurrentSubject) -> AuthSubject:
+        if not subject.can(permission):
+            raise Forbidden(code="insufficient_role", required=str(permission))
+        return subject
+
+    return dependency
+
+
+async def _platform_admin(subject: CurrentSubject) -> AuthSubject:
+    if not subject.is_platform_admin:
+        raise Forbidden(code="platform_admin_required")
+    return subject
+
+
+PlatformAdmin = Annotated[AuthSubject, Depends(_platform_admin)]

@@ -1,0 +1,162 @@
+"""`bigfootlive`: serve, migrate, and administer tenants and users."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from bigfootlive.config import Settings
+
+if TYPE_CHECKING:
+    from bigfootlive.state import AppState
+
+app = typer.Typer(help="BigfootLive platform backend.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(user_app, name="user")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default: HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: PORT, 3001)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes (default: WEB_CONCURRENCY)")
+    ] = None,
+    reload: Annotated[bool, typer.Option(help="Reload on code changes (development)")] = False,
+) -> None:
+    """Run the API server (uvicorn with uvloop and httptools)."""
+    import uvicorn
+
+    settings = Settings()
+    if settings.should_auto_migrate:
+        from bigfootlive.migrations import upgrade_database
+
+        asyncio.run(upgrade_database(settings.database_url))
+    uvicorn.run(
+        "bigfootlive.main:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.web_concurrency,
+        reload=reload,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=False,
+        access_log=False,
+        lifespan="on",
+    )
+
+
+@app.command()
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision")] = "heads") -> None:
+    """Apply database migrations to DATABASE_URL."""
+    from bigfootlive.migrations import upgrade_database
+
+    settings = Settings()
+    typer.echo(f"migrating {settings.database_url.split('@')[-1]} to {revision} ...")
+    asyncio.run(upgrade_database(settings.database_url, revision))
+    typer.echo("done")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    slug: Annotated[str, typer.Option(help="URL-safe identifier, e.g. acme")],
+    name: Annotated[str, typer.Option(help="Display name")],
+    allow_registration: Annotated[bool, typer.Option(help="Allow self-registration")] = False,
+    domain: Annotated[
+        list[str] | None, typer.Option(help="Verified email domain (repeatable)")
+    ] = None,
+) -> None:
+    """Create a tenant."""
+    from bigfootlive.tenants import service as tenants
+    from bigfootlive.tenants.schemas import TenantSettings
+
+    async def run() -> str:
+        state = await _state()
+        try:
+            async with state.db.transaction() as session:
+                tenant = await tenants.create_tenant(
+                    session,
+                    slug=slug,
+                    name=name,
+                    settings=TenantSettings(allow_self_registration=allow_registration),
+                    email_domains=domain or [],
+                )
+                return str(tenant.id)
+        finally:
+            await state.close()
+
+    typer.echo(f"tenant {slug} created: {_run(run())}")
+
+
+@user_app.command("create")
+def user_create(
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    email: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option(help="Display name")],
+    role: Annotated[str, typer.Option(help="viewer | streamer | moderator | admin")] = "viewer",
+    platform_admin: Annotated[bool, typer.Option(help="Grant platform administration")] = False,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin")] = False,
+) -> None:
+    """Create a user (the password is prompted for, or read from stdin; never an argument)."""
+    from bigfootlive.authz.roles import Role
+    from bigfootlive.identity import service as identity
+    from bigfootlive.tenants import service as tenants
+
+    password = (
+        sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("Password: ")
+    )
+
+    async def run() -> str:
+        state = await _state()
+        try:
+            async with state.db.transaction() as session:
+                found = await tenants.get_tenant_by_slug(session, tenant)
+                if found is None:
+                    raise typer.BadParameter(f"no tenant {tenant!r}")
+                user = await identity.create_account(
+                    state,
+                    session,
+                    tenant=found,
+                    email=email,
+                    display_name=name,
+                    role=Role(role),
+                    password=password,
+                    is_platform_admin=platform_admin,
+                    email_verified=True,
+                )
+                return str(user.id)
+        finally:
+            await state.close()
+
+    typer.echo(f"user {email} created: {_run(run())}")
+
+
+async def _state() -> AppState:
+    from bigfootlive.migrations import upgrade_database
+    from bigfootlive.state import AppState
+
+    settings = Settings()
+    if settings.should_auto_migrate:
+        await upgrade_database(settings.database_url)
+    return AppState.build(settings)
+
+
+def _run(coro: Coroutine[Any, Any, str]) -> str:
+    from bigfootlive.errors import BigfootError
+
+    try:
+        return asyncio.run(coro)
+    except BigfootError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message} {exc.details or ''}", err=True)
+        raise typer.Exit(2) from exc
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,110 @@
+"""Settings, read from the environment and `.env`, using the seed's variable names."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_DEV_JWT_SECRET = "dev-insecure-jwt-secret-change-me-0123456789abcdef"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # server
+    node_env: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 3001
+    web_concurrency: int = 1
+    public_base_url: str = "http://127.0.0.1:3001"
+    log_level: str = "INFO"
+    log_json: bool = True
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = 1_048_576
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # data
+    database_url: str = "sqlite+aiosqlite:///./var/bigfootlive.db"
+    database_read_url: str | None = None
+    database_pool_size: int = 10
+    database_max_overflow: int = 20
+    database_echo: bool = False
+    auto_migrate: bool | None = None  # default: on for SQLite, off otherwise
+    redis_url: str | None = None
+    redis_key_prefix: str = "bfl:"
+
+    # auth
+    jwt_secret: SecretStr = SecretStr(_DEV_JWT_SECRET)
+    jwt_previous_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    jwt_issuer: str = "bigfootlive"
+    jwt_audience: str = "bigfootlive-api"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    session_idle_timeout_seconds: int = 7 * 24 * 3600
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    password_reset_ttl_seconds: int = 3600
+    email_verification_ttl_seconds: int = 48 * 3600
+    login_rate_limit: str = "20/minute"
+    register_rate_limit: str = "10/minute"
+    reset_rate_limit: str = "5/minute"
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19_456
+    argon2_parallelism: int = 1
+
+    # mail
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_use_tls: bool = False
+    mail_from: str = "BigfootLive <no-reply@bigfootlive.local>"
+    mail_outbox_dir: str = "./var/outbox"
+
+    # streaming (used by the live-events domain)
+    rtmp_port: int = 1935
+    cdn_base_url: str = "https://cdn.bigfootlive.com"
+
+    # storage
+    aws_region: str = "us-west-2"
+    s3_bucket_recordings: str = "recordings-bucket"
+
+    @field_validator(
+        "cors_origins", "trusted_proxies", "jwt_previous_secrets", "encryption_keys", mode="before"
+    )
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt_secret_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 characters")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @cached_property
+    def data_keys(self) -> list[bytes]:
+        """AES-256 keys for secrets at rest, newest first; derived from JWT_SECRET when unset."""
+        raw = [k.get_secret_value() for k in self.encryption_keys] or [
+            "derived:" + self.jwt_secret.get_secret_value()
+        ]
+        return [hashlib.sha256(k.encode()).digest() for k in raw]
+
+    def check_production(self) -> None:
+        if self.node_env == "production" and self.jwt_secret.get_secret_value() == _DEV_JWT_SECRET:
+            raise ValueError("JWT_SECRET must be set in production")

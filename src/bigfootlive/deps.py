@@ -1,0 +1,63 @@
+"""Request-scoped dependencies: app state, database sessions and request metadata."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bigfootlive.db import run_after_commit
+from bigfootlive.kit.net import client_ip, user_agent
+from bigfootlive.state import AppState
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.bigfoot
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+async def get_session(state: State) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: commits once after the endpoint returns, else rolls back."""
+    async with state.db.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+    await run_after_commit(session)
+
+
+async def get_read_session(state: State) -> AsyncIterator[AsyncSession]:
+    """Read-only queries; served by `DATABASE_READ_URL` when a replica is configured."""
+    async with state.db.read_sessionmaker() as session:
+        yield session
+
+
+# scope="function": commit before the response is sent, so a 2xx means the data is durable.
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMeta:
+    ip: str
+    user_agent: str
+    request_id: str
+
+
+def get_request_meta(request: Request, state: State) -> RequestMeta:
+    return RequestMeta(
+        ip=client_ip(request, state.settings.trusted_proxies),
+        user_agent=user_agent(request),
+        request_id=getattr(request.state, "request_id", ""),
+    )
+
+
+Meta = Annotated[RequestMeta, Depends(get_request_meta)]

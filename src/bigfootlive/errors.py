@@ -1,0 +1,162 @@
+"""Domain errors carry their HTTP status; one handler renders the JSON error body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+
+class BigfootError(Exception):
+    status_code = 400
+    code = "bad_request"
+    message = "Bad request"
+
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, **details: Any
+    ) -> None:
+        self.message = message or self.message
+        self.code = code or self.code
+        self.details = details
+        self.headers: dict[str, str] = {}
+        super().__init__(self.message)
+
+
+class BadRequest(BigfootError):
+    pass
+
+
+class Unauthorized(BigfootError):
+    status_code = 401
+    code = "unauthorized"
+    message = "Authentication required"
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, **details: Any):
+        super().__init__(message, code=code, **details)
+        self.headers["WWW-Authenticate"] = "Bearer"
+
+
+class Forbidden(BigfootError):
+    status_code = 403
+    code = "forbidden"
+    message = "You are not allowed to do this"
+
+
+class NotFound(BigfootError):
+    status_code = 404
+    code = "not_found"
+    message = "Not found"
+
+
+class Conflict(BigfootError):
+    status_code = 409
+    code = "conflict"
+    message = "Conflict"
+
+
+class Gone(BigfootError):
+    status_code = 410
+    code = "gone"
+    message = "No longer available"
+
+
+class PayloadTooLarge(BigfootError):
+    status_code = 413
+    code = "payload_too_large"
+    message = "Request body too large"
+
+
+class Unprocessable(BigfootError):
+    status_code = 422
+    code = "validation_error"
+    message = "The request is not valid"
+
+
+class TooManyRequests(BigfootError):
+    status_code = 429
+    code = "rate_limited"
+    message = "Too many requests"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1, **details: Any):
+        super().__init__(message, retry_after=retry_after, **details)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class ServiceUnavailable(BigfootError):
+    status_code = 503
+    code = "unavailable"
+    message = "Service unavailable"
+
+
+def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **details}}
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def _jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        out.append(
+            {
+                "loc": [str(p) for p in err.get("loc", ())],
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+        )
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BigfootError)
+    async def _domain(_: Request, exc: BigfootError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message, **exc.details),
+            status_code=exc.status_code,
+            headers=exc.headers or None,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _jsonable_errors(exc)
+        if any(e["type"] == "json_invalid" for e in errors):
+            return JSONResponse(
+                error_body("malformed_json", "The request body is not valid JSON", errors=errors),
+                status_code=400,
+            )
+        return JSONResponse(
+            error_body("validation_error", "The request is not valid", errors=errors),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return JSONResponse(
+            error_body(code, message), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", exc_type=type(exc).__name__)
+        return JSONResponse(
+            error_body("internal_error", "Something went wrong on our side"), status_code=500
+        )

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bigfootlive.authz.scoping import scoped
+from bigfootlive.kit.pagination import paginate
+from bigfootlive.models import (
+    AuditRecord,
+    AuthSession,
+    PasswordHistory,
+    RefreshToken,
+    User,
+    UserToken,
+)
+
+
+async def get_user_by_email(session: AsyncSession, tenant_id: uuid.UUID, email: str) -> User | None:
+    stmt = scoped(select(User), User, tenant_id).where(User.email == email.lower())
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_user(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
+    stmt = scoped(select(User), User, tenant_id).where(User.id == user_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def recent_password_hashes(session: AsyncSession, user_id: uuid.UUID, n: int) -> list[str]:
+    if n <= 0:
+        return []
+    rows = await session.execute(
+        select(PasswordHistory.password_hash)
+        .where(PasswordHistory.user_id == user_id)
+        .order_by(PasswordHistory.created_at.desc())
+        .limit(n)
+    )
+    return list(rows.scalars())
+
+
+async def find_refresh_token(
+    session: AsyncSession, token_hash: str
+) -> tuple[RefreshToken, AuthSession] | None:
+    row = (
+        await session.execute(
+            select(RefreshToken, AuthSession)
+            .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+            .where(RefreshToken.token_hash == token_hash)
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def claim_refresh_token(session: AsyncSession, token_id: uuid.UUID, now: dt.datetime) -> bool:
+    """Mark a refresh token used; False when another request already used it (atomic)."""
+    result = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def user_sessions(
+    session: AsyncSession, user_id: uuid.UUID, now: dt.datetime
+) -> Sequence[AuthSession]:
+    rows = await session.execute(
+        select(AuthSession)
+        .where(
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
+        )
+        .order_by(AuthSession.created_at.desc())
+    )
+    return rows.scalars().all()
+
+
+async def active_session_ids(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await session.execute(
+        select(AuthSession.id).where(
+            AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+        )
+    )
+    return list(rows.scalars())
+
+
+async def revoke_sessions(
+    session: AsyncSession, session_ids: list[uuid.UUID], now: dt.datetime, reason: str
+) -> None:
+    if session_ids:
+        await session.execute(
+            update(AuthSession)
+            .where(AuthSession.id.in_(session_ids), AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+
+
+async def find_user_token(session: AsyncSession, token_hash: str, purpose: str) -> UserToken | None:
+    stmt = select(UserToken).where(UserToken.token_hash == token_hash, UserToken.purpose == purpose)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def audit_for_user(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    *,
+    action: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Sequence[AuditRecord]:
+    stmt = scoped(select(AuditRecord), AuditRecord, tenant_id)
+    if user_id is not None:
+        stmt = stmt.where(
+            or_(
+                AuditRecord.actor_id == user_id,
+                (AuditRecord.target_type == "user") & (AuditRecord.target_id == str(user_id)),
+            )
+        )
+    if action:
+        stmt = stmt.where(AuditRecord.action == action)
+    stmt = paginate(stmt, AuditRecord.created_at, AuditRecord.id, cursor=cursor, limit=limit)
+    return (await session.execute(stmt)).scalars().all()

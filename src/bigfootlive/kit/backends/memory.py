@@ -1,0 +1,91 @@
+"""In-process backends for the embedded default: one process, nothing to install."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+
+import structlog
+
+from bigfootlive.kit.backends.base import MessageHandler, Unsubscribe
+
+log = structlog.get_logger(__name__)
+
+
+class MemoryCache:
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[bytes, float | None]] = {}
+
+    def _live(self, key: str) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        value, expires = item
+        if expires is not None and expires <= time.monotonic():
+            del self._data[key]
+            return None
+        return value
+
+    @staticmethod
+    def _deadline(ttl: float | None) -> float | None:
+        return None if ttl is None else time.monotonic() + ttl
+
+    async def get(self, key: str) -> bytes | None:
+        return self._live(key)
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        self._data[key] = (value, self._deadline(ttl))
+
+    async def add(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
+        if self._live(key) is not None:
+            return False
+        self._data[key] = (value, self._deadline(ttl))
+        return True
+
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
+            self._data.pop(key, None)
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        current = self._live(key)
+        if current is None:
+            value, deadline = amount, self._deadline(ttl)
+        else:
+            value, deadline = int(current) + amount, self._data[key][1]
+        self._data[key] = (str(value).encode(), deadline)
+        return value
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._data.clear()
+
+
+class MemoryPubSub:
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[MessageHandler]] = defaultdict(list)
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        for handler in list(self._handlers.get(channel, ())):
+            try:
+                await handler(message)
+            except Exception:
+                log.exception("pubsub_handler_failed", channel=channel)
+
+    async def subscribe(self, channel: str, handler: MessageHandler) -> Unsubscribe:
+        self._handlers[channel].append(handler)
+
+        async def unsubscribe() -> None:
+            handlers = self._handlers.get(channel)
+            if handlers and handler in handlers:
+                handlers.remove(handler)
+                if not handlers:
+                    del self._handlers[channel]
+
+        return unsubscribe
+
+    async def close(self) -> None:
+        self._handlers.clear()
+        await asyncio.sleep(0)

@@ -1,0 +1,128 @@
+"""Redis backends: one connection pool for commands, one pub/sub connection per process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub as RedisPubSubConn
+
+from bigfootlive.kit.backends.base import MessageHandler, Unsubscribe
+
+log = structlog.get_logger(__name__)
+
+
+class RedisCache:
+    def __init__(self, client: Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def key(self, key: str) -> str:
+        return self.prefix + key
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self.client.get(self.key(key))
+        return value if value is None or isinstance(value, bytes) else value.encode()
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        px = None if ttl is None else max(1, int(ttl * 1000))
+        await self.client.set(self.key(key), value, px=px)
+
+    async def add(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
+        px = None if ttl is None else max(1, int(ttl * 1000))
+        return bool(await self.client.set(self.key(key), value, px=px, nx=True))
+
+    async def delete(self, *keys: str) -> None:
+        if keys:
+            await self.client.delete(*(self.key(k) for k in keys))
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        full = self.key(key)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.incrby(full, amount)
+            if ttl is not None:
+                pipe.pexpire(full, max(1, int(ttl * 1000)), nx=True)
+            results = await pipe.execute()
+        return int(results[0])
+
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class RedisPubSub:
+    """Subscribes each channel once per process and dispatches to local handlers."""
+
+    def __init__(self, client: Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._handlers: dict[str, list[MessageHandler]] = defaultdict(list)
+        self._conn: RedisPubSubConn | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        await self.client.publish(self.prefix + channel, message)
+
+    async def subscribe(self, channel: str, handler: MessageHandler) -> Unsubscribe:
+        full = self.prefix + channel
+        async with self._lock:
+            if self._conn is None:
+                self._conn = self.client.pubsub(ignore_subscribe_messages=True)
+            first = not self._handlers[full]
+            self._handlers[full].append(handler)
+            if first:
+                await self._conn.subscribe(full)
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read(), name="redis-pubsub-reader")
+
+        async def unsubscribe() -> None:
+            async with self._lock:
+                handlers = self._handlers.get(full)
+                if handlers and handler in handlers:
+                    handlers.remove(handler)
+                    if not handlers:
+                        del self._handlers[full]
+                        if self._conn is not None:
+                            await self._conn.unsubscribe(full)
+
+        return unsubscribe
+
+    async def _read(self) -> None:
+        while self._conn is not None:
+            try:
+                message = await self._conn.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("redis_pubsub_read_failed")
+                await asyncio.sleep(0.5)
+                continue
+            if message is None or message.get("type") != "message":
+                continue
+            channel = message["channel"]
+            channel = channel.decode() if isinstance(channel, bytes) else channel
+            for handler in list(self._handlers.get(channel, ())):
+                try:
+                    await handler(message["data"])
+                except Exception:
+                    log.exception("pubsub_handler_failed", channel=channel)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._conn is not None:
+            await self._conn.aclose()  # type: ignore[no-untyped-call]
+        self._handlers.clear()
+
+
+def open_redis_backends(url: str, prefix: str) -> tuple[RedisCache, RedisPubSub]:
+    client = Redis.from_url(url, health_check_interval=30)
+    return RedisCache(client, prefix), RedisPubSub(client, prefix)

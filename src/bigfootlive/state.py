@@ -1,0 +1,50 @@
+"""The process-wide resources, built once at start-up and shared by every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bigfootlive.config import Settings
+from bigfootlive.db import Database
+from bigfootlive.identity.passwords import Passwords
+from bigfootlive.identity.revocation import RevokedSessions
+from bigfootlive.identity.tokens import TokenService
+from bigfootlive.kit.backends import Cache, PubSub, open_backends
+from bigfootlive.kit.crypto import SecretBox
+from bigfootlive.kit.mail import Mailer, make_mailer
+from bigfootlive.kit.ratelimit import RateLimiter
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    cache: Cache
+    pubsub: PubSub
+    limiter: RateLimiter
+    mailer: Mailer
+    passwords: Passwords
+    tokens: TokenService
+    revoked: RevokedSessions
+    secrets: SecretBox
+
+    @classmethod
+    def build(cls, settings: Settings) -> AppState:
+        cache, pubsub = open_backends(settings)
+        return cls(
+            settings=settings,
+            db=Database.from_settings(settings),
+            cache=cache,
+            pubsub=pubsub,
+            limiter=RateLimiter(settings.redis_url, settings.redis_key_prefix),
+            mailer=make_mailer(settings),
+            passwords=Passwords(settings),
+            tokens=TokenService(settings),
+            revoked=RevokedSessions(cache, ttl=settings.access_token_ttl_seconds + 60),
+            secrets=SecretBox(settings.data_keys),
+        )
+
+    async def close(self) -> None:
+        await self.pubsub.close()
+        await self.cache.close()
+        await self.db.dispose()

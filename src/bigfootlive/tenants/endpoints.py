@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from bigfootlive.authz.deps import AuthSubject, require
+from bigfootlive.authz.roles import Permission, Role
+from bigfootlive.deps import DbSession, Meta, ReadSession, State
+from bigfootlive.identity import audit
+from bigfootlive.identity import repository as identity_repo
+from bigfootlive.identity import service as identity
+from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
+from bigfootlive.models import User
+from bigfootlive.tenants import service
+from bigfootlive.tenants.schemas import (
+    TenantOut,
+    TenantUpdate,
+    TenantUserCreate,
+    TenantUserOut,
+    TenantUserUpdate,
+)
+
+router = APIRouter(prefix="/api/tenant", tags=["tenant"])
+
+TenantReader = Annotated[AuthSubject, Depends(require(Permission.TENANT_READ))]
+TenantAdmin = Annotated[AuthSubject, Depends(require(Permission.TENANT_UPDATE))]
+UserLister = Annotated[AuthSubject, Depends(require(Permission.USERS_LIST))]
+UserManager = Annotated[AuthSubject, Depends(require(Permission.USERS_MANAGE))]
+
+
+def _user_out(user: User) -> TenantUserOut:
+    return TenantUserOut(
+        id=user.id,
+        email=user.email,
+        display_name=user.display_name,
+        role=Role(user.role),
+        is_active=user.is_active,
+        email_verified=user.email_verified_at is not None,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+    )
+
+
+async def _tenant_out(session: DbSession | ReadSession, tenant_id: uuid.UUID) -> TenantOut:
+    tenant = await service.require_tenant(session, tenant_id)
+    return TenantOut(
+        id=tenant.id,
+        slug=tenant.slug,
+        name=tenant.name,
+        settings=service.settings_of(tenant),
+        email_domains=await service.email_domains(session, tenant.id),
+        created_at=tenant.created_at,
+    )
+
+
+@router.get("/info")
+async def get_info(subject: TenantReader, session: ReadSession) -> TenantOut:
+    return await _tenant_out(session, subject.tenant_id)
+
+
+@router.put("/info")
+async def update_info(
+    body: TenantUpdate, subject: TenantAdmin, session: DbSession, meta: Meta
+) -> TenantOut:
+    tenant = await service.require_tenant(session, subject.tenant_id)
+    changed = await service.update_tenant(session, tenant, body)
+    if changed:
+        await audit.record(
+            session,
+            action="tenant.settings_change",
+            meta=meta,
+            tenant_id=tenant.id,
+            actor_id=subject.user_id,
+            target_type="tenant",
+            target_id=tenant.id,
+            details={"changed": changed},
+        )
+    await session.flush()
+    return await _tenant_out(session, tenant.id)
+
+
+@router.get("/users")
+async def list_users(
+    subject: UserLister,
+    session: ReadSession,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> Page[TenantUserOut]:
+    rows = await service.list_users(session, subject.tenant_id, query=q, cursor=cursor, limit=limit)
+    items, next_cursor = page_of(rows, limit)
+    return Page[TenantUserOut](items=[_user_out(u) for u in items], next_cursor=next_cursor)
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED)
+async def create_user(
+    body: TenantUserCreate, subject: UserManager, state: State, session: DbSession, meta: Meta
+) -> TenantUserOut:
+    service.check_role_change(subject.role, subject.is_platform_admin, body.role)
+    tenant = await service.require_tenant(session, subject.tenant_id)
+    user = await identity.create_account(
+        state,
+        session,
+        tenant=tenant,
+        email=body.email,
+        display_name=body.display_name,
+        role=body.role,
+        password=body.password,
+    )
+    await audit.record(
+        session,
+        action="tenant.user_create",
+        meta=meta,
+        tenant_id=tenant.id,
+        actor_id=subject.user_id,
+        target_type="user",
+        target_id=user.id,
+        details={"role": body.role.value},
+    )
+    if body.password is None:
+        # An invitation: the new member chooses a password through the reset flow.
+        await identity.request_password_reset(
+            state, session, meta, tenant_slug=tenant.slug, email=user.email
+        )
+    return _user_out(user)
+
+
+@router.put("/users/{user_id}")
+async def update_user(
+    user_id: uuid.UUID,
+    body: TenantUserUpdate,
+    subject: UserManager,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> TenantUserOut:
+    user = await identity_repo.get_user(session, subject.tenant_id, user_id)
+    if user is None:
+        raise service.tenant_not_found()
+    if body.role is not None:
+        service.check_role_change(subject.role, subject.is_platform_admin, body.role)
+    await service.ensure_not_last_admin(session, user, body.role, body.is_active)
+    if body.role is not None and body.role.value != user.role:
+        await audit.record(
+            session,
+            action="tenant.role_change",
+            meta=meta,
+            tenant_id=user.tenant_id,
+            actor_id=subject.user_id,
+            target_type="user",
+            target_id=user.id,
+            details={"from": user.role, "to": body.role.value},
+        )
+        user.role = body.role.value
+    if body.is_active is not None and body.is_active != user.is_active:
+        user.is_active = body.is_active
+        await audit.record(
+            session,
+            action="tenant.user_status",
+            meta=meta,
+            tenant_id=user.tenant_id,
+            actor_id=subject.user_id,
+            target_type="user",
+            target_id=user.id,
+            details={"active": body.is_active},
+        )
+        if not body.is_active:
+            await identity.end_sessions(
+                state,
+                session,
+                meta,
+                actor=subject,
+                user=user,
+                session_ids=await identity_repo.active_session_ids(session, user.id),
+                reason="account_disabled",
+            )
+    return _user_out(user)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bigfootlive.authz.scoping import scoped
+from bigfootlive.kit.pagination import paginate
+from bigfootlive.models import Tenant, TenantDomain, User
+
+
+async def get_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant | None:
+    return await session.get(Tenant, tenant_id)
+
+
+async def get_tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
+    return (
+        await session.execute(select(Tenant).where(Tenant.slug == slug.lower()))
+    ).scalar_one_or_none()
+
+
+async def get_tenant_by_domain(session: AsyncSession, domain: str) -> Tenant | None:
+    return (
+        await session.execute(
+            select(Tenant)
+            .join(TenantDomain, TenantDomain.tenant_id == Tenant.id)
+            .where(TenantDomain.domain == domain.lower(), TenantDomain.verified.is_(True))
+        )
+    ).scalar_one_or_none()
+
+
+async def tenant_domains(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
+    rows = await session.execute(
+        scoped(select(TenantDomain.domain), TenantDomain, tenant_id).order_by(TenantDomain.domain)
+    )
+    return list(rows.scalars())
+
+
+async def list_users(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    query: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Sequence[User]:
+    stmt = scoped(select(User), User, tenant_id)
+    if query:
+        pattern = f"%{query.lower().replace('%', '').replace('_', '')}%"
+        stmt = stmt.where(
+            or_(func.lower(User.email).like(pattern), func.lower(User.display_name).like(pattern))
+        )
+    stmt = paginate(stmt, User.created_at, User.id, cursor=cursor, limit=limit)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def count_admins(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    stmt = scoped(select(func.count()).select_from(User), User, tenant_id).where(
+        User.role == "admin", User.is_active.is_(True)
+    )
+    return int((await session.execute(stmt)).scalar_one())

@@ -1,0 +1,139 @@
+"""Tenants, their policy and their members."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bigfootlive.authz.roles import Role
+from bigfootlive.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from bigfootlive.models import Tenant, TenantDomain, User
+from bigfootlive.tenants import repository as repo
+from bigfootlive.tenants.schemas import SLUG_RE, TenantSettings, TenantUpdate
+
+RESERVED_SLUGS = frozenset({"api", "admin", "www", "platform", "static", "docs"})
+
+
+def settings_of(tenant: Tenant) -> TenantSettings:
+    return TenantSettings.model_validate(tenant.settings or {})
+
+
+async def get_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant | None:
+    return await repo.get_tenant(session, tenant_id)
+
+
+async def require_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
+    """The caller's own tenant; gone only if it was deleted mid-session."""
+    tenant = await repo.get_tenant(session, tenant_id)
+    if tenant is None:
+        raise NotFound("No such tenant", code="tenant_not_found")
+    return tenant
+
+
+async def get_tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
+    return await repo.get_tenant_by_slug(session, slug)
+
+
+async def resolve_tenant(session: AsyncSession, slug: str | None, email: str) -> Tenant | None:
+    """The tenant named by slug, else the one owning the email's verified domain."""
+    if slug:
+        tenant = await repo.get_tenant_by_slug(session, slug)
+    else:
+        tenant = await repo.get_tenant_by_domain(session, email.rsplit("@", 1)[-1])
+    return tenant if tenant is not None and tenant.is_active else None
+
+
+async def create_tenant(
+    session: AsyncSession,
+    *,
+    slug: str,
+    name: str,
+    settings: TenantSettings | None = None,
+    email_domains: Sequence[str] = (),
+) -> Tenant:
+    slug = slug.lower()
+    if not SLUG_RE.match(slug) or slug in RESERVED_SLUGS:
+        raise Unprocessable(
+            "The slug must be lower-case letters, digits and dashes", code="invalid_slug"
+        )
+    if await repo.get_tenant_by_slug(session, slug) is not None:
+        raise Conflict("A tenant with this slug exists", code="slug_taken")
+    tenant = Tenant(
+        id=uuid.uuid4(),
+        slug=slug,
+        name=name,
+        settings=(settings or TenantSettings()).model_dump(mode="json"),
+    )
+    session.add(tenant)
+    await session.flush()
+    for domain in email_domains:
+        session.add(TenantDomain(tenant_id=tenant.id, domain=domain.lower(), verified=True))
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            "The slug or an email domain is already taken", code="tenant_conflict"
+        ) from exc
+    return tenant
+
+
+async def email_domains(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
+    return await repo.tenant_domains(session, tenant_id)
+
+
+async def update_tenant(session: AsyncSession, tenant: Tenant, patch: TenantUpdate) -> list[str]:
+    """Apply a partial update; returns the names of the fields that changed."""
+    changed: list[str] = []
+    if patch.name is not None and patch.name != tenant.name:
+        tenant.name = patch.name
+        changed.append("name")
+    if patch.settings is not None:
+        current = settings_of(tenant).model_dump(mode="json")
+        updates = patch.settings.model_dump(mode="json", exclude_unset=True)
+        merged = {**current, **{k: v for k, v in updates.items() if v is not None}}
+        try:
+            validated = TenantSettings.model_validate(merged)
+        except ValidationError as exc:
+            raise BadRequest("The settings are not valid", code="invalid_settings") from exc
+        for key in updates:
+            if current.get(key) != merged.get(key):
+                changed.append(f"settings.{key}")
+        tenant.settings = validated.model_dump(mode="json")
+    return changed
+
+
+async def list_users(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    query: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Sequence[User]:
+    return await repo.list_users(session, tenant_id, query=query, cursor=cursor, limit=limit)
+
+
+def check_role_change(actor_role: Role, actor_is_platform_admin: bool, target_role: Role) -> None:
+    """An admin may grant any tenant role; nobody else may grant roles at all."""
+    if not actor_is_platform_admin and actor_role is not Role.ADMIN:
+        raise Forbidden("Only administrators can change roles", code="insufficient_role")
+    if target_role > actor_role and not actor_is_platform_admin:
+        raise Forbidden("You cannot grant a role above your own", code="role_escalation")
+
+
+async def ensure_not_last_admin(
+    session: AsyncSession, user: User, new_role: Role | None, active: bool | None
+) -> None:
+    demoting = user.role == Role.ADMIN.value and (
+        (new_role is not None and new_role is not Role.ADMIN) or active is False
+    )
+    if demoting and await repo.count_admins(session, user.tenant_id) <= 1:
+        raise Conflict("A tenant must keep at least one active admin", code="last_admin")
+
+
+def tenant_not_found() -> NotFound:
+    return NotFound("No such user", code="user_not_found")
