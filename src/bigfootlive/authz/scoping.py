@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Protocol, TypeVar, Unpack
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
@@ -16,7 +16,7 @@ class TenantOwned(Protocol):
     tenant_id: InstrumentedAttribute[uuid.UUID]
 
 
-S = TypeVar("S", bound=Select[Unpack[tuple[Any, ...]]])
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 
 def scoped(stmt: S, model: Any, tenant_id: uuid.UUID) -> S:

@@ -187,7 +187,7 @@ async def register(
         target_id=user.id,
     )
     await send_email_verification(state, session, user)
-    return await start_session(state, session, user=user, tenant=tenant, meta=meta, amr=["pwd"])
+    return await finish_sign_in(state, session, user=user, tenant=tenant, meta=meta, amr=["pwd"])
 
 
 # ---------------------------------------------------------------- sign-in
@@ -297,7 +297,7 @@ async def login(
         target_id=user.id,
         details={"method": "pwd", "rehashed": needs_rehash},
     )
-    return await start_session(state, session, user=user, tenant=tenant, meta=meta, amr=["pwd"])
+    return await finish_sign_in(state, session, user=user, tenant=tenant, meta=meta, amr=["pwd"])
 
 
 async def _record_failed_login(
@@ -341,6 +341,22 @@ async def _record_failed_login(
             target_id=user.id,
             details={"reason": "bad_password", "failures": failures},
         )
+
+
+async def finish_sign_in(
+    state: AppState,
+    session: AsyncSession,
+    *,
+    user: User,
+    tenant: Tenant,
+    meta: RequestMeta,
+    amr: list[str],
+) -> TokenPair:
+    """The last step of every sign-in method (password, SSO, ...) once the first factor passed.
+
+    This is where the tenant's MFA policy is applied before a session is created.
+    """
+    return await start_session(state, session, user=user, tenant=tenant, meta=meta, amr=amr)
 
 
 async def start_session(

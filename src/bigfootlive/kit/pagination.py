@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar, Unpack
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import Select, and_, or_
@@ -42,7 +42,7 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
         raise BadRequest("The cursor is not valid", code="invalid_cursor") from exc
 
 
-S = TypeVar("S", bound=Select[Unpack[tuple[Any, ...]]])
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 
 def paginate(
