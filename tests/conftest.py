@@ -66,7 +66,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 def base_settings(tmp_path: Path, smtp: services.SMTPSink, **overrides: Any) -> dict[str, Any]:
     return {
         "node_env": "test",
-        "jwt_secret": "test-secret-" + "x" * 40,
+        "jwt_secret": "test-secret-" + "x" * 60,
         "public_base_url": "http://testserver",
         "smtp_host": smtp.host,
         "smtp_port": smtp.port,
@@ -94,6 +94,7 @@ def settings(
     sqlite_template: Path,
     settings_overrides: dict[str, Any],
 ) -> Iterator[Settings]:
+    smtp_sink.messages.clear()
     if backend == "sqlite":
         db = tmp_path / "bigfootlive.db"
         shutil.copy(sqlite_template, db)
