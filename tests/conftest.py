@@ -75,6 +75,10 @@ def base_settings(tmp_path: Path, smtp: services.SMTPSink, **overrides: Any) -> 
         "auto_migrate": False,
         "log_json": True,
         "log_level": "WARNING",
+        # Cheap hashing keeps the suite fast; production parameters are checked in
+        # tests/identity/test_passwords.py.
+        "argon2_memory_kib": 1024,
+        "argon2_time_cost": 1,
         **overrides,
     }
 
