@@ -15,6 +15,8 @@ from bigfootlive import __version__
 from bigfootlive.config import Settings
 from bigfootlive.errors import install_error_handlers
 from bigfootlive.identity.endpoints import router as auth_router
+from bigfootlive.mfa.endpoints import router as mfa_router
+from bigfootlive.mfa.endpoints import tenant_router as mfa_tenant_router
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (observability_router, auth_router, tenant_router, users_router):
         app.include_router(router)
+    app.include_router(mfa_router)
+    app.include_router(mfa_tenant_router)
 
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

@@ -13,6 +13,7 @@ from bigfootlive.kit.backends import Cache, PubSub, open_backends
 from bigfootlive.kit.crypto import SecretBox
 from bigfootlive.kit.mail import Mailer, make_mailer
 from bigfootlive.kit.ratelimit import RateLimiter
+from bigfootlive.mfa.sms import SmsSender, make_sms_sender
 
 
 @dataclass
@@ -27,6 +28,7 @@ class AppState:
     tokens: TokenService
     revoked: RevokedSessions
     secrets: SecretBox
+    sms: SmsSender
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -42,6 +44,7 @@ class AppState:
             tokens=TokenService(settings),
             revoked=RevokedSessions(cache, ttl=settings.access_token_ttl_seconds + 60),
             secrets=SecretBox(settings.data_keys),
+            sms=make_sms_sender(settings),
         )
 
     async def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
+from bigfootlive.models.mfa import MfaBackupCode, MfaFactor
 from bigfootlive.models.tenant import Tenant, TenantDomain
 from bigfootlive.models.user import Follow, PasswordHistory, User
 
@@ -9,6 +10,8 @@ __all__ = [
     "AuditRecord",
     "AuthSession",
     "Follow",
+    "MfaBackupCode",
+    "MfaFactor",
     "PasswordHistory",
     "RefreshToken",
     "Tenant",
