@@ -616,7 +616,11 @@ async def verify(
         password=password,
     )
     if factor is False:
-        await _count_failure(state, meta, challenge, user, method, user_fails_key)
+        # Nothing of this request is kept; ending its transaction now frees SQLite's write lock
+        # for the failure's own audit transaction.
+        tenant_id, user_id = user.tenant_id, user.id  # rollback expires the ORM objects
+        await session.rollback()
+        await _count_failure(state, meta, challenge, tenant_id, user_id, method, user_fails_key)
     if not await challenges.consume(state, challenge):
         raise InvalidChallenge()
     now = utcnow()
@@ -666,7 +670,8 @@ async def _count_failure(
     state: AppState,
     meta: RequestMeta,
     challenge: Challenge,
-    user: User,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
     method: str,
     user_fails_key: str,
 ) -> NoReturn:
@@ -678,10 +683,10 @@ async def _count_failure(
         state.db,
         action="auth.mfa.verify",
         meta=meta,
-        tenant_id=user.tenant_id,
-        actor_id=user.id,
+        tenant_id=tenant_id,
+        actor_id=user_id,
         target_type="user",
-        target_id=user.id,
+        target_id=user_id,
         details={"method": method, "purpose": challenge.purpose, "failures": failures},
     )
     if failures >= settings.mfa_max_attempts:
@@ -690,10 +695,10 @@ async def _count_failure(
             state.db,
             action="auth.mfa.locked",
             meta=meta,
-            tenant_id=user.tenant_id,
-            actor_id=user.id,
+            tenant_id=tenant_id,
+            actor_id=user_id,
             target_type="user",
-            target_id=user.id,
+            target_id=user_id,
             details={"purpose": challenge.purpose, "failures": failures},
         )
         raise ChallengeLocked()
@@ -738,7 +743,12 @@ async def _prove(
                 )
                 step = totp.matching_step(secret, code)
                 # A step at or before the last accepted one is a replay: refused like a wrong code.
-                if step is not None and await repo.advance_totp_step(session, factor.id, step):
+                # (Checked here, then again atomically by the update, for concurrent requests.)
+                if step is None or (
+                    factor.totp_last_step is not None and step <= factor.totp_last_step
+                ):
+                    continue
+                if await repo.advance_totp_step(session, factor.id, step):
                     return factor
         return False
     if method in ("email", "sms"):

@@ -1,0 +1,84 @@
+"""Sign-in and enrolment steps through the real API, shared by the MFA tests."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pyotp
+from sqlalchemy import select
+
+from bigfootlive.models import AuditRecord
+from bigfootlive.state import AppState
+from tests.fixtures.factories import Account
+from tests.fixtures.services import SMTPSink, body_of
+
+
+def totp_code(secret: str, steps_ahead: int = 0) -> str:
+    totp = pyotp.TOTP(secret)
+    return totp.generate_otp(int(time.time()) // 30 + steps_ahead)
+
+
+async def password_login(client: httpx.AsyncClient, account: Account) -> dict[str, Any]:
+    response = await client.post(
+        "/api/auth/login",
+        json={
+            "tenant": account.tenant.slug,
+            "email": account.user.email,
+            "password": account.password,
+        },
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def use_tokens(account: Account, body: dict[str, Any]) -> None:
+    account.access_token = body["access_token"]
+    account.refresh_token = body.get("refresh_token", account.refresh_token)
+    account.session_id = body.get("session_id", account.session_id)
+
+
+async def enrol_totp(client: httpx.AsyncClient, account: Account) -> tuple[str, str, list[str]]:
+    """(factor id, TOTP secret, backup codes) for a confirmed authenticator app."""
+    setup = await client.post(
+        "/api/auth/mfa/setup", json={"type": "totp", "name": "Phone"}, headers=account.headers
+    )
+    assert setup.status_code == 201, setup.text
+    body = setup.json()
+    secret = body["totp"]["secret"]
+    confirm = await client.post(
+        "/api/auth/mfa/setup/confirm",
+        json={"factor_id": body["factor"]["id"], "code": totp_code(secret)},
+        headers=account.headers,
+    )
+    assert confirm.status_code == 200, confirm.text
+    return body["factor"]["id"], secret, confirm.json()["backup_codes"] or []
+
+
+async def verify(client: httpx.AsyncClient, token: str, **fields: Any) -> httpx.Response:
+    return await client.post("/api/auth/mfa/verify", json={"challenge_token": token, **fields})
+
+
+async def audit_actions(state: AppState, user_id: uuid.UUID | str) -> list[tuple[str, str]]:
+    """(action, result) of every audit record by or about the user, oldest first."""
+    async with state.db.sessionmaker() as session:
+        rows = await session.execute(
+            select(AuditRecord.action, AuditRecord.result)
+            .where(
+                (AuditRecord.actor_id == uuid.UUID(str(user_id)))
+                | (AuditRecord.target_id == str(user_id))
+            )
+            .order_by(AuditRecord.created_at)
+        )
+        return [(a, r) for a, r in rows.all()]
+
+
+async def emailed_code(smtp: SMTPSink, address: str, count: int) -> str:
+    messages = await smtp.wait_for(address, count=count)
+    match = re.search(r"\b(\d{6})\b", body_of(messages[count - 1]))
+    assert match, body_of(messages[count - 1])
+    return match.group(1)
