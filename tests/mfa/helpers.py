@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 import uuid
@@ -82,3 +83,39 @@ async def emailed_code(smtp: SMTPSink, address: str, count: int) -> str:
     match = re.search(r"\b(\d{6})\b", body_of(messages[count - 1]))
     assert match, body_of(messages[count - 1])
     return match.group(1)
+
+
+def stale_token(state: AppState, account: Account, amr: list[str], age: int = 3600) -> str:
+    """An access token of the account's session whose last verification was `age` s ago."""
+    claims = state.tokens.decode(account.access_token)
+    token, _ = state.tokens.issue(
+        user_id=claims.user_id,
+        tenant_id=claims.tenant_id,
+        session_id=claims.session_id,
+        roles=list(claims.roles),
+        amr=amr,
+        auth_time=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age),
+    )
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def mfa_login(client: httpx.AsyncClient, account: Account, secret: str) -> None:
+    """Sign in with password + TOTP and keep the tokens on the account."""
+    challenge = await password_login(client, account)
+    assert challenge["status"] == "mfa_required", challenge
+    step = int(time.time()) // 30
+    for ahead in (1, 0, -1, 2):  # a step not used yet by this test
+        response = await verify(
+            client,
+            challenge["challenge_token"],
+            method="totp",
+            code=pyotp.TOTP(secret).generate_otp(step + ahead),
+        )
+        if response.status_code == 200:
+            use_tokens(account, response.json())
+            return
+    raise AssertionError(response.text)

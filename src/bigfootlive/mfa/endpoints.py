@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
@@ -113,11 +113,10 @@ async def verify(body: VerifyIn, state: State, session: DbSession, meta: Meta) -
 
 @router.post("/step-up")
 async def start_step_up(
-    subject: CurrentSubject, state: State, session: ReadSession, meta: Meta
+    subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> MfaChallenge:
     """Ask for a step-up challenge ahead of a sensitive action."""
-    challenge: dict[str, Any] = await service.start_step_up(state, session, meta, subject)
-    return MfaChallenge.model_validate(challenge)
+    return await service.start_step_up(state, session, meta, subject)
 
 
 @tenant_router.post("/{user_id}/mfa/reset")

@@ -163,24 +163,7 @@ async def ensure_recent_mfa(
             )
         if fresh:
             return
-    token, _ = await challenges.issue(
-        state,
-        purpose="step_up",
-        tenant_id=user.tenant_id,
-        user_id=user.id,
-        amr=list(amr),
-        session_id=subject.session_id,
-    )
-    challenge = await challenge_out(
-        state,
-        session,
-        status="step_up_required",
-        token=token,
-        user=user,
-        policy=policy,
-        factors=factors,
-        allow_password=not factors and user.password_hash is not None,
-    )
+    challenge = await step_up_challenge(state, session, subject, policy, factors)
     await audit.record_detached(
         state.db,
         action="auth.mfa.step_up_required",
@@ -193,3 +176,35 @@ async def ensure_recent_mfa(
         details={"max_age": max_age, "amr": list(amr)},
     )
     raise StepUpRequired(challenge=challenge.model_dump(mode="json"))
+
+
+async def step_up_challenge(
+    state: AppState,
+    session: AsyncSession,
+    subject: AuthSubject,
+    policy: MfaPolicy,
+    factors: Sequence[MfaFactor],
+) -> MfaChallenge:
+    """A challenge bound to the caller's session; answering it refreshes amr and auth_time.
+
+    Users with a factor must use it; users without one re-enter their password.
+    """
+    user = subject.user
+    token, _ = await challenges.issue(
+        state,
+        purpose="step_up",
+        tenant_id=user.tenant_id,
+        user_id=user.id,
+        amr=list(subject.claims.amr),
+        session_id=subject.session_id,
+    )
+    return await challenge_out(
+        state,
+        session,
+        status="step_up_required",
+        token=token,
+        user=user,
+        policy=policy,
+        factors=factors,
+        allow_password=not factors and user.password_hash is not None,
+    )

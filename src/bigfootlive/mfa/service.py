@@ -28,7 +28,7 @@ from bigfootlive.errors import (
 from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
-from bigfootlive.identity.schemas import TokenPair
+from bigfootlive.identity.schemas import MfaChallenge, TokenPair
 from bigfootlive.kit.crypto import constant_time_equals
 from bigfootlive.mfa import challenges, codes, passkeys, policy, totp
 from bigfootlive.mfa import repository as repo
@@ -600,6 +600,16 @@ async def verify(
     user_fails_key = f"mfa:userfail:{user.id}"
     seen = await state.cache.get(user_fails_key)
     if seen is not None and int(seen) >= settings.mfa_user_failure_limit:
+        await audit.record_detached(
+            state.db,
+            action="auth.mfa.verify",
+            meta=meta,
+            tenant_id=user.tenant_id,
+            actor_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details={"method": method, "reason": "user_locked"},
+        )
         raise MfaLocked(retry_after=settings.mfa_user_failure_window_seconds)
     factors = await policy.usable_factors(session, user, rules)
     factor = await _prove(
@@ -827,14 +837,28 @@ async def _step_up(
 
 async def start_step_up(
     state: AppState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
-) -> dict[str, Any]:
-    """A step-up challenge on request (before attempting a sensitive action)."""
-    try:
-        await policy.ensure_recent_mfa(state, session, meta, subject, max_age=0)
-    except policy.StepUpRequired as exc:
-        challenge: dict[str, Any] = exc.details["challenge"]
-        return challenge
-    raise Conflict("Nothing to verify", code="step_up_unavailable")  # pragma: no cover
+) -> MfaChallenge:
+    """A step-up challenge on request, ahead of a sensitive action."""
+    tenant = await tenants.require_tenant(session, subject.tenant_id)
+    rules = _policy(tenant)
+    factors = await policy.usable_factors(session, subject.user, rules)
+    if not factors and rules.mode != "off" and rules.required_for(subject.role):
+        raise Forbidden(
+            "Your organisation requires MFA: set up a factor first",
+            code="mfa_enrollment_required",
+        )
+    challenge = await policy.step_up_challenge(state, session, subject, rules, factors)
+    await audit.record(
+        session,
+        action="auth.mfa.challenge",
+        meta=meta,
+        tenant_id=subject.tenant_id,
+        actor_id=subject.user_id,
+        target_type="session",
+        target_id=subject.session_id,
+        details={"purpose": "step_up", "factors": [f.type for f in factors]},
+    )
+    return challenge
 
 
 # ---------------------------------------------------------------- recovery
