@@ -88,6 +88,20 @@ async def delete_factors(session: AsyncSession, tenant_id: uuid.UUID, user_id: u
     return int(getattr(result, "rowcount", 0))
 
 
+async def delete_abandoned_setups(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, before: dt.datetime
+) -> None:
+    """Forget unconfirmed factors whose setup began before `before` (too late to finish)."""
+    await session.execute(
+        delete(MfaFactor).where(
+            MfaFactor.tenant_id == tenant_id,
+            MfaFactor.user_id == user_id,
+            MfaFactor.confirmed_at.is_(None),
+            MfaFactor.created_at < before,
+        )
+    )
+
+
 async def delete_backup_codes(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> None:

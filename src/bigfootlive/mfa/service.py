@@ -220,6 +220,11 @@ async def start_setup(
     if actor.subject is not None and await policy.usable_factors(session, user, rules):
         # Adding a factor to an account that has one is itself a sensitive action.
         await policy.ensure_recent_mfa(state, session, meta, actor.subject)
+    ttl = state.settings.mfa_challenge_ttl_seconds
+    setup_window = max(ttl, state.settings.mfa_code_ttl_seconds)
+    await repo.delete_abandoned_setups(
+        session, user.tenant_id, user.id, utcnow() - dt.timedelta(seconds=setup_window)
+    )
     if await repo.count_factors(session, user.tenant_id, user.id) >= MAX_FACTORS_PER_USER:
         raise Conflict(
             f"At most {MAX_FACTORS_PER_USER} factors per account; remove one first",
@@ -235,7 +240,6 @@ async def start_setup(
         name=name or _default_name(factor_type),
         created_at=utcnow(),
     )
-    ttl = state.settings.mfa_challenge_ttl_seconds
     out = SetupOut(factor=factor_out(factor), expires_in=ttl)
     if factor_type == "totp":
         secret = totp.new_secret()
