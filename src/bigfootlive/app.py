@@ -19,6 +19,8 @@ from bigfootlive.errors import install_error_handlers
 from bigfootlive.events.endpoints import router as events_router
 from bigfootlive.events.tasks import sweep_reconnect_windows
 from bigfootlive.identity.endpoints import router as auth_router
+from bigfootlive.mfa.endpoints import router as mfa_router
+from bigfootlive.mfa.endpoints import tenant_router as mfa_tenant_router
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
@@ -70,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (observability_router, auth_router, tenant_router, users_router):
         app.include_router(router)
     app.include_router(events_router)
+    app.include_router(mfa_router)
+    app.include_router(mfa_tenant_router)
 
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

@@ -14,6 +14,7 @@ from bigfootlive.kit.backends import Cache, PubSub, open_backends
 from bigfootlive.kit.crypto import SecretBox
 from bigfootlive.kit.mail import Mailer, make_mailer
 from bigfootlive.kit.ratelimit import RateLimiter
+from bigfootlive.mfa.sms import SmsSender, make_sms_sender
 
 
 @dataclass
@@ -29,6 +30,7 @@ class AppState:
     revoked: RevokedSessions
     secrets: SecretBox
     playback_tokens: PlaybackTokens
+    sms: SmsSender
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -45,6 +47,7 @@ class AppState:
             revoked=RevokedSessions(cache, ttl=settings.access_token_ttl_seconds + 60),
             secrets=SecretBox(settings.data_keys),
             playback_tokens=PlaybackTokens(settings),
+            sms=make_sms_sender(settings),
         )
 
     async def close(self) -> None:

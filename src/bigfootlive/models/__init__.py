@@ -4,6 +4,7 @@ from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
 from bigfootlive.models.event import Event
+from bigfootlive.models.mfa import MfaBackupCode, MfaFactor
 from bigfootlive.models.tenant import Tenant, TenantDomain
 from bigfootlive.models.user import Follow, PasswordHistory, User
 
@@ -13,6 +14,8 @@ __all__ = [
     "AuthSession",
     "Event",
     "Follow",
+    "MfaBackupCode",
+    "MfaFactor",
     "PasswordHistory",
     "RefreshToken",
     "Tenant",
