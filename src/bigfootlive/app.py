@@ -19,6 +19,8 @@ from bigfootlive.migrations import upgrade_database
 from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from bigfootlive.sso.endpoints import admin_router as sso_admin_router
+from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.state import AppState
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (observability_router, auth_router, tenant_router, users_router):
         app.include_router(router)
+    app.include_router(sso_router)
+    app.include_router(sso_admin_router)
 
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

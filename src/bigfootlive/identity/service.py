@@ -36,6 +36,7 @@ from bigfootlive.models import (
     User,
     UserToken,
 )
+from bigfootlive.sso.policy import check_password_login
 from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import LockoutPolicy, TenantSettings
@@ -281,6 +282,7 @@ async def login(
             details={"reason": "disabled"},
         )
         raise Forbidden("The account is disabled", code="account_disabled")
+    await check_password_login(session, user)  # "SSO required" tenants: break-glass admins only
 
     if needs_rehash:
         user.password_hash = await state.passwords.hash(password)

@@ -2,6 +2,7 @@
 
 from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
+from bigfootlive.models.sso import SsoIdentity, SsoProvider
 from bigfootlive.models.tenant import Tenant, TenantDomain
 from bigfootlive.models.user import Follow, PasswordHistory, User
 
@@ -11,6 +12,8 @@ __all__ = [
     "Follow",
     "PasswordHistory",
     "RefreshToken",
+    "SsoIdentity",
+    "SsoProvider",
     "Tenant",
     "TenantDomain",
     "User",
