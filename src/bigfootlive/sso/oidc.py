@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import authlib.deprecate  # noqa: F401 - installs its own warning filter; must come first
 import httpx
 from authlib.common.errors import AuthlibBaseError
 from joserfc import jws, jwt
