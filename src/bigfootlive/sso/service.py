@@ -639,6 +639,8 @@ async def saml_acs(
             if flow.get("protocol") != "saml" or flow.get("provider_id") != str(provider_id):
                 raise InvalidState()
             expected, redirect_uri = str(flow["request_id"]), flow.get("redirect_uri")
+        elif relay_state and not relay_state.startswith(("https://", "http://")):
+            raise InvalidState()  # a flow token we no longer know: expired or replayed
         else:
             # IdP-initiated: RelayState, if any, is where the user wants to go.
             expected = None

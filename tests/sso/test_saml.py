@@ -1,0 +1,370 @@
+"""SAML 2.0 sign-in against pysaml2's IdP (saml2.server.Server signing with xmlsec1) on loopback,
+and the attacks an SP must withstand."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+import zlib
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from saml2 import samlp
+
+from tests.fixtures.saml_idp import SamlIdp, SamlUser, parse_autopost
+from tests.sso.conftest import APP_RETURN, Org, add_provider
+
+ROLE_MAPPING = {"streamers": "streamer", "bfl-admins": "admin"}
+
+
+async def saml_provider(
+    client: httpx.AsyncClient, org: Org, idp: SamlIdp, **extra: Any
+) -> dict[str, Any]:
+    config: dict[str, Any] = {"protocol": "saml", "idp_metadata_url": idp.metadata_url}
+    config.update(extra.pop("config", {}))
+    provider = await add_provider(
+        client, org, config=config, role_mapping=ROLE_MAPPING, **extra
+    )
+    metadata = await client.get(provider["sp_metadata_url"].replace("http://testserver", ""))
+    assert metadata.status_code == 200
+    idp.register_sp(metadata.text)
+    return provider
+
+
+def _path(url: str) -> str:
+    return url.replace("http://testserver", "")
+
+
+async def _start(client: httpx.AsyncClient, tenant: str = "acme") -> tuple[samlp.AuthnRequest, str]:
+    response = await client.post("/api/auth/sso/initiate", json={"tenant": tenant})
+    assert response.status_code == 200, response.text
+    query = parse_qs(urlsplit(response.json()["redirect_url"]).query)
+    xml = zlib.decompress(base64.b64decode(query["SAMLRequest"][0]), -15).decode()
+    return samlp.authn_request_from_string(xml), query["RelayState"][0]
+
+
+async def _post(
+    client: httpx.AsyncClient, acs_url: str, saml_response: str, relay_state: str | None
+) -> httpx.Response:
+    data = {"SAMLResponse": saml_response}
+    if relay_state is not None:
+        data["RelayState"] = relay_state
+    return await client.post(_path(acs_url), data=data)
+
+
+def _forged(idp: SamlIdp, request: samlp.AuthnRequest, **kwargs: Any) -> str:
+    return idp.response(
+        in_response_to=kwargs.pop("in_response_to", request.id),
+        acs_url=request.assertion_consumer_service_url,
+        sp_entity_id=request.issuer.text,
+        **kwargs,
+    )
+
+
+def _rejected(response: httpx.Response) -> str:
+    assert response.status_code == 401, response.text
+    return str(response.json()["error"]["code"])
+
+
+# ---------------------------------------------------------------- sign-in
+
+
+async def test_saml_login_through_the_idp_provisions_user(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    await saml_provider(client, acme, saml_idp)
+    started = await client.post("/api/auth/sso/initiate", json={"email": "alice@acme.example.com"})
+    assert started.status_code == 200
+    async with httpx.AsyncClient(timeout=10) as browser:
+        page = await browser.get(started.json()["redirect_url"])
+    action, fields = parse_autopost(page.text)
+    response = await client.post(_path(action), data=fields)
+    assert response.status_code == 200, response.text
+    user = response.json()["user"]
+    assert (user["email"], user["role"], user["tenant_slug"]) == (
+        "alice@acme.example.com",
+        "streamer",
+        "acme",
+    )
+    sessions = await client.get(
+        "/api/auth/sessions",
+        headers={"Authorization": f"Bearer {response.json()['access_token']}"},
+    )
+    assert sessions.json()[0]["amr"] == ["ext", "saml"]
+
+
+async def test_group_mapping_grants_admin_and_is_reapplied(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    await saml_provider(client, acme, saml_idp)
+    boss = SamlUser("bob", "bob@acme.example.com", "Bob", ["bfl-admins"])
+    request, relay = await _start(client)
+    first = await _post(
+        client, request.assertion_consumer_service_url, _forged(saml_idp, request, user=boss), relay
+    )
+    assert first.json()["user"]["role"] == "admin"
+    demoted = SamlUser("bob", "bob@acme.example.com", "Bob", [])
+    request, relay = await _start(client)
+    second = await _post(
+        client,
+        request.assertion_consumer_service_url,
+        _forged(saml_idp, request, user=demoted),
+        relay,
+    )
+    assert second.status_code == 200
+    assert second.json()["user"]["role"] == "viewer"
+
+
+async def test_sp_metadata_names_our_acs(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    provider = await saml_provider(client, acme, saml_idp)
+    metadata = await client.get(_path(provider["sp_metadata_url"]))
+    assert metadata.headers["content-type"].startswith("application/samlmetadata+xml")
+    assert f'entityID="{provider["sp_entity_id"]}"' in metadata.text
+    assert provider["acs_url"] in metadata.text
+
+
+async def test_certificate_rollover_accepts_the_second_certificate(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp, tmp_path: Path
+) -> None:
+    new_idp = SamlIdp(tmp_path, name="idp")
+    new_idp.entity_id = saml_idp.entity_id
+    new_server = new_idp._server(new_idp.key, new_idp.cert)
+    new_cert = "".join(new_idp.cert.read_text().splitlines()[1:-1])
+    metadata = saml_idp.metadata_xml()
+    key_descriptor = re.search(r"<ns0:KeyDescriptor.*?</ns0:KeyDescriptor>", metadata, re.S)
+    assert key_descriptor is not None
+    second = re.sub(
+        r"<ns2:X509Certificate>.*?</ns2:X509Certificate>",
+        f"<ns2:X509Certificate>{new_cert}</ns2:X509Certificate>",
+        key_descriptor.group(0),
+        flags=re.S,
+    )
+    metadata = metadata.replace(key_descriptor.group(0), key_descriptor.group(0) + second)
+    provider = await add_provider(
+        client, acme, config={"protocol": "saml", "idp_metadata_xml": metadata}
+    )
+    saml_idp.register_sp((await client.get(_path(provider["sp_metadata_url"]))).text)
+    request, relay = await _start(client)
+    signed_by_new_key = _forged(saml_idp, request, signer=new_server)
+    response = await _post(client, request.assertion_consumer_service_url, signed_by_new_key, relay)
+    assert response.status_code == 200, response.text
+
+
+# ---------------------------------------------------------------- attacks
+
+
+async def test_unsigned_assertion_is_refused(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    await saml_provider(client, acme, saml_idp)
+    request, relay = await _start(client)
+    unsigned = _forged(saml_idp, request, sign=False)
+    code = _rejected(await _post(client, request.assertion_consumer_service_url, unsigned, relay))
+    assert code == "saml_unsigned"
+
+
+async def test_tampered_assertion_is_refused(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    await saml_provider(client, acme, saml_idp)
+    request, relay = await _start(client)
+    xml = base64.b64decode(_forged(saml_idp, request)).decode()
+    tampered = xml.replace("alice@acme.example.com", "root@acme.example.com")
+    b64 = base64.b64encode(tampered.encode()).decode()
+    code = _rejected(await _post(client, request.assertion_consumer_service_url, b64, relay))
+    assert code == "saml_invalid"
+
+
+def _split_assertion(xml: str) -> tuple[str, str, str]:
+    """(text before the assertion, the signed assertion, text after it)."""
+    match = re.search(r"<(\w+):Assertion\b.*?</\1:Assertion>", xml, re.S)
+    assert match is not None
+    return xml[: match.start()], match.group(0), xml[match.end() :]
+
+
+def _evil_copy(assertion: str, new_id: str | None) -> str:
+    evil = re.sub(r"<ns\d:Signature\b.*?</ns\d:Signature>", "", assertion, flags=re.S)
+    evil = re.sub(r"<(\w+):Signature\b.*?</\1:Signature>", "", evil, flags=re.S)
+    evil = evil.replace("alice@acme.example.com", "root@acme.example.com")
+    if new_id is not None:
+        evil = re.sub(r'ID="[^"]+"', f'ID="{new_id}"', evil, count=1)
+    return evil
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        ("second_assertion", "saml_assertion_count"),
+        ("wrapped_in_extensions", "saml_assertion_count"),
+        ("signature_moved", "saml_signature_shape"),
+        ("duplicate_id", "saml_assertion_count"),
+    ],
+)
+async def test_signature_wrapping_is_refused(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp, variant: str, expected: str
+) -> None:
+    await saml_provider(client, acme, saml_idp)
+    request, relay = await _start(client)
+    xml = base64.b64decode(_forged(saml_idp, request)).decode()
+    before, signed, after = _split_assertion(xml)
+    if variant == "second_assertion":  # evil assertion first, the signed one after it
+        forged = before + _evil_copy(signed, "evil-1") + signed + after
+    elif variant == "wrapped_in_extensions":  # signed one hidden in Extensions (XSW1/2)
+        ext = "<ns0:Extensions xmlns:ns0='urn:oasis:names:tc:SAML:2.0:protocol'>"
+        forged = before + ext + signed + "</ns0:Extensions>" + _evil_copy(signed, "evil-2") + after
+    elif variant == "signature_moved":  # evil assertion carries the original's signature (XSW3+)
+        signature = re.search(r"<(\w+):Signature\b.*?</\1:Signature>", signed, re.S)
+        assert signature is not None
+        evil = _evil_copy(signed, "evil-3")
+        head_end = evil.index(">", evil.index("<ns1:Issuer") if "<ns1:Issuer" in evil else 0)
+        evil = evil[: head_end + 1] + signature.group(0) + evil[head_end + 1 :]
+        forged = before + evil + after
+    else:  # same ID twice: the verifier and the reader could pick different elements
+        forged = before + signed + _evil_copy(signed, None) + after
+    b64 = base64.b64encode(forged.encode()).decode()
+    response = await _post(client, request.assertion_consumer_service_url, b64, relay)
+    # Our structural check catches each before pysaml2 (which would refuse them too).
+    assert _rejected(response) == expected
+
+
+async def test_wrong_audience_is_refused(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    await saml_provider(client, acme, saml_idp)
+    request, relay = await _start(client)
+    forged = _forged(saml_idp, request, audience="https://another-sp.example.com/metadata")
+    code = _rejected(await _post(client, request.assertion_consumer_service_url, forged, relay))
+    assert code == "saml_invalid"
+
+
+async def test_wrong_recipient_is_refused(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    await saml_provider(client, acme, saml_idp)
+    request, relay = await _start(client)
+    forged = _forged(saml_idp, request, recipient="https://another-sp.example.com/acs")
+    _rejected(await _post(client, request.assertion_consumer_service_url, forged, relay))
+
+
+async def test_expired_assertion_is_refused(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    await saml_provider(client, acme, saml_idp)
+    request, relay = await _start(client)
+    expired = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    forged = _forged(saml_idp, request, not_on_or_after=expired)
+    code = _rejected(await _post(client, request.assertion_consumer_service_url, forged, relay))
+    assert code == "saml_invalid"
+
+
+async def test_in_response_to_mismatch_is_refused(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    await saml_provider(client, acme, saml_idp)
+    request, relay = await _start(client)
+    forged = _forged(saml_idp, request, in_response_to="id-of-another-request")
+    code = _rejected(await _post(client, request.assertion_consumer_service_url, forged, relay))
+    assert code in {"saml_invalid", "saml_in_response_to"}
+
+
+async def test_replayed_response_is_refused(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    await saml_provider(client, acme, saml_idp)
+    request, relay = await _start(client)
+    good = _forged(saml_idp, request)
+    first = await _post(client, request.assertion_consumer_service_url, good, relay)
+    assert first.status_code == 200
+    again = await _post(client, request.assertion_consumer_service_url, good, relay)
+    assert _rejected(again) == "sso_bad_state"
+
+
+async def test_replayed_idp_initiated_assertion_is_refused(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    provider = await saml_provider(
+        client, acme, saml_idp, config={"allow_idp_initiated": True}
+    )
+    unsolicited = saml_idp.response(
+        in_response_to=None, acs_url=provider["acs_url"], sp_entity_id=provider["sp_entity_id"]
+    )
+    first = await _post(client, provider["acs_url"], unsolicited, None)
+    assert first.status_code == 200, first.text
+    again = await _post(client, provider["acs_url"], unsolicited, None)
+    assert _rejected(again) == "saml_replayed"
+
+
+async def test_idp_initiated_login_is_off_by_default(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    provider = await saml_provider(client, acme, saml_idp)
+    unsolicited = saml_idp.response(
+        in_response_to=None, acs_url=provider["acs_url"], sp_entity_id=provider["sp_entity_id"]
+    )
+    assert _rejected(await _post(client, provider["acs_url"], unsolicited, None)) == (
+        "saml_unsolicited"
+    )
+
+
+async def test_relay_state_redirects_only_to_allow_listed_urls(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    provider = await saml_provider(
+        client, acme, saml_idp, config={"allow_idp_initiated": True}
+    )
+
+    def unsolicited() -> str:
+        return saml_idp.response(
+            in_response_to=None,
+            acs_url=provider["acs_url"],
+            sp_entity_id=provider["sp_entity_id"],
+        )
+
+    evil = await _post(client, provider["acs_url"], unsolicited(), "https://evil.example.net/x")
+    assert evil.status_code == 400
+    assert evil.json()["error"]["code"] == "invalid_redirect_uri"
+    good = await _post(client, provider["acs_url"], unsolicited(), APP_RETURN)
+    assert good.status_code == 303
+    assert good.headers["location"].startswith(APP_RETURN + "?sso_code=")
+
+
+async def test_doctype_is_refused(client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp) -> None:
+    await saml_provider(client, acme, saml_idp)
+    request, relay = await _start(client)
+    xml = base64.b64decode(_forged(saml_idp, request)).decode()
+    bomb = '<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">]>' + xml.split("?>", 1)[-1]
+    b64 = base64.b64encode(bomb.encode()).decode()
+    code = _rejected(await _post(client, request.assertion_consumer_service_url, b64, relay))
+    assert code == "saml_doctype"
+
+
+async def test_another_tenants_idp_cannot_sign_into_this_tenant(
+    client: httpx.AsyncClient, acme: Org, globex: Org, saml_idp: SamlIdp, tmp_path: Path
+) -> None:
+    other_idp = SamlIdp(tmp_path, name="globex-idp")
+    other_idp.start()
+    try:
+        acme_provider = await saml_provider(client, acme, saml_idp)
+        globex_provider = await saml_provider(client, globex, other_idp)
+        # acme's IdP signs a response addressed to globex's ACS: globex does not trust it.
+        saml_idp.register_sp((await client.get(_path(globex_provider["sp_metadata_url"]))).text)
+        forged = saml_idp.response(
+            in_response_to=None,
+            acs_url=globex_provider["acs_url"],
+            sp_entity_id=globex_provider["sp_entity_id"],
+        )
+        _rejected(await _post(client, globex_provider["acs_url"], forged, None))
+        # acme's provider id under globex's slug does not exist.
+        wrong_tenant = globex_provider["acs_url"].replace(
+            globex_provider["id"], acme_provider["id"]
+        )
+        response = await _post(client, wrong_tenant, forged, None)
+        assert response.status_code == 404
+    finally:
+        other_idp.stop()
