@@ -11,6 +11,7 @@ from bigfootlive.authz.roles import Role
 from tests.fixtures.factories import Account, Factory
 from tests.fixtures.oidc_provider import OidcProvider
 from tests.fixtures.saml_idp import SamlIdp
+from tests.fixtures.slapd import SERVICE_DN, SERVICE_PW, SUFFIX, Slapd
 
 CALLBACK = "http://testserver/api/auth/sso/callback"
 APP_RETURN = "https://app.acme.example.com/sso/done"
@@ -112,4 +113,27 @@ def oidc_body(idp: OidcProvider, **extra: Any) -> dict[str, Any]:
         "role_mapping": {"streamers": "streamer", "bfl-admins": "admin"},
         "default_role": "viewer",
         **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    server = Slapd(tmp_path_factory.mktemp("slapd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def ldap_body(server: Slapd, **config: Any) -> dict[str, Any]:
+    return {
+        "config": {
+            "protocol": "ldap",
+            "url": server.url,
+            "bind_dn": SERVICE_DN,
+            "user_search_base": f"ou=people,{SUFFIX}",
+            "group_search_base": f"ou=groups,{SUFFIX}",
+            **config,
+        },
+        "secrets": {"bind_password": SERVICE_PW},
+        "role_mapping": {"streamers": "streamer", "bfl-admins": "admin"},
     }
