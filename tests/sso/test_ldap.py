@@ -11,7 +11,9 @@ from tests.fixtures.slapd import SUFFIX, Slapd
 from tests.sso.conftest import Org, add_provider, ldap_body
 
 
-async def _login(client: httpx.AsyncClient, username: str, password: str, **extra: Any) -> httpx.Response:
+async def _login(
+    client: httpx.AsyncClient, username: str, password: str, **extra: Any
+) -> httpx.Response:
     body = {"tenant": "acme", "username": username, "password": password, **extra}
     return await client.post("/api/auth/sso/ldap", json=body)
 
@@ -48,7 +50,9 @@ async def test_direct_bind_login(client: httpx.AsyncClient, acme: Org, slapd: Sl
     assert response.json()["user"]["role"] == "streamer"
 
 
-async def test_wrong_password_is_refused(client: httpx.AsyncClient, acme: Org, slapd: Slapd) -> None:
+async def test_wrong_password_is_refused(
+    client: httpx.AsyncClient, acme: Org, slapd: Slapd
+) -> None:
     await add_provider(client, acme, **ldap_body(slapd))
     response = await _login(client, "alice", "wrong")
     assert response.status_code == 401

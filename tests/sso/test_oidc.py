@@ -32,7 +32,9 @@ async def test_oidc_login_provisions_user_with_mapped_role(
     assert body["user"]["email"] == "alice@acme.example.com"
     assert body["user"]["role"] == "streamer"
     assert body["user"]["tenant_slug"] == "acme"
-    me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    me = await client.get(
+        "/api/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
     assert me.status_code == 200
     sessions = await client.get(
         "/api/auth/sessions", headers={"Authorization": f"Bearer {body['access_token']}"}
@@ -166,7 +168,11 @@ async def test_redirect_uri_outside_the_allow_list_is_refused(
     client: httpx.AsyncClient, acme: Org, oidc_idp: OidcProvider
 ) -> None:
     await add_provider(client, acme, **oidc_body(oidc_idp))
-    for evil in ("https://evil.example.net/steal", APP_RETURN + ".evil.example.net", "//evil.example.net"):
+    for evil in (
+        "https://evil.example.net/steal",
+        APP_RETURN + ".evil.example.net",
+        "//evil.example.net",
+    ):
         response = await client.post(
             "/api/auth/sso/initiate", json={"tenant": "acme", "redirect_uri": evil}
         )

@@ -26,9 +26,7 @@ async def saml_provider(
 ) -> dict[str, Any]:
     config: dict[str, Any] = {"protocol": "saml", "idp_metadata_url": idp.metadata_url}
     config.update(extra.pop("config", {}))
-    provider = await add_provider(
-        client, org, config=config, role_mapping=ROLE_MAPPING, **extra
-    )
+    provider = await add_provider(client, org, config=config, role_mapping=ROLE_MAPPING, **extra)
     metadata = await client.get(provider["sp_metadata_url"].replace("http://testserver", ""))
     assert metadata.status_code == 200
     idp.register_sp(metadata.text)
@@ -288,9 +286,7 @@ async def test_replayed_response_is_refused(
 async def test_replayed_idp_initiated_assertion_is_refused(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
 ) -> None:
-    provider = await saml_provider(
-        client, acme, saml_idp, config={"allow_idp_initiated": True}
-    )
+    provider = await saml_provider(client, acme, saml_idp, config={"allow_idp_initiated": True})
     unsolicited = saml_idp.response(
         in_response_to=None, acs_url=provider["acs_url"], sp_entity_id=provider["sp_entity_id"]
     )
@@ -315,9 +311,7 @@ async def test_idp_initiated_login_is_off_by_default(
 async def test_relay_state_redirects_only_to_allow_listed_urls(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
 ) -> None:
-    provider = await saml_provider(
-        client, acme, saml_idp, config={"allow_idp_initiated": True}
-    )
+    provider = await saml_provider(client, acme, saml_idp, config={"allow_idp_initiated": True})
 
     def unsolicited() -> str:
         return saml_idp.response(
