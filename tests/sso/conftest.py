@@ -20,7 +20,8 @@ APP_RETURN = "https://app.acme.example.com/sso/done"
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     # The IdPs of these tests listen on loopback, which production refuses (SSRF guard).
-    return {"sso_allow_private_networks": True}
+    # Cheap argon2: these tests sign admins in by password only to reach the SSO API.
+    return {"sso_allow_private_networks": True, "argon2_time_cost": 1, "argon2_memory_kib": 1024}
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,8 @@
-"""ID-token attacks from a hostile provider (real HTTP on loopback), each refused."""
+"""ID-token attacks from a hostile provider (real HTTP on loopback), each refused.
+
+These exercise token validation only, so they run on the embedded backend alone to keep the
+suite fast (state handling is covered on both backends in test_oidc.py).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,11 @@ from joserfc.jwk import RSAKey
 
 from tests.fixtures.rogue_oidc import CLIENT_ID, RogueIdp
 from tests.sso.conftest import Org, add_provider
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
 
 
 @pytest.fixture(scope="module")

@@ -111,7 +111,6 @@ class ProviderSecrets(_Strict):
 
     client_secret: str | None = Field(None, max_length=2000)
     bind_password: str | None = Field(None, max_length=500)
-    sp_private_key: str | None = Field(None, max_length=20_000)
 
 
 class ProviderIn(_Strict):

@@ -52,7 +52,7 @@ from bigfootlive.tenants import service as tenants
 
 FLOW_TTL = 600
 HANDOFF_TTL = 60
-SECRET_NAMES = ("client_secret", "bind_password", "sp_private_key")
+SECRET_NAMES = ("client_secret", "bind_password")
 
 
 class ProviderNotFound(NotFound):
