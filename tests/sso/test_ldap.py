@@ -104,3 +104,30 @@ async def test_wrong_service_password_is_a_configuration_error(
     response = await _login(client, "alice", "alicepw")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "sso_ldap_bind_failed"
+
+
+async def test_starttls_with_the_directory_ca(
+    client: httpx.AsyncClient, acme: Org, slapd: Slapd
+) -> None:
+    await add_provider(client, acme, **ldap_body(slapd, start_tls=True, ca_cert_pem=slapd.ca_pem))
+    response = await _login(client, "alice", "alicepw")
+    assert response.status_code == 200, response.text
+
+
+async def test_ldaps_with_the_directory_ca(
+    client: httpx.AsyncClient, acme: Org, slapd: Slapd
+) -> None:
+    await add_provider(
+        client, acme, **ldap_body(slapd, url=slapd.ldaps_url, ca_cert_pem=slapd.ca_pem)
+    )
+    response = await _login(client, "alice", "alicepw")
+    assert response.status_code == 200, response.text
+
+
+async def test_tls_to_an_untrusted_server_is_refused(
+    client: httpx.AsyncClient, acme: Org, slapd: Slapd
+) -> None:
+    await add_provider(client, acme, **ldap_body(slapd, url=slapd.ldaps_url))
+    response = await _login(client, "alice", "alicepw")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "sso_unreachable"

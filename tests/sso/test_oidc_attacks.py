@@ -112,3 +112,16 @@ async def test_key_rollover_refetches_the_jwks(client: httpx.AsyncClient, rogue:
     rogue.mint = lambda claims: rogue.sign(claims, new_key)
     second = await _sign_in(client)
     assert second.status_code == 200, second.text
+
+
+async def test_mfa_asserted_by_the_idp_is_recorded_in_amr(
+    client: httpx.AsyncClient, rogue: RogueIdp
+) -> None:
+    rogue.mint = lambda claims: rogue.sign({**claims, "amr": ["pwd", "mfa"]})
+    response = await _sign_in(client)
+    assert response.status_code == 200, response.text
+    sessions = await client.get(
+        "/api/auth/sessions",
+        headers={"Authorization": f"Bearer {response.json()['access_token']}"},
+    )
+    assert sessions.json()[0]["amr"] == ["ext", "oidc", "mfa"]

@@ -115,6 +115,22 @@ async def test_group_mapping_grants_admin_and_is_reapplied(
     assert second.json()["user"]["role"] == "viewer"
 
 
+async def test_multi_factor_authn_context_is_recorded_in_amr(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
+) -> None:
+    await saml_provider(client, acme, saml_idp)
+    request, relay = await _start(client)
+    two_factor = "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken"
+    forged = _forged(saml_idp, request, authn_class=two_factor)
+    response = await _post(client, request.assertion_consumer_service_url, forged, relay)
+    assert response.status_code == 200, response.text
+    sessions = await client.get(
+        "/api/auth/sessions",
+        headers={"Authorization": f"Bearer {response.json()['access_token']}"},
+    )
+    assert sessions.json()[0]["amr"] == ["ext", "saml", "mfa"]
+
+
 async def test_sp_metadata_names_our_acs(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
 ) -> None:
