@@ -207,3 +207,21 @@ async def test_plain_oauth2_provider_maps_userinfo(
         headers={"Authorization": f"Bearer {response.json()['access_token']}"},
     )
     assert sessions.json()[0]["amr"] == ["ext", "oauth2"]
+
+
+async def test_idp_error_on_callback_is_refused_and_audited(
+    client: httpx.AsyncClient, acme: Org, oidc_idp: OidcProvider
+) -> None:
+    await add_provider(client, acme, **oidc_body(oidc_idp))
+    started = await _initiate(client, tenant="acme")
+    response = await client.post(
+        "/api/auth/sso/callback", json={"state": started["state"], "error": "access_denied"}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "sso_idp_error"
+    audit = await client.get(
+        "/api/auth/audit",
+        params={"scope": "tenant", "action": "auth.sso_login"},
+        headers=acme.admin.headers,
+    )
+    assert audit.json()["items"][0]["details"]["reason"] == "sso_idp_error"

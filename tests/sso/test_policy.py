@@ -25,6 +25,13 @@ async def test_sso_required_blocks_password_login_for_members(
     response = await _password_login(client, member.user.email)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "sso_required"
+    audit = await client.get(
+        "/api/auth/audit",
+        params={"scope": "tenant", "action": "auth.login"},
+        headers=acme.admin.headers,
+    )
+    refusal = audit.json()["items"][0]
+    assert (refusal["result"], refusal["details"]) == ("failure", {"reason": "sso_required"})
 
 
 async def test_admins_are_break_glass_when_none_are_listed(

@@ -145,3 +145,20 @@ async def test_doctype_is_refused(client: httpx.AsyncClient, acme: Org, saml_idp
     b64 = base64.b64encode(bomb.encode()).decode()
     code = _rejected(await _post(client, request.assertion_consumer_service_url, b64, relay))
     assert code == "saml_doctype"
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "",
+        "%%%not-base64%%%",
+        base64.b64encode(b"<x/>").decode(),
+        base64.b64encode(b"\xff\xfe").decode(),
+    ],
+)
+async def test_garbage_saml_response_is_a_clean_refusal(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp, garbage: str
+) -> None:
+    provider = await saml_provider(client, acme, saml_idp, config={"allow_idp_initiated": True})
+    response = await _post(client, provider["acs_url"], garbage, None)
+    assert response.status_code in {401, 422}, response.text

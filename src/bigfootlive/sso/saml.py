@@ -334,7 +334,10 @@ def parse_response(
         ) from exc
     if response is None or response.assertion is None:
         raise SsoRejected("The SAML response carries no assertion", code="saml_invalid")
-    return _check_response(response, sp, idp, cfg, mapping, expected_request_id)
+    try:
+        return _check_response(response, sp, idp, cfg, mapping, expected_request_id)
+    except (AttributeError, IndexError, TypeError, ValueError) as exc:  # missing elements
+        raise SsoRejected("The SAML assertion is incomplete", code="saml_invalid") from exc
 
 
 def _check_response(
