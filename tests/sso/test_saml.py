@@ -252,3 +252,28 @@ async def test_another_tenants_idp_cannot_sign_into_this_tenant(
         assert response.status_code == 404
     finally:
         other_idp.stop()
+
+
+async def test_mapping_never_demotes_the_last_admin(
+    client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp, state
+) -> None:
+    await saml_provider(client, acme, saml_idp)
+    boss = SamlUser("bob", "bob@acme.example.com", "Bob", ["bfl-admins"])
+    request, relay = await _start(client)
+    first = await _post(
+        client, request.assertion_consumer_service_url, _forged(saml_idp, request, user=boss), relay
+    )
+    assert first.json()["user"]["role"] == "admin"
+    async with state.db.transaction() as session:  # bob becomes the tenant's only admin
+        root = await session.get(type(acme.admin.user), acme.admin.user.id)
+        root.role = "viewer"
+    request, relay = await _start(client)
+    no_groups = SamlUser("bob", "bob@acme.example.com", "Bob", [])
+    second = await _post(
+        client,
+        request.assertion_consumer_service_url,
+        _forged(saml_idp, request, user=no_groups),
+        relay,
+    )
+    assert second.status_code == 200
+    assert second.json()["user"]["role"] == "admin"

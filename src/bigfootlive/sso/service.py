@@ -20,7 +20,14 @@ from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
 from bigfootlive.db import utcnow
 from bigfootlive.deps import RequestMeta
-from bigfootlive.errors import BadRequest, BigfootError, Forbidden, NotFound, Unprocessable
+from bigfootlive.errors import (
+    BadRequest,
+    BigfootError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unprocessable,
+)
 from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
@@ -47,7 +54,6 @@ from bigfootlive.sso.schemas import (
     TestOut,
 )
 from bigfootlive.state import AppState
-from bigfootlive.tenants import repository as tenants_repo
 from bigfootlive.tenants import service as tenants
 
 FLOW_TTL = 600
@@ -597,7 +603,7 @@ async def oidc_callback(
 async def _tenant_provider(
     session: AsyncSession, tenant_slug: str, provider_id: uuid.UUID, protocol: str
 ) -> tuple[Tenant, LoadedProvider]:
-    tenant = await tenants_repo.get_tenant_by_slug(session, tenant_slug)
+    tenant = await tenants.get_tenant_by_slug(session, tenant_slug)
     if tenant is None or not tenant.is_active:
         raise ProviderNotFound()
     row = await repo.get_provider(session, tenant.id, provider_id)
@@ -680,7 +686,7 @@ async def ldap_login(
 ) -> SignInOutcome:
     settings = state.settings
     await state.limiter.check(settings.login_rate_limit, "login-ip", meta.ip)
-    tenant = await tenants_repo.get_tenant_by_slug(session, body.tenant)
+    tenant = await tenants.get_tenant_by_slug(session, body.tenant)
     if tenant is None or not tenant.is_active:
         raise NotFound("No such tenant", code="tenant_not_found")
     await state.limiter.check(
@@ -826,7 +832,9 @@ async def _apply_role(
 ) -> None:
     if user.role == role.value:
         return
-    if user.role == Role.ADMIN.value and await tenants_repo.count_admins(session, tenant.id) <= 1:
+    try:
+        await tenants.ensure_not_last_admin(session, user, role, None)
+    except Conflict:
         # Never let an IdP's group mapping leave the tenant without an admin.
         await audit.record(
             session,
