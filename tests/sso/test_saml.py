@@ -3,68 +3,21 @@ and the attacks an SP must withstand."""
 
 from __future__ import annotations
 
-import base64
 import re
-import zlib
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from saml2 import samlp
 
 from tests.fixtures.saml_idp import SamlIdp, SamlUser, parse_autopost
 from tests.sso.conftest import APP_RETURN, Org, add_provider
-
-ROLE_MAPPING = {"streamers": "streamer", "bfl-admins": "admin"}
-
-
-async def saml_provider(
-    client: httpx.AsyncClient, org: Org, idp: SamlIdp, **extra: Any
-) -> dict[str, Any]:
-    config: dict[str, Any] = {"protocol": "saml", "idp_metadata_url": idp.metadata_url}
-    config.update(extra.pop("config", {}))
-    provider = await add_provider(client, org, config=config, role_mapping=ROLE_MAPPING, **extra)
-    metadata = await client.get(provider["sp_metadata_url"].replace("http://testserver", ""))
-    assert metadata.status_code == 200
-    idp.register_sp(metadata.text)
-    return provider
-
-
-def _path(url: str) -> str:
-    return url.replace("http://testserver", "")
-
-
-async def _start(client: httpx.AsyncClient, tenant: str = "acme") -> tuple[samlp.AuthnRequest, str]:
-    response = await client.post("/api/auth/sso/initiate", json={"tenant": tenant})
-    assert response.status_code == 200, response.text
-    query = parse_qs(urlsplit(response.json()["redirect_url"]).query)
-    xml = zlib.decompress(base64.b64decode(query["SAMLRequest"][0]), -15).decode()
-    return samlp.authn_request_from_string(xml), query["RelayState"][0]
-
-
-async def _post(
-    client: httpx.AsyncClient, acs_url: str, saml_response: str, relay_state: str | None
-) -> httpx.Response:
-    data = {"SAMLResponse": saml_response}
-    if relay_state is not None:
-        data["RelayState"] = relay_state
-    return await client.post(_path(acs_url), data=data)
-
-
-def _forged(idp: SamlIdp, request: samlp.AuthnRequest, **kwargs: Any) -> str:
-    return idp.response(
-        in_response_to=kwargs.pop("in_response_to", request.id),
-        acs_url=request.assertion_consumer_service_url,
-        sp_entity_id=request.issuer.text,
-        **kwargs,
-    )
-
-
-def _rejected(response: httpx.Response) -> str:
-    assert response.status_code == 401, response.text
-    return str(response.json()["error"]["code"])
-
+from tests.sso.saml_flow import (
+    post_saml,
+    rejected,
+    saml_provider,
+    signed_response,
+    sp_path,
+    start_saml,
+)
 
 # ---------------------------------------------------------------- sign-in
 
@@ -78,7 +31,7 @@ async def test_saml_login_through_the_idp_provisions_user(
     async with httpx.AsyncClient(timeout=10) as browser:
         page = await browser.get(started.json()["redirect_url"])
     action, fields = parse_autopost(page.text)
-    response = await client.post(_path(action), data=fields)
+    response = await client.post(sp_path(action), data=fields)
     assert response.status_code == 200, response.text
     user = response.json()["user"]
     assert (user["email"], user["role"], user["tenant_slug"]) == (
@@ -98,17 +51,20 @@ async def test_group_mapping_grants_admin_and_is_reapplied(
 ) -> None:
     await saml_provider(client, acme, saml_idp)
     boss = SamlUser("bob", "bob@acme.example.com", "Bob", ["bfl-admins"])
-    request, relay = await _start(client)
-    first = await _post(
-        client, request.assertion_consumer_service_url, _forged(saml_idp, request, user=boss), relay
+    request, relay = await start_saml(client)
+    first = await post_saml(
+        client,
+        request.assertion_consumer_service_url,
+        signed_response(saml_idp, request, user=boss),
+        relay,
     )
     assert first.json()["user"]["role"] == "admin"
     demoted = SamlUser("bob", "bob@acme.example.com", "Bob", [])
-    request, relay = await _start(client)
-    second = await _post(
+    request, relay = await start_saml(client)
+    second = await post_saml(
         client,
         request.assertion_consumer_service_url,
-        _forged(saml_idp, request, user=demoted),
+        signed_response(saml_idp, request, user=demoted),
         relay,
     )
     assert second.status_code == 200
@@ -119,10 +75,10 @@ async def test_multi_factor_authn_context_is_recorded_in_amr(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
 ) -> None:
     await saml_provider(client, acme, saml_idp)
-    request, relay = await _start(client)
+    request, relay = await start_saml(client)
     two_factor = "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken"
-    forged = _forged(saml_idp, request, authn_class=two_factor)
-    response = await _post(client, request.assertion_consumer_service_url, forged, relay)
+    forged = signed_response(saml_idp, request, authn_class=two_factor)
+    response = await post_saml(client, request.assertion_consumer_service_url, forged, relay)
     assert response.status_code == 200, response.text
     sessions = await client.get(
         "/api/auth/sessions",
@@ -135,7 +91,7 @@ async def test_sp_metadata_names_our_acs(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
 ) -> None:
     provider = await saml_provider(client, acme, saml_idp)
-    metadata = await client.get(_path(provider["sp_metadata_url"]))
+    metadata = await client.get(sp_path(provider["sp_metadata_url"]))
     assert metadata.headers["content-type"].startswith("application/samlmetadata+xml")
     assert f'entityID="{provider["sp_entity_id"]}"' in metadata.text
     assert provider["acs_url"] in metadata.text
@@ -161,10 +117,12 @@ async def test_certificate_rollover_accepts_the_second_certificate(
     provider = await add_provider(
         client, acme, config={"protocol": "saml", "idp_metadata_xml": metadata}
     )
-    saml_idp.register_sp((await client.get(_path(provider["sp_metadata_url"]))).text)
-    request, relay = await _start(client)
-    signed_by_new_key = _forged(saml_idp, request, signer=new_server)
-    response = await _post(client, request.assertion_consumer_service_url, signed_by_new_key, relay)
+    saml_idp.register_sp((await client.get(sp_path(provider["sp_metadata_url"]))).text)
+    request, relay = await start_saml(client)
+    signed_by_new_key = signed_response(saml_idp, request, signer=new_server)
+    response = await post_saml(
+        client, request.assertion_consumer_service_url, signed_by_new_key, relay
+    )
     assert response.status_code == 200, response.text
 
 
@@ -175,12 +133,12 @@ async def test_replayed_response_is_refused(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
 ) -> None:
     await saml_provider(client, acme, saml_idp)
-    request, relay = await _start(client)
-    good = _forged(saml_idp, request)
-    first = await _post(client, request.assertion_consumer_service_url, good, relay)
+    request, relay = await start_saml(client)
+    good = signed_response(saml_idp, request)
+    first = await post_saml(client, request.assertion_consumer_service_url, good, relay)
     assert first.status_code == 200
-    again = await _post(client, request.assertion_consumer_service_url, good, relay)
-    assert _rejected(again) == "sso_bad_state"
+    again = await post_saml(client, request.assertion_consumer_service_url, good, relay)
+    assert rejected(again) == "sso_bad_state"
 
 
 async def test_replayed_idp_initiated_assertion_is_refused(
@@ -190,10 +148,10 @@ async def test_replayed_idp_initiated_assertion_is_refused(
     unsolicited = saml_idp.response(
         in_response_to=None, acs_url=provider["acs_url"], sp_entity_id=provider["sp_entity_id"]
     )
-    first = await _post(client, provider["acs_url"], unsolicited, None)
+    first = await post_saml(client, provider["acs_url"], unsolicited, None)
     assert first.status_code == 200, first.text
-    again = await _post(client, provider["acs_url"], unsolicited, None)
-    assert _rejected(again) == "saml_replayed"
+    again = await post_saml(client, provider["acs_url"], unsolicited, None)
+    assert rejected(again) == "saml_replayed"
 
 
 async def test_idp_initiated_login_is_off_by_default(
@@ -203,7 +161,7 @@ async def test_idp_initiated_login_is_off_by_default(
     unsolicited = saml_idp.response(
         in_response_to=None, acs_url=provider["acs_url"], sp_entity_id=provider["sp_entity_id"]
     )
-    assert _rejected(await _post(client, provider["acs_url"], unsolicited, None)) == (
+    assert rejected(await post_saml(client, provider["acs_url"], unsolicited, None)) == (
         "saml_unsolicited"
     )
 
@@ -220,10 +178,10 @@ async def test_relay_state_redirects_only_to_allow_listed_urls(
             sp_entity_id=provider["sp_entity_id"],
         )
 
-    evil = await _post(client, provider["acs_url"], unsolicited(), "https://evil.example.net/x")
+    evil = await post_saml(client, provider["acs_url"], unsolicited(), "https://evil.example.net/x")
     assert evil.status_code == 400
     assert evil.json()["error"]["code"] == "invalid_redirect_uri"
-    good = await _post(client, provider["acs_url"], unsolicited(), APP_RETURN)
+    good = await post_saml(client, provider["acs_url"], unsolicited(), APP_RETURN)
     assert good.status_code == 303
     assert good.headers["location"].startswith(APP_RETURN + "?sso_code=")
 
@@ -237,18 +195,18 @@ async def test_another_tenants_idp_cannot_sign_into_this_tenant(
         acme_provider = await saml_provider(client, acme, saml_idp)
         globex_provider = await saml_provider(client, globex, other_idp)
         # acme's IdP signs a response addressed to globex's ACS: globex does not trust it.
-        saml_idp.register_sp((await client.get(_path(globex_provider["sp_metadata_url"]))).text)
+        saml_idp.register_sp((await client.get(sp_path(globex_provider["sp_metadata_url"]))).text)
         forged = saml_idp.response(
             in_response_to=None,
             acs_url=globex_provider["acs_url"],
             sp_entity_id=globex_provider["sp_entity_id"],
         )
-        _rejected(await _post(client, globex_provider["acs_url"], forged, None))
+        rejected(await post_saml(client, globex_provider["acs_url"], forged, None))
         # acme's provider id under globex's slug does not exist.
         wrong_tenant = globex_provider["acs_url"].replace(
             globex_provider["id"], acme_provider["id"]
         )
-        response = await _post(client, wrong_tenant, forged, None)
+        response = await post_saml(client, wrong_tenant, forged, None)
         assert response.status_code == 404
     finally:
         other_idp.stop()
@@ -259,20 +217,23 @@ async def test_mapping_never_demotes_the_last_admin(
 ) -> None:
     await saml_provider(client, acme, saml_idp)
     boss = SamlUser("bob", "bob@acme.example.com", "Bob", ["bfl-admins"])
-    request, relay = await _start(client)
-    first = await _post(
-        client, request.assertion_consumer_service_url, _forged(saml_idp, request, user=boss), relay
+    request, relay = await start_saml(client)
+    first = await post_saml(
+        client,
+        request.assertion_consumer_service_url,
+        signed_response(saml_idp, request, user=boss),
+        relay,
     )
     assert first.json()["user"]["role"] == "admin"
     async with state.db.transaction() as session:  # bob becomes the tenant's only admin
         root = await session.get(type(acme.admin.user), acme.admin.user.id)
         root.role = "viewer"
-    request, relay = await _start(client)
+    request, relay = await start_saml(client)
     no_groups = SamlUser("bob", "bob@acme.example.com", "Bob", [])
-    second = await _post(
+    second = await post_saml(
         client,
         request.assertion_consumer_service_url,
-        _forged(saml_idp, request, user=no_groups),
+        signed_response(saml_idp, request, user=no_groups),
         relay,
     )
     assert second.status_code == 200

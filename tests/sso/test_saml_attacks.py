@@ -15,7 +15,7 @@ import pytest
 
 from tests.fixtures.saml_idp import SamlIdp
 from tests.sso.conftest import Org
-from tests.sso.test_saml import _forged, _post, _rejected, _start, saml_provider
+from tests.sso.saml_flow import post_saml, rejected, saml_provider, signed_response, start_saml
 
 
 @pytest.fixture
@@ -27,9 +27,11 @@ async def test_unsigned_assertion_is_refused(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
 ) -> None:
     await saml_provider(client, acme, saml_idp)
-    request, relay = await _start(client)
-    unsigned = _forged(saml_idp, request, sign=False)
-    code = _rejected(await _post(client, request.assertion_consumer_service_url, unsigned, relay))
+    request, relay = await start_saml(client)
+    unsigned = signed_response(saml_idp, request, sign=False)
+    code = rejected(
+        await post_saml(client, request.assertion_consumer_service_url, unsigned, relay)
+    )
     assert code == "saml_unsigned"
 
 
@@ -37,11 +39,11 @@ async def test_tampered_assertion_is_refused(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
 ) -> None:
     await saml_provider(client, acme, saml_idp)
-    request, relay = await _start(client)
-    xml = base64.b64decode(_forged(saml_idp, request)).decode()
+    request, relay = await start_saml(client)
+    xml = base64.b64decode(signed_response(saml_idp, request)).decode()
     tampered = xml.replace("alice@acme.example.com", "root@acme.example.com")
     b64 = base64.b64encode(tampered.encode()).decode()
-    code = _rejected(await _post(client, request.assertion_consumer_service_url, b64, relay))
+    code = rejected(await post_saml(client, request.assertion_consumer_service_url, b64, relay))
     assert code == "saml_invalid"
 
 
@@ -74,8 +76,8 @@ async def test_signature_wrapping_is_refused(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp, variant: str, expected: str
 ) -> None:
     await saml_provider(client, acme, saml_idp)
-    request, relay = await _start(client)
-    xml = base64.b64decode(_forged(saml_idp, request)).decode()
+    request, relay = await start_saml(client)
+    xml = base64.b64decode(signed_response(saml_idp, request)).decode()
     before, signed, after = _split_assertion(xml)
     if variant == "second_assertion":  # evil assertion first, the signed one after it
         forged = before + _evil_copy(signed, "evil-1") + signed + after
@@ -92,18 +94,18 @@ async def test_signature_wrapping_is_refused(
     else:  # same ID twice: the verifier and the reader could pick different elements
         forged = before + signed + _evil_copy(signed, None) + after
     b64 = base64.b64encode(forged.encode()).decode()
-    response = await _post(client, request.assertion_consumer_service_url, b64, relay)
+    response = await post_saml(client, request.assertion_consumer_service_url, b64, relay)
     # Our structural check catches each before pysaml2 (which would refuse them too).
-    assert _rejected(response) == expected
+    assert rejected(response) == expected
 
 
 async def test_wrong_audience_is_refused(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
 ) -> None:
     await saml_provider(client, acme, saml_idp)
-    request, relay = await _start(client)
-    forged = _forged(saml_idp, request, audience="https://another-sp.example.com/metadata")
-    code = _rejected(await _post(client, request.assertion_consumer_service_url, forged, relay))
+    request, relay = await start_saml(client)
+    forged = signed_response(saml_idp, request, audience="https://another-sp.example.com/metadata")
+    code = rejected(await post_saml(client, request.assertion_consumer_service_url, forged, relay))
     assert code == "saml_invalid"
 
 
@@ -111,19 +113,19 @@ async def test_wrong_recipient_is_refused(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
 ) -> None:
     await saml_provider(client, acme, saml_idp)
-    request, relay = await _start(client)
-    forged = _forged(saml_idp, request, recipient="https://another-sp.example.com/acs")
-    _rejected(await _post(client, request.assertion_consumer_service_url, forged, relay))
+    request, relay = await start_saml(client)
+    forged = signed_response(saml_idp, request, recipient="https://another-sp.example.com/acs")
+    rejected(await post_saml(client, request.assertion_consumer_service_url, forged, relay))
 
 
 async def test_expired_assertion_is_refused(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
 ) -> None:
     await saml_provider(client, acme, saml_idp)
-    request, relay = await _start(client)
+    request, relay = await start_saml(client)
     expired = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
-    forged = _forged(saml_idp, request, not_on_or_after=expired)
-    code = _rejected(await _post(client, request.assertion_consumer_service_url, forged, relay))
+    forged = signed_response(saml_idp, request, not_on_or_after=expired)
+    code = rejected(await post_saml(client, request.assertion_consumer_service_url, forged, relay))
     assert code == "saml_invalid"
 
 
@@ -131,19 +133,19 @@ async def test_in_response_to_mismatch_is_refused(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp
 ) -> None:
     await saml_provider(client, acme, saml_idp)
-    request, relay = await _start(client)
-    forged = _forged(saml_idp, request, in_response_to="id-of-another-request")
-    code = _rejected(await _post(client, request.assertion_consumer_service_url, forged, relay))
+    request, relay = await start_saml(client)
+    forged = signed_response(saml_idp, request, in_response_to="id-of-another-request")
+    code = rejected(await post_saml(client, request.assertion_consumer_service_url, forged, relay))
     assert code in {"saml_invalid", "saml_in_response_to"}
 
 
 async def test_doctype_is_refused(client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp) -> None:
     await saml_provider(client, acme, saml_idp)
-    request, relay = await _start(client)
-    xml = base64.b64decode(_forged(saml_idp, request)).decode()
+    request, relay = await start_saml(client)
+    xml = base64.b64decode(signed_response(saml_idp, request)).decode()
     bomb = '<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">]>' + xml.split("?>", 1)[-1]
     b64 = base64.b64encode(bomb.encode()).decode()
-    code = _rejected(await _post(client, request.assertion_consumer_service_url, b64, relay))
+    code = rejected(await post_saml(client, request.assertion_consumer_service_url, b64, relay))
     assert code == "saml_doctype"
 
 
@@ -160,5 +162,5 @@ async def test_garbage_saml_response_is_a_clean_refusal(
     client: httpx.AsyncClient, acme: Org, saml_idp: SamlIdp, garbage: str
 ) -> None:
     provider = await saml_provider(client, acme, saml_idp, config={"allow_idp_initiated": True})
-    response = await _post(client, provider["acs_url"], garbage, None)
+    response = await post_saml(client, provider["acs_url"], garbage, None)
     assert response.status_code in {401, 422}, response.text
