@@ -16,6 +16,7 @@ import base64
 import binascii
 import datetime as dt
 import shutil
+import warnings
 from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -23,13 +24,17 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeET
 from cryptography import x509
 from defusedxml import DefusedXmlException
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
-from saml2.client import Saml2Client
-from saml2.config import SPConfig
-from saml2.mdstore import MetadataStore
-from saml2.metadata import entity_descriptor
-from saml2.response import AuthnResponse
-from saml2.saml import NAMEID_FORMAT_UNSPECIFIED
+
+with warnings.catch_warnings():
+    # pysaml2 still names cryptography's CFB mode where cryptography 46 deprecates it.
+    warnings.simplefilter("ignore")
+    from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+    from saml2.client import Saml2Client
+    from saml2.config import SPConfig
+    from saml2.mdstore import MetadataStore
+    from saml2.metadata import entity_descriptor
+    from saml2.response import AuthnResponse
+    from saml2.saml import NAMEID_FORMAT_UNSPECIFIED
 
 from bigfootlive.sso.base import ExternalIdentity, SsoConfigError, SsoRejected, map_identity
 from bigfootlive.sso.schemas import AttributeMapping, SamlConfig
@@ -172,7 +177,10 @@ def sp_metadata(sp: SpEndpoints, cfg: SamlConfig, metadata_xml: str) -> str:
 
 def idp_info(metadata_xml: str) -> IdpInfo:
     """The one IdP a metadata document describes: entity id, SSO URL, signing certificates."""
-    _check_xml_text(metadata_xml.encode(), MAX_METADATA_BYTES, what="metadata")
+    try:
+        _check_xml_text(metadata_xml.encode(), MAX_METADATA_BYTES, what="metadata")
+    except SsoRejected as exc:
+        raise SsoConfigError(exc.message, code="sso_bad_metadata") from exc
     store = MetadataStore(attrc=None, config=SPConfig())
     try:
         store.load("inline", metadata_xml)
