@@ -25,6 +25,8 @@ from bigfootlive.migrations import upgrade_database
 from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from bigfootlive.sso.endpoints import admin_router as sso_admin_router
+from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.state import AppState
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
@@ -74,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(mfa_router)
     app.include_router(mfa_tenant_router)
+    app.include_router(sso_router)
+    app.include_router(sso_admin_router)
 
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 19_456
     argon2_parallelism: int = 1
 
+    # sso
+    sso_allow_private_networks: bool = False
+    sso_http_timeout_seconds: float = 10.0
+
     # mail
     smtp_host: str | None = None
     smtp_port: int = 587

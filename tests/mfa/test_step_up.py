@@ -216,3 +216,35 @@ async def test_mfa_reset_is_for_admins_of_the_same_tenant(factory, client):
     url = f"/api/tenant/users/{member.id}/mfa/reset"
     assert (await client.post(url, headers=moderator.headers)).status_code == 403
     assert (await client.post(url, headers=foreign_admin.headers)).status_code == 404
+
+
+async def test_changing_sso_configuration_needs_step_up(factory, client, state):
+    tenant = await factory.tenant()
+    admin = await factory.user(tenant, role=Role.ADMIN)
+    _, secret, _ = await enrol_totp(client, admin)
+    provider = {
+        "name": "Corp LDAP",
+        "config": {
+            "protocol": "ldap",
+            "url": "ldap://127.0.0.1:1",
+            "user_dn_template": "uid={username},dc=x",
+        },
+    }
+
+    async def save(headers):
+        return await client.post("/api/tenant/sso/provider", json=provider, headers=headers)
+
+    token = await _step_up_with_totp(client, state, admin.headers, save, secret)
+    saved = await save(bearer(token))
+    assert saved.status_code == 200, saved.text
+
+    async def delete(headers):
+        return await client.delete(
+            f"/api/tenant/sso/provider?id={saved.json()['id']}", headers=headers
+        )
+
+    old = stale_token(state, admin, ["pwd", "otp", "mfa"])
+    refused = await delete(bearer(old))
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "step_up_required"
+    assert (await delete(bearer(token))).status_code == 204

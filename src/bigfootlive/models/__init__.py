@@ -5,6 +5,7 @@ from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
 from bigfootlive.models.event import Event
 from bigfootlive.models.mfa import MfaBackupCode, MfaFactor
+from bigfootlive.models.sso import SsoIdentity, SsoProvider
 from bigfootlive.models.tenant import Tenant, TenantDomain
 from bigfootlive.models.user import Follow, PasswordHistory, User
 
@@ -18,6 +19,8 @@ __all__ = [
     "MfaFactor",
     "PasswordHistory",
     "RefreshToken",
+    "SsoIdentity",
+    "SsoProvider",
     "Tenant",
     "TenantDomain",
     "User",
