@@ -14,6 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from bigfootlive import __version__
+from bigfootlive.apikeys.endpoints import router as api_keys_router
 from bigfootlive.config import Settings
 from bigfootlive.errors import install_error_handlers
 from bigfootlive.events.endpoints import router as events_router
@@ -24,6 +25,7 @@ from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from bigfootlive.state import AppState
+from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
 
@@ -70,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (observability_router, auth_router, tenant_router, users_router):
         app.include_router(router)
     app.include_router(events_router)
+    app.include_router(streaming_router)
+    app.include_router(api_keys_router)
 
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

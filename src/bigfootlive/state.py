@@ -14,6 +14,7 @@ from bigfootlive.kit.backends import Cache, PubSub, open_backends
 from bigfootlive.kit.crypto import SecretBox
 from bigfootlive.kit.mail import Mailer, make_mailer
 from bigfootlive.kit.ratelimit import RateLimiter
+from bigfootlive.streaming.health import HealthMonitor, make_health_monitor
 
 
 @dataclass
@@ -29,6 +30,7 @@ class AppState:
     revoked: RevokedSessions
     secrets: SecretBox
     playback_tokens: PlaybackTokens
+    stream_health: HealthMonitor
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -45,9 +47,11 @@ class AppState:
             revoked=RevokedSessions(cache, ttl=settings.access_token_ttl_seconds + 60),
             secrets=SecretBox(settings.data_keys),
             playback_tokens=PlaybackTokens(settings),
+            stream_health=make_health_monitor(settings),
         )
 
     async def close(self) -> None:
+        await self.stream_health.close()
         await self.pubsub.close()
         await self.cache.close()
         await self.db.dispose()

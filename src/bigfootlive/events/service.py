@@ -427,29 +427,82 @@ async def cancel_event(
 
 
 async def publisher_connected(
-    state: AppState, session: AsyncSession, event: Event, publisher_id: str
-) -> Event:
+    state: AppState, session: AsyncSession, event: Event | EventRef, publisher_id: str
+) -> Event | EventRef:
     """A media server reports a publisher on the event. The same publisher again is a no-op
-    (callbacks are retried); a different one while live is refused."""
-    if event.status == S.LIVE.value and event.publisher_id == publisher_id:
+    (callbacks are retried); a different one while live is refused. One UPDATE when `event`
+    is a fresh cache snapshot."""
+    if EventStatus(event.status) == S.LIVE and event.publisher_id == publisher_id:
         return event
     return await _apply(state, session, event, "publish", publisher_id=publisher_id)
 
 
 async def publisher_disconnected(
-    state: AppState, session: AsyncSession, event: Event, publisher_id: str | None
+    state: AppState, session: AsyncSession, event: Event | EventRef, publisher_id: str | None
 ) -> Event | None:
     """The publisher went away: wait for it in `reconnecting`. Returns None (and changes
     nothing) when that publisher is not the connected one: a repeat, a late callback, or a
-    `done` that overtook its `publish`."""
-    if event.status != S.LIVE.value:
+    `done` that overtook its `publish`. `publisher_id` None matches any publisher."""
+    moved = await repo.transition(
+        session,
+        tenant_id=event.tenant_id,
+        event_id=event.id,
+        expected=S.LIVE,
+        to=S.RECONNECTING,
+        values=_values_for("unpublish", publisher_id),
+        publisher_id=publisher_id,
+    )
+    if moved is not None:
+        _announce_after_commit(state, session, moved, previous=S.LIVE)
+    return moved
+
+
+async def find_by_stream_key(
+    state: AppState, session: AsyncSession, stream_key: str
+) -> EventRef | None:
+    """The event a stream key belongs to: from the cache, else one query (then cached)."""
+    cache = event_cache(state)
+    hashes = stream_key_hashes(state.settings, stream_key)
+    cached = await cache.event_id_for_key(hashes[0])
+    if cached is False:
         return None
-    if publisher_id is not None and event.publisher_id not in (None, publisher_id):
+    if isinstance(cached, uuid.UUID):
+        ref = await cache.ref(cached)
+        if ref is not None:
+            return ref
+    event = await repo.find_by_key_hashes(session, hashes)
+    if event is None:
+        await cache.remember_unknown_key(hashes[0])
         return None
-    try:
-        return await _apply(state, session, event, "unpublish", publisher_id=publisher_id)
-    except EventStateConflict:
+    return await cache.remember(event, key_hash=hashes[0])
+
+
+async def find_by_playback_id(
+    state: AppState, session: AsyncSession, playback_id: str
+) -> EventRef | None:
+    cache = event_cache(state)
+    cached = await cache.event_id_for_playback(playback_id)
+    if cached is False:
         return None
+    if isinstance(cached, uuid.UUID):
+        ref = await cache.ref(cached)
+        if ref is not None:
+            return ref
+    event = await repo.find_by_playback_id(session, playback_id)
+    if event is None:
+        await cache.remember_unknown_playback(playback_id)
+        return None
+    return await cache.remember(event)
+
+
+async def find_ref(state: AppState, session: AsyncSession, event_id: uuid.UUID) -> EventRef | None:
+    """The cache snapshot of an event (unscoped: callers check the tenant)."""
+    cache = event_cache(state)
+    ref = await cache.ref(event_id)
+    if ref is not None:
+        return ref
+    event = await repo.get_for_visibility_check(session, event_id)
+    return None if event is None else await cache.remember(event)
 
 
 async def end_expired_reconnects(state: AppState) -> list[Event]:
@@ -466,7 +519,7 @@ async def end_expired_reconnects(state: AppState) -> list[Event]:
 async def _apply(
     state: AppState,
     session: AsyncSession,
-    event: Event,
+    event: Event | EventRef,
     action: str,
     *,
     meta: RequestMeta | None = None,
