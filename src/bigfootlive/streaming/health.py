@@ -134,10 +134,17 @@ def parse_srs_streams(body: dict[str, Any], stream_name: str, now: float) -> Str
             height=video.get("height"),
             video_codec=video.get("codec"),
             audio_codec=audio.get("codec"),
-            uptime_seconds=float(stream.get("live_ms") or 0) / 1000,
+            uptime_seconds=_srs_uptime(stream.get("live_ms"), now),
             viewers=max(0, int(stream.get("clients") or 0) - 1),
         )
     return None
+
+
+def _srs_uptime(live_ms: object, now: float) -> float:
+    """SRS reports `live_ms` as the wall-clock time (ms) the stream went live."""
+    if not isinstance(live_ms, int | float) or live_ms <= 0:
+        return 0.0
+    return max(0.0, now - live_ms / 1000)
 
 
 class HealthMonitor:
