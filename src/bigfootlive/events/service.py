@@ -382,6 +382,7 @@ async def rotate_stream_key(
 
     async def forget_old_key() -> None:
         await cache.remember_unknown_key(old_hash)
+        await cache.remember(event)
 
     after_commit(session, forget_old_key)
     return event, stream_key
@@ -463,31 +464,27 @@ async def find_by_stream_key(
     """The event a stream key belongs to: from the cache, else one query (then cached)."""
     cache = event_cache(state)
     hashes = stream_key_hashes(state.settings, stream_key)
-    cached = await cache.event_id_for_key(hashes[0])
+    cached = await cache.by_key(hashes[0])
+    if isinstance(cached, EventRef):
+        return cached
     if cached is False:
         return None
-    if isinstance(cached, uuid.UUID):
-        ref = await cache.ref(cached)
-        if ref is not None:
-            return ref
     event = await repo.find_by_key_hashes(session, hashes)
     if event is None:
         await cache.remember_unknown_key(hashes[0])
         return None
-    return await cache.remember(event, key_hash=hashes[0])
+    return await cache.remember(event)
 
 
 async def find_by_playback_id(
     state: AppState, session: AsyncSession, playback_id: str
 ) -> EventRef | None:
     cache = event_cache(state)
-    cached = await cache.event_id_for_playback(playback_id)
+    cached = await cache.by_playback_id(playback_id)
+    if isinstance(cached, EventRef):
+        return cached
     if cached is False:
         return None
-    if isinstance(cached, uuid.UUID):
-        ref = await cache.ref(cached)
-        if ref is not None:
-            return ref
     event = await repo.find_by_playback_id(session, playback_id)
     if event is None:
         await cache.remember_unknown_playback(playback_id)
@@ -622,11 +619,10 @@ def _announce_after_commit(
         version=event.version,
         at=event.updated_at,
     )
-    ref = EventRef.of(event)
     cache = event_cache(state)
 
     async def announce() -> None:
-        await cache.cache.set(f"events:ref:{ref.id}", ref.dumps(), ttl=cache.ttl)
+        ref = await cache.remember(event)
         await state.pubsub.publish(state_channel(ref.id), message.model_dump_json().encode())
         log.info("event_state_changed", event_id=str(ref.id), status=ref.status.value)
 
