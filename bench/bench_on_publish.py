@@ -154,10 +154,10 @@ async def main(n_events: int, seconds: int, connections: int, threads: int) -> d
             return Response(b"0", media_type="text/plain")
 
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", access_log=False)
         )
         serving = asyncio.create_task(server.serve())
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
             await asyncio.sleep(0.05)
         state: AppState = app.state.bigfoot
         api_key, keys = await seed(state, n_events)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.requests import ClientDisconnect
 
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.apikeys.service import ApiPrincipal
@@ -47,7 +48,10 @@ MediaServer = Annotated[ApiPrincipal, Depends(_principal)]
 
 async def _fields(request: Request) -> Mapping[str, object]:
     content_type = request.headers.get("content-type", "")
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect as exc:  # the media server gave up; nothing to answer
+        raise BadRequest("The client went away", code="client_disconnected") from exc
     if content_type.startswith("application/x-www-form-urlencoded"):
         try:
             return query_args(raw.decode())
