@@ -191,3 +191,15 @@ async def test_unknown_action_is_400(studio):
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_callback"
+
+
+async def test_simultaneous_publishers_race_and_exactly_one_wins(studio):
+    import asyncio
+
+    event = await studio.event()
+    values = {"playback_id": event["playback_id"], "stream_key": event["ingest"]["stream_key"]}
+    responses = await asyncio.gather(
+        *(_call(studio, "on_publish.json", client_id=f"c{i}", **values) for i in range(6))
+    )
+    assert sum(_allowed(r) for r in responses) == 1, [r.text for r in responses]
+    assert await studio.status(event) == "live"
