@@ -14,6 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from bigfootlive import __version__
+from bigfootlive.apikeys.endpoints import router as api_keys_router
 from bigfootlive.config import Settings
 from bigfootlive.errors import install_error_handlers
 from bigfootlive.events.endpoints import router as events_router
@@ -28,6 +29,7 @@ from bigfootlive.observability.middleware import BodySizeLimitMiddleware, Reques
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.state import AppState
+from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
 
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mfa_tenant_router)
     app.include_router(sso_router)
     app.include_router(sso_admin_router)
+    app.include_router(streaming_router)
+    app.include_router(api_keys_router)
 
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

@@ -97,7 +97,6 @@ class Settings(BaseSettings):
     playback_token_ttl_seconds: int = 3600
     stream_lookup_cache_seconds: float = 30.0
     nginx_rtmp_stat_url: str | None = None
-    nginx_rtmp_control_url: str | None = None
     srs_api_url: str | None = None
     health_stale_seconds: float = 15.0
 

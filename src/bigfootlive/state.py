@@ -15,6 +15,7 @@ from bigfootlive.kit.crypto import SecretBox
 from bigfootlive.kit.mail import Mailer, make_mailer
 from bigfootlive.kit.ratelimit import RateLimiter
 from bigfootlive.mfa.sms import SmsSender, make_sms_sender
+from bigfootlive.streaming.health import HealthMonitor, make_health_monitor
 
 
 @dataclass
@@ -31,6 +32,7 @@ class AppState:
     secrets: SecretBox
     playback_tokens: PlaybackTokens
     sms: SmsSender
+    stream_health: HealthMonitor
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -48,9 +50,11 @@ class AppState:
             secrets=SecretBox(settings.data_keys),
             playback_tokens=PlaybackTokens(settings),
             sms=make_sms_sender(settings),
+            stream_health=make_health_monitor(settings),
         )
 
     async def close(self) -> None:
+        await self.stream_health.close()
         await self.pubsub.close()
         await self.cache.close()
         await self.db.dispose()
