@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bigfootlive.config import Settings
 from bigfootlive.db import Database
@@ -14,6 +15,9 @@ from bigfootlive.kit.backends import Cache, PubSub, open_backends
 from bigfootlive.kit.crypto import SecretBox
 from bigfootlive.kit.mail import Mailer, make_mailer
 from bigfootlive.kit.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from bigfootlive.containers.manager import ContainerManager
 
 
 @dataclass
@@ -29,6 +33,7 @@ class AppState:
     revoked: RevokedSessions
     secrets: SecretBox
     playback_tokens: PlaybackTokens
+    containers: ContainerManager | None = None  # set by the lifespan when the manager runs
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:

@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -390,6 +390,12 @@ async def rotate_stream_key(
 # --- lifecycle -----------------------------------------------------------------------------------
 
 
+StartCheck = Callable[[AppState, AsyncSession, Event], Awaitable[None]]
+# Checks run before an event is armed; each may refuse by raising a BigfootError. Other domains
+# register here (the containers domain: compute capacity per tenant and per node).
+START_CHECKS: list[StartCheck] = []
+
+
 async def start_event(
     state: AppState,
     session: AsyncSession,
@@ -399,6 +405,9 @@ async def start_event(
 ) -> Event:
     """Arm the event: ingest is accepted from now on."""
     event = await get_managed_event(session, subject, event_id)
+    if event.status == S.SCHEDULED.value:
+        for check in START_CHECKS:
+            await check(state, session, event)
     return await _apply(state, session, event, "start", meta=meta, actor=subject)
 
 

@@ -3,6 +3,7 @@
 from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
+from bigfootlive.models.container import EventContainer, Lease, Recording
 from bigfootlive.models.event import Event
 from bigfootlive.models.tenant import Tenant, TenantDomain
 from bigfootlive.models.user import Follow, PasswordHistory, User
@@ -12,8 +13,11 @@ __all__ = [
     "AuditRecord",
     "AuthSession",
     "Event",
+    "EventContainer",
     "Follow",
+    "Lease",
     "PasswordHistory",
+    "Recording",
     "RefreshToken",
     "Tenant",
     "TenantDomain",
