@@ -97,13 +97,14 @@ class Settings(BaseSettings):
     container_stop_grace_seconds: float = 30.0
     container_heartbeat_interval_seconds: float = 2.0
     container_heartbeat_timeout_seconds: float = 15.0
+    container_start_timeout_seconds: float = 120.0  # launch -> first heartbeat (image pulls)
     container_restart_backoff_seconds: float = 1.0
     container_restart_backoff_max_seconds: float = 60.0
     container_lease_ttl_seconds: float = 10.0
     container_max_per_tenant: int = 10
     container_max_per_node: int = 100
     container_cpu_limit: float = 1.0  # cores, per container (cgroup cpu.max / Pod limit)
-    container_memory_limit_mb: int = 1024  # per container (cgroup memory.max, RLIMIT_AS, Pod)
+    container_memory_limit_mb: int = 2048  # per container (cgroup memory.max, RLIMIT_AS, Pod)
     container_health_interval_seconds: float = 5.0
     container_rollup_interval_seconds: float = 10.0
     container_transcoder: bool = False

@@ -73,8 +73,10 @@ class InProcessRuntime:
             del self._entries[event_id]
 
     async def close(self) -> None:
-        for event_id in list(self._entries):
-            await self.stop(event_id, grace_seconds=5.0)
+        await asyncio.gather(
+            *(self.stop(e, grace_seconds=3.0) for e in list(self._entries)),
+            return_exceptions=True,
+        )
         self._entries.clear()
 
     def _info(self, entry: _Entry) -> ContainerInfo:

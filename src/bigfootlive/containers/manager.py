@@ -91,11 +91,6 @@ class ContainerManager:
         self.last_report: ReconcileReport | None = None
 
     async def run(self) -> None:
-        adopt = getattr(self.runtime, "adopt", None)
-        if adopt is not None:
-            found = adopt()
-            if found:
-                log.info("containers_adopted", count=found)
         interval = self.settings.container_reconcile_interval_seconds
         while True:
             try:
@@ -112,6 +107,10 @@ class ContainerManager:
         if leader != self.is_leader:
             log.info("container_manager_leadership", leader=leader, holder=self.holder)
             self.is_leader = leader
+            adopt = getattr(self.runtime, "adopt", None)
+            if leader and adopt is not None:
+                # Workers of a previous leader on this machine keep running: take them over.
+                log.info("containers_adopted", count=adopt())
         if not leader:
             return None
         self.last_report = await self.reconcile()
@@ -230,6 +229,8 @@ class ContainerManager:
         report: ReconcileReport,
     ) -> None:
         timeout = self.settings.container_heartbeat_timeout_seconds
+        if row.state == "starting":
+            timeout = max(timeout, self.settings.container_start_timeout_seconds)
         age = self._heartbeat_age(row, now)
         if info is not None and info.state in LIVE_STATES:
             if row.state in ("running", "starting") and age > timeout:

@@ -34,6 +34,8 @@ log = structlog.get_logger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 MARKER = "--bigfootlive-container"
+# An API process shutting down waits this long for its workers to drain, then kills them.
+CLOSE_GRACE_SECONDS = 3.0
 
 
 def cluster_tag(settings: Settings) -> str:
@@ -223,7 +225,7 @@ class SubprocessRuntime:
         running and is adopted."""
         if not self.keep_workers_on_close:
             await asyncio.gather(
-                *(self.stop(e, grace_seconds=10.0) for e in list(self._procs)),
+                *(self.stop(e, grace_seconds=CLOSE_GRACE_SECONDS) for e in list(self._procs)),
                 return_exceptions=True,
             )
         self._procs.clear()

@@ -192,7 +192,7 @@ class EventWorker:
             self.worker_state["runs"] = int(self.worker_state.get("runs", 0)) + 1
             self.moderator.counts.update(self.worker_state.get("moderation", {}))
             now = utcnow()
-            await repo.update_container(
+            claimed = await repo.update_container(
                 session,
                 self.event_id,
                 handle=None if self.takeover else self.handle,
@@ -204,6 +204,8 @@ class EventWorker:
                 stop_reason=None,
                 worker_state=self.worker_state,
             )
+        if not claimed:
+            return False  # a newer launch of this event owns the row
         self._process.cpu_percent(None)
         return True
 
