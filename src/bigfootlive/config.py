@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
+    s3_object_acl: str | None = None  # e.g. public-read when the CDN reads the bucket directly
     recordings_storage: Literal["local", "s3"] = "local"
     recordings_dir: str = "./var/media"
 

@@ -28,9 +28,7 @@ async def _until_leader(manager: ContainerManager, within: float = 10.0) -> None
     raise AssertionError(f"{manager.holder} never became leader")
 
 
-async def test_only_one_manager_leads_and_the_other_takes_over_when_it_dies(
-    factory, client, state
-):
+async def test_only_one_manager_leads_and_the_other_takes_over_when_it_dies(factory, client, state):
     first = ContainerManager(state, InProcessRuntime(state), holder="api-1")
     second = ContainerManager(state, InProcessRuntime(state), holder="api-2")
     event = await armed_event(client, await streamer(factory))
@@ -61,9 +59,7 @@ async def test_only_one_manager_leads_and_the_other_takes_over_when_it_dies(
         await second.shutdown()
 
 
-async def test_new_leader_adopts_the_old_leaders_worker_processes(
-    factory, client, state, settings
-):
+async def test_new_leader_adopts_the_old_leaders_worker_processes(factory, client, state, settings):
     first = ContainerManager(state, SubprocessRuntime(settings), holder="api-1")
     second = ContainerManager(state, SubprocessRuntime(settings), holder="api-2")
     event = await armed_event(client, await streamer(factory))

@@ -80,11 +80,14 @@ class S3Storage:
             kwargs["aws_secret_access_key"] = settings.aws_secret_access_key.get_secret_value()
         self.client: S3Client = boto3.client("s3", **kwargs)
         self.bucket = settings.s3_bucket_recordings
+        self.acl = settings.s3_object_acl
 
     async def put_file(self, local: Path, key: str) -> None:
         extra = {"ContentType": content_type(local)}
         if local.suffix == ".m3u8":
             extra["CacheControl"] = "no-cache"
+        if self.acl:
+            extra["ACL"] = self.acl
         await asyncio.to_thread(
             self.client.upload_file, str(local), self.bucket, key, ExtraArgs=extra
         )

@@ -168,7 +168,7 @@ class Transcoder:
                 error=stderr.decode(errors="replace")[-300:],
             )
             await asyncio.sleep(pause)
-            pause = min(pause * 2, 5.0)
+            pause = min(pause * 2, 2.0)
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Ask ffmpeg to finish (SIGINT: it closes the playlists properly), then kill it."""
