@@ -197,14 +197,14 @@ class FakeKubernetes:
         )
 
     async def _watch(
-        self, initial: list[dict[str, Any]], labels: str | None, fields: str | None, timeout: float
+        self, initial: list[dict[str, Any]], labels: str | None, fields: str | None, seconds: float
     ) -> AsyncIterator[bytes]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._watchers.append(queue)
         try:
             for pod in initial:
                 yield (json.dumps({"type": "ADDED", "object": pod}) + "\n").encode()
-            deadline = asyncio.get_running_loop().time() + timeout
+            deadline = asyncio.get_running_loop().time() + seconds
             while (left := deadline - asyncio.get_running_loop().time()) > 0:
                 try:
                     change = await asyncio.wait_for(queue.get(), left)

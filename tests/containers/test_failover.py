@@ -34,7 +34,8 @@ async def test_only_one_manager_leads_and_the_other_takes_over_when_it_dies(fact
     event = await armed_event(client, await streamer(factory))
     try:
         report = await first.tick()
-        assert report is not None and report.launched == [uuid.UUID(event["id"])]
+        assert report is not None
+        assert report.launched == [uuid.UUID(event["id"])]
         assert await second.tick() is None  # follower: does nothing
         await wait_row(state, event["id"], running, tick=first.tick)
         assert await second.runtime.list() == []
@@ -52,7 +53,8 @@ async def test_only_one_manager_leads_and_the_other_takes_over_when_it_dies(fact
         )
         assert row.stop_reason is None
         info = await second.runtime.status(uuid.UUID(event["id"]))
-        assert info is not None and info.state == "running"
+        assert info is not None
+        assert info.state == "running"
         assert await first.lease.acquire() is False  # the old leader cannot come back
     finally:
         await first.runtime.close()
@@ -70,10 +72,13 @@ async def test_new_leader_adopts_the_old_leaders_worker_processes(factory, clien
         # api-1 is gone (killed); its worker process lives on.
         await _until_leader(second, within=FAST["container_lease_ttl_seconds"] + 5)
         info = await second.runtime.status(uuid.UUID(event["id"]))
-        assert info is not None and info.handle == pid and info.state == "running"
+        assert info is not None
+        assert info.handle == pid
+        assert info.state == "running"
         await second.tick()
         after = await wait_row(state, event["id"], running)
-        assert after.handle == before.handle and after.restarts == 0
+        assert after.handle == before.handle
+        assert after.restarts == 0
     finally:
         await second.shutdown()
         first.runtime._procs.clear()

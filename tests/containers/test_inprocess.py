@@ -38,7 +38,8 @@ async def test_arming_an_event_starts_its_container(factory, client, state):
     assert row.runtime == "inprocess"
     assert str(row.tenant_id) == event["tenant_id"]
     info = await state.containers.runtime.status(uuid.UUID(event["id"]))
-    assert info is not None and info.state == "running"
+    assert info is not None
+    assert info.state == "running"
 
 
 async def test_scheduled_event_gets_no_container_until_prewarm_window(factory, client, state):
@@ -125,9 +126,13 @@ async def test_stats_show_each_container_to_platform_and_tenant_admins(factory, 
     ids = {item["event_id"] for item in everything["items"]}
     assert {event_a["id"], event_b["id"]} <= ids
     item = next(i for i in everything["items"] if i["event_id"] == event_a["id"])
-    assert item["state"] == "running" and item["uptime_seconds"] > 0
-    assert item["restarts"] == 0 and item["tenant_id"] == event_a["tenant_id"]
-    assert item["container_seconds"] > 0 and "cpu_percent" in item and "memory_bytes" in item
+    assert item["state"] == "running"
+    assert item["uptime_seconds"] > 0
+    assert item["restarts"] == 0
+    assert item["tenant_id"] == event_a["tenant_id"]
+    assert item["container_seconds"] > 0
+    assert "cpu_percent" in item
+    assert "memory_bytes" in item
     usage = {u["tenant_id"]: u for u in everything["usage"]}
     assert usage[event_a["tenant_id"]]["container_seconds"] > 0
 

@@ -63,7 +63,8 @@ async def test_pod_manifest_is_a_valid_kubernetes_pod(settings, kube):
     (sent,) = kube.created
     assert kubernetes_validate.validate(sent, "1.37.0", strict=True)
     meta, pod = sent["metadata"], sent["spec"]
-    assert meta["name"] == pod_name(spec.event_id) and meta["namespace"] == NS
+    assert meta["name"] == pod_name(spec.event_id)
+    assert meta["namespace"] == NS
     assert meta["labels"]["bigfootlive.io/event-id"] == str(spec.event_id)
     assert meta["labels"]["bigfootlive.io/tenant-id"] == str(spec.tenant_id)
     assert meta["labels"]["app.kubernetes.io/component"] == "event-container"
@@ -88,15 +89,19 @@ async def test_runtime_creates_watches_lists_measures_and_deletes_pods(settings,
     spec = _spec()
     try:
         launched = await runtime.launch(spec)
-        assert launched.state == "pending" and launched.handle == pod_name(spec.event_id)
+        assert launched.state == "pending"
+        assert launched.handle == pod_name(spec.event_id)
         running = await runtime.wait_running(spec.event_id, within=10)
-        assert running.state == "running" and running.started_at is not None
+        assert running.state == "running"
+        assert running.started_at is not None
         assert [i.event_id for i in await runtime.list()] == [spec.event_id]
         stats = await runtime.stats(spec.event_id)
         assert stats is not None
-        assert stats.cpu_percent == 25.0 and stats.memory_bytes == 128 * 1024 * 1024
+        assert stats.cpu_percent == 25.0
+        assert stats.memory_bytes == 128 * 1024 * 1024
         again = await runtime.launch(spec)  # idempotent: the existing Pod
-        assert again.state == "running" and len(kube.pods) == 1
+        assert again.state == "running"
+        assert len(kube.pods) == 1
         await runtime.stop(spec.event_id, grace_seconds=45)
         assert kube.deletes[-1]["grace_period_seconds"] in ("45", 45)
         assert await runtime.status(spec.event_id) is None
@@ -113,7 +118,8 @@ async def test_manager_creates_a_pod_per_armed_event_and_replaces_a_failed_one(
     name = pod_name(uuid.UUID(event["id"]))
     try:
         report = await manager.tick()
-        assert report is not None and report.launched == [uuid.UUID(event["id"])]
+        assert report is not None
+        assert report.launched == [uuid.UUID(event["id"])]
         await manager.runtime.wait_running(uuid.UUID(event["id"]), within=10)
         await manager.tick()  # records the Pod's resource use from the metrics API
         kube.fail(NS, name)
@@ -127,8 +133,10 @@ async def test_manager_creates_a_pod_per_armed_event_and_replaces_a_failed_one(
             import asyncio
 
             await asyncio.sleep(0.1)
-        assert restarted is not None and restarted.restarted == [uuid.UUID(event["id"])]
-        assert len(kube.created) == 2 and kube.pods[(NS, name)]["status"]["phase"] in (
+        assert restarted is not None
+        assert restarted.restarted == [uuid.UUID(event["id"])]
+        assert len(kube.created) == 2
+        assert kube.pods[(NS, name)]["status"]["phase"] in (
             "Pending",
             "Running",
         )
@@ -141,9 +149,11 @@ async def test_manager_creates_a_pod_per_armed_event_and_replaces_a_failed_one(
 
 
 def test_quantities_are_parsed():
-    assert parse_cpu("250m") == 0.25 and parse_cpu("2") == 2.0
+    assert parse_cpu("250m") == 0.25
+    assert parse_cpu("2") == 2.0
     assert parse_cpu("500000000n") == pytest.approx(0.5)
-    assert parse_memory("512Mi") == 512 * 2**20 and parse_memory("1G") == 10**9
+    assert parse_memory("512Mi") == 512 * 2**20
+    assert parse_memory("1G") == 10**9
     assert parse_memory("131072Ki") == 128 * 2**20
 
 

@@ -45,7 +45,8 @@ async def test_arming_starts_a_worker_process_with_resource_limits(factory, clie
     await wait_row(state, event["id"], lambda r: running(r) and r.memory_bytes > 0)
     pid = await _pid(state, event["id"])
     process = psutil.Process(pid)
-    assert "container" in process.cmdline() and event["id"] in process.cmdline()
+    assert "container" in process.cmdline()
+    assert event["id"] in process.cmdline()
     assert process.rlimit(resource.RLIMIT_AS) == (1536 * 1024 * 1024,) * 2
     assert os.getpgid(pid) == pid  # its own process group: stopping it stops its ffmpeg too
 
@@ -66,7 +67,8 @@ async def test_sigterm_drains_the_worker_and_it_exits_zero(factory, client, stat
     pid = await _pid(state, event["id"])
     os.kill(pid, signal.SIGTERM)
     row = await wait_row(state, event["id"], lambda r: r.stop_reason == "terminated")
-    assert row.state == "stopped" and row.stopped_at is not None
+    assert row.state == "stopped"
+    assert row.stopped_at is not None
     proc = state.containers.runtime._procs.get(uuid.UUID(event["id"]))
     if proc is not None and proc.pid == pid:
         await asyncio.wait_for(proc.reaper, 10)
@@ -127,9 +129,12 @@ async def test_a_new_api_process_adopts_running_workers(factory, client, state, 
     successor = SubprocessRuntime(settings, keep_workers_on_close=True)
     assert successor.adopt() >= 1
     info = await successor.status(uuid.UUID(event["id"]))
-    assert info is not None and info.handle == f"pid:{pid}" and info.state == "running"
+    assert info is not None
+    assert info.handle == f"pid:{pid}"
+    assert info.state == "running"
     stats = await successor.stats(uuid.UUID(event["id"]))
-    assert stats is not None and stats.memory_bytes > 0
+    assert stats is not None
+    assert stats.memory_bytes > 0
     await successor.close()
     assert psutil.pid_exists(pid)
 

@@ -93,7 +93,8 @@ async def _live_ladder(factory, client, state, rtmp) -> tuple[Any, dict[str, Any
 def _check_master(target: str, duration_at_least: float | None = None) -> None:
     found = probe(target)
     programs = found.get("programs", [])
-    assert isinstance(programs, list) and len(programs) == 3, found
+    assert isinstance(programs, list)
+    assert len(programs) == 3, found
     streams = found["streams"]
     assert isinstance(streams, list)
     heights = {s.get("height") for s in streams if s["codec_type"] == "video"}
@@ -117,14 +118,16 @@ async def test_transcoder_produces_a_multi_rendition_hls_ladder_and_local_vod(
     listed = await client.get(f"/api/events/{event['id']}/recordings")
     assert listed.status_code == 200, listed.text
     (recording,) = listed.json()
-    assert recording["status"] == "ready" and recording["storage"] == "local"
+    assert recording["status"] == "ready"
+    assert recording["storage"] == "local"
     assert recording["playback_url"] == (f"https://cdn.example.test/vod/{event['id']}/master.m3u8")
     assert sorted(recording["renditions"]) == ["240p", "360p", "audio"]
     assert recording["duration_seconds"] >= 4
     vod = Path(state.settings.recordings_dir) / "vod" / event["id"]
     for name in ("360p", "240p", "audio"):
         text = (vod / name / "index.m3u8").read_text()
-        assert "#EXT-X-PLAYLIST-TYPE:VOD" in text and text.rstrip().endswith("#EXT-X-ENDLIST")
+        assert "#EXT-X-PLAYLIST-TYPE:VOD" in text
+        assert text.rstrip().endswith("#EXT-X-ENDLIST")
     _check_master(str(vod / "master.m3u8"), duration_at_least=4)
 
 
