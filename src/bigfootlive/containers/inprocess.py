@@ -74,7 +74,7 @@ class InProcessRuntime:
 
     async def close(self) -> None:
         await asyncio.gather(
-            *(self.stop(e, grace_seconds=3.0) for e in list(self._entries)),
+            *(self.stop(e, grace_seconds=2.0) for e in list(self._entries)),
             return_exceptions=True,
         )
         self._entries.clear()

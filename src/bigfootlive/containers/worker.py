@@ -156,9 +156,8 @@ class EventWorker:
         finally:
             for task in loops:
                 task.cancel()
-            for task in loops:
-                with contextlib.suppress(asyncio.CancelledError, FencedOff):
-                    await task
+            # gather, not suppress(CancelledError): a cancel of run() itself must propagate.
+            await asyncio.gather(*loops, return_exceptions=True)
             for unsubscribe in unsubscribers:
                 with contextlib.suppress(Exception):
                     await unsubscribe()
