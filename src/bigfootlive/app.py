@@ -16,6 +16,10 @@ from fastapi.responses import HTMLResponse
 from bigfootlive import __version__
 from bigfootlive.apikeys.endpoints import router as api_keys_router
 from bigfootlive.config import Settings
+from bigfootlive.containers import service as containers_service
+from bigfootlive.containers.endpoints import recordings_router
+from bigfootlive.containers.endpoints import router as containers_router
+from bigfootlive.containers.tasks import start_manager
 from bigfootlive.errors import install_error_handlers
 from bigfootlive.events.endpoints import router as events_router
 from bigfootlive.events.tasks import sweep_reconnect_windows
@@ -54,9 +58,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis=bool(settings.redis_url),
         )
         sweeper = asyncio.create_task(sweep_reconnect_windows(state), name="reconnect-sweeper")
+        containers = start_manager(state)
         try:
             yield
         finally:
+            if containers is not None:
+                manager, loop = containers
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+                await manager.shutdown()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -82,6 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sso_admin_router)
     app.include_router(streaming_router)
     app.include_router(api_keys_router)
+    app.include_router(containers_router)
+    app.include_router(recordings_router)
+    containers_service.register_hooks()
 
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

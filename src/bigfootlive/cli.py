@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 app = typer.Typer(help="BigfootLive platform backend.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+container_app = typer.Typer(help="Event containers.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
+app.add_typer(container_app, name="container")
 
 
 @app.command()
@@ -136,6 +138,53 @@ def user_create(
             await state.close()
 
     typer.echo(f"user {email} created: {_run(run())}")
+
+
+@container_app.command(
+    "run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def container_run(
+    event: Annotated[str, typer.Option(help="Event id")],
+    handle: Annotated[
+        str | None, typer.Option(help="Launch token from the manager (default: take over)")
+    ] = None,
+    settings_file: Annotated[
+        str | None, typer.Option(help="JSON settings (else the environment)", hidden=True)
+    ] = None,
+) -> None:
+    """Run one event's worker until the event ends or SIGTERM (drains, exits 0)."""
+    import json
+    import signal
+    import uuid
+
+    from bigfootlive.containers.worker import EventWorker
+    from bigfootlive.observability.logging import configure_logging
+    from bigfootlive.state import AppState
+
+    if settings_file:
+        with open(settings_file) as f:
+            settings = Settings(**json.load(f))
+    else:
+        settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def run() -> int:
+        state = AppState.build(settings)
+        worker = EventWorker(
+            state,
+            uuid.UUID(event),
+            handle=handle or f"manual:{uuid.uuid4().hex[:12]}",
+            takeover=handle is None,
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        try:
+            return await worker.run()
+        finally:
+            await state.close()
+
+    raise typer.Exit(asyncio.run(run()))
 
 
 async def _state() -> AppState:

@@ -103,9 +103,54 @@ class Settings(BaseSettings):
     # storage
     aws_region: str = "us-west-2"
     s3_bucket_recordings: str = "recordings-bucket"
+    s3_endpoint_url: str | None = None
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    s3_object_acl: str | None = None  # e.g. public-read when the CDN reads the bucket directly
+    recordings_storage: Literal["local", "s3"] = "local"
+    recordings_dir: str = "./var/media"
+
+    # event containers (one unit of compute per live event)
+    container_runtime: Literal["inprocess", "subprocess", "kubernetes"] = "inprocess"
+    container_manager_enabled: bool = True
+    container_node_name: str = ""  # default: this machine's hostname
+    container_reconcile_interval_seconds: float = 2.0
+    container_prewarm_seconds: float = 300.0
+    container_stop_grace_seconds: float = 30.0
+    container_heartbeat_interval_seconds: float = 2.0
+    container_heartbeat_timeout_seconds: float = 15.0
+    container_start_timeout_seconds: float = 120.0  # launch -> first heartbeat (image pulls)
+    container_restart_backoff_seconds: float = 1.0
+    container_restart_backoff_max_seconds: float = 60.0
+    container_lease_ttl_seconds: float = 10.0
+    container_max_per_tenant: int = 10
+    container_max_per_node: int = 100
+    container_cpu_limit: float = 1.0  # cores, per container (cgroup cpu.max / Pod limit)
+    container_memory_limit_mb: int = 2048  # per container (cgroup memory.max, RLIMIT_AS, Pod)
+    container_health_interval_seconds: float = 5.0
+    container_rollup_interval_seconds: float = 10.0
+    container_transcoder: bool = False
+    transcoder_input_url: str = "rtmp://127.0.0.1:1935/live/{playback_id}"
+    transcoder_renditions: str = (
+        "1080p:1920x1080:5000k,720p:1280x720:2800k,480p:854x480:1200k,audio:128k"
+    )
+    transcoder_segment_seconds: float = 2.0
+    transcoder_preset: str = "veryfast"
+    chat_blocked_terms: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    chat_flood_messages: int = 5  # more than this per user within chat_flood_seconds is hidden
+    chat_flood_seconds: float = 10.0
+    k8s_namespace: str = "bigfootlive"
+    k8s_api_url: str | None = None  # empty: in-cluster config, else kubeconfig
+    k8s_pod_template: str | None = None  # path to a Pod YAML; default: deploy/k8s/event-pod.yaml
+    k8s_worker_image: str = "bigfootlive:latest"
 
     @field_validator(
-        "cors_origins", "trusted_proxies", "jwt_previous_secrets", "encryption_keys", mode="before"
+        "cors_origins",
+        "trusted_proxies",
+        "jwt_previous_secrets",
+        "encryption_keys",
+        "chat_blocked_terms",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bigfootlive.config import Settings
 from bigfootlive.db import Database
@@ -16,6 +17,9 @@ from bigfootlive.kit.mail import Mailer, make_mailer
 from bigfootlive.kit.ratelimit import RateLimiter
 from bigfootlive.mfa.sms import SmsSender, make_sms_sender
 from bigfootlive.streaming.health import HealthMonitor, make_health_monitor
+
+if TYPE_CHECKING:
+    from bigfootlive.containers.manager import ContainerManager
 
 
 @dataclass
@@ -33,6 +37,7 @@ class AppState:
     playback_tokens: PlaybackTokens
     sms: SmsSender
     stream_health: HealthMonitor
+    containers: ContainerManager | None = None  # set by the lifespan when the manager runs
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:

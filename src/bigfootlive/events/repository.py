@@ -22,6 +22,7 @@ async def get(session: AsyncSession, tenant_id: uuid.UUID, event_id: uuid.UUID) 
 async def get_for_visibility_check(session: AsyncSession, event_id: uuid.UUID) -> Event | None:
     """Unscoped on purpose: public events are visible across tenants. Callers must apply
     `service.can_view` before returning anything."""
+    # unscoped: see the docstring.
     stmt = select(Event).where(Event.id == event_id)
     return (await session.execute(stmt)).scalar_one_or_none()
 
@@ -29,12 +30,14 @@ async def get_for_visibility_check(session: AsyncSession, event_id: uuid.UUID) -
 async def find_by_key_hashes(session: AsyncSession, hashes: Sequence[str]) -> Event | None:
     """Unscoped on purpose: a media server knows only the key; the caller checks the tenant of
     the callback's API key against the event's."""
+    # unscoped: see the docstring.
     stmt = select(Event).where(Event.stream_key_hash.in_(list(hashes)))
     return (await session.execute(stmt)).scalars().first()
 
 
 async def find_by_playback_id(session: AsyncSession, playback_id: str) -> Event | None:
     """Unscoped on purpose (as above): a playback id is public."""
+    # unscoped: see the docstring.
     stmt = select(Event).where(Event.playback_id == playback_id)
     return (await session.execute(stmt)).scalar_one_or_none()
 

@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -391,6 +391,12 @@ async def rotate_stream_key(
 # --- lifecycle -----------------------------------------------------------------------------------
 
 
+StartCheck = Callable[[AppState, AsyncSession, Event], Awaitable[None]]
+# Checks run before an event is armed; each may refuse by raising a BigfootError. Other domains
+# register here (the containers domain: compute capacity per tenant and per node).
+START_CHECKS: list[StartCheck] = []
+
+
 async def start_event(
     state: AppState,
     session: AsyncSession,
@@ -400,6 +406,9 @@ async def start_event(
 ) -> Event:
     """Arm the event: ingest is accepted from now on."""
     event = await get_managed_event(session, subject, event_id)
+    if event.status == S.SCHEDULED.value:
+        for check in START_CHECKS:
+            await check(state, session, event)
     return await _apply(state, session, event, "start", meta=meta, actor=subject)
 
 

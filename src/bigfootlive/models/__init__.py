@@ -3,6 +3,7 @@
 from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
+from bigfootlive.models.container import EventContainer, Lease, Recording
 from bigfootlive.models.event import Event
 from bigfootlive.models.mfa import MfaBackupCode, MfaFactor
 from bigfootlive.models.sso import SsoIdentity, SsoProvider
@@ -14,10 +15,13 @@ __all__ = [
     "AuditRecord",
     "AuthSession",
     "Event",
+    "EventContainer",
     "Follow",
+    "Lease",
     "MfaBackupCode",
     "MfaFactor",
     "PasswordHistory",
+    "Recording",
     "RefreshToken",
     "SsoIdentity",
     "SsoProvider",

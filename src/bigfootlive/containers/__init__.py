@@ -1,0 +1,1 @@
+"""Event containers: one unit of compute per live event (see docs/containers.md)."""

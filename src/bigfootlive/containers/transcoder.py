@@ -1,0 +1,188 @@
+"""The optional per-event transcoder: ffmpeg pulls the ingest and writes an HLS ABR ladder.
+
+One ffmpeg process encodes every rendition (one decode, one split) and writes a master playlist
+plus one media playlist per rendition: `<dir>/master.m3u8`, `<dir>/<name>/index.m3u8`. With
+recording on the playlists keep every segment (`EVENT` type, `append_list`), so a restarted
+worker continues the same recording instead of starting a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+_RENDITION = re.compile(r"^(?P<name>[a-z0-9_-]+):(?:(?P<w>\d+)x(?P<h>\d+):)?(?P<bitrate>\d+k)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendition:
+    name: str
+    bitrate: str  # video bitrate, or audio bitrate for audio-only
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def audio_only(self) -> bool:
+        return self.height is None
+
+
+def parse_renditions(spec: str) -> list[Rendition]:
+    """`1080p:1920x1080:5000k,720p:1280x720:2800k,audio:128k` -> renditions (highest first)."""
+    out: list[Rendition] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        match = _RENDITION.match(item)
+        if match is None:
+            raise ValueError(f"bad rendition {item!r}: use name:WxH:bitrate or name:bitrate")
+        w, h = match["w"], match["h"]
+        out.append(
+            Rendition(
+                name=match["name"],
+                bitrate=match["bitrate"],
+                width=int(w) if w else None,
+                height=int(h) if h else None,
+            )
+        )
+    if not out:
+        raise ValueError("no renditions")
+    return out
+
+
+def ffmpeg_command(
+    input_url: str,
+    out_dir: Path,
+    renditions: list[Rendition],
+    *,
+    segment_seconds: float,
+    record: bool,
+    preset: str = "veryfast",
+    audio_bitrate: str = "128k",
+) -> list[str]:
+    videos = [r for r in renditions if not r.audio_only]
+    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    if input_url.startswith("rtmp"):
+        cmd += ["-rw_timeout", "10000000"]
+    cmd += ["-i", input_url]
+    if videos:
+        splits = "".join(f"[s{i}]" for i in range(len(videos)))
+        chains = [f"[0:v]split={len(videos)}{splits}"]
+        for i, r in enumerate(videos):
+            chains.append(
+                f"[s{i}]scale={r.width}:{r.height}:force_original_aspect_ratio=decrease,"
+                f"scale=trunc(iw/2)*2:trunc(ih/2)*2[v{i}]"
+            )
+        cmd += ["-filter_complex", ";".join(chains)]
+    stream_map: list[str] = []
+    audio_index = 0
+    for i, r in enumerate(videos):
+        cmd += [
+            "-map", f"[v{i}]",
+            f"-c:v:{i}", "libx264",
+            f"-b:v:{i}", r.bitrate,
+            f"-maxrate:v:{i}", r.bitrate,
+            f"-bufsize:v:{i}", _double(r.bitrate),
+            "-map", "0:a?",
+            f"-c:a:{audio_index}", "aac",
+            f"-b:a:{audio_index}", audio_bitrate,
+        ]  # fmt: skip
+        stream_map.append(f"v:{i},a:{audio_index},name:{r.name}")
+        audio_index += 1
+    for r in renditions:
+        if r.audio_only:
+            cmd += ["-map", "0:a?", f"-c:a:{audio_index}", "aac", f"-b:a:{audio_index}", r.bitrate]
+            stream_map.append(f"a:{audio_index},name:{r.name}")
+            audio_index += 1
+    flags = "independent_segments+" + ("append_list" if record else "delete_segments")
+    cmd += [
+        "-preset", preset,
+        "-pix_fmt", "yuv420p",
+        "-force_key_frames", f"expr:gte(t,n_forced*{segment_seconds})",
+        "-sc_threshold", "0",
+        "-f", "hls",
+        "-hls_time", str(segment_seconds),
+        "-hls_list_size", "0" if record else "6",
+        "-hls_flags", flags,
+        "-hls_segment_filename", str(out_dir / "%v" / "seg_%05d.ts"),
+        "-master_pl_name", "master.m3u8",
+        "-var_stream_map", " ".join(stream_map),
+    ]  # fmt: skip
+    if record:
+        cmd += ["-hls_playlist_type", "event"]
+    cmd.append(str(out_dir / "%v" / "index.m3u8"))
+    return cmd
+
+
+def _double(bitrate: str) -> str:
+    return f"{int(bitrate[:-1]) * 2}k"
+
+
+class Transcoder:
+    """Keeps one ffmpeg running while started: the ingest may not be there yet, or drop and
+    come back, so an exited ffmpeg is started again after a short pause."""
+
+    def __init__(self, command: list[str], out_dir: Path, renditions: list[Rendition]) -> None:
+        self.command = command
+        self.out_dir = out_dir
+        self.renditions = renditions
+        self.process: asyncio.subprocess.Process | None = None
+        self.runs = 0
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for r in self.renditions:
+            (self.out_dir / r.name).mkdir(exist_ok=True)
+        self._task = asyncio.create_task(self._supervise(), name="transcoder")
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    async def _supervise(self) -> None:
+        pause = 0.5
+        while not self._stopping:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            self.runs += 1
+            stderr = b"" if self.process.stderr is None else await self.process.stderr.read()
+            await self.process.wait()
+            if self._stopping:
+                return
+            log.info(
+                "transcoder_exited",
+                code=self.process.returncode,
+                error=stderr.decode(errors="replace")[-300:],
+            )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Ask ffmpeg to finish (SIGINT: it closes the playlists properly), then kill it."""
+        self._stopping = True
+        process = self.process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), grace_seconds)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

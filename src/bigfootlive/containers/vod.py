@@ -1,0 +1,98 @@
+"""After a recorded event ends: close its playlists and publish them as an HLS VOD asset."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bigfootlive.authz.scoping import scoped
+from bigfootlive.config import Settings
+from bigfootlive.containers.storage import Storage, TreeSync, public_url
+from bigfootlive.db import utcnow
+from bigfootlive.models import Recording
+
+_EXTINF = re.compile(r"^#EXTINF:([0-9.]+)", re.MULTILINE)
+
+
+def vod_prefix(event_id: uuid.UUID) -> str:
+    return f"vod/{event_id}"
+
+
+def finalize_playlist(text: str) -> str:
+    """A media playlist as VOD: `PLAYLIST-TYPE:VOD` and an `ENDLIST` (ffmpeg writes it on a
+    clean stop, not when it was killed)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [
+        "#EXT-X-PLAYLIST-TYPE:VOD" if line.startswith("#EXT-X-PLAYLIST-TYPE") else line
+        for line in lines
+    ]
+    if not any(line.startswith("#EXT-X-PLAYLIST-TYPE") for line in lines):
+        lines.insert(1, "#EXT-X-PLAYLIST-TYPE:VOD")
+    if lines[-1] != "#EXT-X-ENDLIST":
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def duration_of(text: str) -> float:
+    return round(sum(float(x) for x in _EXTINF.findall(text)), 3)
+
+
+def finalize_tree(hls_dir: Path) -> tuple[list[str], float]:
+    """Close every rendition's playlist; (renditions with media, longest duration)."""
+    if not (hls_dir / "master.m3u8").exists():
+        return [], 0.0
+    renditions: list[str] = []
+    duration = 0.0
+    for playlist in sorted(hls_dir.glob("*/index.m3u8")):
+        text = finalize_playlist(playlist.read_text())
+        if "#EXTINF" not in text:
+            continue
+        playlist.write_text(text)
+        renditions.append(playlist.parent.name)
+        duration = max(duration, duration_of(text))
+    return renditions, duration
+
+
+async def publish_recording(
+    settings: Settings,
+    session: AsyncSession,
+    storage: Storage,
+    *,
+    tenant_id: uuid.UUID,
+    event_id: uuid.UUID,
+    hls_dir: Path,
+) -> Recording | None:
+    """Upload (or copy) the recorded ladder under `vod/<event id>/` and list it on the event.
+    Idempotent: a second call for the same event returns the existing recording."""
+    existing = (
+        await session.execute(
+            scoped(select(Recording), Recording, tenant_id).where(Recording.event_id == event_id)
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    renditions, duration = await asyncio.to_thread(finalize_tree, hls_dir)
+    if not renditions:
+        return None
+    prefix = vod_prefix(event_id)
+    await TreeSync(storage, hls_dir, prefix).sync()
+    recording = Recording(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        event_id=event_id,
+        status="ready",
+        storage=storage.kind,
+        location=f"{prefix}/master.m3u8",
+        playback_url=public_url(settings, f"{prefix}/master.m3u8"),
+        duration_seconds=duration,
+        renditions=renditions,
+        published_at=utcnow(),
+    )
+    session.add(recording)
+    await session.flush()
+    return recording

@@ -1,0 +1,381 @@
+"""The per-event worker: everything one event needs while it is on, and nothing else.
+
+`bigfootlive container run --event ID` runs it in its own process (or Pod); the inprocess
+runtime runs the same class as an asyncio task. It
+
+- heartbeats into its `event_containers` row with its resource use (psutil) and the
+  container-seconds it has used, and keeps there what it needs to resume (`worker_state`);
+- monitors the stream's health from the media server's stats (`health.py`) and publishes it on
+  `event:{id}:health`;
+- rolls up the event's figures (peak viewers, bytes in, time on air, moderation counts) into
+  `worker_state["rollup"]`, publishes them on `event:{id}:analytics` and hands them to every
+  registered `ROLLUP_SINKS` hook (the hook for the analytics domain);
+- auto-moderates chat (`moderation.py`) from `event:{id}:chat:inbound`;
+- optionally transcodes the ingest into an HLS ladder, and publishes the recording as VOD when
+  the event ends;
+- drains and exits 0 on SIGTERM (or `stop()`) and when its event ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import structlog
+
+from bigfootlive.config import Settings
+from bigfootlive.containers import repository as repo
+from bigfootlive.containers.health import Health, HealthProbe, HealthTracker, make_probe
+from bigfootlive.containers.moderation import (
+    ChatAutoModerator,
+    ChatMessage,
+    inbound_channel,
+    verdict_channel,
+)
+from bigfootlive.containers.storage import Storage, TreeSync, make_storage
+from bigfootlive.containers.transcoder import (
+    Transcoder,
+    ffmpeg_command,
+    parse_renditions,
+)
+from bigfootlive.containers.vod import publish_recording
+from bigfootlive.db import utcnow
+from bigfootlive.events.schemas import EventStatus
+from bigfootlive.models import EventContainer
+from bigfootlive.state import AppState
+
+log = structlog.get_logger(__name__)
+
+RollupSink = Callable[[AppState, uuid.UUID, dict[str, Any]], Awaitable[None]]
+# The analytics domain registers here to receive each roll-up of each event.
+ROLLUP_SINKS: list[RollupSink] = []
+
+
+def health_channel(event_id: uuid.UUID) -> str:
+    return f"event:{event_id}:health"
+
+
+def analytics_channel(event_id: uuid.UUID) -> str:
+    return f"event:{event_id}:analytics"
+
+
+def hls_dir_for(settings: Settings, event_id: uuid.UUID, playback_id: str) -> Path:
+    """Where ffmpeg writes: the served tree itself for local storage, a scratch dir for S3."""
+    root = Path(settings.recordings_dir)
+    if settings.recordings_storage == "local":
+        return root / "live" / playback_id
+    return root / "work" / str(event_id)
+
+
+class FencedOff(Exception):
+    """Another worker has taken over this event's row: this one must stop."""
+
+
+class EventWorker:
+    def __init__(
+        self,
+        state: AppState,
+        event_id: uuid.UUID,
+        *,
+        handle: str,
+        measure_process: bool = True,
+        takeover: bool = False,
+        probe: HealthProbe | None = None,
+        storage: Storage | None = None,
+    ) -> None:
+        self.state = state
+        self.settings = state.settings
+        self.event_id = event_id
+        self.handle = handle
+        self.measure_process = measure_process
+        self.takeover = takeover
+        self._last_ok = time.monotonic()
+        self.probe = probe or make_probe(self.settings.nginx_rtmp_stat_url)
+        self._storage = storage
+        self.stopping = asyncio.Event()
+        self.stop_reason = "terminated"
+        self.worker_state: dict[str, Any] = {}
+        self.transcoder: Transcoder | None = None
+        self.moderator = ChatAutoModerator(
+            self.settings.chat_blocked_terms,
+            flood_messages=self.settings.chat_flood_messages,
+            flood_seconds=self.settings.chat_flood_seconds,
+        )
+        self._tracker = HealthTracker(self.settings.health_stale_seconds)
+        self._process = psutil.Process(os.getpid())
+        self._last_tick = time.monotonic()
+        self._event_status = EventStatus.SCHEDULED
+        self._tenant_id: uuid.UUID | None = None
+        self._playback_id = ""
+        self._recording = False
+        self._sync: TreeSync | None = None
+
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            self._storage = make_storage(self.settings)
+        return self._storage
+
+    def stop(self, reason: str = "terminated") -> None:
+        """Drain and exit (SIGTERM lands here)."""
+        if not self.stopping.is_set():
+            self.stop_reason = reason
+            self.stopping.set()
+
+    async def run(self) -> int:
+        """Run until stopped or the event ends; 0 after a clean drain."""
+        if not await self._claim():
+            log.warning("container_event_missing", event_id=str(self.event_id))
+            return 2
+        log.info("container_started", event_id=str(self.event_id), handle=self.handle)
+        unsubscribers = [
+            await self.state.pubsub.subscribe(inbound_channel(self.event_id), self._on_chat),
+            await self.state.pubsub.subscribe(f"event:{self.event_id}:state", self._on_state),
+        ]
+        loops = [
+            asyncio.create_task(self._every(self.settings.container_heartbeat_interval_seconds,
+                                            self._heartbeat), name="heartbeat"),
+            asyncio.create_task(self._every(self.settings.container_health_interval_seconds,
+                                            self._check_health), name="health"),
+            asyncio.create_task(self._every(self.settings.container_rollup_interval_seconds,
+                                            self._rollup), name="rollup"),
+        ]  # fmt: skip
+        if self.settings.container_transcoder:
+            self._start_transcoder()
+        try:
+            await self._react_to_status()
+            await self.stopping.wait()
+        finally:
+            for task in loops:
+                task.cancel()
+            # gather, not suppress(CancelledError): a cancel of run() itself must propagate.
+            await asyncio.gather(*loops, return_exceptions=True)
+            for unsubscribe in unsubscribers:
+                with contextlib.suppress(Exception):
+                    await unsubscribe()
+        return await self._drain()
+
+    # --- start and stop ------------------------------------------------------------------
+
+    async def _claim(self) -> bool:
+        async with self.state.db.transaction() as session:
+            event = await repo.get_event_unscoped(session, self.event_id)
+            row = await repo.get_container(session, self.event_id)
+            if event is None:
+                return False
+            if row is None:
+                if not self.takeover:
+                    return False
+                row = EventContainer(
+                    tenant_id=event.tenant_id,
+                    event_id=event.id,
+                    runtime="manual",
+                    handle=self.handle,
+                    worker_state={},
+                )
+                session.add(row)
+                await session.flush()
+            self._tenant_id = event.tenant_id
+            self._playback_id = event.playback_id
+            self._recording = event.recording
+            self._event_status = EventStatus(event.status)
+            self.worker_state = dict(row.worker_state or {})
+            self.worker_state["runs"] = int(self.worker_state.get("runs", 0)) + 1
+            self.moderator.counts.update(self.worker_state.get("moderation", {}))
+            now = utcnow()
+            claimed = await repo.update_container(
+                session,
+                self.event_id,
+                handle=None if self.takeover else self.handle,
+                handle_value=self.handle,
+                state="running",
+                started_at=now,
+                last_heartbeat_at=now,
+                stopped_at=None,
+                stop_reason=None,
+                worker_state=self.worker_state,
+            )
+        if not claimed:
+            return False  # a newer launch of this event owns the row
+        self._process.cpu_percent(None)
+        return True
+
+    async def _drain(self) -> int:
+        ended = self._event_status.is_finished
+        if self.transcoder is not None:
+            await self.transcoder.stop()
+            if self._sync is not None:
+                with contextlib.suppress(Exception):
+                    await self._sync.sync()
+        if ended and self._recording and self.transcoder is not None:
+            await self._publish_vod()
+        with contextlib.suppress(FencedOff):
+            await self._heartbeat(final=True)
+        log.info("container_stopped", event_id=str(self.event_id), reason=self.stop_reason)
+        return 0
+
+    async def _publish_vod(self) -> None:
+        if self.transcoder is None or self._tenant_id is None:
+            return
+        try:
+            async with self.state.db.transaction() as session:
+                recording = await publish_recording(
+                    self.settings,
+                    session,
+                    self.storage,
+                    tenant_id=self._tenant_id,
+                    event_id=self.event_id,
+                    hls_dir=self.transcoder.out_dir,
+                )
+            if recording is not None:
+                self.worker_state["vod"] = recording.playback_url
+                log.info("vod_published", event_id=str(self.event_id), url=recording.playback_url)
+        except Exception:
+            log.exception("vod_publish_failed", event_id=str(self.event_id))
+
+    def _start_transcoder(self) -> None:
+        renditions = parse_renditions(self.settings.transcoder_renditions)
+        out_dir = hls_dir_for(self.settings, self.event_id, self._playback_id)
+        command = ffmpeg_command(
+            self.settings.transcoder_input_url.format(playback_id=self._playback_id),
+            out_dir,
+            renditions,
+            segment_seconds=self.settings.transcoder_segment_seconds,
+            record=self._recording,
+            preset=self.settings.transcoder_preset,
+        )
+        self.transcoder = Transcoder(command, out_dir, renditions)
+        self.transcoder.start()
+        if self.settings.recordings_storage != "local":
+            self._sync = TreeSync(self.storage, out_dir, f"live/{self._playback_id}")
+
+    # --- loops ---------------------------------------------------------------------------
+
+    async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await step()
+            except FencedOff:
+                log.warning("container_fenced_off", event_id=str(self.event_id))
+                self.stop("replaced")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("container_step_failed", step=getattr(step, "__name__", "?"))
+                # Cut off from the database for longer than the manager waits for a
+                # heartbeat: the manager has given up on us and started another worker.
+                lost_for = time.monotonic() - self._last_ok
+                if lost_for > self.settings.container_heartbeat_timeout_seconds:
+                    self.stop("lost_database")
+                    return
+            await asyncio.sleep(seconds)
+
+    def _resources(self) -> tuple[float, int]:
+        processes: list[psutil.Process] = []
+        if self.measure_process:
+            processes.append(self._process)
+        if self.transcoder is not None and self.transcoder.pid is not None:
+            with contextlib.suppress(psutil.Error):
+                processes.append(psutil.Process(self.transcoder.pid))
+        cpu, memory = 0.0, 0
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                cpu += process.cpu_percent(None)
+                memory += process.memory_info().rss
+        return cpu, memory
+
+    async def _heartbeat(self, *, final: bool = False) -> None:
+        now_mono = time.monotonic()
+        elapsed, self._last_tick = now_mono - self._last_tick, now_mono
+        cpu, memory = self._resources()
+
+        values: dict[str, Any] = {
+            "last_heartbeat_at": utcnow(),
+            "cpu_percent": round(cpu, 2),
+            "memory_bytes": memory,
+            "container_seconds": EventContainer.container_seconds + elapsed,
+            "worker_state": self.worker_state,
+        }
+        if final:
+            values |= {"state": "stopped", "stopped_at": utcnow(), "stop_reason": self.stop_reason}
+        async with self.state.db.transaction() as session:
+            if not await repo.update_container(
+                session, self.event_id, handle=self.handle, **values
+            ):
+                raise FencedOff()
+            event = await repo.get_event_unscoped(session, self.event_id)
+        self._last_ok = time.monotonic()
+        if event is not None and not final:
+            self._event_status = EventStatus(event.status)
+            await self._react_to_status()
+        if self._sync is not None and not final:
+            await self._sync.sync()
+
+    async def _react_to_status(self) -> None:
+        if self._event_status.is_finished:
+            self.stop("event_ended")
+
+    async def _on_state(self, payload: bytes) -> None:
+        with contextlib.suppress(ValueError, KeyError):
+            self._event_status = EventStatus(json.loads(payload)["status"])
+            await self._react_to_status()
+
+    async def _check_health(self) -> None:
+        sample = await self.probe.sample(self._playback_id)
+        health = self._tracker.judge(sample, time.monotonic())
+        report: dict[str, Any] = {"health": health.value, "at": utcnow().isoformat()}
+        if sample is not None:
+            report["sample"] = sample.as_dict()
+            rollup = self.worker_state.setdefault("rollup", {})
+            rollup["samples"] = int(rollup.get("samples", 0)) + 1
+            rollup["peak_viewers"] = max(int(rollup.get("peak_viewers", 0)), sample.viewers)
+            rollup["max_bw_in_bps"] = max(int(rollup.get("max_bw_in_bps", 0)), sample.bw_in_bps)
+            rollup["bytes_in"] = max(int(rollup.get("bytes_in", 0)), sample.bytes_in)
+            if health in (Health.HEALTHY, Health.STARTING):
+                rollup["healthy_seconds"] = round(
+                    float(rollup.get("healthy_seconds", 0.0))
+                    + self.settings.container_health_interval_seconds,
+                    3,
+                )
+        self.worker_state["health"] = report
+        await self.state.pubsub.publish(
+            health_channel(self.event_id), _json(report | {"event_id": str(self.event_id)})
+        )
+
+    async def _rollup(self) -> None:
+        rollup = self.worker_state.setdefault("rollup", {})
+        rollup["moderation"] = dict(self.moderator.counts)
+        rollup["container_runs"] = self.worker_state.get("runs", 1)
+        rollup["at"] = utcnow().isoformat()
+        message = {"event_id": str(self.event_id), **rollup}
+        await self.state.pubsub.publish(analytics_channel(self.event_id), _json(message))
+        for sink in ROLLUP_SINKS:
+            try:
+                await sink(self.state, self.event_id, dict(rollup))
+            except Exception:
+                log.exception("rollup_sink_failed")
+
+    async def _on_chat(self, payload: bytes) -> None:
+        try:
+            message = ChatMessage.model_validate_json(payload)
+        except ValueError:
+            return
+        verdict = self.moderator.check(message)
+        stored = self.worker_state.setdefault("moderation", {})
+        stored.update(self.moderator.counts)
+        await self.state.pubsub.publish(
+            verdict_channel(self.event_id), verdict.model_dump_json().encode()
+        )
+
+
+def _json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, default=str).encode()

@@ -1,0 +1,146 @@
+"""The subprocess runtime for real: one `bigfootlive container run` process per event."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import signal
+import uuid
+from typing import Any
+
+import psutil
+import pytest
+from sqlalchemy import delete
+
+from bigfootlive.containers.subprocess import SubprocessRuntime
+from bigfootlive.models import Event
+from tests.containers.helpers import FAST, armed_event, running, stop, streamer, wait_row
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {**FAST, "container_runtime": "subprocess", "container_memory_limit_mb": 1536}
+
+
+async def _pid(state, event_id: str) -> int:
+    info = await state.containers.runtime.status(uuid.UUID(event_id))
+    assert info is not None, "runtime does not know the container"
+    return int(info.handle.removeprefix("pid:"))
+
+
+async def _gone(pid: int, within: float = 15.0) -> bool:
+    for _ in range(int(within * 10)):
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_arming_starts_a_worker_process_with_resource_limits(factory, client, state):
+    event = await armed_event(client, await streamer(factory))
+    await wait_row(state, event["id"], lambda r: running(r) and r.memory_bytes > 0)
+    pid = await _pid(state, event["id"])
+    process = psutil.Process(pid)
+    assert "container" in process.cmdline()
+    assert event["id"] in process.cmdline()
+    assert process.rlimit(resource.RLIMIT_AS) == (1536 * 1024 * 1024,) * 2
+    assert os.getpgid(pid) == pid  # its own process group: stopping it stops its ffmpeg too
+
+
+async def test_killed_worker_is_restarted(factory, client, state):
+    event = await armed_event(client, await streamer(factory))
+    await wait_row(state, event["id"], running)
+    pid = await _pid(state, event["id"])
+    os.kill(pid, signal.SIGKILL)
+    row = await wait_row(state, event["id"], lambda r: r.restarts == 1 and running(r))
+    assert row.worker_state["runs"] == 2
+    assert await _pid(state, event["id"]) != pid
+
+
+async def test_sigterm_drains_the_worker_and_it_exits_zero(factory, client, state):
+    event = await armed_event(client, await streamer(factory))
+    await wait_row(state, event["id"], running)
+    pid = await _pid(state, event["id"])
+    os.kill(pid, signal.SIGTERM)
+    row = await wait_row(state, event["id"], lambda r: r.stop_reason == "terminated")
+    assert row.state == "stopped"
+    assert row.stopped_at is not None
+    proc = state.containers.runtime._procs.get(uuid.UUID(event["id"]))
+    if proc is not None and proc.pid == pid:
+        await asyncio.wait_for(proc.reaper, 10)
+        assert proc.exit_code == 0
+    # A drained worker of a still-armed event is started again, and that is no crash.
+    row = await wait_row(state, event["id"], running)
+    assert row.restarts == 0
+
+
+async def test_worker_exits_when_its_event_ends(factory, client, state):
+    account = await streamer(factory)
+    event = await armed_event(client, account)
+    await wait_row(state, event["id"], running)
+    pid = await _pid(state, event["id"])
+    assert (await stop(client, account, event)).status_code == 200
+    row = await wait_row(state, event["id"], lambda r: r.state == "stopped")
+    assert row.stop_reason == "event_ended"
+    assert await _gone(pid)
+
+
+async def test_hung_worker_is_stopped_a_grace_period_after_its_event_ends(factory, client, state):
+    account = await streamer(factory)
+    event = await armed_event(client, account)
+    await wait_row(state, event["id"], running)
+    pid = await _pid(state, event["id"])
+    os.kill(pid, signal.SIGSTOP)  # frozen: it will never notice the end by itself
+    try:
+        assert (await stop(client, account, event)).status_code == 200
+        row = await wait_row(state, event["id"], lambda r: r.state == "stopped")
+        assert row.stop_reason == "grace_expired"
+        assert await _gone(pid)
+    finally:
+        with_suppress_kill(pid)
+
+
+async def test_orphan_worker_of_a_deleted_event_is_reaped(factory, client, state):
+    event = await armed_event(client, await streamer(factory))
+    await wait_row(state, event["id"], running)
+    pid = await _pid(state, event["id"])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        async with state.db.transaction() as session:
+            await session.execute(delete(Event).where(Event.id == uuid.UUID(event["id"])))
+        assert await _gone(pid, within=20)
+        for _ in range(100):
+            if await state.containers.runtime.status(uuid.UUID(event["id"])) is None:
+                break
+            await asyncio.sleep(0.1)
+        assert await state.containers.runtime.status(uuid.UUID(event["id"])) is None
+    finally:
+        with_suppress_kill(pid)
+
+
+async def test_a_new_api_process_adopts_running_workers(factory, client, state, settings):
+    event = await armed_event(client, await streamer(factory))
+    await wait_row(state, event["id"], running)
+    pid = await _pid(state, event["id"])
+    successor = SubprocessRuntime(settings, keep_workers_on_close=True)
+    assert successor.adopt() >= 1
+    info = await successor.status(uuid.UUID(event["id"]))
+    assert info is not None
+    assert info.handle == f"pid:{pid}"
+    assert info.state == "running"
+    stats = await successor.stats(uuid.UUID(event["id"]))
+    assert stats is not None
+    assert stats.memory_bytes > 0
+    await successor.close()
+    assert psutil.pid_exists(pid)
+
+
+def with_suppress_kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,117 @@
+"""The containers' pure parts: nginx-rtmp stats, health verdicts, chat rules, the ffmpeg
+ladder, VOD playlists, the lease, back-off."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bigfootlive.containers.health import Health, HealthTracker, StreamSample, parse_nginx_rtmp_stat
+from bigfootlive.containers.lease import DatabaseLease
+from bigfootlive.containers.manager import backoff
+from bigfootlive.containers.moderation import ChatAutoModerator, ChatMessage
+from bigfootlive.containers.transcoder import ffmpeg_command, parse_renditions
+from bigfootlive.containers.vod import duration_of, finalize_playlist
+
+STAT = Path(__file__).parent.parent / "fixtures" / "payloads" / "nginx_rtmp" / "stat.xml"
+
+
+def test_nginx_rtmp_stat_is_read_for_one_stream():
+    sample = parse_nginx_rtmp_stat(STAT.read_bytes(), "pb0123456789abcdef0123")
+    assert sample.publishing is True
+    assert sample.bytes_in == 226_712
+    assert sample.bw_in_bps == 0
+    assert sample.viewers == 1
+    assert (sample.width, sample.height, sample.video_codec) == (640, 360, "H264")
+    assert parse_nginx_rtmp_stat(STAT.read_bytes(), "absent").publishing is False
+
+
+def test_a_new_stream_is_starting_not_offline_while_nginx_bandwidth_reads_zero():
+    tracker = HealthTracker(stale_seconds=5)
+    assert tracker.judge(StreamSample(publishing=True, bytes_in=10), 0) == Health.STARTING
+    assert tracker.judge(StreamSample(publishing=True, bytes_in=20), 1) == Health.HEALTHY
+    assert tracker.judge(StreamSample(publishing=True, bytes_in=20), 3) == Health.HEALTHY
+    assert tracker.judge(StreamSample(publishing=True, bytes_in=20), 7) == Health.STALLED
+    assert tracker.judge(StreamSample(publishing=False), 8) == Health.OFFLINE
+    assert tracker.judge(None, 9) == Health.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("texts", "reason"),
+    [
+        (["buy cheap SCAM here"], "blocked_term"),
+        (["a", "b", "c", "d"], "flood"),
+        (["same thing", "same thing"], "repeated"),
+        (["http://a.example http://b.example www.c.example"], "link_spam"),
+        (["WHY IS NOBODY LISTENING TO ME"], "shouting"),
+    ],
+)
+def test_chat_auto_moderation_hides_abuse(texts, reason):
+    moderator = ChatAutoModerator(["scam"], flood_messages=3, flood_seconds=10)
+    verdicts = [
+        moderator.check(ChatMessage(message_id=str(i), user_id="u", text=t), now=float(i))
+        for i, t in enumerate(texts)
+    ]
+    assert verdicts[-1].action == "hide"
+    assert verdicts[-1].reason == reason
+    assert all(v.action == "allow" for v in verdicts[:-1])
+
+
+def test_chat_auto_moderation_lets_ordinary_messages_through():
+    moderator = ChatAutoModerator(["scam"])
+    verdict = moderator.check(ChatMessage(message_id="1", user_id="u", text="Scampi for dinner?"))
+    assert verdict.action == "allow"
+
+
+def test_renditions_are_parsed_and_bad_ones_refused():
+    ladder = parse_renditions("1080p:1920x1080:5000k, 720p:1280x720:2800k,audio:128k")
+    assert [(r.name, r.height, r.bitrate, r.audio_only) for r in ladder] == [
+        ("1080p", 1080, "5000k", False),
+        ("720p", 720, "2800k", False),
+        ("audio", None, "128k", True),
+    ]
+    with pytest.raises(ValueError, match="bad rendition"):
+        parse_renditions("1080p:huge")
+
+
+def test_ffmpeg_ladder_maps_every_rendition_and_keeps_recordings(tmp_path):
+    ladder = parse_renditions("720p:1280x720:2800k,480p:854x480:1200k,audio:128k")
+    cmd = ffmpeg_command(
+        "rtmp://127.0.0.1/live/x", tmp_path, ladder, segment_seconds=2, record=True
+    )
+    stream_map = cmd[cmd.index("-var_stream_map") + 1]
+    assert stream_map == "v:0,a:0,name:720p v:1,a:1,name:480p a:2,name:audio"
+    assert cmd[cmd.index("-master_pl_name") + 1] == "master.m3u8"
+    assert "append_list" in cmd[cmd.index("-hls_flags") + 1]
+    assert cmd[cmd.index("-hls_list_size") + 1] == "0"
+    live_only = ffmpeg_command("x", tmp_path, ladder, segment_seconds=2, record=False)
+    assert "delete_segments" in live_only[live_only.index("-hls_flags") + 1]
+
+
+def test_a_killed_transcoders_playlist_is_closed_as_vod():
+    text = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:2.0,\na.ts\n#EXTINF:1.5,\nb.ts\n"
+    closed = finalize_playlist(text)
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" in closed
+    assert "EVENT" not in closed
+    assert closed.rstrip().endswith("#EXT-X-ENDLIST")
+    assert finalize_playlist(closed) == closed
+    assert duration_of(closed) == 3.5
+
+
+def test_restart_backoff_doubles_up_to_its_cap():
+    assert [backoff(1, 10, n) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 10]
+
+
+async def test_lease_has_one_holder_until_it_expires(state):
+    first = DatabaseLease(state.db, "test-lease", "a", ttl_seconds=0.5)
+    second = DatabaseLease(state.db, "test-lease", "b", ttl_seconds=0.5)
+    assert await first.acquire() is True
+    assert await second.acquire() is False
+    assert await first.acquire() is True  # renewal
+    await asyncio.sleep(0.7)
+    assert await second.acquire() is True
+    assert await first.acquire() is False
+    await second.release()
+    assert await first.acquire() is True
