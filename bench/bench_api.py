@@ -201,6 +201,7 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
         if not _port_open(host, port):
             sys.exit(f"{what} is not reachable on {host}:{port}")
     started = time.monotonic()
+    load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     prefix = f"bench:{uuid.uuid4().hex[:10]}:"
     database_url = asyncio.run(_create_database())
@@ -281,6 +282,9 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
                 "cpus": cpus,
                 "python": platform.python_version(),
                 "platform": platform.platform(),
+                # Other work on the machine skews every figure; ratios are the robust ones.
+                "load_average_1m_before": round(load_before[0], 2),
+                "load_average_1m_after": round(os.getloadavg()[0], 2),
             },
             "config": {
                 "uvicorn_workers": workers,
