@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import socket
 import sys
 import tempfile
@@ -206,6 +207,7 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
     prefix = f"bench:{uuid.uuid4().hex[:10]}:"
     database_url = asyncio.run(_create_database())
     server: Uvicorn | None = None
+    succeeded = False
     try:
         asyncio.run(upgrade_database(database_url))
         env = {
@@ -276,6 +278,7 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
 
         cpus = os.cpu_count() or 1
         ceiling = argon2_ceiling(settings, seconds=5, processes=cpus)
+        succeeded = True
         return {
             "benchmark": "api",
             "machine": {
@@ -320,6 +323,10 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
             server.stop()
         asyncio.run(_drop_database(database_url))
         asyncio.run(_delete_redis_prefix(prefix))
+        if succeeded:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"server log kept in {workdir}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -213,7 +213,7 @@ class Uvicorn:
             start_new_session=True,
         )
 
-    def wait_ready(self, path: str = "/health", within: float = 30.0) -> None:
+    def wait_ready(self, path: str = "/health", within: float = 120.0) -> None:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
