@@ -33,6 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 
 from bench.loadgen import Uvicorn, Wrk, get_script, plain_script, post_json_script, run_wrk
@@ -77,8 +78,6 @@ def _role(i: int) -> Role:
 
 
 async def _create_database() -> str:
-    import asyncpg
-
     name = f"bfl_bench_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(PG_ADMIN_URL)
     try:
@@ -90,8 +89,6 @@ async def _create_database() -> str:
 
 
 async def _drop_database(url: str) -> None:
-    import asyncpg
-
     conn = await asyncpg.connect(PG_ADMIN_URL)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
@@ -223,7 +220,7 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
         }
         # The same environment the server reads, so seed and server agree on every setting.
         os.environ.update(env)
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None)
         asyncio.run(_seed(settings, users))
 
         server = Uvicorn(

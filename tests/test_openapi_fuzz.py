@@ -192,6 +192,7 @@ def _fuzz(server: Server, cwd: Path, *selection: str) -> None:
     )
 
 
+@pytest.mark.timeout(300)  # ~40 s normally; server start-up alone is slow on a busy machine
 def test_fuzzed_requests_get_no_server_error_and_match_the_schema(
     server: Server, tmp_path: Path
 ) -> None:
