@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bigfootlive.config import Settings
 from bigfootlive.db import Database
+from bigfootlive.events.playback import PlaybackTokens
 from bigfootlive.identity.passwords import Passwords
 from bigfootlive.identity.revocation import RevokedSessions
 from bigfootlive.identity.tokens import TokenService
@@ -27,6 +28,7 @@ class AppState:
     tokens: TokenService
     revoked: RevokedSessions
     secrets: SecretBox
+    playback_tokens: PlaybackTokens
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -42,6 +44,7 @@ class AppState:
             tokens=TokenService(settings),
             revoked=RevokedSessions(cache, ttl=settings.access_token_ttl_seconds + 60),
             secrets=SecretBox(settings.data_keys),
+            playback_tokens=PlaybackTokens(settings),
         )
 
     async def close(self) -> None:

@@ -1,13 +1,17 @@
 """All tables, imported here so Alembic and relationships see one metadata."""
 
+from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
+from bigfootlive.models.event import Event
 from bigfootlive.models.tenant import Tenant, TenantDomain
 from bigfootlive.models.user import Follow, PasswordHistory, User
 
 __all__ = [
+    "ApiKey",
     "AuditRecord",
     "AuthSession",
+    "Event",
     "Follow",
     "PasswordHistory",
     "RefreshToken",
