@@ -50,4 +50,5 @@ class AppState:
     async def close(self) -> None:
         await self.pubsub.close()
         await self.cache.close()
+        await self.limiter.close()
         await self.db.dispose()
