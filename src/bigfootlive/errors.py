@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -111,6 +112,11 @@ _HTTP_CODES = {
 }
 
 
+# PostgreSQL refuses text it cannot store (a NUL character, which SQLite happily keeps). That is
+# always the client's input, in a body or a query parameter, so it gets a 422 and not a 500.
+_UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+
+
 def _jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
@@ -160,3 +166,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body("internal_error", "Something went wrong on our side"), status_code=500
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT_SQLSTATES:
+            return JSONResponse(
+                error_body("invalid_characters", "Text must not contain NUL characters"),
+                status_code=422,
+            )
+        return await _unexpected(request, exc)

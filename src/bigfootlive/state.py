@@ -62,4 +62,5 @@ class AppState:
         await self.stream_health.close()
         await self.pubsub.close()
         await self.cache.close()
+        await self.limiter.close()
         await self.db.dispose()

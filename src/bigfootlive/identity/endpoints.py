@@ -24,7 +24,6 @@ from bigfootlive.identity.schemas import (
     UserOut,
 )
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
-from bigfootlive.tenants import service as tenants
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -61,9 +60,8 @@ async def logout(subject: CurrentSubject, state: State, session: DbSession, meta
 
 
 @router.get("/me")
-async def me(subject: CurrentSubject, session: ReadSession) -> UserOut:
-    tenant = await tenants.require_tenant(session, subject.tenant_id)
-    return service.user_out(subject.user, tenant.slug)
+async def me(subject: CurrentSubject) -> UserOut:
+    return service.user_out(subject.user, subject.tenant_slug)
 
 
 @router.get("/sessions")

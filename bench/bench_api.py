@@ -1,0 +1,344 @@
+"""API request path against a bare FastAPI peer, login against the argon2 ceiling.
+
+    python -m bench.bench_api [--workers N] [--seconds S]
+
+Starts the real server (uvicorn, as `bigfootlive serve` runs it) on a fresh PostgreSQL database
+and a random Redis key prefix, seeds one tenant with ~1,000 users, then measures with `wrk` over
+loopback:
+
+(a) `GET /api/auth/me` and `GET /api/tenant/users` (authenticated, 50 users a page) side by side
+    with `/bench/bare-me` and `/bench/bare-users` on the same server (same bytes, no auth/DB);
+(b) `POST /api/auth/login` throughput against argon2 hashes/s (Settings defaults, all cores);
+(c) `GET /health` latency alone and during the login storm.
+
+Prints one JSON document. The database and Redis keys are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+
+from bench.loadgen import Uvicorn, Wrk, get_script, plain_script, post_json_script, run_wrk
+from bigfootlive.authz.roles import Role
+from bigfootlive.config import Settings
+from bigfootlive.identity.passwords import Passwords
+from bigfootlive.migrations import upgrade_database
+from bigfootlive.models import User
+from bigfootlive.state import AppState
+from bigfootlive.tenants import service as tenants
+
+PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+PASSWORD = "plausible-tundra-velvet-42"
+TENANT = "bench"
+ADMINS = 10
+MODERATORS = 20
+SIGNED_IN = 64  # users holding a session for the authenticated GETs
+GET_CONNECTIONS = 32
+LOGIN_CONNECTIONS = 16
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _email(i: int) -> str:
+    return f"user{i:04d}@bench.example"
+
+
+def _role(i: int) -> Role:
+    if i < ADMINS:
+        return Role.ADMIN
+    if i < ADMINS + MODERATORS:
+        return Role.MODERATOR
+    return Role.STREAMER if i % 4 == 0 else Role.VIEWER
+
+
+# ---------------------------------------------------------------- database and seed
+
+
+async def _create_database() -> str:
+    name = f"bfl_bench_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}"
+
+
+async def _drop_database(url: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _delete_redis_prefix(prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=prefix + "*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await client.delete(*keys[start : start + 1000])
+    finally:
+        await client.aclose()
+
+
+async def _seed(settings: Settings, users: int) -> None:
+    """One tenant and `users` accounts; one argon2 hash shared by all (hashing 1,000 is slow)."""
+    state = AppState.build(settings)
+    try:
+        password_hash = await state.passwords.hash(PASSWORD)
+        now = dt.datetime.now(dt.UTC)
+        async with state.db.transaction() as session:
+            tenant = await tenants.create_tenant(session, slug=TENANT, name="Bench")
+            session.add_all(
+                User(
+                    id=uuid.uuid4(),
+                    tenant_id=tenant.id,
+                    email=_email(i),
+                    display_name=f"Bench User {i}",
+                    role=_role(i).value,
+                    password_hash=password_hash,
+                    email_verified_at=now,
+                    created_at=now - dt.timedelta(seconds=i),
+                    updated_at=now,
+                )
+                for i in range(users)
+            )
+    finally:
+        await state.close()
+
+
+async def _sign_in(base_url: str, count: int) -> list[str]:
+    limit = asyncio.Semaphore(8)
+
+    async def one(http: httpx.AsyncClient, i: int) -> str:
+        async with limit:
+            response = await http.post(
+                "/api/auth/login",
+                json={"tenant": TENANT, "email": _email(i), "password": PASSWORD},
+            )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        return list(await asyncio.gather(*(one(http, i) for i in range(count))))
+
+
+# ---------------------------------------------------------------- argon2 ceiling
+
+
+def _hash_for(seconds: float, time_cost: int, memory_kib: int, parallelism: int) -> int:
+    from argon2 import PasswordHasher, Type
+
+    hasher = PasswordHasher(
+        time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+    )
+    done = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        hasher.hash(PASSWORD)
+        done += 1
+    return done
+
+
+def argon2_ceiling(settings: Settings, seconds: float, processes: int) -> float:
+    """argon2id hashes/s with the server's parameters, one process per core, all cores busy."""
+    params = Passwords(settings).hasher  # the exact hasher the server builds
+    args = (seconds, params.time_cost, params.memory_cost, params.parallelism)
+    with ProcessPoolExecutor(processes) as pool:
+        start = time.perf_counter()
+        counts = list(pool.map(_hash_for, *([a] * processes for a in args)))
+        elapsed = time.perf_counter() - start
+    return sum(counts) / elapsed
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+def _side_by_side(real: Any, bare: Any) -> dict[str, Any]:
+    return {
+        "bigfootlive": real.figures(),
+        "bare_fastapi": bare.figures(),
+        "throughput_ratio": _ratio(real.rps, bare.rps),
+        "p99_ratio": _ratio(real.p99_ms, bare.p99_ms),
+    }
+
+
+def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
+    for host, port, what in (("127.0.0.1", 5432, "PostgreSQL"), ("127.0.0.1", 6379, "Redis")):
+        if not _port_open(host, port):
+            sys.exit(f"{what} is not reachable on {host}:{port}")
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    prefix = f"bench:{uuid.uuid4().hex[:10]}:"
+    database_url = asyncio.run(_create_database())
+    server: Uvicorn | None = None
+    succeeded = False
+    try:
+        asyncio.run(upgrade_database(database_url))
+        env = {
+            "NODE_ENV": "production",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": REDIS_URL,
+            "REDIS_KEY_PREFIX": prefix,
+            "JWT_SECRET": secrets.token_urlsafe(48),
+            "AUTO_MIGRATE": "false",
+            "LOGIN_RATE_LIMIT": "1000000/minute",
+            "MAIL_OUTBOX_DIR": str(workdir / "outbox"),
+            "BENCH_FIXTURE_DIR": str(workdir),
+        }
+        # The same environment the server reads, so seed and server agree on every setting.
+        os.environ.update(env)
+        settings = Settings(_env_file=None)
+        asyncio.run(_seed(settings, users))
+
+        server = Uvicorn(
+            "bench.server:create_bench_app", env=env, workers=workers, log=workdir / "server.log"
+        )
+        server.wait_ready()
+        url = server.base_url
+        tokens = asyncio.run(_sign_in(url, SIGNED_IN))
+        staff_tokens = tokens[: ADMINS + MODERATORS]
+
+        # The bare routes answer with the real responses' bytes.
+        me = httpx.get(url + "/api/auth/me", headers={"Authorization": f"Bearer {tokens[0]}"})
+        (workdir / "me.json").write_bytes(me.content)
+        (workdir / "users.json").write_bytes(
+            httpx.get(
+                url + "/api/tenant/users", headers={"Authorization": f"Bearer {staff_tokens[0]}"}
+            ).content
+        )
+
+        scripts = {
+            "me": get_script("/api/auth/me", tokens),
+            "bare_me": get_script("/bench/bare-me", tokens),
+            "users": get_script("/api/tenant/users", staff_tokens),
+            "bare_users": get_script("/bench/bare-users", staff_tokens),
+        }
+        for script in scripts.values():  # warm up every worker's pools and caches
+            run_wrk(url, script, seconds=1, connections=GET_CONNECTIONS)
+        measured = {
+            name: run_wrk(url, script, seconds=seconds, connections=GET_CONNECTIONS)
+            for name, script in scripts.items()
+        }
+
+        health_idle = run_wrk(url + "/health", plain_script(), seconds=4, connections=1)
+        login_bodies = [
+            json.dumps({"tenant": TENANT, "email": _email(i), "password": PASSWORD})
+            for i in range(SIGNED_IN, users)
+        ]
+        storm_seconds = max(6.0, seconds + 4)
+        storm = Wrk(
+            url + "/api/auth/login",
+            post_json_script("/api/auth/login", login_bodies),
+            seconds=storm_seconds,
+            connections=LOGIN_CONNECTIONS,
+        )
+        time.sleep(1)  # let the storm build up before sampling /health
+        health_during = Wrk(
+            url + "/health", plain_script(), seconds=storm_seconds - 2, connections=1
+        ).result()
+        login = storm.result()
+        server.stop()
+        server = None
+
+        cpus = os.cpu_count() or 1
+        ceiling = argon2_ceiling(settings, seconds=5, processes=cpus)
+        succeeded = True
+        return {
+            "benchmark": "api",
+            "machine": {
+                "cpus": cpus,
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                # Other work on the machine skews every figure; ratios are the robust ones.
+                "load_average_1m_before": round(load_before[0], 2),
+                "load_average_1m_after": round(os.getloadavg()[0], 2),
+            },
+            "config": {
+                "uvicorn_workers": workers,
+                "database": "postgresql",
+                "redis": True,
+                "users_seeded": users,
+                "seconds_per_run": seconds,
+                "get_connections": GET_CONNECTIONS,
+                "login_connections": LOGIN_CONNECTIONS,
+                "argon2": {
+                    "time_cost": settings.argon2_time_cost,
+                    "memory_kib": settings.argon2_memory_kib,
+                    "parallelism": settings.argon2_parallelism,
+                },
+            },
+            "auth_me": _side_by_side(measured["me"], measured["bare_me"]),
+            "tenant_users_page_50": _side_by_side(measured["users"], measured["bare_users"]),
+            "login": {
+                "bigfootlive": login.figures(),
+                "logins_per_s": round(login.rps, 1),
+                "argon2_hashes_per_s_all_cores": round(ceiling, 1),
+                "percent_of_argon2_ceiling": round(100 * login.rps / ceiling, 1),
+            },
+            "health": {
+                "idle": health_idle.figures(),
+                "during_login_storm": health_during.figures(),
+                "p99_ratio_storm_vs_idle": _ratio(health_during.p99_ms, health_idle.p99_ms),
+            },
+            "elapsed_s": round(time.monotonic() - started, 1),
+        }
+    finally:
+        if server is not None:
+            server.stop()
+        asyncio.run(_drop_database(database_url))
+        asyncio.run(_delete_redis_prefix(prefix))
+        if succeeded:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"server log kept in {workdir}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="uvicorn worker processes (default: one per core)",
+    )
+    parser.add_argument("--seconds", type=float, default=8, help="length of each measured run")
+    parser.add_argument("--users", type=int, default=1000, help="users seeded in the tenant")
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.workers, args.seconds, args.users), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""Shared benchmark helpers: `wrk` runs with a Lua script, and a uvicorn server on loopback.
+
+wrk reports latency through a Lua `done()` hook that prints one JSON line, so no text parsing of
+its human-readable summary is needed. Latencies are in microseconds inside wrk; we report ms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+_DONE_LUA = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"connect_errors":%d,"read_errors":%d,' ..
+    '"write_errors":%d,"timeouts":%d,"non_2xx":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
+    '"max_us":%d,"mean_us":%.1f}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.timeout, e.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max, latency.mean))
+end
+"""
+
+
+def lua_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string literal is a valid Lua string literal for ASCII
+
+
+def lua_list(values: Sequence[str]) -> str:
+    return "{" + ", ".join(lua_string(v) for v in values) + "}"
+
+
+def get_script(path: str, tokens: Sequence[str]) -> str:
+    """GET `path`, each request with the next bearer token from `tokens` (round robin)."""
+    return (
+        f"""
+local tokens = {lua_list(tokens)}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", {lua_string(path)},
+    {{["Authorization"] = "Bearer " .. tokens[(i % #tokens) + 1]}})
+end
+"""
+        + _DONE_LUA
+    )
+
+
+def post_json_script(path: str, bodies: Sequence[str]) -> str:
+    """POST each JSON body of `bodies` in turn to `path`."""
+    return (
+        f"""
+local bodies = {lua_list(bodies)}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("POST", {lua_string(path)},
+    {{["Content-Type"] = "application/json"}}, bodies[(i % #bodies) + 1])
+end
+"""
+        + _DONE_LUA
+    )
+
+
+def plain_script() -> str:
+    return _DONE_LUA
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    seconds: float
+    non_2xx: int
+    socket_errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "requests_per_s": round(self.rps, 1),
+            "p50_ms": self.p50_ms,
+            "p90_ms": self.p90_ms,
+            "p99_ms": self.p99_ms,
+            "max_ms": self.max_ms,
+            "non_2xx": self.non_2xx,
+            "socket_errors": self.socket_errors,
+        }
+
+
+def wrk_binary() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        sys.exit("wrk is not installed: apt-get install wrk (in scripts/system-packages.txt)")
+    return found
+
+
+class Wrk:
+    """One wrk run in the background; `result()` waits for it and parses the JSON line."""
+
+    def __init__(
+        self,
+        url: str,
+        script: str,
+        *,
+        seconds: float,
+        connections: int,
+        threads: int = 1,
+        timeout_s: int = 10,
+    ) -> None:
+        self._script = tempfile.NamedTemporaryFile(
+            "w", suffix=".lua", prefix="bench-", delete=False
+        )
+        self._script.write(script)
+        self._script.close()
+        self._proc = subprocess.Popen(
+            [
+                wrk_binary(),
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{max(1, round(seconds))}s",
+                f"--timeout={timeout_s}s",
+                "-s",
+                self._script.name,
+                url,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def result(self) -> WrkResult:
+        out, err = self._proc.communicate()
+        Path(self._script.name).unlink(missing_ok=True)
+        for line in out.splitlines():
+            if line.startswith("BENCH_JSON "):
+                raw = json.loads(line.removeprefix("BENCH_JSON "))
+                return WrkResult(
+                    requests=raw["requests"],
+                    seconds=raw["duration_us"] / 1e6,
+                    non_2xx=raw["non_2xx"],
+                    socket_errors=raw["connect_errors"]
+                    + raw["read_errors"]
+                    + raw["write_errors"]
+                    + raw["timeouts"],
+                    p50_ms=round(raw["p50_us"] / 1000, 2),
+                    p90_ms=round(raw["p90_us"] / 1000, 2),
+                    p99_ms=round(raw["p99_us"] / 1000, 2),
+                    max_ms=round(raw["max_us"] / 1000, 2),
+                )
+        raise RuntimeError(f"wrk gave no result (exit {self._proc.returncode}): {out}\n{err}")
+
+
+def run_wrk(url: str, script: str, *, seconds: float, connections: int) -> WrkResult:
+    return Wrk(url, script, seconds=seconds, connections=connections).result()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Uvicorn:
+    """`uvicorn <factory> --factory` with the options `bigfootlive serve` uses, in a subprocess.
+
+    The server runs in its own process group and is stopped by that group's id.
+    """
+
+    def __init__(self, factory: str, *, env: Mapping[str, str], workers: int, log: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._log = log.open("wb")
+        self._proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                factory,
+                "--factory",
+                "--host=127.0.0.1",
+                f"--port={self.port}",
+                f"--workers={workers}",
+                "--loop=uvloop",
+                "--http=httptools",
+                "--no-proxy-headers",
+                "--no-access-log",
+                "--lifespan=on",
+            ],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, path: str = "/health", within: float = 120.0) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                raise RuntimeError(f"server exited with {code}; see {self._log.name}")
+            try:
+                if httpx.get(self.base_url + path, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready after {within}s; see {self._log.name}")
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait()
+        self._log.close()

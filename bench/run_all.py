@@ -1,0 +1,54 @@
+"""Run every `bench/bench_*.py` module in turn and print their figures as one JSON document.
+
+    python -m bench.run_all            # all of them (what `make bench` runs)
+    python -m bench.run_all bench_api  # only the named ones
+
+Each module runs in its own process (`python -m bench.<name>`), so one benchmark's servers and
+worker pools cannot disturb the next. Exits non-zero if any benchmark failed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def discover() -> list[str]:
+    return sorted(path.stem for path in HERE.glob("bench_*.py"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = (argv if argv is not None else sys.argv[1:]) or discover()
+    results: dict[str, object] = {}
+    failed: list[str] = []
+    for name in names:
+        print(f"==> bench.{name}", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", f"bench.{name}"],
+            cwd=HERE.parent,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        elapsed = round(time.monotonic() - started, 1)
+        try:
+            results[name] = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            results[name] = {"error": f"exit {proc.returncode}", "output": proc.stdout[-4000:]}
+        if proc.returncode != 0:
+            failed.append(name)
+        print(f"    {name}: exit {proc.returncode} in {elapsed}s", file=sys.stderr, flush=True)
+    print(json.dumps(results, indent=2))
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
