@@ -14,6 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from bigfootlive import __version__
+from bigfootlive.chat.endpoints import router as chat_router
 from bigfootlive.config import Settings
 from bigfootlive.errors import install_error_handlers
 from bigfootlive.events.endpoints import router as events_router
@@ -23,6 +24,8 @@ from bigfootlive.migrations import upgrade_database
 from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from bigfootlive.realtime.gateway import install_sigterm_drain
+from bigfootlive.realtime.gateway import router as realtime_router
 from bigfootlive.state import AppState
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
@@ -48,9 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis=bool(settings.redis_url),
         )
         sweeper = asyncio.create_task(sweep_reconnect_windows(state), name="reconnect-sweeper")
+        state.hub.start()
+        restore_sigterm = install_sigterm_drain()
         try:
             yield
         finally:
+            restore_sigterm()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -70,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (observability_router, auth_router, tenant_router, users_router):
         app.include_router(router)
     app.include_router(events_router)
+    app.include_router(chat_router)
+    app.include_router(realtime_router)
 
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

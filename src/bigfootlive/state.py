@@ -14,6 +14,7 @@ from bigfootlive.kit.backends import Cache, PubSub, open_backends
 from bigfootlive.kit.crypto import SecretBox
 from bigfootlive.kit.mail import Mailer, make_mailer
 from bigfootlive.kit.ratelimit import RateLimiter
+from bigfootlive.realtime.hub import Hub
 
 
 @dataclass
@@ -29,6 +30,7 @@ class AppState:
     revoked: RevokedSessions
     secrets: SecretBox
     playback_tokens: PlaybackTokens
+    hub: Hub
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -45,9 +47,17 @@ class AppState:
             revoked=RevokedSessions(cache, ttl=settings.access_token_ttl_seconds + 60),
             secrets=SecretBox(settings.data_keys),
             playback_tokens=PlaybackTokens(settings),
+            hub=Hub(
+                pubsub,
+                cache,
+                queue_size=settings.ws_send_queue_size,
+                batch_window=settings.ws_batch_window_ms / 1000,
+                presence_interval=settings.presence_heartbeat_seconds,
+            ),
         )
 
     async def close(self) -> None:
+        await self.hub.close()
         await self.pubsub.close()
         await self.cache.close()
         await self.db.dispose()

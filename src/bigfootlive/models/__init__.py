@@ -3,6 +3,7 @@
 from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
+from bigfootlive.models.chat import ChatBan, ChatMessage, ChatRoom
 from bigfootlive.models.event import Event
 from bigfootlive.models.tenant import Tenant, TenantDomain
 from bigfootlive.models.user import Follow, PasswordHistory, User
@@ -11,6 +12,9 @@ __all__ = [
     "ApiKey",
     "AuditRecord",
     "AuthSession",
+    "ChatBan",
+    "ChatMessage",
+    "ChatRoom",
     "Event",
     "Follow",
     "PasswordHistory",

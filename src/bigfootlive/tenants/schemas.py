@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -40,6 +41,10 @@ class TenantSettings(BaseModel):
     password_policy: PasswordPolicy = Field(default_factory=PasswordPolicy)
     lockout: LockoutPolicy = Field(default_factory=LockoutPolicy)
     allowed_redirect_urls: list[str] = Field(default_factory=list, max_length=50)
+    # Chat messages containing one of these words (case-insensitive, whole word) are refused.
+    chat_blocked_words: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=1000
+    )
 
     @field_validator("default_role")
     @classmethod
@@ -57,6 +62,9 @@ class TenantSettingsPatch(BaseModel):
     password_policy: PasswordPolicy | None = None
     lockout: LockoutPolicy | None = None
     allowed_redirect_urls: list[str] | None = Field(None, max_length=50)
+    chat_blocked_words: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, max_length=1000
+    )
 
 
 class TenantOut(BaseModel):
