@@ -25,7 +25,6 @@ import structlog
 from pydantic import ValidationError
 
 from bigfootlive.events.schemas import EventStatus, StateChange
-from bigfootlive.events.service import state_channel
 from bigfootlive.kit.backends import Cache, PubSub
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.presence import Presence
@@ -50,6 +49,7 @@ class Connection:
         "event_id",
         "id",
         "last_seen",
+        "room",
         "user_id",
     )
 
@@ -70,6 +70,7 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self.close_code: int | None = None
         self.last_seen = time.monotonic()
+        self.room: Room | None = None
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
@@ -108,6 +109,9 @@ class Connection:
         self.close_code = code
         if self._writer is not None:
             self._writer.cancel()
+        # Out of the room at once: no more frames, and no longer counted as a viewer.
+        if self.room is not None:
+            self.room.connections.pop(self.id, None)
         task = asyncio.create_task(self._close(code, reason))
         _BACKGROUND.add(task)
         task.add_done_callback(_BACKGROUND.discard)
@@ -200,17 +204,18 @@ class Hub:
                 room = self.rooms[connection.event_id] = Room(connection.event_id)
                 await self._subscribe(room)
             room.connections[connection.id] = connection
+            connection.room = room
         connection.start()
-        self.presence.local[connection.event_id] = len(room.connections)
         return room
 
     async def leave(self, connection: Connection) -> None:
         await connection.stop()
         async with self._lock:
             room = self.rooms.get(connection.event_id)
-            if room is None or room.connections.pop(connection.id, None) is None:
+            if room is None or room is not connection.room:
                 return
-            self.presence.local[room.event_id] = len(room.connections)
+            room.connections.pop(connection.id, None)
+            connection.room = None
             if room.connections:
                 return
             del self.rooms[room.event_id]
@@ -220,6 +225,9 @@ class Hub:
         await self.presence.forget(room.event_id)
 
     async def _subscribe(self, room: Room) -> None:
+        # Imported here: the hub is built with the app state, which the events service imports.
+        from bigfootlive.events.service import state_channel
+
         event_id = room.event_id
 
         async def on_chat(data: bytes) -> None:

@@ -23,7 +23,6 @@ class Presence:
         self.cache = cache
         self.interval = interval
         self.process_id = uuid.uuid4().hex
-        self.local: dict[uuid.UUID, int] = {}
 
     @staticmethod
     def _key(event_id: uuid.UUID) -> str:
@@ -61,5 +60,4 @@ class Presence:
         return PresenceMessage(viewers=total, unique_viewers=unique)
 
     async def forget(self, event_id: uuid.UUID) -> None:
-        self.local.pop(event_id, None)
         await self.cache.hdel(self._key(event_id), self.process_id)
