@@ -83,6 +83,13 @@ class Client:
             frame = await asyncio.wait_for(self.ws.recv(), remaining)
             self.seen.extend(json.loads(frame))
 
+    async def message(self, message_id: str, within: float = 5.0) -> dict[str, Any]:
+        """Wait for the broadcast of one chat message."""
+        while True:
+            got = await self.next("message", within)
+            if got["message"]["id"] == message_id:
+                return got["message"]
+
     async def request(self, **message: Any) -> dict[str, Any]:
         """Send a command with a ref; return its ack, or its error frame."""
         ref = message.setdefault("ref", f"r{id(message)}")
