@@ -47,6 +47,7 @@ def serve(
         reload=reload,
         loop="uvloop",
         http="httptools",
+        ws="websockets-sansio",  # applies write back-pressure, which slow-consumer cut-off needs
         proxy_headers=False,
         access_log=False,
         lifespan="on",

@@ -43,7 +43,12 @@ class LiveServer:
 async def live_server(app: FastAPI) -> AsyncIterator[LiveServer]:
     port = services.free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", ws="websockets-sansio"
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        ws="websockets-sansio",
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -112,15 +117,17 @@ class Client:
         return reply["message"]
 
     async def closed_with(self, within: float = 5.0) -> int:
+        received = None
         try:
             async with asyncio.timeout(within):
                 while True:
                     frame = await self.ws.recv()
                     self.seen.extend(json.loads(frame))
         except websockets.ConnectionClosed as closed:
-            assert closed.rcvd is not None, "closed without a close frame"
-            return closed.rcvd.code
-        raise AssertionError("unreachable")
+            received = closed.rcvd
+        if received is None:
+            raise AssertionError("closed without a close frame")
+        return received.code
 
     async def close(self) -> None:
         await self.ws.close()

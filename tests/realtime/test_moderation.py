@@ -51,9 +51,7 @@ async def test_others_cannot_delete_a_message_but_a_moderator_can(
     assert record.target_id == sent["id"]
 
 
-async def test_timed_out_user_cannot_send_until_the_timeout_ends(
-    client, world, live_server, state
-):
+async def test_timed_out_user_cannot_send_until_the_timeout_ends(client, world, live_server, state):
     _, url = await _room(client, world, live_server)
     viewer = await join(url, world["viewer"])
     owner = await join(url, world["owner"])
@@ -100,9 +98,7 @@ async def test_moderators_cannot_be_moderated_and_viewers_cannot_moderate(
     assert reply["code"] == "user_not_found"
 
 
-async def test_slow_mode_spaces_out_messages_but_not_moderators(
-    client, world, live_server, state
-):
+async def test_slow_mode_spaces_out_messages_but_not_moderators(client, world, live_server, state):
     _, url = await _room(client, world, live_server)
     viewer = await join(url, world["viewer"])
     moderator = await join(url, world["moderator"])

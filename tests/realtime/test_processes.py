@@ -17,7 +17,7 @@ import pytest
 
 from bigfootlive.config import Settings
 from tests.fixtures import services
-from tests.realtime.conftest import connect, create_event, join
+from tests.realtime.conftest import create_event, join
 
 
 class ServerProcess:
@@ -48,9 +48,21 @@ class ServerProcess:
         return env
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "uvicorn", "bigfootlive.main:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--ws", "websockets-sansio", "--log-level", "warning"],
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bigfootlive.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--ws",
+                "websockets-sansio",
+                "--log-level",
+                "warning",
+            ],
             env=self.env(),
             cwd=self.workdir,
         )
