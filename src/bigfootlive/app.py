@@ -24,7 +24,7 @@ from bigfootlive.migrations import upgrade_database
 from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from bigfootlive.realtime.gateway import install_sigterm_drain
+from bigfootlive.realtime.gateway import CaptureRawSend, install_sigterm_drain
 from bigfootlive.realtime.gateway import router as realtime_router
 from bigfootlive.state import AppState
 from bigfootlive.tenants.endpoints import router as tenant_router
@@ -96,4 +96,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(CaptureRawSend)  # outermost: sees the server's own WebSocket send
     return app

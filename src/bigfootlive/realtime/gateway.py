@@ -14,7 +14,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from fastapi import APIRouter, WebSocket
@@ -31,7 +31,7 @@ from bigfootlive.events.schemas import Visibility
 from bigfootlive.kit.net import client_ip, user_agent
 from bigfootlive.models import Event
 from bigfootlive.realtime import protocol as p
-from bigfootlive.realtime.hub import Connection, Hub, shutdown_all_hubs
+from bigfootlive.realtime.hub import Connection, Hub, OutFrame, shutdown_all_hubs
 from bigfootlive.state import AppState
 
 log = structlog.get_logger(__name__)
@@ -134,6 +134,7 @@ class Gateway:
             self.websocket.send_text,
             self._closer,
             self.settings.ws_send_queue_size,
+            transport=fast_path_transport(self.websocket.scope),
         )
         self.meta = RequestMeta(
             ip=self.meta.ip, user_agent=self.meta.user_agent, request_id=f"ws:{self.connection.id}"
@@ -208,7 +209,7 @@ class Gateway:
     # --- running -------------------------------------------------------------------------------
 
     def _send(self, *messages: BaseModel) -> None:
-        self.conn.offer(p.encode(*messages))
+        self.conn.offer(OutFrame.of(p.encode(*messages)))
 
     async def run(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
@@ -223,7 +224,7 @@ class Gateway:
     async def _heartbeat(self) -> None:
         connection = self.conn
         interval = self.settings.ws_heartbeat_seconds
-        ping = p.encode(p.Ping())
+        ping = OutFrame.of(p.encode(p.Ping()))
         while not connection.closing:
             await asyncio.sleep(min(interval, self.settings.ws_idle_timeout_seconds / 2))
             if time.monotonic() - connection.last_seen > self.settings.ws_idle_timeout_seconds:
@@ -406,6 +407,38 @@ class Gateway:
         async with self.state.db.transaction() as session:
             await chat.pin_message(self.state, session, self.meta, subject, self.event_id, None)
         self._send(p.Ack(ref=message.ref))
+
+
+RAW_SEND_KEY = "bigfootlive.raw_send"
+
+
+class CaptureRawSend:
+    """Outermost ASGI middleware: keeps the server's own `send` for WebSocket scopes, so the
+    gateway can reach the socket's transport for the fast path (see `hub.Connection`)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scope[RAW_SEND_KEY] = send
+        await self.app(scope, receive, send)
+
+
+def fast_path_transport(scope: Any) -> asyncio.WriteTransport | None:
+    """The transport, when frames may be written to it directly: uvicorn's websockets-sansio
+    protocol with no extension negotiated. Otherwise None (frames go through ASGI)."""
+    protocol = getattr(scope.get(RAW_SEND_KEY), "__self__", None)
+    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+        return None
+    connection = getattr(protocol, "conn", None)
+    transport = getattr(protocol, "transport", None)
+    if connection is None or getattr(connection, "extensions", None) != []:
+        return None
+    needed = ("write", "get_write_buffer_size", "is_closing", "abort")
+    if transport is None or not all(hasattr(transport, name) for name in needed):
+        return None
+    return cast("asyncio.WriteTransport", transport)  # uvloop's transports do not subclass it
 
 
 def _bad_frame(exc: ValidationError) -> p.Error:

@@ -32,16 +32,69 @@ from bigfootlive.realtime.presence import Presence
 log = structlog.get_logger(__name__)
 
 Sender = Callable[[str], Awaitable[None]]
+
+# Bytes a fast-path connection may have pending in its transport per queued frame allowed.
+_BYTES_PER_QUEUED_FRAME = 4096
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A complete unmasked, uncompressed WebSocket text frame (server -> client)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
+class OutFrame:
+    """One outgoing frame, built once and shared by every connection it goes to: the JSON
+    text for the ASGI path, and the whole wire frame for the fast path."""
+
+    __slots__ = ("_text", "_wire", "payload")
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self._text: str | None = None
+        self._wire: bytes | None = None
+
+    @classmethod
+    def of(cls, text: str) -> OutFrame:
+        frame = cls(text.encode())
+        frame._text = text
+        return frame
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.payload.decode()
+        return self._text
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = text_frame(self.payload)
+        return self._wire
+
+
 Closer = Callable[[int, str], Awaitable[None]]
 
 _LIVE_HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
 
 
 class Connection:
-    """One viewer socket as the hub sees it: a bounded queue and a writer task."""
+    """One viewer socket as the hub sees it: a bounded queue and a writer task, or, on the fast
+    path, the socket's transport itself with a bound on its buffered bytes.
+
+    Fast path: when the server is uvicorn's websockets-sansio protocol and the client negotiated
+    no extension (no per-message compression), a server frame is the same bytes for every
+    client, so the hub writes the shared, pre-framed bytes straight to each transport: no
+    per-connection task, copy or framing. A transport holding more than its bound is cut off.
+    """
 
     __slots__ = (
         "_closer",
+        "_max_buffer",
         "_queue",
         "_sender",
         "_writer",
@@ -50,6 +103,7 @@ class Connection:
         "id",
         "last_seen",
         "room",
+        "transport",
         "user_id",
     )
 
@@ -60,6 +114,7 @@ class Connection:
         sender: Sender,
         closer: Closer,
         queue_size: int,
+        transport: asyncio.WriteTransport | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.event_id = event_id
@@ -71,20 +126,34 @@ class Connection:
         self.close_code: int | None = None
         self.last_seen = time.monotonic()
         self.room: Room | None = None
+        self.transport = transport
+        self._max_buffer = queue_size * _BYTES_PER_QUEUED_FRAME
 
     def start(self) -> None:
+        if self.transport is not None:
+            return
         self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
 
     @property
     def closing(self) -> bool:
         return self.close_code is not None
 
-    def offer(self, frame: str) -> bool:
+    def offer(self, frame: OutFrame) -> bool:
         """Queue a frame; a full queue cuts the connection off. Never blocks."""
         if self.close_code is not None:
             return False
+        transport = self.transport
+        if transport is not None:
+            if transport.is_closing():
+                return False
+            if transport.get_write_buffer_size() > self._max_buffer:
+                log.info("ws_slow_consumer", connection=self.id, event_id=str(self.event_id))
+                self.shut(p.CloseCode.SLOW_CONSUMER, "slow consumer")
+                return False
+            transport.write(frame.wire)
+            return True
         try:
-            self._queue.put_nowait(frame)
+            self._queue.put_nowait(frame.text)
         except asyncio.QueueFull:
             log.info("ws_slow_consumer", connection=self.id, event_id=str(self.event_id))
             self.shut(p.CloseCode.SLOW_CONSUMER, "slow consumer")
@@ -117,8 +186,11 @@ class Connection:
         task.add_done_callback(_BACKGROUND.discard)
 
     async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(self._closer(code, reason), timeout=5.0)
+        except Exception:  # a peer that reads nothing cannot take a close frame either
+            if self.transport is not None:
+                self.transport.abort()
 
     async def stop(self) -> None:
         """Stop the writer (the socket is already gone)."""
@@ -263,11 +335,11 @@ class Hub:
         room.flush_scheduled = False
         if not room.pending:
             return
-        frame = (b"[" + b",".join(room.pending) + b"]").decode()
+        frame = OutFrame(b"[" + b",".join(room.pending) + b"]")
         room.pending = []
         self.broadcast_frame(room, frame)
 
-    def broadcast_frame(self, room: Room, frame: str) -> None:
+    def broadcast_frame(self, room: Room, frame: OutFrame) -> None:
         for connection in list(room.connections.values()):
             connection.offer(frame)
 
@@ -295,7 +367,7 @@ class Hub:
                 for room in list(self.rooms.values()):
                     counts = await self.presence.beat(room.event_id, len(room.connections))
                     if room.connections:
-                        self.broadcast_frame(room, p.encode(counts))
+                        self.broadcast_frame(room, OutFrame.of(p.encode(counts)))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -322,7 +394,7 @@ class Hub:
                         message = p.Reactions(
                             second=second - 1, counts={k: int(v) for k, v in previous.items()}
                         )
-                        self.broadcast_frame(room, p.encode(message))
+                        self.broadcast_frame(room, OutFrame.of(p.encode(message)))
             except asyncio.CancelledError:
                 raise
             except Exception:
