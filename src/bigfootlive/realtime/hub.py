@@ -4,8 +4,9 @@ Each process subscribes ONCE per event that has local viewers (three channels: c
 gateway control, and the events domain's `event:{id}:state`). A broadcast arrives as bytes that
 were serialized once by the publisher; the hub joins the messages of one short window into one
 frame (a JSON array), decodes it once, and offers the same string to every local connection.
-Each connection has a bounded queue drained by its own writer task: a connection whose queue is
-full is cut off (close 4409) instead of growing memory or delaying anyone else.
+Each connection has a bounded queue drained by its own writer task (or, on the fast path, a bound
+on the bytes its transport holds): a connection over its bound is cut off (close 4409) instead of
+growing memory or delaying anyone else.
 """
 
 from __future__ import annotations
