@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 
 from bigfootlive import __version__
 from bigfootlive.apikeys.endpoints import router as api_keys_router
+from bigfootlive.chat.endpoints import router as chat_router
 from bigfootlive.config import Settings
 from bigfootlive.containers import service as containers_service
 from bigfootlive.containers.endpoints import recordings_router
@@ -30,6 +31,8 @@ from bigfootlive.migrations import upgrade_database
 from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from bigfootlive.realtime.gateway import CaptureRawSend, install_sigterm_drain
+from bigfootlive.realtime.gateway import router as realtime_router
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.state import AppState
@@ -59,9 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         sweeper = asyncio.create_task(sweep_reconnect_windows(state), name="reconnect-sweeper")
         containers = start_manager(state)
+        state.hub.start()
+        restore_sigterm = install_sigterm_drain()
         try:
             yield
         finally:
+            restore_sigterm()
             if containers is not None:
                 manager, loop = containers
                 loop.cancel()
@@ -96,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(containers_router)
     app.include_router(recordings_router)
     containers_service.register_hooks()
+    app.include_router(chat_router)
+    app.include_router(realtime_router)
 
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:
@@ -114,4 +122,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(CaptureRawSend)  # outermost: sees the server's own WebSocket send
     return app

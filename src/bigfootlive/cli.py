@@ -49,6 +49,10 @@ def serve(
         reload=reload,
         loop="uvloop",
         http="httptools",
+        ws="websockets-sansio",  # applies write back-pressure, which slow-consumer cut-off needs
+        # Uncompressed frames are the same bytes for every viewer: the hub's fast path writes
+        # one pre-built frame to every socket (realtime/hub.py).
+        ws_per_message_deflate=False,
         proxy_headers=False,
         access_log=False,
         lifespan="on",

@@ -100,6 +100,20 @@ class Settings(BaseSettings):
     srs_api_url: str | None = None
     health_stale_seconds: float = 15.0
 
+    # chat and real-time (WebSocket gateway)
+    chat_max_length: int = 500
+    chat_rate_limit: str = "10/10second"
+    chat_resume_limit: int = 200
+    chat_max_timeout_seconds: int = 7 * 24 * 3600
+    ws_send_queue_size: int = 256
+    ws_batch_window_ms: float = 15.0
+    ws_heartbeat_seconds: float = 20.0
+    ws_idle_timeout_seconds: float = 60.0
+    ws_auth_timeout_seconds: float = 5.0
+    ws_max_frame_bytes: int = 16_384
+    presence_heartbeat_seconds: float = 5.0
+    reactions_per_second: int = 10
+
     # storage
     aws_region: str = "us-west-2"
     s3_bucket_recordings: str = "recordings-bucket"

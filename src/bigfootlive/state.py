@@ -16,6 +16,7 @@ from bigfootlive.kit.crypto import SecretBox
 from bigfootlive.kit.mail import Mailer, make_mailer
 from bigfootlive.kit.ratelimit import RateLimiter
 from bigfootlive.mfa.sms import SmsSender, make_sms_sender
+from bigfootlive.realtime.hub import Hub
 from bigfootlive.streaming.health import HealthMonitor, make_health_monitor
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class AppState:
     playback_tokens: PlaybackTokens
     sms: SmsSender
     stream_health: HealthMonitor
+    hub: Hub
     containers: ContainerManager | None = None  # set by the lifespan when the manager runs
 
     @classmethod
@@ -56,9 +58,17 @@ class AppState:
             playback_tokens=PlaybackTokens(settings),
             sms=make_sms_sender(settings),
             stream_health=make_health_monitor(settings),
+            hub=Hub(
+                pubsub,
+                cache,
+                queue_size=settings.ws_send_queue_size,
+                batch_window=settings.ws_batch_window_ms / 1000,
+                presence_interval=settings.presence_heartbeat_seconds,
+            ),
         )
 
     async def close(self) -> None:
+        await self.hub.close()
         await self.stream_health.close()
         await self.pubsub.close()
         await self.cache.close()

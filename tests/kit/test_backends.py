@@ -107,3 +107,25 @@ async def _eventually(predicate, within: float = 2.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
+
+
+async def test_hashes_set_read_delete_increment_and_expire(backends):
+    cache, _, _ = backends
+    await cache.hset("h", "a", b"1", ttl=0.2)
+    await cache.hset("h", "b", b"2", ttl=0.2)
+    assert await cache.hgetall("h") == {"a": b"1", "b": b"2"}
+    await cache.hdel("h", "a")
+    assert await cache.hgetall("h") == {"b": b"2"}
+    assert await cache.hincrby("n", "heart", 2, ttl=10) == 2
+    assert await cache.hincrby("n", "heart", 3) == 5
+    await asyncio.sleep(0.3)
+    assert await cache.hgetall("h") == {}
+    assert await cache.hgetall("missing") == {}
+
+
+async def test_cardinality_counts_distinct_items(backends):
+    cache, _, _ = backends
+    await cache.pfadd("u", "alice", "bob", ttl=10)
+    await cache.pfadd("u", "alice", "carol")
+    assert await cache.pfcount("u") == 3
+    assert await cache.pfcount("nobody") == 0

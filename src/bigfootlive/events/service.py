@@ -238,6 +238,13 @@ async def get_viewable_event(
     return event
 
 
+async def visibility_of(session: AsyncSession, event_id: uuid.UUID) -> Visibility | None:
+    """Whether the event exists and how visible it is, for refusals that must tell "sign in"
+    apart from "no such event" (the WebSocket gateway). Nothing else about it is returned."""
+    event = await repo.get_for_visibility_check(session, event_id)
+    return None if event is None else Visibility(event.visibility)
+
+
 async def get_managed_event(
     session: AsyncSession, subject: AuthSubject, event_id: uuid.UUID
 ) -> Event:

@@ -3,6 +3,7 @@
 from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
+from bigfootlive.models.chat import ChatBan, ChatMessage, ChatRoom
 from bigfootlive.models.container import EventContainer, Lease, Recording
 from bigfootlive.models.event import Event
 from bigfootlive.models.mfa import MfaBackupCode, MfaFactor
@@ -14,6 +15,9 @@ __all__ = [
     "ApiKey",
     "AuditRecord",
     "AuthSession",
+    "ChatBan",
+    "ChatMessage",
+    "ChatRoom",
     "Event",
     "EventContainer",
     "Follow",

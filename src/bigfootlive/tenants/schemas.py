@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -69,6 +69,10 @@ class TenantSettings(BaseModel):
     lockout: LockoutPolicy = Field(default_factory=LockoutPolicy)
     allowed_redirect_urls: list[str] = Field(default_factory=list, max_length=50)
     mfa: MfaPolicy = Field(default_factory=MfaPolicy)
+    # Chat messages containing one of these words (case-insensitive, whole word) are refused.
+    chat_blocked_words: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=1000
+    )
 
     @field_validator("default_role")
     @classmethod
@@ -87,6 +91,9 @@ class TenantSettingsPatch(BaseModel):
     lockout: LockoutPolicy | None = None
     allowed_redirect_urls: list[str] | None = Field(None, max_length=50)
     mfa: MfaPolicy | None = None
+    chat_blocked_words: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, max_length=1000
+    )
 
 
 class TenantOut(BaseModel):

@@ -16,6 +16,8 @@ log = structlog.get_logger(__name__)
 class MemoryCache:
     def __init__(self) -> None:
         self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._hashes: dict[str, tuple[dict[str, bytes], float | None]] = {}
+        self._sets: dict[str, tuple[set[str], float | None]] = {}
 
     def _live(self, key: str) -> bytes | None:
         item = self._data.get(key)
@@ -56,11 +58,59 @@ class MemoryCache:
         self._data[key] = (str(value).encode(), deadline)
         return value
 
+    def _hash(self, key: str, ttl: float | None, *, reset_ttl: bool) -> dict[str, bytes]:
+        item = self._hashes.get(key)
+        if item is not None and item[1] is not None and item[1] <= time.monotonic():
+            item = None
+        if item is None:
+            item = self._hashes[key] = ({}, self._deadline(ttl))
+        elif reset_ttl and ttl is not None:
+            item = self._hashes[key] = (item[0], self._deadline(ttl))
+        return item[0]
+
+    async def hset(self, key: str, field: str, value: bytes, *, ttl: float | None = None) -> None:
+        self._hash(key, ttl, reset_ttl=True)[field] = value
+
+    async def hgetall(self, key: str) -> dict[str, bytes]:
+        item = self._hashes.get(key)
+        if item is None or (item[1] is not None and item[1] <= time.monotonic()):
+            self._hashes.pop(key, None)
+            return {}
+        return dict(item[0])
+
+    async def hdel(self, key: str, *fields: str) -> None:
+        item = self._hashes.get(key)
+        if item is not None:
+            for field in fields:
+                item[0].pop(field, None)
+
+    async def hincrby(
+        self, key: str, field: str, amount: int = 1, *, ttl: float | None = None
+    ) -> int:
+        values = self._hash(key, ttl, reset_ttl=False)
+        value = int(values.get(field, b"0")) + amount
+        values[field] = str(value).encode()
+        return value
+
+    async def pfadd(self, key: str, *items: str, ttl: float | None = None) -> None:
+        item = self._sets.get(key)
+        if item is None or (item[1] is not None and item[1] <= time.monotonic()):
+            item = self._sets[key] = (set(), self._deadline(ttl))
+        item[0].update(items)
+
+    async def pfcount(self, key: str) -> int:
+        item = self._sets.get(key)
+        if item is None or (item[1] is not None and item[1] <= time.monotonic()):
+            return 0
+        return len(item[0])
+
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
         self._data.clear()
+        self._hashes.clear()
+        self._sets.clear()
 
 
 class MemoryPubSub:

@@ -48,6 +48,51 @@ class RedisCache:
             results = await pipe.execute()
         return int(results[0])
 
+    async def hset(self, key: str, field: str, value: bytes, *, ttl: float | None = None) -> None:
+        full = self.key(key)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(full, field, value)
+            if ttl is not None:
+                pipe.pexpire(full, max(1, int(ttl * 1000)))
+            await pipe.execute()
+
+    async def hgetall(self, key: str) -> dict[str, bytes]:
+        raw = await self.client.hgetall(self.key(key))
+        return {
+            (k.decode() if isinstance(k, bytes) else str(k)): (
+                v if isinstance(v, bytes) else str(v).encode()
+            )
+            for k, v in raw.items()
+        }
+
+    async def hdel(self, key: str, *fields: str) -> None:
+        if fields:
+            await self.client.hdel(self.key(key), *fields)
+
+    async def hincrby(
+        self, key: str, field: str, amount: int = 1, *, ttl: float | None = None
+    ) -> int:
+        full = self.key(key)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hincrby(full, field, amount)
+            if ttl is not None:
+                pipe.pexpire(full, max(1, int(ttl * 1000)), nx=True)
+            results = await pipe.execute()
+        return int(results[0])
+
+    async def pfadd(self, key: str, *items: str, ttl: float | None = None) -> None:
+        if not items:
+            return
+        full = self.key(key)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.pfadd(full, *items)
+            if ttl is not None:
+                pipe.pexpire(full, max(1, int(ttl * 1000)), nx=True)
+            await pipe.execute()
+
+    async def pfcount(self, key: str) -> int:
+        return int(await self.client.pfcount(self.key(key)))
+
     async def ping(self) -> None:
         await self.client.ping()
 

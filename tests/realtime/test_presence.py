@@ -1,0 +1,73 @@
+"""Presence counts, reactions aggregated per second, and system messages on stream changes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from bigfootlive.events import service as events
+from tests.realtime.conftest import create_event, join
+
+
+async def test_viewer_count_follows_joins_and_leaves(client, world, live_server):
+    event = await create_event(client, world["owner"])
+    url = live_server.url(event["id"])
+    first = await join(url, world["viewer"])
+    second = await join(url)
+    presence = await first.next("presence", viewers=2)
+    assert presence["unique_viewers"] == 2
+    await second.close()
+    await first.next("presence", viewers=1)
+    response = await client.get(f"/api/events/{event['id']}/presence")
+    assert response.json() == {"viewers": 1, "unique_viewers": 2}
+
+
+async def test_reactions_are_aggregated_per_second(client, world, live_server):
+    event = await create_event(client, world["owner"])
+    url = live_server.url(event["id"])
+    a = await join(url, world["viewer"])
+    b = await join(url, world["viewer2"])
+    for _ in range(3):
+        await a.send(type="react", kind="heart")
+    await b.send(type="react", kind="heart")
+    await b.send(type="react", kind="fire")
+    totals: dict[str, int] = {}
+    async with asyncio.timeout(5):
+        while totals != {"heart": 4, "fire": 1}:
+            message = await a.next("reactions")
+            for kind, n in message["counts"].items():
+                totals[kind] = totals.get(kind, 0) + n
+
+
+async def test_reactions_beyond_the_per_second_limit_are_refused(client, world, live_server, state):
+    event = await create_event(client, world["owner"])
+    viewer = await join(live_server.url(event["id"]), world["viewer"])
+    replies = [
+        await viewer.request(type="react", kind="clap")
+        for _ in range(state.settings.reactions_per_second + 1)
+    ]
+    assert replies[-1]["type"] == "error"
+    assert replies[-1]["code"] == "rate_limited"
+
+
+async def test_stream_state_changes_become_system_messages(client, world, live_server, state):
+    event = await create_event(client, world["owner"])
+    viewer = await join(live_server.url(event["id"]))
+    response = await client.post(f"/api/events/{event['id']}/start", headers=world["owner"].headers)
+    assert response.status_code == 200, response.text
+    event_id = uuid.UUID(event["id"])
+    async with state.db.transaction() as session:
+        row = await events.get_event(session, world["tenant"].id, event_id)
+        await events.publisher_connected(state, session, row, "encoder-1")
+    assert (await viewer.next("system"))["kind"] == "stream_live"
+    async with state.db.transaction() as session:
+        row = await events.get_event(session, world["tenant"].id, event_id)
+        await events.publisher_disconnected(state, session, row, "encoder-1")
+    assert (await viewer.next("system"))["kind"] == "stream_reconnecting"
+    async with state.db.transaction() as session:
+        row = await events.get_event(session, world["tenant"].id, event_id)
+        await events.publisher_connected(state, session, row, "encoder-1")
+    assert (await viewer.next("system"))["kind"] == "stream_resumed"
+    response = await client.post(f"/api/events/{event['id']}/stop", headers=world["owner"].headers)
+    assert response.status_code == 200, response.text
+    assert (await viewer.next("system"))["kind"] == "stream_ended"
