@@ -15,13 +15,17 @@ from bigfootlive import __version__
 from bigfootlive.config import Settings
 from bigfootlive.errors import install_error_handlers
 from bigfootlive.identity.endpoints import router as auth_router
+from bigfootlive.jobs.endpoints import router as jobs_router
+from bigfootlive.jobs.worker import JobRuntime
 from bigfootlive.migrations import upgrade_database
+from bigfootlive.notifications.endpoints import router as notifications_router
 from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from bigfootlive.state import AppState
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
+from bigfootlive.webhooks.endpoints import router as webhooks_router
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await upgrade_database(settings.database_url)
         state = AppState.build(settings)
         app.state.bigfoot = state
+        jobs = await JobRuntime.start(
+            state, worker=state.jobs.runs_worker_in_api, scheduler=settings.jobs_scheduler
+        )
         log.info(
             "started",
             version=__version__,
@@ -46,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await jobs.stop()
             await state.close()
             log.info("stopped")
 
@@ -60,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     for router in (observability_router, auth_router, tenant_router, users_router):
+        app.include_router(router)
+    for router in (jobs_router, webhooks_router, notifications_router):
         app.include_router(router)
 
     @app.get("/api-docs", include_in_schema=False)

@@ -73,6 +73,21 @@ class Settings(BaseSettings):
     aws_region: str = "us-west-2"
     s3_bucket_recordings: str = "recordings-bucket"
 
+    # jobs (Dramatiq): BROKER_URL amqp://… or redis://…; empty → REDIS_URL, else in-process
+    broker_url: str | None = None
+    jobs_inprocess_worker: bool | None = None  # default: on for the in-process broker only
+    jobs_queue_prefix: str = "bigfootlive"
+    jobs_worker_threads: int = 4
+    jobs_max_retries: int = 8
+    jobs_min_backoff_ms: int = 1000
+    jobs_max_backoff_ms: int = 3_600_000
+    jobs_time_limit_seconds: float = 300.0
+    jobs_redis_heartbeat_timeout_ms: int = 60_000
+    jobs_scheduler: bool = True
+
+    # webhooks and notifications
+    webhook_timeout_seconds: float = 10.0
+
     @field_validator(
         "cors_origins", "trusted_proxies", "jwt_previous_secrets", "encryption_keys", mode="before"
     )

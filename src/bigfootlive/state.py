@@ -9,6 +9,7 @@ from bigfootlive.db import Database
 from bigfootlive.identity.passwords import Passwords
 from bigfootlive.identity.revocation import RevokedSessions
 from bigfootlive.identity.tokens import TokenService
+from bigfootlive.jobs.queue import JobQueue
 from bigfootlive.kit.backends import Cache, PubSub, open_backends
 from bigfootlive.kit.crypto import SecretBox
 from bigfootlive.kit.mail import Mailer, make_mailer
@@ -27,13 +28,18 @@ class AppState:
     tokens: TokenService
     revoked: RevokedSessions
     secrets: SecretBox
+    jobs: JobQueue
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
         cache, pubsub = open_backends(settings)
+        db = Database.from_settings(settings)
+        jobs = JobQueue(settings)
+        # Services reach the queue through their session (`jobs.enqueue_after_commit`).
+        db.sessionmaker.configure(info={"job_queue": jobs})
         return cls(
             settings=settings,
-            db=Database.from_settings(settings),
+            db=db,
             cache=cache,
             pubsub=pubsub,
             limiter=RateLimiter(settings.redis_url, settings.redis_key_prefix),
@@ -42,9 +48,11 @@ class AppState:
             tokens=TokenService(settings),
             revoked=RevokedSessions(cache, ttl=settings.access_token_ttl_seconds + 60),
             secrets=SecretBox(settings.data_keys),
+            jobs=jobs,
         )
 
     async def close(self) -> None:
+        await self.jobs.close()
         await self.pubsub.close()
         await self.cache.close()
         await self.db.dispose()

@@ -53,6 +53,7 @@ class Permission(enum.StrEnum):
     MFA_RESET = "mfa:reset"
     API_KEYS_MANAGE = "api_keys:manage"
     ANALYTICS_TENANT = "analytics:tenant"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 PERMISSIONS: dict[Permission, Role] = {
@@ -69,6 +70,7 @@ PERMISSIONS: dict[Permission, Role] = {
     Permission.MFA_RESET: Role.ADMIN,
     Permission.API_KEYS_MANAGE: Role.ADMIN,
     Permission.ANALYTICS_TENANT: Role.ADMIN,
+    Permission.WEBHOOKS_MANAGE: Role.ADMIN,
 }
 
 
