@@ -83,13 +83,20 @@ class Settings(BaseSettings):
     jobs_max_backoff_ms: int = 3_600_000
     jobs_time_limit_seconds: float = 300.0
     jobs_redis_heartbeat_timeout_ms: int = 60_000
+    jobs_redis_maintenance_chance: int = 1000  # per million broker commands
+    jobs_extra_task_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
     jobs_scheduler: bool = True
 
     # webhooks and notifications
     webhook_timeout_seconds: float = 10.0
 
     @field_validator(
-        "cors_origins", "trusted_proxies", "jwt_previous_secrets", "encryption_keys", mode="before"
+        "cors_origins",
+        "trusted_proxies",
+        "jwt_previous_secrets",
+        "encryption_keys",
+        "jobs_extra_task_modules",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:

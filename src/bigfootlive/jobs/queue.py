@@ -75,6 +75,7 @@ def make_broker(settings: Settings, middleware: list[Middleware]) -> dramatiq.Br
             middleware=middleware,
             namespace=settings.redis_key_prefix + "dramatiq",
             heartbeat_timeout=settings.jobs_redis_heartbeat_timeout_ms,
+            maintenance_chance=settings.jobs_redis_maintenance_chance,
         )
     if url:
         raise ValueError("BROKER_URL must be amqp://, amqps://, redis://, rediss:// or unix://")
@@ -83,7 +84,7 @@ def make_broker(settings: Settings, middleware: list[Middleware]) -> dramatiq.Br
 
 class JobQueue:
     def __init__(self, settings: Settings) -> None:
-        load_tasks()
+        load_tasks(settings.jobs_extra_task_modules)
         self.settings = settings
         self.broker = make_broker(
             settings,
@@ -278,7 +279,13 @@ class JobQueue:
 
     # ---- workers -------------------------------------------------------------------------
 
-    def start_worker(self, *, threads: int | None = None, queues: set[str] | None = None) -> None:
+    def start_worker(
+        self,
+        *,
+        threads: int | None = None,
+        queues: set[str] | None = None,
+        prefetch: int | None = None,
+    ) -> None:
         if self.loop is None:
             raise QueueNotBound("bind() the queue before starting a worker")
         self.worker = dramatiq.Worker(
@@ -287,6 +294,8 @@ class JobQueue:
             worker_timeout=250,
             queues=queues,
         )
+        if prefetch:
+            self.worker.queue_prefetch = prefetch
         self.worker.start()
 
     async def stop_worker(self, timeout_ms: int = 10_000) -> None:

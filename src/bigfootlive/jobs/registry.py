@@ -117,6 +117,6 @@ def cron(expression: str, target: Task, *, name: str | None = None, **kwargs: An
     return spec
 
 
-def load_tasks() -> None:
-    for module in TASK_MODULES:
+def load_tasks(extra: tuple[str, ...] | list[str] = ()) -> None:
+    for module in (*TASK_MODULES, *extra):
         importlib.import_module(module)
