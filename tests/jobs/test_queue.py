@@ -56,7 +56,9 @@ async def test_failing_job_retries_with_backoff_then_dead_letters_and_admin_retr
 
     # 1 run + 3 retries (max_retries=3), then the dead-letter list
     async def dead() -> list[dict]:
-        response = await client.get("/api/platform/jobs/dead?task=tests.flaky", headers=admin.headers)
+        response = await client.get(
+            "/api/platform/jobs/dead?task=tests.flaky", headers=admin.headers
+        )
         assert response.status_code == 200
         return [d for d in response.json()["items"] if d["message_id"] == message_id]
 
