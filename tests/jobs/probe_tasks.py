@@ -71,9 +71,12 @@ async def count_once(ctx: JobContext, *, run: str) -> None:
 async def file_probe(ctx: JobContext, *, path: str, seconds: float) -> None:
     """For worker-process tests: logs to a file; sleeps long only on its first start."""
     log = Path(path)
-    first = not log.exists()
-    with log.open("a") as f:
-        f.write(f"start {ctx.message_id}\n")
+    first = not await asyncio.to_thread(log.exists)
+    await asyncio.to_thread(_append, log, f"start {ctx.message_id}\n")
     await asyncio.sleep(seconds if first else 0.05)
-    with log.open("a") as f:
-        f.write("done\n")
+    await asyncio.to_thread(_append, log, "done\n")
+
+
+def _append(path: Path, line: str) -> None:
+    with path.open("a") as f:
+        f.write(line)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Callable
 
@@ -34,10 +35,14 @@ async def test_job_enqueued_after_commit_is_not_sent_when_the_transaction_rolls_
     state: AppState,
 ):
     kept, dropped = run_id(), run_id()
-    with pytest.raises(RuntimeError):
+
+    async def failing_request() -> None:
         async with state.db.transaction() as session:
             enqueue_after_commit(session, probes.record, run=dropped)
             raise RuntimeError("the request failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_request()
     async with state.db.transaction() as session:
         enqueue_after_commit(session, probes.record, run=kept)
     await until(lambda: len(probes.RUNS[kept]) == 1)
@@ -69,9 +74,10 @@ async def test_failing_job_retries_with_backoff_then_dead_letters_and_admin_retr
     [entry] = await dead()
     attempts = probes.RUNS[run]
     assert [a["attempt"] for a in attempts] == [1, 2, 3, 4]
-    assert entry["attempts"] == 4 and "planned failure 4" in entry["error"]
+    assert entry["attempts"] == 4
+    assert "planned failure 4" in entry["error"]
     assert entry["arguments"] == {"run": run}
-    gaps = [b["at"] - a["at"] for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(attempts)]
     # exponential back-off with jitter: at least half of min_backoff * 2**n (dramatiq's jitter)
     assert all(gap >= 0.05 for gap in gaps), gaps
 
@@ -85,7 +91,9 @@ async def test_failing_job_retries_with_backoff_then_dead_letters_and_admin_retr
 
     stats = (await client.get("/api/platform/jobs/stats", headers=admin.headers)).json()
     flaky = stats["tasks"]["tests.flaky"]
-    assert flaky["dead"] == 1 and flaky["succeeded"] >= 1 and flaky["failed"] >= 4
+    assert flaky["dead"] == 1
+    assert flaky["succeeded"] >= 1
+    assert flaky["failed"] >= 4
     assert set(stats["queues"]) == set(state.jobs.queue_names)
 
 

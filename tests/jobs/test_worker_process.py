@@ -47,15 +47,17 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 async def wait_for_line(path: Path, text: str, count: int, within: float) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
-        if path.exists() and path.read_text().count(text) >= count:
+        if (await asyncio.to_thread(read, path)).count(text) >= count:
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(
-        f"{text!r} x{count} not in {path}: {path.read_text() if path.exists() else ''}"
-    )
+    raise AssertionError(f"{text!r} x{count} not in {path}: {read(path)}")
 
 
 async def test_job_of_a_worker_killed_mid_run_runs_again_on_another_worker(
@@ -80,7 +82,8 @@ async def test_job_of_a_worker_killed_mid_run_runs_again_on_another_worker(
         lines = probe_log.read_text().splitlines()
         assert lines.count("done") == 1
         starts = [line for line in lines if line.startswith("start")]
-        assert len(starts) == 2 and starts[0] == starts[1]  # the same message, run again
+        assert len(starts) == 2
+        assert starts[0] == starts[1]  # the same message, run again
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
