@@ -5,7 +5,7 @@ import uuid
 from bigfootlive.jobs.registry import JobContext, Priority, task
 
 
-@task(priority=Priority.DEFAULT, min_backoff_ms=2000, max_backoff_ms=30 * 60 * 1000)
+@task(priority=Priority.DEFAULT)
 async def deliver_webhook(ctx: JobContext, *, delivery_id: str, manual: bool = False) -> None:
     """POST one signed delivery; a non-2xx answer or a network error raises, so Dramatiq retries
     it with exponential back-off and jitter, then dead-letters it."""
