@@ -66,7 +66,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 def base_settings(tmp_path: Path, smtp: services.SMTPSink, **overrides: Any) -> dict[str, Any]:
     return {
         "node_env": "test",
-        "jwt_secret": "test-secret-" + "x" * 40,
+        "jwt_secret": "test-secret-" + "x" * 60,
         "public_base_url": "http://testserver",
         "smtp_host": smtp.host,
         "smtp_port": smtp.port,
@@ -75,6 +75,10 @@ def base_settings(tmp_path: Path, smtp: services.SMTPSink, **overrides: Any) -> 
         "auto_migrate": False,
         "log_json": True,
         "log_level": "WARNING",
+        # Cheap hashing keeps the suite fast; production parameters are checked in
+        # tests/identity/test_passwords.py.
+        "argon2_memory_kib": 1024,
+        "argon2_time_cost": 1,
         **overrides,
     }
 
@@ -94,6 +98,7 @@ def settings(
     sqlite_template: Path,
     settings_overrides: dict[str, Any],
 ) -> Iterator[Settings]:
+    smtp_sink.messages.clear()
     if backend == "sqlite":
         db = tmp_path / "bigfootlive.db"
         shutil.copy(sqlite_template, db)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +16,8 @@ from fastapi.responses import HTMLResponse
 from bigfootlive import __version__
 from bigfootlive.config import Settings
 from bigfootlive.errors import install_error_handlers
+from bigfootlive.events.endpoints import router as events_router
+from bigfootlive.events.tasks import sweep_reconnect_windows
 from bigfootlive.identity.endpoints import router as auth_router
 from bigfootlive.jobs.endpoints import router as jobs_router
 from bigfootlive.jobs.worker import JobRuntime
@@ -50,9 +54,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             database=state.db.engine.dialect.name,
             redis=bool(settings.redis_url),
         )
+        sweeper = asyncio.create_task(sweep_reconnect_windows(state), name="reconnect-sweeper")
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await jobs.stop()
             await state.close()
             log.info("stopped")
@@ -69,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (observability_router, auth_router, tenant_router, users_router):
         app.include_router(router)
+    app.include_router(events_router)
     for router in (jobs_router, webhooks_router, notifications_router):
         app.include_router(router)
 

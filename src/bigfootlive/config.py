@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     # streaming (used by the live-events domain)
     rtmp_port: int = 1935
     cdn_base_url: str = "https://cdn.bigfootlive.com"
+    rtmp_ingest_host: str = "127.0.0.1"
+    media_server: Literal["nginx-rtmp", "srs", "mediamtx"] = "nginx-rtmp"
+    reconnect_window_seconds: float = 30.0
+    reconnect_sweep_interval_seconds: float = 2.0
+    playback_token_ttl_seconds: int = 3600
+    stream_lookup_cache_seconds: float = 30.0
+    nginx_rtmp_stat_url: str | None = None
+    nginx_rtmp_control_url: str | None = None
+    srs_api_url: str | None = None
+    health_stale_seconds: float = 15.0
 
     # storage
     aws_region: str = "us-west-2"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bigfootlive.config import Settings
 from bigfootlive.db import Database
+from bigfootlive.events.playback import PlaybackTokens
 from bigfootlive.identity.passwords import Passwords
 from bigfootlive.identity.revocation import RevokedSessions
 from bigfootlive.identity.tokens import TokenService
@@ -29,6 +30,7 @@ class AppState:
     revoked: RevokedSessions
     secrets: SecretBox
     jobs: JobQueue
+    playback_tokens: PlaybackTokens
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -49,6 +51,7 @@ class AppState:
             revoked=RevokedSessions(cache, ttl=settings.access_token_ttl_seconds + 60),
             secrets=SecretBox(settings.data_keys),
             jobs=jobs,
+            playback_tokens=PlaybackTokens(settings),
         )
 
     async def close(self) -> None:

@@ -66,6 +66,7 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def authenticate(state: State, session: ReadSession, token: str) -> AuthSubject:
+    # unscoped: the query is pinned to the token's own tenant (User.tenant_id == claims.tenant_id).
     claims = state.tokens.decode(token)
     if await state.revoked.is_revoked(claims.session_id):
         raise Unauthorized("The session has ended", code="session_revoked")

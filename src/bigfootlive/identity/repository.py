@@ -44,6 +44,7 @@ async def recent_password_hashes(session: AsyncSession, user_id: uuid.UUID, n: i
 async def find_refresh_token(
     session: AsyncSession, token_hash: str
 ) -> tuple[RefreshToken, AuthSession] | None:
+    # unscoped: the token itself names its session; the tenant comes from that row.
     row = (
         await session.execute(
             select(RefreshToken, AuthSession)
@@ -67,6 +68,7 @@ async def claim_refresh_token(session: AsyncSession, token_id: uuid.UUID, now: d
 async def user_sessions(
     session: AsyncSession, user_id: uuid.UUID, now: dt.datetime
 ) -> Sequence[AuthSession]:
+    # unscoped: the caller passes a user id it has already scoped.
     rows = await session.execute(
         select(AuthSession)
         .where(
@@ -80,6 +82,7 @@ async def user_sessions(
 
 
 async def active_session_ids(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
+    # unscoped: the caller passes a user id it has already scoped.
     rows = await session.execute(
         select(AuthSession.id).where(
             AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
@@ -100,6 +103,7 @@ async def revoke_sessions(
 
 
 async def find_user_token(session: AsyncSession, token_hash: str, purpose: str) -> UserToken | None:
+    # unscoped: a single-use token names its user and tenant.
     stmt = select(UserToken).where(UserToken.token_hash == token_hash, UserToken.purpose == purpose)
     return (await session.execute(stmt)).scalar_one_or_none()
 

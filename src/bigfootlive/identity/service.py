@@ -567,7 +567,10 @@ async def change_password(
     current_password: str,
     new_password: str,
 ) -> None:
-    user = subject.user
+    # Loaded in this (write) session: the subject's copy belongs to the read session.
+    user = await repo.get_user(session, subject.tenant_id, subject.user_id)
+    if user is None:
+        raise NotFound("No such user", code="user_not_found")
     tenant = await tenants.require_tenant(session, subject.tenant_id)
     ok, _ = await state.passwords.verify(user.password_hash, current_password)
     if not ok:

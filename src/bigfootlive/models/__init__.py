@@ -1,7 +1,9 @@
 """All tables, imported here so Alembic and relationships see one metadata."""
 
+from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
+from bigfootlive.models.event import Event
 from bigfootlive.models.jobs import DeadJob, JobKey
 from bigfootlive.models.notification import NotificationPreference
 from bigfootlive.models.tenant import Tenant, TenantDomain
@@ -9,9 +11,11 @@ from bigfootlive.models.user import Follow, PasswordHistory, User
 from bigfootlive.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "ApiKey",
     "AuditRecord",
     "AuthSession",
     "DeadJob",
+    "Event",
     "Follow",
     "JobKey",
     "NotificationPreference",

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.roles import Role
-from bigfootlive.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from bigfootlive.errors import Conflict, Forbidden, NotFound, Unprocessable
 from bigfootlive.models import Tenant, TenantDomain, User
 from bigfootlive.tenants import repository as repo
 from bigfootlive.tenants.schemas import SLUG_RE, TenantSettings, TenantUpdate
@@ -98,7 +98,10 @@ async def update_tenant(session: AsyncSession, tenant: Tenant, patch: TenantUpda
         try:
             validated = TenantSettings.model_validate(merged)
         except ValidationError as exc:
-            raise BadRequest("The settings are not valid", code="invalid_settings") from exc
+            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+            raise Unprocessable(
+                "The settings are not valid", code="invalid_settings", problems=problems
+            ) from exc
         for key in updates:
             if current.get(key) != merged.get(key):
                 changed.append(f"settings.{key}")

@@ -1,7 +1,7 @@
 """Jobs (idempotency keys, dead letters), webhooks, notification preferences
 
 Revision ID: 0008_jobs
-Revises: 0001_foundation
+Revises: 0003_events
 Create Date: 2026-11-25 17:34:45.994514
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import bigfootlive.db
 
 revision: str = "0008_jobs"
-down_revision: str | Sequence[str] | None = "0001_foundation"
+down_revision: str | Sequence[str] | None = "0003_events"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Live events: the lifecycle state machine, stream keys and playback ids."""

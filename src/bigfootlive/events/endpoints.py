@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from bigfootlive.authz.deps import AuthSubject, CurrentSubject, OptionalSubject, require
+from bigfootlive.authz.roles import Permission
+from bigfootlive.deps import DbSession, Meta, ReadSession, State
+from bigfootlive.events import service
+from bigfootlive.events.playback import ingest_for
+from bigfootlive.events.schemas import (
+    EventCreate,
+    EventCreated,
+    EventOut,
+    EventStatus,
+    EventUpdate,
+    IngestOut,
+)
+from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
+from bigfootlive.models import Event
+
+router = APIRouter(prefix="/api/events", tags=["events"])
+
+EventCreator = Annotated[AuthSubject, Depends(require(Permission.EVENTS_CREATE))]
+UPCOMING = [EventStatus.SCHEDULED, EventStatus.READY, EventStatus.LIVE, EventStatus.RECONNECTING]
+
+
+def event_out(event: Event) -> EventOut:
+    return EventOut.model_validate(event, from_attributes=True)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_event(
+    body: EventCreate, subject: EventCreator, state: State, session: DbSession, meta: Meta
+) -> EventCreated:
+    event, stream_key = await service.create_event(state, session, meta, subject, body)
+    return EventCreated(
+        **event_out(event).model_dump(),
+        ingest=ingest_for(state.settings, event.playback_id, stream_key),
+    )
+
+
+@router.get("")
+async def list_events(
+    subject: OptionalSubject,
+    session: ReadSession,
+    status_: Annotated[list[EventStatus] | None, Query(alias="status")] = None,
+    owner_id: uuid.UUID | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> Page[EventOut]:
+    """Live and upcoming events by default; `status` (repeatable) and `owner_id` filter."""
+    rows = await service.list_events(
+        session,
+        subject,
+        statuses=status_ or UPCOMING,
+        owner_id=owner_id,
+        cursor=cursor,
+        limit=limit,
+    )
+    items, next_cursor = page_of(rows, limit)
+    return Page[EventOut](items=[event_out(e) for e in items], next_cursor=next_cursor)
+
+
+@router.get("/{event_id}")
+async def get_event(
+    event_id: uuid.UUID,
+    subject: OptionalSubject,
+    state: State,
+    session: ReadSession,
+    token: Annotated[str | None, Query(max_length=2000, description="playback token")] = None,
+) -> EventOut:
+    playback = None if token is None else state.playback_tokens.verify_for(token, event_id)
+    return event_out(
+        await service.get_viewable_event(session, subject, event_id, playback=playback)
+    )
+
+
+@router.put("/{event_id}")
+async def update_event(
+    event_id: uuid.UUID,
+    body: EventUpdate,
+    subject: CurrentSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> EventOut:
+    return event_out(await service.update_event(state, session, meta, subject, event_id, body))
+
+
+@router.delete("/{event_id}")
+async def cancel_event(
+    event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
+) -> EventOut:
+    """Cancels an event that has not gone on air; the record stays for history."""
+    return event_out(await service.cancel_event(state, session, meta, subject, event_id))
+
+
+@router.post("/{event_id}/start")
+async def start_event(
+    event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
+) -> EventOut:
+    return event_out(await service.start_event(state, session, meta, subject, event_id))
+
+
+@router.post("/{event_id}/stop")
+async def stop_event(
+    event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
+) -> EventOut:
+    return event_out(await service.stop_event(state, session, meta, subject, event_id))
+
+
+@router.post("/{event_id}/stream-key")
+async def rotate_stream_key(
+    event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
+) -> IngestOut:
+    """Replace the stream key; the old one is refused from now on."""
+    event, stream_key = await service.rotate_stream_key(state, session, meta, subject, event_id)
+    return ingest_for(state.settings, event.playback_id, stream_key)

@@ -1,0 +1,131 @@
+"""Playback ids in URLs, ingest addresses, and signed expiring playback tokens.
+
+A stream key never appears in a playback URL: HLS is named by the public playback id. For
+nginx-rtmp the encoder publishes to the `ingest` application with the key as the stream name and
+BigfootLive relays it to `live/<playback id>`; SRS and MediaMTX take the key as a query parameter
+of `live/<playback id>`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from bigfootlive.config import Settings
+from bigfootlive.errors import Forbidden
+from bigfootlive.events.schemas import IngestOut
+
+_ALGORITHM = "HS256"
+_AUDIENCE = "bigfootlive-playback"
+
+
+class InvalidPlaybackToken(Forbidden):
+    code = "invalid_playback_token"
+    message = "The playback token is not valid for this event"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackClaims:
+    event_id: uuid.UUID
+    playback_id: str
+    viewer_id: uuid.UUID | None
+    expires_at: int
+
+
+class PlaybackTokens:
+    """HS256 tokens with their own key (derived from JWT_SECRET) and audience, so an access
+    token can never pass for a playback token or the other way round."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.ttl = settings.playback_token_ttl_seconds
+        self.issuer = settings.jwt_issuer
+        secrets = [settings.jwt_secret, *settings.jwt_previous_secrets]
+        self._keys = [
+            hashlib.sha256(b"bfl-playback:" + s.get_secret_value().encode()).digest()
+            for s in secrets
+        ]
+
+    def issue(
+        self,
+        *,
+        event_id: uuid.UUID,
+        playback_id: str,
+        viewer_id: uuid.UUID | None,
+        now: dt.datetime | None = None,
+        ttl: int | None = None,
+    ) -> tuple[str, int]:
+        now = now or dt.datetime.now(dt.UTC)
+        exp = int(now.timestamp()) + (self.ttl if ttl is None else ttl)
+        claims: dict[str, object] = {
+            "iss": self.issuer,
+            "aud": _AUDIENCE,
+            "ev": str(event_id),
+            "pb": playback_id,
+            "iat": int(now.timestamp()),
+            "exp": exp,
+        }
+        if viewer_id is not None:
+            claims["sub"] = str(viewer_id)
+        return jwt.encode(claims, self._keys[0], algorithm=_ALGORITHM), exp
+
+    def verify(self, token: str) -> PlaybackClaims:
+        for key in self._keys:
+            try:
+                payload = jwt.decode(
+                    token,
+                    key,
+                    algorithms=[_ALGORITHM],
+                    audience=_AUDIENCE,
+                    issuer=self.issuer,
+                    options={"require": ["exp", "iat", "ev", "pb", "aud", "iss"]},
+                )
+            except jwt.ExpiredSignatureError as exc:
+                raise InvalidPlaybackToken(
+                    "The playback token has expired", code="playback_token_expired"
+                ) from exc
+            except jwt.InvalidSignatureError:
+                continue
+            except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+                raise InvalidPlaybackToken() from exc
+            try:
+                sub = payload.get("sub")
+                return PlaybackClaims(
+                    event_id=uuid.UUID(str(payload["ev"])),
+                    playback_id=str(payload["pb"]),
+                    viewer_id=None if sub is None else uuid.UUID(str(sub)),
+                    expires_at=int(payload["exp"]),
+                )
+            except (ValueError, TypeError, KeyError) as exc:
+                raise InvalidPlaybackToken() from exc
+        raise InvalidPlaybackToken()
+
+    def verify_for(self, token: str, event_id: uuid.UUID) -> PlaybackClaims:
+        claims = self.verify(token)
+        if claims.event_id != event_id:
+            raise InvalidPlaybackToken()
+        return claims
+
+
+def ingest_for(settings: Settings, playback_id: str, stream_key: str) -> IngestOut:
+    base = f"rtmp://{settings.rtmp_ingest_host}:{settings.rtmp_port}"
+    if settings.media_server == "nginx-rtmp":
+        server = f"{base}/ingest"
+        return IngestOut(
+            server_url=server, stream_key=stream_key, publish_url=f"{server}/{stream_key}"
+        )
+    server = f"{base}/live"
+    key = f"{playback_id}?key={stream_key}"
+    return IngestOut(server_url=server, stream_key=key, publish_url=f"{server}/{key}")
+
+
+def hls_url(settings: Settings, playback_id: str) -> str:
+    cdn = settings.cdn_base_url.rstrip("/")
+    if settings.media_server == "mediamtx":
+        return f"{cdn}/live/{playback_id}/index.m3u8"
+    if settings.media_server == "srs":
+        return f"{cdn}/live/{playback_id}.m3u8"
+    return f"{cdn}/hls/{playback_id}.m3u8"

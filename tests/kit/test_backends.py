@@ -1,0 +1,109 @@
+"""The cache, pub/sub and rate-limit contracts, on Redis and in-process alike."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bigfootlive.errors import TooManyRequests
+from bigfootlive.kit.backends import MemoryCache, MemoryPubSub
+from bigfootlive.kit.backends.redis import open_redis_backends
+from bigfootlive.kit.ratelimit import RateLimiter
+from tests.fixtures import services
+
+
+@pytest.fixture
+async def backends(backend) -> AsyncIterator[tuple]:
+    if backend == "sqlite":
+        yield MemoryCache(), MemoryPubSub(), None
+        return
+    services.require(services.port_open("127.0.0.1", 6379), "Redis")
+    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+    cache, pubsub = open_redis_backends(services.REDIS_URL, prefix)
+    yield cache, pubsub, prefix
+    await pubsub.close()
+    await cache.close()
+    await services.redis_delete_prefix(services.REDIS_URL, prefix)
+
+
+async def test_cache_get_set_add_delete_and_ttl(backends):
+    cache, _, _ = backends
+    assert await cache.get("k") is None
+    await cache.set("k", b"v")
+    assert await cache.get("k") == b"v"
+    assert await cache.add("k", b"other") is False
+    assert await cache.add("k2", b"x", ttl=0.05) is True
+    await asyncio.sleep(0.1)
+    assert await cache.get("k2") is None
+    await cache.delete("k")
+    assert await cache.get("k") is None
+
+
+async def test_counters_increment_and_keep_their_first_ttl(backends):
+    cache, _, _ = backends
+    assert await cache.incr("c", ttl=0.2) == 1
+    assert await cache.incr("c", 5, ttl=10) == 6
+    await asyncio.sleep(0.3)
+    assert await cache.incr("c") == 1
+
+
+async def test_pubsub_delivers_to_every_subscriber_until_unsubscribed(backends):
+    _, pubsub, _ = backends
+    got_a: list[bytes] = []
+    got_b: list[bytes] = []
+
+    async def a(message: bytes) -> None:
+        got_a.append(message)
+
+    async def b(message: bytes) -> None:
+        got_b.append(message)
+
+    stop_a = await pubsub.subscribe("chan", a)
+    await pubsub.subscribe("chan", b)
+    await pubsub.publish("chan", b"one")
+    await _eventually(lambda: got_a == [b"one"] and got_b == [b"one"])
+    await stop_a()
+    await pubsub.publish("chan", b"two")
+    await _eventually(lambda: got_b == [b"one", b"two"])
+    assert got_a == [b"one"]
+
+
+async def test_redis_pubsub_reaches_another_connection():
+    services.require(services.port_open("127.0.0.1", 6379), "Redis")
+    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+    (_, one), (_, two) = (
+        open_redis_backends(services.REDIS_URL, prefix),
+        open_redis_backends(services.REDIS_URL, prefix),
+    )
+    received: list[bytes] = []
+
+    async def handler(message: bytes) -> None:
+        received.append(message)
+
+    await two.subscribe("event:1", handler)
+    await asyncio.sleep(0.05)
+    await one.publish("event:1", b"hello")
+    await _eventually(lambda: received == [b"hello"])
+    await one.close()
+    await two.close()
+
+
+async def test_rate_limiter_counts_per_identifier(backends):
+    _, _, prefix = backends
+    limiter = RateLimiter(services.REDIS_URL if prefix else None, prefix or "")
+    assert [await limiter.hit("2/minute", "ip", "a") for _ in range(3)] == [True, True, False]
+    assert await limiter.hit("2/minute", "ip", "b") is True
+    with pytest.raises(TooManyRequests) as info:
+        await limiter.check("2/minute", "ip", "a")
+    assert info.value.headers["Retry-After"]
+
+
+async def _eventually(predicate, within: float = 2.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)

@@ -1,0 +1,72 @@
+"""Architecture rules that matter, checked on the source.
+
+1. Tenant isolation: a function that selects from a tenant-owned table must restrict it with
+   `scoped(...)`, or say why not with an `# unscoped: <reason>` comment.
+2. Layers: services and repositories know nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import bigfootlive.models  # noqa: F401
+from bigfootlive.db import Base
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "bigfootlive"
+TENANT_MODELS = {
+    mapper.class_.__name__
+    for mapper in Base.registry.mappers
+    if "tenant_id" in mapper.columns and mapper.class_.__name__ != "AuditRecord"
+} | {"AuditRecord"}
+
+
+def _functions(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+def _selected_models(func: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(func):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "select":
+            for arg in node.args:
+                root = arg.value if isinstance(arg, ast.Attribute) else arg
+                if isinstance(root, ast.Name) and root.id in TENANT_MODELS:
+                    names.add(root.id)
+    return names
+
+
+def test_tenant_owned_tables_are_queried_through_scoped() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        source = path.read_text()
+        lines = source.splitlines()
+        for func in _functions(ast.parse(source)):
+            if not _selected_models(func):
+                continue
+            body = "\n".join(lines[func.lineno - 1 : func.end_lineno])
+            if "scoped(" not in body and "# unscoped:" not in body:
+                offenders.append(f"{path.relative_to(PACKAGE)}:{func.lineno} {func.name}")
+    assert offenders == [], "tenant-owned tables queried without scoped():\n" + "\n".join(offenders)
+
+
+def test_services_and_repositories_do_not_import_http() -> None:
+    offenders = []
+    for path in list(PACKAGE.rglob("service.py")) + list(PACKAGE.rglob("repository.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.split(".")[0]
+                in (
+                    "fastapi",
+                    "starlette",
+                )
+            ):
+                offenders.append(f"{path.relative_to(PACKAGE)} imports {node.module}")
+    assert offenders == []

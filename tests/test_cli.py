@@ -1,0 +1,140 @@
+"""The embedded quick start for real: CLI administration, then `bigfootlive serve` on a socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.fixtures.services import free_port
+
+BIN = Path(sys.executable).parent / "bigfootlive"
+PASSWORD = "plausible-tundra-velvet-42"
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    env.update(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/var/bigfootlive.db",
+        MAIL_OUTBOX_DIR=str(tmp_path / "outbox"),
+        JWT_SECRET="cli-test-secret-" + "y" * 60,
+        **extra,
+    )
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [str(BIN), *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_cli_creates_tenant_and_user_and_refuses_duplicates(tmp_path):
+    env = _env(tmp_path)
+    assert "tenant acme created" in _run(
+        ["tenant", "create", "--slug", "acme", "--name", "Acme"], env
+    )
+    out = _run(
+        [
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "boss@acme.com",
+            "--name",
+            "Boss",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        env,
+        stdin=PASSWORD + "\n",
+    )
+    assert "user boss@acme.com created" in out
+    again = subprocess.run(
+        [str(BIN), "tenant", "create", "--slug", "acme", "--name", "Acme"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 2
+    assert "slug_taken" in again.stderr
+
+
+def test_serve_migrates_sqlite_on_first_start_and_logs_json_with_request_ids(tmp_path):
+    env = _env(tmp_path)
+    _run(["tenant", "create", "--slug", "acme", "--name", "Acme"], env)
+    _run(
+        [
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "ann@acme.com",
+            "--name",
+            "Ann",
+            "--password-stdin",
+        ],
+        env,
+        stdin=PASSWORD + "\n",
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        login = httpx.post(
+            f"{base}/api/auth/login",
+            json={"tenant": "acme", "email": "ann@acme.com", "password": PASSWORD},
+            headers={"X-Request-ID": "quickstart-1"},
+        )
+        assert login.status_code == 200
+        token = login.json()["access_token"]
+        me = httpx.get(f"{base}/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.json()["email"] == "ann@acme.com"
+        assert httpx.get(f"{base}/ready").status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    # uvicorn re-raises the signal once it has shut down cleanly.
+    assert server.returncode in (0, -signal.SIGTERM)
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    login_lines = [entry for entry in lines if entry.get("route") == "/api/auth/login"]
+    assert login_lines
+    assert login_lines[0]["request_id"] == "quickstart-1"
+    assert login_lines[0]["status"] == 200
+    assert any(entry.get("event") == "stopped" for entry in lines)  # lifespan ran to the end
+    assert PASSWORD not in output
+    assert token not in output
