@@ -14,6 +14,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from bigfootlive import __version__
+from bigfootlive.analytics.endpoints import platform_router as platform_stats_router
+from bigfootlive.analytics.endpoints import router as analytics_router
 from bigfootlive.config import Settings
 from bigfootlive.errors import install_error_handlers
 from bigfootlive.events.endpoints import router as events_router
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs = await JobRuntime.start(
             state, worker=state.jobs.runs_worker_in_api, scheduler=settings.jobs_scheduler
         )
+        state.beacons.start(state.jobs)
         log.info(
             "started",
             version=__version__,
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await state.beacons.stop()
             await jobs.stop()
             await state.close()
             log.info("stopped")
@@ -78,7 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (observability_router, auth_router, tenant_router, users_router):
         app.include_router(router)
     app.include_router(events_router)
-    for router in (jobs_router, webhooks_router, notifications_router):
+    for router in (
+        jobs_router,
+        webhooks_router,
+        notifications_router,
+        analytics_router,
+        platform_stats_router,
+    ):
         app.include_router(router)
 
     @app.get("/api-docs", include_in_schema=False)

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     jobs_extra_task_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
     jobs_scheduler: bool = True
 
+    # analytics
+    analytics_beacon_rate_limit: str = "60/minute"  # per viewer and event
+    analytics_beacon_ip_rate_limit: str = "600/minute"  # per client address and event
+    analytics_flush_seconds: float = 1.0  # beacons are buffered, then rolled up in one job
+
     # webhooks and notifications
     webhook_timeout_seconds: float = 10.0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bigfootlive.analytics.ingest import BeaconBuffer
 from bigfootlive.config import Settings
 from bigfootlive.db import Database
 from bigfootlive.events.playback import PlaybackTokens
@@ -30,6 +31,7 @@ class AppState:
     revoked: RevokedSessions
     secrets: SecretBox
     jobs: JobQueue
+    beacons: BeaconBuffer
     playback_tokens: PlaybackTokens
 
     @classmethod
@@ -51,6 +53,7 @@ class AppState:
             revoked=RevokedSessions(cache, ttl=settings.access_token_ttl_seconds + 60),
             secrets=SecretBox(settings.data_keys),
             jobs=jobs,
+            beacons=BeaconBuffer(cache, settings.analytics_flush_seconds),
             playback_tokens=PlaybackTokens(settings),
         )
 

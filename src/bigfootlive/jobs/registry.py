@@ -19,6 +19,7 @@ TASK_MODULES = (
     "bigfootlive.identity.tasks",
     "bigfootlive.webhooks.tasks",
     "bigfootlive.notifications.tasks",
+    "bigfootlive.analytics.tasks",
 )
 
 

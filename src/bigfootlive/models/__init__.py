@@ -1,5 +1,6 @@
 """All tables, imported here so Alembic and relationships see one metadata."""
 
+from bigfootlive.models.analytics import AnalyticsMinute, AnalyticsViewer, EventSummary
 from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
@@ -11,11 +12,14 @@ from bigfootlive.models.user import Follow, PasswordHistory, User
 from bigfootlive.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "AnalyticsMinute",
+    "AnalyticsViewer",
     "ApiKey",
     "AuditRecord",
     "AuthSession",
     "DeadJob",
     "Event",
+    "EventSummary",
     "Follow",
     "JobKey",
     "NotificationPreference",
