@@ -21,11 +21,15 @@ def settings_overrides() -> dict[str, Any]:
     }
 
 
-async def live_event(factory, client, state, *, visibility: str = "public"):
+async def live_event(
+    factory, client, state, *, visibility: str = "public", tenant=None, before_live=None
+):
     """A streamer's event, armed and on air (the media server's publish callback, simulated
     at the service, as the events tests do)."""
-    tenant = await factory.tenant()
+    tenant = tenant or await factory.tenant()
     streamer = await factory.user(tenant, role=Role.STREAMER)
+    if before_live is not None:
+        await before_live(streamer.id)
     created = await client.post(
         "/api/events",
         json={"title": "Launch day", "visibility": visibility},
