@@ -215,3 +215,22 @@ async def test_rotated_secret_signs_the_next_deliveries(factory, client, receive
     Webhook(new_secret).verify(request.body, request.headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(endpoint["secret"]).verify(request.body, request.headers)
+
+
+async def test_event_lifecycle_is_announced_to_subscribed_endpoints(
+    factory, client, state, receiver
+):
+    from tests.analytics.conftest import end_event, live_event
+
+    tenant = await factory.tenant()
+    admin = await factory.user(tenant, role=Role.ADMIN)
+    endpoint = await make_endpoint(
+        client, admin, receiver.url, ["event.live", "event.ended", "event.reconnecting"]
+    )
+    _, streamer, event_id = await live_event(factory, client, state, tenant=tenant)
+    await end_event(client, streamer, event_id)
+    await wait_for_requests(receiver, 2)
+    await asyncio.sleep(0.3)
+    verified = [Webhook(endpoint["secret"]).verify(r.body, r.headers) for r in receiver.requests]
+    assert sorted(p["type"] for p in verified) == ["event.ended", "event.live"]
+    assert {p["data"]["event_id"] for p in verified} == {event_id}
