@@ -19,12 +19,15 @@ def _insert(session: AsyncSession) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
+CHUNK = 500  # rows per multi-row INSERT
+
+
 async def add_minutes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Add the sums to each (event, minute) row; `viewers` keeps the largest count seen."""
     insert = _insert(session)
     table = AnalyticsMinute.__table__
-    for row in rows:
-        stmt = insert(table).values(**row)
+    for start in range(0, len(rows), CHUNK):
+        stmt = insert(table).values(rows[start : start + CHUNK])
         updates: dict[str, Any] = {f: table.c[f] + stmt.excluded[f] for f in MINUTE_FIELDS}
         updates["viewers"] = case(
             (stmt.excluded.viewers > table.c.viewers, stmt.excluded.viewers),
@@ -38,8 +41,8 @@ async def add_minutes(session: AsyncSession, rows: list[dict[str, Any]]) -> None
 async def add_viewers(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     insert = _insert(session)
     table = AnalyticsViewer.__table__
-    for row in rows:
-        stmt = insert(table).values(**row)
+    for start in range(0, len(rows), CHUNK):
+        stmt = insert(table).values(rows[start : start + CHUNK])
         await session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["event_id", "viewer"],

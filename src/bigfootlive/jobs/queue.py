@@ -303,6 +303,10 @@ class JobQueue:
         if worker is not None:
             # stop() joins threads that may be waiting on this loop: never block it.
             await asyncio.to_thread(worker.stop, timeout_ms)
+            # The stopped worker's hook stays on the broker; a later worker adds its own.
+            self.broker.middleware[:] = [
+                m for m in self.broker.middleware if getattr(m, "worker", None) is not worker
+            ]
 
     async def close(self) -> None:
         await self.stop_worker()
