@@ -173,9 +173,10 @@ class JobQueue:
             metrics.JOB_START_LATENCY.labels(spec.name).observe(
                 max(0.0, started - queued_at / 1000)
             )
-        assert self.state is not None or self.loop is None  # noqa: S101
+        if self.state is None:
+            raise QueueNotBound("the job queue is not bound to a process state")
         ctx = JobContext(
-            state=self.state,  # type: ignore[arg-type]  # checked by run_sync
+            state=self.state,
             task=spec.name,
             message_id=message.message_id,
             attempt=retries + 1,
