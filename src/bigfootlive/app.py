@@ -23,6 +23,8 @@ from bigfootlive.events.tasks import sweep_reconnect_windows
 from bigfootlive.identity.endpoints import router as auth_router
 from bigfootlive.jobs.endpoints import router as jobs_router
 from bigfootlive.jobs.worker import JobRuntime
+from bigfootlive.mfa.endpoints import router as mfa_router
+from bigfootlive.mfa.endpoints import tenant_router as mfa_tenant_router
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.notifications.endpoints import router as notifications_router
 from bigfootlive.observability.endpoints import router as observability_router
@@ -82,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (observability_router, auth_router, tenant_router, users_router):
         app.include_router(router)
     app.include_router(events_router)
+    app.include_router(mfa_router)
+    app.include_router(mfa_tenant_router)
     for router in (
         jobs_router,
         webhooks_router,

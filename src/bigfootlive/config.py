@@ -65,6 +65,24 @@ class Settings(BaseSettings):
     mail_from: str = "BigfootLive <no-reply@bigfootlive.local>"
     mail_outbox_dir: str = "./var/outbox"
 
+    # mfa
+    mfa_issuer: str = "BigfootLive"
+    mfa_challenge_ttl_seconds: int = 300
+    mfa_code_ttl_seconds: int = 300
+    mfa_max_attempts: int = 5
+    mfa_user_failure_limit: int = 20
+    mfa_user_failure_window_seconds: int = 900
+    mfa_send_rate_limit: str = "5/10minutes"
+    mfa_step_up_max_age_seconds: int = 900
+    webauthn_rp_id: str | None = None
+    webauthn_rp_name: str = "BigfootLive"
+    webauthn_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    sms_provider: Literal["log", "twilio"] = "log"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+
     # streaming (used by the live-events domain)
     rtmp_port: int = 1935
     cdn_base_url: str = "https://cdn.bigfootlive.com"
@@ -115,6 +133,13 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("webauthn_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value

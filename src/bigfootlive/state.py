@@ -16,6 +16,7 @@ from bigfootlive.kit.backends import Cache, PubSub, open_backends
 from bigfootlive.kit.crypto import SecretBox
 from bigfootlive.kit.mail import Mailer, make_mailer
 from bigfootlive.kit.ratelimit import RateLimiter
+from bigfootlive.mfa.sms import SmsSender, make_sms_sender
 
 
 @dataclass
@@ -33,6 +34,7 @@ class AppState:
     jobs: JobQueue
     beacons: BeaconBuffer
     playback_tokens: PlaybackTokens
+    sms: SmsSender
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -55,6 +57,7 @@ class AppState:
             jobs=jobs,
             beacons=BeaconBuffer(cache, settings.analytics_flush_seconds),
             playback_tokens=PlaybackTokens(settings),
+            sms=make_sms_sender(settings),
         )
 
     async def close(self) -> None:

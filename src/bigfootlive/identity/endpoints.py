@@ -19,6 +19,7 @@ from bigfootlive.identity.schemas import (
     RefreshIn,
     RegisterIn,
     SessionOut,
+    SignInResult,
     TokenPair,
     UserOut,
 )
@@ -29,7 +30,7 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
-async def register(body: RegisterIn, state: State, session: DbSession, meta: Meta) -> TokenPair:
+async def register(body: RegisterIn, state: State, session: DbSession, meta: Meta) -> SignInResult:
     return await service.register(
         state,
         session,
@@ -42,7 +43,7 @@ async def register(body: RegisterIn, state: State, session: DbSession, meta: Met
 
 
 @router.post("/login")
-async def login(body: LoginIn, state: State, session: DbSession, meta: Meta) -> TokenPair:
+async def login(body: LoginIn, state: State, session: DbSession, meta: Meta) -> SignInResult:
     return await service.login(
         state, session, meta, tenant_slug=body.tenant, email=str(body.email), password=body.password
     )

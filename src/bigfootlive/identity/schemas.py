@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -81,6 +81,34 @@ class TokenPair(BaseModel):
     refresh_token: str
     session_id: uuid.UUID
     user: UserOut
+
+
+class MfaFactorBrief(BaseModel):
+    id: uuid.UUID
+    type: str
+    name: str
+
+
+class MfaChallenge(BaseModel):
+    """Sign-in (or a sensitive action) needs a second factor before tokens are issued.
+
+    mfa_required: prove one of `factors` (or a backup code) at `POST /api/auth/mfa/verify`.
+    mfa_enrollment_required: the tenant requires MFA and the user has none; the token only
+    allows `POST /api/auth/mfa/setup` and `/setup/confirm`, whose confirmation signs in.
+    step_up_required: an existing session must prove a factor again (see docs/mfa.md).
+    """
+
+    status: Literal["mfa_required", "mfa_enrollment_required", "step_up_required"]
+    challenge_token: str
+    expires_in: int
+    factors: list[MfaFactorBrief] = Field(default_factory=list)
+    methods: list[str] = Field(default_factory=list, description="Verification methods usable")
+    allowed_factor_types: list[str] = Field(
+        default_factory=list, description="Factor types that may be enrolled"
+    )
+
+
+SignInResult = Annotated[TokenPair | MfaChallenge, Field(discriminator="status")]
 
 
 class SessionOut(BaseModel):

@@ -25,8 +25,9 @@ from bigfootlive.errors import (
 from bigfootlive.identity import audit
 from bigfootlive.identity import repository as repo
 from bigfootlive.identity.passwords import check_password_policy
-from bigfootlive.identity.schemas import TokenPair, UserOut
+from bigfootlive.identity.schemas import MfaChallenge, TokenPair, UserOut
 from bigfootlive.kit.crypto import hash_token, random_token
+from bigfootlive.mfa.policy import sign_in_challenge
 from bigfootlive.models import (
     AuditRecord,
     AuthSession,
@@ -170,7 +171,7 @@ async def register(
     email: str,
     password: str,
     display_name: str,
-) -> TokenPair:
+) -> TokenPair | MfaChallenge:
     await state.limiter.check(state.settings.register_rate_limit, "register-ip", meta.ip)
     tenant = await tenants.resolve_tenant(session, tenant_slug, email)
     if tenant is None:
@@ -224,7 +225,7 @@ async def login(
     tenant_slug: str | None,
     email: str,
     password: str,
-) -> TokenPair:
+) -> TokenPair | MfaChallenge:
     settings = state.settings
     email = email.lower()
     await state.limiter.check(settings.login_rate_limit, "login-ip", meta.ip)
@@ -363,11 +364,18 @@ async def finish_sign_in(
     tenant: Tenant,
     meta: RequestMeta,
     amr: list[str],
-) -> TokenPair:
+) -> TokenPair | MfaChallenge:
     """The last step of every sign-in method (password, SSO, ...) once the first factor passed.
 
-    This is where the tenant's MFA policy is applied before a session is created.
+    This is where the tenant's MFA policy is applied before a session is created: a user with
+    a second factor (or who must have one) gets an MFA challenge instead of tokens, unless
+    `amr` already shows a second factor (an IdP that did MFA, e.g. ["pwd", "mfa"]).
     """
+    challenge = await sign_in_challenge(
+        state, session, user=user, tenant=tenant, meta=meta, amr=amr
+    )
+    if challenge is not None:
+        return challenge
     return await start_session(state, session, user=user, tenant=tenant, meta=meta, amr=amr)
 
 

@@ -6,6 +6,7 @@ from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
 from bigfootlive.models.event import Event
 from bigfootlive.models.jobs import DeadJob, JobKey
+from bigfootlive.models.mfa import MfaBackupCode, MfaFactor
 from bigfootlive.models.notification import NotificationPreference
 from bigfootlive.models.tenant import Tenant, TenantDomain
 from bigfootlive.models.user import Follow, PasswordHistory, User
@@ -22,6 +23,8 @@ __all__ = [
     "EventSummary",
     "Follow",
     "JobKey",
+    "MfaBackupCode",
+    "MfaFactor",
     "NotificationPreference",
     "PasswordHistory",
     "RefreshToken",

@@ -12,6 +12,8 @@ from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
+from bigfootlive.mfa.deps import RecentMfa
+from bigfootlive.mfa.policy import ensure_recent_mfa
 from bigfootlive.models import User
 from bigfootlive.tenants import service
 from bigfootlive.tenants.schemas import (
@@ -62,8 +64,11 @@ async def get_info(subject: TenantReader, session: ReadSession) -> TenantOut:
 
 @router.put("/info")
 async def update_info(
-    body: TenantUpdate, subject: TenantAdmin, session: DbSession, meta: Meta
+    body: TenantUpdate, subject: TenantAdmin, state: State, session: DbSession, meta: Meta
 ) -> TenantOut:
+    if body.settings is not None and body.settings.mfa is not None:
+        # Weakening MFA would otherwise be one stolen session away.
+        await ensure_recent_mfa(state, session, meta, subject)
     tenant = await service.require_tenant(session, subject.tenant_id)
     changed = await service.update_tenant(session, tenant, body)
     if changed:
@@ -96,7 +101,12 @@ async def list_users(
 
 @router.post("/users", status_code=status.HTTP_201_CREATED)
 async def create_user(
-    body: TenantUserCreate, subject: UserManager, state: State, session: DbSession, meta: Meta
+    body: TenantUserCreate,
+    subject: UserManager,
+    _: RecentMfa,
+    state: State,
+    session: DbSession,
+    meta: Meta,
 ) -> TenantUserOut:
     service.check_role_change(subject.role, subject.is_platform_admin, body.role)
     tenant = await service.require_tenant(session, subject.tenant_id)
@@ -132,6 +142,7 @@ async def update_user(
     user_id: uuid.UUID,
     body: TenantUserUpdate,
     subject: UserManager,
+    _: RecentMfa,
     state: State,
     session: DbSession,
     meta: Meta,

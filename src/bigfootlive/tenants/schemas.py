@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -30,6 +31,33 @@ class LockoutPolicy(BaseModel):
     max_delay_seconds: int = Field(3600, ge=60, le=86_400)
 
 
+FactorType = Literal["totp", "webauthn", "email", "sms"]
+ALL_FACTOR_TYPES: tuple[FactorType, ...] = ("totp", "webauthn", "email", "sms")
+
+
+class MfaPolicy(BaseModel):
+    """Who must use a second factor, and which kinds of factor members may enrol.
+
+    off: no MFA at all (no enrolment, no challenge). optional: members may enrol; enrolled
+    members are challenged. required: every member must; required_for_roles: members whose role
+    is in `roles` must. A member who must but has no factor is guided through setup at sign-in.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["off", "optional", "required", "required_for_roles"] = "optional"
+    roles: list[Role] = Field(default_factory=list, max_length=4)
+    allowed_factors: list[FactorType] = Field(
+        default_factory=lambda: list(ALL_FACTOR_TYPES), min_length=1, max_length=4
+    )
+    allow_backup_codes: bool = True
+
+    def required_for(self, role: Role) -> bool:
+        if self.mode == "required":
+            return True
+        return self.mode == "required_for_roles" and role in self.roles
+
+
 class TenantSettings(BaseModel):
     """Tenant policy. Stored as JSON on the tenant row; every field has a safe default."""
 
@@ -40,6 +68,7 @@ class TenantSettings(BaseModel):
     password_policy: PasswordPolicy = Field(default_factory=PasswordPolicy)
     lockout: LockoutPolicy = Field(default_factory=LockoutPolicy)
     allowed_redirect_urls: list[str] = Field(default_factory=list, max_length=50)
+    mfa: MfaPolicy = Field(default_factory=MfaPolicy)
 
     @field_validator("default_role")
     @classmethod
@@ -57,6 +86,7 @@ class TenantSettingsPatch(BaseModel):
     password_policy: PasswordPolicy | None = None
     lockout: LockoutPolicy | None = None
     allowed_redirect_urls: list[str] | None = Field(None, max_length=50)
+    mfa: MfaPolicy | None = None
 
 
 class TenantOut(BaseModel):

@@ -1,0 +1,27 @@
+"""Unknown accounts cost a full password verification, like known ones (production parameters)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.identity.test_login import _login
+
+
+@pytest.fixture
+def settings_overrides():
+    return {"argon2_memory_kib": 19_456, "argon2_time_cost": 2}
+
+
+async def test_unknown_user_costs_a_password_hash_like_a_known_one(client, factory):
+    tenant = await factory.tenant()
+    ann = await factory.user(tenant, login=False)
+    timings = {}
+    for label, email in (("known", ann.user.email), ("unknown", "ghost@example.com")):
+        start = time.perf_counter()
+        for _ in range(3):
+            await _login(client, tenant, email, "not-the-password-at-all")
+        timings[label] = time.perf_counter() - start
+    # Both paths run one argon2 verification; neither is an order of magnitude faster.
+    assert timings["unknown"] > timings["known"] / 3
