@@ -117,16 +117,21 @@ class BeaconBuffer:
         beacons: list[StartBeacon | HeartbeatBeacon | StopBeacon],
         now: dt.datetime,
     ) -> None:
+        # Real-time first: one viewer counts once per minute and once per event, fleet-wide.
+        # A flush reads these counters for the minutes it carries, so they must be up to date
+        # before the sums below can be flushed.
+        times = [beacon_time(b.ts, now) for b in beacons]
+        for minute in {minute_of(t) for t in times}:
+            stamp = int(minute.timestamp())
+            if await self.cache.add(f"an:{event_id}:seen:{viewer}:{stamp}", b"1", ttl=900):
+                await self.cache.incr(active_key(event_id, minute), ttl=3 * 3600)
+        if await self.cache.add(f"an:{event_id}:viewer:{viewer}", b"1", ttl=3 * 24 * 3600):
+            await self.cache.incr(uniques_key(event_id), ttl=3 * 24 * 3600)
+        # Then the sums, with no await in between (a flush cannot take half of them).
         buf = self._event(event_id, tenant_id)
-        minutes_seen: set[dt.datetime] = set()
         watched = 0
-        first_seen = now
-        for beacon in beacons:
-            at = beacon_time(beacon.ts, now)
-            first_seen = min(first_seen, at)
-            minute = minute_of(at)
-            minutes_seen.add(minute)
-            row = buf.minutes[minute]
+        for beacon, at in zip(beacons, times, strict=True):
+            row = buf.minutes[minute_of(at)]
             if isinstance(beacon, StartBeacon):
                 row["views_started"] += 1
                 if beacon.startup_ms is not None:
@@ -145,18 +150,12 @@ class BeaconBuffer:
                 row["views_ended"] += 1
                 row["watch_ms"] += beacon.watched_ms
                 watched += beacon.watched_ms
+        first_seen = min(times)
         entry = buf.viewers.get(viewer)
         if entry is None:
             buf.viewers[viewer] = [first_seen, watched]
         else:
             entry[0], entry[1] = min(entry[0], first_seen), entry[1] + watched
-        # Real-time: one viewer counts once per minute and once per event, fleet-wide.
-        for minute in minutes_seen:
-            stamp = int(minute.timestamp())
-            if await self.cache.add(f"an:{event_id}:seen:{viewer}:{stamp}", b"1", ttl=900):
-                await self.cache.incr(active_key(event_id, minute), ttl=3 * 3600)
-        if await self.cache.add(f"an:{event_id}:viewer:{viewer}", b"1", ttl=3 * 24 * 3600):
-            await self.cache.incr(uniques_key(event_id), ttl=3 * 24 * 3600)
 
     async def add_activity(
         self,

@@ -104,6 +104,7 @@ class JobQueue:
         self.state: AppState | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.worker: dramatiq.Worker | None = None
+        self.autostart = False
 
     @property
     def in_process(self) -> bool:
@@ -261,6 +262,8 @@ class JobQueue:
         """Send one job; returns its message id. Prefer `enqueue_after_commit` in services."""
         name = target if isinstance(target, str) else target.name
         actor = self.actors[name]
+        if self.autostart and self.worker is None:
+            self.start_worker()
         message: dramatiq.Message[Any] = dramatiq.Message(
             queue_name=actor.queue_name,
             actor_name=name,
@@ -292,7 +295,7 @@ class JobQueue:
         self.worker = dramatiq.Worker(
             self.broker,
             worker_threads=threads or self.settings.jobs_worker_threads,
-            worker_timeout=250,
+            worker_timeout=100,
             queues=queues,
         )
         if prefetch:
@@ -300,6 +303,7 @@ class JobQueue:
         self.worker.start()
 
     async def stop_worker(self, timeout_ms: int = 10_000) -> None:
+        self.autostart = False
         worker, self.worker = self.worker, None
         if worker is not None:
             # stop() joins threads that may be waiting on this loop: never block it.

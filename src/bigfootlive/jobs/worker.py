@@ -24,7 +24,10 @@ class JobRuntime:
     async def start(cls, state: AppState, *, worker: bool, scheduler: bool) -> JobRuntime:
         state.jobs.bind(state, asyncio.get_running_loop())
         runtime = cls(state)
-        if worker:
+        if worker and state.jobs.in_process:
+            # Nothing can be waiting in an in-process broker yet: start on the first job.
+            state.jobs.autostart = True
+        elif worker:
             state.jobs.start_worker()
         if scheduler:
             runtime.scheduler = Scheduler(state.jobs, state.cache)
