@@ -67,7 +67,7 @@ async def count_once(ctx: JobContext, *, run: str) -> None:
     _note(ctx, run)
 
 
-@task(name="tests.file_probe", time_limit=120, max_retries=5)
+@task(name="tests.file_probe", time_limit=700, max_retries=5)
 async def file_probe(ctx: JobContext, *, path: str, seconds: float) -> None:
     """For worker-process tests: logs to a file; sleeps long only on its first start."""
     log = Path(path)
