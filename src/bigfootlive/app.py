@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from bigfootlive import __version__
 from bigfootlive.analytics.endpoints import platform_router as platform_stats_router
 from bigfootlive.analytics.endpoints import router as analytics_router
+from bigfootlive.apikeys.endpoints import router as api_keys_router
 from bigfootlive.config import Settings
 from bigfootlive.errors import install_error_handlers
 from bigfootlive.events.endpoints import router as events_router
@@ -30,7 +31,10 @@ from bigfootlive.notifications.endpoints import router as notifications_router
 from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from bigfootlive.sso.endpoints import admin_router as sso_admin_router
+from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.state import AppState
+from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
 from bigfootlive.webhooks.endpoints import router as webhooks_router
@@ -94,6 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         platform_stats_router,
     ):
         app.include_router(router)
+    app.include_router(sso_router)
+    app.include_router(sso_admin_router)
+    app.include_router(streaming_router)
+    app.include_router(api_keys_router)
 
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 19_456
     argon2_parallelism: int = 1
 
+    # sso
+    sso_allow_private_networks: bool = False
+    sso_http_timeout_seconds: float = 10.0
+
     # mail
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -93,7 +97,6 @@ class Settings(BaseSettings):
     playback_token_ttl_seconds: int = 3600
     stream_lookup_cache_seconds: float = 30.0
     nginx_rtmp_stat_url: str | None = None
-    nginx_rtmp_control_url: str | None = None
     srs_api_url: str | None = None
     health_stale_seconds: float = 15.0
 

@@ -17,6 +17,7 @@ from bigfootlive.kit.crypto import SecretBox
 from bigfootlive.kit.mail import Mailer, make_mailer
 from bigfootlive.kit.ratelimit import RateLimiter
 from bigfootlive.mfa.sms import SmsSender, make_sms_sender
+from bigfootlive.streaming.health import HealthMonitor, make_health_monitor
 
 
 @dataclass
@@ -35,6 +36,7 @@ class AppState:
     beacons: BeaconBuffer
     playback_tokens: PlaybackTokens
     sms: SmsSender
+    stream_health: HealthMonitor
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -58,10 +60,12 @@ class AppState:
             beacons=BeaconBuffer(cache, settings.analytics_flush_seconds),
             playback_tokens=PlaybackTokens(settings),
             sms=make_sms_sender(settings),
+            stream_health=make_health_monitor(settings),
         )
 
     async def close(self) -> None:
         await self.jobs.close()
+        await self.stream_health.close()
         await self.pubsub.close()
         await self.cache.close()
         await self.db.dispose()

@@ -216,3 +216,67 @@ async def test_mfa_reset_is_for_admins_of_the_same_tenant(factory, client):
     url = f"/api/tenant/users/{member.id}/mfa/reset"
     assert (await client.post(url, headers=moderator.headers)).status_code == 403
     assert (await client.post(url, headers=foreign_admin.headers)).status_code == 404
+
+
+async def test_changing_sso_configuration_needs_step_up(factory, client, state):
+    tenant = await factory.tenant()
+    admin = await factory.user(tenant, role=Role.ADMIN)
+    _, secret, _ = await enrol_totp(client, admin)
+    provider = {
+        "name": "Corp LDAP",
+        "config": {
+            "protocol": "ldap",
+            "url": "ldap://127.0.0.1:1",
+            "user_dn_template": "uid={username},dc=x",
+        },
+    }
+
+    async def save(headers):
+        return await client.post("/api/tenant/sso/provider", json=provider, headers=headers)
+
+    token = await _step_up_with_totp(client, state, admin.headers, save, secret)
+    saved = await save(bearer(token))
+    assert saved.status_code == 200, saved.text
+
+    async def delete(headers):
+        return await client.delete(
+            f"/api/tenant/sso/provider?id={saved.json()['id']}", headers=headers
+        )
+
+    old = stale_token(state, admin, ["pwd", "otp", "mfa"])
+    refused = await delete(bearer(old))
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "step_up_required"
+    assert (await delete(bearer(token))).status_code == 204
+
+
+async def test_rotating_a_stream_key_needs_step_up(factory, client, state):
+    tenant = await factory.tenant()
+    streamer = await factory.user(tenant, role=Role.STREAMER)
+    _, secret, _ = await enrol_totp(client, streamer)
+    created = await client.post(
+        "/api/events", json={"title": "Friday show"}, headers=streamer.headers
+    )
+    assert created.status_code == 201, created.text
+    event_id = created.json()["id"]
+
+    async def rotate(headers):
+        return await client.post(f"/api/events/{event_id}/stream-key", headers=headers)
+
+    token = await _step_up_with_totp(client, state, streamer.headers, rotate, secret)
+    rotated = await rotate(bearer(token))
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["stream_key"]
+
+
+async def test_a_non_manager_gets_404_not_a_step_up_challenge_for_stream_keys(factory, client):
+    tenant = await factory.tenant()
+    owner = await factory.user(tenant, role=Role.STREAMER)
+    other = await factory.user(tenant, role=Role.STREAMER)
+    created = await client.post(
+        "/api/events", json={"title": "Private", "visibility": "private"}, headers=owner.headers
+    )
+    response = await client.post(
+        f"/api/events/{created.json()['id']}/stream-key", headers=other.headers
+    )
+    assert response.status_code == 404

@@ -1,7 +1,8 @@
 """What the media-server callback path needs to decide, kept in the cache (Redis or memory).
 
-`key:<hmac>` and `pb:<playback id>` map to an event id (they only change on key rotation);
-`ref:<event id>` holds an `EventRef` snapshot that is rewritten after every committed change.
+The same `EventRef` snapshot is kept under `key:<hmac>`, `pb:<playback id>` and
+`ref:<event id>`, so one GET answers a callback; all three are rewritten after every committed
+change.
 Entries expire after STREAM_LOOKUP_CACHE_SECONDS, which bounds how stale a snapshot can be if
 a process dies between its commit and its cache write. Decisions that change state are still
 made by a conditional UPDATE in the database; the cache answers the read-only questions.
@@ -78,28 +79,24 @@ class EventCache:
         self.cache = cache
         self.ttl = ttl
 
-    async def event_id_for_key(self, key_hash: str) -> uuid.UUID | bool | None:
-        """The event id, None on a miss, False when the key is known not to exist."""
-        return _decode_id(await self.cache.get(f"events:key:{key_hash}"))
+    async def by_key(self, key_hash: str) -> EventRef | bool | None:
+        """The snapshot, None on a miss, False when the key is known not to exist."""
+        return _decode(await self.cache.get(f"events:key:{key_hash}"))
 
-    async def event_id_for_playback(self, playback_id: str) -> uuid.UUID | bool | None:
-        return _decode_id(await self.cache.get(f"events:pb:{playback_id}"))
+    async def by_playback_id(self, playback_id: str) -> EventRef | bool | None:
+        return _decode(await self.cache.get(f"events:pb:{playback_id}"))
 
     async def ref(self, event_id: uuid.UUID) -> EventRef | None:
-        raw = await self.cache.get(f"events:ref:{event_id}")
-        if raw is None:
-            return None
-        try:
-            return EventRef.loads(raw)
-        except (ValueError, TypeError, KeyError):
-            return None
+        found = _decode(await self.cache.get(f"events:ref:{event_id}"))
+        return found if isinstance(found, EventRef) else None
 
-    async def remember(self, event: Event, key_hash: str | None = None) -> EventRef:
+    async def remember(self, event: Event) -> EventRef:
+        """Write the snapshot under all three lookups (one GET answers a callback)."""
         ref = EventRef.of(event)
-        await self.cache.set(f"events:ref:{event.id}", ref.dumps(), ttl=self.ttl)
-        await self.cache.set(f"events:pb:{event.playback_id}", str(event.id).encode(), ttl=self.ttl)
-        if key_hash is not None:
-            await self.cache.set(f"events:key:{key_hash}", str(event.id).encode(), ttl=self.ttl)
+        raw = ref.dumps()
+        await self.cache.set(f"events:ref:{event.id}", raw, ttl=self.ttl)
+        await self.cache.set(f"events:pb:{event.playback_id}", raw, ttl=self.ttl)
+        await self.cache.set(f"events:key:{event.stream_key_hash}", raw, ttl=self.ttl)
         return ref
 
     async def remember_unknown_key(self, key_hash: str) -> None:
@@ -108,16 +105,13 @@ class EventCache:
     async def remember_unknown_playback(self, playback_id: str) -> None:
         await self.cache.set(f"events:pb:{playback_id}", _UNKNOWN, ttl=min(self.ttl, 10.0))
 
-    async def forget_key(self, key_hash: str) -> None:
-        await self.cache.delete(f"events:key:{key_hash}")
 
-
-def _decode_id(raw: bytes | None) -> uuid.UUID | bool | None:
+def _decode(raw: bytes | None) -> EventRef | bool | None:
     if raw is None:
         return None
     if raw == _UNKNOWN:
         return False
     try:
-        return uuid.UUID(raw.decode())
-    except ValueError:
+        return EventRef.loads(raw)
+    except (ValueError, TypeError, KeyError):
         return None

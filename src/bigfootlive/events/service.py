@@ -382,6 +382,7 @@ async def rotate_stream_key(
 
     async def forget_old_key() -> None:
         await cache.remember_unknown_key(old_hash)
+        await cache.remember(event)
 
     after_commit(session, forget_old_key)
     return event, stream_key
@@ -427,29 +428,78 @@ async def cancel_event(
 
 
 async def publisher_connected(
-    state: AppState, session: AsyncSession, event: Event, publisher_id: str
-) -> Event:
+    state: AppState, session: AsyncSession, event: Event | EventRef, publisher_id: str
+) -> Event | EventRef:
     """A media server reports a publisher on the event. The same publisher again is a no-op
-    (callbacks are retried); a different one while live is refused."""
-    if event.status == S.LIVE.value and event.publisher_id == publisher_id:
+    (callbacks are retried); a different one while live is refused. One UPDATE when `event`
+    is a fresh cache snapshot."""
+    if EventStatus(event.status) == S.LIVE and event.publisher_id == publisher_id:
         return event
     return await _apply(state, session, event, "publish", publisher_id=publisher_id)
 
 
 async def publisher_disconnected(
-    state: AppState, session: AsyncSession, event: Event, publisher_id: str | None
+    state: AppState, session: AsyncSession, event: Event | EventRef, publisher_id: str | None
 ) -> Event | None:
     """The publisher went away: wait for it in `reconnecting`. Returns None (and changes
     nothing) when that publisher is not the connected one: a repeat, a late callback, or a
-    `done` that overtook its `publish`."""
-    if event.status != S.LIVE.value:
+    `done` that overtook its `publish`. `publisher_id` None matches any publisher."""
+    moved = await repo.transition(
+        session,
+        tenant_id=event.tenant_id,
+        event_id=event.id,
+        expected=S.LIVE,
+        to=S.RECONNECTING,
+        values=_values_for("unpublish", publisher_id),
+        publisher_id=publisher_id,
+    )
+    if moved is not None:
+        _announce_after_commit(state, session, moved, previous=S.LIVE)
+    return moved
+
+
+async def find_by_stream_key(
+    state: AppState, session: AsyncSession, stream_key: str
+) -> EventRef | None:
+    """The event a stream key belongs to: from the cache, else one query (then cached)."""
+    cache = event_cache(state)
+    hashes = stream_key_hashes(state.settings, stream_key)
+    cached = await cache.by_key(hashes[0])
+    if isinstance(cached, EventRef):
+        return cached
+    if cached is False:
         return None
-    if publisher_id is not None and event.publisher_id not in (None, publisher_id):
+    event = await repo.find_by_key_hashes(session, hashes)
+    if event is None:
+        await cache.remember_unknown_key(hashes[0])
         return None
-    try:
-        return await _apply(state, session, event, "unpublish", publisher_id=publisher_id)
-    except EventStateConflict:
+    return await cache.remember(event)
+
+
+async def find_by_playback_id(
+    state: AppState, session: AsyncSession, playback_id: str
+) -> EventRef | None:
+    cache = event_cache(state)
+    cached = await cache.by_playback_id(playback_id)
+    if isinstance(cached, EventRef):
+        return cached
+    if cached is False:
         return None
+    event = await repo.find_by_playback_id(session, playback_id)
+    if event is None:
+        await cache.remember_unknown_playback(playback_id)
+        return None
+    return await cache.remember(event)
+
+
+async def find_ref(state: AppState, session: AsyncSession, event_id: uuid.UUID) -> EventRef | None:
+    """The cache snapshot of an event (unscoped: callers check the tenant)."""
+    cache = event_cache(state)
+    ref = await cache.ref(event_id)
+    if ref is not None:
+        return ref
+    event = await repo.get_for_visibility_check(session, event_id)
+    return None if event is None else await cache.remember(event)
 
 
 async def end_expired_reconnects(state: AppState) -> list[Event]:
@@ -467,7 +517,7 @@ async def end_expired_reconnects(state: AppState) -> list[Event]:
 async def _apply(
     state: AppState,
     session: AsyncSession,
-    event: Event,
+    event: Event | EventRef,
     action: str,
     *,
     meta: RequestMeta | None = None,
@@ -477,8 +527,21 @@ async def _apply(
     """Run `action` against the event's current status, retrying on a lost race only while
     the action is still legal for the status found."""
     known = EventStatus(event.status)
+    # A cache snapshot may lag a commit by moments: never refuse on its word alone.
+    confirmed = isinstance(event, Event)
     for _ in range(3):
-        target = target_of(action, known)
+        try:
+            target = target_of(action, known)
+        except EventStateConflict:
+            if confirmed:
+                raise
+            fresh = await repo.get(session, event.tenant_id, event.id)
+            if fresh is None:
+                raise EventNotFound() from None
+            event, known, confirmed = fresh, EventStatus(fresh.status), True
+            if action == "publish" and known == S.LIVE and event.publisher_id == publisher_id:
+                return event
+            target = target_of(action, known)
         values = _values_for(action, publisher_id)
         guard = publisher_id if action == "unpublish" else None
         moved = await repo.transition(
@@ -571,11 +634,10 @@ def _announce_after_commit(
         version=event.version,
         at=event.updated_at,
     )
-    ref = EventRef.of(event)
     cache = event_cache(state)
 
     async def announce() -> None:
-        await cache.cache.set(f"events:ref:{ref.id}", ref.dumps(), ttl=cache.ttl)
+        ref = await cache.remember(event)
         await state.pubsub.publish(state_channel(ref.id), message.model_dump_json().encode())
         log.info("event_state_changed", event_id=str(ref.id), status=ref.status.value)
 

@@ -37,6 +37,7 @@ from bigfootlive.models import (
     User,
     UserToken,
 )
+from bigfootlive.sso.policy import SsoRequired, check_password_login
 from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import LockoutPolicy, TenantSettings
@@ -294,6 +295,20 @@ async def login(
             details={"reason": "disabled"},
         )
         raise Forbidden("The account is disabled", code="account_disabled")
+    try:
+        await check_password_login(session, user)  # "SSO required": break-glass admins only
+    except SsoRequired:
+        await audit.record_detached(
+            state.db,
+            action="auth.login",
+            meta=meta,
+            tenant_id=tenant.id,
+            actor_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details={"reason": "sso_required"},
+        )
+        raise
 
     if needs_rehash:
         user.password_hash = await state.passwords.hash(password)

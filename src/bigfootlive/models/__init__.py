@@ -8,6 +8,7 @@ from bigfootlive.models.event import Event
 from bigfootlive.models.jobs import DeadJob, JobKey
 from bigfootlive.models.mfa import MfaBackupCode, MfaFactor
 from bigfootlive.models.notification import NotificationPreference
+from bigfootlive.models.sso import SsoIdentity, SsoProvider
 from bigfootlive.models.tenant import Tenant, TenantDomain
 from bigfootlive.models.user import Follow, PasswordHistory, User
 from bigfootlive.models.webhook import WebhookDelivery, WebhookEndpoint
@@ -28,6 +29,8 @@ __all__ = [
     "NotificationPreference",
     "PasswordHistory",
     "RefreshToken",
+    "SsoIdentity",
+    "SsoProvider",
     "Tenant",
     "TenantDomain",
     "User",

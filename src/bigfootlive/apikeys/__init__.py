@@ -1,0 +1,1 @@
+"""API keys for machine clients (media servers, CI pipelines)."""

@@ -1,0 +1,176 @@
+"""API keys: created once (secret shown once), stored as SHA-256, listed by prefix, revoked.
+
+`authenticate` is on the media-server callback path, so it answers from the cache; a revoke
+overwrites the cache entry at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bigfootlive.apikeys.schemas import ApiKeyCreate, ApiKeyOut, KeyScope
+from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.authz.scoping import scoped
+from bigfootlive.db import after_commit, utcnow
+from bigfootlive.deps import RequestMeta
+from bigfootlive.errors import Forbidden, NotFound, Unauthorized
+from bigfootlive.identity import audit
+from bigfootlive.kit.crypto import hash_token, random_token
+from bigfootlive.models import ApiKey
+from bigfootlive.state import AppState
+
+KEY_PREFIX = "bfk_"
+_CACHE_TTL = 60.0
+
+
+class InvalidApiKey(Unauthorized):
+    code = "invalid_api_key"
+    message = "A valid API key is required"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiPrincipal:
+    """A machine client, as of this request."""
+
+    key_id: uuid.UUID
+    tenant_id: uuid.UUID | None  # None: platform scope
+
+    def may_act_for(self, tenant_id: uuid.UUID) -> bool:
+        return self.tenant_id is None or self.tenant_id == tenant_id
+
+
+def key_out(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=key.id,
+        name=key.name,
+        prefix=key.prefix,
+        scope=KeyScope.PLATFORM if key.tenant_id is None else KeyScope.TENANT,
+        tenant_id=key.tenant_id,
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        last_used_at=key.last_used_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+async def create_key(
+    session: AsyncSession, meta: RequestMeta, subject: AuthSubject, body: ApiKeyCreate
+) -> tuple[ApiKey, str]:
+    if body.scope == KeyScope.PLATFORM and not subject.is_platform_admin:
+        raise Forbidden("Only platform admins create platform keys", code="platform_admin_required")
+    secret = KEY_PREFIX + random_token(32)
+    key = ApiKey(
+        id=uuid.uuid4(),
+        tenant_id=None if body.scope == KeyScope.PLATFORM else subject.tenant_id,
+        name=body.name,
+        prefix=secret[:12],
+        key_hash=hash_token(secret),
+        created_by=subject.user_id,
+        created_at=utcnow(),
+        expires_at=body.expires_at,
+    )
+    session.add(key)
+    await session.flush()
+    await audit.record(
+        session,
+        action="api_key.create",
+        meta=meta,
+        tenant_id=subject.tenant_id,
+        actor_id=subject.user_id,
+        target_type="api_key",
+        target_id=key.id,
+        details={"scope": body.scope.value, "prefix": key.prefix},
+    )
+    return key, secret
+
+
+async def list_keys(
+    session: AsyncSession, subject: AuthSubject, scope: KeyScope
+) -> Sequence[ApiKey]:
+    if scope == KeyScope.PLATFORM:
+        if not subject.is_platform_admin:
+            raise Forbidden(code="platform_admin_required")
+        stmt = select(ApiKey).where(ApiKey.tenant_id.is_(None))
+    else:
+        stmt = scoped(select(ApiKey), ApiKey, subject.tenant_id)
+    return (await session.execute(stmt.order_by(ApiKey.created_at.desc()))).scalars().all()
+
+
+async def revoke_key(
+    state: AppState,
+    session: AsyncSession,
+    meta: RequestMeta,
+    subject: AuthSubject,
+    key_id: uuid.UUID,
+) -> ApiKey:
+    key = await session.get(ApiKey, key_id)
+    visible = key is not None and (
+        key.tenant_id == subject.tenant_id or (key.tenant_id is None and subject.is_platform_admin)
+    )
+    if key is None or not visible:
+        raise NotFound("No such API key", code="api_key_not_found")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await session.flush()
+        await audit.record(
+            session,
+            action="api_key.revoke",
+            meta=meta,
+            tenant_id=subject.tenant_id,
+            actor_id=subject.user_id,
+            target_type="api_key",
+            target_id=key.id,
+        )
+    digest = key.key_hash
+
+    async def forget() -> None:
+        await state.cache.set(f"apikeys:{digest}", b"{}", ttl=_CACHE_TTL)
+
+    after_commit(session, forget)
+    return key
+
+
+async def authenticate(state: AppState, secret: str | None) -> ApiPrincipal:
+    """The principal for an API key secret, from the cache when possible."""
+    if not secret or not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+        raise InvalidApiKey()
+    digest = hash_token(secret)
+    cache_key = f"apikeys:{digest}"
+    raw = await state.cache.get(cache_key)
+    if raw is None:
+        raw = await _load(state, digest)
+        await state.cache.set(cache_key, raw, ttl=_CACHE_TTL)
+    entry = json.loads(raw)
+    if not entry:
+        raise InvalidApiKey()
+    expires = entry.get("exp")
+    if expires is not None and expires <= dt.datetime.now(dt.UTC).timestamp():
+        raise InvalidApiKey("The API key has expired", code="api_key_expired")
+    tenant = entry.get("tid")
+    return ApiPrincipal(
+        key_id=uuid.UUID(entry["id"]), tenant_id=None if tenant is None else uuid.UUID(tenant)
+    )
+
+
+async def _load(state: AppState, digest: str) -> bytes:
+    # unscoped: a key is found by its hash before its tenant is known
+    async with state.db.read_sessionmaker() as session:
+        key = (
+            await session.execute(select(ApiKey).where(ApiKey.key_hash == digest))
+        ).scalar_one_or_none()
+    if key is None or key.revoked_at is not None:
+        return b"{}"
+    return json.dumps(
+        {
+            "id": str(key.id),
+            "tid": None if key.tenant_id is None else str(key.tenant_id),
+            "exp": None if key.expires_at is None else key.expires_at.timestamp(),
+        }
+    ).encode()

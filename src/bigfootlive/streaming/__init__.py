@@ -1,0 +1,1 @@
+"""Media-server integration: callbacks, playback configuration, stream health."""

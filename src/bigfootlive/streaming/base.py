@@ -1,0 +1,85 @@
+"""Our own typed media-server callbacks. Adapters translate vendor payloads into these at the
+edge and turn a `Decision` back into the vendor's answer; the domain never sees a vendor field."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import parse_qsl
+
+
+class CallbackKind(enum.StrEnum):
+    PUBLISH = "publish"  # an encoder wants to publish
+    UNPUBLISH = "unpublish"  # the publisher went away
+    PUBLISHER_ALIVE = "publisher_alive"  # periodic: may the publisher go on?
+    PLAY = "play"  # a player wants to read
+    PLAYER_ALIVE = "player_alive"  # periodic: may the player go on?
+    STOP = "stop"  # a player went away
+    SEGMENT = "segment"  # an HLS segment was written
+    RECORDED = "recorded"  # a recording file was closed
+    OTHER = "other"  # something we do not act on (answered "allowed")
+
+
+class BadCallback(ValueError):
+    """The payload is not a callback this adapter understands (answered 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaCallback:
+    kind: CallbackKind
+    client_id: str
+    stream_key: str | None = None
+    playback_id: str | None = None
+    playback_token: str | None = None
+    ip: str = ""
+    detail: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str = "ok"
+    relay_to: str | None = None  # playback id the publish should be relayed to (nginx-rtmp)
+
+    @classmethod
+    def allow(cls, relay_to: str | None = None) -> Decision:
+        return cls(True, "ok", relay_to)
+
+    @classmethod
+    def deny(cls, reason: str) -> Decision:
+        return cls(False, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes = b""
+    media_type: str = "text/plain"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class MediaServerAdapter(Protocol):
+    name: str
+
+    def parse(self, fields: Mapping[str, object]) -> MediaCallback: ...
+
+    def reply(self, callback: MediaCallback, decision: Decision) -> Reply: ...
+
+
+def query_args(raw: str) -> dict[str, str]:
+    """`?a=1&b=2` or `a=1&b=2` into a dict (first value wins)."""
+    out: dict[str, str] = {}
+    for key, value in parse_qsl(raw.lstrip("?"), keep_blank_values=True):
+        out.setdefault(key, value)
+    return out
+
+
+def text(fields: Mapping[str, object], name: str) -> str:
+    value = fields.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise BadCallback(f"field {name!r} must be a string")

@@ -1,0 +1,198 @@
+"""Media-server callbacks (fixed URL per server type + a generic per-event webhook), the
+playback configuration and stream health."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.requests import ClientDisconnect
+
+from bigfootlive.apikeys import service as apikeys
+from bigfootlive.apikeys.service import ApiPrincipal
+from bigfootlive.authz.deps import CurrentSubject, OptionalSubject
+from bigfootlive.authz.roles import Role
+from bigfootlive.deps import DbSession, ReadSession, State
+from bigfootlive.errors import BadRequest, Forbidden
+from bigfootlive.events import service as events
+from bigfootlive.events.playback import hls_url, ingest_for
+from bigfootlive.events.schemas import EventStatus, Visibility
+from bigfootlive.streaming import service
+from bigfootlive.streaming.base import (
+    BadCallback,
+    CallbackKind,
+    MediaCallback,
+    MediaServerAdapter,
+    query_args,
+)
+from bigfootlive.streaming.mediamtx import MediaMtxAdapter
+from bigfootlive.streaming.nginx_rtmp import NginxRtmpAdapter
+from bigfootlive.streaming.schemas import StreamConfig, StreamHealth, WebhookIn, WebhookOut
+from bigfootlive.streaming.srs import SrsAdapter
+
+router = APIRouter(prefix="/api/streaming", tags=["streaming"])
+
+
+async def _principal(request: Request, state: State) -> ApiPrincipal:
+    # Media servers cannot always set headers, so the key may come as ?api_key=...
+    secret = request.headers.get("x-api-key") or request.query_params.get("api_key")
+    return await apikeys.authenticate(state, secret)
+
+
+MediaServer = Annotated[ApiPrincipal, Depends(_principal)]
+
+
+async def _fields(request: Request) -> Mapping[str, object]:
+    content_type = request.headers.get("content-type", "")
+    try:
+        raw = await request.body()
+    except ClientDisconnect as exc:  # the media server gave up; nothing to answer
+        raise BadRequest("The client went away", code="client_disconnected") from exc
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        try:
+            return query_args(raw.decode())
+        except UnicodeDecodeError as exc:
+            raise BadRequest("The callback body is not UTF-8", code="bad_callback") from exc
+    try:
+        body = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest("The callback body is not valid JSON", code="malformed_json") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("The callback body must be a JSON object", code="bad_callback")
+    return body
+
+
+async def _handle(
+    adapter: MediaServerAdapter,
+    request: Request,
+    state: State,
+    session: DbSession,
+    principal: ApiPrincipal,
+) -> Response:
+    fields = await _fields(request)
+    try:
+        callback = adapter.parse(fields)
+    except BadCallback as exc:
+        raise BadRequest(str(exc), code="bad_callback") from exc
+    decision = await service.decide(state, session, principal, callback)
+    reply = adapter.reply(callback, decision)
+    return Response(reply.body, reply.status, dict(reply.headers), media_type=reply.media_type)
+
+
+@router.post("/hooks/nginx-rtmp", include_in_schema=True)
+async def nginx_rtmp_hook(
+    request: Request, state: State, session: DbSession, principal: MediaServer
+) -> Response:
+    """Every nginx-rtmp `on_*` directive points here; the `call` field says which."""
+    relay = f"rtmp://127.0.0.1:{state.settings.rtmp_port}/live"
+    return await _handle(NginxRtmpAdapter(relay), request, state, session, principal)
+
+
+@router.post("/hooks/srs")
+async def srs_hook(
+    request: Request, state: State, session: DbSession, principal: MediaServer
+) -> Response:
+    """Every SRS `http_hooks` entry points here; the `action` field says which."""
+    return await _handle(SrsAdapter(), request, state, session, principal)
+
+
+@router.post("/hooks/mediamtx")
+async def mediamtx_hook(
+    request: Request, state: State, session: DbSession, principal: MediaServer
+) -> Response:
+    """MediaMTX `authHTTPAddress`."""
+    return await _handle(MediaMtxAdapter(), request, state, session, principal)
+
+
+_WEBHOOK_KINDS = {
+    "publish": CallbackKind.PUBLISH,
+    "unpublish": CallbackKind.UNPUBLISH,
+    "play": CallbackKind.PLAY,
+    "stop": CallbackKind.STOP,
+    "publisher_alive": CallbackKind.PUBLISHER_ALIVE,
+    "recorded": CallbackKind.RECORDED,
+}
+
+
+@router.post("/events/{event_id}/webhook")
+async def generic_webhook(
+    event_id: uuid.UUID,
+    body: WebhookIn,
+    response: Response,
+    state: State,
+    session: DbSession,
+    principal: MediaServer,
+) -> WebhookOut:
+    """Generic JSON callback for one event; 200 when allowed, 403 when refused."""
+    callback = MediaCallback(
+        kind=_WEBHOOK_KINDS[body.action],
+        client_id=body.client_id,
+        stream_key=body.stream_key,
+        playback_token=body.playback_token,
+        ip=body.ip,
+    )
+    if callback.kind == CallbackKind.PUBLISH and not body.stream_key:
+        raise BadRequest("stream_key is required to publish", code="stream_key_required")
+    decision = await service.decide(state, session, principal, callback, event_id=event_id)
+    if not decision.allowed:
+        response.status_code = 403
+    return WebhookOut(allowed=decision.allowed, reason=decision.reason)
+
+
+@router.get("/events/{event_id}/stream")
+async def stream_config(
+    event_id: uuid.UUID, subject: OptionalSubject, state: State, session: ReadSession
+) -> StreamConfig:
+    """HLS URLs for whoever may watch; a playback token for tenant-only and private events;
+    the ingest URL and stream key only for the event's owner and admins."""
+    event = await events.get_viewable_event(session, subject, event_id)
+    url = hls_url(state.settings, event.playback_id)
+    token = expires = None
+    if event.visibility != Visibility.PUBLIC.value:
+        token, exp = state.playback_tokens.issue(
+            event_id=event.id,
+            playback_id=event.playback_id,
+            viewer_id=None if subject is None else subject.user_id,
+        )
+        expires = dt.datetime.fromtimestamp(exp, dt.UTC)
+        url = f"{url}?token={token}"
+    ingest = None
+    if subject is not None and events.can_manage(subject, event):
+        key = events.stream_key_of(state, event)
+        ingest = ingest_for(state.settings, event.playback_id, key)
+    return StreamConfig(
+        event_id=event.id,
+        status=EventStatus(event.status),
+        visibility=Visibility(event.visibility),
+        playback_id=event.playback_id,
+        hls_url=url,
+        playback_token=token,
+        playback_token_expires_at=expires,
+        ingest=ingest,
+    )
+
+
+@router.get("/events/{event_id}/health")
+async def stream_health(
+    event_id: uuid.UUID, subject: CurrentSubject, state: State, session: ReadSession
+) -> StreamHealth:
+    """For the event's managers and the tenant's moderators."""
+    event = await events.get_event(session, subject.tenant_id, event_id)
+    if not (events.can_manage(subject, event) or subject.role >= Role.MODERATOR):
+        if not events.can_view(subject, event):
+            raise events.EventNotFound()
+        raise Forbidden(code="not_event_manager")
+    status = EventStatus(event.status)
+    report = await state.stream_health.report(event.playback_id, on_air=status.is_on_air)
+    return StreamHealth(
+        event_id=event.id,
+        status=status,
+        verdict=report.verdict,
+        reasons=report.reasons,
+        current=report.current,
+        history=report.history,
+    )

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bigfootlive.events.schemas import EventStatus, IngestOut, Visibility
+
+
+class StreamConfig(BaseModel):
+    event_id: uuid.UUID
+    status: EventStatus
+    visibility: Visibility
+    playback_id: str
+    hls_url: str = Field(description="Under CDN_BASE_URL, named by the playback id")
+    playback_token: str | None = Field(None, description="For tenant-only and private events")
+    playback_token_expires_at: dt.datetime | None = None
+    ingest: IngestOut | None = Field(None, description="Only for the event's owner and admins")
+
+
+class StreamHealth(BaseModel):
+    event_id: uuid.UUID
+    status: EventStatus
+    verdict: Literal["ok", "degraded", "offline"]
+    reasons: list[str]
+    current: dict[str, Any] | None
+    history: list[dict[str, Any]]
+
+
+class WebhookIn(BaseModel):
+    """Generic JSON callback for media servers without an adapter (or MediaMTX run hooks)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    action: Literal["publish", "unpublish", "play", "stop", "publisher_alive", "recorded"]
+    client_id: str = Field("", max_length=200)
+    stream_key: str | None = Field(None, max_length=200)
+    playback_token: str | None = Field(None, max_length=4000)
+    ip: str = Field("", max_length=64)
+
+
+class WebhookOut(BaseModel):
+    allowed: bool
+    reason: str

@@ -1,0 +1,135 @@
+"""Media-server callbacks: who may publish and who may watch. Knows nothing of HTTP or vendors.
+
+The decision path reads the cache (API key, key -> event, event snapshot); the only database
+work on a publish is the one conditional UPDATE that makes the event live, which is also what
+refuses a second simultaneous publisher. Repeated callbacks are idempotent, and a `done` that
+overtakes its `publish` leaves a short-lived tombstone so the late publish is refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bigfootlive.apikeys.service import ApiPrincipal
+from bigfootlive.errors import BigfootError
+from bigfootlive.events import service as events
+from bigfootlive.events.cache import EventRef
+from bigfootlive.events.playback import InvalidPlaybackToken
+from bigfootlive.events.schemas import EventStatus, Visibility
+from bigfootlive.state import AppState
+from bigfootlive.streaming.base import CallbackKind, Decision, MediaCallback
+
+log = structlog.get_logger(__name__)
+
+_TOMBSTONE_TTL = 120.0
+
+
+async def decide(
+    state: AppState,
+    session: AsyncSession,
+    principal: ApiPrincipal,
+    callback: MediaCallback,
+    *,
+    event_id: uuid.UUID | None = None,
+) -> Decision:
+    """Answer one callback. `event_id` pins the event (generic per-event webhook)."""
+    if callback.kind in (CallbackKind.OTHER, CallbackKind.SEGMENT, CallbackKind.STOP):
+        return Decision.allow()
+    ref = await _resolve(state, session, callback, event_id)
+    if ref is None or not principal.may_act_for(ref.tenant_id):
+        decision = Decision.deny("unknown_stream")
+    elif callback.kind == CallbackKind.PUBLISH:
+        decision = await _publish(state, session, ref, callback)
+    elif callback.kind == CallbackKind.UNPUBLISH:
+        decision = await _unpublish(state, session, ref, callback)
+    elif callback.kind == CallbackKind.PUBLISHER_ALIVE:
+        decision = _publisher_alive(ref, callback)
+    elif callback.kind in (CallbackKind.PLAY, CallbackKind.PLAYER_ALIVE):
+        decision = _play(state, ref, callback)
+    else:  # RECORDED
+        decision = Decision.allow()
+    log.info(
+        "media_callback",
+        kind=callback.kind.value,
+        event_id=None if ref is None else str(ref.id),
+        client_id=callback.client_id,
+        allowed=decision.allowed,
+        reason=decision.reason,
+    )
+    return decision
+
+
+async def _resolve(
+    state: AppState, session: AsyncSession, callback: MediaCallback, event_id: uuid.UUID | None
+) -> EventRef | None:
+    if callback.stream_key:
+        ref = await events.find_by_stream_key(state, session, callback.stream_key)
+        if ref is not None and callback.playback_id and callback.playback_id != ref.playback_id:
+            return None  # a valid key for another event's path
+    elif callback.playback_id:
+        ref = await events.find_by_playback_id(state, session, callback.playback_id)
+    elif event_id is not None:
+        ref = await events.find_ref(state, session, event_id)
+    else:
+        return None
+    if ref is not None and event_id is not None and ref.id != event_id:
+        return None
+    return ref
+
+
+def _tombstone(ref: EventRef, client_id: str) -> str:
+    return f"streaming:gone:{ref.id}:{client_id}"
+
+
+async def _publish(
+    state: AppState, session: AsyncSession, ref: EventRef, callback: MediaCallback
+) -> Decision:
+    if callback.stream_key is None:
+        return Decision.deny("stream_key_required")
+    status = ref.status
+    if status.is_finished:
+        return Decision.deny("event_finished")
+    if status == EventStatus.LIVE and ref.publisher_id == callback.client_id:
+        return Decision.allow(relay_to=ref.playback_id)  # a retried callback
+    if await state.cache.get(_tombstone(ref, callback.client_id)) is not None:
+        return Decision.deny("publisher_already_left")
+    try:
+        await events.publisher_connected(state, session, ref, callback.client_id)
+    except BigfootError as exc:
+        return Decision.deny(exc.code)
+    return Decision.allow(relay_to=ref.playback_id)
+
+
+async def _unpublish(
+    state: AppState, session: AsyncSession, ref: EventRef, callback: MediaCallback
+) -> Decision:
+    moved = await events.publisher_disconnected(state, session, ref, callback.client_id or None)
+    if moved is None and callback.client_id and callback.stream_key:
+        # Not the connected publisher: a repeat, or a `done` overtaking its `publish`.
+        await state.cache.set(_tombstone(ref, callback.client_id), b"1", ttl=_TOMBSTONE_TTL)
+    return Decision.allow()
+
+
+def _publisher_alive(ref: EventRef, callback: MediaCallback) -> Decision:
+    if ref.status != EventStatus.LIVE:
+        return Decision.deny("event_not_live" if not ref.status.is_finished else "event_finished")
+    if ref.publisher_id not in (None, callback.client_id):
+        return Decision.deny("publisher_replaced")
+    return Decision.allow()
+
+
+def _play(state: AppState, ref: EventRef, callback: MediaCallback) -> Decision:
+    if not ref.status.is_on_air:
+        return Decision.deny("event_finished" if ref.status.is_finished else "event_not_live")
+    if ref.visibility == Visibility.PUBLIC:
+        return Decision.allow()
+    if not callback.playback_token:
+        return Decision.deny("playback_token_required")
+    try:
+        state.playback_tokens.verify_for(callback.playback_token, ref.id)
+    except InvalidPlaybackToken as exc:
+        return Decision.deny(exc.code)
+    return Decision.allow()
