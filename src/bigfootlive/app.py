@@ -14,6 +14,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from bigfootlive import __version__
+from bigfootlive.analytics.endpoints import platform_router as platform_stats_router
+from bigfootlive.analytics.endpoints import router as analytics_router
 from bigfootlive.apikeys.endpoints import router as api_keys_router
 from bigfootlive.chat.endpoints import router as chat_router
 from bigfootlive.config import Settings
@@ -25,9 +27,12 @@ from bigfootlive.errors import install_error_handlers
 from bigfootlive.events.endpoints import router as events_router
 from bigfootlive.events.tasks import sweep_reconnect_windows
 from bigfootlive.identity.endpoints import router as auth_router
+from bigfootlive.jobs.endpoints import router as jobs_router
+from bigfootlive.jobs.worker import JobRuntime
 from bigfootlive.mfa.endpoints import router as mfa_router
 from bigfootlive.mfa.endpoints import tenant_router as mfa_tenant_router
 from bigfootlive.migrations import upgrade_database
+from bigfootlive.notifications.endpoints import router as notifications_router
 from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -39,6 +44,7 @@ from bigfootlive.state import AppState
 from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
+from bigfootlive.webhooks.endpoints import router as webhooks_router
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await upgrade_database(settings.database_url)
         state = AppState.build(settings)
         app.state.bigfoot = state
+        jobs = await JobRuntime.start(
+            state, worker=state.jobs.runs_worker_in_api, scheduler=settings.jobs_scheduler
+        )
+        state.beacons.start(state.jobs)
         log.info(
             "started",
             version=__version__,
@@ -77,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await state.beacons.stop()
+            await jobs.stop()
             await state.close()
             log.info("stopped")
 
@@ -95,6 +107,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(mfa_router)
     app.include_router(mfa_tenant_router)
+    for router in (
+        jobs_router,
+        webhooks_router,
+        notifications_router,
+        analytics_router,
+        platform_stats_router,
+    ):
+        app.include_router(router)
     app.include_router(sso_router)
     app.include_router(sso_admin_router)
     app.include_router(streaming_router)

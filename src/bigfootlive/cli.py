@@ -1,4 +1,4 @@
-"""`bigfootlive`: serve, migrate, and administer tenants and users."""
+"""`bigfootlive`: serve, run workers, migrate, and administer tenants and users."""
 
 from __future__ import annotations
 
@@ -56,6 +56,29 @@ def serve(
         proxy_headers=False,
         access_log=False,
         lifespan="on",
+    )
+
+
+@app.command()
+def worker(
+    threads: Annotated[
+        int | None, typer.Option(help="Worker threads (default: JOBS_WORKER_THREADS)")
+    ] = None,
+    queue: Annotated[
+        list[str] | None, typer.Option(help="Only these queues, e.g. bigfootlive.high")
+    ] = None,
+    cron: Annotated[bool, typer.Option(help="Also run the cron scheduler")] = True,
+) -> None:
+    """Run background job workers on the configured broker (BROKER_URL or REDIS_URL)."""
+    from bigfootlive.jobs.worker import run_worker
+
+    settings = Settings()
+    if settings.should_auto_migrate:
+        from bigfootlive.migrations import upgrade_database
+
+        asyncio.run(upgrade_database(settings.database_url))
+    asyncio.run(
+        run_worker(settings, threads=threads, queues=set(queue) if queue else None, scheduler=cron)
     )
 
 

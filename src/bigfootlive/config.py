@@ -158,12 +158,35 @@ class Settings(BaseSettings):
     k8s_pod_template: str | None = None  # path to a Pod YAML; default: deploy/k8s/event-pod.yaml
     k8s_worker_image: str = "bigfootlive:latest"
 
+    # jobs (Dramatiq): BROKER_URL amqp://… or redis://…; empty → REDIS_URL, else in-process
+    broker_url: str | None = None
+    jobs_inprocess_worker: bool | None = None  # default: on for the in-process broker only
+    jobs_queue_prefix: str = "bigfootlive"
+    jobs_worker_threads: int = 4
+    jobs_max_retries: int = 8
+    jobs_min_backoff_ms: int = 1000
+    jobs_max_backoff_ms: int = 3_600_000
+    jobs_time_limit_seconds: float = 300.0
+    jobs_redis_heartbeat_timeout_ms: int = 60_000
+    jobs_redis_maintenance_chance: int = 1000  # per million broker commands
+    jobs_extra_task_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    jobs_scheduler: bool = True
+
+    # analytics
+    analytics_beacon_rate_limit: str = "60/minute"  # per viewer and event
+    analytics_beacon_ip_rate_limit: str = "600/minute"  # per client address and event
+    analytics_flush_seconds: float = 1.0  # beacons are buffered, then rolled up in one job
+
+    # webhooks and notifications
+    webhook_timeout_seconds: float = 10.0
+
     @field_validator(
         "cors_origins",
         "trusted_proxies",
         "jwt_previous_secrets",
         "encryption_keys",
         "chat_blocked_terms",
+        "jobs_extra_task_modules",
         mode="before",
     )
     @classmethod

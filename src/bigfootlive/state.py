@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bigfootlive.analytics.ingest import BeaconBuffer
 from bigfootlive.config import Settings
 from bigfootlive.db import Database
 from bigfootlive.events.playback import PlaybackTokens
 from bigfootlive.identity.passwords import Passwords
 from bigfootlive.identity.revocation import RevokedSessions
 from bigfootlive.identity.tokens import TokenService
+from bigfootlive.jobs.queue import JobQueue
 from bigfootlive.kit.backends import Cache, PubSub, open_backends
 from bigfootlive.kit.crypto import SecretBox
 from bigfootlive.kit.mail import Mailer, make_mailer
@@ -35,6 +37,8 @@ class AppState:
     tokens: TokenService
     revoked: RevokedSessions
     secrets: SecretBox
+    jobs: JobQueue
+    beacons: BeaconBuffer
     playback_tokens: PlaybackTokens
     sms: SmsSender
     stream_health: HealthMonitor
@@ -44,9 +48,13 @@ class AppState:
     @classmethod
     def build(cls, settings: Settings) -> AppState:
         cache, pubsub = open_backends(settings)
+        db = Database.from_settings(settings)
+        jobs = JobQueue(settings)
+        # Services reach the queue through their session (`jobs.enqueue_after_commit`).
+        db.sessionmaker.configure(info={"job_queue": jobs})
         return cls(
             settings=settings,
-            db=Database.from_settings(settings),
+            db=db,
             cache=cache,
             pubsub=pubsub,
             limiter=RateLimiter(settings.redis_url, settings.redis_key_prefix),
@@ -55,6 +63,8 @@ class AppState:
             tokens=TokenService(settings),
             revoked=RevokedSessions(cache, ttl=settings.access_token_ttl_seconds + 60),
             secrets=SecretBox(settings.data_keys),
+            jobs=jobs,
+            beacons=BeaconBuffer(cache, settings.analytics_flush_seconds),
             playback_tokens=PlaybackTokens(settings),
             sms=make_sms_sender(settings),
             stream_health=make_health_monitor(settings),
@@ -69,6 +79,7 @@ class AppState:
 
     async def close(self) -> None:
         await self.hub.close()
+        await self.jobs.close()
         await self.stream_health.close()
         await self.pubsub.close()
         await self.cache.close()

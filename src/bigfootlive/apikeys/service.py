@@ -160,6 +160,7 @@ async def authenticate(state: AppState, secret: str | None) -> ApiPrincipal:
 
 
 async def _load(state: AppState, digest: str) -> bytes:
+    # unscoped: a key is found by its hash before its tenant is known
     async with state.db.read_sessionmaker() as session:
         key = (
             await session.execute(select(ApiKey).where(ApiKey.key_hash == digest))

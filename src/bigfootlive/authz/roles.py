@@ -54,6 +54,7 @@ class Permission(enum.StrEnum):
     API_KEYS_MANAGE = "api_keys:manage"
     ANALYTICS_TENANT = "analytics:tenant"
     CONTAINERS_READ_TENANT = "containers:read_tenant"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 PERMISSIONS: dict[Permission, Role] = {
@@ -71,6 +72,7 @@ PERMISSIONS: dict[Permission, Role] = {
     Permission.API_KEYS_MANAGE: Role.ADMIN,
     Permission.ANALYTICS_TENANT: Role.ADMIN,
     Permission.CONTAINERS_READ_TENANT: Role.ADMIN,
+    Permission.WEBHOOKS_MANAGE: Role.ADMIN,
 }
 
 

@@ -526,6 +526,7 @@ async def end_expired_reconnects(state: AppState) -> list[Event]:
         ended = list(await repo.end_expired_reconnects(session, cutoff, now))
         for event in ended:
             _announce_after_commit(state, session, event, previous=S.RECONNECTING)
+            await _notify_transition(session, event, previous=S.RECONNECTING)
     return ended
 
 
@@ -581,6 +582,7 @@ async def _apply(
                     details={"from": known.value, "to": target.value},
                 )
             _announce_after_commit(state, session, moved, previous=known)
+            await _notify_transition(session, moved, previous=known)
             return moved
         fresh = await repo.get(session, event.tenant_id, event.id)
         if fresh is None:
@@ -656,3 +658,47 @@ def _announce_after_commit(
         log.info("event_state_changed", event_id=str(ref.id), status=ref.status.value)
 
     after_commit(session, announce)
+
+
+# --- webhooks, follower notifications, analytics (jobs sent after commit) ----------------------
+
+
+_WEBHOOK_EVENTS = {
+    S.LIVE: "event.live",
+    S.RECONNECTING: "event.reconnecting",
+    S.ENDED: "event.ended",
+}
+
+
+async def _notify_transition(session: AsyncSession, event: Event, *, previous: EventStatus) -> None:
+    from bigfootlive.analytics import service as analytics
+    from bigfootlive.notifications import service as notifications
+    from bigfootlive.webhooks import service as webhooks
+
+    status = EventStatus(event.status)
+    kind = _WEBHOOK_EVENTS.get(status)
+    if kind is not None:
+        await webhooks.emit(
+            session,
+            event.tenant_id,
+            kind,
+            {
+                "event_id": str(event.id),
+                "title": event.title,
+                "status": status.value,
+                "previous": previous.value,
+                "owner_id": str(event.owner_id),
+                "playback_id": event.playback_id,
+                "version": event.version,
+            },
+        )
+    if status == S.LIVE and previous == S.READY:  # on air for the first time, not a resume
+        notifications.notify_followers_live(
+            session,
+            tenant_id=event.tenant_id,
+            owner_id=event.owner_id,
+            event_id=event.id,
+            title=event.title,
+        )
+    if status == S.ENDED and previous != S.READY:
+        analytics.finalize_after_commit(session, event.id)

@@ -41,6 +41,7 @@ from bigfootlive.sso.policy import SsoRequired, check_password_login
 from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import LockoutPolicy, TenantSettings
+from bigfootlive.webhooks import service as webhooks
 
 PURPOSE_RESET = "password_reset"
 PURPOSE_VERIFY = "email_verify"
@@ -148,6 +149,17 @@ async def create_account(
         raise Conflict("An account with this email already exists", code="email_taken") from exc
     if password is not None:
         await set_password(state, session, user, password, tenants.settings_of(tenant))
+    await webhooks.emit(
+        session,
+        tenant.id,
+        "user.created",
+        {
+            "user_id": str(user.id),
+            "email": user.email,
+            "display_name": user.display_name,
+            "role": user.role,
+        },
+    )
     return user
 
 

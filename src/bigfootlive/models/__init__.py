@@ -1,29 +1,39 @@
 """All tables, imported here so Alembic and relationships see one metadata."""
 
+from bigfootlive.models.analytics import AnalyticsMinute, AnalyticsViewer, EventSummary
 from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
 from bigfootlive.models.chat import ChatBan, ChatMessage, ChatRoom
 from bigfootlive.models.container import EventContainer, Lease, Recording
 from bigfootlive.models.event import Event
+from bigfootlive.models.jobs import DeadJob, JobKey
 from bigfootlive.models.mfa import MfaBackupCode, MfaFactor
+from bigfootlive.models.notification import NotificationPreference
 from bigfootlive.models.sso import SsoIdentity, SsoProvider
 from bigfootlive.models.tenant import Tenant, TenantDomain
 from bigfootlive.models.user import Follow, PasswordHistory, User
+from bigfootlive.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "AnalyticsMinute",
+    "AnalyticsViewer",
     "ApiKey",
     "AuditRecord",
     "AuthSession",
     "ChatBan",
     "ChatMessage",
     "ChatRoom",
+    "DeadJob",
     "Event",
     "EventContainer",
+    "EventSummary",
     "Follow",
+    "JobKey",
     "Lease",
     "MfaBackupCode",
     "MfaFactor",
+    "NotificationPreference",
     "PasswordHistory",
     "Recording",
     "RefreshToken",
@@ -33,4 +43,6 @@ __all__ = [
     "TenantDomain",
     "User",
     "UserToken",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

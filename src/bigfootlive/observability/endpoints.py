@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -10,6 +11,8 @@ from sqlalchemy import text
 from bigfootlive import __version__
 from bigfootlive.deps import State
 from bigfootlive.observability.metrics import REGISTRY
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["observability"])
 
@@ -43,5 +46,9 @@ async def ready(state: State) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
+async def metrics(state: State) -> Response:
+    try:  # queue depth lives in the broker: read it at scrape time
+        await asyncio.wait_for(state.jobs.depth(), timeout=2)
+    except Exception:
+        log.warning("job_queue_depth_unavailable", exc_info=True)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -28,3 +28,36 @@ AUTH_EVENTS = Counter(
     ["action", "result"],
     registry=REGISTRY,
 )
+
+JOBS = Counter(
+    "bigfootlive_jobs_total",
+    "Jobs by queue, task and outcome (enqueued, succeeded, failed attempts, dead).",
+    ["queue", "task", "outcome"],
+    registry=REGISTRY,
+)
+JOBS_RUNNING = Gauge(
+    "bigfootlive_jobs_running",
+    "Jobs running in this process.",
+    ["queue", "task"],
+    registry=REGISTRY,
+)
+JOBS_QUEUED = Gauge(
+    "bigfootlive_jobs_queued",
+    "Messages waiting in the broker (ready + delayed), read at scrape time.",
+    ["queue"],
+    registry=REGISTRY,
+)
+JOB_START_LATENCY = Histogram(
+    "bigfootlive_job_start_latency_seconds",
+    "From enqueue (or due time) to the first start of a job.",
+    ["task"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+JOB_DURATION = Histogram(
+    "bigfootlive_job_duration_seconds",
+    "Job run time by task.",
+    ["task"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)

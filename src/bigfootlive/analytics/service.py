@@ -1,0 +1,325 @@
+"""Analytics: beacon ingest (validated, rate-limited, buffered), event figures, a streamer's
+dashboard and platform statistics."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bigfootlive.analytics import ingest
+from bigfootlive.analytics import repository as repo
+from bigfootlive.analytics.schemas import (
+    BeaconBatch,
+    ChatFigures,
+    Dashboard,
+    EventAnalytics,
+    EventTotals,
+    Period,
+    PlatformAnalytics,
+    PlatformStats,
+    QoE,
+    TimelinePoint,
+    ViewerFigures,
+    WatchTime,
+)
+from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.authz.roles import Permission
+from bigfootlive.db import utcnow
+from bigfootlive.errors import Conflict
+from bigfootlive.events import service as events
+from bigfootlive.events.cache import EventRef
+from bigfootlive.events.schemas import EventStatus
+from bigfootlive.jobs import enqueue_after_commit
+from bigfootlive.jobs import service as jobs
+from bigfootlive.models import AnalyticsMinute, Event, EventSummary
+from bigfootlive.state import AppState
+
+# Give the last beacons of an event time to be flushed and rolled up before the summary.
+FINALIZE_DELAY_MS = 10_000
+
+
+def viewer_key(subject: AuthSubject | None, viewer_id: str) -> str:
+    return f"u:{subject.user_id}" if subject is not None else f"a:{viewer_id}"
+
+
+async def _event_ref(state: AppState, session: AsyncSession, event_id: uuid.UUID) -> EventRef:
+    cache = events.event_cache(state)
+    ref = await cache.ref(event_id)
+    if ref is None:
+        from bigfootlive.events import repository as event_repo
+
+        event = await event_repo.get_for_visibility_check(session, event_id)
+        if event is None:
+            raise events.EventNotFound()
+        ref = await cache.remember(event)
+    return ref
+
+
+async def ingest_beacons(
+    state: AppState,
+    session: AsyncSession,
+    subject: AuthSubject | None,
+    event_id: uuid.UUID,
+    batch: BeaconBatch,
+    client_ip: str,
+) -> int:
+    ref = await _event_ref(state, session, event_id)
+    if not events.can_view(subject, ref):
+        raise events.EventNotFound()
+    if ref.status in (EventStatus.SCHEDULED, EventStatus.CANCELLED):
+        raise Conflict("The event is not on air", code="event_not_on_air")
+    viewer = viewer_key(subject, batch.viewer_id)
+    settings = state.settings
+    await state.limiter.check(settings.analytics_beacon_rate_limit, "beacon", str(event_id), viewer)
+    await state.limiter.check(
+        settings.analytics_beacon_ip_rate_limit, "beacon-ip", str(event_id), client_ip
+    )
+    await state.beacons.add_beacons(event_id, ref.tenant_id, viewer, batch.beacons, utcnow())
+    return len(batch.beacons)
+
+
+async def record_activity(
+    state: AppState, event_id: uuid.UUID, tenant_id: uuid.UUID, kind: str, amount: int = 1
+) -> None:
+    """For the chat domain: count a chat message ("chat") or a reaction ("reaction")."""
+    await state.beacons.add_activity(event_id, tenant_id, kind, utcnow(), amount)
+
+
+def finalize_after_commit(session: AsyncSession, event_id: uuid.UUID) -> None:
+    from bigfootlive.analytics.tasks import finalize_event
+
+    enqueue_after_commit(
+        session, finalize_event, delay_ms=FINALIZE_DELAY_MS, event_id=str(event_id)
+    )
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+async def _readable_event(
+    session: AsyncSession, subject: AuthSubject, event_id: uuid.UUID
+) -> Event:
+    """The owner, tenant admins (analytics permission) and managers of the event."""
+    event = await events.get_event(session, subject.tenant_id, event_id)
+    if subject.can(Permission.ANALYTICS_TENANT) or events.can_manage(subject, event):
+        return event
+    if events.can_view(subject, event):
+        raise events.NotEventManager()
+    raise events.EventNotFound()
+
+
+def _point(row: AnalyticsMinute) -> TimelinePoint:
+    return TimelinePoint(
+        minute=row.minute,
+        viewers=row.viewers,
+        views_started=row.views_started,
+        watch_seconds=row.watch_ms / 1000,
+        chat_messages=row.chat_messages,
+        reactions=row.reactions,
+        rebuffer_seconds=row.rebuffer_ms / 1000,
+        avg_bitrate_kbps=(row.bitrate_kbps_sum / row.bitrate_samples)
+        if row.bitrate_samples
+        else None,
+    )
+
+
+async def event_analytics(
+    state: AppState, session: AsyncSession, subject: AuthSubject, event_id: uuid.UUID
+) -> EventAnalytics:
+    event = await _readable_event(session, subject, event_id)
+    rows = await repo.minutes(session, event.tenant_id, event.id)
+    unique, _ = await repo.viewer_totals(session, event.tenant_id, event.id)
+    now = utcnow()
+    status = EventStatus(event.status)
+    on_air = status in (EventStatus.LIVE, EventStatus.RECONNECTING)
+    viewers_now = await ingest.viewers_now(state.cache, event.id, now) if on_air else 0
+    peak_row = max(rows, key=lambda r: (r.viewers, -r.minute.timestamp()), default=None)
+    watch_ms = sum(r.watch_ms for r in rows)
+    chat = sum(r.chat_messages for r in rows)
+    start = event.went_live_at
+    end = event.ended_at or now
+    minutes_on_air = max(1.0, (end - start).total_seconds() / 60) if start else 1.0
+    startup_samples = sum(r.startup_samples for r in rows)
+    bitrate_samples = sum(r.bitrate_samples for r in rows)
+    followers = (
+        await repo.new_followers(session, event.tenant_id, event.owner_id, start, end)
+        if start
+        else 0
+    )
+    return EventAnalytics(
+        event_id=event.id,
+        title=event.title,
+        status=status.value,
+        went_live_at=event.went_live_at,
+        ended_at=event.ended_at,
+        viewers=ViewerFigures(
+            now=viewers_now,
+            peak=max(peak_row.viewers if peak_row else 0, viewers_now),
+            peak_at=peak_row.minute if peak_row and peak_row.viewers else None,
+            unique=unique,
+        ),
+        watch_time=WatchTime(
+            total_seconds=watch_ms / 1000,
+            average_seconds=(watch_ms / 1000 / unique) if unique else 0.0,
+        ),
+        chat=ChatFigures(messages=chat, per_minute=round(chat / minutes_on_air, 3)),
+        reactions=sum(r.reactions for r in rows),
+        new_followers=followers,
+        qoe=QoE(
+            avg_startup_ms=(sum(r.startup_ms_sum for r in rows) / startup_samples)
+            if startup_samples
+            else None,
+            rebuffer_ratio=(sum(r.rebuffer_ms for r in rows) / watch_ms) if watch_ms else None,
+            rebuffer_events=sum(r.rebuffer_events for r in rows),
+            avg_bitrate_kbps=(sum(r.bitrate_kbps_sum for r in rows) / bitrate_samples)
+            if bitrate_samples
+            else None,
+        ),
+        timeline=[_point(r) for r in rows],
+    )
+
+
+CSV_COLUMNS = (
+    "minute",
+    "viewers",
+    "views_started",
+    "watch_seconds",
+    "chat_messages",
+    "reactions",
+    "rebuffer_seconds",
+    "avg_bitrate_kbps",
+)
+
+
+async def timeline_csv(session: AsyncSession, subject: AuthSubject, event_id: uuid.UUID) -> str:
+    event = await _readable_event(session, subject, event_id)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in await repo.minutes(session, event.tenant_id, event.id):
+        point = _point(row)
+        writer.writerow(
+            [
+                point.minute.isoformat(),
+                point.viewers,
+                point.views_started,
+                f"{point.watch_seconds:.3f}",
+                point.chat_messages,
+                point.reactions,
+                f"{point.rebuffer_seconds:.3f}",
+                "" if point.avg_bitrate_kbps is None else f"{point.avg_bitrate_kbps:.1f}",
+            ]
+        )
+    return out.getvalue()
+
+
+def _totals(rows: list[Any]) -> list[EventTotals]:
+    out = []
+    for row in rows:
+        id_, title, status, created, peak, uniques, watch_ms, chat = row
+        out.append(
+            EventTotals(
+                event_id=id_,
+                title=title,
+                status=status,
+                created_at=created,
+                peak_viewers=int(peak),
+                unique_viewers=int(uniques),
+                watch_seconds=int(watch_ms) / 1000,
+                chat_messages=int(chat),
+            )
+        )
+    return out
+
+
+async def _period(
+    session: AsyncSession,
+    tenant_id: uuid.UUID | None,
+    since: dt.datetime,
+    until: dt.datetime,
+    owner_id: uuid.UUID | None = None,
+) -> Period:
+    watch, chat, count, viewers = await repo.period(
+        session, tenant_id, since, until, owner_id=owner_id
+    )
+    return Period(
+        watch_seconds=watch / 1000, unique_viewers=viewers, chat_messages=chat, events=count
+    )
+
+
+async def dashboard(session: AsyncSession, subject: AuthSubject) -> Dashboard:
+    """The caller's events with their figures, and this week against the week before."""
+    now = utcnow()
+    week = dt.timedelta(days=7)
+    rows = await repo.event_totals(session, subject.tenant_id, owner_id=subject.user_id)
+    return Dashboard(
+        events=_totals(list(rows)),
+        last_7_days=await _period(session, subject.tenant_id, now - week, now, subject.user_id),
+        previous_7_days=await _period(
+            session, subject.tenant_id, now - 2 * week, now - week, subject.user_id
+        ),
+    )
+
+
+async def platform_stats(state: AppState, session: AsyncSession) -> PlatformStats:
+    now = utcnow()
+    tenants, users, events_total = await repo.platform_counts(session)
+    live = await repo.live_event_ids(session)
+    viewers = 0
+    for event_id in live:
+        viewers += await ingest.viewers_now(state.cache, event_id, now)
+    last_minute = ingest.minute_of(now) - dt.timedelta(minutes=1)
+    raw = await state.cache.get(ingest.chat_key(last_minute))
+    job_stats = await jobs.stats(session, state.jobs)
+    return PlatformStats(
+        tenants=tenants,
+        users=users,
+        events_total=events_total,
+        live_events=len(live),
+        viewers_now=viewers,
+        messages_per_second=round((int(raw) if raw else 0) / 60, 3),
+        containers=None,
+        queue_depth=sum(q.queued + q.delayed for q in job_stats.queues.values()),
+        dead_jobs=job_stats.dead_letters,
+        jobs=job_stats,
+    )
+
+
+async def platform_analytics(state: AppState, session: AsyncSession) -> PlatformAnalytics:
+    now = utcnow()
+    return PlatformAnalytics(
+        stats=await platform_stats(state, session),
+        last_24h=await _period(session, None, now - dt.timedelta(days=1), now),
+        last_7_days=await _period(session, None, now - dt.timedelta(days=7), now),
+        top_events=_totals(list(await repo.event_totals(session, None, order_by_peak=True))),
+    )
+
+
+async def finalize(state: AppState, event_id: uuid.UUID) -> None:
+    await state.beacons.flush()
+    async with state.db.transaction() as session:
+        event = await session.get(Event, event_id)
+        if event is None:
+            return
+        rows = await repo.minutes(session, event.tenant_id, event.id)
+        unique, _ = await repo.viewer_totals(session, event.tenant_id, event.id)
+        peak = max(rows, key=lambda r: r.viewers, default=None)
+        await repo.save_summary(
+            session,
+            EventSummary(
+                event_id=event.id,
+                tenant_id=event.tenant_id,
+                peak_viewers=peak.viewers if peak else 0,
+                peak_at=peak.minute if peak else None,
+                unique_viewers=unique,
+                watch_ms=sum(r.watch_ms for r in rows),
+                chat_messages=sum(r.chat_messages for r in rows),
+                reactions=sum(r.reactions for r in rows),
+                finalized_at=utcnow(),
+            ),
+        )

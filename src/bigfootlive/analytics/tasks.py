@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import structlog
+
+from bigfootlive.jobs import idempotency
+from bigfootlive.jobs.registry import JobContext, Priority, task
+
+log = structlog.get_logger(__name__)
+
+
+def _parse(rows: list[dict[str, Any]], *times: str) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        parsed = dict(row)
+        parsed["event_id"] = uuid.UUID(row["event_id"])
+        parsed["tenant_id"] = uuid.UUID(row["tenant_id"])
+        for name in times:
+            parsed[name] = dt.datetime.fromisoformat(row[name])
+        out.append(parsed)
+    return out
+
+
+@task(priority=Priority.DEFAULT)
+async def apply_rollup(
+    ctx: JobContext, *, batch: str, minutes: list[dict[str, Any]], viewers: list[dict[str, Any]]
+) -> None:
+    """Add one flush of beacon sums to the per-minute roll-ups, exactly once per batch."""
+    from bigfootlive.analytics import repository as repo
+
+    async with ctx.state.db.transaction() as session:
+        if not await idempotency.first_time(session, f"analytics:batch:{batch}"):
+            log.info("duplicate_rollup_skipped", batch=batch)
+            return
+        await repo.add_minutes(session, _parse(minutes, "minute"))
+        await repo.add_viewers(session, _parse(viewers, "first_seen_at"))
+
+
+@task(priority=Priority.LOW)
+async def finalize_event(ctx: JobContext, *, event_id: str) -> None:
+    """After an event ends: write its summary (idempotent: recomputed from the roll-ups)."""
+    from bigfootlive.analytics import service
+
+    await service.finalize(ctx.state, uuid.UUID(event_id))

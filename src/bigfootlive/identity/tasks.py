@@ -1,0 +1,39 @@
+"""Identity housekeeping jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import structlog
+from sqlalchemy import delete, or_
+
+from bigfootlive.db import utcnow
+from bigfootlive.jobs.registry import JobContext, Priority, cron, task
+from bigfootlive.models import AuthSession, UserToken
+
+log = structlog.get_logger(__name__)
+
+# Ended sessions stay a while so "your sessions" pages and audits can still show them.
+ENDED_SESSION_RETENTION = dt.timedelta(days=30)
+
+
+@task(priority=Priority.LOW)
+async def purge_expired_sessions(ctx: JobContext) -> None:
+    """Delete sessions (and their refresh tokens) that ended more than 30 days ago, and
+    emailed tokens past their expiry. Deleting twice is harmless."""
+    cutoff = utcnow() - ENDED_SESSION_RETENTION
+    async with ctx.state.db.transaction() as session:
+        sessions = await session.execute(
+            delete(AuthSession).where(
+                or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff)
+            )
+        )
+        tokens = await session.execute(delete(UserToken).where(UserToken.expires_at < utcnow()))
+    log.info(
+        "expired_sessions_purged",
+        sessions=getattr(sessions, "rowcount", None),
+        tokens=getattr(tokens, "rowcount", None),
+    )
+
+
+cron("23 * * * *", purge_expired_sessions)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bigfootlive.authz.scoping import scoped
+from bigfootlive.models import Follow, NotificationPreference, User
+
+
+async def get_preferences(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> NotificationPreference | None:
+    stmt = scoped(select(NotificationPreference), NotificationPreference, tenant_id)
+    return (await session.execute(stmt.where(NotificationPreference.user_id == user_id))).scalar()
+
+
+async def live_audience(
+    session: AsyncSession, tenant_id: uuid.UUID, owner_id: uuid.UUID
+) -> Sequence[tuple[uuid.UUID, str, str, bool, bool]]:
+    """Active followers of `owner_id`: (id, email, display name, wants email, wants realtime)."""
+    stmt = scoped(
+        select(
+            User.id,
+            User.email,
+            User.display_name,
+            NotificationPreference.email_event_live,
+            NotificationPreference.realtime_event_live,
+        )
+        .join(Follow, Follow.follower_id == User.id)
+        .outerjoin(NotificationPreference, NotificationPreference.user_id == User.id),
+        Follow,
+        tenant_id,
+    ).where(Follow.followee_id == owner_id, User.is_active, User.tenant_id == tenant_id)
+    rows = (await session.execute(stmt)).all()
+    return [(r[0], r[1], r[2], r[3] is not False, r[4] is not False) for r in rows]

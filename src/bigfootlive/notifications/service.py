@@ -1,0 +1,154 @@
+"""Notifications: followers hear when a streamer goes live (email + a real-time message), within
+their preferences; every email carries a signed one-click unsubscribe link."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.errors import BadRequest
+from bigfootlive.jobs import enqueue_after_commit
+from bigfootlive.kit.crypto import constant_time_equals, keyed_hash
+from bigfootlive.models import NotificationPreference
+from bigfootlive.notifications import repository as repo
+from bigfootlive.notifications.schemas import Preferences, PreferencesUpdate, Unsubscribed
+from bigfootlive.state import AppState
+
+KIND_EVENT_LIVE = "event_live"
+KINDS = (KIND_EVENT_LIVE, "all")
+
+
+def user_channel(user_id: uuid.UUID | str) -> str:
+    """The pub/sub channel the real-time gateway relays to a user's open sockets."""
+    return f"user:{user_id}"
+
+
+# ---- preferences -----------------------------------------------------------------------------
+
+
+async def preferences(session: AsyncSession, subject: AuthSubject) -> Preferences:
+    row = await repo.get_preferences(session, subject.tenant_id, subject.user_id)
+    if row is None:
+        return Preferences()
+    return Preferences(
+        email_event_live=row.email_event_live, realtime_event_live=row.realtime_event_live
+    )
+
+
+async def _row(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> NotificationPreference:
+    row = await repo.get_preferences(session, tenant_id, user_id)
+    if row is None:
+        row = NotificationPreference(user_id=user_id, tenant_id=tenant_id)
+        row.email_event_live = row.realtime_event_live = True
+        session.add(row)
+    return row
+
+
+async def update_preferences(
+    session: AsyncSession, subject: AuthSubject, body: PreferencesUpdate
+) -> Preferences:
+    row = await _row(session, subject.tenant_id, subject.user_id)
+    for field, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(row, field, value)
+    await session.flush()
+    return Preferences(
+        email_event_live=row.email_event_live, realtime_event_live=row.realtime_event_live
+    )
+
+
+# ---- unsubscribe links -----------------------------------------------------------------------
+
+
+def _signature(state: AppState, tenant_id: str, user_id: str, kind: str) -> str:
+    key = state.settings.data_keys[0]
+    return keyed_hash(key, f"unsubscribe:{tenant_id}:{user_id}:{kind}")[:32]
+
+
+def unsubscribe_token(
+    state: AppState, tenant_id: uuid.UUID, user_id: uuid.UUID, kind: str = KIND_EVENT_LIVE
+) -> str:
+    return f"{tenant_id}.{user_id}.{kind}.{_signature(state, str(tenant_id), str(user_id), kind)}"
+
+
+def unsubscribe_url(state: AppState, tenant_id: uuid.UUID, user_id: uuid.UUID) -> str:
+    token = unsubscribe_token(state, tenant_id, user_id)
+    return f"{state.settings.public_base_url}/api/notifications/unsubscribe?token={token}"
+
+
+def check_unsubscribe_token(state: AppState, token: str) -> tuple[uuid.UUID, uuid.UUID, str]:
+    try:
+        tenant_raw, user_raw, kind, signature = token.split(".")
+        tenant_id, user_id = uuid.UUID(tenant_raw), uuid.UUID(user_raw)
+    except ValueError as exc:
+        raise BadRequest("The unsubscribe link is not valid", code="invalid_token") from exc
+    expected = _signature(state, str(tenant_id), str(user_id), kind)
+    if kind not in KINDS or not constant_time_equals(signature, expected):
+        raise BadRequest("The unsubscribe link is not valid", code="invalid_token")
+    return tenant_id, user_id, kind
+
+
+async def unsubscribe(state: AppState, session: AsyncSession, token: str) -> Unsubscribed:
+    """Works without signing in (the link is the credential); doing it twice is harmless."""
+    tenant_id, user_id, kind = check_unsubscribe_token(state, token)
+    row = await _row(session, tenant_id, user_id)
+    row.email_event_live = False
+    if kind == "all":
+        row.realtime_event_live = False
+    await session.flush()
+    return Unsubscribed(unsubscribed=True, kind=kind)
+
+
+# ---- going live ------------------------------------------------------------------------------
+
+
+def notify_followers_live(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    event_id: uuid.UUID,
+    title: str,
+    watch_url: str | None = None,
+) -> None:
+    """Call from the go-live transaction; the fan-out job starts after it commits."""
+    from bigfootlive.notifications.tasks import fan_out_event_live
+
+    enqueue_after_commit(
+        session,
+        fan_out_event_live,
+        tenant_id=str(tenant_id),
+        owner_id=str(owner_id),
+        event_id=str(event_id),
+        title=title,
+        watch_url=watch_url,
+    )
+
+
+def live_message(event_id: str, owner_name: str, title: str, watch_url: str | None) -> bytes:
+    return json.dumps(
+        {
+            "type": "notification",
+            "kind": "event.live",
+            "event_id": event_id,
+            "owner": owner_name,
+            "title": title,
+            "watch_url": watch_url,
+        }
+    ).encode()
+
+
+def live_email(
+    state: AppState, *, name: str, owner: str, title: str, watch_url: str | None, unsubscribe: str
+) -> tuple[str, str]:
+    subject = f"{owner} is live: {title}"
+    body = (
+        f"Hi {name},\n\n{owner} just went live: {title}\n"
+        + (f"Watch now: {watch_url}\n" if watch_url else "")
+        + f"\nDon't want these emails? Unsubscribe: {unsubscribe}\n"
+    )
+    return subject, body
