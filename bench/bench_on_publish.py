@@ -93,7 +93,7 @@ async def seed(state: AppState, n_events: int) -> tuple[str, list[str]]:
         user_id=user.id, tenant_id=tenant.id, session_id=uuid.uuid4(), roles=("admin",),
         amr=("pwd",), auth_time=0, expires_at=0,
     )  # fmt: skip
-    subject = AuthSubject(user=user, claims=claims)
+    subject = AuthSubject(user=user, claims=claims, tenant_slug=tenant.slug)
     keys: list[str] = []
     batch = 250
     for start in range(0, n_events, batch):
@@ -146,6 +146,9 @@ async def main(n_events: int, seconds: int, connections: int, threads: int) -> d
             redis_key_prefix=f"bench:{uuid.uuid4().hex[:8]}:", log_level="WARNING",
             mail_outbox_dir=str(tmp / "outbox"), auto_migrate=False,
             database_pool_size=20, stream_lookup_cache_seconds=300,
+            # thousands of armed events; their containers are not what this measures
+            container_manager_enabled=False, container_max_per_tenant=1_000_000,
+            container_max_per_node=1_000_000,
         )  # fmt: skip
         app: FastAPI = create_app(settings)
 
