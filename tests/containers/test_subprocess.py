@@ -11,7 +11,8 @@ from typing import Any
 
 import psutil
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, text
+from sqlalchemy.exc import DBAPIError
 
 from bigfootlive.containers.subprocess import SubprocessRuntime
 from bigfootlive.models import Event
@@ -108,10 +109,8 @@ async def test_orphan_worker_of_a_deleted_event_is_reaped(factory, client, state
     event = await armed_event(client, await streamer(factory))
     await wait_row(state, event["id"], running)
     pid = await _pid(state, event["id"])
-    os.kill(pid, signal.SIGSTOP)
     try:
-        async with state.db.transaction() as session:
-            await session.execute(delete(Event).where(Event.id == uuid.UUID(event["id"])))
+        await _delete_while_frozen(state, pid, uuid.UUID(event["id"]))
         assert await _gone(pid, within=20)
         for _ in range(100):
             if await state.containers.runtime.status(uuid.UUID(event["id"])) is None:
@@ -137,6 +136,28 @@ async def test_a_new_api_process_adopts_running_workers(factory, client, state, 
     assert stats.memory_bytes > 0
     await successor.close()
     assert psutil.pid_exists(pid)
+
+
+async def _delete_while_frozen(state, pid: int, event_id: uuid.UUID) -> None:
+    """Freeze the worker (so only the reaper can end it), then delete its event.
+
+    A worker frozen in the middle of its heartbeat transaction would hold its locks forever, so
+    the delete waits briefly and, when it cannot get them, thaws the worker and tries again.
+    """
+    for _ in range(30):
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            async with state.db.transaction() as session:
+                if session.bind.dialect.name == "postgresql":
+                    await session.execute(text("SET LOCAL lock_timeout = '500ms'"))
+                else:
+                    await session.execute(text("PRAGMA busy_timeout = 500"))
+                await session.execute(delete(Event).where(Event.id == event_id))
+            return
+        except DBAPIError:
+            os.kill(pid, signal.SIGCONT)
+            await asyncio.sleep(0.2)
+    raise AssertionError("could not delete the event while its worker was frozen")
 
 
 def with_suppress_kill(pid: int) -> None:
