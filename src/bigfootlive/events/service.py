@@ -44,6 +44,7 @@ from bigfootlive.events.schemas import (
 )
 from bigfootlive.identity import audit
 from bigfootlive.kit.crypto import keyed_hash
+from bigfootlive.mfa.policy import ensure_recent_mfa
 from bigfootlive.models import Event
 from bigfootlive.state import AppState
 
@@ -368,7 +369,8 @@ async def rotate_stream_key(
 ) -> tuple[Event, str]:
     """A new key; the old one stops working at once. A connected publisher stays connected
     (stop the event to cut it off); its reconnects need the new key."""
-    event = await get_managed_event(session, subject, event_id)
+    event = await get_managed_event(session, subject, event_id)  # 404/403 before any step-up
+    await ensure_recent_mfa(state, session, meta, subject)
     if EventStatus(event.status).is_finished:
         raise illegal("rotate_key", EventStatus(event.status))
     old_hash = event.stream_key_hash
