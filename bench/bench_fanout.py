@@ -1,16 +1,18 @@
 """Fan-out benchmark: N viewers on one event, senders at R msgs/s, BigfootLive vs socket.io.
 
     python -m bench.bench_fanout [--viewers 1000,5000,10000] [--rate 20] [--duration 10]
-                                 [--servers <cores>] [--clients <cores>] [--no-reference]
+                                 [--servers <cores>] [--clients 1] [--no-reference]
 
 Both peers run as many server processes as there are cores (one port each; viewers are spread
 round-robin) sharing one Redis: BigfootLive (uvicorn, uvloop, the hub in realtime/hub.py) and
 the reference, Node.js socket.io + @socket.io/redis-adapter (bench/reference/socketio, installed
-with `npm ci`). Viewers are raw WebSocket clients on asyncio Protocols (no per-message framework
-overhead), many per process, in several processes. Every delivered chat message is counted on
-every connection (a byte search, no JSON parse); end-to-end latency (send -> receipt) is
-measured on a sample of "probe" connections that parse every frame. Server CPU (utime+stime
-from /proc) and RSS are read for the server processes only.
+with `npm ci`). Viewers are bench/wsviewers.c, compiled here with `cc`: thousands of WebSocket
+connections in one epoll loop per load-generator process, which parse every frame. (Python
+viewers cost more CPU per frame than the servers spend sending it, so on a 2-core machine they,
+not the server, set the latency.) Every delivered chat message is counted on every connection;
+end-to-end latency (send time in the message body -> receipt) is measured on a sample of "probe"
+connections. CPU (utime+stime from /proc) is read for the server processes and, separately, for
+the load generators; RSS for the servers.
 
 Differences the figures include: a BigfootLive message is validated, rate-limited, stored in the
 database and acknowledged before it is published; the reference only broadcasts. BigfootLive
@@ -22,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
-import multiprocessing as mp
 import os
 import resource
 import shutil
@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,176 +47,60 @@ REFERENCE = ROOT / "bench" / "reference" / "socketio"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DB_NAME = f"bench_fanout_{uuid.uuid4().hex[:8]}"
-MESSAGE_MARK = b'"type":"message"'
-PING_MARK = b'{"type":"ping"}'
 
 
-# --- raw WebSocket client ------------------------------------------------------------------------
+# --- load generator -------------------------------------------------------------------------------
 
 
-def masked_frame(text: str) -> bytes:
-    payload = text.encode()
-    mask = os.urandom(4)
-    n = len(payload)
-    header = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126]) + n.to_bytes(2)
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return header + mask + body
+def build_viewers(workdir: Path) -> Path:
+    """Compile bench/wsviewers.c (the viewers' epoll loop) into `workdir`."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise SystemExit("bench_fanout needs a C compiler (apt install gcc) for bench/wsviewers.c")
+    binary = workdir / "wsviewers"
+    subprocess.run(
+        [compiler, "-O2", "-o", str(binary), str(ROOT / "bench" / "wsviewers.c")], check=True
+    )
+    return binary
 
 
-PONG_FRAME = masked_frame('{"type":"pong"}')
+class ViewerProcess:
+    """One wsviewers process: `count` viewer connections, controlled over its stdin/stdout."""
 
-
-@dataclass
-class Stats:
-    connected: int = 0
-    failed: int = 0
-    closed: int = 0
-    delivered: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    measuring: bool = False
-
-
-class Viewer(asyncio.Protocol):
-    """Handshake, then parse server frames (unmasked) and count chat messages."""
-
-    def __init__(self, kind: str, path: str, port: int, probe: bool, stats: Stats) -> None:
-        self.kind, self.path, self.port, self.probe, self.stats = kind, path, port, probe, stats
-        self.buf = bytearray()
-        self.open = False
-        self.transport: asyncio.Transport | None = None
-        self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        key = base64.b64encode(os.urandom(16)).decode()
-        extra = "Sec-WebSocket-Protocol: bigfootlive.v1\r\n" if self.kind == "bigfoot" else ""
-        transport.write(
-            (
-                f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-                f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
-            ).encode()
+    def __init__(self, binary: Path, peer: Peer, count: int, probe_every: int, offset: int) -> None:
+        self.proc = subprocess.Popen(
+            [
+                str(binary),
+                peer.kind,
+                peer.path,
+                str(count),
+                str(probe_every),
+                str(offset),
+                *(str(port) for port in peer.ports),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.open:
-            self.stats.closed += 1
-        if not self.ready.done():
-            self.ready.set_result(False)
+    def read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"wsviewers exited with {self.proc.wait()}")
+        result: dict[str, Any] = json.loads(line)
+        return result
 
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        if not self.open:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            ok = buf.startswith(b"HTTP/1.1 101")
-            del buf[: end + 4]
-            self.open = ok
-            if not ok:
-                self.ready.set_result(False)
-                return
-            if self.kind == "bigfoot":
-                self.ready.set_result(True)
-        while len(buf) >= 2:
-            length = buf[1] & 0x7F
-            offset = 2
-            if length == 126:
-                if len(buf) < 4:
-                    return
-                length, offset = int.from_bytes(buf[2:4]), 4
-            elif length == 127:
-                if len(buf) < 10:
-                    return
-                length, offset = int.from_bytes(buf[2:10]), 10
-            if len(buf) < offset + length:
-                return
-            opcode = buf[0] & 0x0F
-            payload = bytes(buf[offset : offset + length])
-            del buf[: offset + length]
-            if opcode == 0x1:
-                self.on_text(payload)
-            elif opcode == 0x9 and self.transport is not None:  # ping -> pong
-                self.transport.write(bytes([0x8A, 0x80]) + os.urandom(4))
+    def tell(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
 
-    def on_text(self, payload: bytes) -> None:
-        stats = self.stats
-        if self.kind == "bigfoot":
-            if PING_MARK in payload and self.transport is not None:
-                self.transport.write(PONG_FRAME)
-            count = payload.count(MESSAGE_MARK)
-            if count and stats.measuring:
-                stats.delivered += count
-                if self.probe:
-                    now = time.time_ns()
-                    for m in json.loads(payload):
-                        if m.get("type") == "message":
-                            stats.latencies_ms.append((now - int(m["message"]["body"])) / 1e6)
-            return
-        # socket.io (Engine.IO v4): 0 open, 2 ping, 40 namespace connected, 42 event
-        if payload.startswith(b"42"):
-            if stats.measuring:
-                stats.delivered += 1
-                if self.probe:
-                    now = time.time_ns()
-                    _, message = json.loads(payload[2:])
-                    stats.latencies_ms.append((now - int(message["message"]["body"])) / 1e6)
-        elif payload == b"2" and self.transport is not None:
-            self.transport.write(masked_frame("3"))
-        elif payload.startswith(b"0") and self.transport is not None:
-            self.transport.write(masked_frame("40"))
-        elif payload.startswith(b"40") and not self.ready.done():
-            self.ready.set_result(True)
-
-
-async def _client_main(
-    kind: str, ports: list[int], path: str, count: int, probe_every: int, offset: int, pipe: Any
-) -> None:
-    stats = Stats()
-    loop = asyncio.get_running_loop()
-    transports: list[asyncio.BaseTransport] = []
-    sem = asyncio.Semaphore(200)
-
-    async def open_one(i: int) -> None:
-        port = ports[(offset + i) % len(ports)]
-        async with sem:
-            try:
-                probe = (offset + i) % probe_every == 0
-                transport, protocol = await loop.create_connection(
-                    lambda: Viewer(kind, path, port, probe, stats), "127.0.0.1", port
-                )
-                transports.append(transport)
-                if await asyncio.wait_for(protocol.ready, 60):
-                    stats.connected += 1
-                else:
-                    stats.failed += 1
-            except (OSError, TimeoutError):
-                stats.failed += 1
-
-    await asyncio.gather(*(open_one(i) for i in range(count)))
-    pipe.send({"connected": stats.connected, "failed": stats.failed})
-    await loop.run_in_executor(None, pipe.recv)  # "start"
-    stats.measuring = True
-    await loop.run_in_executor(None, pipe.recv)  # "stop"
-    stats.measuring = False
-    pipe.send(
-        {
-            "delivered": stats.delivered,
-            "latencies_ms": stats.latencies_ms,
-            "closed": stats.closed,
-        }
-    )
-    for transport in transports:
-        transport.abort()
-
-
-def client_process(*args: Any) -> None:
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        uvloop.install()
-    asyncio.run(_client_main(*args))
+    def finish(self) -> dict[str, Any]:
+        self.tell("stop")
+        result = self.read()
+        self.proc.wait(30)
+        return result
 
 
 # --- servers -------------------------------------------------------------------------------------
@@ -445,19 +329,22 @@ def start_socketio(servers: int, prefix: str) -> Peer:
     path = "/socket.io/?EIO=4&transport=websocket&event=bench"
 
     async def send(rate: float, duration: float) -> int:
-        loop = asyncio.get_running_loop()
-        stats = Stats()
-        transport, protocol = await loop.create_connection(
-            lambda: Viewer("sio", path, ports[0], False, stats), "127.0.0.1", ports[0]
-        )
-        await protocol.ready
+        import websockets
 
-        async def one() -> None:
-            transport.write(masked_frame(f'42["send","{time.time_ns()}"]'))
+        async with websockets.connect(f"ws://127.0.0.1:{ports[0]}{path}", max_size=None) as ws:
+            assert str(await ws.recv()).startswith("0")  # Engine.IO open
+            await ws.send("40")  # join the default namespace
+            assert str(await ws.recv()).startswith("40")
 
-        sent = await _paced(rate, duration, one)
-        transport.abort()
-        return sent
+            async def drain() -> None:
+                async for frame in ws:
+                    if frame == "2":  # Engine.IO ping
+                        await ws.send("3")
+
+            reader = asyncio.create_task(drain())
+            sent = await _paced(rate, duration, lambda: ws.send(f'42["send","{time.time_ns()}"]'))
+            reader.cancel()
+            return sent
 
     return Peer("socket.io+redis-adapter", "sio", procs, ports, path, send)
 
@@ -488,43 +375,35 @@ def stop(peer: Peer) -> None:
 # --- one measurement -----------------------------------------------------------------------------
 
 
-def measure(peer: Peer, viewers: int, rate: float, duration: float, clients: int) -> dict[str, Any]:
+def measure(
+    peer: Peer, binary: Path, viewers: int, rate: float, duration: float, clients: int
+) -> dict[str, Any]:
     pids = [p.pid for p in peer.procs]
     rss_before = sum(proc_rss_bytes(pid) for pid in pids)
     probe_every = max(1, min(50, viewers // 20))
-    pipes, procs = [], []
     per = [viewers // clients + (1 if i < viewers % clients else 0) for i in range(clients)]
-    offset = 0
-    ctx = mp.get_context("spawn")
+    offsets = [sum(per[:i]) for i in range(clients)]
     connect_started = time.monotonic()
-    for count in per:
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(
-            target=client_process,
-            args=(peer.kind, peer.ports, peer.path, count, probe_every, offset, child),
-        )
-        proc.start()
-        pipes.append(parent)
-        procs.append(proc)
-        offset += count
-    ready = [pipe.recv() for pipe in pipes]
+    loadgen = [
+        ViewerProcess(binary, peer, count, probe_every, offset)
+        for count, offset in zip(per, offsets, strict=True)
+    ]
+    ready = [viewer.read() for viewer in loadgen]
     connect_seconds = time.monotonic() - connect_started
     connected = sum(r["connected"] for r in ready)
     time.sleep(1.0)
     rss_after = sum(proc_rss_bytes(pid) for pid in pids)
     cpu_before = sum(proc_cpu_seconds(pid) for pid in pids)
-    for pipe in pipes:
-        pipe.send("start")
+    client_cpu_before = sum(proc_cpu_seconds(v.proc.pid) for v in loadgen)
+    for viewer in loadgen:
+        viewer.tell("start")
     started = time.monotonic()
     sent = asyncio.run(peer.send(rate, duration))
     time.sleep(1.0)  # let in-flight deliveries land
     elapsed = time.monotonic() - started
     cpu_after = sum(proc_cpu_seconds(pid) for pid in pids)
-    for pipe in pipes:
-        pipe.send("stop")
-    results = [pipe.recv() for pipe in pipes]
-    for proc in procs:
-        proc.join(30)
+    client_cpu_after = sum(proc_cpu_seconds(v.proc.pid) for v in loadgen)
+    results = [viewer.finish() for viewer in loadgen]
     latencies = sorted(x for r in results for x in r["latencies_ms"])
     delivered = sum(r["delivered"] for r in results)
     expected = sent * connected
@@ -550,6 +429,9 @@ def measure(peer: Peer, viewers: int, rate: float, duration: float, clients: int
         "latency_ms_mean": round(statistics.fmean(latencies), 1) if latencies else None,
         "latency_samples": len(latencies),
         "server_cpu_percent": round(100 * (cpu_after - cpu_before) / elapsed, 1),
+        "load_generator_cpu_percent": round(
+            100 * (client_cpu_after - client_cpu_before) / elapsed, 1
+        ),
         "server_rss_mb": round(rss_after / 2**20, 1),
         "memory_per_connection_kb": round((rss_after - rss_before) / max(1, connected) / 1024, 1),
     }
@@ -561,7 +443,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--servers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--clients", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--no-reference", action="store_true")
     args = parser.parse_args()
 
@@ -569,6 +451,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     levels = [int(v) for v in args.viewers.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
+    binary = build_viewers(workdir)
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     report: dict[str, Any] = {
         "benchmark": "fanout",
@@ -590,7 +473,7 @@ def main() -> None:
             try:
                 rows = []
                 for n in levels:
-                    row = measure(peer, n, args.rate, args.duration, args.clients)
+                    row = measure(peer, binary, n, args.rate, args.duration, args.clients)
                     row["load_average"] = os.getloadavg()
                     print(json.dumps({"peer": peer.name, **row}), file=sys.stderr, flush=True)
                     rows.append(row)
