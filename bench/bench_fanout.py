@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,8 @@ class Peer:
     procs: list[subprocess.Popen[bytes]]
     ports: list[int]
     path: str
-    send: Any  # async callable(rate, duration) -> sent count
+    send: Any  # async callable(rate, duration, linger) -> sent count; lingers reading after
+    acks_ms: list[float] = field(default_factory=list)  # send -> stored ack, where measured
 
 
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -228,7 +229,7 @@ def start_bigfoot(servers: int, workdir: Path, prefix: str) -> tuple[Peer, dict[
         wait_http(port)
     event_id, token = asyncio.run(_login_and_create(ports[0], token_env))
 
-    async def send(rate: float, duration: float) -> int:
+    async def send(rate: float, duration: float, linger: float) -> int:
         import websockets
 
         senders = max(1, round(rate * SENDERS_PER_MSG_PER_SECOND))
@@ -241,23 +242,29 @@ def start_bigfoot(servers: int, workdir: Path, prefix: str) -> tuple[Peer, dict[
             ) as ws:
 
                 async def drain() -> None:
-                    async for _ in ws:
-                        pass
+                    async for frame in ws:
+                        if '"ack"' not in frame:
+                            continue
+                        for message in json.loads(frame):
+                            if message.get("type") == "ack" and message.get("ref"):
+                                acks.append((time.time_ns() - int(message["ref"])) / 1e6)
+
+                def send_one() -> Any:
+                    now = str(time.time_ns())
+                    return ws.send(json.dumps({"type": "send", "body": now, "ref": now}))
 
                 reader = asyncio.create_task(drain())
                 await asyncio.sleep(i / rate)
-                sent = await _paced(
-                    rate / senders,
-                    duration,
-                    lambda: ws.send(json.dumps({"type": "send", "body": str(time.time_ns())})),
-                )
+                sent = await _paced(rate / senders, duration, send_one)
+                await asyncio.sleep(linger)  # in-flight deliveries and acks land
                 reader.cancel()
                 return sent
 
         return sum(await asyncio.gather(*(one_sender(i) for i in range(senders))))
 
+    acks: list[float] = []
     path = f"/ws/events/{event_id}"
-    return Peer("bigfootlive", "bigfoot", procs, ports, path, send), env
+    return Peer("bigfootlive", "bigfoot", procs, ports, path, send, acks), env
 
 
 async def _seed(env: dict[str, str]) -> dict[str, str]:
@@ -313,7 +320,9 @@ async def _login_and_create(port: int, creds: dict[str, str]) -> tuple[str, str]
 
 def start_socketio(servers: int, prefix: str) -> Peer:
     if not (REFERENCE / "node_modules").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=REFERENCE, check=True)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=REFERENCE, check=True, stdout=sys.stderr
+        )
     ports = [free_port() for _ in range(servers)]
     procs = [
         subprocess.Popen(
@@ -328,7 +337,7 @@ def start_socketio(servers: int, prefix: str) -> Peer:
         wait_http(port, 60)
     path = "/socket.io/?EIO=4&transport=websocket&event=bench"
 
-    async def send(rate: float, duration: float) -> int:
+    async def send(rate: float, duration: float, linger: float) -> int:
         import websockets
 
         async with websockets.connect(f"ws://127.0.0.1:{ports[0]}{path}", max_size=None) as ws:
@@ -372,6 +381,12 @@ def stop(peer: Peer) -> None:
             proc.kill()
 
 
+def _percentile(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
 # --- one measurement -----------------------------------------------------------------------------
 
 
@@ -397,21 +412,26 @@ def measure(
     client_cpu_before = sum(proc_cpu_seconds(v.proc.pid) for v in loadgen)
     for viewer in loadgen:
         viewer.tell("start")
-    started = time.monotonic()
-    sent = asyncio.run(peer.send(rate, duration))
-    time.sleep(1.0)  # let in-flight deliveries land
+    peer.acks_ms.clear()
+    started, started_wall = time.monotonic(), time.time()
+    sent = asyncio.run(peer.send(rate, duration, 1.0))
     elapsed = time.monotonic() - started
     cpu_after = sum(proc_cpu_seconds(pid) for pid in pids)
     client_cpu_after = sum(proc_cpu_seconds(v.proc.pid) for v in loadgen)
     results = [viewer.finish() for viewer in loadgen]
     latencies = sorted(x for r in results for x in r["latencies_ms"])
+    by_second: dict[int, list[float]] = {}
+    for r in results:
+        for latency, at in zip(r["latencies_ms"], r["sent_at"], strict=True):
+            by_second.setdefault(int(at - started_wall), []).append(latency)
+    timeline = [
+        round(sorted(xs)[int(0.99 * (len(xs) - 1))], 1) for _, xs in sorted(by_second.items())
+    ]
     delivered = sum(r["delivered"] for r in results)
     expected = sent * connected
 
     def pct(q: float) -> float | None:
-        if not latencies:
-            return None
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)
+        return _percentile(latencies, q)
 
     return {
         "viewers": viewers,
@@ -428,6 +448,9 @@ def measure(
         "latency_ms_p99": pct(0.99),
         "latency_ms_mean": round(statistics.fmean(latencies), 1) if latencies else None,
         "latency_samples": len(latencies),
+        "latency_ms_p99_each_second": timeline,
+        "ack_ms_p50": _percentile(sorted(peer.acks_ms), 0.50),
+        "ack_ms_p99": _percentile(sorted(peer.acks_ms), 0.99),
         "server_cpu_percent": round(100 * (cpu_after - cpu_before) / elapsed, 1),
         "load_generator_cpu_percent": round(
             100 * (client_cpu_after - client_cpu_before) / elapsed, 1

@@ -15,7 +15,8 @@
  *
  * Control over stdin/stdout, one line each: prints {"connected":n,"failed":n} when every
  * connection is open or refused; counting runs between the lines "start" and "stop" on stdin;
- * then prints {"delivered":n,"closed":n,"latencies_ms":[...]} and exits.
+ * then prints {"delivered":n,"closed":n,"latencies_ms":[...],"sent_at":[...]} (sent_at: each
+ * latency's send time, seconds since the epoch) and exits.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -46,7 +47,7 @@ static int sio;
 static const char *path;
 static long delivered, closed_while_open;
 static int measuring;
-static double *latencies;
+static double *latencies, *sent_at;
 static size_t nlat, caplat;
 static int pending_open, connected, failed;
 
@@ -69,7 +70,9 @@ static void record_latency(const char *body_start, const char *end) {
     if (nlat == caplat) {
         caplat = caplat ? caplat * 2 : 65536;
         latencies = realloc(latencies, caplat * sizeof *latencies);
+        sent_at = realloc(sent_at, caplat * sizeof *sent_at);
     }
+    sent_at[nlat] = (double)sent / 1e9;
     latencies[nlat++] = (double)(now_ns() - sent) / 1e6;
 }
 
@@ -336,6 +339,9 @@ int main(int argc, char **argv) {
     printf("{\"delivered\":%ld,\"closed\":%ld,\"latencies_ms\":[", delivered, closed_while_open);
     for (size_t i = 0; i < nlat; i++)
         printf(i ? ",%.3f" : "%.3f", latencies[i]);
+    printf("],\"sent_at\":[");
+    for (size_t i = 0; i < nlat; i++)
+        printf(i ? ",%.3f" : "%.3f", sent_at[i]);
     printf("]}\n");
     fflush(stdout);
     return 0;
