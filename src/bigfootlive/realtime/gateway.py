@@ -19,11 +19,12 @@ from typing import Any, cast
 import structlog
 from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketDisconnect
 
 from bigfootlive.authz.deps import AuthSubject, authenticate
 from bigfootlive.chat import service as chat
-from bigfootlive.chat.schemas import RoomSettingsPatch
+from bigfootlive.chat.schemas import RoomSettingsOut, RoomSettingsPatch
 from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import BigfootError, Unauthorized
 from bigfootlive.events import service as events
@@ -113,21 +114,22 @@ class Gateway:
             event_id = uuid.UUID(raw_event_id)
         except ValueError:
             raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event") from None
-        if token is not None:
-            self.subject = await self._authenticate(token)
-        self.event = await self._find_event(event_id)
-        if self.event is None:
-            # Anonymous on a non-public event: a first `auth` message may still identify it.
-            self.subject = await self._await_auth()
-            self.event = await self._find_event(event_id)
-            if self.event is None:
-                raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event")
+        # One read session for the token, the event, bans and the room: a reconnect storm of
+        # thousands of viewers costs one transaction each.
         async with self.state.db.read_sessionmaker() as session:
-            try:
-                await chat.ensure_not_banned(session, self.subject, self.event)
-            except chat.Banned:
-                raise Refused(p.CloseCode.BANNED, "banned from this event") from None
-            room = await chat.room_state(session, self.event)
+            if token is not None:
+                self.subject = await self._authenticate(session, token)
+            self.event = await self._find_event(session, event_id)
+            room = None if self.event is None else await self._admit(session, self.event)
+        if self.event is None or room is None:
+            # Anonymous on a non-public event: a first `auth` message may still identify it.
+            token = await self._await_auth_token()
+            async with self.state.db.read_sessionmaker() as session:
+                self.subject = await self._authenticate(session, token)
+                self.event = await self._find_event(session, event_id)
+                if self.event is None:
+                    raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event")
+                room = await self._admit(session, self.event)
         self.connection = Connection(
             self.event.id,
             None if self.subject is None else self.subject.user_id,
@@ -148,7 +150,7 @@ class Gateway:
     async def _closer(self, code: int, reason: str) -> None:
         await self.websocket.close(code=code, reason=reason)
 
-    def _welcome(self, room: Any) -> p.Welcome:
+    def _welcome(self, room: RoomSettingsOut) -> p.Welcome:
         user = None
         if self.subject is not None:
             user = p.UserRef(id=self.subject.user_id, display_name=self.subject.user.display_name)
@@ -163,33 +165,39 @@ class Gateway:
             heartbeat_seconds=self.settings.ws_heartbeat_seconds,
         )
 
-    async def _authenticate(self, token: str) -> AuthSubject:
-        async with self.state.db.read_sessionmaker() as session:
-            try:
-                return await authenticate(self.state, session, token)
-            except Unauthorized as exc:
-                raise Refused(p.CloseCode.UNAUTHORIZED, exc.code) from None
+    async def _authenticate(self, session: AsyncSession, token: str) -> AuthSubject:
+        try:
+            return await authenticate(self.state, session, token)
+        except Unauthorized as exc:
+            raise Refused(p.CloseCode.UNAUTHORIZED, exc.code) from None
 
-    async def _find_event(self, event_id: uuid.UUID) -> Event | None:
+    async def _find_event(self, session: AsyncSession, event_id: uuid.UUID) -> Event | None:
         """The event if the subject may watch it; None when anonymous and it is not public.
         Refuses with 4404 (missing, or another tenant's) or 4403 (private to others)."""
-        async with self.state.db.read_sessionmaker() as session:
-            try:
-                return await events.get_viewable_event(session, self.subject, event_id)
-            except events.EventNotFound:
-                pass
-            if self.subject is None:
-                visibility = await events.visibility_of(session, event_id)
-                if visibility is None or visibility == Visibility.PUBLIC:
-                    raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event") from None
-                return None
-            try:
-                await events.get_event(session, self.subject.tenant_id, event_id)
-            except events.EventNotFound:
+        try:
+            return await events.get_viewable_event(session, self.subject, event_id)
+        except events.EventNotFound:
+            pass
+        if self.subject is None:
+            visibility = await events.visibility_of(session, event_id)
+            if visibility is None or visibility == Visibility.PUBLIC:
                 raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event") from None
-            raise Refused(p.CloseCode.FORBIDDEN, "private event")
+            return None
+        try:
+            await events.get_event(session, self.subject.tenant_id, event_id)
+        except events.EventNotFound:
+            raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event") from None
+        raise Refused(p.CloseCode.FORBIDDEN, "private event")
 
-    async def _await_auth(self) -> AuthSubject:
+    async def _admit(self, session: AsyncSession, event: Event) -> RoomSettingsOut:
+        """Refuse a banned subject (4405); the room as the `welcome` shows it."""
+        try:
+            await chat.ensure_not_banned(session, self.subject, event)
+        except chat.Banned:
+            raise Refused(p.CloseCode.BANNED, "banned from this event") from None
+        return await chat.room_state(session, event)
+
+    async def _await_auth_token(self) -> str:
         try:
             raw = await asyncio.wait_for(
                 self.websocket.receive_text(), self.settings.ws_auth_timeout_seconds
@@ -204,7 +212,7 @@ class Gateway:
             message = None
         if not isinstance(message, p.AuthIn):
             raise Refused(p.CloseCode.UNAUTHORIZED, "authentication required")
-        return await self._authenticate(message.token)
+        return message.token
 
     # --- running -------------------------------------------------------------------------------
 
@@ -294,8 +302,8 @@ class Gateway:
     async def _on_auth(self, message: p.AuthIn) -> None:
         if self.subject is not None:
             raise BigfootError("Already signed in on this connection", code="already_authenticated")
-        subject = await self._authenticate(message.token)
         async with self.state.db.read_sessionmaker() as session:
+            subject = await self._authenticate(session, message.token)
             try:
                 event = await events.get_viewable_event(session, subject, self.event_id)
             except events.EventNotFound:
