@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     database_read_url: str | None = None
     database_pool_size: int = 10
     database_max_overflow: int = 20
+    # Off: no round trip per checkout; a connection the server dropped fails one request with
+    # 503 database_unavailable and the pool replaces its connections.
+    database_pool_pre_ping: bool = False
     database_echo: bool = False
     auto_migrate: bool | None = None  # default: on for SQLite, off otherwise
     redis_url: str | None = None

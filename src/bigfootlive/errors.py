@@ -174,4 +174,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 error_body("invalid_characters", "Text must not contain NUL characters"),
                 status_code=422,
             )
+        if exc.connection_invalidated:
+            # The database dropped this pooled connection (restart, failover, idle kill); the
+            # pool has replaced its connections, so a retry goes through.
+            log.warning("database_connection_lost", exc_type=type(exc.orig).__name__)
+            return JSONResponse(
+                error_body("database_unavailable", "The database connection was lost; retry"),
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
         return await _unexpected(request, exc)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
 from bigfootlive.app import create_app
+from bigfootlive.authz.roles import Role
+from tests.fixtures import services
 
 
 async def test_health_is_ok(client):
@@ -135,3 +138,31 @@ async def test_cors_allows_only_configured_origins(client):
         headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in denied.headers
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_dropped_database_connection_is_a_503_once_then_the_pool_recovers(
+    client, factory, settings
+):
+    admin = await factory.user(await factory.tenant(), role=Role.ADMIN)
+    assert (await client.get("/api/tenant/users", headers=admin.headers)).status_code == 200
+    # The database server drops every connection of ours (a restart, a failover, an idle kill).
+    database = settings.database_url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(services.asyncpg_dsn(services.PG_ADMIN_URL))
+    try:
+        killed = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+    finally:
+        await conn.close()
+    assert killed >= 1
+    first = await client.get("/api/tenant/users", headers=admin.headers)
+    if first.status_code != 200:  # the request that met the dead connection
+        assert first.status_code == 503
+        assert first.json()["error"]["code"] == "database_unavailable"
+        assert first.headers["retry-after"] == "1"
+    # The pool has replaced its connections: the next requests go through.
+    for _ in range(3):
+        assert (await client.get("/api/tenant/users", headers=admin.headers)).status_code == 200
