@@ -138,3 +138,21 @@ def test_serve_migrates_sqlite_on_first_start_and_logs_json_with_request_ids(tmp
     assert any(entry.get("event") == "stopped" for entry in lines)  # lifespan ran to the end
     assert PASSWORD not in output
     assert token not in output
+
+
+def test_cli_deactivates_and_reactivates_a_tenant(tmp_path):
+    env = _env(tmp_path)
+    _run(["tenant", "create", "--slug", "acme", "--name", "Acme"], env)
+    assert "tenant acme deactivated" in _run(["tenant", "deactivate", "acme"], env)
+    assert "(no change)" in _run(["tenant", "deactivate", "acme"], env)
+    assert "tenant acme activated" in _run(["tenant", "activate", "acme"], env)
+    missing = subprocess.run(
+        [str(BIN), "tenant", "deactivate", "nope"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert "tenant_not_found" in missing.stderr

@@ -124,6 +124,37 @@ def tenant_create(
     typer.echo(f"tenant {slug} created: {_run(run())}")
 
 
+def _set_tenant_active(slug: str, active: bool) -> str:
+    from bigfootlive.errors import NotFound
+    from bigfootlive.tenants import service as tenants
+
+    async def run() -> str:
+        state = await _state()
+        try:
+            async with state.db.transaction() as session:
+                tenant = await tenants.get_tenant_by_slug(session, slug)
+                if tenant is None:
+                    raise NotFound("No such tenant", code="tenant_not_found")
+                changed = await tenants.set_active(state, session, None, tenant, active)
+                return "" if changed else " (no change)"
+        finally:
+            await state.close()
+
+    return _run(run())
+
+
+@tenant_app.command("deactivate")
+def tenant_deactivate(slug: Annotated[str, typer.Argument(help="Tenant slug")]) -> None:
+    """Deactivate a tenant: its members, sessions and API keys are refused until reactivated."""
+    typer.echo(f"tenant {slug} deactivated{_set_tenant_active(slug, False)}")
+
+
+@tenant_app.command("activate")
+def tenant_activate(slug: Annotated[str, typer.Argument(help="Tenant slug")]) -> None:
+    """Reactivate a tenant."""
+    typer.echo(f"tenant {slug} activated{_set_tenant_active(slug, True)}")
+
+
 @user_app.command("create")
 def user_create(
     tenant: Annotated[str, typer.Option(help="Tenant slug")],

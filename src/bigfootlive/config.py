@@ -182,6 +182,7 @@ class Settings(BaseSettings):
 
     # webhooks and notifications
     webhook_timeout_seconds: float = 10.0
+    webhook_allow_private_networks: bool = False
 
     @field_validator(
         "cors_origins",

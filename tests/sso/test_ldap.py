@@ -131,3 +131,21 @@ async def test_tls_to_an_untrusted_server_is_refused(
     response = await _login(client, "alice", "alicepw")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "sso_unreachable"
+
+
+async def test_directory_on_an_internal_address_is_refused_by_default(
+    client: httpx.AsyncClient, acme: Org, slapd: Slapd, state: Any
+) -> None:
+    created = await add_provider(client, acme, **ldap_body(slapd))
+    state.settings.sso_allow_private_networks = False
+    response = await _login(client, "alice", "alicepw")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "sso_bad_url"
+    assert "access_token" not in response.text
+    test = await client.post(
+        "/api/tenant/sso/test", json={"provider_id": created["id"]}, headers=acme.admin.headers
+    )
+    result = test.json()
+    assert result["ok"] is False
+    assert [c["name"] for c in result["checks"]] == ["error"]
+    assert "non-public" in result["checks"][0]["detail"]

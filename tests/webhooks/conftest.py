@@ -23,6 +23,7 @@ class Receiver:
     url: str = ""
     requests: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)  # consumed in order; then 200
+    location: str = ""  # sent with a 3xx status
     _server: Any = None
 
     def start(self) -> None:
@@ -37,6 +38,8 @@ class Receiver:
                 )
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
+                if 300 <= status < 400 and receiver.location:
+                    self.send_header("location", receiver.location)
                 self.send_header("content-length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -70,4 +73,5 @@ def settings_overrides() -> dict[str, Any]:
         "jobs_max_backoff_ms": 200,
         "jobs_max_retries": 3,
         "webhook_timeout_seconds": 5,
+        "webhook_allow_private_networks": True,  # the receiver listens on loopback
     }

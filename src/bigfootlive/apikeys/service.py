@@ -1,7 +1,7 @@
 """API keys: created once (secret shown once), stored as SHA-256, listed by prefix, revoked.
 
 `authenticate` is on the media-server callback path, so it answers from the cache; a revoke
-overwrites the cache entry at once.
+overwrites the cache entry at once, and (de)activating a tenant drops its keys' entries.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.apikeys.schemas import ApiKeyCreate, ApiKeyOut, KeyScope
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.authz.deps import AuthSubject, TenantInactive
 from bigfootlive.authz.scoping import scoped
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Forbidden, NotFound, Unauthorized
 from bigfootlive.identity import audit
 from bigfootlive.kit.crypto import hash_token, random_token
-from bigfootlive.models import ApiKey
+from bigfootlive.models import ApiKey, Tenant
 from bigfootlive.state import AppState
 
 KEY_PREFIX = "bfk_"
@@ -153,6 +153,8 @@ async def authenticate(state: AppState, secret: str | None) -> ApiPrincipal:
     expires = entry.get("exp")
     if expires is not None and expires <= dt.datetime.now(dt.UTC).timestamp():
         raise InvalidApiKey("The API key has expired", code="api_key_expired")
+    if entry.get("off"):
+        raise TenantInactive()
     tenant = entry.get("tid")
     return ApiPrincipal(
         key_id=uuid.UUID(entry["id"]), tenant_id=None if tenant is None else uuid.UUID(tenant)
@@ -162,15 +164,33 @@ async def authenticate(state: AppState, secret: str | None) -> ApiPrincipal:
 async def _load(state: AppState, digest: str) -> bytes:
     # unscoped: a key is found by its hash before its tenant is known
     async with state.db.read_sessionmaker() as session:
-        key = (
-            await session.execute(select(ApiKey).where(ApiKey.key_hash == digest))
-        ).scalar_one_or_none()
-    if key is None or key.revoked_at is not None:
+        row = (
+            await session.execute(
+                select(ApiKey, Tenant.is_active)
+                .outerjoin(Tenant, Tenant.id == ApiKey.tenant_id)
+                .where(ApiKey.key_hash == digest)
+            )
+        ).one_or_none()
+    if row is None or row[0].revoked_at is not None:
         return b"{}"
+    key, tenant_active = row
     return json.dumps(
         {
             "id": str(key.id),
             "tid": None if key.tenant_id is None else str(key.tenant_id),
             "exp": None if key.expires_at is None else key.expires_at.timestamp(),
+            "off": key.tenant_id is not None and not tenant_active,
         }
     ).encode()
+
+
+async def forget_tenant_keys(state: AppState, session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Drop the cached entries of a tenant's keys once the session commits (its status changed)."""
+    rows = await session.execute(scoped(select(ApiKey.key_hash), ApiKey, tenant_id))
+    cache_keys = [f"apikeys:{digest}" for digest in rows.scalars()]
+
+    async def forget() -> None:
+        if cache_keys:
+            await state.cache.delete(*cache_keys)
+
+    after_commit(session, forget)

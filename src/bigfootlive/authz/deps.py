@@ -58,6 +58,14 @@ class AuthSubject:
         return self.is_platform_admin or role_allows(self.role, permission)
 
 
+class TenantInactive(Unauthorized):
+    """The caller's tenant has been deactivated: its members and keys are refused until it is
+    reactivated (platform admins excepted, so operators never lock themselves out)."""
+
+    code = "tenant_inactive"
+    message = "The organisation's account is deactivated"
+
+
 def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -72,10 +80,12 @@ async def authenticate(state: State, session: ReadSession, token: str) -> AuthSu
     if await state.revoked.is_revoked(claims.session_id):
         raise Unauthorized("The session has ended", code="session_revoked")
     # One round trip for the user, the session's state and the tenant's slug (which /me and
-    # most responses need), instead of a query each.
+    # most responses need) and status, instead of a query each.
     row = (
         await session.execute(
-            select(User, AuthSession.revoked_at, AuthSession.expires_at, Tenant.slug)
+            select(
+                User, AuthSession.revoked_at, AuthSession.expires_at, Tenant.slug, Tenant.is_active
+            )
             .join(AuthSession, AuthSession.user_id == User.id)
             .join(Tenant, Tenant.id == User.tenant_id)
             .where(
@@ -87,11 +97,13 @@ async def authenticate(state: State, session: ReadSession, token: str) -> AuthSu
     ).one_or_none()
     if row is None:
         raise Unauthorized("The access token is not valid", code="invalid_token")
-    user, revoked_at, expires_at, tenant_slug = row
+    user, revoked_at, expires_at, tenant_slug, tenant_active = row
     if revoked_at is not None or expires_at <= dt.datetime.now(dt.UTC):
         raise Unauthorized("The session has ended", code="session_revoked")
     if not user.is_active:
         raise Unauthorized("The account is disabled", code="account_disabled")
+    if not tenant_active and not user.is_platform_admin:
+        raise TenantInactive()
     return AuthSubject(user=user, claims=claims, tenant_slug=tenant_slug)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.authz.deps import AuthSubject, TenantInactive
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.deps import RequestMeta
@@ -478,6 +478,8 @@ async def refresh(
     tenant = await tenants.get_tenant(session, auth_session.tenant_id)
     if user is None or tenant is None or not user.is_active:
         raise InvalidRefreshToken()
+    if not tenant.is_active and not user.is_platform_admin:
+        raise TenantInactive()
     auth_session.last_seen_at = now
     auth_session.ip = meta.ip
     return await _issue_pair(

@@ -1,37 +1,32 @@
-"""Outbound requests to tenant-configured URLs: refuse internal addresses (SSRF).
+"""The SSRF guard (`kit.outbound`) for identity-provider URLs, with SSO's error codes.
 
-Tenant admins type the URLs we fetch (discovery, metadata, token endpoints), so by default they
-may not point at loopback, private, link-local or otherwise internal addresses. Set
-`SSO_ALLOW_PRIVATE_NETWORKS=true` for IdPs on a private network (and in tests, on loopback).
+IdP URLs must be https and resolve to public addresses unless `SSO_ALLOW_PRIVATE_NETWORKS=true`
+(IdPs on a private network; tests on loopback). LDAP URLs (`ldap://`, `ldaps://`) get the same
+address check; plain `ldap://` stays acceptable (StartTLS may protect it).
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
-from urllib.parse import urlsplit
-
+from bigfootlive.kit.outbound import HTTP_SCHEMES, OutboundUrlRefused
+from bigfootlive.kit.outbound import check_outbound_url as _check
 from bigfootlive.sso.base import SsoConfigError
+
+LDAP_SCHEMES = frozenset({"ldap", "ldaps"})
 
 
 async def check_outbound_url(url: str, allow_private: bool) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise SsoConfigError(f"Not an http(s) URL: {url}", code="sso_bad_url")
-    if allow_private:
-        return
-    if parts.scheme != "https":
-        raise SsoConfigError("Identity provider URLs must use https", code="sso_bad_url")
+    await _guard(url, allow_private, HTTP_SCHEMES)
+
+
+async def check_ldap_url(url: str, allow_private: bool) -> None:
+    await _guard(url, allow_private, LDAP_SCHEMES)
+
+
+async def _guard(url: str, allow_private: bool, schemes: frozenset[str]) -> None:
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, parts.port or 443, type=socket.SOCK_STREAM
+        await _check(
+            url, allow_private=allow_private, schemes=schemes, require_tls=schemes == HTTP_SCHEMES
         )
-    except OSError as exc:
-        raise SsoConfigError(f"Cannot resolve {parts.hostname}", code="sso_unreachable") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise SsoConfigError(
-                f"{parts.hostname} resolves to a non-public address", code="sso_bad_url"
-            )
+    except OutboundUrlRefused as exc:
+        code = "sso_unreachable" if exc.reason == "unresolvable" else "sso_bad_url"
+        raise SsoConfigError(str(exc), code=code) from exc

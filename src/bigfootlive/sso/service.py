@@ -37,7 +37,7 @@ from bigfootlive.sso import ldap as ldap_adapter
 from bigfootlive.sso import oidc, saml
 from bigfootlive.sso import repository as repo
 from bigfootlive.sso.base import ExternalIdentity, SsoConfigError, SsoRejected
-from bigfootlive.sso.net import check_outbound_url
+from bigfootlive.sso.net import check_ldap_url, check_outbound_url
 from bigfootlive.sso.schemas import (
     Check,
     InitiateIn,
@@ -313,6 +313,7 @@ async def test_provider(
         elif isinstance(cfg, SamlConfig):
             checks += await _test_saml(state, cfg)
         else:
+            await check_ldap_url(cfg.url, state.settings.sso_allow_private_networks)
             result = await asyncio.to_thread(
                 ldap_adapter.test_connection,
                 cfg,
@@ -705,6 +706,7 @@ async def ldap_login(
     cfg = provider.config
     assert isinstance(cfg, LdapConfig)  # noqa: S101 - filtered above
     try:
+        await check_ldap_url(cfg.url, settings.sso_allow_private_networks)
         ext = await asyncio.to_thread(
             ldap_adapter.authenticate,
             cfg,

@@ -9,9 +9,13 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.apikeys import service as apikeys
 from bigfootlive.authz.roles import Role
+from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Forbidden, NotFound, Unprocessable
+from bigfootlive.identity import audit
 from bigfootlive.models import Tenant, TenantDomain, User
+from bigfootlive.state import AppState
 from bigfootlive.tenants import repository as repo
 from bigfootlive.tenants.schemas import SLUG_RE, TenantSettings, TenantUpdate
 
@@ -107,6 +111,39 @@ async def update_tenant(session: AsyncSession, tenant: Tenant, patch: TenantUpda
                 changed.append(f"settings.{key}")
         tenant.settings = validated.model_dump(mode="json")
     return changed
+
+
+async def set_active(
+    state: AppState,
+    session: AsyncSession,
+    meta: RequestMeta | None,
+    tenant: Tenant,
+    active: bool,
+    *,
+    actor_id: uuid.UUID | None = None,
+) -> bool:
+    """Activate or deactivate a tenant; True when its status changed.
+
+    A deactivated tenant's members are refused on every request (`authz.deps.authenticate`
+    reads the tenant's status with the user, at no extra cost), on refresh and at sign-in; its
+    API keys are refused as soon as their cached entries are dropped here, after the commit.
+    Sessions are kept, so reactivating restores access.
+    """
+    if tenant.is_active == active:
+        return False
+    tenant.is_active = active
+    await audit.record(
+        session,
+        action="tenant.activate" if active else "tenant.deactivate",
+        meta=meta,
+        tenant_id=tenant.id,
+        actor_id=actor_id,
+        target_type="tenant",
+        target_id=tenant.id,
+    )
+    await apikeys.forget_tenant_keys(state, session, tenant.id)
+    await session.flush()
+    return True
 
 
 async def list_users(

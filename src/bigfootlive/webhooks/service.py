@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.deps import RequestMeta
-from bigfootlive.errors import BadRequest, NotFound
+from bigfootlive.errors import BadRequest, NotFound, Unprocessable
 from bigfootlive.identity import audit
 from bigfootlive.jobs import enqueue_after_commit
+from bigfootlive.kit import outbound
 from bigfootlive.kit.pagination import encode_cursor
 from bigfootlive.models import WebhookDelivery, WebhookEndpoint
 from bigfootlive.state import AppState
@@ -44,7 +45,7 @@ def _context(endpoint_id: uuid.UUID) -> str:
     return f"webhook:{endpoint_id}"
 
 
-def _check_url(state: AppState, url: str) -> str:
+async def _check_url(state: AppState, url: str) -> str:
     parts = urlsplit(url)
     allowed = ("https",) if state.settings.node_env == "production" else ("https", "http")
     if parts.scheme not in allowed or not parts.hostname:
@@ -52,7 +53,22 @@ def _check_url(state: AppState, url: str) -> str:
             "The URL must be an absolute " + " or ".join(allowed) + " URL",
             code="invalid_webhook_url",
         )
+    try:
+        await _resolve(state, url)
+    except outbound.OutboundUrlRefused as exc:
+        code = {
+            "unresolvable": "webhook_url_unresolvable",
+            "not_public": "webhook_url_not_allowed",
+        }.get(exc.reason, "invalid_webhook_url")
+        raise Unprocessable(str(exc), code=code) from exc
     return url
+
+
+async def _resolve(state: AppState, url: str) -> list[outbound.IPAddress]:
+    """The public addresses of the URL's host ([] when private targets are allowed)."""
+    return await outbound.check_outbound_url(
+        url, allow_private=state.settings.webhook_allow_private_networks
+    )
 
 
 def endpoint_out(row: WebhookEndpoint) -> EndpointOut:
@@ -86,7 +102,7 @@ async def create_endpoint(
     row = WebhookEndpoint(
         id=uuid.uuid4(),
         tenant_id=subject.tenant_id,
-        url=_check_url(state, body.url),
+        url=await _check_url(state, body.url),
         description=body.description,
         event_types=sorted({t.value for t in body.event_types}),
         secret_encrypted="",
@@ -128,7 +144,7 @@ async def update_endpoint(
     row = await _endpoint(session, subject, endpoint_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True, mode="json")
     if "url" in changes:
-        row.url = _check_url(state, changes["url"])
+        row.url = await _check_url(state, changes["url"])
     if "event_types" in changes:
         row.event_types = sorted(set(changes["event_types"]))
     if "description" in changes:
@@ -291,13 +307,23 @@ async def attempt_delivery(state: AppState, delivery_id: uuid.UUID, *, last_atte
     status: int | None = None
     error: str | None = None
     try:
+        # Checked again now, and the connection pinned to the checked address: the host may
+        # resolve to an internal address since the endpoint was saved (DNS rebinding).
+        addresses = await _resolve(state, url)
+        target: httpx.URL | str = url
+        extensions: dict[str, str] = {}
+        if addresses:
+            target, host, extensions = outbound.pin(url, addresses[0])
+            headers = {**headers, **host}
         async with httpx.AsyncClient(
             timeout=state.settings.webhook_timeout_seconds, follow_redirects=False
         ) as http:
-            response = await http.post(url, content=body, headers=headers)
+            response = await http.post(target, content=body, headers=headers, extensions=extensions)
         status = response.status_code
         if not 200 <= status < 300:
             error = f"HTTP {status}"
+    except outbound.OutboundUrlRefused as exc:
+        error = f"refused: {exc}"[:1000]
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:1000]
     elapsed = int((time.perf_counter() - started) * 1000)
