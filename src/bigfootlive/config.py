@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     # Off: no round trip per checkout; a connection the server dropped fails one request with
     # 503 database_unavailable and the pool replaces its connections.
     database_pool_pre_ping: bool = False
+    database_application_name: str = "bigfootlive"  # shown in pg_stat_activity
     database_echo: bool = False
     auto_migrate: bool | None = None  # default: on for SQLite, off otherwise
     redis_url: str | None = None

@@ -102,6 +102,7 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=settings.database_pool_pre_ping,
+        connect_args={"server_settings": {"application_name": settings.database_application_name}},
         pool_recycle=1800,
     )
 

@@ -141,19 +141,22 @@ async def test_cors_allows_only_configured_origins(client):
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+@pytest.mark.parametrize(
+    "settings_overrides", [{"database_application_name": f"bfl-{uuid.uuid4().hex[:12]}"}]
+)
 async def test_a_dropped_database_connection_is_a_503_once_then_the_pool_recovers(
     client, factory, settings
 ):
     admin = await factory.user(await factory.tenant(), role=Role.ADMIN)
     assert (await client.get("/api/tenant/users", headers=admin.headers)).status_code == 200
-    # The database server drops every connection of ours (a restart, a failover, an idle kill).
-    database = settings.database_url.rsplit("/", 1)[1]
+    # The database server drops every connection of this app (a restart, a failover, an idle
+    # kill); other tests' connections to the shared database are left alone.
     conn = await asyncpg.connect(services.asyncpg_dsn(services.PG_ADMIN_URL))
     try:
         killed = await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()",
-            database,
+            " WHERE application_name = $1",
+            settings.database_application_name,
         )
     finally:
         await conn.close()
