@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     jobs_redis_maintenance_chance: int = 1000  # per million broker commands
     jobs_extra_task_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
     jobs_scheduler: bool = True
+    # transactional outbox: rows not sent this long after their commit are sent by the relay
+    jobs_outbox_relay_after_seconds: float = 5.0
+    jobs_outbox_relay_interval_seconds: float = 2.0
 
     # analytics
     analytics_beacon_rate_limit: str = "60/minute"  # per viewer and event
