@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     s3_object_acl: str | None = None  # e.g. public-read when the CDN reads the bucket directly
     recordings_storage: Literal["local", "s3"] = "local"
     recordings_dir: str = "./var/media"
+    # live HLS of an ended event is deleted this long after the end (0: kept); VOD is kept
+    hls_retention_hours: float = Field(default=24.0, ge=0)
+    # the media server's own HLS directory (nginx-rtmp `hls_path`), when this host can reach it
+    nginx_rtmp_hls_path: str | None = None
 
     # event containers (one unit of compute per live event)
     container_runtime: Literal["inprocess", "subprocess", "kubernetes"] = "inprocess"
