@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     s3_object_acl: str | None = None  # e.g. public-read when the CDN reads the bucket directly
     recordings_storage: Literal["local", "s3"] = "local"
     recordings_dir: str = "./var/media"
+    # live HLS of an ended event is deleted this long after the end (0: kept); VOD is kept
+    hls_retention_hours: float = Field(default=24.0, ge=0)
+    # the media server's own HLS directory (nginx-rtmp `hls_path`), when this host can reach it
+    nginx_rtmp_hls_path: str | None = None
 
     # event containers (one unit of compute per live event)
     container_runtime: Literal["inprocess", "subprocess", "kubernetes"] = "inprocess"
@@ -175,6 +179,9 @@ class Settings(BaseSettings):
     jobs_redis_maintenance_chance: int = 1000  # per million broker commands
     jobs_extra_task_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
     jobs_scheduler: bool = True
+    # transactional outbox: rows not sent this long after their commit are sent by the relay
+    jobs_outbox_relay_after_seconds: float = 5.0
+    jobs_outbox_relay_interval_seconds: float = 2.0
 
     # analytics
     analytics_beacon_rate_limit: str = "60/minute"  # per viewer and event

@@ -140,3 +140,16 @@ async def recordings_of(
 ) -> Sequence[Recording]:
     stmt = scoped(select(Recording), Recording, tenant_id).where(Recording.event_id == event_id)
     return (await session.execute(stmt.order_by(Recording.created_at))).scalars().all()
+
+
+async def events_ended_between(
+    session: AsyncSession, start: dt.datetime, end: dt.datetime, *, limit: int = 500
+) -> Sequence[Event]:
+    # unscoped: the HLS retention sweep looks after every tenant's ended events.
+    stmt = (
+        select(Event)
+        .where(Event.ended_at.is_not(None), Event.ended_at >= start, Event.ended_at < end)
+        .order_by(Event.ended_at)
+        .limit(limit)
+    )
+    return (await session.execute(stmt)).scalars().all()

@@ -15,6 +15,7 @@ from bigfootlive.config import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
@@ -30,6 +31,10 @@ class Storage(Protocol):
     async def put_file(self, local: Path, key: str) -> None: ...
 
     async def exists(self, key: str) -> bool: ...
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix/`; returns how many (0 when none: idempotent)."""
+        ...
 
 
 def content_type(path: Path) -> str:
@@ -53,6 +58,21 @@ class LocalStorage:
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self.path(key).exists)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        target = self.path(prefix.strip("/"))
+        if target == self.root.resolve():
+            raise ValueError("refusing to delete the whole storage root")
+        return await asyncio.to_thread(remove_tree, target)
+
+
+def remove_tree(target: Path) -> int:
+    """Delete a directory tree; returns the number of files removed (0 if it is gone)."""
+    if not target.is_dir():
+        return 0
+    count = sum(1 for p in target.rglob("*") if p.is_file())
+    shutil.rmtree(target, ignore_errors=True)
+    return count
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -101,6 +121,25 @@ class S3Storage:
             return True
 
         return await asyncio.to_thread(head)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        def delete_all() -> int:
+            deleted = 0
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix.strip("/") + "/"
+            )
+            for page in pages:
+                keys: list[ObjectIdentifierTypeDef] = [
+                    {"Key": item["Key"]} for item in page.get("Contents", [])
+                ]
+                if keys:  # at most 1,000 per page, the limit of one DeleteObjects call
+                    self.client.delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+                    )
+                    deleted += len(keys)
+            return deleted
+
+        return await asyncio.to_thread(delete_all)
 
 
 def make_storage(settings: Settings) -> Storage:

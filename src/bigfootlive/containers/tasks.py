@@ -1,11 +1,14 @@
-"""The manager's place in the app lifespan, and the choice of runtime."""
+"""The manager's place in the app lifespan, the choice of runtime, and the domain's jobs."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 
+from bigfootlive.containers import retention
 from bigfootlive.containers.base import Runtime
 from bigfootlive.containers.manager import ContainerManager
+from bigfootlive.jobs.registry import JobContext, Priority, cron, task
 from bigfootlive.state import AppState
 
 
@@ -31,3 +34,18 @@ def start_manager(state: AppState) -> tuple[ContainerManager, asyncio.Task[None]
     manager = ContainerManager(state, make_runtime(state))
     state.containers = manager
     return manager, asyncio.create_task(manager.run(), name="container-manager")
+
+
+@task(priority=Priority.LOW)
+async def purge_event_hls(ctx: JobContext, *, event_id: str) -> None:
+    """An ended event's live HLS, once HLS_RETENTION_HOURS are over (VOD is kept)."""
+    await retention.purge_event(ctx.state, uuid.UUID(event_id))
+
+
+@task(priority=Priority.LOW, time_limit=1800)
+async def sweep_hls_retention(ctx: JobContext) -> None:
+    """The safety net of `purge_event_hls`: every event whose retention ended in the last week."""
+    await retention.sweep(ctx.state)
+
+
+cron("41 * * * *", sweep_hls_retention)

@@ -1,4 +1,5 @@
-"""After a recorded event ends: close its playlists and publish them as an HLS VOD asset."""
+"""After a recorded event ends: close its playlists, publish them as an HLS VOD asset and hand
+the recording off to the tenant (`recording.ready` webhook)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +16,9 @@ from bigfootlive.authz.scoping import scoped
 from bigfootlive.config import Settings
 from bigfootlive.containers.storage import Storage, TreeSync, public_url
 from bigfootlive.db import utcnow
+from bigfootlive.jobs import idempotency
 from bigfootlive.models import Recording
+from bigfootlive.webhooks import service as webhooks
 
 _EXTINF = re.compile(r"^#EXTINF:([0-9.]+)", re.MULTILINE)
 
@@ -67,18 +71,20 @@ async def publish_recording(
     event_id: uuid.UUID,
     hls_dir: Path,
 ) -> Recording | None:
-    """Upload (or copy) the recorded ladder under `vod/<event id>/` and list it on the event.
-    Idempotent: a second call for the same event returns the existing recording."""
-    existing = (
-        await session.execute(
-            scoped(select(Recording), Recording, tenant_id).where(Recording.event_id == event_id)
-        )
-    ).scalar_one_or_none()
+    """Upload (or copy) the recorded ladder under `vod/<event id>/`, list it on the event and
+    emit `recording.ready`, all in the caller's transaction.
+
+    Idempotent: a second call for the same event returns the existing recording and emits
+    nothing; two concurrent calls meet on the `recording:<event id>` key, and the loser's
+    transaction (recording and webhook deliveries with it) does not commit."""
+    existing = await _recording_of(session, tenant_id, event_id)
     if existing is not None:
         return existing
     renditions, duration = await asyncio.to_thread(finalize_tree, hls_dir)
     if not renditions:
         return None
+    if not await idempotency.first_time(session, f"recording:{event_id}"):
+        return await _recording_of(session, tenant_id, event_id)
     prefix = vod_prefix(event_id)
     await TreeSync(storage, hls_dir, prefix).sync()
     recording = Recording(
@@ -95,4 +101,24 @@ async def publish_recording(
     )
     session.add(recording)
     await session.flush()
+    await webhooks.emit(session, tenant_id, "recording.ready", recording_ready_payload(recording))
     return recording
+
+
+async def _recording_of(
+    session: AsyncSession, tenant_id: uuid.UUID, event_id: uuid.UUID
+) -> Recording | None:
+    stmt = scoped(select(Recording), Recording, tenant_id).where(Recording.event_id == event_id)
+    return (await session.execute(stmt)).scalars().first()
+
+
+def recording_ready_payload(recording: Recording) -> dict[str, Any]:
+    return {
+        "recording_id": str(recording.id),
+        "event_id": str(recording.event_id),
+        "duration_seconds": recording.duration_seconds,
+        "playback_url": recording.playback_url,
+        "renditions": list(recording.renditions),
+        "storage": recording.storage,
+        "published_at": recording.published_at.isoformat() if recording.published_at else None,
+    }

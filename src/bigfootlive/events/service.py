@@ -528,7 +528,7 @@ async def end_expired_reconnects(state: AppState) -> list[Event]:
         ended = list(await repo.end_expired_reconnects(session, cutoff, now))
         for event in ended:
             _announce_after_commit(state, session, event, previous=S.RECONNECTING)
-            await _notify_transition(session, event, previous=S.RECONNECTING)
+            await _notify_transition(state, session, event, previous=S.RECONNECTING)
     return ended
 
 
@@ -584,7 +584,7 @@ async def _apply(
                     details={"from": known.value, "to": target.value},
                 )
             _announce_after_commit(state, session, moved, previous=known)
-            await _notify_transition(session, moved, previous=known)
+            await _notify_transition(state, session, moved, previous=known)
             return moved
         fresh = await repo.get(session, event.tenant_id, event.id)
         if fresh is None:
@@ -672,8 +672,11 @@ _WEBHOOK_EVENTS = {
 }
 
 
-async def _notify_transition(session: AsyncSession, event: Event, *, previous: EventStatus) -> None:
+async def _notify_transition(
+    state: AppState, session: AsyncSession, event: Event, *, previous: EventStatus
+) -> None:
     from bigfootlive.analytics import service as analytics
+    from bigfootlive.containers import retention
     from bigfootlive.notifications import service as notifications
     from bigfootlive.webhooks import service as webhooks
 
@@ -704,3 +707,5 @@ async def _notify_transition(session: AsyncSession, event: Event, *, previous: E
         )
     if status == S.ENDED and previous != S.READY:
         analytics.finalize_after_commit(session, event.id)
+    if status == S.ENDED:
+        retention.schedule_after_commit(state.settings, session, event)

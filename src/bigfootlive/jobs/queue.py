@@ -23,7 +23,6 @@ from dramatiq.middleware import CurrentMessage, Middleware, Retries
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.config import Settings
-from bigfootlive.db import after_commit
 from bigfootlive.jobs.registry import TASKS, JobContext, Priority, Task, load_tasks
 from bigfootlive.observability import metrics
 
@@ -363,11 +362,10 @@ class JobQueue:
 
 def enqueue_after_commit(
     session: AsyncSession, target: Task, *, delay_ms: int | None = None, **kwargs: Any
-) -> None:
-    """Send the job once the session commits; a rolled-back transaction sends nothing."""
-    queue: JobQueue = session.info["job_queue"]
+) -> str:
+    """Write the job into the session's transaction (`job_outbox`) and send it once that
+    commits: a rolled-back transaction sends nothing, and a crash after the commit leaves the
+    row for the outbox relay. Returns the job's message id."""
+    from bigfootlive.jobs import outbox
 
-    async def send() -> None:
-        await queue.enqueue(target, delay_ms=delay_ms, **kwargs)
-
-    after_commit(session, send)
+    return outbox.add(session, target, delay_ms=delay_ms, kwargs=kwargs)

@@ -20,6 +20,7 @@ TASK_MODULES = (
     "bigfootlive.webhooks.tasks",
     "bigfootlive.notifications.tasks",
     "bigfootlive.analytics.tasks",
+    "bigfootlive.containers.tasks",
 )
 
 

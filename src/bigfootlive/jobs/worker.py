@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import structlog
 
 from bigfootlive.config import Settings
+from bigfootlive.jobs.outbox import OutboxRelay, make_relay
 from bigfootlive.jobs.scheduler import Scheduler
 from bigfootlive.state import AppState
 
@@ -19,6 +20,7 @@ log = structlog.get_logger(__name__)
 class JobRuntime:
     state: AppState
     scheduler: Scheduler | None = None
+    relay: OutboxRelay | None = None
 
     @classmethod
     async def start(cls, state: AppState, *, worker: bool, scheduler: bool) -> JobRuntime:
@@ -32,9 +34,13 @@ class JobRuntime:
         if scheduler:
             runtime.scheduler = Scheduler(state.jobs, state.cache)
             runtime.scheduler.start()
+            runtime.relay = make_relay(state.jobs, state.db)
+            runtime.relay.start()
         return runtime
 
     async def stop(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         await self.state.jobs.stop_worker()
@@ -48,8 +54,10 @@ async def run_worker(
     state.jobs.bind(state, asyncio.get_running_loop())
     state.jobs.start_worker(threads=threads, queues=queues)
     cron = Scheduler(state.jobs, state.cache) if scheduler else None
-    if cron is not None:
+    relay = make_relay(state.jobs, state.db) if scheduler else None
+    if cron is not None and relay is not None:
         cron.start()
+        relay.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -63,7 +71,8 @@ async def run_worker(
     try:
         await stop.wait()
     finally:
-        if cron is not None:
+        if cron is not None and relay is not None:
+            await relay.stop()
             await cron.stop()
         await state.close()
         log.info("worker_stopped")

@@ -7,7 +7,7 @@ from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
 from bigfootlive.models.chat import ChatBan, ChatMessage, ChatRoom
 from bigfootlive.models.container import EventContainer, Lease, Recording
 from bigfootlive.models.event import Event
-from bigfootlive.models.jobs import DeadJob, JobKey
+from bigfootlive.models.jobs import DeadJob, JobKey, JobOutbox
 from bigfootlive.models.mfa import MfaBackupCode, MfaFactor
 from bigfootlive.models.notification import NotificationPreference
 from bigfootlive.models.sso import SsoIdentity, SsoProvider
@@ -30,6 +30,7 @@ __all__ = [
     "EventSummary",
     "Follow",
     "JobKey",
+    "JobOutbox",
     "Lease",
     "MfaBackupCode",
     "MfaFactor",

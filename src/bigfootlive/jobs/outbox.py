@@ -1,0 +1,223 @@
+"""Transactional outbox: a job is a row written in the same transaction as the change that
+wants it, so a committed change always has its job, and a rolled-back one has none.
+
+- `add` (behind `enqueue_after_commit`) writes a `job_outbox` row in the caller's session and,
+  once that session commits, sends the job and deletes the row.
+- `OutboxRelay` sends the rows that are still there `JOBS_OUTBOX_RELAY_AFTER_SECONDS` later:
+  the process died between the commit and the send, or the broker refused it. A relay claims
+  rows by a conditional UPDATE (claim token + lease), so two relays never send the same row at
+  the same time; a relay that dies after sending but before deleting leaves the row to be sent
+  again once its lease runs out. That is at-least-once, like the broker itself: every job
+  carries the message id chosen when its row was written, and tasks are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bigfootlive.db import Database, after_commit, utcnow
+from bigfootlive.jobs.registry import Task
+from bigfootlive.models import JobOutbox
+
+if TYPE_CHECKING:
+    from bigfootlive.jobs.queue import JobQueue
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    id: uuid.UUID
+    message_id: str
+    task: str
+    kwargs: dict[str, Any]
+    delay_ms: int | None
+
+
+def add(
+    session: AsyncSession, target: Task, *, delay_ms: int | None, kwargs: dict[str, Any]
+) -> str:
+    """Write the job into the session's transaction; send it once that commits. Returns the
+    message id the job will carry (also on a relayed send)."""
+    queue: JobQueue = session.info["job_queue"]
+    now = utcnow()
+    pending = _Pending(
+        id=uuid.uuid4(),
+        message_id=str(uuid.uuid4()),
+        task=target.name,
+        kwargs=dict(kwargs),
+        delay_ms=delay_ms,
+    )
+    session.add(
+        JobOutbox(
+            id=pending.id,
+            message_id=pending.message_id,
+            task=pending.task,
+            kwargs=pending.kwargs,
+            due_at=now + dt.timedelta(milliseconds=delay_ms) if delay_ms else None,
+            created_at=now,
+            attempts=0,
+        )
+    )
+    batch: list[_Pending] | None = session.info.get("job_outbox")
+    if batch is None:
+        batch = session.info["job_outbox"] = []
+        bind = session.bind
+
+        async def send_batch() -> None:
+            items = session.info.pop("job_outbox", batch)
+            await _send_committed(queue, bind if isinstance(bind, AsyncEngine) else None, items)
+
+        after_commit(session, send_batch)
+    batch.append(pending)
+    return pending.message_id
+
+
+async def _send_committed(
+    queue: JobQueue, engine: AsyncEngine | None, items: list[_Pending]
+) -> None:
+    sent: list[uuid.UUID] = []
+    for item in items:
+        try:
+            await queue.enqueue(
+                item.task, delay_ms=item.delay_ms, message_id=item.message_id, **item.kwargs
+            )
+        except Exception:
+            # The row stays; the relay sends it.
+            log.warning("outbox_send_failed", task=item.task, exc_info=True)
+            continue
+        sent.append(item.id)
+    if sent and engine is not None:
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(delete(JobOutbox).where(JobOutbox.id.in_(sent)))
+        except Exception:
+            # Sent but not deleted: the relay sends it again (same message id).
+            log.warning("outbox_delete_failed", count=len(sent), exc_info=True)
+
+
+class OutboxRelay:
+    """Sends outbox rows that were committed but not sent (see the module docstring)."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        db: Database,
+        *,
+        after_seconds: float,
+        interval_seconds: float,
+        lease_seconds: float = 60.0,
+        batch: int = 100,
+    ) -> None:
+        self.queue = queue
+        self.db = db
+        self.after = dt.timedelta(seconds=after_seconds)
+        self.interval_seconds = interval_seconds
+        self.lease = dt.timedelta(seconds=lease_seconds)
+        self.batch = batch
+        self.relayed = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _claim(self, now: dt.datetime) -> tuple[str, list[JobOutbox]]:
+        token = uuid.uuid4().hex
+        free = or_(JobOutbox.claimed_until.is_(None), JobOutbox.claimed_until < now)
+        candidates = (
+            select(JobOutbox.id)
+            .where(JobOutbox.created_at <= now - self.after, free)
+            .order_by(JobOutbox.created_at)
+            .limit(self.batch)
+        )
+        async with self.db.transaction() as session:
+            # `free` is repeated on the UPDATE itself: a concurrent relay that claimed a row
+            # first makes it fail there (PostgreSQL re-checks it on the locked row).
+            await session.execute(
+                update(JobOutbox)
+                .where(JobOutbox.id.in_(candidates.scalar_subquery()), free)
+                .values(
+                    claimed_by=token,
+                    claimed_until=now + self.lease,
+                    attempts=JobOutbox.attempts + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            rows = (
+                (await session.execute(select(JobOutbox).where(JobOutbox.claimed_by == token)))
+                .scalars()
+                .all()
+            )
+        return token, list(rows)
+
+    async def relay_once(self) -> int:
+        """Send every row old enough and not claimed by another relay; returns how many."""
+        now = utcnow()
+        token, rows = await self._claim(now)
+        if not rows:
+            return 0
+        sent: list[uuid.UUID] = []
+        failed: dict[uuid.UUID, str] = {}
+        for row in rows:
+            delay_ms = None
+            if row.due_at is not None:
+                delay_ms = max(0, int((row.due_at - utcnow()).total_seconds() * 1000)) or None
+            try:
+                await self.queue.enqueue(
+                    row.task, delay_ms=delay_ms, message_id=row.message_id, **row.kwargs
+                )
+            except Exception as exc:
+                failed[row.id] = f"{type(exc).__name__}: {exc}"[:1000]
+                log.warning("outbox_relay_send_failed", task=row.task, exc_info=True)
+                continue
+            sent.append(row.id)
+            log.info("outbox_relayed", task=row.task, message_id=row.message_id)
+        async with self.db.transaction() as session:
+            if sent:
+                await session.execute(
+                    delete(JobOutbox).where(JobOutbox.id.in_(sent), JobOutbox.claimed_by == token)
+                )
+            for row_id, error in failed.items():  # retried once the lease runs out
+                await session.execute(
+                    update(JobOutbox)
+                    .where(JobOutbox.id == row_id, JobOutbox.claimed_by == token)
+                    .values(last_error=error)
+                )
+        self.relayed += len(sent)
+        return len(sent)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.relay_once() >= self.batch:
+                    pass  # a backlog: keep going
+            except Exception:
+                log.exception("outbox_relay_failed")
+            await asyncio.sleep(self.interval_seconds)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="job-outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+
+def make_relay(queue: JobQueue, db: Database) -> OutboxRelay:
+    settings = queue.settings
+    return OutboxRelay(
+        queue,
+        db,
+        after_seconds=settings.jobs_outbox_relay_after_seconds,
+        interval_seconds=settings.jobs_outbox_relay_interval_seconds,
+    )

@@ -1,0 +1,148 @@
+"""The transactional outbox: a job commits with the change that wants it, is sent after the
+commit, and is sent by the relay when the process died between the commit and the send."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+
+from sqlalchemy import func, select
+
+from bigfootlive.config import Settings
+from bigfootlive.jobs import enqueue_after_commit
+from bigfootlive.jobs.outbox import OutboxRelay
+from bigfootlive.models import JobOutbox
+from bigfootlive.state import AppState
+from tests.jobs import probe_tasks as probes
+from tests.jobs.test_queue import run_id, until
+
+
+async def outbox_rows(state: AppState) -> list[JobOutbox]:
+    async with state.db.transaction() as session:
+        return list((await session.execute(select(JobOutbox))).scalars())
+
+
+def relay(state: AppState, *, after_seconds: float = 0.0) -> OutboxRelay:
+    return OutboxRelay(state.jobs, state.db, after_seconds=after_seconds, interval_seconds=0.1)
+
+
+async def commit_without_sending(state: AppState, run: str, count: int = 1) -> None:
+    """Commit a transaction that enqueued jobs, but never run its after-commit hooks: what a
+    process that dies right after its COMMIT leaves behind."""
+    async with state.db.sessionmaker() as session:
+        for i in range(count):
+            enqueue_after_commit(session, probes.record, run=run, label=str(i))
+        await session.commit()
+
+
+async def test_job_is_sent_after_commit_and_its_outbox_row_removed(state: AppState):
+    run = run_id()
+    async with state.db.transaction() as session:
+        enqueue_after_commit(session, probes.record, run=run, label="committed")
+        assert len(await outbox_rows(state)) == 0  # not visible before the commit
+    await until(lambda: len(probes.RUNS[run]) == 1)
+    assert probes.RUNS[run][0]["label"] == "committed"
+    assert await outbox_rows(state) == []
+
+
+async def test_rolled_back_transaction_writes_no_outbox_row_and_sends_nothing(state: AppState):
+    run = run_id()
+    try:
+        async with state.db.transaction() as session:
+            enqueue_after_commit(session, probes.record, run=run)
+            await session.flush()
+            raise RuntimeError("the request failed")
+    except RuntimeError:
+        pass
+    assert await outbox_rows(state) == []
+    assert await relay(state).relay_once() == 0
+    await asyncio.sleep(0.3)
+    assert probes.RUNS[run] == []
+
+
+async def test_job_committed_but_never_sent_is_delivered_by_the_relay(state: AppState):
+    run = run_id()
+    await commit_without_sending(state, run)
+    assert len(await outbox_rows(state)) == 1
+    await asyncio.sleep(0.3)
+    assert probes.RUNS[run] == []  # lost without the outbox
+
+    # Younger than the grace period: the after-commit send may still be on its way.
+    assert await relay(state, after_seconds=60).relay_once() == 0
+    assert await relay(state).relay_once() == 1
+    await until(lambda: len(probes.RUNS[run]) == 1)
+    assert await outbox_rows(state) == []
+    assert await relay(state).relay_once() == 0  # nothing sent twice
+    await asyncio.sleep(0.3)
+    assert len(probes.RUNS[run]) == 1
+
+
+async def test_relay_sends_the_message_id_chosen_at_commit(state: AppState):
+    run = run_id()
+    async with state.db.sessionmaker() as session:
+        enqueue_after_commit(session, probes.count_once, run=run)
+        await session.commit()
+    [row] = await outbox_rows(state)
+    # The same row relayed twice (a relay that died before deleting it): one effect.
+    await state.jobs.enqueue(probes.count_once, message_id=row.message_id, run=run)
+    assert await relay(state).relay_once() == 1
+    await until(lambda: len(probes.RUNS[run]) == 2)
+    assert probes.EFFECTS[run] == 1
+
+
+async def test_two_relays_never_send_the_same_row(state: AppState):
+    run = run_id()
+    await commit_without_sending(state, run, count=20)
+    first, second = relay(state), relay(state)
+    sent = await asyncio.gather(first.relay_once(), second.relay_once())
+    assert sum(sent) == 20
+    await until(lambda: len(probes.RUNS[run]) == 20)
+    await asyncio.sleep(0.3)
+    assert sorted(int(r["label"]) for r in probes.RUNS[run]) == list(range(20))
+    assert await outbox_rows(state) == []
+
+
+async def test_relay_loop_delivers_a_job_left_by_a_killed_process(
+    state: AppState, settings: Settings
+):
+    """A separate process commits a job and dies before its after-commit send; the relay
+    loop (run by every process with `JOBS_SCHEDULER` on) sends it."""
+    run = run_id()
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os
+        from bigfootlive.config import Settings
+        from bigfootlive.jobs import enqueue_after_commit
+        from bigfootlive.state import AppState
+        from tests.jobs import probe_tasks
+
+        async def main():
+            state = AppState.build(Settings(database_url={settings.database_url!r},
+                                            redis_url=None, broker_url=None))
+            async with state.db.sessionmaker() as session:
+                enqueue_after_commit(session, probe_tasks.record, run={run!r}, label="orphan")
+                await session.commit()
+            os._exit(9)  # dies between the commit and the send
+
+        asyncio.run(main())
+        """
+    )
+    env = {**os.environ, "JOBS_SCHEDULER": "false", "LOG_LEVEL": "ERROR"}
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script], env=env, capture_output=True, timeout=60
+    )
+    assert result.returncode == 9, result.stderr.decode()[-2000:]
+    async with state.db.transaction() as session:
+        assert (await session.execute(select(func.count()).select_from(JobOutbox))).scalar() == 1
+
+    runtime_relay = OutboxRelay(state.jobs, state.db, after_seconds=0.2, interval_seconds=0.1)
+    runtime_relay.start()
+    try:
+        await until(lambda: len(probes.RUNS[run]) == 1)
+    finally:
+        await runtime_relay.stop()
+    assert probes.RUNS[run][0]["label"] == "orphan"
+    assert await outbox_rows(state) == []
