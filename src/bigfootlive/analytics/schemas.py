@@ -178,7 +178,7 @@ class PlatformStats(BaseModel):
     live_events: int
     viewers_now: int
     messages_per_second: float
-    containers: int | None = Field(description="Running event containers (None: not tracked)")
+    containers: int = Field(description="Event containers running now, on every node")
     queue_depth: int
     dead_jobs: int
     jobs: JobStats
