@@ -140,6 +140,8 @@ class Gateway:
             ip=self.meta.ip, user_agent=self.meta.user_agent, request_id=f"ws:{self.connection.id}"
         )
         await self.hub.join(self.connection)
+        if self.subject is not None:
+            await self.hub.join_user(self.connection, self.subject.session_id)
         viewer = f"user:{self.subject.user_id}" if self.subject else f"anon:{self.meta.ip}"
         with contextlib.suppress(Exception):
             await self.hub.presence.seen(self.event.id, viewer)
@@ -220,6 +222,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             await self.hub.leave(self.conn)
+            await self.hub.leave_user(self.conn)
 
     async def _heartbeat(self) -> None:
         connection = self.conn
@@ -306,6 +309,7 @@ class Gateway:
                 raise Refused(p.CloseCode.BANNED, "banned from this event") from None
         self.subject, self.event = subject, event
         self.conn.user_id = subject.user_id
+        await self.hub.join_user(self.conn, subject.session_id)
         self._send(p.Ack(ref=message.ref))
 
     async def _on_send(self, message: p.SendIn) -> None:
