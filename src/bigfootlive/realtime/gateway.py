@@ -233,7 +233,19 @@ class Gateway:
             if time.monotonic() - connection.last_seen > self.settings.ws_idle_timeout_seconds:
                 connection.shut(p.CloseCode.IDLE_TIMEOUT, "no heartbeat")
                 return
+            # The hub closes a socket as soon as its revocation is published; this catches one
+            # it missed (published while the socket was opening, or lost in transit).
+            if self.subject is not None and await self._session_revoked(self.subject):
+                connection.shut(p.CloseCode.UNAUTHORIZED, "session revoked")
+                return
             connection.offer(ping)
+
+    async def _session_revoked(self, subject: AuthSubject) -> bool:
+        try:
+            return await self.state.revoked.is_revoked(subject.session_id)
+        except Exception:  # the cache is away: keep the socket, look again next time
+            log.warning("ws_revocation_check_failed", exc_info=True)
+            return False
 
     async def _read_loop(self) -> None:
         connection = self.conn

@@ -27,6 +27,7 @@ import structlog
 from pydantic import ValidationError
 
 from bigfootlive.events.schemas import EventStatus, StateChange
+from bigfootlive.identity import revocation
 from bigfootlive.kit.backends import Cache, PubSub
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.presence import Presence
@@ -246,6 +247,7 @@ class Hub:
         self.shutting_down = False
         self.users: dict[uuid.UUID, UserRoom] = {}
         self._users_lock = asyncio.Lock()
+        self._revocations: Callable[[], Awaitable[None]] | None = None
         _LIVE_HUBS.add(self)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -337,11 +339,16 @@ class Hub:
     # Like the event rooms: `user:{id}` is subscribed while the user has a socket here.
 
     async def join_user(self, connection: Connection, session_id: uuid.UUID) -> None:
-        """Deliver the signed-in user's own messages (notifications) to this socket too."""
+        """Deliver the signed-in user's own messages (notifications) to this socket too, and
+        close it (4401) as soon as its session is revoked."""
         user_id = connection.user_id
         if user_id is None:
             return
         async with self._users_lock:
+            if self._revocations is None:
+                self._revocations = await self.pubsub.subscribe(
+                    revocation.CHANNEL, self._on_session_revoked
+                )
             room = self.users.get(user_id)
             if room is None:
                 room = UserRoom(user_id)
@@ -371,8 +378,25 @@ class Hub:
         for connection in list(room.sessions):
             connection.offer(frame)
 
+    async def _on_session_revoked(self, data: bytes) -> None:
+        try:
+            revoked = revocation.SessionRevoked.model_validate_json(data)
+        except ValidationError:
+            log.warning("bad_revocation_message")
+            return
+        room = self.users.get(revoked.user_id)
+        if room is None:
+            return
+        for connection, session_id in list(room.sessions.items()):
+            if session_id == revoked.session_id:
+                connection.shut(p.CloseCode.UNAUTHORIZED, "session revoked")
+
     async def _close_users(self) -> None:
         async with self._users_lock:
+            if self._revocations is not None:
+                with contextlib.suppress(Exception):
+                    await self._revocations()
+                self._revocations = None
             rooms, self.users = list(self.users.values()), {}
             for room in rooms:
                 if room.unsubscribe is not None:
