@@ -61,7 +61,9 @@ class AppState:
             mailer=make_mailer(settings),
             passwords=Passwords(settings),
             tokens=TokenService(settings),
-            revoked=RevokedSessions(cache, ttl=settings.access_token_ttl_seconds + 60),
+            revoked=RevokedSessions(
+                cache, ttl=settings.access_token_ttl_seconds + 60, pubsub=pubsub
+            ),
             secrets=SecretBox(settings.data_keys),
             jobs=jobs,
             beacons=BeaconBuffer(cache, settings.analytics_flush_seconds),

@@ -10,6 +10,7 @@ import pytest
 
 from bigfootlive.notifications import service as notifications
 from bigfootlive.notifications.tasks import send_event_live_email
+from bigfootlive.realtime.protocol import user_channel
 from tests.analytics.conftest import live_event
 from tests.fixtures.services import body_of
 
@@ -61,7 +62,7 @@ async def test_connected_followers_get_a_realtime_message(factory, client, state
     async def on_message(raw: bytes) -> None:
         received.append(json.loads(raw))
 
-    unsubscribe = await state.pubsub.subscribe(notifications.user_channel(fan.id), on_message)
+    unsubscribe = await state.pubsub.subscribe(user_channel(fan.id), on_message)
     try:
 
         async def follow_streamer(streamer_id: str) -> None:

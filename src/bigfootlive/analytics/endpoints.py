@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
+from pydantic import AwareDatetime
 
 from bigfootlive.analytics import service
 from bigfootlive.analytics.schemas import (
@@ -10,6 +12,7 @@ from bigfootlive.analytics.schemas import (
     BeaconsAccepted,
     Dashboard,
     EventAnalytics,
+    HealthPage,
     PlatformAnalytics,
     PlatformStats,
 )
@@ -39,6 +42,22 @@ async def event_analytics(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: ReadSession
 ) -> EventAnalytics:
     return await service.event_analytics(state, session, subject, event_id)
+
+
+@router.get("/events/{event_id}/health")
+async def event_health(
+    event_id: uuid.UUID,
+    subject: CurrentSubject,
+    session: ReadSession,
+    before: Annotated[
+        AwareDatetime | None,
+        Query(description="Only minutes before this one (a page's next_before)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_HEALTH_PAGE)] = 60,
+) -> HealthPage:
+    """Stream health per minute (worst verdict, reasons, bitrate, fps, size), a page at a time:
+    the latest `limit` minutes, oldest first."""
+    return await service.health_history(session, subject, event_id, before=before, limit=limit)
 
 
 @router.get(

@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.analytics.ingest import MINUTE_FIELDS
 from bigfootlive.authz.scoping import scoped
-from bigfootlive.models import AnalyticsMinute, AnalyticsViewer, Event, EventSummary, Follow
+from bigfootlive.models import (
+    AnalyticsHealthMinute,
+    AnalyticsMinute,
+    AnalyticsViewer,
+    Event,
+    EventSummary,
+    Follow,
+)
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -56,6 +63,42 @@ async def minutes(
 ) -> Sequence[AnalyticsMinute]:
     stmt = scoped(select(AnalyticsMinute), AnalyticsMinute, tenant_id)
     stmt = stmt.where(AnalyticsMinute.event_id == event_id).order_by(AnalyticsMinute.minute)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def health_minute_for_update(
+    session: AsyncSession, tenant_id: uuid.UUID, event_id: uuid.UUID, minute: dt.datetime
+) -> AnalyticsHealthMinute:
+    """The (event, minute) health row, created empty if need be and locked until the
+    transaction ends (two producers folding into one minute do not lose a sample)."""
+    table = AnalyticsHealthMinute.__table__
+    await session.execute(
+        _insert(session)(table)
+        .values(event_id=event_id, minute=minute, tenant_id=tenant_id, status="ok")
+        .on_conflict_do_nothing(index_elements=["event_id", "minute"])
+    )
+    stmt = scoped(select(AnalyticsHealthMinute), AnalyticsHealthMinute, tenant_id).where(
+        AnalyticsHealthMinute.event_id == event_id, AnalyticsHealthMinute.minute == minute
+    )
+    stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def health_minutes(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    event_id: uuid.UUID,
+    *,
+    before: dt.datetime | None,
+    limit: int,
+) -> Sequence[AnalyticsHealthMinute]:
+    """Up to `limit` minutes before `before` (or the latest), newest first."""
+    stmt = scoped(select(AnalyticsHealthMinute), AnalyticsHealthMinute, tenant_id).where(
+        AnalyticsHealthMinute.event_id == event_id
+    )
+    if before is not None:
+        stmt = stmt.where(AnalyticsHealthMinute.minute < before)
+    stmt = stmt.order_by(AnalyticsHealthMinute.minute.desc()).limit(limit)
     return (await session.execute(stmt)).scalars().all()
 
 

@@ -64,6 +64,46 @@ class TimelinePoint(BaseModel):
     avg_bitrate_kbps: float | None
 
 
+HealthStatus = Literal["ok", "degraded", "offline", "unknown"]
+
+
+class HealthSample(BaseModel):
+    """One health verdict, as a producer (the event container's monitor, the streaming
+    domain's on-demand check) hands it over to be recorded."""
+
+    status: HealthStatus
+    reasons: list[str] = Field(default_factory=list)
+    bitrate_kbps: float | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    viewers: int | None = None
+
+
+class HealthPoint(BaseModel):
+    """Every verdict of one minute folded together."""
+
+    minute: dt.datetime
+    status: HealthStatus = Field(description="The worst verdict of the minute")
+    samples: int
+    status_samples: dict[HealthStatus, int] = Field(description="Verdicts per status")
+    reasons: list[str] = Field(description="Every reason given in the minute, sorted")
+    avg_bitrate_kbps: float | None
+    min_bitrate_kbps: float | None
+    avg_fps: float | None
+    min_fps: float | None
+    width: int | None = Field(description="The last sample's")
+    height: int | None
+    max_viewers: int = Field(description="As the media server counts them")
+
+
+class HealthPage(BaseModel):
+    items: list[HealthPoint] = Field(description="Oldest first")
+    next_before: dt.datetime | None = Field(
+        description="Pass as `before` for the minutes before these (null: none left)"
+    )
+
+
 class ViewerFigures(BaseModel):
     now: int
     peak: int
@@ -101,8 +141,9 @@ class EventAnalytics(BaseModel):
     new_followers: int
     qoe: QoE
     timeline: list[TimelinePoint]
-    health: list[dict[str, object]] = Field(
-        default_factory=list, description="Stream health samples (from the streaming domain)"
+    health: list[HealthPoint] = Field(
+        description="Stream health per minute, oldest first: the latest 60 recorded minutes "
+        "(page through all of them with GET /api/analytics/events/{id}/health)"
     )
 
 
@@ -137,7 +178,7 @@ class PlatformStats(BaseModel):
     live_events: int
     viewers_now: int
     messages_per_second: float
-    containers: int | None = Field(description="Running event containers (None: not tracked)")
+    containers: int = Field(description="Event containers running now, on every node")
     queue_depth: int
     dead_jobs: int
     jobs: JobStats

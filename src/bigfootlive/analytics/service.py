@@ -19,6 +19,9 @@ from bigfootlive.analytics.schemas import (
     Dashboard,
     EventAnalytics,
     EventTotals,
+    HealthPage,
+    HealthPoint,
+    HealthSample,
     Period,
     PlatformAnalytics,
     PlatformStats,
@@ -29,6 +32,7 @@ from bigfootlive.analytics.schemas import (
 )
 from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission
+from bigfootlive.containers import service as containers
 from bigfootlive.db import utcnow
 from bigfootlive.errors import Conflict
 from bigfootlive.events import service as events
@@ -36,11 +40,16 @@ from bigfootlive.events.cache import EventRef
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.jobs import service as jobs
-from bigfootlive.models import AnalyticsMinute, Event, EventSummary
+from bigfootlive.models import AnalyticsHealthMinute, AnalyticsMinute, Event, EventSummary
 from bigfootlive.state import AppState
 
 # Give the last beacons of an event time to be flushed and rolled up before the summary.
 FINALIZE_DELAY_MS = 10_000
+# Health minutes in the event's figures; older ones are paged through `health_history`.
+HEALTH_MINUTES_IN_SUMMARY = 60
+MAX_HEALTH_PAGE = 1440
+# A minute's status is its worst verdict.
+HEALTH_SEVERITY = {"ok": 0, "unknown": 1, "degraded": 2, "offline": 3}
 
 
 def viewer_key(subject: AuthSubject | None, viewer_id: str) -> str:
@@ -90,6 +99,45 @@ async def record_activity(
     await state.beacons.add_activity(event_id, tenant_id, kind, utcnow(), amount)
 
 
+async def record_health(
+    state: AppState,
+    *,
+    event_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    sample: HealthSample,
+    at: dt.datetime,
+) -> None:
+    """Fold one stream-health verdict into its (event, minute) row; for the producers of
+    verdicts (the event container's monitor, the streaming domain's health check)."""
+    async with state.db.transaction() as session:
+        row = await repo.health_minute_for_update(
+            session, tenant_id, event_id, ingest.minute_of(at)
+        )
+        _fold_health(row, sample)
+
+
+def _fold_health(row: AnalyticsHealthMinute, sample: HealthSample) -> None:
+    if row.samples == 0 or HEALTH_SEVERITY[sample.status] > HEALTH_SEVERITY[row.status]:
+        row.status = sample.status
+    row.samples += 1
+    counter = f"{sample.status}_samples"
+    setattr(row, counter, getattr(row, counter) + 1)
+    row.reasons = sorted(set(row.reasons or ()) | set(sample.reasons))
+    if sample.bitrate_kbps is not None:
+        row.bitrate_kbps_sum += sample.bitrate_kbps
+        row.bitrate_samples += 1
+        low = row.bitrate_kbps_min
+        row.bitrate_kbps_min = sample.bitrate_kbps if low is None else min(low, sample.bitrate_kbps)
+    if sample.fps is not None:
+        row.fps_sum += sample.fps
+        row.fps_samples += 1
+        row.fps_min = sample.fps if row.fps_min is None else min(row.fps_min, sample.fps)
+    if sample.width is not None and sample.height is not None:
+        row.width, row.height = sample.width, sample.height
+    if sample.viewers is not None:
+        row.viewers_max = max(row.viewers_max, sample.viewers)
+
+
 def finalize_after_commit(session: AsyncSession, event_id: uuid.UUID) -> None:
     from bigfootlive.analytics.tasks import finalize_event
 
@@ -128,11 +176,60 @@ def _point(row: AnalyticsMinute) -> TimelinePoint:
     )
 
 
+def _health_point(row: AnalyticsHealthMinute) -> HealthPoint:
+    return HealthPoint(
+        minute=row.minute,
+        status=row.status,  # written from HealthStatus only
+        samples=row.samples,
+        status_samples={
+            "ok": row.ok_samples,
+            "degraded": row.degraded_samples,
+            "offline": row.offline_samples,
+            "unknown": row.unknown_samples,
+        },
+        reasons=list(row.reasons or ()),
+        avg_bitrate_kbps=round(row.bitrate_kbps_sum / row.bitrate_samples, 3)
+        if row.bitrate_samples
+        else None,
+        min_bitrate_kbps=row.bitrate_kbps_min,
+        avg_fps=round(row.fps_sum / row.fps_samples, 3) if row.fps_samples else None,
+        min_fps=row.fps_min,
+        width=row.width,
+        height=row.height,
+        max_viewers=row.viewers_max,
+    )
+
+
+async def _health_page(
+    session: AsyncSession, event: Event, before: dt.datetime | None, limit: int
+) -> HealthPage:
+    rows = await repo.health_minutes(
+        session, event.tenant_id, event.id, before=before, limit=limit + 1
+    )
+    more = len(rows) > limit
+    items = [_health_point(r) for r in reversed(rows[:limit])]
+    return HealthPage(items=items, next_before=items[0].minute if more else None)
+
+
+async def health_history(
+    session: AsyncSession,
+    subject: AuthSubject,
+    event_id: uuid.UUID,
+    *,
+    before: dt.datetime | None,
+    limit: int,
+) -> HealthPage:
+    """The event's health minutes before `before` (or the latest), a page at a time."""
+    event = await _readable_event(session, subject, event_id)
+    return await _health_page(session, event, before, min(max(limit, 1), MAX_HEALTH_PAGE))
+
+
 async def event_analytics(
     state: AppState, session: AsyncSession, subject: AuthSubject, event_id: uuid.UUID
 ) -> EventAnalytics:
     event = await _readable_event(session, subject, event_id)
     rows = await repo.minutes(session, event.tenant_id, event.id)
+    health = await _health_page(session, event, None, HEALTH_MINUTES_IN_SUMMARY)
     unique, _ = await repo.viewer_totals(session, event.tenant_id, event.id)
     now = utcnow()
     status = EventStatus(event.status)
@@ -181,6 +278,7 @@ async def event_analytics(
             else None,
         ),
         timeline=[_point(r) for r in rows],
+        health=health.items,
     )
 
 
@@ -283,7 +381,7 @@ async def platform_stats(state: AppState, session: AsyncSession) -> PlatformStat
         live_events=len(live),
         viewers_now=viewers,
         messages_per_second=round((int(raw) if raw else 0) / 60, 3),
-        containers=None,
+        containers=await containers.running_count(session),
         queue_depth=sum(q.queued + q.delayed for q in job_stats.queues.values()),
         dead_jobs=job_stats.dead_letters,
         jobs=job_stats,

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from bigfootlive.analytics.schemas import HealthSample, HealthStatus
+
 MAX_STAT_BYTES = 4 * 1024 * 1024
 
 
@@ -117,6 +119,31 @@ class HealthTracker:
         if self.last_growth is not None and now - self.last_growth >= self.stale_seconds:
             return Health.STALLED
         return Health.HEALTHY
+
+
+# The containers' verdicts in the vocabulary of the recorded health history.
+_AS_RECORDED: dict[Health, tuple[HealthStatus, list[str]]] = {
+    Health.HEALTHY: ("ok", []),
+    Health.STARTING: ("ok", ["warming_up"]),
+    Health.STALLED: ("offline", ["no_data_received"]),
+    Health.OFFLINE: ("offline", ["no_publisher"]),
+    Health.UNKNOWN: ("unknown", ["media_server_unreachable"]),
+}
+
+
+def health_sample(health: Health, sample: StreamSample | None) -> HealthSample:
+    """One verdict as the analytics domain records it."""
+    status, reasons = _AS_RECORDED[health]
+    if sample is None:
+        return HealthSample(status=status, reasons=reasons)
+    return HealthSample(
+        status=status,
+        reasons=reasons,
+        bitrate_kbps=sample.bw_in_bps / 1000 if sample.bw_in_bps else None,
+        width=sample.width,
+        height=sample.height,
+        viewers=sample.viewers,
+    )
 
 
 def make_probe(stat_url: str | None) -> HealthProbe:

@@ -5,8 +5,8 @@ runtime runs the same class as an asyncio task. It
 
 - heartbeats into its `event_containers` row with its resource use (psutil) and the
   container-seconds it has used, and keeps there what it needs to resume (`worker_state`);
-- monitors the stream's health from the media server's stats (`health.py`) and publishes it on
-  `event:{id}:health`;
+- monitors the stream's health from the media server's stats (`health.py`), publishes it on
+  `event:{id}:health` and records it in the event's per-minute health history (analytics);
 - rolls up the event's figures (peak viewers, bytes in, time on air, moderation counts) into
   `worker_state["rollup"]`, publishes them on `event:{id}:analytics` and hands them to every
   registered `ROLLUP_SINKS` hook (the hook for the analytics domain);
@@ -31,9 +31,17 @@ from typing import Any
 import psutil
 import structlog
 
+from bigfootlive.analytics import service as analytics
 from bigfootlive.config import Settings
 from bigfootlive.containers import repository as repo
-from bigfootlive.containers.health import Health, HealthProbe, HealthTracker, make_probe
+from bigfootlive.containers.health import (
+    Health,
+    HealthProbe,
+    HealthTracker,
+    NoProbe,
+    health_sample,
+    make_probe,
+)
 from bigfootlive.containers.moderation import (
     ChatAutoModerator,
     ChatMessage,
@@ -350,6 +358,14 @@ class EventWorker:
         await self.state.pubsub.publish(
             health_channel(self.event_id), _json(report | {"event_id": str(self.event_id)})
         )
+        if self._tenant_id is not None and not isinstance(self.probe, NoProbe):
+            await analytics.record_health(
+                self.state,
+                event_id=self.event_id,
+                tenant_id=self._tenant_id,
+                sample=health_sample(health, sample),
+                at=utcnow(),
+            )
 
     async def _rollup(self) -> None:
         rollup = self.worker_state.setdefault("rollup", {})

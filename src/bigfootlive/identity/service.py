@@ -508,7 +508,7 @@ async def _end_sessions_detached(
             target_id=auth_session.id,
             details={"reason": reason},
         )
-    await state.revoked.revoke(auth_session.id)
+    await state.revoked.revoke(auth_session.id, user_id=auth_session.user_id)
 
 
 # ---------------------------------------------------------------- sessions
@@ -528,7 +528,7 @@ async def end_sessions(
         return
     await repo.revoke_sessions(session, session_ids, utcnow(), reason)
     for sid in session_ids:
-        await state.revoked.revoke(sid)
+        await state.revoked.revoke(sid, user_id=user.id)
     await audit.record(
         session,
         action="auth.session_end",

@@ -1,6 +1,11 @@
 """All tables, imported here so Alembic and relationships see one metadata."""
 
-from bigfootlive.models.analytics import AnalyticsMinute, AnalyticsViewer, EventSummary
+from bigfootlive.models.analytics import (
+    AnalyticsHealthMinute,
+    AnalyticsMinute,
+    AnalyticsViewer,
+    EventSummary,
+)
 from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
 from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
@@ -16,6 +21,7 @@ from bigfootlive.models.user import Follow, PasswordHistory, User
 from bigfootlive.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "AnalyticsHealthMinute",
     "AnalyticsMinute",
     "AnalyticsViewer",
     "ApiKey",

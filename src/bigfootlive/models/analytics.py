@@ -6,7 +6,7 @@ import uuid
 from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bigfootlive.db import Base, utcnow
+from bigfootlive.db import Base, JSONType, utcnow
 
 
 class AnalyticsMinute(Base):
@@ -70,3 +70,34 @@ class EventSummary(Base):
     chat_messages: Mapped[int] = mapped_column(default=0)
     reactions: Mapped[int] = mapped_column(default=0)
     finalized_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AnalyticsHealthMinute(Base):
+    """One event's stream health for one minute: every verdict of the minute folded together
+    (from the event container's monitor and the streaming domain's on-demand checks)."""
+
+    __tablename__ = "analytics_health_minutes"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    minute: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))  # the worst verdict of the minute
+    samples: Mapped[int] = mapped_column(default=0)
+    ok_samples: Mapped[int] = mapped_column(default=0)
+    degraded_samples: Mapped[int] = mapped_column(default=0)
+    offline_samples: Mapped[int] = mapped_column(default=0)
+    unknown_samples: Mapped[int] = mapped_column(default=0)
+    reasons: Mapped[list[str]] = mapped_column(JSONType, default=list)  # union, sorted
+    bitrate_kbps_sum: Mapped[float] = mapped_column(default=0.0)
+    bitrate_samples: Mapped[int] = mapped_column(default=0)
+    bitrate_kbps_min: Mapped[float | None]
+    fps_sum: Mapped[float] = mapped_column(default=0.0)
+    fps_samples: Mapped[int] = mapped_column(default=0)
+    fps_min: Mapped[float | None]
+    width: Mapped[int | None]  # the last sample's
+    height: Mapped[int | None]
+    viewers_max: Mapped[int] = mapped_column(default=0)  # as the media server counts them

@@ -3,7 +3,6 @@ their preferences; every email carries a signed one-click unsubscribe link."""
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,15 +14,11 @@ from bigfootlive.kit.crypto import constant_time_equals, keyed_hash
 from bigfootlive.models import NotificationPreference
 from bigfootlive.notifications import repository as repo
 from bigfootlive.notifications.schemas import Preferences, PreferencesUpdate, Unsubscribed
+from bigfootlive.realtime.protocol import Notification
 from bigfootlive.state import AppState
 
 KIND_EVENT_LIVE = "event_live"
 KINDS = (KIND_EVENT_LIVE, "all")
-
-
-def user_channel(user_id: uuid.UUID | str) -> str:
-    """The pub/sub channel the real-time gateway relays to a user's open sockets."""
-    return f"user:{user_id}"
 
 
 # ---- preferences -----------------------------------------------------------------------------
@@ -130,16 +125,15 @@ def notify_followers_live(
 
 
 def live_message(event_id: str, owner_name: str, title: str, watch_url: str | None) -> bytes:
-    return json.dumps(
-        {
-            "type": "notification",
-            "kind": "event.live",
-            "event_id": event_id,
-            "owner": owner_name,
-            "title": title,
-            "watch_url": watch_url,
-        }
-    ).encode()
+    """The real-time message for `realtime.protocol.user_channel(follower)`."""
+    message = Notification(
+        kind="event.live",
+        event_id=uuid.UUID(event_id),
+        owner=owner_name,
+        title=title,
+        watch_url=watch_url,
+    )
+    return message.model_dump_json().encode()
 
 
 def live_email(

@@ -24,6 +24,7 @@ async def fan_out_event_live(
     """One email job per follower (each idempotent), and a real-time message to each."""
     from bigfootlive.notifications import repository as repo
     from bigfootlive.notifications import service
+    from bigfootlive.realtime.protocol import user_channel
 
     state = ctx.state
     async with state.db.sessionmaker() as session:
@@ -34,7 +35,7 @@ async def fan_out_event_live(
     for user_id, _email, _name, wants_email, wants_realtime in audience:
         if wants_realtime:
             await state.pubsub.publish(
-                service.user_channel(user_id),
+                user_channel(user_id),
                 service.live_message(event_id, owner.display_name, title, watch_url),
             )
         if wants_email:

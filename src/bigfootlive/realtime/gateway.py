@@ -142,6 +142,8 @@ class Gateway:
             ip=self.meta.ip, user_agent=self.meta.user_agent, request_id=f"ws:{self.connection.id}"
         )
         await self.hub.join(self.connection)
+        if self.subject is not None:
+            await self.hub.join_user(self.connection, self.subject.session_id)
         viewer = f"user:{self.subject.user_id}" if self.subject else f"anon:{self.meta.ip}"
         with contextlib.suppress(Exception):
             await self.hub.presence.seen(self.event.id, viewer)
@@ -228,6 +230,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             await self.hub.leave(self.conn)
+            await self.hub.leave_user(self.conn)
 
     async def _heartbeat(self) -> None:
         connection = self.conn
@@ -238,7 +241,19 @@ class Gateway:
             if time.monotonic() - connection.last_seen > self.settings.ws_idle_timeout_seconds:
                 connection.shut(p.CloseCode.IDLE_TIMEOUT, "no heartbeat")
                 return
+            # The hub closes a socket as soon as its revocation is published; this catches one
+            # it missed (published while the socket was opening, or lost in transit).
+            if self.subject is not None and await self._session_revoked(self.subject):
+                connection.shut(p.CloseCode.UNAUTHORIZED, "session revoked")
+                return
             connection.offer(ping)
+
+    async def _session_revoked(self, subject: AuthSubject) -> bool:
+        try:
+            return await self.state.revoked.is_revoked(subject.session_id)
+        except Exception:  # the cache is away: keep the socket, look again next time
+            log.warning("ws_revocation_check_failed", exc_info=True)
+            return False
 
     async def _read_loop(self) -> None:
         connection = self.conn
@@ -314,6 +329,7 @@ class Gateway:
                 raise Refused(p.CloseCode.BANNED, "banned from this event") from None
         self.subject, self.event = subject, event
         self.conn.user_id = subject.user_id
+        await self.hub.join_user(self.conn, subject.session_id)
         self._send(p.Ack(ref=message.ref))
 
     async def _on_send(self, message: p.SendIn) -> None:

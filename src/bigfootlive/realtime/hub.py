@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 import uuid
@@ -26,6 +27,7 @@ import structlog
 from pydantic import ValidationError
 
 from bigfootlive.events.schemas import EventStatus, StateChange
+from bigfootlive.identity import revocation
 from bigfootlive.kit.backends import Cache, PubSub
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.presence import Presence
@@ -215,6 +217,15 @@ class Room:
     reactions: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(eq=False)
+class UserRoom:
+    """A signed-in user's sockets in this process, each with its session, while there is one."""
+
+    user_id: uuid.UUID
+    sessions: dict[Connection, uuid.UUID] = field(default_factory=dict)
+    unsubscribe: Callable[[], Awaitable[None]] | None = None
+
+
 class Hub:
     def __init__(
         self,
@@ -234,6 +245,9 @@ class Hub:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self.shutting_down = False
+        self.users: dict[uuid.UUID, UserRoom] = {}
+        self._users_lock = asyncio.Lock()
+        self._revocations: Callable[[], Awaitable[None]] | None = None
         _LIVE_HUBS.add(self)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -258,6 +272,7 @@ class Hub:
                 with contextlib.suppress(Exception):
                     await unsubscribe()
         self.rooms.clear()
+        await self._close_users()
 
     async def shutdown_connections(self, code: int = p.CloseCode.SHUTTING_DOWN) -> None:
         self.shutting_down = True
@@ -319,6 +334,74 @@ class Hub:
             await self.pubsub.subscribe(p.control_channel(event_id), on_control),
             await self.pubsub.subscribe(state_channel(event_id), on_state),
         ]
+
+    # --- per-user delivery ---------------------------------------------------------------------
+    # Like the event rooms: `user:{id}` is subscribed while the user has a socket here.
+
+    async def join_user(self, connection: Connection, session_id: uuid.UUID) -> None:
+        """Deliver the signed-in user's own messages (notifications) to this socket too, and
+        close it (4401) as soon as its session is revoked."""
+        user_id = connection.user_id
+        if user_id is None:
+            return
+        async with self._users_lock:
+            if self._revocations is None:
+                self._revocations = await self.pubsub.subscribe(
+                    revocation.CHANNEL, self._on_session_revoked
+                )
+            room = self.users.get(user_id)
+            if room is None:
+                room = UserRoom(user_id)
+                room.unsubscribe = await self.pubsub.subscribe(
+                    p.user_channel(user_id), functools.partial(self._on_user_message, room)
+                )
+                self.users[user_id] = room
+            room.sessions[connection] = session_id
+
+    async def leave_user(self, connection: Connection) -> None:
+        async with self._users_lock:
+            room = None if connection.user_id is None else self.users.get(connection.user_id)
+            if room is None or room.sessions.pop(connection, None) is None or room.sessions:
+                return
+            del self.users[room.user_id]
+            if room.unsubscribe is not None:
+                with contextlib.suppress(Exception):
+                    await room.unsubscribe()
+
+    async def _on_user_message(self, room: UserRoom, data: bytes) -> None:
+        try:
+            message = p.Notification.model_validate_json(data)
+        except ValidationError:
+            log.warning("bad_user_message", user_id=str(room.user_id))
+            return
+        frame = OutFrame.of(p.encode(message))
+        for connection in list(room.sessions):
+            connection.offer(frame)
+
+    async def _on_session_revoked(self, data: bytes) -> None:
+        try:
+            revoked = revocation.SessionRevoked.model_validate_json(data)
+        except ValidationError:
+            log.warning("bad_revocation_message")
+            return
+        room = self.users.get(revoked.user_id)
+        if room is None:
+            return
+        for connection, session_id in list(room.sessions.items()):
+            if session_id == revoked.session_id:
+                connection.shut(p.CloseCode.UNAUTHORIZED, "session revoked")
+
+    async def _close_users(self) -> None:
+        async with self._users_lock:
+            if self._revocations is not None:
+                with contextlib.suppress(Exception):
+                    await self._revocations()
+                self._revocations = None
+            rooms, self.users = list(self.users.values()), {}
+            for room in rooms:
+                if room.unsubscribe is not None:
+                    with contextlib.suppress(Exception):
+                        await room.unsubscribe()
 
     # --- fan-out -------------------------------------------------------------------------------
 

@@ -237,6 +237,18 @@ class System(BaseModel):
     at: dt.datetime
 
 
+class Notification(BaseModel):
+    """For the signed-in user alone, on whichever event socket they have open (published on
+    `user_channel(user_id)` by the notifications domain)."""
+
+    type: Literal["notification"] = "notification"
+    kind: Literal["event.live"]
+    event_id: uuid.UUID
+    owner: str = Field(description="The streamer's display name")
+    title: str
+    watch_url: str | None = None
+
+
 ServerMessage = Annotated[
     Welcome
     | Ack
@@ -251,7 +263,8 @@ ServerMessage = Annotated[
     | History
     | Presence
     | Reactions
-    | System,
+    | System
+    | Notification,
     Field(discriminator="type"),
 ]
 server_message: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
@@ -270,3 +283,8 @@ def chat_channel(event_id: uuid.UUID) -> str:
 def control_channel(event_id: uuid.UUID) -> str:
     """Instructions for gateways (kick a user), never forwarded to clients."""
     return f"chat:{event_id}:control"
+
+
+def user_channel(user_id: uuid.UUID | str) -> str:
+    """Messages for one user's sockets (each a serialized `Notification`), wherever they are."""
+    return f"user:{user_id}"

@@ -187,7 +187,7 @@ async def stream_health(
             raise events.EventNotFound()
         raise Forbidden(code="not_event_manager")
     status = EventStatus(event.status)
-    report = await state.stream_health.report(event.playback_id, on_air=status.is_on_air)
+    report = await service.stream_health(state, event)
     return StreamHealth(
         event_id=event.id,
         status=status,

@@ -50,6 +50,7 @@ class HealthReport:
     reasons: list[str]
     current: dict[str, Any] | None
     history: list[dict[str, Any]] = field(default_factory=list)
+    fresh: bool = False  # the media server was asked this time (not the last second's answer)
 
 
 class StatsSource:
@@ -155,6 +156,7 @@ class HealthMonitor:
         self.stale_seconds = stale_seconds
         self.keep = keep
         self._history: dict[str, deque[StreamStats]] = {}
+        self._asked: dict[str, float] = {}  # when each stream's stats were last read
         self.client: httpx.AsyncClient | None = None
 
     async def close(self) -> None:
@@ -165,8 +167,11 @@ class HealthMonitor:
         if self.source is None:
             return HealthReport("offline", ["no_stats_source_configured"], None)
         history = self._history.setdefault(stream_name, deque(maxlen=self.keep))
+        now = time.time()
+        fresh = now - self._asked.get(stream_name, 0.0) >= 1.0
         try:
-            if not history or time.time() - history[-1].at >= 1.0:
+            if fresh:
+                self._asked[stream_name] = now
                 sample = await self.source.read(stream_name)
                 if sample is not None:
                     history.append(self._derive(sample, history))
@@ -174,8 +179,10 @@ class HealthMonitor:
                     history.clear()
         except (httpx.HTTPError, ET.ParseError, ValueError) as exc:
             log.warning("stream_stats_unavailable", error=type(exc).__name__)
-            return HealthReport("offline", ["media_server_unreachable"], None)
-        return self._judge(history, on_air=on_air)
+            return HealthReport("offline", ["media_server_unreachable"], None, fresh=True)
+        report = self._judge(history, on_air=on_air)
+        report.fresh = fresh
+        return report
 
     @staticmethod
     def _derive(sample: StreamStats, history: deque[StreamStats]) -> StreamStats:

@@ -13,14 +13,19 @@ import uuid
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.analytics import service as analytics
+from bigfootlive.analytics.schemas import HealthSample
 from bigfootlive.apikeys.service import ApiPrincipal
+from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
 from bigfootlive.events import service as events
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.playback import InvalidPlaybackToken
 from bigfootlive.events.schemas import EventStatus, Visibility
+from bigfootlive.models import Event
 from bigfootlive.state import AppState
 from bigfootlive.streaming.base import CallbackKind, Decision, MediaCallback
+from bigfootlive.streaming.health import HealthReport
 
 log = structlog.get_logger(__name__)
 
@@ -133,3 +138,29 @@ def _play(state: AppState, ref: EventRef, callback: MediaCallback) -> Decision:
     except InvalidPlaybackToken as exc:
         return Decision.deny(exc.code)
     return Decision.allow()
+
+
+async def stream_health(state: AppState, event: Event) -> HealthReport:
+    """The stream's health now; a verdict read fresh from the media server also goes into the
+    event's per-minute health history."""
+    report = await state.stream_health.report(
+        event.playback_id, on_air=EventStatus(event.status).is_on_air
+    )
+    if report.fresh:
+        current = report.current or {}
+        sample = HealthSample(
+            status=report.verdict,
+            reasons=report.reasons,
+            bitrate_kbps=current.get("bitrate_kbps"),
+            fps=current.get("fps"),
+            width=current.get("width"),
+            height=current.get("height"),
+            viewers=current.get("viewers"),
+        )
+        try:
+            await analytics.record_health(
+                state, event_id=event.id, tenant_id=event.tenant_id, sample=sample, at=utcnow()
+            )
+        except Exception:  # the answer matters more than its record
+            log.exception("health_record_failed", event_id=str(event.id))
+    return report
