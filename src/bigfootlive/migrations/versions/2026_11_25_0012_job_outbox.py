@@ -1,8 +1,8 @@
 """Transactional outbox for jobs
 
-Revision ID: 0011_job_outbox
-Revises: 0010_merge_heads
-Create Date: 2026-11-26 10:00:00
+Revision ID: 0012_job_outbox
+Revises: 0011_health_minutes
+Create Date: 2026-11-25 21:00:00
 """
 
 from collections.abc import Sequence
@@ -13,8 +13,8 @@ from sqlalchemy.dialects import postgresql
 
 import bigfootlive.db
 
-revision: str = "0011_job_outbox"
-down_revision: str | Sequence[str] | None = "0010_merge_heads"
+revision: str = "0012_job_outbox"
+down_revision: str | Sequence[str] | None = "0011_health_minutes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
