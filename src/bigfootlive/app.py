@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,7 +23,7 @@ from bigfootlive.containers.endpoints import router as containers_router
 from bigfootlive.containers.tasks import start_manager
 from bigfootlive.errors import install_error_handlers
 from bigfootlive.events.endpoints import router as events_router
-from bigfootlive.events.tasks import sweep_reconnect_windows
+from bigfootlive.events.tasks import reconnect_sweeper
 from bigfootlive.identity.endpoints import router as auth_router
 from bigfootlive.jobs.endpoints import router as jobs_router
 from bigfootlive.jobs.worker import JobRuntime
@@ -70,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             database=state.db.engine.dialect.name,
             redis=bool(settings.redis_url),
         )
-        sweeper = asyncio.create_task(sweep_reconnect_windows(state), name="reconnect-sweeper")
+        sweeper = reconnect_sweeper(state)
+        sweeper.start()
         containers = start_manager(state)
         state.hub.start()
         restore_sigterm = install_sigterm_drain()
@@ -80,13 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             restore_sigterm()
             if containers is not None:
                 manager, loop = containers
-                loop.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await loop
+                await loop.stop()
                 await manager.shutdown()
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            await sweeper.stop()
             await state.beacons.stop()
             await jobs.stop()
             await state.close()

@@ -17,7 +17,6 @@ launch token (`generation`) fences off any older worker of the same event.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import socket
@@ -89,17 +88,6 @@ class ContainerManager:
         )
         self.is_leader = False
         self.last_report: ReconcileReport | None = None
-
-    async def run(self) -> None:
-        interval = self.settings.container_reconcile_interval_seconds
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("container_reconcile_failed")
-            await asyncio.sleep(interval)
 
     async def tick(self) -> ReconcileReport | None:
         """One round: renew (or try to take) the lease, and reconcile while leader."""

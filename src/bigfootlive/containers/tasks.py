@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from bigfootlive.containers import retention
 from bigfootlive.containers.base import Runtime
 from bigfootlive.containers.manager import ContainerManager
 from bigfootlive.jobs.registry import JobContext, Priority, cron, task
+from bigfootlive.kit.periodic import Periodic
 from bigfootlive.state import AppState
 
 
@@ -27,13 +27,17 @@ def make_runtime(state: AppState) -> Runtime:
     return InProcessRuntime(state)
 
 
-def start_manager(state: AppState) -> tuple[ContainerManager, asyncio.Task[None]] | None:
+def start_manager(state: AppState) -> tuple[ContainerManager, Periodic] | None:
     """Every API process runs the loop; the lease makes one of them the leader."""
     if not state.settings.container_manager_enabled:
         return None
     manager = ContainerManager(state, make_runtime(state))
     state.containers = manager
-    return manager, asyncio.create_task(manager.run(), name="container-manager")
+    loop = Periodic(
+        "container-manager", manager.tick, state.settings.container_reconcile_interval_seconds
+    )
+    loop.start()
+    return manager, loop
 
 
 @task(priority=Priority.LOW)

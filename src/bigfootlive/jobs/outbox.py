@@ -13,7 +13,6 @@ wants it, so a committed change always has its job, and a rolled-back one has no
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bigfootlive.db import Database, after_commit, utcnow
 from bigfootlive.jobs.registry import Task
+from bigfootlive.kit.periodic import Periodic
 from bigfootlive.models import JobOutbox
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class OutboxRelay:
         self.lease = dt.timedelta(seconds=lease_seconds)
         self.batch = batch
         self.relayed = 0
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("job-outbox-relay", self.relay_backlog, interval_seconds)
 
     async def _claim(self, now: dt.datetime) -> tuple[str, list[JobOutbox]]:
         token = uuid.uuid4().hex
@@ -191,26 +191,15 @@ class OutboxRelay:
         self.relayed += len(sent)
         return len(sent)
 
-    async def run(self) -> None:
-        while True:
-            try:
-                while await self.relay_once() >= self.batch:
-                    pass  # a backlog: keep going
-            except Exception:
-                log.exception("outbox_relay_failed")
-            await asyncio.sleep(self.interval_seconds)
+    async def relay_backlog(self) -> None:
+        while await self.relay_once() >= self.batch:
+            pass  # a backlog: keep going
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="job-outbox-relay")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._loop.stop()
 
 
 def make_relay(queue: JobQueue, db: Database) -> OutboxRelay:
