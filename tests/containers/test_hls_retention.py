@@ -23,6 +23,7 @@ from bigfootlive.models import Event
 from bigfootlive.state import AppState
 from tests.containers.helpers import armed_event, stop, streamer
 from tests.containers.media import S3Server
+from tests.fixtures.polling import until
 
 BUCKET = "retention-test"
 ONE_SECOND = 1 / 3600
@@ -82,14 +83,6 @@ def media(state: AppState) -> Path:
     return Path(state.settings.recordings_dir)
 
 
-async def until(condition: Any, within: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def ended_ago(state: AppState, event_id: str, age: dt.timedelta) -> None:
     async with state.db.transaction() as session:
         await session.execute(
@@ -111,7 +104,7 @@ async def test_live_hls_of_an_ended_event_is_deleted_after_the_retention(
 
     assert (await stop(client, account, ended)).status_code == 200
     gone = media(state) / "live" / ended["playback_id"]
-    await until(lambda: not gone.exists())
+    await until(lambda: not gone.exists(), within=15.0)
     assert not any(p.exists() for p in ended_nginx)
     # Another event's output is not touched.
     assert (media(state) / "live" / still_live["playback_id"] / "360p" / "seg_00001.ts").exists()
@@ -135,7 +128,7 @@ async def test_published_recording_is_kept_when_its_live_hls_goes(factory, clien
     assert recording is not None
 
     assert (await stop(client, account, event)).status_code == 200
-    await until(lambda: not live.exists())
+    await until(lambda: not live.exists(), within=15.0)
     vod = media(state) / "vod" / event["id"]
     assert (vod / "master.m3u8").exists()
     assert sorted(p.name for p in (vod / "360p").iterdir()) == [

@@ -16,8 +16,9 @@ from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.jobs.outbox import OutboxRelay
 from bigfootlive.models import JobOutbox
 from bigfootlive.state import AppState
+from tests.fixtures.polling import until
 from tests.jobs import probe_tasks as probes
-from tests.jobs.test_queue import run_id, until
+from tests.jobs.test_queue import run_id
 
 
 async def outbox_rows(state: AppState) -> list[JobOutbox]:

@@ -3,21 +3,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Callable
 
 import pytest
 
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.state import AppState
+from tests.fixtures.polling import until
 from tests.jobs import probe_tasks as probes
-
-
-async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def run_id() -> str:

@@ -3,7 +3,8 @@
 Each process subscribes ONCE per event that has local viewers (three channels: chat broadcasts,
 gateway control, and the events domain's `event:{id}:state`). A broadcast arrives as bytes that
 were serialized once by the publisher; the hub joins the messages of one short window into one
-frame (a JSON array), decodes it once, and offers the same string to every local connection.
+frame (a JSON array), decodes it once, and offers the same string to every local connection,
+in slices that give the event loop back between them (see `_deliver`).
 Each connection has a bounded queue drained by its own writer task (or, on the fast path, a bound
 on the bytes its transport holds): a connection over its bound is cut off (close 4409) instead of
 growing memory or delaying anyone else.
@@ -212,6 +213,7 @@ class Room:
     connections: dict[str, Connection] = field(default_factory=dict)
     pending: list[bytes] = field(default_factory=list)
     flush_scheduled: bool = False
+    broadcasting: bool = False
     unsubscribes: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     reactions: Counter[str] = field(default_factory=Counter)
@@ -417,15 +419,23 @@ class Hub:
 
     def _flush(self, room: Room) -> None:
         room.flush_scheduled = False
-        if not room.pending:
-            return
+        if room.broadcasting or not room.pending:
+            return  # a broadcast still running flushes again when it is done
         frame = OutFrame(b"[" + b",".join(room.pending) + b"]")
         room.pending = []
-        self.broadcast_frame(room, frame)
+        room.broadcasting = True
+        _deliver(frame, list(room.connections.values()), 0, lambda: self._delivered(room))
+
+    def _delivered(self, room: Room) -> None:
+        room.broadcasting = False
+        if room.pending and not room.flush_scheduled:
+            # What arrived while the last frame went out goes now, as one frame: under load
+            # the batches grow instead of the queue.
+            room.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush, room)
 
     def broadcast_frame(self, room: Room, frame: OutFrame) -> None:
-        for connection in list(room.connections.values()):
-            connection.offer(frame)
+        _deliver(frame, list(room.connections.values()), 0, None)
 
     def _control(self, room: Room, data: bytes) -> None:
         try:
@@ -483,6 +493,28 @@ class Hub:
                 raise
             except Exception:
                 log.exception("reactions_flush_failed")
+
+
+# Sockets written per turn of the event loop. A broadcast to thousands of local viewers yields
+# between slices, so this process's chat sends, acks and database replies wait for one slice,
+# not for the whole fan-out. One room sends one frame at a time, so each viewer gets frames
+# in order.
+_SLICE = 512
+
+
+def _deliver(
+    frame: OutFrame,
+    targets: list[Connection],
+    start: int,
+    done: Callable[[], None] | None,
+) -> None:
+    end = start + _SLICE
+    for connection in targets[start:end]:
+        connection.offer(frame)
+    if end < len(targets):
+        asyncio.get_running_loop().call_soon(_deliver, frame, targets, end, done)
+    elif done is not None:
+        done()
 
 
 def _system_message(data: bytes) -> p.System | None:
