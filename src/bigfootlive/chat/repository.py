@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.scoping import scoped
 from bigfootlive.kit.pagination import paginate
-from bigfootlive.models import ChatBan, ChatMessage, ChatRoom, Follow
+from bigfootlive.models import ChatBan, ChatMessage, ChatRoom, Follow, Tenant
 
 
 async def get_message(
@@ -71,6 +72,29 @@ async def list_bans(
 ) -> Sequence[ChatBan]:
     stmt = scoped(select(ChatBan), ChatBan, tenant_id).where(ChatBan.event_id == event_id)
     return (await session.execute(stmt.order_by(ChatBan.created_at))).scalars().all()
+
+
+async def send_context(
+    session: AsyncSession, tenant_id: uuid.UUID, event_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[ChatRoom | None, bool, dict[str, Any] | None]:
+    """What a chat send checks, in one round trip: the event's room (None: the defaults),
+    whether the user is banned from the event, and the tenant's settings."""
+    banned = (
+        scoped(select(ChatBan.user_id), ChatBan, tenant_id)
+        .where(ChatBan.event_id == event_id, ChatBan.user_id == user_id)
+        .exists()
+    )
+    # unscoped: the room is joined on the tenant row's own id, itself fixed to `tenant_id`
+    stmt = (
+        select(ChatRoom, banned.label("banned"), Tenant.settings)
+        .select_from(Tenant)
+        .outerjoin(ChatRoom, and_(ChatRoom.tenant_id == Tenant.id, ChatRoom.event_id == event_id))
+        .where(Tenant.id == tenant_id)
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None:
+        return None, False, None
+    return row[0], bool(row[1]), row[2]
 
 
 async def get_room(

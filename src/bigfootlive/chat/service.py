@@ -8,6 +8,7 @@ shared by every process. Bans and room settings live in the database.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import json
@@ -34,7 +35,7 @@ from bigfootlive.kit.pagination import page_of
 from bigfootlive.models import ChatBan, ChatMessage, ChatRoom, Event, User
 from bigfootlive.realtime import protocol as p
 from bigfootlive.state import AppState
-from bigfootlive.tenants import service as tenants
+from bigfootlive.tenants.schemas import TenantSettings
 
 
 class NotModerator(Forbidden):
@@ -252,23 +253,28 @@ async def send_message(
         raise ChatClosed()
     settings = state.settings
     text = clean_body(body, settings.chat_max_length)
-    if await state.revoked.is_revoked(subject.session_id):
-        raise Forbidden("The session has ended", code="session_revoked")
     moderator = can_moderate(subject, event)
-    await ensure_not_banned(session, subject, event)
-    until = await state.cache.get(_timeout_key(event.id, subject.user_id))
+    # The cache checks go out together, and the database ones in one query: a send waits for
+    # two round trips here, not six.
+    revoked, until, allowed = await asyncio.gather(
+        state.revoked.is_revoked(subject.session_id),
+        state.cache.get(_timeout_key(event.id, subject.user_id)),
+        state.limiter.hit(settings.chat_rate_limit, "chat", str(event.id), str(subject.user_id)),
+    )
+    if revoked:
+        raise Forbidden("The session has ended", code="session_revoked")
+    room, banned, tenant_settings = await repo.send_context(
+        session, event.tenant_id, event.id, subject.user_id
+    )
+    if banned:
+        raise Banned()
     if until is not None and not moderator:
         raise TimedOut(until=until.decode())
-    if not await state.limiter.hit(
-        settings.chat_rate_limit, "chat", str(event.id), str(subject.user_id)
-    ):
+    if not allowed:
         raise ChatRateLimited()
-    tenant = await tenants.get_tenant(session, event.tenant_id)
-    if tenant is not None:
-        word = find_blocked_word(text, tenants.settings_of(tenant).chat_blocked_words)
-        if word is not None:
-            raise BlockedWord()
-    room = await repo.get_room(session, event.tenant_id, event.id)
+    blocked_words = TenantSettings.model_validate(tenant_settings or {}).chat_blocked_words
+    if find_blocked_word(text, blocked_words) is not None:
+        raise BlockedWord()
     if room is not None and not moderator:
         if room.followers_only and not await repo.follows(
             session, event.tenant_id, subject.user_id, event.owner_id
