@@ -42,6 +42,8 @@ from typing import Any
 
 import httpx
 
+from bigfootlive.config import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "bench" / "reference" / "socketio"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -187,7 +189,6 @@ def start_bigfoot(servers: int, workdir: Path, prefix: str) -> tuple[Peer, dict[
         "CHAT_RATE_LIMIT": "100000/second",
         "WS_HEARTBEAT_SECONDS": "20",
         "WS_SEND_QUEUE_SIZE": os.environ.get("WS_SEND_QUEUE_SIZE", "256"),
-        "WS_BATCH_WINDOW_MS": os.environ.get("WS_BATCH_WINDOW_MS", "15"),
         "ARGON2_MEMORY_KIB": "1024",
         "ARGON2_TIME_COST": "1",
         "MAIL_OUTBOX_DIR": str(workdir / "outbox"),
@@ -481,6 +482,10 @@ def main() -> None:
         "rate_msgs_per_second": args.rate,
         "duration_seconds": args.duration,
         "server_processes": args.servers,
+        "ws_batch_window_ms": float(
+            os.environ.get("WS_BATCH_WINDOW_MS")
+            or Settings.model_fields["ws_batch_window_ms"].default
+        ),
         "client_processes": args.clients,
         "cores": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),

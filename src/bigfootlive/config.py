@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     chat_resume_limit: int = 200
     chat_max_timeout_seconds: int = 7 * 24 * 3600
     ws_send_queue_size: int = 256
-    ws_batch_window_ms: float = 15.0
+    ws_batch_window_ms: float = 40.0
     ws_heartbeat_seconds: float = 20.0
     ws_idle_timeout_seconds: float = 60.0
     ws_auth_timeout_seconds: float = 5.0
