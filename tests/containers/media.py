@@ -3,9 +3,11 @@ S3-compatible server (moto in server mode). All on free loopback ports, stopped 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,3 +146,23 @@ class S3Server:
 
     def stop(self) -> None:
         self.server.stop()
+
+    @classmethod
+    @contextlib.contextmanager
+    def serving_bucket(cls, bucket: str) -> Iterator[S3Server]:
+        """A started server holding one empty bucket; stopped on exit."""
+        import boto3
+
+        server = cls()
+        server.start()
+        try:
+            boto3.client(
+                "s3",
+                endpoint_url=server.url,
+                region_name="us-east-1",
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+            ).create_bucket(Bucket=bucket)
+            yield server
+        finally:
+            server.stop()

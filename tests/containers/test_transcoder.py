@@ -36,17 +36,8 @@ def rtmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtmpServer]:
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
-    server = S3Server()
-    server.start()
-    boto3.client(
-        "s3",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    ).create_bucket(Bucket=BUCKET)
-    yield server
-    server.stop()
+    with S3Server.serving_bucket(BUCKET) as server:
+        yield server
 
 
 @pytest.fixture
