@@ -33,9 +33,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import httpx
 
+from bench import loadgen
 from bench.loadgen import Uvicorn, Wrk, get_script, plain_script, post_json_script, run_wrk
 from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
@@ -45,7 +45,6 @@ from bigfootlive.models import User
 from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
-PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "plausible-tundra-velvet-42"
 TENANT = "bench"
@@ -75,25 +74,6 @@ def _role(i: int) -> Role:
 
 
 # ---------------------------------------------------------------- database and seed
-
-
-async def _create_database() -> str:
-    name = f"bfl_bench_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{name}"
-
-
-async def _drop_database(url: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def _delete_redis_prefix(prefix: str) -> None:
@@ -202,7 +182,7 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
     load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     prefix = f"bench:{uuid.uuid4().hex[:10]}:"
-    database_url = asyncio.run(_create_database())
+    database_url = asyncio.run(loadgen.create_database())
     server: Uvicorn | None = None
     succeeded = False
     try:
@@ -318,7 +298,7 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
     finally:
         if server is not None:
             server.stop()
-        asyncio.run(_drop_database(database_url))
+        asyncio.run(loadgen.drop_database(database_url))
         asyncio.run(_delete_redis_prefix(prefix))
         if succeeded:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,13 +23,9 @@ from pathlib import Path
 
 import httpx
 
+from bench import loadgen
+
 PASSWORD = "plausible-tundra-velvet-42"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -113,7 +108,7 @@ async def main() -> None:
     parser.add_argument("--redis", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
+        port = loadgen.free_port()
         base = f"http://127.0.0.1:{port}"
         env = {
             **os.environ,

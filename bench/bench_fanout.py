@@ -42,13 +42,13 @@ from typing import Any
 
 import httpx
 
+from bench import loadgen
 from bigfootlive.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "bench" / "reference" / "socketio"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-DB_NAME = f"bench_fanout_{uuid.uuid4().hex[:8]}"
 
 
 # --- load generator -------------------------------------------------------------------------------
@@ -132,14 +132,6 @@ def wait_http(port: int, within: float = 180.0) -> None:
     raise RuntimeError(f"server on {port} did not start")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Peer:
     name: str
@@ -151,36 +143,16 @@ class Peer:
     acks_ms: list[float] = field(default_factory=list)  # send -> stored ack, where measured
 
 
-PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SENDERS_PER_MSG_PER_SECOND = 1.0  # chat comes from many people: one connection per msg/s
 
 
-async def _create_database(name: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
-
-
-async def _drop_database(name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-def start_bigfoot(servers: int, workdir: Path, prefix: str) -> tuple[Peer, dict[str, str]]:
+def start_bigfoot(
+    servers: int, workdir: Path, prefix: str, database_url: str
+) -> tuple[Peer, dict[str, str]]:
     env = {
         **os.environ,
         "NODE_ENV": "test",
-        "DATABASE_URL": asyncio.run(_create_database(DB_NAME)),
+        "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
         "REDIS_KEY_PREFIX": prefix,
         "JWT_SECRET": "bench-secret-" + "x" * 40,
@@ -197,7 +169,7 @@ def start_bigfoot(servers: int, workdir: Path, prefix: str) -> tuple[Peer, dict[
 
     asyncio.run(upgrade_database(env["DATABASE_URL"]))
     token_env = asyncio.run(_seed(env))
-    ports = [free_port() for _ in range(servers)]
+    ports = [loadgen.free_port() for _ in range(servers)]
     procs = [
         subprocess.Popen(
             [
@@ -324,7 +296,7 @@ def start_socketio(servers: int, prefix: str) -> Peer:
         subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund"], cwd=REFERENCE, check=True, stdout=sys.stderr
         )
-    ports = [free_port() for _ in range(servers)]
+    ports = [loadgen.free_port() for _ in range(servers)]
     procs = [
         subprocess.Popen(
             ["node", "server.js"],
@@ -492,7 +464,8 @@ def main() -> None:
         "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "results": {},
     }
-    peers: list[Any] = [lambda: start_bigfoot(args.servers, workdir, prefix)[0]]
+    database_url = asyncio.run(loadgen.create_database("bench_fanout"))
+    peers: list[Any] = [lambda: start_bigfoot(args.servers, workdir, prefix, database_url)[0]]
     if not args.no_reference:
         peers.append(lambda: start_socketio(args.servers, prefix + "sio"))
     try:
@@ -537,7 +510,7 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         with contextlib.suppress(Exception):
-            asyncio.run(_drop_database(DB_NAME))
+            asyncio.run(loadgen.drop_database(database_url))
         with contextlib.suppress(Exception):
             import redis
 

@@ -21,16 +21,15 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import uvicorn
 from fastapi import FastAPI, Response
 
+from bench import loadgen
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.apikeys.schemas import ApiKeyCreate
 from bigfootlive.app import create_app
@@ -47,35 +46,9 @@ from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import TenantSettings
 
-PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 LUA = Path(__file__).with_name("on_publish.lua")
 META = RequestMeta(ip="127.0.0.1", user_agent="bench", request_id="bench")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def create_database() -> str:
-    name = f"bfl_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{name}"
-
-
-async def drop_database(url: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def seed(state: AppState, n_events: int) -> tuple[str, list[str]]:
@@ -136,11 +109,11 @@ async def wrk(url: str, args: list[str], *, seconds: int, connections: int, thre
 async def main(n_events: int, seconds: int, connections: int, threads: int) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is required (apt-get install wrk)")
-    db_url = await create_database()
+    db_url = await loadgen.create_database()
     tmp = Path(tempfile.mkdtemp(prefix="bfl-bench-"))
     try:
         await upgrade_database(db_url)
-        port = free_port()
+        port = loadgen.free_port()
         settings = Settings(
             node_env="test", database_url=db_url, redis_url=REDIS_URL,
             redis_key_prefix=f"bench:{uuid.uuid4().hex[:8]}:", log_level="WARNING",
@@ -183,7 +156,7 @@ async def main(n_events: int, seconds: int, connections: int, threads: int) -> d
         server.should_exit = True
         await serving
     finally:
-        await drop_database(db_url)
+        await loadgen.drop_database(db_url)
         shutil.rmtree(tmp, ignore_errors=True)
 
     def ratios(run: dict[str, Any]) -> dict[str, float]:
