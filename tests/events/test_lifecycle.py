@@ -227,11 +227,12 @@ async def test_a_failed_transition_publishes_nothing(factory, client, state):
     assert received == []
 
 
-@pytest.fixture
-def settings_overrides():
-    return {"reconnect_window_seconds": 0.2, "reconnect_sweep_interval_seconds": 0.1}
-
-
+# Only this test gets the short window: a module-level fixture would give it to every test
+# here, and a slow machine would then end their events between an unpublish and a publish.
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"reconnect_window_seconds": 0.2, "reconnect_sweep_interval_seconds": 0.1}],
+)
 async def test_reconnect_window_expiry_ends_the_event(factory, client, state):
     streamer = await _streamer(factory)
     body = await _create(client, streamer)
