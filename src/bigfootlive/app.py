@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs = await JobRuntime.start(
             state, worker=state.jobs.runs_worker_in_api, scheduler=settings.jobs_scheduler
         )
-        state.beacons.start(state.jobs)
+        state.beacons.start()
         log.info(
             "started",
             version=__version__,

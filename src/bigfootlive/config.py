@@ -182,6 +182,8 @@ class Settings(BaseSettings):
     # transactional outbox: rows not sent this long after their commit are sent by the relay
     jobs_outbox_relay_after_seconds: float = 5.0
     jobs_outbox_relay_interval_seconds: float = 2.0
+    # relay sends that may fail for one row before it goes to the dead letters
+    jobs_outbox_max_attempts: int = Field(default=10, ge=1)
 
     # analytics
     analytics_beacon_rate_limit: str = "60/minute"  # per viewer and event

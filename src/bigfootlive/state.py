@@ -66,7 +66,7 @@ class AppState:
             ),
             secrets=SecretBox(settings.data_keys),
             jobs=jobs,
-            beacons=BeaconBuffer(cache, settings.analytics_flush_seconds),
+            beacons=BeaconBuffer(cache, settings.analytics_flush_seconds, jobs),
             playback_tokens=PlaybackTokens(settings),
             sms=make_sms_sender(settings),
             stream_health=make_health_monitor(settings),
@@ -80,6 +80,7 @@ class AppState:
         )
 
     async def close(self) -> None:
+        await self.beacons.stop()  # what is still buffered goes out before the queue closes
         await self.hub.close()
         await self.jobs.close()
         await self.stream_health.close()

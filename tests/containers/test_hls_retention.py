@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import update
+from sqlalchemy import inspect, update
 
 from bigfootlive.containers import retention
 from bigfootlive.containers.storage import LocalStorage, S3Storage
@@ -205,3 +205,14 @@ async def test_live_hls_in_s3_is_deleted_and_the_vod_objects_stay(
     assert not any(k.startswith(f"live/{event['playback_id']}/") for k in keys)
     assert set(vod_keys) <= keys
     assert not scratch.exists()
+
+
+async def test_the_sweep_finds_ended_events_through_an_index(state: AppState):
+    """The hourly sweep selects events by `ended_at` across every tenant: indexed."""
+
+    def ended_at_indexes(connection: Any) -> list[str]:
+        indexes = inspect(connection).get_indexes("events")
+        return [i["name"] for i in indexes if i["column_names"] == ["ended_at"]]
+
+    async with state.db.engine.connect() as connection:
+        assert await connection.run_sync(ended_at_indexes) == ["ix_events_ended_at"]

@@ -11,10 +11,12 @@ import textwrap
 
 from sqlalchemy import func, select
 
+from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
+from bigfootlive.db import utcnow
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.jobs.outbox import OutboxRelay
-from bigfootlive.models import JobOutbox
+from bigfootlive.models import DeadJob, JobOutbox
 from bigfootlive.state import AppState
 from tests.fixtures.polling import until
 from tests.jobs import probe_tasks as probes
@@ -147,3 +149,68 @@ async def test_relay_loop_delivers_a_job_left_by_a_killed_process(
         await runtime_relay.stop()
     assert probes.RUNS[run][0]["label"] == "orphan"
     assert await outbox_rows(state) == []
+
+
+async def test_row_of_an_unregistered_task_goes_to_the_dead_letters_after_its_attempts(
+    state: AppState, factory, client
+):
+    async with state.db.transaction() as session:
+        session.add(
+            JobOutbox(
+                message_id="msg-of-a-removed-task",
+                task="tests.removed_task",
+                kwargs={"run": "x"},
+                created_at=utcnow(),
+                attempts=0,
+            )
+        )
+    # A lease of 0 s: each relay_once may claim the row again (in production, once a minute).
+    relayer = OutboxRelay(
+        state.jobs, state.db, after_seconds=0, interval_seconds=0.1, lease_seconds=0,
+        max_attempts=3,
+    )  # fmt: skip
+    for attempt in (1, 2):
+        assert await relayer.relay_once() == 0
+        [row] = await outbox_rows(state)
+        assert row.attempts == attempt
+        assert "tests.removed_task" in (row.last_error or "")
+    assert await relayer.relay_once() == 0
+    assert await outbox_rows(state) == []
+    assert await relayer.relay_once() == 0  # not tried again
+
+    root = await factory.user(await factory.tenant(), role=Role.VIEWER, platform_admin=True)
+    listed = await client.get(
+        "/api/platform/jobs/dead", params={"task": "tests.removed_task"}, headers=root.headers
+    )
+    assert listed.status_code == 200, listed.text
+    [dead] = listed.json()["items"]
+    assert dead["message_id"] == "msg-of-a-removed-task"
+    assert dead["arguments"] == {"run": "x"}
+    assert dead["attempts"] == 3
+    assert "after 3 attempts" in dead["error"]
+    retried = await client.post(f"/api/platform/jobs/dead/{dead['id']}/retry", headers=root.headers)
+    assert retried.status_code == 404  # the task is gone: an admin can only discard it
+    discarded = await client.delete(f"/api/platform/jobs/dead/{dead['id']}", headers=root.headers)
+    assert discarded.status_code == 204
+
+
+async def test_row_still_within_its_attempts_stays_in_the_outbox(state: AppState):
+    async with state.db.transaction() as session:
+        session.add(
+            JobOutbox(
+                message_id="m", task="tests.removed_task", kwargs={}, created_at=utcnow(),
+                attempts=0,
+            )
+        )  # fmt: skip
+    relayer = OutboxRelay(
+        state.jobs, state.db, after_seconds=0, interval_seconds=0.1, lease_seconds=0,
+        max_attempts=state.settings.jobs_outbox_max_attempts,
+    )  # fmt: skip
+    assert state.settings.jobs_outbox_max_attempts == 10
+    for _ in range(9):
+        await relayer.relay_once()
+    [row] = await outbox_rows(state)
+    assert row.attempts == 9
+    async with state.db.transaction() as session:
+        dead = (await session.execute(select(func.count()).select_from(DeadJob))).scalar()
+    assert dead == 0

@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.models import Event, Tenant
+from bigfootlive.tenants import service as tenants
+
+
+async def _set_active(state, tenant: Tenant, active: bool) -> None:
+    async with state.db.transaction() as session:
+        row = await tenants.get_tenant(session, tenant.id)
+        assert row is not None
+        assert await tenants.set_active(state, session, None, row, active)
+
+
+async def _status(state, event: dict[str, Any]) -> str:
+    async with state.db.transaction() as session:
+        row = await session.get(Event, uuid.UUID(event["id"]))
+        assert row is not None
+        return row.status
 
 
 async def test_key_is_shown_once_and_listed_by_prefix_only(studio, state):
@@ -76,3 +93,46 @@ async def test_api_key_bad_input(studio):
         "/api/api-keys", json={"name": "x", "scope": "galaxy"}, headers=studio.admin.headers
     )
     assert scope.status_code == 422
+
+
+async def test_platform_key_callbacks_are_refused_for_a_deactivated_tenants_events(
+    studio, factory, client, state
+):
+    root = await factory.user(await factory.tenant(), role=Role.ADMIN, platform_admin=True)
+    key = (
+        await client.post(
+            "/api/api-keys", json={"name": "fleet", "scope": "platform"}, headers=root.headers
+        )
+    ).json()["key"]
+    event, later = await studio.event(), await studio.event()
+
+    async def hook(event: dict[str, Any], action: str, **fields: Any) -> Any:
+        return await client.post(
+            f"/api/streaming/events/{event['id']}/webhook",
+            json={"action": action, "client_id": "enc-1", **fields},
+            headers={"X-API-Key": key},
+        )
+
+    stream_key = event["ingest"]["stream_key"]
+    assert (await hook(event, "publish", stream_key=stream_key)).status_code == 200
+    assert (await hook(event, "play")).status_code == 200  # the tenant's status is cached now
+
+    await _set_active(state, studio.admin.tenant, False)
+    for action, fields in (
+        ("publisher_alive", {}),
+        ("play", {}),
+        ("publish", {"stream_key": stream_key}),
+    ):
+        refused = await hook(event, action, **fields)
+        assert refused.status_code == 403, (action, refused.text)
+        assert refused.json() == {"allowed": False, "reason": "tenant_inactive"}
+    refused = await hook(later, "publish", stream_key=later["ingest"]["stream_key"])
+    assert refused.json()["reason"] == "tenant_inactive"
+    assert await _status(state, later) == "ready"
+    # The encoder leaving is still recorded: the event does not stay live.
+    assert (await hook(event, "unpublish", stream_key=stream_key)).status_code == 200
+    assert await _status(state, event) != "live"
+
+    await _set_active(state, studio.admin.tenant, True)
+    allowed = await hook(later, "publish", stream_key=later["ingest"]["stream_key"])
+    assert allowed.status_code == 200, allowed.text

@@ -95,10 +95,18 @@ class _EventBuffer:
 
 
 class BeaconBuffer:
-    def __init__(self, cache: Cache, flush_seconds: float) -> None:
+    """Sums beacons and activity in memory and sends them as roll-up jobs on `queue`.
+
+    Started (`start()`, by the API's lifespan) it flushes every `flush_seconds`. Never started
+    (a job worker, an event container's process) or stopped, it flushes at once on every add:
+    nothing waits in a buffer that nobody flushes. Sums whose job could not be sent stay for
+    the next flush; `stop()` (also in `AppState.close()`) makes the last one.
+    """
+
+    def __init__(self, cache: Cache, flush_seconds: float, queue: JobQueue) -> None:
         self.cache = cache
         self.flush_seconds = flush_seconds
-        self.queue: JobQueue | None = None
+        self.queue = queue
         self._events: dict[uuid.UUID, _EventBuffer] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -156,6 +164,7 @@ class BeaconBuffer:
             buf.viewers[viewer] = [first_seen, watched]
         else:
             entry[0], entry[1] = min(entry[0], first_seen), entry[1] + watched
+        await self._flush_unless_started()
 
     async def add_activity(
         self,
@@ -174,45 +183,80 @@ class BeaconBuffer:
             row["reactions"] += amount
         else:
             raise ValueError(f"unknown activity {kind!r}")
+        await self._flush_unless_started()
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
+    async def _flush_unless_started(self) -> None:
+        if not self.started:
+            try:
+                await self.flush()
+            except Exception:  # kept: the next add, flush or `stop()` sends it
+                log.exception("analytics_flush_failed")
 
     def take(self) -> dict[uuid.UUID, _EventBuffer]:
         events, self._events = self._events, {}
         return events
 
+    def _put_back(self, events: dict[uuid.UUID, _EventBuffer]) -> None:
+        """Add sums taken for a flush that failed back into the buffer."""
+        for event_id, taken in events.items():
+            buf = self._event(event_id, taken.tenant_id)
+            for minute, sums in taken.minutes.items():
+                row = buf.minutes[minute]
+                for name, value in sums.items():
+                    row[name] += value
+            for viewer, (first_seen, watched) in taken.viewers.items():
+                entry = buf.viewers.get(viewer)
+                if entry is None:
+                    buf.viewers[viewer] = [first_seen, watched]
+                else:
+                    entry[0], entry[1] = min(entry[0], first_seen), entry[1] + watched
+
     async def flush(self) -> str | None:
-        """Send what was buffered as one roll-up job; returns its batch id."""
+        """Send what was buffered as one roll-up job; returns its batch id. If the job cannot
+        be sent, the sums go back into the buffer for the next flush (and the error is raised)."""
         async with self._lock:
             events = self.take()
-            if not events or self.queue is None:
+            if not events:
                 return None
-            minutes: list[dict[str, Any]] = []
-            viewers: list[dict[str, Any]] = []
-            for event_id, buf in events.items():
-                for minute, sums in buf.minutes.items():
-                    minutes.append(
-                        {
-                            "event_id": str(event_id),
-                            "tenant_id": str(buf.tenant_id),
-                            "minute": minute.isoformat(),
-                            "viewers": await active_viewers(self.cache, event_id, minute),
-                            **sums,
-                        }
-                    )
-                for viewer, (first_seen, watched) in buf.viewers.items():
-                    viewers.append(
-                        {
-                            "event_id": str(event_id),
-                            "tenant_id": str(buf.tenant_id),
-                            "viewer": viewer,
-                            "first_seen_at": first_seen.isoformat(),
-                            "watch_ms": watched,
-                        }
-                    )
-            from bigfootlive.analytics.tasks import apply_rollup
+            try:
+                return await self._send(events)
+            except BaseException:
+                self._put_back(events)
+                raise
 
-            batch = uuid.uuid4().hex
-            await self.queue.enqueue(apply_rollup, batch=batch, minutes=minutes, viewers=viewers)
-            return batch
+    async def _send(self, events: dict[uuid.UUID, _EventBuffer]) -> str:
+        minutes: list[dict[str, Any]] = []
+        viewers: list[dict[str, Any]] = []
+        for event_id, buf in events.items():
+            for minute, sums in buf.minutes.items():
+                minutes.append(
+                    {
+                        "event_id": str(event_id),
+                        "tenant_id": str(buf.tenant_id),
+                        "minute": minute.isoformat(),
+                        "viewers": await active_viewers(self.cache, event_id, minute),
+                        **sums,
+                    }
+                )
+            for viewer, (first_seen, watched) in buf.viewers.items():
+                viewers.append(
+                    {
+                        "event_id": str(event_id),
+                        "tenant_id": str(buf.tenant_id),
+                        "viewer": viewer,
+                        "first_seen_at": first_seen.isoformat(),
+                        "watch_ms": watched,
+                    }
+                )
+        from bigfootlive.analytics.tasks import apply_rollup
+
+        batch = uuid.uuid4().hex
+        await self.queue.enqueue(apply_rollup, batch=batch, minutes=minutes, viewers=viewers)
+        return batch
 
     async def _run(self) -> None:
         while True:
@@ -222,8 +266,7 @@ class BeaconBuffer:
             except Exception:
                 log.exception("analytics_flush_failed")
 
-    def start(self, queue: JobQueue) -> None:
-        self.queue = queue
+    def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="analytics-flush")
 
     async def stop(self) -> None:

@@ -80,6 +80,23 @@ class HealthSample(BaseModel):
     viewers: int | None = None
 
 
+class ContainerMinute(BaseModel):
+    """What an event's container saw in one minute: the most viewers the media server
+    reported, and the chat messages it checked."""
+
+    minute: dt.datetime
+    viewers: int = Field(default=0, ge=0)
+    chat_messages: int = Field(default=0, ge=0)
+
+
+class ContainerRollup(BaseModel):
+    """The part of an event container's roll-up that analytics records (the rest — bytes in,
+    time on air, moderation counts — stays in the container's row)."""
+
+    tenant_id: uuid.UUID
+    minutes: list[ContainerMinute] = Field(default_factory=list)
+
+
 class HealthPoint(BaseModel):
     """Every verdict of one minute folded together."""
 

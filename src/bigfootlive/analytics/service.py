@@ -16,6 +16,7 @@ from bigfootlive.analytics import repository as repo
 from bigfootlive.analytics.schemas import (
     BeaconBatch,
     ChatFigures,
+    ContainerRollup,
     Dashboard,
     EventAnalytics,
     EventTotals,
@@ -136,6 +137,30 @@ def _fold_health(row: AnalyticsHealthMinute, sample: HealthSample) -> None:
         row.width, row.height = sample.width, sample.height
     if sample.viewers is not None:
         row.viewers_max = max(row.viewers_max, sample.viewers)
+
+
+async def record_container_rollup(
+    state: AppState, event_id: uuid.UUID, rollup: dict[str, Any]
+) -> None:
+    """The event container's roll-up hook (`containers.worker.ROLLUP_SINKS`): add the minutes
+    it hands over — each seen once — to the event's per-minute figures. Chat messages add up;
+    `viewers` keeps the larger of the beacons' distinct viewers and the media server's count."""
+    handed = ContainerRollup.model_validate(rollup)
+    rows = [
+        {
+            "event_id": event_id,
+            "tenant_id": handed.tenant_id,
+            "minute": ingest.minute_of(m.minute),
+            **dict.fromkeys(ingest.MINUTE_FIELDS, 0),
+            "viewers": m.viewers,
+            "chat_messages": m.chat_messages,
+        }
+        for m in handed.minutes
+        if m.viewers or m.chat_messages
+    ]
+    if rows:
+        async with state.db.transaction() as session:
+            await repo.add_minutes(session, rows)
 
 
 def finalize_after_commit(session: AsyncSession, event_id: uuid.UUID) -> None:

@@ -8,8 +8,10 @@ runtime runs the same class as an asyncio task. It
 - monitors the stream's health from the media server's stats (`health.py`), publishes it on
   `event:{id}:health` and records it in the event's per-minute health history (analytics);
 - rolls up the event's figures (peak viewers, bytes in, time on air, moderation counts) into
-  `worker_state["rollup"]`, publishes them on `event:{id}:analytics` and hands them to every
-  registered `ROLLUP_SINKS` hook (the hook for the analytics domain);
+  `worker_state["rollup"]`, publishes them on `event:{id}:analytics` and hands them, with the
+  per-minute figures seen since the last hand-off (media-server viewers, chat messages), to
+  every `ROLLUP_SINKS` hook: the analytics domain's `record_container_rollup` (which writes the
+  minutes into the event's per-minute analytics), once more when the worker drains;
 - auto-moderates chat (`moderation.py`) from `event:{id}:chat:inbound`;
 - optionally transcodes the ingest into an HLS ladder, and publishes the recording as VOD when
   the event ends;
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import time
@@ -63,8 +66,9 @@ from bigfootlive.state import AppState
 log = structlog.get_logger(__name__)
 
 RollupSink = Callable[[AppState, uuid.UUID, dict[str, Any]], Awaitable[None]]
-# The analytics domain registers here to receive each roll-up of each event.
-ROLLUP_SINKS: list[RollupSink] = []
+# Who receives each roll-up of each event. The analytics domain is wired here, explicitly: this
+# module already depends on it (analytics must not import the containers' worker back).
+ROLLUP_SINKS: list[RollupSink] = [analytics.record_container_rollup]
 
 
 def health_channel(event_id: uuid.UUID) -> str:
@@ -125,6 +129,8 @@ class EventWorker:
         self._playback_id = ""
         self._recording = False
         self._sync: TreeSync | None = None
+        # Per-minute figures not yet handed to the sinks: minute -> {"viewers", "chat_messages"}.
+        self._minutes: dict[dt.datetime, dict[str, int]] = {}
 
     @property
     def storage(self) -> Storage:
@@ -225,6 +231,10 @@ class EventWorker:
                     await self._sync.sync()
         if ended and self._recording and self.transcoder is not None:
             await self._publish_vod()
+        try:
+            await self._rollup()  # the last minutes' figures
+        except Exception:
+            log.exception("container_final_rollup_failed", event_id=str(self.event_id))
         with contextlib.suppress(FencedOff):
             await self._heartbeat(final=True)
         log.info("container_stopped", event_id=str(self.event_id), reason=self.stop_reason)
@@ -346,6 +356,8 @@ class EventWorker:
             rollup = self.worker_state.setdefault("rollup", {})
             rollup["samples"] = int(rollup.get("samples", 0)) + 1
             rollup["peak_viewers"] = max(int(rollup.get("peak_viewers", 0)), sample.viewers)
+            minute = self._minute()
+            minute["viewers"] = max(minute["viewers"], sample.viewers)
             rollup["max_bw_in_bps"] = max(int(rollup.get("max_bw_in_bps", 0)), sample.bw_in_bps)
             rollup["bytes_in"] = max(int(rollup.get("bytes_in", 0)), sample.bytes_in)
             if health in (Health.HEALTHY, Health.STARTING):
@@ -374,11 +386,32 @@ class EventWorker:
         rollup["at"] = utcnow().isoformat()
         message = {"event_id": str(self.event_id), **rollup}
         await self.state.pubsub.publish(analytics_channel(self.event_id), _json(message))
+        # Taken before the first await: chat arriving meanwhile counts in the next hand-off.
+        minutes, self._minutes = self._minutes, {}
+        handoff = dict(rollup) | {
+            "tenant_id": str(self._tenant_id),
+            "minutes": [{"minute": m.isoformat(), **figures} for m, figures in minutes.items()],
+        }
+        failed = False
         for sink in ROLLUP_SINKS:
             try:
-                await sink(self.state, self.event_id, dict(rollup))
+                await sink(self.state, self.event_id, handoff)
             except Exception:
+                failed = True
                 log.exception("rollup_sink_failed")
+        if failed:  # hand these minutes over again next time
+            for at, figures in minutes.items():
+                minute = self._minute(at)
+                minute["viewers"] = max(minute["viewers"], figures["viewers"])
+                minute["chat_messages"] += figures["chat_messages"]
+
+    def _minute(self, at: dt.datetime | None = None) -> dict[str, int]:
+        """This minute's (or `at`'s) figures awaiting hand-off."""
+        key = (at or utcnow()).replace(second=0, microsecond=0)
+        figures = self._minutes.get(key)
+        if figures is None:
+            figures = self._minutes[key] = {"viewers": 0, "chat_messages": 0}
+        return figures
 
     async def _on_chat(self, payload: bytes) -> None:
         try:
@@ -386,6 +419,7 @@ class EventWorker:
         except ValueError:
             return
         verdict = self.moderator.check(message)
+        self._minute()["chat_messages"] += 1
         stored = self.worker_state.setdefault("moderation", {})
         stored.update(self.moderator.counts)
         await self.state.pubsub.publish(

@@ -9,11 +9,16 @@ wants it, so a committed change always has its job, and a rolled-back one has no
   the same time; a relay that dies after sending but before deleting leaves the row to be sent
   again once its lease runs out. That is at-least-once, like the broker itself: every job
   carries the message id chosen when its row was written, and tasks are idempotent.
+- A row the relay has failed to send `JOBS_OUTBOX_MAX_ATTEMPTS` times (a task no longer
+  registered, a broker that keeps refusing it) goes to the dead letters, where failed jobs go
+  (`jobs.service.add_dead_job`; admins list, retry or discard them), and leaves the outbox in the
+  same transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import traceback
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,7 +28,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bigfootlive.db import Database, after_commit, utcnow
-from bigfootlive.jobs.registry import Task
+from bigfootlive.jobs.registry import TASKS, Task
 from bigfootlive.kit.periodic import Periodic
 from bigfootlive.models import JobOutbox
 
@@ -116,8 +121,10 @@ class OutboxRelay:
         interval_seconds: float,
         lease_seconds: float = 60.0,
         batch: int = 100,
+        max_attempts: int = 10,
     ) -> None:
         self.queue = queue
+        self.max_attempts = max_attempts
         self.db = db
         self.after = dt.timedelta(seconds=after_seconds)
         self.interval_seconds = interval_seconds
@@ -162,7 +169,7 @@ class OutboxRelay:
         if not rows:
             return 0
         sent: list[uuid.UUID] = []
-        failed: dict[uuid.UUID, str] = {}
+        failed: dict[uuid.UUID, tuple[JobOutbox, str, str]] = {}
         for row in rows:
             delay_ms = None
             if row.due_at is not None:
@@ -172,7 +179,8 @@ class OutboxRelay:
                     row.task, delay_ms=delay_ms, message_id=row.message_id, **row.kwargs
                 )
             except Exception as exc:
-                failed[row.id] = f"{type(exc).__name__}: {exc}"[:1000]
+                error = f"{type(exc).__name__}: {exc}"[:1000]
+                failed[row.id] = (row, error, traceback.format_exc())
                 log.warning("outbox_relay_send_failed", task=row.task, exc_info=True)
                 continue
             sent.append(row.id)
@@ -182,14 +190,47 @@ class OutboxRelay:
                 await session.execute(
                     delete(JobOutbox).where(JobOutbox.id.in_(sent), JobOutbox.claimed_by == token)
                 )
-            for row_id, error in failed.items():  # retried once the lease runs out
-                await session.execute(
-                    update(JobOutbox)
-                    .where(JobOutbox.id == row_id, JobOutbox.claimed_by == token)
-                    .values(last_error=error)
-                )
+            for row, error, trace in failed.values():
+                if row.attempts >= self.max_attempts:
+                    await self._bury(session, token, row, error, trace)
+                else:  # retried once the lease runs out
+                    await session.execute(
+                        update(JobOutbox)
+                        .where(JobOutbox.id == row.id, JobOutbox.claimed_by == token)
+                        .values(last_error=error)
+                    )
         self.relayed += len(sent)
         return len(sent)
+
+    async def _bury(
+        self, session: AsyncSession, token: str, row: JobOutbox, error: str, trace: str
+    ) -> None:
+        """Move a row that failed its last attempt to the dead letters."""
+        from bigfootlive.jobs import service
+
+        removed = (
+            await session.execute(
+                delete(JobOutbox)
+                .where(JobOutbox.id == row.id, JobOutbox.claimed_by == token)
+                .returning(JobOutbox.id)
+            )
+        ).scalar_one_or_none()
+        if removed is None:
+            return  # our lease ran out and another relay has the row now
+        spec = TASKS.get(row.task)
+        await service.add_dead_job(
+            session,
+            message_id=row.message_id,
+            queue=self.queue.queue_name(spec.priority) if spec else "-",
+            task=row.task,
+            kwargs=row.kwargs,
+            attempts=row.attempts,
+            error=f"not sent from the job outbox after {row.attempts} attempts: {error}"[:1000],
+            trace=trace,
+        )
+        log.error(
+            "outbox_row_dead", task=row.task, message_id=row.message_id, attempts=row.attempts
+        )
 
     async def relay_backlog(self) -> None:
         while await self.relay_once() >= self.batch:
@@ -209,4 +250,5 @@ def make_relay(queue: JobQueue, db: Database) -> OutboxRelay:
         db,
         after_seconds=settings.jobs_outbox_relay_after_seconds,
         interval_seconds=settings.jobs_outbox_relay_interval_seconds,
+        max_attempts=settings.jobs_outbox_max_attempts,
     )

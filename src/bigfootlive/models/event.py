@@ -45,5 +45,6 @@ class Event(IdMixin, TimestampMixin, Base):
     armed_at: Mapped[dt.datetime | None]
     went_live_at: Mapped[dt.datetime | None]
     disconnected_at: Mapped[dt.datetime | None]
-    ended_at: Mapped[dt.datetime | None]
+    # The hourly HLS-retention sweep looks events up by end time, across tenants.
+    ended_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     ended_reason: Mapped[str | None] = mapped_column(String(32))

@@ -26,6 +26,7 @@ from bigfootlive.models import Event
 from bigfootlive.state import AppState
 from bigfootlive.streaming.base import CallbackKind, Decision, MediaCallback
 from bigfootlive.streaming.health import HealthReport
+from bigfootlive.tenants import service as tenants
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +47,10 @@ async def decide(
     ref = await _resolve(state, session, callback, event_id)
     if ref is None or not principal.may_act_for(ref.tenant_id):
         decision = Decision.deny("unknown_stream")
+    elif callback.kind != CallbackKind.UNPUBLISH and not await _tenant_active(
+        state, session, principal, ref
+    ):
+        decision = Decision.deny("tenant_inactive")
     elif callback.kind == CallbackKind.PUBLISH:
         decision = await _publish(state, session, ref, callback)
     elif callback.kind == CallbackKind.UNPUBLISH:
@@ -83,6 +88,16 @@ async def _resolve(
     if ref is not None and event_id is not None and ref.id != event_id:
         return None
     return ref
+
+
+async def _tenant_active(
+    state: AppState, session: AsyncSession, principal: ApiPrincipal, ref: EventRef
+) -> bool:
+    """A tenant's own key is refused at authentication once the tenant is deactivated; a
+    platform key is not, so the event's tenant is checked here (one cache read)."""
+    if principal.tenant_id is not None:
+        return True
+    return await tenants.is_active(state, session, ref.tenant_id)
 
 
 def _tombstone(ref: EventRef, client_id: str) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.authz.roles import Role
+from bigfootlive.db import after_commit
 from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Forbidden, NotFound, Unprocessable
 from bigfootlive.identity import audit
@@ -20,6 +21,8 @@ from bigfootlive.tenants import repository as repo
 from bigfootlive.tenants.schemas import SLUG_RE, TenantSettings, TenantUpdate
 
 RESERVED_SLUGS = frozenset({"api", "admin", "www", "platform", "static", "docs"})
+# How long a tenant's status may be read from the cache (`set_active` rewrites it at once).
+_STATUS_TTL = 60.0
 
 
 def settings_of(tenant: Tenant) -> TenantSettings:
@@ -126,8 +129,10 @@ async def set_active(
 
     A deactivated tenant's members are refused on every request (`authz.deps.authenticate`
     reads the tenant's status with the user, at no extra cost), on refresh and at sign-in; its
-    API keys are refused as soon as their cached entries are dropped here, after the commit.
-    Sessions are kept, so reactivating restores access.
+    API keys are refused as soon as their cached entries are dropped here, after the commit, and
+    the media-server callbacks for its events (platform keys included) once the cached status
+    (`is_active`) is rewritten, also after the commit. Sessions are kept, so reactivating
+    restores access.
     """
     if tenant.is_active == active:
         return False
@@ -143,7 +148,34 @@ async def set_active(
     )
     await apikeys.forget_tenant_keys(state, session, tenant.id)
     await session.flush()
+    tenant_id = tenant.id
+
+    async def remember_status() -> None:
+        await state.cache.set(_status_key(tenant_id), _status_value(active), ttl=_STATUS_TTL)
+
+    after_commit(session, remember_status)
     return True
+
+
+def _status_key(tenant_id: uuid.UUID) -> str:
+    return f"tenants:{tenant_id}:active"
+
+
+def _status_value(active: bool) -> bytes:
+    return b"1" if active else b"0"
+
+
+async def is_active(state: AppState, session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+    """Whether the tenant is active (a deleted one is not), through the cache: for hot paths
+    that act for a tenant without one of its members or keys, e.g. media-server callbacks
+    authorized by a platform API key."""
+    raw = await state.cache.get(_status_key(tenant_id))
+    if raw is None:
+        tenant = await repo.get_tenant(session, tenant_id)
+        active = tenant is not None and tenant.is_active
+        await state.cache.set(_status_key(tenant_id), _status_value(active), ttl=_STATUS_TTL)
+        return active
+    return raw == _status_value(True)
 
 
 async def list_users(

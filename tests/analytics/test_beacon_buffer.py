@@ -1,0 +1,82 @@
+"""A beacon buffer loses nothing: not when nobody starts it (job workers, event containers'
+processes), not when sending its roll-up job fails."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from bigfootlive.analytics.ingest import BeaconBuffer
+from bigfootlive.analytics.schemas import HeartbeatBeacon, StartBeacon
+from bigfootlive.db import utcnow
+from tests.analytics.conftest import live_event
+
+
+async def timeline(client, streamer, event_id: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/api/analytics/events/{event_id}", headers=streamer.headers)
+    assert response.status_code == 200, response.text
+    points: list[dict[str, Any]] = response.json()["timeline"]
+    return points
+
+
+async def wait_for_figures(client, streamer, event_id: str, **expected: int) -> None:
+    latest: list[dict[str, Any]] = []
+
+    async def check() -> bool:
+        latest[:] = await timeline(client, streamer, event_id)
+        return bool(latest) and all(
+            sum(p[name] for p in latest) == value for name, value in expected.items()
+        )
+
+    for _ in range(100):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"figures never became {expected}: {latest}")
+
+
+async def test_a_buffer_never_started_rolls_up_what_it_is_given(factory, client, state):
+    tenant, streamer, event_id = await live_event(factory, client, state)
+    buffer = BeaconBuffer(state.cache, 3600, state.jobs)  # as in a process that never starts it
+    now = utcnow()
+    await buffer.add_beacons(
+        uuid.UUID(event_id), tenant.id, "a:viewer-1",
+        [StartBeacon(type="start", startup_ms=400),
+         HeartbeatBeacon(type="heartbeat", watched_ms=10_000)],
+        now,
+    )  # fmt: skip
+    await buffer.add_activity(uuid.UUID(event_id), tenant.id, "chat", now, 2)
+    await buffer.add_activity(uuid.UUID(event_id), tenant.id, "reaction", now)
+    await buffer.flush()  # what a job worker's `finalize` does: nothing left to lose
+    await wait_for_figures(
+        client, streamer, event_id, views_started=1, chat_messages=2, reactions=1
+    )
+    [point] = await timeline(client, streamer, event_id)
+    assert point["watch_seconds"] == 10.0
+
+
+class FailsOnce:
+    """The app's real job queue, except that the first send fails (a broker outage)."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.failed = False
+
+    async def enqueue(self, *args: Any, **kwargs: Any) -> str:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("broker unavailable")
+        result: str = await self.queue.enqueue(*args, **kwargs)
+        return result
+
+
+async def test_sums_of_a_flush_that_failed_go_out_with_the_next(factory, client, state):
+    tenant, streamer, event_id = await live_event(factory, client, state)
+    queue = FailsOnce(state.jobs)
+    buffer = BeaconBuffer(state.cache, 3600, queue)  # type: ignore[arg-type]
+    now = utcnow()
+    await buffer.add_activity(uuid.UUID(event_id), tenant.id, "chat", now, 3)  # send fails
+    assert queue.failed
+    await buffer.add_activity(uuid.UUID(event_id), tenant.id, "chat", now, 1)
+    await wait_for_figures(client, streamer, event_id, chat_messages=4)
