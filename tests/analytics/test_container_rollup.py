@@ -53,6 +53,8 @@ async def test_container_rollups_show_in_the_per_minute_figures(factory, client,
     figures = await client.get(f"/api/analytics/events/{event_id}", headers=streamer.headers)
     assert figures.status_code == 200, figures.text
     [minute] = figures.json()["timeline"]
-    assert (minute["viewers"], minute["chat_messages"]) == (7, 4)
+    assert minute["viewers"] == 7
     assert figures.json()["viewers"]["peak"] == 7
-    assert figures.json()["chat"]["messages"] == 4
+    # The container checked 4 messages, but chat is counted where it is stored (the chat
+    # domain), so these are not added to the event's figures a second time.
+    assert figures.json()["chat"]["messages"] == 0

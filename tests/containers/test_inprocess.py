@@ -178,3 +178,35 @@ async def test_container_auto_moderates_its_event_chat(factory, client, state):
         state, event["id"], lambda r: r.worker_state.get("moderation", {}).get("hidden") == 1
     )
     assert row.worker_state["moderation"]["checked"] == 2
+
+
+async def test_chat_the_container_flags_is_hidden_from_viewers_and_audited(factory, client, state):
+    owner = await streamer(factory)
+    event = await armed_event(client, owner)
+    await wait_row(state, event["id"], running)
+    viewer = await factory.user(owner.tenant, role=Role.VIEWER)
+    admin = await factory.user(owner.tenant, role=Role.ADMIN)
+    chat_url = f"/api/events/{event['id']}/chat"
+    fine = await client.post(chat_url, json={"body": "hello all"}, headers=viewer.headers)
+    flagged = await client.post(
+        chat_url, json={"body": "this is a SCAM link"}, headers=viewer.headers
+    )
+    assert fine.status_code == flagged.status_code == 201, flagged.text
+
+    async def history() -> list[str]:
+        page = await client.get(chat_url, headers=owner.headers)
+        return [m["id"] for m in page.json()["items"]]
+
+    for _ in range(100):  # the container reads the message, flags it, the chat domain hides it
+        if await history() == [fine.json()["id"]]:
+            break
+        await asyncio.sleep(0.05)
+    assert await history() == [fine.json()["id"]]
+    audit = await client.get(
+        "/api/auth/audit",
+        params={"scope": "tenant", "action": "chat.auto_moderation"},
+        headers=admin.headers,
+    )
+    [record] = audit.json()["items"]
+    assert record["target_id"] == flagged.json()["id"]
+    assert record["details"]["reason"] == "blocked_term"

@@ -19,16 +19,18 @@ from bigfootlive.authz.roles import Role
 from tests.fixtures import services
 from tests.fixtures.factories import Account
 
+REALTIME_SETTINGS: dict[str, Any] = {
+    "ws_batch_window_ms": 5,
+    "presence_heartbeat_seconds": 0.3,
+    "ws_auth_timeout_seconds": 1.0,
+    "chat_rate_limit": "1000/second",
+    "ws_send_queue_size": 8,
+}
+
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {
-        "ws_batch_window_ms": 5,
-        "presence_heartbeat_seconds": 0.3,
-        "ws_auth_timeout_seconds": 1.0,
-        "chat_rate_limit": "1000/second",
-        "ws_send_queue_size": 8,
-    }
+    return dict(REALTIME_SETTINGS)
 
 
 @dataclass

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
+
+import pytest
 
 from bigfootlive.events import service as events
-from tests.realtime.conftest import create_event, join
+from tests.realtime.conftest import REALTIME_SETTINGS, create_event, join
 
 
 async def test_viewer_count_follows_joins_and_leaves(client, world, live_server):
@@ -71,3 +74,37 @@ async def test_stream_state_changes_become_system_messages(client, world, live_s
     response = await client.post(f"/api/events/{event['id']}/stop", headers=world["owner"].headers)
     assert response.status_code == 200, response.text
     assert (await viewer.next("system"))["kind"] == "stream_ended"
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{**REALTIME_SETTINGS, "jobs_inprocess_worker": True, "analytics_flush_seconds": 0.2}],
+)
+async def test_chat_and_reactions_count_once_in_the_event_analytics(client, world, live_server):
+    owner = world["owner"]
+    event = await create_event(client, owner)
+    viewer = await join(live_server.url(event["id"]), world["viewer"])
+    for n in range(3):
+        await viewer.send(type="send", body=f"hello {n}", ref=str(n))
+        await viewer.next("ack", ref=str(n))
+    for kind in ("heart", "fire"):
+        await viewer.send(type="react", kind=kind)
+    await viewer.send(type="send", body="x" * 10_000, ref="long")
+    await viewer.next("error", ref="long")  # refused: not stored, not counted
+
+    async def figures() -> dict[str, Any]:
+        response = await client.get(f"/api/analytics/events/{event['id']}", headers=owner.headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    counts = (0, 0)
+    for _ in range(50):  # the buffer is flushed every ANALYTICS_FLUSH_SECONDS
+        latest = await figures()
+        counts = (latest["chat"]["messages"], latest["reactions"])
+        if counts == (3, 2):
+            break
+        await asyncio.sleep(0.2)
+    assert counts == (3, 2)
+    await asyncio.sleep(1.0)  # later flushes add nothing
+    again = await figures()
+    assert (again["chat"]["messages"], again["reactions"]) == (3, 2)

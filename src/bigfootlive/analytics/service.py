@@ -143,8 +143,9 @@ async def record_container_rollup(
     state: AppState, event_id: uuid.UUID, rollup: dict[str, Any]
 ) -> None:
     """The event container's roll-up hook (`containers.worker.ROLLUP_SINKS`): add the minutes
-    it hands over — each seen once — to the event's per-minute figures. Chat messages add up;
-    `viewers` keeps the larger of the beacons' distinct viewers and the media server's count."""
+    it hands over — each seen once — to the event's per-minute figures: `viewers` keeps the
+    larger of the beacons' distinct viewers and the media server's count. (Chat messages are
+    counted by the chat domain as they are stored, not again here.)"""
     handed = ContainerRollup.model_validate(rollup)
     rows = [
         {
@@ -153,10 +154,9 @@ async def record_container_rollup(
             "minute": ingest.minute_of(m.minute),
             **dict.fromkeys(ingest.MINUTE_FIELDS, 0),
             "viewers": m.viewers,
-            "chat_messages": m.chat_messages,
         }
         for m in handed.minutes
-        if m.viewers or m.chat_messages
+        if m.viewers
     ]
     if rows:
         async with state.db.transaction() as session:

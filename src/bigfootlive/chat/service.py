@@ -21,10 +21,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.analytics import service as analytics
 from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.chat import repository as repo
 from bigfootlive.chat.schemas import ChatMessageOut, RoomSettingsOut, RoomSettingsPatch
+from bigfootlive.containers import moderation as automod
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
@@ -301,8 +303,54 @@ async def send_message(
     session.add(message)
     await session.flush()
     out = to_out(message)
-    publish_after_commit(state, session, event.id, p.ChatOut(message=out))
+    stored = p.ChatOut(message=out).model_dump_json().encode()
+    for_container = automod.ChatMessage(
+        message_id=str(message.id), user_id=str(subject.user_id), text=text
+    )
+
+    async def delivered() -> None:
+        # Viewers, the event container's auto-moderation and the analytics counters hear of
+        # the message once it is stored.
+        await asyncio.gather(
+            state.pubsub.publish(p.chat_channel(event.id), stored),
+            state.pubsub.publish(
+                automod.inbound_channel(event.id), for_container.model_dump_json().encode()
+            ),
+            analytics.record_activity(state, event.id, event.tenant_id, "chat"),
+        )
+
+    after_commit(session, delivered)
     return out
+
+
+async def hide_flagged(
+    state: AppState,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    event_id: uuid.UUID,
+    message_id: uuid.UUID,
+    reason: str | None,
+) -> bool:
+    """The event container's auto-moderation flagged a message: delete it as a moderator would
+    (audited, viewers told). False when it is gone or already deleted."""
+    message = await repo.get_message(session, tenant_id, event_id, message_id)
+    if message is None or message.deleted_at is not None:
+        return False
+    message.deleted_at = utcnow()
+    await audit.record(
+        session,
+        action="chat.auto_moderation",
+        meta=None,
+        tenant_id=tenant_id,
+        actor_id=None,
+        target_type="chat_message",
+        target_id=message.id,
+        details={"event_id": str(event_id), "author_id": str(message.user_id), "reason": reason},
+    )
+    publish_after_commit(
+        state, session, event_id, p.Deleted(message_id=message.id, by_moderator=True)
+    )
+    return True
 
 
 # --- deleting and moderation -------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Chat auto-moderation run inside the event's container.
 
 The rules here are real (blocked terms, flooding, repeats, link spam, shouting). The chat
-domain hands each new message to the container by publishing it on
-`event:{id}:chat:inbound` and applies the verdicts it reads from `event:{id}:chat:moderation`
-(that wiring is the hook for the chat domain).
+domain hands each stored message to the container by publishing it on
+`event:{id}:chat:inbound`; the worker hides what these rules flag (`chat.service.hide_flagged`)
+and publishes every verdict on `event:{id}:chat:moderation`.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ import psutil
 import structlog
 
 from bigfootlive.analytics import service as analytics
+from bigfootlive.chat import service as chat
 from bigfootlive.config import Settings
 from bigfootlive.containers import repository as repo
 from bigfootlive.containers.health import (
@@ -422,9 +423,22 @@ class EventWorker:
         self._minute()["chat_messages"] += 1
         stored = self.worker_state.setdefault("moderation", {})
         stored.update(self.moderator.counts)
+        flagged = _uuid(message.message_id) if verdict.action == "hide" else None
+        if flagged is not None and self._tenant_id is not None:
+            async with self.state.db.transaction() as session:
+                await chat.hide_flagged(
+                    self.state, session, self._tenant_id, self.event_id, flagged, verdict.reason
+                )
         await self.state.pubsub.publish(
             verdict_channel(self.event_id), verdict.model_dump_json().encode()
         )
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 def _json(value: dict[str, Any]) -> bytes:

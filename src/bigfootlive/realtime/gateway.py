@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketDisconnect
 
+from bigfootlive.analytics import service as analytics
 from bigfootlive.authz.deps import AuthSubject, authenticate
 from bigfootlive.chat import service as chat
 from bigfootlive.chat.schemas import RoomSettingsOut, RoomSettingsPatch
@@ -359,6 +360,9 @@ class Gateway:
         if self._reactions_in_window > self.settings.reactions_per_second:
             raise chat.ChatRateLimited("Too many reactions")
         self.hub.react(self.event_id, message.kind)
+        await analytics.record_activity(
+            self.state, self.event_id, self.open_event.tenant_id, "reaction"
+        )
         if message.ref is not None:
             self._send(p.Ack(ref=message.ref))
 
