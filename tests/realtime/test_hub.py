@@ -11,7 +11,7 @@ from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.hub import Connection, Hub
 from tests.fixtures.polling import until
 
-VIEWERS = 1300  # more than two slices
+VIEWERS = 1300  # ten slices and a bit
 
 
 class Socket(asyncio.WriteTransport):

@@ -497,9 +497,9 @@ class Hub:
 
 # Sockets written per turn of the event loop. A broadcast to thousands of local viewers yields
 # between slices, so this process's chat sends, acks and database replies wait for one slice,
-# not for the whole fan-out. One room sends one frame at a time, so each viewer gets frames
-# in order.
-_SLICE = 512
+# not for the whole fan-out (at 10k viewers, ack p99 76 ms with 128 against 112 ms with 512).
+# One room sends one frame at a time, so each viewer gets frames in order.
+_SLICE = 128
 
 
 def _deliver(
