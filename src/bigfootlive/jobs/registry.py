@@ -21,6 +21,7 @@ TASK_MODULES = (
     "bigfootlive.notifications.tasks",
     "bigfootlive.analytics.tasks",
     "bigfootlive.containers.tasks",
+    "bigfootlive.sso.tasks",
 )
 
 

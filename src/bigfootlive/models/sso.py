@@ -15,6 +15,9 @@ class SsoProvider(IdMixin, TimestampMixin, Base):
 
     `config` holds the validated, non-secret settings (see `sso.schemas.ProviderIn`);
     `secrets` maps a secret's name to its SecretBox ciphertext, bound to this row's id.
+    The `metadata_*` columns describe the background refresh of the IdP's published metadata
+    (OIDC discovery + JWKS, SAML metadata URL): the latest attempt, its outcome, and when the
+    copy in use was last fetched successfully.
     """
 
     __tablename__ = "sso_providers"
@@ -27,6 +30,10 @@ class SsoProvider(IdMixin, TimestampMixin, Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     secrets: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metadata_checked_at: Mapped[dt.datetime | None]
+    metadata_refreshed_at: Mapped[dt.datetime | None]
+    metadata_refresh_status: Mapped[str | None] = mapped_column(String(16))  # "ok" | "error"
+    metadata_refresh_error: Mapped[str | None] = mapped_column(String(300))
 
 
 class SsoIdentity(IdMixin, Base):

@@ -82,9 +82,17 @@ class Outbound:
         return body
 
 
+def _meta_key(issuer: str) -> str:
+    return f"sso:oidc:meta:{issuer}"
+
+
+def _jwks_key(jwks_uri: str) -> str:
+    return f"sso:oidc:jwks:{jwks_uri}"
+
+
 async def discover(out: Outbound, cfg: OidcConfig, *, fresh: bool = False) -> dict[str, Any]:
     """The provider's discovery document, checked to name the configured issuer."""
-    key = f"sso:oidc:meta:{cfg.issuer}"
+    key = _meta_key(cfg.issuer)
     cached = None if fresh else await out.cache.get(key)
     if cached is not None:
         return dict(json.loads(cached))
@@ -103,7 +111,7 @@ async def discover(out: Outbound, cfg: OidcConfig, *, fresh: bool = False) -> di
 
 
 async def jwks(out: Outbound, jwks_uri: str, *, fresh: bool = False) -> KeySet:
-    key = f"sso:oidc:jwks:{jwks_uri}"
+    key = _jwks_key(jwks_uri)
     cached = None if fresh else await out.cache.get(key)
     if cached is not None:
         return KeySet.import_key_set(json.loads(cached))
@@ -114,6 +122,28 @@ async def jwks(out: Outbound, jwks_uri: str, *, fresh: bool = False) -> KeySet:
         raise SsoConfigError("The JWKS could not be read", code="sso_bad_jwks") from exc
     await out.cache.set(key, json.dumps(raw).encode(), ttl=METADATA_TTL)
     return keys
+
+
+async def refresh(out: Outbound, cfg: OidcConfig) -> int:
+    """Fetch the discovery document and the JWKS again; each replaces its cached copy only
+    once it was fetched and checked. Returns the number of published keys."""
+    meta = await discover(out, cfg, fresh=True)
+    return len((await jwks(out, str(meta["jwks_uri"]), fresh=True)).keys)
+
+
+async def keep_cached(out: Outbound, cfg: OidcConfig) -> bool:
+    """After a failed refresh: give the cached discovery document and JWKS another
+    METADATA_TTL, so sign-in keeps working with the last good copy. False if none is cached."""
+    meta_raw = await out.cache.get(_meta_key(cfg.issuer))
+    if meta_raw is None:
+        return False
+    await out.cache.set(_meta_key(cfg.issuer), meta_raw, ttl=METADATA_TTL)
+    jwks_uri = json.loads(meta_raw).get("jwks_uri")
+    keys_raw = await out.cache.get(_jwks_key(str(jwks_uri)))
+    if keys_raw is None:
+        return False
+    await out.cache.set(_jwks_key(str(jwks_uri)), keys_raw, ttl=METADATA_TTL)
+    return True
 
 
 def _client(

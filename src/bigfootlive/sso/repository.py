@@ -45,3 +45,24 @@ async def find_link(
     )
     row = (await session.execute(stmt)).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+async def providers_to_refresh(session: AsyncSession) -> list[uuid.UUID]:
+    """Enabled providers whose IdP publishes metadata we cache or store (OIDC, SAML)."""
+    # unscoped: the metadata refresh works for every tenant.
+    stmt = (
+        select(SsoProvider.id)
+        .where(SsoProvider.enabled.is_(True), SsoProvider.protocol.in_(("oidc", "saml")))
+        .order_by(SsoProvider.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_provider_unscoped(
+    session: AsyncSession, provider_id: uuid.UUID, *, for_update: bool = False
+) -> SsoProvider | None:
+    # unscoped: a refresh job is given a provider id by the fan-out, which read it from this table.
+    stmt = select(SsoProvider).where(SsoProvider.id == provider_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()

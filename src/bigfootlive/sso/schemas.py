@@ -154,6 +154,18 @@ class ProviderSettings(BaseModel):
     domains: list[str] = Field(default_factory=list)
 
 
+class MetadataRefreshOut(BaseModel):
+    """The background refresh of the IdP's published metadata (OIDC discovery + JWKS, SAML
+    metadata URL). All null for providers it does not apply to, or not attempted yet."""
+
+    status: Literal["ok", "error"] | None = None
+    checked_at: dt.datetime | None = Field(None, description="The latest attempt")
+    refreshed_at: dt.datetime | None = Field(
+        None, description="The latest success: when the copy in use was fetched"
+    )
+    error: str | None = Field(None, description="Why the latest attempt failed")
+
+
 class ProviderOut(BaseModel):
     id: uuid.UUID
     name: str
@@ -172,6 +184,7 @@ class ProviderOut(BaseModel):
     sp_entity_id: str | None = None
     sp_metadata_url: str | None = None
     acs_url: str | None = None
+    metadata_refresh: MetadataRefreshOut = Field(default_factory=MetadataRefreshOut)
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -7,6 +7,7 @@ tokens and the tenant's MFA policy are the same whatever the method.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from bigfootlive.sso.schemas import (
     InitiateOut,
     LdapConfig,
     LdapLoginIn,
+    MetadataRefreshOut,
     OAuth2Config,
     OidcConfig,
     ProtocolConfig,
@@ -88,7 +90,7 @@ def saml_endpoints(state: AppState, tenant_slug: str, provider_id: uuid.UUID) ->
     return saml.SpEndpoints(entity_id=f"{base}/metadata", acs_url=f"{base}/acs")
 
 
-def _outbound(state: AppState) -> oidc.Outbound:
+def outbound(state: AppState) -> oidc.Outbound:
     return oidc.Outbound(
         cache=state.cache,
         timeout=state.settings.sso_http_timeout_seconds,
@@ -143,6 +145,12 @@ def provider_out(state: AppState, tenant_slug: str, row: SsoProvider) -> Provide
         break_glass_emails=s.break_glass_emails,
         domains=s.domains,
         secrets_set=sorted(k for k, v in (row.secrets or {}).items() if v),
+        metadata_refresh=MetadataRefreshOut(
+            status=row.metadata_refresh_status,
+            checked_at=row.metadata_checked_at,
+            refreshed_at=row.metadata_refreshed_at,
+            error=row.metadata_refresh_error,
+        ),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -168,9 +176,9 @@ async def list_providers(
     return [provider_out(state, tenant.slug, r) for r in rows]
 
 
-async def _fetch_saml_metadata(state: AppState, url: str) -> str:
+async def fetch_saml_metadata(state: AppState, url: str) -> str:
     await check_outbound_url(url, state.settings.sso_allow_private_networks)
-    out = _outbound(state)
+    out = outbound(state)
     try:
         async with out.client() as http:
             response = await http.get(url)
@@ -184,6 +192,17 @@ async def _fetch_saml_metadata(state: AppState, url: str) -> str:
     if len(response.content) > saml.MAX_METADATA_BYTES:
         raise SsoConfigError("The IdP metadata is too large", code="sso_bad_metadata")
     return response.text
+
+
+def set_refresh_status(
+    row: SsoProvider, *, now: dt.datetime | None, error: str | None, refreshed: bool
+) -> None:
+    """Record a metadata refresh attempt at `now` (None: forget the status)."""
+    row.metadata_checked_at = now
+    row.metadata_refresh_status = None if now is None else ("error" if error else "ok")
+    row.metadata_refresh_error = error
+    if refreshed or now is None:
+        row.metadata_refreshed_at = now
 
 
 async def save_provider(
@@ -203,9 +222,11 @@ async def save_provider(
             domains=unverified,
         )
     config = body.config
+    fetched_at = None
     if isinstance(config, SamlConfig):
         if config.idp_metadata_url:
-            xml = await _fetch_saml_metadata(state, config.idp_metadata_url)
+            fetched_at = utcnow()
+            xml = await fetch_saml_metadata(state, config.idp_metadata_url)
             config = config.model_copy(update={"idp_metadata_xml": xml})
         assert config.idp_metadata_xml is not None  # noqa: S101 - checked by SamlConfig
         await asyncio.to_thread(saml.idp_info, config.idp_metadata_xml)
@@ -234,6 +255,11 @@ async def save_provider(
     row.enabled = body.enabled
     row.protocol = config.protocol
     row.config = settings.model_dump(mode="json")
+    if fetched_at is not None:  # the SAML metadata was fetched just now
+        set_refresh_status(row, now=fetched_at, error=None, refreshed=True)
+    elif row.config["config"] != before.get("config"):
+        # The status described the previous IdP configuration.
+        set_refresh_status(row, now=None, error=None, refreshed=False)
     secrets = dict(row.secrets or {})
     secrets_changed = []
     for name in SECRET_NAMES:
@@ -339,7 +365,7 @@ async def test_provider(
 
 
 async def _test_oidc(state: AppState, cfg: OidcConfig) -> list[Check]:
-    out = _outbound(state)
+    out = outbound(state)
     checks = []
     try:
         meta = await oidc.discover(out, cfg, fresh=True)
@@ -370,7 +396,7 @@ async def _test_oidc(state: AppState, cfg: OidcConfig) -> list[Check]:
 
 async def _test_oauth2(state: AppState, cfg: OAuth2Config) -> list[Check]:
     checks = []
-    out = _outbound(state)
+    out = outbound(state)
     for name, url in (
         ("authorize_url", cfg.authorize_url),
         ("token_url", cfg.token_url),
@@ -395,7 +421,7 @@ async def _test_saml(state: AppState, cfg: SamlConfig) -> list[Check]:
     xml = cfg.idp_metadata_xml
     if cfg.idp_metadata_url:
         try:
-            xml = await _fetch_saml_metadata(state, cfg.idp_metadata_url)
+            xml = await fetch_saml_metadata(state, cfg.idp_metadata_url)
             checks.append(Check(name="metadata_fetch", ok=True, detail=cfg.idp_metadata_url))
         except BigfootError as exc:
             checks.append(Check(name="metadata_fetch", ok=False, detail=exc.message))
@@ -479,7 +505,7 @@ async def initiate(
         flow["nonce"] = random_token(16)
         flow["verifier"] = random_token(48)
         url = await oidc.authorization_url(
-            _outbound(state),
+            outbound(state),
             cfg,
             redirect_uri=callback_url(state),
             state=flow_state,
@@ -577,7 +603,7 @@ async def oidc_callback(
         if not code:
             raise SsoRejected("The callback has no authorization code", code="sso_no_code")
         ext = await oidc.complete(
-            _outbound(state),
+            outbound(state),
             cfg,
             _secret(state, provider.row, "client_secret"),
             provider.settings.attribute_mapping,
