@@ -1,7 +1,7 @@
 """SSO: status of the background IdP metadata refresh
 
-Revision ID: 0013_sso_metadata_refresh
-Revises: 0012_job_outbox
+Revision ID: 0014_sso_metadata_refresh
+Revises: 0013_fixes_indexes
 Create Date: 2026-11-26 09:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import bigfootlive.db
 
-revision: str = "0013_sso_metadata_refresh"
-down_revision: str | Sequence[str] | None = "0012_job_outbox"
+revision: str = "0014_sso_metadata_refresh"
+down_revision: str | Sequence[str] | None = "0013_fixes_indexes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
