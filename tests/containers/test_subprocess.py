@@ -21,7 +21,14 @@ from tests.containers.helpers import FAST, armed_event, running, stop, streamer,
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {**FAST, "container_runtime": "subprocess", "container_memory_limit_mb": 1536}
+    return {
+        **FAST,
+        "container_runtime": "subprocess",
+        "container_memory_limit_mb": 1536,
+        # Real processes on a loaded 2-core machine: a SIGTERM drain took over 3 s during a full
+        # suite run and was taken for a lost heartbeat (a crash and a restart).
+        "container_heartbeat_timeout_seconds": 10.0,
+    }
 
 
 async def _pid(state, event_id: str) -> int:
@@ -67,7 +74,7 @@ async def test_sigterm_drains_the_worker_and_it_exits_zero(factory, client, stat
     await wait_row(state, event["id"], running)
     pid = await _pid(state, event["id"])
     os.kill(pid, signal.SIGTERM)
-    row = await wait_row(state, event["id"], lambda r: r.stop_reason == "terminated")
+    row = await wait_row(state, event["id"], lambda r: r.stop_reason == "terminated", within=40)
     assert row.state == "stopped"
     assert row.stopped_at is not None
     proc = state.containers.runtime._procs.get(uuid.UUID(event["id"]))
@@ -98,7 +105,7 @@ async def test_hung_worker_is_stopped_a_grace_period_after_its_event_ends(factor
     os.kill(pid, signal.SIGSTOP)  # frozen: it will never notice the end by itself
     try:
         assert (await stop(client, account, event)).status_code == 200
-        row = await wait_row(state, event["id"], lambda r: r.state == "stopped")
+        row = await wait_row(state, event["id"], lambda r: r.state == "stopped", within=40)
         assert row.stop_reason == "grace_expired"
         assert await _gone(pid)
     finally:
