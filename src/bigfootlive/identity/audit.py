@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.db import Database
 from bigfootlive.deps import RequestMeta
-from bigfootlive.models import AuditRecord
+from bigfootlive.models import AuditRecord, User
 from bigfootlive.observability.metrics import AUTH_EVENTS
 
 
@@ -42,6 +42,21 @@ def _build(
         user_agent=meta.user_agent if meta else "",
         request_id=meta.request_id if meta else "",
         details=details or {},
+    )
+
+
+class OwnAccount(TypedDict):
+    tenant_id: uuid.UUID
+    actor_id: uuid.UUID
+    target_type: str
+    target_id: uuid.UUID
+
+
+def own_account(user: User) -> OwnAccount:
+    """The audit fields of a user acting on their own account (actor and target are the user):
+    `await audit.record(session, action=..., meta=meta, **audit.own_account(user))`."""
+    return OwnAccount(
+        tenant_id=user.tenant_id, actor_id=user.id, target_type="user", target_id=user.id
     )
 
 

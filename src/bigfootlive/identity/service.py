@@ -603,11 +603,8 @@ async def change_password(
             state.db,
             action="auth.password_change",
             meta=meta,
-            tenant_id=user.tenant_id,
-            actor_id=user.id,
-            target_type="user",
-            target_id=user.id,
             details={"reason": "bad_current_password"},
+            **audit.own_account(user),
         )
         raise Forbidden("The current password is incorrect", code="invalid_current_password")
     await set_password(state, session, user, new_password, tenants.settings_of(tenant))
@@ -627,10 +624,7 @@ async def change_password(
         session,
         action="auth.password_change",
         meta=meta,
-        tenant_id=user.tenant_id,
-        actor_id=user.id,
-        target_type="user",
-        target_id=user.id,
+        **audit.own_account(user),
     )
     _mail_after_commit(
         state,
@@ -705,10 +699,7 @@ async def reset_password(
         session,
         action="auth.password_reset",
         meta=meta,
-        tenant_id=user.tenant_id,
-        actor_id=user.id,
-        target_type="user",
-        target_id=user.id,
+        **audit.own_account(user),
     )
 
 
@@ -751,10 +742,7 @@ async def verify_email(
         session,
         action="auth.email_verified",
         meta=meta,
-        tenant_id=user.tenant_id,
-        actor_id=user.id,
-        target_type="user",
-        target_id=user.id,
+        **audit.own_account(user),
     )
 
 

@@ -513,11 +513,8 @@ async def regenerate_backup_codes(
         session,
         action="auth.mfa.backup_codes",
         meta=meta,
-        tenant_id=user.tenant_id,
-        actor_id=user.id,
-        target_type="user",
-        target_id=user.id,
         details={"count": len(fresh)},
+        **audit.own_account(user),
     )
     return fresh
 
@@ -608,11 +605,8 @@ async def verify(
             state.db,
             action="auth.mfa.verify",
             meta=meta,
-            tenant_id=user.tenant_id,
-            actor_id=user.id,
-            target_type="user",
-            target_id=user.id,
             details={"method": method, "reason": "user_locked"},
+            **audit.own_account(user),
         )
         raise MfaLocked(retry_after=settings.mfa_user_failure_window_seconds)
     factors = await policy.usable_factors(session, user, rules)
@@ -658,11 +652,8 @@ async def verify(
             session,
             action="auth.mfa.backup_code_used",
             meta=meta,
-            tenant_id=user.tenant_id,
-            actor_id=user.id,
-            target_type="user",
-            target_id=user.id,
             details={"remaining": remaining},
+            **audit.own_account(user),
         )
         _notify(
             state,
