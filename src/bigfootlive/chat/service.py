@@ -323,6 +323,29 @@ async def send_message(
     return out
 
 
+async def _delete(
+    state: AppState,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    event_id: uuid.UUID,
+    message: ChatMessage,
+    *,
+    by: uuid.UUID | None,
+    by_moderator: bool,
+) -> None:
+    """Delete `message` (unpinning it) and tell the viewers once the transaction commits."""
+    message.deleted_at = utcnow()
+    message.deleted_by = by
+    room = await repo.get_room(session, tenant_id, event_id)
+    if room is not None and room.pinned_message_id == message.id:
+        room.pinned_message_id = None
+        publish_after_commit(state, session, event_id, p.Pinned(message=None))
+    await session.flush()
+    publish_after_commit(
+        state, session, event_id, p.Deleted(message_id=message.id, by_moderator=by_moderator)
+    )
+
+
 async def hide_flagged(
     state: AppState,
     session: AsyncSession,
@@ -336,7 +359,7 @@ async def hide_flagged(
     message = await repo.get_message(session, tenant_id, event_id, message_id)
     if message is None or message.deleted_at is not None:
         return False
-    message.deleted_at = utcnow()
+    await _delete(state, session, tenant_id, event_id, message, by=None, by_moderator=True)
     await audit.record(
         session,
         action="chat.auto_moderation",
@@ -346,9 +369,6 @@ async def hide_flagged(
         target_type="chat_message",
         target_id=message.id,
         details={"event_id": str(event_id), "author_id": str(message.user_id), "reason": reason},
-    )
-    publish_after_commit(
-        state, session, event_id, p.Deleted(message_id=message.id, by_moderator=True)
     )
     return True
 
@@ -381,13 +401,9 @@ async def delete_message(
     own = message.user_id == subject.user_id
     if not own and not can_moderate(subject, event):
         raise NotModerator("Only the author or a moderator can delete this message")
-    message.deleted_at = utcnow()
-    message.deleted_by = subject.user_id
-    room = await repo.get_room(session, event.tenant_id, event.id)
-    if room is not None and room.pinned_message_id == message.id:
-        room.pinned_message_id = None
-        publish_after_commit(state, session, event.id, p.Pinned(message=None))
-    await session.flush()
+    await _delete(
+        state, session, event.tenant_id, event.id, message, by=subject.user_id, by_moderator=not own
+    )
     if not own:
         await audit.record(
             session,
@@ -399,9 +415,6 @@ async def delete_message(
             target_id=message.id,
             details={"event_id": str(event.id), "author_id": str(message.user_id)},
         )
-    publish_after_commit(
-        state, session, event.id, p.Deleted(message_id=message.id, by_moderator=not own)
-    )
 
 
 async def _target(session: AsyncSession, event: Event, user_id: uuid.UUID) -> User:
