@@ -3,7 +3,6 @@ exactly one of them enqueue each due run, so adding processes never double-fires
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Iterable
 
@@ -13,6 +12,7 @@ from croniter import croniter
 from bigfootlive.jobs.queue import JobQueue
 from bigfootlive.jobs.registry import CRONS, CronSpec
 from bigfootlive.kit.backends import Cache
+from bigfootlive.kit.periodic import Periodic
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +31,7 @@ class Scheduler:
         self.specs = list(CRONS.values() if specs is None else specs)
         self.tick_seconds = tick_seconds
         self._next: dict[str, dt.datetime] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("job-scheduler", self._tick_now, tick_seconds)
         self.fired = 0
 
     def _upcoming(self, spec: CronSpec, after: dt.datetime) -> dt.datetime:
@@ -61,22 +61,11 @@ class Scheduler:
         self.fired += fired
         return fired
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.tick(dt.datetime.now(dt.UTC))
-            except Exception:
-                log.exception("scheduler_tick_failed")
-            await asyncio.sleep(self.tick_seconds)
+    async def _tick_now(self) -> None:
+        await self.tick(dt.datetime.now(dt.UTC))
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="job-scheduler")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._loop.stop()
