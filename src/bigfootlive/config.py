@@ -23,7 +23,7 @@ EXAMPLE_SECRETS = frozenset(
         "change-me-to-at-least-32-random-characters",  # .env.example
     }
 )
-# Words that mark a value someone meant to replace (also matched without their separators).
+# Words that mark a value someone meant to replace (change-me also as changeme, change_me, ...).
 _PLACEHOLDER = re.compile(
     r"change[-_. ]?me|replace[-_. ]?me|secret|example|placeholder|insecure|dummy|your[-_. ]",
     re.IGNORECASE,
