@@ -1,4 +1,4 @@
-# Quick start:  make run   (server on SQLite, no other services)
+# Quick start:  make run   (installs what the server needs, then serves it on SQLite)
 #               make test  (installs what the tests need, then lint, types and the whole suite)
 .PHONY: run test check lint format typecheck pytest coverage bench
 
@@ -9,7 +9,7 @@ run:
 	.venv/bin/bigfootlive serve
 
 test:
-	scripts/bootstrap --dev --system
+	scripts/bootstrap --test
 	$(MAKE) check pytest
 
 check: lint typecheck
@@ -29,10 +29,10 @@ pytest:
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 coverage:
-	scripts/bootstrap --dev --system
+	scripts/bootstrap --test
 	.venv/bin/pytest --cov --cov-report=term-missing --cov-report=html $(PYTEST_ARGS)
 	@echo "HTML report: htmlcov/index.html"
 
 bench:
-	scripts/bootstrap --dev --system
+	scripts/bootstrap --test
 	.venv/bin/python -m bench.run_all

@@ -112,7 +112,7 @@ class WrkResult:
 def wrk_binary() -> str:
     found = shutil.which("wrk")
     if found is None:
-        sys.exit("wrk is not installed: apt-get install wrk (in scripts/system-packages.txt)")
+        sys.exit("wrk is not installed: apt-get install wrk (in scripts/packages/test.txt)")
     return found
 
 

@@ -51,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.check_production()
     configure_logging(settings.log_level, settings.log_json)
+    for warning in settings.warnings:
+        log.warning("settings_warning", detail=warning)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

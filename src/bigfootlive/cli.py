@@ -6,11 +6,12 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 
-from bigfootlive.config import Settings
+from bigfootlive.config import ConfigurationError, Settings
 
 if TYPE_CHECKING:
     from bigfootlive.state import AppState
@@ -22,6 +23,31 @@ container_app = typer.Typer(help="Event containers.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(container_app, name="container")
+
+
+def load_settings(**values: Any) -> Settings:
+    """The settings of a command, checked before anything starts: an invalid value, or a
+    configuration NODE_ENV=production refuses, ends the command with its reasons (exit 2) and
+    no traceback. Messages name variables, never their values."""
+    try:
+        settings = Settings(**values)
+        settings.check_production()
+    except ValidationError as exc:
+        reasons = [
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        _refuse("bigfootlive: invalid settings, not starting:", reasons)
+    except ConfigurationError as exc:
+        _refuse("bigfootlive: NODE_ENV=production refuses this configuration:", exc.problems)
+    for warning in settings.warnings:
+        typer.echo(f"bigfootlive: warning: {warning}", err=True)
+    return settings
+
+
+def _refuse(headline: str, reasons: list[str]) -> NoReturn:
+    typer.echo("\n".join([headline, *(f"  - {reason}" for reason in reasons)]), err=True)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -36,7 +62,7 @@ def serve(
     """Run the API server (uvicorn with uvloop and httptools)."""
     import uvicorn
 
-    settings = Settings()
+    settings = load_settings()
     if settings.should_auto_migrate:
         from bigfootlive.migrations import upgrade_database
 
@@ -72,7 +98,7 @@ def worker(
     """Run background job workers on the configured broker (BROKER_URL or REDIS_URL)."""
     from bigfootlive.jobs.worker import run_worker
 
-    settings = Settings()
+    settings = load_settings()
     if settings.should_auto_migrate:
         from bigfootlive.migrations import upgrade_database
 
@@ -87,7 +113,7 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision")] = "
     """Apply database migrations to DATABASE_URL."""
     from bigfootlive.migrations import upgrade_database
 
-    settings = Settings()
+    settings = load_settings()
     typer.echo(f"migrating {settings.database_url.split('@')[-1]} to {revision} ...")
     asyncio.run(upgrade_database(settings.database_url, revision))
     typer.echo("done")
@@ -221,9 +247,9 @@ def container_run(
 
     if settings_file:
         with open(settings_file) as f:
-            settings = Settings(**json.load(f))
+            settings = load_settings(**json.load(f))
     else:
-        settings = Settings()
+        settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
 
     async def run() -> int:
@@ -249,7 +275,7 @@ async def _state() -> AppState:
     from bigfootlive.migrations import upgrade_database
     from bigfootlive.state import AppState
 
-    settings = Settings()
+    settings = load_settings()
     if settings.should_auto_migrate:
         await upgrade_database(settings.database_url)
     return AppState.build(settings)

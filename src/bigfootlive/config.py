@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import re
+from collections import Counter
 from functools import cached_property
 from typing import Annotated, Literal
 
@@ -10,6 +13,68 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DEV_JWT_SECRET = "dev-insecure-jwt-secret-change-me-0123456789abcdef"  # noqa: S105
+
+# Secret values anyone can read: the development default and every example value of JWT_SECRET,
+# JWT_PREVIOUS_SECRETS and ENCRYPTION_KEYS in .env.example, README.md, docs/ and deploy/.
+# Production refuses them; tests/test_config.py fails when a file shows an example not listed here.
+EXAMPLE_SECRETS = frozenset(
+    {
+        _DEV_JWT_SECRET,
+        "change-me-to-at-least-32-random-characters",  # .env.example
+    }
+)
+# Words that mark a value someone meant to replace (change-me also as changeme, change_me, ...).
+_PLACEHOLDER = re.compile(
+    r"change[-_. ]?me|replace[-_. ]?me|secret|example|placeholder|insecure|dummy|your[-_. ]",
+    re.IGNORECASE,
+)
+MIN_SECRET_BITS = 128
+GENERATE_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+EXAMPLE_DATABASE_URL = "postgresql+asyncpg://bigfoot:password@db.internal:5432/bigfootlive"
+
+
+def estimated_entropy_bits(value: str) -> float:
+    """A generous estimate of a secret's entropy: the length of its shortest repeating unit
+    times the Shannon entropy of that unit's characters (how evenly they are spread). Repeats
+    cost bits: "a" * 64 has 0, "0123456789abcdef" * 4 has 64; a random 32-character
+    token_urlsafe has about 146, the 64 characters of token_urlsafe(48) about 330."""
+    unit = value
+    for period in range(1, len(value) // 2 + 1):
+        if all(value[i] == value[i - period] for i in range(period, len(value))):
+            unit = value[:period]
+            break
+    n = len(unit)
+    return -n * sum(c / n * math.log2(c / n) for c in Counter(unit).values())
+
+
+def secret_problem(name: str, value: str) -> str | None:
+    """Why `value` must not be the secret `name` in production (never quoting it), or None."""
+    fix = f"Generate one with: {GENERATE_COMMAND}"
+    if value in EXAMPLE_SECRETS:
+        return (
+            f"{name} is the development default or an example value from the documentation: "
+            f"anyone can forge tokens and read the secrets stored with it. {fix}"
+        )
+    if _PLACEHOLDER.search(value):
+        return (
+            f"{name} looks like a placeholder (it contains a word like change-me, secret, "
+            f"example, placeholder or your-). {fix}"
+        )
+    bits = estimated_entropy_bits(value)
+    if bits < MIN_SECRET_BITS:
+        return (
+            f"{name} is too easy to guess: about {bits:.0f} bits of entropy estimated from its "
+            f"length and repeated characters, at least {MIN_SECRET_BITS} needed. {fix}"
+        )
+    return None
+
+
+class ConfigurationError(ValueError):
+    """Settings this process must not run with; `problems` name each variable and its fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
 
 
 class Settings(BaseSettings):
@@ -40,6 +105,11 @@ class Settings(BaseSettings):
     auto_migrate: bool | None = None  # default: on for SQLite, off otherwise
     redis_url: str | None = None
     redis_key_prefix: str = "bfl:"
+    # production runs on PostgreSQL; SQLite (one process, one local file) only when asked for
+    allow_sqlite_in_production: bool = False
+    # the seed's MongoDB connection string: not supported (DATABASE_URL replaces it), only
+    # read to say so instead of silently running on the default SQLite database
+    mongodb_uri: SecretStr | None = None
 
     # auth
     jwt_secret: SecretStr = SecretStr(_DEV_JWT_SECRET)
@@ -216,6 +286,12 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("auto_migrate", "jobs_inprocess_worker", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: object) -> object:
+        # `AUTO_MIGRATE=` (as in .env.example): the default, not an invalid boolean
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("jwt_secret")
     @classmethod
     def _jwt_secret_long_enough(cls, value: SecretStr) -> SecretStr:
@@ -233,12 +309,59 @@ class Settings(BaseSettings):
 
     @cached_property
     def data_keys(self) -> list[bytes]:
-        """AES-256 keys for secrets at rest, newest first; derived from JWT_SECRET when unset."""
+        """AES-256 keys for secrets at rest, newest first; derived from JWT_SECRET when unset
+        (in production JWT_SECRET has passed the same checks as ENCRYPTION_KEYS would)."""
         raw = [k.get_secret_value() for k in self.encryption_keys] or [
             "derived:" + self.jwt_secret.get_secret_value()
         ]
         return [hashlib.sha256(k.encode()).digest() for k in raw]
 
+    @property
+    def _mongodb_uri_set(self) -> bool:
+        return bool(self.mongodb_uri and self.mongodb_uri.get_secret_value().strip())
+
+    @property
+    def warnings(self) -> list[str]:
+        """Settings that are ignored or risky but do not stop a non-production process."""
+        if self._mongodb_uri_set and self.node_env != "production":
+            return [self._mongodb_message()]
+        return []
+
+    def _mongodb_message(self) -> str:
+        return (
+            "MONGODB_URI is set, but MongoDB is not supported and MONGODB_URI is not read: "
+            "DATABASE_URL replaces it (this process uses "
+            f"{'SQLite' if self.is_sqlite else 'the DATABASE_URL database'}). Move the data and "
+            f"set DATABASE_URL, e.g. DATABASE_URL={EXAMPLE_DATABASE_URL}, then unset MONGODB_URI."
+        )
+
+    def production_problems(self) -> list[str]:
+        """Why this configuration must not run with NODE_ENV=production (empty: it may)."""
+        if self.node_env != "production":
+            return []
+        named = [("JWT_SECRET", self.jwt_secret)]
+        for variable, values in (
+            ("JWT_PREVIOUS_SECRETS", self.jwt_previous_secrets),
+            # Unset, the data keys derive from JWT_SECRET, checked above.
+            ("ENCRYPTION_KEYS", self.encryption_keys),
+        ):
+            named += [
+                (f"{variable} (entry {i} of {len(values)})" if len(values) > 1 else variable, v)
+                for i, v in enumerate(values, 1)
+            ]
+        problems = [p for n, v in named if (p := secret_problem(n, v.get_secret_value()))]
+        if self._mongodb_uri_set:
+            problems.append(self._mongodb_message())
+        elif self.is_sqlite and not self.allow_sqlite_in_production:
+            problems.append(
+                "DATABASE_URL is a SQLite database (the default when it is unset): one process on "
+                "one machine's disk. Set DATABASE_URL to PostgreSQL, e.g. "
+                f"DATABASE_URL={EXAMPLE_DATABASE_URL}, or set ALLOW_SQLITE_IN_PRODUCTION=true to "
+                "run on SQLite anyway."
+            )
+        return problems
+
     def check_production(self) -> None:
-        if self.node_env == "production" and self.jwt_secret.get_secret_value() == _DEV_JWT_SECRET:
-            raise ValueError("JWT_SECRET must be set in production")
+        """Raises ConfigurationError when NODE_ENV=production and the configuration is unsafe."""
+        if problems := self.production_problems():
+            raise ConfigurationError(problems)
