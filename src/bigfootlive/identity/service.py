@@ -468,7 +468,14 @@ async def refresh(
             state, meta, auth_session, reason="idle_timeout", result="success"
         )
         raise InvalidRefreshToken("The session has ended", code="session_revoked")
-    if token.used_at is not None or not await repo.claim_refresh_token(session, token.id, now):
+    claimed = token.used_at is None and await repo.claim_refresh_token(session, token.id, now)
+    if not claimed:
+        # A claim that lost the race still opened a write transaction: on SQLite that holds the
+        # database's one write lock, and the revocation below (another connection) would wait
+        # for it until the busy timeout. Nothing of this request is kept, so let go of it first
+        # (expunged, the session row keeps its loaded fields through the rollback).
+        session.expunge(auth_session)
+        await session.rollback()
         await _end_sessions_detached(state, meta, auth_session, reason="refresh_token_reuse")
         raise InvalidRefreshToken(
             "The refresh token was already used; the session has been ended",
