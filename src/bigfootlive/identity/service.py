@@ -19,10 +19,9 @@ from bigfootlive.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    TooManyRequests,
     Unauthorized,
 )
-from bigfootlive.identity import audit
+from bigfootlive.identity import audit, lockout
 from bigfootlive.identity import repository as repo
 from bigfootlive.identity.passwords import check_password_policy
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair, UserOut
@@ -40,7 +39,7 @@ from bigfootlive.models import (
 from bigfootlive.sso.policy import SsoRequired, check_password_login
 from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
-from bigfootlive.tenants.schemas import LockoutPolicy, TenantSettings
+from bigfootlive.tenants.schemas import TenantSettings
 from bigfootlive.webhooks import service as webhooks
 
 PURPOSE_RESET = "password_reset"
@@ -50,11 +49,6 @@ PURPOSE_VERIFY = "email_verify"
 class InvalidCredentials(Unauthorized):
     code = "invalid_credentials"
     message = "The email or password is incorrect"
-
-
-class AccountLocked(TooManyRequests):
-    code = "account_locked"
-    message = "Too many failed sign-ins; try again later"
 
 
 class InvalidRefreshToken(Unauthorized):
@@ -207,17 +201,6 @@ async def register(
 # ---------------------------------------------------------------- sign-in
 
 
-def _lock_delay(failures: int, policy: LockoutPolicy) -> int:
-    """Seconds locked after `failures` consecutive failures: doubling past the threshold."""
-    if failures < policy.threshold:
-        return 0
-    return int(
-        min(
-            policy.max_delay_seconds, policy.base_delay_seconds * 2 ** (failures - policy.threshold)
-        )
-    )
-
-
 async def login(
     state: AppState,
     session: AsyncSession,
@@ -243,45 +226,22 @@ async def login(
         )
         raise InvalidCredentials()
     await state.limiter.check(settings.login_rate_limit, "login-account", str(tenant.id), email)
-    lockout = tenants.settings_of(tenant).lockout
+    policy = tenants.settings_of(tenant).lockout
     user = await repo.get_user_by_email(session, tenant.id, email)
-    now = utcnow()
-
+    now = state.clock()
+    await lockout.check(state, session, meta, tenant_id=tenant.id, email=email, user=user, now=now)
     if user is None:
-        # Unknown accounts lock exactly like known ones, so lockout reveals nothing.
-        key = f"loginfail:{tenant.id}:{hash_token(email)}"
-        seen = await state.cache.get(key)
-        failures = int(seen) if seen else 0
-        if _lock_delay(failures, lockout):
-            raise AccountLocked(retry_after=_lock_delay(failures, lockout))
-        await state.passwords.verify(None, password)
-        await state.cache.incr(key, ttl=lockout.max_delay_seconds)
-        await audit.record_detached(
-            state.db,
-            action="auth.login",
-            meta=meta,
-            tenant_id=tenant.id,
-            actor_id=None,
-            details={"reason": "unknown_user"},
+        await state.passwords.verify(None, password)  # the same cost as a real account's
+        await lockout.record_failure(
+            state, meta, tenant_id=tenant.id, email=email, user=None, policy=policy, now=now
         )
         raise InvalidCredentials()
 
-    if user.locked_until is not None and user.locked_until > now:
-        await audit.record_detached(
-            state.db,
-            action="auth.login",
-            meta=meta,
-            tenant_id=tenant.id,
-            actor_id=user.id,
-            target_type="user",
-            target_id=user.id,
-            details={"reason": "locked"},
-        )
-        raise AccountLocked(retry_after=max(1, int((user.locked_until - now).total_seconds())))
-
     ok, needs_rehash = await state.passwords.verify(user.password_hash, password)
     if not ok:
-        await _record_failed_login(state, meta, user, lockout)
+        await lockout.record_failure(
+            state, meta, tenant_id=tenant.id, email=email, user=user, policy=policy, now=now
+        )
         raise InvalidCredentials()
     if not user.is_active:
         await audit.record_detached(
@@ -312,8 +272,7 @@ async def login(
 
     if needs_rehash:
         user.password_hash = await state.passwords.hash(password)
-    user.failed_login_count = 0
-    user.locked_until = None
+    await lockout.clear(session, tenant.id, email)
     user.last_login_at = now
     await audit.record(
         session,
@@ -326,49 +285,6 @@ async def login(
         details={"method": "pwd", "rehashed": needs_rehash},
     )
     return await finish_sign_in(state, session, user=user, tenant=tenant, meta=meta, amr=["pwd"])
-
-
-async def _record_failed_login(
-    state: AppState, meta: RequestMeta, user: User, lockout: LockoutPolicy
-) -> None:
-    """Count the failure and maybe lock, in a transaction of its own (the request fails)."""
-    async with state.db.transaction() as tx:
-        failures = (
-            await tx.execute(
-                update(User)
-                .where(User.id == user.id)
-                .values(failed_login_count=User.failed_login_count + 1)
-                .returning(User.failed_login_count)
-            )
-        ).scalar_one()
-        delay = _lock_delay(failures, lockout)
-        if delay:
-            locked_until = utcnow() + dt.timedelta(seconds=delay)
-            await tx.execute(
-                update(User).where(User.id == user.id).values(locked_until=locked_until)
-            )
-            await audit.record(
-                tx,
-                action="auth.lockout",
-                meta=meta,
-                tenant_id=user.tenant_id,
-                actor_id=user.id,
-                result="failure",
-                target_type="user",
-                target_id=user.id,
-                details={"failures": failures, "locked_seconds": delay},
-            )
-        await audit.record(
-            tx,
-            action="auth.login",
-            meta=meta,
-            tenant_id=user.tenant_id,
-            actor_id=user.id,
-            result="failure",
-            target_type="user",
-            target_id=user.id,
-            details={"reason": "bad_password", "failures": failures},
-        )
 
 
 async def finish_sign_in(
@@ -691,8 +607,7 @@ async def reset_password(
     if user is None or tenant is None:
         raise InvalidOneTimeToken()
     await set_password(state, session, user, new_password, tenants.settings_of(tenant))
-    user.failed_login_count = 0
-    user.locked_until = None
+    await lockout.clear(session, user.tenant_id, user.email)
     await end_sessions(
         state,
         session,

@@ -8,7 +8,7 @@ from bigfootlive.models.analytics import (
 )
 from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
-from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
+from bigfootlive.models.auth import AuthSession, LoginLockout, RefreshToken, UserToken
 from bigfootlive.models.chat import ChatBan, ChatMessage, ChatRoom
 from bigfootlive.models.container import EventContainer, Lease, Recording
 from bigfootlive.models.event import Event
@@ -38,6 +38,7 @@ __all__ = [
     "JobKey",
     "JobOutbox",
     "Lease",
+    "LoginLockout",
     "MfaBackupCode",
     "MfaFactor",
     "NotificationPreference",

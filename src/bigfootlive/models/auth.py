@@ -44,6 +44,26 @@ class RefreshToken(IdMixin, Base):
     used_at: Mapped[dt.datetime | None]
 
 
+class LoginLockout(Base):
+    """Consecutive failed password sign-ins with one email address at one tenant.
+
+    Keyed by the address, not by an account, so an address without an account locks and unlocks
+    exactly like one with: the lockout says nothing about which accounts exist. `locked_until`
+    is absolute (a lock counts down, it is not recomputed); the record is forgotten at
+    `expires_at`, a quiet period after the last failure or lock.
+    """
+
+    __tablename__ = "login_lockouts"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int]
+    locked_until: Mapped[dt.datetime | None]
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
 class UserToken(IdMixin, Base):
     """Single-use emailed tokens (password reset, email verification), stored hashed."""
 
