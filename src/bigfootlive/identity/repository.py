@@ -17,6 +17,7 @@ from bigfootlive.models import (
     AuthSession,
     LoginLockout,
     PasswordHistory,
+    PendingRegistration,
     RefreshToken,
     User,
     UserToken,
@@ -151,6 +152,32 @@ async def clear_lockout(session: AsyncSession, tenant_id: uuid.UUID, email_hash:
     await session.execute(
         delete(LoginLockout).where(
             LoginLockout.tenant_id == tenant_id, LoginLockout.email_hash == email_hash
+        )
+    )
+
+
+async def find_pending_registration(
+    session: AsyncSession, token_hash: str
+) -> PendingRegistration | None:
+    # unscoped: the emailed token itself names the tenant.
+    stmt = select(PendingRegistration).where(PendingRegistration.token_hash == token_hash)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def claim_pending_registration(session: AsyncSession, registration_id: uuid.UUID) -> bool:
+    """Delete the registration; False when another request already did (single use)."""
+    result = await session.execute(
+        delete(PendingRegistration).where(PendingRegistration.id == registration_id)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def drop_pending_registrations(
+    session: AsyncSession, tenant_id: uuid.UUID, email: str
+) -> None:
+    await session.execute(
+        delete(PendingRegistration).where(
+            PendingRegistration.tenant_id == tenant_id, PendingRegistration.email == email
         )
     )
 

@@ -139,3 +139,9 @@ class AuditOut(BaseModel):
 
 class Accepted(BaseModel):
     status: Literal["accepted"] = "accepted"
+
+
+class RegistrationStarted(BaseModel):
+    """The same answer whether or not the address has an account: see the email."""
+
+    status: Literal["verification_sent"] = "verification_sent"

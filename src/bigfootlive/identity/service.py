@@ -78,10 +78,8 @@ def user_out(user: User, tenant_slug: str) -> UserOut:
 # ---------------------------------------------------------------- passwords
 
 
-async def set_password(
-    state: AppState, session: AsyncSession, user: User, password: str, policy: TenantSettings
-) -> None:
-    """Apply the tenant's password policy and history, then store the new argon2id hash."""
+def check_password_rules(password: str, email: str, policy: TenantSettings) -> None:
+    """The tenant's password policy (length, character rules, common passwords); 422 if not."""
     rules = policy.password_policy
     check_password_policy(
         password,
@@ -90,8 +88,22 @@ async def set_password(
         require_lower=rules.require_lower,
         require_digit=rules.require_digit,
         require_symbol=rules.require_symbol,
-        email=user.email,
+        email=email,
     )
+
+
+def store_password_hash(session: AsyncSession, user: User, password_hash: str) -> None:
+    user.password_hash = password_hash
+    user.password_changed_at = utcnow()
+    session.add(PasswordHistory(user_id=user.id, password_hash=password_hash))
+
+
+async def set_password(
+    state: AppState, session: AsyncSession, user: User, password: str, policy: TenantSettings
+) -> None:
+    """Apply the tenant's password policy and history, then store the new argon2id hash."""
+    rules = policy.password_policy
+    check_password_rules(password, user.email, policy)
     if rules.history and user.password_hash is not None:
         previous = [
             user.password_hash,
@@ -102,10 +114,7 @@ async def set_password(
                 f"The password must differ from your last {rules.history} passwords",
                 code="password_reused",
             )
-    new_hash = await state.passwords.hash(password)
-    user.password_hash = new_hash
-    user.password_changed_at = utcnow()
-    session.add(PasswordHistory(user_id=user.id, password_hash=new_hash))
+    store_password_hash(session, user, await state.passwords.hash(password))
 
 
 # ---------------------------------------------------------------- accounts
@@ -120,9 +129,12 @@ async def create_account(
     display_name: str,
     role: Role,
     password: str | None,
+    password_hash: str | None = None,
     is_platform_admin: bool = False,
     email_verified: bool = False,
 ) -> User:
+    """A new account; `password` is checked against the policy and hashed, while
+    `password_hash` was (a confirmed self-registration)."""
     email = email.lower()
     if await repo.get_user_by_email(session, tenant.id, email) is not None:
         raise Conflict("An account with this email already exists", code="email_taken")
@@ -143,6 +155,8 @@ async def create_account(
         raise Conflict("An account with this email already exists", code="email_taken") from exc
     if password is not None:
         await set_password(state, session, user, password, tenants.settings_of(tenant))
+    elif password_hash is not None:
+        store_password_hash(session, user, password_hash)
     await webhooks.emit(
         session,
         tenant.id,
@@ -155,47 +169,6 @@ async def create_account(
         },
     )
     return user
-
-
-async def register(
-    state: AppState,
-    session: AsyncSession,
-    meta: RequestMeta,
-    *,
-    tenant_slug: str | None,
-    email: str,
-    password: str,
-    display_name: str,
-) -> TokenPair | MfaChallenge:
-    await state.limiter.check(state.settings.register_rate_limit, "register-ip", meta.ip)
-    tenant = await tenants.resolve_tenant(session, tenant_slug, email)
-    if tenant is None:
-        raise NotFound("No such tenant", code="tenant_not_found")
-    policy = tenants.settings_of(tenant)
-    if not policy.allow_self_registration:
-        raise Forbidden(
-            "This tenant does not allow self-registration", code="registration_disabled"
-        )
-    user = await create_account(
-        state,
-        session,
-        tenant=tenant,
-        email=email,
-        display_name=display_name,
-        role=policy.default_role,
-        password=password,
-    )
-    await audit.record(
-        session,
-        action="auth.register",
-        meta=meta,
-        tenant_id=tenant.id,
-        actor_id=user.id,
-        target_type="user",
-        target_id=user.id,
-    )
-    await send_email_verification(state, session, user)
-    return await finish_sign_in(state, session, user=user, tenant=tenant, meta=meta, amr=["pwd"])
 
 
 # ---------------------------------------------------------------- sign-in
@@ -549,7 +522,7 @@ async def change_password(
         meta=meta,
         **audit.own_account(user),
     )
-    _mail_after_commit(
+    mail_after_commit(
         state,
         session,
         user.email,
@@ -575,7 +548,7 @@ async def request_password_reset(
     user = await repo.get_user_by_email(session, tenant.id, email) if tenant else None
     if user is None or not user.is_active:
         return
-    token = _new_user_token(session, user, PURPOSE_RESET, state.settings.password_reset_ttl_seconds)
+    token = new_user_token(session, user, PURPOSE_RESET, state.settings.password_reset_ttl_seconds)
     await audit.record(
         session,
         action="auth.password_reset_request",
@@ -586,7 +559,7 @@ async def request_password_reset(
         target_id=user.id,
     )
     link = f"{state.settings.public_base_url}/reset-password?token={token}"
-    _mail_after_commit(
+    mail_after_commit(
         state,
         session,
         user.email,
@@ -629,11 +602,11 @@ async def reset_password(
 
 
 async def send_email_verification(state: AppState, session: AsyncSession, user: User) -> None:
-    token = _new_user_token(
+    token = new_user_token(
         session, user, PURPOSE_VERIFY, state.settings.email_verification_ttl_seconds
     )
     link = f"{state.settings.public_base_url}/verify-email?token={token}"
-    _mail_after_commit(
+    mail_after_commit(
         state,
         session,
         user.email,
@@ -668,7 +641,7 @@ async def verify_email(
     )
 
 
-def _new_user_token(session: AsyncSession, user: User, purpose: str, ttl_seconds: int) -> str:
+def new_user_token(session: AsyncSession, user: User, purpose: str, ttl_seconds: int) -> str:
     token = random_token()
     session.add(
         UserToken(
@@ -697,7 +670,7 @@ async def _consume_user_token(session: AsyncSession, token: str, purpose: str) -
     return record
 
 
-def _mail_after_commit(
+def mail_after_commit(
     state: AppState, session: AsyncSession, to: str, subject: str, body: str
 ) -> None:
     async def send() -> None:

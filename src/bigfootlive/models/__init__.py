@@ -8,7 +8,13 @@ from bigfootlive.models.analytics import (
 )
 from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
-from bigfootlive.models.auth import AuthSession, LoginLockout, RefreshToken, UserToken
+from bigfootlive.models.auth import (
+    AuthSession,
+    LoginLockout,
+    PendingRegistration,
+    RefreshToken,
+    UserToken,
+)
 from bigfootlive.models.chat import ChatBan, ChatMessage, ChatRoom
 from bigfootlive.models.container import EventContainer, Lease, Recording
 from bigfootlive.models.event import Event
@@ -43,6 +49,7 @@ __all__ = [
     "MfaFactor",
     "NotificationPreference",
     "PasswordHistory",
+    "PendingRegistration",
     "Recording",
     "RefreshToken",
     "SsoIdentity",

@@ -64,6 +64,23 @@ class LoginLockout(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
 
 
+class PendingRegistration(IdMixin, Base):
+    """A self-registration waiting for its address to be confirmed. The account is created only
+    then, so registering says nothing about which addresses already have one."""
+
+    __tablename__ = "pending_registrations"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
 class UserToken(IdMixin, Base):
     """Single-use emailed tokens (password reset, email verification), stored hashed."""
 
