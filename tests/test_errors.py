@@ -1,6 +1,12 @@
-"""Bad input the database cannot store is the client's error (4xx), never a 500."""
+"""Bad input the database cannot store is the client's error (4xx), never a 500; a busy
+database is a 503 to retry."""
 
 from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from sqlalchemy.engine import make_url
 
 from bigfootlive.authz.roles import Role
 
@@ -43,3 +49,25 @@ async def test_nul_character_in_an_anonymous_login_is_not_a_server_error(factory
     )
 
     assert response.status_code in (401, 422), response.text
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_write_that_waited_out_sqlites_busy_timeout_is_a_503_to_retry(
+    factory, client, settings
+):
+    tenant = await factory.tenant()
+    ann = await factory.user(tenant, login=False)
+    # Another process (a CLI command, a second worker) holds SQLite's one write lock.
+    other = sqlite3.connect(make_url(settings.database_url).database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        response = await client.post(
+            "/api/auth/login",
+            json={"tenant": tenant.slug, "email": ann.user.email, "password": ann.password},
+        )
+    finally:
+        other.close()
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "database_busy"
+    assert response.headers["retry-after"] == "1"
+    await factory.login(ann)  # the lock is gone: a retry goes through

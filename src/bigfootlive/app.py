@@ -27,6 +27,7 @@ from bigfootlive.events.tasks import reconnect_sweeper
 from bigfootlive.identity.endpoints import router as auth_router
 from bigfootlive.jobs.endpoints import router as jobs_router
 from bigfootlive.jobs.worker import JobRuntime
+from bigfootlive.kit.credentials import NoStoreMiddleware
 from bigfootlive.mfa.endpoints import router as mfa_router
 from bigfootlive.mfa.endpoints import tenant_router as mfa_tenant_router
 from bigfootlive.migrations import upgrade_database
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def api_docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="BigfootLive API reference")
 
+    app.add_middleware(NoStoreMiddleware)  # tokens, secrets and keys are never cached
     # Outermost first: request context wraps everything, so even 413s carry a request id.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -116,6 +116,16 @@ _HTTP_CODES = {
 # always the client's input, in a body or a query parameter, so it gets a 422 and not a 500.
 _UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
 
+# SQLite has one writer at a time; a write that waited out the busy timeout for it fails with
+# "database is locked" (or "... table is locked"). Nothing is wrong with the request: retry.
+_SQLITE_BUSY_MESSAGES = ("database is locked", "database table is locked")
+
+
+def _is_sqlite_busy(exc: DBAPIError) -> bool:
+    return isinstance(exc, OperationalError) and any(
+        text in str(exc.orig) for text in _SQLITE_BUSY_MESSAGES
+    )
+
 
 def _jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
@@ -173,6 +183,13 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(
                 error_body("invalid_characters", "Text must not contain NUL characters"),
                 status_code=422,
+            )
+        if _is_sqlite_busy(exc):
+            log.warning("database_busy", exc_type=type(exc.orig).__name__)
+            return JSONResponse(
+                error_body("database_busy", "The database is busy; retry shortly"),
+                status_code=503,
+                headers={"Retry-After": "1"},
             )
         if exc.connection_invalidated:
             # The database dropped this pooled connection (restart, failover, idle kill); the

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bigfootlive.analytics.ingest import BeaconBuffer
 from bigfootlive.config import Settings
-from bigfootlive.db import Database
+from bigfootlive.db import Database, utcnow
 from bigfootlive.events.playback import PlaybackTokens
 from bigfootlive.identity.passwords import Passwords
 from bigfootlive.identity.revocation import RevokedSessions
@@ -44,6 +46,8 @@ class AppState:
     stream_health: HealthMonitor
     hub: Hub
     containers: ContainerManager | None = None  # set by the lifespan when the manager runs
+    # "Now" for rules that count time down (sign-in lockout); tests replace it to move time.
+    clock: Callable[[], dt.datetime] = utcnow
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:

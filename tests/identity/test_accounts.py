@@ -26,48 +26,103 @@ def _register(client, tenant_slug, email, password=PASSWORD):
     )
 
 
-async def test_self_registration_creates_a_viewer_and_sends_a_verification_email(
-    client, factory, smtp_sink
+def _login(client, tenant_slug, email, password=PASSWORD):
+    return client.post(
+        "/api/auth/login", json={"tenant": tenant_slug, "email": email, "password": password}
+    )
+
+
+async def _user_count(state) -> int:
+    async with state.db.sessionmaker() as session:
+        return int((await session.execute(text("SELECT count(*) FROM users"))).scalar_one())
+
+
+async def test_self_registration_creates_the_account_once_the_address_is_confirmed(
+    client, factory, smtp_sink, state
 ):
     tenant = await factory.tenant(allow_self_registration=True)
     response = await _register(client, tenant.slug, "newbie@example.com")
-    assert response.status_code == 201
-    body = response.json()
-    assert body["user"]["role"] == "viewer"
-    assert body["user"]["email_verified"] is False
+    assert response.status_code == 202
+    assert response.json() == {"status": "verification_sent"}
+    # No account until the address is confirmed: signing in fails like for any unknown address.
+    early = await _login(client, tenant.slug, "newbie@example.com")
+    assert early.status_code == 401
+    assert early.json()["error"]["code"] == "invalid_credentials"
+    assert await _user_count(state) == 0
+
     [mail] = await smtp_sink.wait_for("newbie@example.com")
     token = _token_from(mail)
     assert (await client.post("/api/auth/email/verify", json={"token": token})).status_code == 204
-    me = await client.get(
-        "/api/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"}
-    )
-    assert me.json()["email_verified"] is True
+    signed_in = await _login(client, tenant.slug, "newbie@example.com")
+    assert signed_in.status_code == 200, signed_in.text
+    user = signed_in.json()["user"]
+    assert (user["role"], user["email_verified"], user["display_name"]) == ("viewer", True, "New")
     again = await client.post("/api/auth/email/verify", json={"token": token})
     assert again.status_code == 400
     assert again.json()["error"]["code"] == "invalid_token"
 
 
-async def test_registration_is_refused_where_the_tenant_does_not_allow_it(client, factory):
+async def test_registering_twice_before_confirming_spends_the_other_link(
+    client, factory, smtp_sink, state
+):
+    tenant = await factory.tenant(allow_self_registration=True)
+    for _ in range(2):
+        assert (await _register(client, tenant.slug, "twice@example.com")).status_code == 202
+    first, second = (_token_from(m) for m in await smtp_sink.wait_for("twice@example.com", 2))
+    assert (await client.post("/api/auth/email/verify", json={"token": second})).status_code == 204
+    spent = await client.post("/api/auth/email/verify", json={"token": first})
+    assert spent.status_code == 400
+    assert await _user_count(state) == 1
+
+
+async def test_registering_an_existing_address_answers_like_a_new_one_and_tells_the_owner(
+    client, factory, smtp_sink, state
+):
+    tenant = await factory.tenant(allow_self_registration=True)
+    ann = await factory.user(tenant, login=False)
+    new = await _register(client, tenant.slug, "newbie@example.com", NEW_PASSWORD)
+    taken = await _register(client, tenant.slug, ann.user.email.upper(), NEW_PASSWORD)
+    assert new.status_code == taken.status_code == 202
+    assert new.content == taken.content
+    assert {k: v for k, v in new.headers.items() if k != "x-request-id"} == {
+        k: v for k, v in taken.headers.items() if k != "x-request-id"
+    }
+    # The attempt changed nothing: the owner's password still works, the attempt's does not.
+    assert (await _login(client, tenant.slug, ann.user.email)).status_code == 200
+    assert (await _login(client, tenant.slug, ann.user.email, NEW_PASSWORD)).status_code == 401
+    assert await _user_count(state) == 1
+    # The owner hears of it, with a way back in if it was them.
+    [notice] = await smtp_sink.wait_for(ann.user.email)
+    assert notice["Subject"] == "Someone tried to register with your address"
+    assert "sign in" in body_of(notice)
+    reset = await client.post(
+        "/api/auth/password/reset",
+        json={"token": _token_from(notice), "new_password": "yet-another-secret-99"},
+    )
+    assert reset.status_code == 204
+    assert (
+        await _login(client, tenant.slug, ann.user.email, "yet-another-secret-99")
+    ).status_code == 200
+    [mail] = await smtp_sink.wait_for("newbie@example.com")
+    assert "confirm your email address" in body_of(mail)
+
+
+async def test_registration_is_refused_alike_where_the_tenant_does_not_allow_it(
+    client, factory, smtp_sink
+):
     tenant = await factory.tenant()
-    response = await _register(client, tenant.slug, "newbie@example.com")
-    assert response.status_code == 403
-    assert response.json()["error"]["code"] == "registration_disabled"
+    ann = await factory.user(tenant, login=False)
+    new = await _register(client, tenant.slug, "newbie@example.com")
+    taken = await _register(client, tenant.slug, ann.user.email)
+    assert new.status_code == taken.status_code == 403
+    assert new.json() == taken.json()
+    assert new.json()["error"]["code"] == "registration_disabled"
+    assert smtp_sink.messages == []
 
 
 async def test_registration_for_an_unknown_tenant_is_404(client):
     response = await _register(client, "no-such-tenant", "newbie@example.com")
     assert response.status_code == 404
-
-
-async def test_duplicate_email_is_409_and_writes_nothing(client, factory, state):
-    tenant = await factory.tenant(allow_self_registration=True)
-    assert (await _register(client, tenant.slug, "dup@example.com")).status_code == 201
-    again = await _register(client, tenant.slug, "DUP@example.com")
-    assert again.status_code == 409
-    assert again.json()["error"]["code"] == "email_taken"
-    async with state.db.sessionmaker() as session:
-        count = (await session.execute(text("SELECT count(*) FROM users"))).scalar_one()
-    assert count == 1
 
 
 async def test_common_and_short_passwords_are_rejected_by_policy(client, factory, state):
@@ -78,6 +133,8 @@ async def test_common_and_short_passwords_are_rejected_by_policy(client, factory
         assert response.json()["error"]["code"] == "weak_password"
     async with state.db.sessionmaker() as session:
         assert (await session.execute(text("SELECT count(*) FROM users"))).scalar_one() == 0
+        pending = text("SELECT count(*) FROM pending_registrations")
+        assert (await session.execute(pending)).scalar_one() == 0
 
 
 async def test_character_rules_apply_when_the_tenant_turns_them_on(client, factory):
@@ -90,7 +147,7 @@ async def test_character_rules_apply_when_the_tenant_turns_them_on(client, facto
     assert len(weak.json()["error"]["problems"]) == 2
     assert (
         await _register(client, tenant.slug, "b@example.com", "Mixed-Case-and-7")
-    ).status_code == 201
+    ).status_code == 202
 
 
 async def test_password_change_needs_the_current_password(client, factory):

@@ -7,7 +7,11 @@ import pytest
 from sqlalchemy import select, update
 
 from bigfootlive.models import AuditRecord, User
+from tests.fixtures.clock import ManualClock
 from tests.fixtures.factories import PASSWORD
+
+# The lockout tests sign in wrongly more often than the per-IP rate limit allows.
+MANY_ATTEMPTS = pytest.mark.parametrize("settings_overrides", [{"login_rate_limit": "500/minute"}])
 
 
 def _login(client, tenant, email, password=PASSWORD, **extra):
@@ -89,16 +93,98 @@ async def test_account_locks_after_the_tenant_threshold_even_for_the_right_passw
 async def test_lock_delay_grows_with_further_failures(client, factory, state):
     tenant = await factory.tenant(lockout={"threshold": 3, "base_delay_seconds": 10})
     ann = await factory.user(tenant, login=False)
+    state.clock = clock = ManualClock()
     for _ in range(3):
         await _login(client, tenant, ann.user.email, "wrong-password-xyz")
-    async with state.db.transaction() as session:  # let the first lock expire
-        await session.execute(update(User).where(User.id == ann.user.id).values(locked_until=None))
+    clock.advance(10)  # the first lock is over
     await _login(client, tenant, ann.user.email, "wrong-password-xyz")
-    async with state.db.sessionmaker() as session:
-        user = (await session.execute(select(User).where(User.id == ann.user.id))).scalar_one()
-    assert user.failed_login_count == 4
+    locked = await _login(client, tenant, ann.user.email)
+    assert locked.status_code == 429
+    assert locked.headers["retry-after"] == "20"
     lockouts = await _audit(state, "auth.lockout")
     assert [r.details["locked_seconds"] for r in lockouts] == [10, 20]
+
+
+async def _attempt(client, tenant, email) -> tuple[int, dict, str | None]:
+    response = await _login(client, tenant, email, "wrong-password-xyz")
+    return response.status_code, response.json(), response.headers.get("retry-after")
+
+
+@MANY_ATTEMPTS
+async def test_known_and_unknown_addresses_lock_count_down_and_unlock_alike(client, factory, state):
+    tenant = await factory.tenant(lockout={"threshold": 5, "base_delay_seconds": 30})
+    ann = await factory.user(tenant, login=False)
+    state.clock = clock = ManualClock()
+    seen: dict[str, list[tuple[int, dict, str | None]]] = {
+        ann.user.email: [],
+        "ghost@example.com": [],
+    }
+
+    async def both_try() -> None:
+        for email, answers in seen.items():
+            answers.append(await _attempt(client, tenant, email))
+
+    for _ in range(5):  # the fifth failure locks for 30 s
+        await both_try()
+    await both_try()
+    clock.advance(3)
+    await both_try()
+    clock.advance(26.5)
+    await both_try()
+    clock.advance(0.5)  # the lock is over: the next failure locks for twice as long
+    await both_try()
+    await both_try()
+    clock.advance(60)
+    await both_try()
+    await both_try()
+
+    known, unknown = seen.values()
+    assert known == unknown
+    assert [(status, retry_after) for status, _, retry_after in known] == [
+        *[(401, None)] * 5,
+        (429, "30"),
+        (429, "27"),
+        (429, "1"),
+        (401, None),
+        (429, "60"),
+        (401, None),
+        (429, "120"),
+    ]
+    assert {body["error"]["code"] for status, body, _ in known if status == 401} == {
+        "invalid_credentials"
+    }
+    assert [body["error"]["retry_after"] for status, body, _ in known if status == 429] == [
+        30,
+        27,
+        1,
+        60,
+        120,
+    ]
+    clock.advance(120)
+    assert (await _login(client, tenant, ann.user.email)).status_code == 200
+
+
+@MANY_ATTEMPTS
+async def test_failures_are_forgotten_after_a_quiet_period_for_any_address(client, factory, state):
+    tenant = await factory.tenant(
+        lockout={"threshold": 3, "base_delay_seconds": 10, "max_delay_seconds": 60}
+    )
+    ann = await factory.user(tenant, login=False)
+    state.clock = clock = ManualClock()
+    for email in (ann.user.email, "ghost@example.com"):
+        for _ in range(3):
+            await _attempt(client, tenant, email)
+        assert (await _attempt(client, tenant, email))[2] == "10"
+    clock.advance(10 + 60)  # the lock, then as long again as the longest lock
+    for email in (ann.user.email, "ghost@example.com"):
+        answers = [await _attempt(client, tenant, email) for _ in range(4)]
+        # Counting starts again: three failures lock for the base delay, not a doubled one.
+        assert [(status, retry_after) for status, _, retry_after in answers] == [
+            (401, None),
+            (401, None),
+            (401, None),
+            (429, "10"),
+        ]
 
 
 async def test_unknown_accounts_lock_like_known_ones(client, factory):

@@ -1,4 +1,5 @@
-"""Unknown accounts cost a full password verification, like known ones (production parameters)."""
+"""Unknown accounts cost a full password hash, like known ones (production parameters): at sign-in
+and at registration."""
 
 from __future__ import annotations
 
@@ -25,3 +26,27 @@ async def test_unknown_user_costs_a_password_hash_like_a_known_one(client, facto
         timings[label] = time.perf_counter() - start
     # Both paths run one argon2 verification; neither is an order of magnitude faster.
     assert timings["unknown"] > timings["known"] / 3
+
+
+async def test_registering_a_taken_address_costs_a_password_hash_like_a_new_one(client, factory):
+    tenant = await factory.tenant(allow_self_registration=True)
+    ann = await factory.user(tenant, login=False)
+    timings = {}
+    for label, emails in (
+        ("new", [f"new{i}@example.com" for i in range(3)]),
+        ("taken", [ann.user.email] * 3),
+    ):
+        start = time.perf_counter()
+        for email in emails:
+            response = await client.post(
+                "/api/auth/register",
+                json={
+                    "tenant": tenant.slug,
+                    "email": email,
+                    "password": "another-plausible-secret-77",
+                    "display_name": "New",
+                },
+            )
+            assert response.status_code == 202, response.text
+        timings[label] = time.perf_counter() - start
+    assert timings["taken"] > timings["new"] / 3

@@ -40,7 +40,7 @@ async def test_register_is_rate_limited_per_ip(client, factory):
             },
         )
         codes.append(response.status_code)
-    assert codes == [201, 201, 201, 429, 429]
+    assert codes == [202, 202, 202, 429, 429]
 
 
 async def test_password_reset_requests_are_rate_limited(client, factory, smtp_sink):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+import pytest
 from sqlalchemy import select
 
 from bigfootlive.models import AuditRecord, AuthSession
@@ -53,6 +55,38 @@ async def test_reusing_a_refresh_token_ends_the_session_and_is_audited(client, f
     assert records[0].result == "failure"
     assert auth_session is not None
     assert auth_session.revoked_reason == "refresh_token_reuse"
+
+
+@pytest.mark.parametrize("requests", [3, 10])
+async def test_concurrent_refreshes_with_one_token_issue_one_pair_and_end_the_session(
+    client, factory, state, requests
+):
+    ann = await factory.user(await factory.tenant())
+    responses = await asyncio.gather(
+        *(_refresh(client, ann.refresh_token) for _ in range(requests))
+    )
+    assert sorted(r.status_code for r in responses) == [200] + [401] * (requests - 1)
+    assert {r.json()["error"]["code"] for r in responses if r.status_code == 401} == {
+        "refresh_token_reused"
+    }
+    # As for any reuse, the session is over: the pair the winner got is refused too.
+    [winner] = [r.json() for r in responses if r.status_code == 200]
+    assert (await _refresh(client, winner["refresh_token"])).status_code == 401
+    me = await client.get(
+        "/api/auth/me", headers={"Authorization": f"Bearer {winner['access_token']}"}
+    )
+    assert me.status_code == 401
+    async with state.db.sessionmaker() as session:
+        reuses = (
+            (
+                await session.execute(
+                    select(AuditRecord).where(AuditRecord.action == "auth.refresh_reuse")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert len(reuses) == requests - 1
 
 
 async def test_unknown_refresh_token_is_refused(client):

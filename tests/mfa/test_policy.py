@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import re
+
 from bigfootlive.authz.roles import Role
 from bigfootlive.deps import RequestMeta
 from bigfootlive.identity import service as identity
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair
 from bigfootlive.tenants.schemas import MfaPolicy
 from tests.fixtures.factories import PASSWORD
+from tests.fixtures.services import body_of
 from tests.mfa.helpers import (
     audit_actions,
     bearer,
@@ -174,7 +177,9 @@ async def test_the_last_factor_cannot_be_removed_when_mfa_is_required(factory, c
     assert removed.json()["error"]["code"] == "last_required_factor"
 
 
-async def test_self_registration_under_a_required_policy_starts_enrolment(factory, client):
+async def test_self_registration_under_a_required_policy_starts_enrolment(
+    factory, client, smtp_sink
+):
     tenant = await factory.tenant(allow_self_registration=True, mfa=MfaPolicy(mode="required"))
     response = await client.post(
         "/api/auth/register",
@@ -185,8 +190,18 @@ async def test_self_registration_under_a_required_policy_starts_enrolment(factor
             "display_name": "Newcomer",
         },
     )
-    assert response.status_code == 201, response.text
-    assert response.json()["status"] == "mfa_enrollment_required"
+    assert response.status_code == 202, response.text
+    [mail] = await smtp_sink.wait_for("newcomer@example.com")
+    token = re.search(r"token=([A-Za-z0-9_\-]+)", body_of(mail))
+    assert token
+    confirmed = await client.post("/api/auth/email/verify", json={"token": token.group(1)})
+    assert confirmed.status_code == 204
+    signed_in = await client.post(
+        "/api/auth/login",
+        json={"tenant": tenant.slug, "email": "newcomer@example.com", "password": PASSWORD},
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.json()["status"] == "mfa_enrollment_required"
 
 
 async def test_an_optional_policy_lets_unenrolled_users_straight_in(factory, client):

@@ -24,6 +24,7 @@ async def test_search_then_bind_login_provisions_user_with_group_role(
     await add_provider(client, acme, **ldap_body(slapd))
     response = await _login(client, "bob", "bobpw")
     assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"  # it carries tokens
     user = response.json()["user"]
     assert (user["email"], user["role"], user["display_name"]) == (
         "bob@acme.example.com",

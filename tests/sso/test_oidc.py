@@ -28,6 +28,7 @@ async def test_oidc_login_provisions_user_with_mapped_role(
     await add_provider(client, acme, **oidc_body(oidc_idp))
     response = await _sign_in(client, "alice", tenant="acme")
     assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"  # it carries tokens
     body = response.json()
     assert body["user"]["email"] == "alice@acme.example.com"
     assert body["user"]["role"] == "streamer"
@@ -154,11 +155,13 @@ async def test_callback_by_form_post_and_redirect_handoff(
     params = {k: v[0] for k, v in parse_qs(urlsplit(back).query).items()}
     response = await client.post("/api/auth/sso/callback", data=params)
     assert response.status_code == 303
+    assert response.headers["cache-control"] == "no-store"  # the code is a credential too
     location = response.headers["location"]
     assert location.startswith(APP_RETURN + "?sso_code=")
     code = parse_qs(urlsplit(location).query)["sso_code"][0]
     tokens = await client.post("/api/auth/sso/exchange", json={"code": code})
     assert tokens.status_code == 200
+    assert tokens.headers["cache-control"] == "no-store"
     assert tokens.json()["user"]["email"] == "alice@acme.example.com"
     reused = await client.post("/api/auth/sso/exchange", json={"code": code})
     assert reused.status_code == 401

@@ -33,6 +33,7 @@ async def test_saml_login_through_the_idp_provisions_user(
     action, fields = parse_autopost(page.text)
     response = await client.post(sp_path(action), data=fields)
     assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"  # it carries tokens
     user = response.json()["user"]
     assert (user["email"], user["role"], user["tenant_slug"]) == (
         "alice@acme.example.com",

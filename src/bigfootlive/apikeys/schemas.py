@@ -6,6 +6,8 @@ import uuid
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from bigfootlive.kit.credentials import Credentials
+
 
 class KeyScope(enum.StrEnum):
     TENANT = "tenant"
@@ -32,5 +34,5 @@ class ApiKeyOut(BaseModel):
     revoked_at: dt.datetime | None
 
 
-class ApiKeyCreated(ApiKeyOut):
+class ApiKeyCreated(ApiKeyOut, Credentials):
     key: str = Field(description="The secret; shown once, only its prefix is kept readable")

@@ -6,6 +6,8 @@ import uuid
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from bigfootlive.kit.credentials import Credentials
+
 
 class EventStatus(enum.StrEnum):
     SCHEDULED = "scheduled"
@@ -83,7 +85,7 @@ class EventOut(BaseModel):
     updated_at: dt.datetime
 
 
-class IngestOut(BaseModel):
+class IngestOut(Credentials):
     """Where and how an encoder publishes. Shown to the event's owner and admins only."""
 
     server_url: str

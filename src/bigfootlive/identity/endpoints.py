@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from bigfootlive.authz.deps import CurrentSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import service
+from bigfootlive.identity import registration, service
 from bigfootlive.identity.schemas import (
     Accepted,
     AuditOut,
@@ -18,6 +18,7 @@ from bigfootlive.identity.schemas import (
     PasswordResetIn,
     RefreshIn,
     RegisterIn,
+    RegistrationStarted,
     SessionOut,
     SignInResult,
     TokenPair,
@@ -28,9 +29,13 @@ from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED)
-async def register(body: RegisterIn, state: State, session: DbSession, meta: Meta) -> SignInResult:
-    return await service.register(
+@router.post("/register", status_code=status.HTTP_202_ACCEPTED)
+async def register(
+    body: RegisterIn, state: State, session: DbSession, meta: Meta
+) -> RegistrationStarted:
+    """Emails a link that creates the account (then sign in); an address that already has an
+    account gets the same answer, and its owner an email about the attempt."""
+    await registration.register(
         state,
         session,
         meta,
@@ -39,6 +44,7 @@ async def register(body: RegisterIn, state: State, session: DbSession, meta: Met
         password=body.password,
         display_name=body.display_name,
     )
+    return RegistrationStarted()
 
 
 @router.post("/login")
@@ -148,7 +154,7 @@ async def reset_password(
 async def verify_email(
     body: EmailVerifyIn, state: State, session: DbSession, meta: Meta
 ) -> Response:
-    await service.verify_email(state, session, meta, token=body.token)
+    await registration.confirm_email(state, session, meta, token=body.token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -3,8 +3,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.scoping import scoped
@@ -12,7 +15,9 @@ from bigfootlive.kit.pagination import paginate
 from bigfootlive.models import (
     AuditRecord,
     AuthSession,
+    LoginLockout,
     PasswordHistory,
+    PendingRegistration,
     RefreshToken,
     User,
     UserToken,
@@ -100,6 +105,81 @@ async def revoke_sessions(
             .where(AuthSession.id.in_(session_ids), AuthSession.revoked_at.is_(None))
             .values(revoked_at=now, revoked_reason=reason)
         )
+
+
+async def get_lockout(
+    session: AsyncSession, tenant_id: uuid.UUID, email_hash: str
+) -> LoginLockout | None:
+    stmt = scoped(select(LoginLockout), LoginLockout, tenant_id).where(
+        LoginLockout.email_hash == email_hash
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def count_login_failure(
+    session: AsyncSession, tenant_id: uuid.UUID, email_hash: str, now: dt.datetime
+) -> int:
+    """Add a failure to the address's record (a forgotten one starts again); the new count."""
+    insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    table = LoginLockout.__table__
+    forgotten = table.c.expires_at <= now
+    stmt = insert(table).values(
+        tenant_id=tenant_id, email_hash=email_hash, failures=1, locked_until=None, expires_at=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "email_hash"],
+        set_={"failures": case((forgotten, 1), else_=table.c.failures + 1)},
+    ).returning(table.c.failures)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def set_lockout(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    email_hash: str,
+    *,
+    locked_until: dt.datetime | None,
+    expires_at: dt.datetime,
+) -> None:
+    await session.execute(
+        update(LoginLockout)
+        .where(LoginLockout.tenant_id == tenant_id, LoginLockout.email_hash == email_hash)
+        .values(locked_until=locked_until, expires_at=expires_at)
+    )
+
+
+async def clear_lockout(session: AsyncSession, tenant_id: uuid.UUID, email_hash: str) -> None:
+    await session.execute(
+        delete(LoginLockout).where(
+            LoginLockout.tenant_id == tenant_id, LoginLockout.email_hash == email_hash
+        )
+    )
+
+
+async def find_pending_registration(
+    session: AsyncSession, token_hash: str
+) -> PendingRegistration | None:
+    # unscoped: the emailed token itself names the tenant.
+    stmt = select(PendingRegistration).where(PendingRegistration.token_hash == token_hash)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def claim_pending_registration(session: AsyncSession, registration_id: uuid.UUID) -> bool:
+    """Delete the registration; False when another request already did (single use)."""
+    result = await session.execute(
+        delete(PendingRegistration).where(PendingRegistration.id == registration_id)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def drop_pending_registrations(
+    session: AsyncSession, tenant_id: uuid.UUID, email: str
+) -> None:
+    await session.execute(
+        delete(PendingRegistration).where(
+            PendingRegistration.tenant_id == tenant_id, PendingRegistration.email == email
+        )
+    )
 
 
 async def find_user_token(session: AsyncSession, token_hash: str, purpose: str) -> UserToken | None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.kit.credentials import Credentials
 
 
 class RegisterIn(BaseModel):
@@ -73,7 +74,7 @@ class UserOut(BaseModel):
     created_at: dt.datetime
 
 
-class TokenPair(BaseModel):
+class TokenPair(Credentials):
     status: Literal["ok"] = "ok"
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105
     access_token: str
@@ -89,7 +90,7 @@ class MfaFactorBrief(BaseModel):
     name: str
 
 
-class MfaChallenge(BaseModel):
+class MfaChallenge(Credentials):
     """Sign-in (or a sensitive action) needs a second factor before tokens are issued.
 
     mfa_required: prove one of `factors` (or a backup code) at `POST /api/auth/mfa/verify`.
@@ -138,3 +139,9 @@ class AuditOut(BaseModel):
 
 class Accepted(BaseModel):
     status: Literal["accepted"] = "accepted"
+
+
+class RegistrationStarted(BaseModel):
+    """The same answer whether or not the address has an account: see the email."""
+
+    status: Literal["verification_sent"] = "verification_sent"

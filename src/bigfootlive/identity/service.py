@@ -19,10 +19,9 @@ from bigfootlive.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    TooManyRequests,
     Unauthorized,
 )
-from bigfootlive.identity import audit
+from bigfootlive.identity import audit, lockout
 from bigfootlive.identity import repository as repo
 from bigfootlive.identity.passwords import check_password_policy
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair, UserOut
@@ -40,7 +39,7 @@ from bigfootlive.models import (
 from bigfootlive.sso.policy import SsoRequired, check_password_login
 from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
-from bigfootlive.tenants.schemas import LockoutPolicy, TenantSettings
+from bigfootlive.tenants.schemas import TenantSettings
 from bigfootlive.webhooks import service as webhooks
 
 PURPOSE_RESET = "password_reset"
@@ -50,11 +49,6 @@ PURPOSE_VERIFY = "email_verify"
 class InvalidCredentials(Unauthorized):
     code = "invalid_credentials"
     message = "The email or password is incorrect"
-
-
-class AccountLocked(TooManyRequests):
-    code = "account_locked"
-    message = "Too many failed sign-ins; try again later"
 
 
 class InvalidRefreshToken(Unauthorized):
@@ -84,10 +78,8 @@ def user_out(user: User, tenant_slug: str) -> UserOut:
 # ---------------------------------------------------------------- passwords
 
 
-async def set_password(
-    state: AppState, session: AsyncSession, user: User, password: str, policy: TenantSettings
-) -> None:
-    """Apply the tenant's password policy and history, then store the new argon2id hash."""
+def check_password_rules(password: str, email: str, policy: TenantSettings) -> None:
+    """The tenant's password policy (length, character rules, common passwords); 422 if not."""
     rules = policy.password_policy
     check_password_policy(
         password,
@@ -96,8 +88,22 @@ async def set_password(
         require_lower=rules.require_lower,
         require_digit=rules.require_digit,
         require_symbol=rules.require_symbol,
-        email=user.email,
+        email=email,
     )
+
+
+def store_password_hash(session: AsyncSession, user: User, password_hash: str) -> None:
+    user.password_hash = password_hash
+    user.password_changed_at = utcnow()
+    session.add(PasswordHistory(user_id=user.id, password_hash=password_hash))
+
+
+async def set_password(
+    state: AppState, session: AsyncSession, user: User, password: str, policy: TenantSettings
+) -> None:
+    """Apply the tenant's password policy and history, then store the new argon2id hash."""
+    rules = policy.password_policy
+    check_password_rules(password, user.email, policy)
     if rules.history and user.password_hash is not None:
         previous = [
             user.password_hash,
@@ -108,10 +114,7 @@ async def set_password(
                 f"The password must differ from your last {rules.history} passwords",
                 code="password_reused",
             )
-    new_hash = await state.passwords.hash(password)
-    user.password_hash = new_hash
-    user.password_changed_at = utcnow()
-    session.add(PasswordHistory(user_id=user.id, password_hash=new_hash))
+    store_password_hash(session, user, await state.passwords.hash(password))
 
 
 # ---------------------------------------------------------------- accounts
@@ -126,9 +129,12 @@ async def create_account(
     display_name: str,
     role: Role,
     password: str | None,
+    password_hash: str | None = None,
     is_platform_admin: bool = False,
     email_verified: bool = False,
 ) -> User:
+    """A new account; `password` is checked against the policy and hashed, while
+    `password_hash` was (a confirmed self-registration)."""
     email = email.lower()
     if await repo.get_user_by_email(session, tenant.id, email) is not None:
         raise Conflict("An account with this email already exists", code="email_taken")
@@ -149,6 +155,8 @@ async def create_account(
         raise Conflict("An account with this email already exists", code="email_taken") from exc
     if password is not None:
         await set_password(state, session, user, password, tenants.settings_of(tenant))
+    elif password_hash is not None:
+        store_password_hash(session, user, password_hash)
     await webhooks.emit(
         session,
         tenant.id,
@@ -163,59 +171,7 @@ async def create_account(
     return user
 
 
-async def register(
-    state: AppState,
-    session: AsyncSession,
-    meta: RequestMeta,
-    *,
-    tenant_slug: str | None,
-    email: str,
-    password: str,
-    display_name: str,
-) -> TokenPair | MfaChallenge:
-    await state.limiter.check(state.settings.register_rate_limit, "register-ip", meta.ip)
-    tenant = await tenants.resolve_tenant(session, tenant_slug, email)
-    if tenant is None:
-        raise NotFound("No such tenant", code="tenant_not_found")
-    policy = tenants.settings_of(tenant)
-    if not policy.allow_self_registration:
-        raise Forbidden(
-            "This tenant does not allow self-registration", code="registration_disabled"
-        )
-    user = await create_account(
-        state,
-        session,
-        tenant=tenant,
-        email=email,
-        display_name=display_name,
-        role=policy.default_role,
-        password=password,
-    )
-    await audit.record(
-        session,
-        action="auth.register",
-        meta=meta,
-        tenant_id=tenant.id,
-        actor_id=user.id,
-        target_type="user",
-        target_id=user.id,
-    )
-    await send_email_verification(state, session, user)
-    return await finish_sign_in(state, session, user=user, tenant=tenant, meta=meta, amr=["pwd"])
-
-
 # ---------------------------------------------------------------- sign-in
-
-
-def _lock_delay(failures: int, policy: LockoutPolicy) -> int:
-    """Seconds locked after `failures` consecutive failures: doubling past the threshold."""
-    if failures < policy.threshold:
-        return 0
-    return int(
-        min(
-            policy.max_delay_seconds, policy.base_delay_seconds * 2 ** (failures - policy.threshold)
-        )
-    )
 
 
 async def login(
@@ -243,45 +199,22 @@ async def login(
         )
         raise InvalidCredentials()
     await state.limiter.check(settings.login_rate_limit, "login-account", str(tenant.id), email)
-    lockout = tenants.settings_of(tenant).lockout
+    policy = tenants.settings_of(tenant).lockout
     user = await repo.get_user_by_email(session, tenant.id, email)
-    now = utcnow()
-
+    now = state.clock()
+    await lockout.check(state, session, meta, tenant_id=tenant.id, email=email, user=user, now=now)
     if user is None:
-        # Unknown accounts lock exactly like known ones, so lockout reveals nothing.
-        key = f"loginfail:{tenant.id}:{hash_token(email)}"
-        seen = await state.cache.get(key)
-        failures = int(seen) if seen else 0
-        if _lock_delay(failures, lockout):
-            raise AccountLocked(retry_after=_lock_delay(failures, lockout))
-        await state.passwords.verify(None, password)
-        await state.cache.incr(key, ttl=lockout.max_delay_seconds)
-        await audit.record_detached(
-            state.db,
-            action="auth.login",
-            meta=meta,
-            tenant_id=tenant.id,
-            actor_id=None,
-            details={"reason": "unknown_user"},
+        await state.passwords.verify(None, password)  # the same cost as a real account's
+        await lockout.record_failure(
+            state, meta, tenant_id=tenant.id, email=email, user=None, policy=policy, now=now
         )
         raise InvalidCredentials()
 
-    if user.locked_until is not None and user.locked_until > now:
-        await audit.record_detached(
-            state.db,
-            action="auth.login",
-            meta=meta,
-            tenant_id=tenant.id,
-            actor_id=user.id,
-            target_type="user",
-            target_id=user.id,
-            details={"reason": "locked"},
-        )
-        raise AccountLocked(retry_after=max(1, int((user.locked_until - now).total_seconds())))
-
     ok, needs_rehash = await state.passwords.verify(user.password_hash, password)
     if not ok:
-        await _record_failed_login(state, meta, user, lockout)
+        await lockout.record_failure(
+            state, meta, tenant_id=tenant.id, email=email, user=user, policy=policy, now=now
+        )
         raise InvalidCredentials()
     if not user.is_active:
         await audit.record_detached(
@@ -312,8 +245,7 @@ async def login(
 
     if needs_rehash:
         user.password_hash = await state.passwords.hash(password)
-    user.failed_login_count = 0
-    user.locked_until = None
+    await lockout.clear(session, tenant.id, email)
     user.last_login_at = now
     await audit.record(
         session,
@@ -326,49 +258,6 @@ async def login(
         details={"method": "pwd", "rehashed": needs_rehash},
     )
     return await finish_sign_in(state, session, user=user, tenant=tenant, meta=meta, amr=["pwd"])
-
-
-async def _record_failed_login(
-    state: AppState, meta: RequestMeta, user: User, lockout: LockoutPolicy
-) -> None:
-    """Count the failure and maybe lock, in a transaction of its own (the request fails)."""
-    async with state.db.transaction() as tx:
-        failures = (
-            await tx.execute(
-                update(User)
-                .where(User.id == user.id)
-                .values(failed_login_count=User.failed_login_count + 1)
-                .returning(User.failed_login_count)
-            )
-        ).scalar_one()
-        delay = _lock_delay(failures, lockout)
-        if delay:
-            locked_until = utcnow() + dt.timedelta(seconds=delay)
-            await tx.execute(
-                update(User).where(User.id == user.id).values(locked_until=locked_until)
-            )
-            await audit.record(
-                tx,
-                action="auth.lockout",
-                meta=meta,
-                tenant_id=user.tenant_id,
-                actor_id=user.id,
-                result="failure",
-                target_type="user",
-                target_id=user.id,
-                details={"failures": failures, "locked_seconds": delay},
-            )
-        await audit.record(
-            tx,
-            action="auth.login",
-            meta=meta,
-            tenant_id=user.tenant_id,
-            actor_id=user.id,
-            result="failure",
-            target_type="user",
-            target_id=user.id,
-            details={"reason": "bad_password", "failures": failures},
-        )
 
 
 async def finish_sign_in(
@@ -468,7 +357,14 @@ async def refresh(
             state, meta, auth_session, reason="idle_timeout", result="success"
         )
         raise InvalidRefreshToken("The session has ended", code="session_revoked")
-    if token.used_at is not None or not await repo.claim_refresh_token(session, token.id, now):
+    claimed = token.used_at is None and await repo.claim_refresh_token(session, token.id, now)
+    if not claimed:
+        # A claim that lost the race still opened a write transaction: on SQLite that holds the
+        # database's one write lock, and the revocation below (another connection) would wait
+        # for it until the busy timeout. Nothing of this request is kept, so let go of it first
+        # (expunged, the session row keeps its loaded fields through the rollback).
+        session.expunge(auth_session)
+        await session.rollback()
         await _end_sessions_detached(state, meta, auth_session, reason="refresh_token_reuse")
         raise InvalidRefreshToken(
             "The refresh token was already used; the session has been ended",
@@ -626,7 +522,7 @@ async def change_password(
         meta=meta,
         **audit.own_account(user),
     )
-    _mail_after_commit(
+    mail_after_commit(
         state,
         session,
         user.email,
@@ -652,7 +548,7 @@ async def request_password_reset(
     user = await repo.get_user_by_email(session, tenant.id, email) if tenant else None
     if user is None or not user.is_active:
         return
-    token = _new_user_token(session, user, PURPOSE_RESET, state.settings.password_reset_ttl_seconds)
+    token = new_user_token(session, user, PURPOSE_RESET, state.settings.password_reset_ttl_seconds)
     await audit.record(
         session,
         action="auth.password_reset_request",
@@ -663,7 +559,7 @@ async def request_password_reset(
         target_id=user.id,
     )
     link = f"{state.settings.public_base_url}/reset-password?token={token}"
-    _mail_after_commit(
+    mail_after_commit(
         state,
         session,
         user.email,
@@ -684,8 +580,7 @@ async def reset_password(
     if user is None or tenant is None:
         raise InvalidOneTimeToken()
     await set_password(state, session, user, new_password, tenants.settings_of(tenant))
-    user.failed_login_count = 0
-    user.locked_until = None
+    await lockout.clear(session, user.tenant_id, user.email)
     await end_sessions(
         state,
         session,
@@ -707,11 +602,11 @@ async def reset_password(
 
 
 async def send_email_verification(state: AppState, session: AsyncSession, user: User) -> None:
-    token = _new_user_token(
+    token = new_user_token(
         session, user, PURPOSE_VERIFY, state.settings.email_verification_ttl_seconds
     )
     link = f"{state.settings.public_base_url}/verify-email?token={token}"
-    _mail_after_commit(
+    mail_after_commit(
         state,
         session,
         user.email,
@@ -746,7 +641,7 @@ async def verify_email(
     )
 
 
-def _new_user_token(session: AsyncSession, user: User, purpose: str, ttl_seconds: int) -> str:
+def new_user_token(session: AsyncSession, user: User, purpose: str, ttl_seconds: int) -> str:
     token = random_token()
     session.add(
         UserToken(
@@ -775,7 +670,7 @@ async def _consume_user_token(session: AsyncSession, token: str, purpose: str) -
     return record
 
 
-def _mail_after_commit(
+def mail_after_commit(
     state: AppState, session: AsyncSession, to: str, subject: str, body: str
 ) -> None:
     async def send() -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bigfootlive.identity.schemas import TokenPair
+from bigfootlive.kit.credentials import Credentials
 from bigfootlive.tenants.schemas import FactorType
 
 VerifyMethod = Literal["totp", "webauthn", "email", "sms", "backup_code", "password"]
@@ -36,7 +37,7 @@ class FactorOut(BaseModel):
     last_used_at: dt.datetime | None
 
 
-class TotpSetup(BaseModel):
+class TotpSetup(Credentials):
     secret: str
     otpauth_uri: str
     qr_svg: str
@@ -63,7 +64,7 @@ class ConfirmIn(BaseModel):
     challenge_token: str | None = Field(None, max_length=200)
 
 
-class ConfirmOut(BaseModel):
+class ConfirmOut(Credentials):
     factor: FactorOut
     backup_codes: list[str] | None = Field(
         None, description="Shown once, when the first factor is confirmed"
@@ -78,7 +79,7 @@ class FactorList(BaseModel):
     backup_codes_remaining: int
 
 
-class BackupCodesOut(BaseModel):
+class BackupCodesOut(Credentials):
     backup_codes: list[str]
 
 
@@ -110,7 +111,7 @@ class VerifyIn(BaseModel):
     password: str | None = Field(None, max_length=128)
 
 
-class StepUpOut(BaseModel):
+class StepUpOut(Credentials):
     """A fresh access token for the same session, now showing the verified factor."""
 
     status: Literal["stepped_up"] = "stepped_up"

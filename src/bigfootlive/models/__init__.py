@@ -8,7 +8,13 @@ from bigfootlive.models.analytics import (
 )
 from bigfootlive.models.api_key import ApiKey
 from bigfootlive.models.audit import AuditRecord
-from bigfootlive.models.auth import AuthSession, RefreshToken, UserToken
+from bigfootlive.models.auth import (
+    AuthSession,
+    LoginLockout,
+    PendingRegistration,
+    RefreshToken,
+    UserToken,
+)
 from bigfootlive.models.chat import ChatBan, ChatMessage, ChatRoom
 from bigfootlive.models.container import EventContainer, Lease, Recording
 from bigfootlive.models.event import Event
@@ -38,10 +44,12 @@ __all__ = [
     "JobKey",
     "JobOutbox",
     "Lease",
+    "LoginLockout",
     "MfaBackupCode",
     "MfaFactor",
     "NotificationPreference",
     "PasswordHistory",
+    "PendingRegistration",
     "Recording",
     "RefreshToken",
     "SsoIdentity",

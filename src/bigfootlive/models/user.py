@@ -25,8 +25,6 @@ class User(IdMixin, TimestampMixin, Base):
     is_platform_admin: Mapped[bool] = mapped_column(default=False)
     is_active: Mapped[bool] = mapped_column(default=True)
     email_verified_at: Mapped[dt.datetime | None]
-    failed_login_count: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]
     password_changed_at: Mapped[dt.datetime | None]
 

@@ -148,7 +148,7 @@ async def callback_post(request: Request, state: State, session: DbSession, meta
     return _respond(outcome)
 
 
-@router.post("/exchange")
+@router.post("/exchange", responses=SIGN_IN_RESPONSES, response_model=None)
 async def exchange(body: ExchangeIn, state: State) -> JSONResponse:
     """Trade the one-time `sso_code` from a redirect for the tokens (or MFA challenge)."""
     return JSONResponse(await service.exchange(state, body.code))

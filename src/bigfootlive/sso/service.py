@@ -29,7 +29,7 @@ from bigfootlive.errors import (
     NotFound,
     Unprocessable,
 )
-from bigfootlive.identity import audit
+from bigfootlive.identity import audit, lockout
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
 from bigfootlive.kit.crypto import DecryptionError, random_token
@@ -824,7 +824,7 @@ async def _sign_in(
     now = utcnow()
     sso_identity.last_login_at = now
     user.last_login_at = now
-    user.failed_login_count = 0
+    await lockout.clear(session, tenant.id, user.email)
     method = row.protocol
     await audit.record(
         session,

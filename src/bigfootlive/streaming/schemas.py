@@ -7,9 +7,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bigfootlive.events.schemas import EventStatus, IngestOut, Visibility
+from bigfootlive.kit.credentials import Credentials
 
 
-class StreamConfig(BaseModel):
+class StreamConfig(Credentials):
     event_id: uuid.UUID
     status: EventStatus
     visibility: Visibility

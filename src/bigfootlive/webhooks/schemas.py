@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from bigfootlive.kit.credentials import Credentials
+
 
 class WebhookEventType(enum.StrEnum):
     EVENT_LIVE = "event.live"
@@ -38,7 +40,7 @@ class EndpointOut(BaseModel):
     created_at: dt.datetime
 
 
-class EndpointWithSecret(EndpointOut):
+class EndpointWithSecret(EndpointOut, Credentials):
     secret: str = Field(description="The signing secret; shown only once")
 
 
