@@ -130,6 +130,12 @@ def _jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def _too_deep() -> JSONResponse:
+    return JSONResponse(
+        error_body("malformed_json", "The request body is nested too deeply"), status_code=400
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BigfootError)
     async def _domain(_: Request, exc: BigfootError) -> JSONResponse:
@@ -153,12 +159,21 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, RecursionError):  # FastAPI's "error parsing the body"
+            return _too_deep()
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return JSONResponse(
             error_body(code, message), status_code=exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(RecursionError)
+    async def _recursion(_: Request, exc: RecursionError) -> JSONResponse:
+        # Input nested deeper than our parsers allow is refused by them (kit.jsonparse); this
+        # catches any other parser that recurses per level, and keeps the trace for a bug.
+        log.warning("recursion_error", exc_info=exc)
+        return _too_deep()
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -26,8 +26,9 @@ from bigfootlive.chat.schemas import (
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.events import service as events
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from bigfootlive.routing import JsonRoute
 
-router = APIRouter(prefix="/api/events/{event_id}", tags=["chat"])
+router = APIRouter(prefix="/api/events/{event_id}", tags=["chat"], route_class=JsonRoute)
 
 
 class TimeoutOut(BaseModel):

@@ -32,6 +32,7 @@ from bigfootlive.errors import (
 from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
+from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import DecryptionError, random_token
 from bigfootlive.models import SsoIdentity, SsoProvider, Tenant, User
 from bigfootlive.sso import ldap as ldap_adapter
@@ -528,7 +529,7 @@ async def _take_flow(state: AppState, flow_state: str | None) -> dict[str, Any] 
     if not await state.cache.add(f"sso:flow-used:{flow_state}", b"1", ttl=FLOW_TTL):
         return None
     await state.cache.delete(f"sso:flow:{flow_state}")
-    return dict(json.loads(raw))
+    return dict(jsonparse.loads(raw))
 
 
 async def _flow_provider(
@@ -895,6 +896,8 @@ async def exchange(state: AppState, code: str) -> dict[str, Any]:
         raise InvalidState("The sign-in code is unknown, expired or already used")
     await state.cache.delete(f"sso:handoff:{code}")
     try:
-        return dict(json.loads(state.secrets.decrypt(raw.decode(), context=f"sso-handoff:{code}")))
+        return dict(
+            jsonparse.loads(state.secrets.decrypt(raw.decode(), context=f"sso-handoff:{code}"))
+        )
     except (DecryptionError, ValueError) as exc:
         raise InvalidState() from exc
