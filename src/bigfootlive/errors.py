@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -136,6 +137,25 @@ def _too_deep() -> JSONResponse:
     )
 
 
+def _method_not_allowed(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """405 naming every method the path answers to: the router's own `Allow` lists only the
+    methods of the first route whose path matched, and a path often has one route per method."""
+    path = request.scope["path"]
+    allowed: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(path):
+            allowed |= route.methods
+    headers = dict(exc.headers or {})
+    if allowed:
+        headers["Allow"] = ", ".join(sorted(allowed))
+    return JSONResponse(
+        error_body("method_not_allowed", "Method not allowed", allowed=sorted(allowed)),
+        status_code=405,
+        headers=headers,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BigfootError)
     async def _domain(_: Request, exc: BigfootError) -> JSONResponse:
@@ -162,6 +182,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.__cause__, RecursionError):  # FastAPI's "error parsing the body"
             return _too_deep()
+        if exc.status_code == 405:
+            return _method_not_allowed(request, exc)
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return JSONResponse(
