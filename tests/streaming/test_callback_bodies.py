@@ -52,3 +52,17 @@ async def test_deeply_nested_brackets_in_a_form_post_are_a_bad_callback(studio):
     )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "bad_callback"
+
+
+async def test_a_chunked_callback_body_over_the_limit_is_413(studio):
+    async def chunks():
+        for _ in range(20):
+            yield b" " * 100_000
+
+    response = await studio.client.post(
+        "/api/streaming/hooks/srs",
+        content=chunks(),
+        headers={**studio.hook_headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "payload_too_large"
