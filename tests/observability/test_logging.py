@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import httpx
 import pytest
 import structlog
 
@@ -42,6 +43,7 @@ def test_redact_text(text: str, expected: str) -> None:
 def test_our_lines_and_other_libraries_lines_are_redacted(capsys: pytest.CaptureFixture) -> None:
     configure_logging("INFO", json=True)  # as create_app does
     structlog.get_logger("bigfootlive.test").info("fetched", url=f"https://idp/x?code=abc&t={JWT}")
+    structlog.get_logger("bigfootlive.test").info("object", url=httpx.URL(f"https://a/?sig={JWT}"))
     logging.getLogger("uvicorn.error").info(
         '%s - "WebSocket %s" [accepted]', "1.2.3.4", f"/ws?token={JWT}"
     )
@@ -52,8 +54,9 @@ def test_our_lines_and_other_libraries_lines_are_redacted(capsys: pytest.Capture
     out = capsys.readouterr().out
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines[0]["url"] == "https://idp/x?code=[redacted]&t=[redacted]"
-    assert lines[1]["event"] == '1.2.3.4 - "WebSocket /ws?token=[redacted]" [accepted]'
-    assert "state=[redacted]&id_token=[redacted]" in lines[2]["exception"]
+    assert lines[1]["url"] == "URL('https://a/?sig=[redacted]')"
+    assert lines[2]["event"] == '1.2.3.4 - "WebSocket /ws?token=[redacted]" [accepted]'
+    assert "state=[redacted]&id_token=[redacted]" in lines[3]["exception"]
     assert JWT not in out
     assert "xyz" not in out
     assert "abc" not in out

@@ -101,6 +101,17 @@ def _redact_values(
     return event_dict
 
 
+def _redacting(renderer: structlog.types.Processor) -> structlog.types.Processor:
+    """`renderer`, with the rendered line redacted once more: values that are not strings (a URL
+    object, say) reach the line through their repr, after `_redact_values` looked at them."""
+
+    def render(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        line = renderer(logger, name, event_dict)
+        return redact_text(line) if isinstance(line, str) else line
+
+    return render
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -124,7 +135,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             _redact_values,
-            renderer,
+            _redacting(renderer),
         ],
     )
     handler = logging.StreamHandler(sys.stdout)
