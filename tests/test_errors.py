@@ -124,3 +124,23 @@ async def test_a_recursion_error_anywhere_is_a_400_not_a_500():
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_json"
+
+
+async def test_fastapi_own_body_parsing_of_deep_json_is_malformed_json_without_json_route():
+    # A route that is not a JsonRoute: FastAPI's json.loads raises RecursionError, which it
+    # reports as "error parsing the body"; the generic handler still names it malformed JSON.
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/echo")
+    async def echo(body: dict[str, object]) -> dict[str, object]:
+        return body
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        response = await http.post(
+            "/echo", content=DEEP_ARRAY, headers={"content-type": "application/json"}
+        )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"
