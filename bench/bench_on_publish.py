@@ -42,6 +42,7 @@ from bigfootlive.events.schemas import EventCreate
 from bigfootlive.identity import service as identity
 from bigfootlive.identity.tokens import AccessClaims
 from bigfootlive.migrations import upgrade_database
+from bigfootlive.serving import uvicorn_options
 from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import TenantSettings
@@ -130,7 +131,9 @@ async def main(n_events: int, seconds: int, connections: int, threads: int) -> d
             return Response(b"0", media_type="text/plain")
 
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", access_log=False)
+            uvicorn.Config(
+                app, **uvicorn_options(host="127.0.0.1", port=port, log_level="critical")
+            )
         )
         serving = asyncio.create_task(server.serve())
         while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event

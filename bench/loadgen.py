@@ -210,7 +210,8 @@ async def drop_database(url: str) -> None:
 
 
 class Uvicorn:
-    """`uvicorn <factory> --factory` with the options `bigfootlive serve` uses, in a subprocess.
+    """`bigfootlive serve --app <factory> --factory` in a subprocess: the server exactly as
+    production runs it, serving the benchmark's app factory.
 
     The server runs in its own process group and is stopped by that group's id.
     """
@@ -221,21 +222,16 @@ class Uvicorn:
         self._log = log.open("wb")
         self._proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                factory,
+                str(Path(sys.executable).parent / "bigfootlive"),
+                "serve",
+                f"--app={factory}",
                 "--factory",
                 "--host=127.0.0.1",
                 f"--port={self.port}",
                 f"--workers={workers}",
-                "--loop=uvloop",
-                "--http=httptools",
-                "--no-proxy-headers",
-                "--no-access-log",
-                "--lifespan=on",
             ],
-            env={**os.environ, **env},
+            # The factory's module (bench.server) is imported from the repository root.
+            env={**os.environ, **env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -4,6 +4,8 @@
    `scoped(...)`, or say why not (an `# unscoped: <reason>` comment or an "Unscoped on purpose"
    docstring).
 2. Layers: services and repositories know nothing of HTTP.
+3. JSON from outside is parsed by `kit.jsonparse` (depth-limited), never by the recursive
+   `json.loads` (a body of 10,000 brackets would be a RecursionError: a 500).
 """
 
 from __future__ import annotations
@@ -73,3 +75,20 @@ def test_services_and_repositories_do_not_import_http() -> None:
             ):
                 offenders.append(f"{path.relative_to(PACKAGE)} imports {node.module}")
     assert offenders == []
+
+
+def test_json_is_parsed_only_by_the_depth_limited_parser() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path == PACKAGE / "kit" / "jsonparse.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            func = node.func
+            stdlib = func.attr == "loads" and getattr(func.value, "id", None) == "json"
+            # httpx / Starlette `.json()` and `.receive_json()` call json.loads too.
+            method = func.attr in ("json", "receive_json") and not node.args
+            if stdlib or method:
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {func.attr}()")
+    assert offenders == [], "use bigfootlive.kit.jsonparse.loads:\n" + "\n".join(offenders)

@@ -4,11 +4,15 @@ database is a 503 to retry."""
 from __future__ import annotations
 
 import sqlite3
+import uuid
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.errors import install_error_handlers
 
 
 async def test_nul_character_in_a_body_is_refused_on_postgres_and_nothing_is_written(
@@ -71,3 +75,98 @@ async def test_a_write_that_waited_out_sqlites_busy_timeout_is_a_503_to_retry(
     assert response.json()["error"]["code"] == "database_busy"
     assert response.headers["retry-after"] == "1"
     await factory.login(ann)  # the lock is gone: a retry goes through
+
+
+DEEP_ARRAY = b"[" * 10_000 + b"]" * 10_000
+DEEP_OBJECT = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
+
+
+async def test_deeply_nested_json_bodies_are_400_malformed_json(factory, client):
+    tenant = await factory.tenant("acme")
+    admin = await factory.user(tenant, role=Role.ADMIN)
+    json_type = {"content-type": "application/json"}
+
+    for body in (DEEP_ARRAY, DEEP_OBJECT):
+        anonymous = await client.post("/api/auth/login", content=body, headers=json_type)
+        signed_in = await client.put(
+            "/api/tenant/info", content=body, headers={**admin.headers, **json_type}
+        )
+        for response in (anonymous, signed_in):
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["code"] == "malformed_json"
+
+    info = await client.get("/api/tenant/info", headers=admin.headers)
+    assert info.json()["name"] == "Acme"
+
+
+async def test_json_nested_deeper_than_the_limit_is_refused_even_where_python_would_parse_it(
+    factory, client
+):
+    # 500 levels: json.loads would accept it; every body parser refuses the same depth.
+    nested = b'{"name": ' + b"[" * 500 + b"]" * 500 + b"}"
+    admin = await factory.user(await factory.tenant("acme"), role=Role.ADMIN)
+
+    response = await client.put(
+        "/api/tenant/info",
+        content=nested,
+        headers={**admin.headers, "content-type": "application/json"},
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "malformed_json"
+
+
+async def test_deeply_nested_json_sent_to_form_endpoints_is_a_client_error(factory, client):
+    await factory.tenant("acme")
+    for path, content_type in (
+        ("/api/auth/sso/callback", "application/json"),
+        ("/api/auth/sso/callback", "application/x-www-form-urlencoded"),
+        (f"/api/auth/sso/saml/acme/{uuid.uuid4()}/acs", "application/json"),
+        (f"/api/auth/sso/saml/acme/{uuid.uuid4()}/acs", "application/x-www-form-urlencoded"),
+    ):
+        response = await client.post(
+            path, content=DEEP_ARRAY, headers={"content-type": content_type}
+        )
+        assert 400 <= response.status_code < 500, (path, content_type, response.text)
+        assert "error" in response.json()
+    callback = await client.post(
+        "/api/auth/sso/callback", content=DEEP_ARRAY, headers={"content-type": "application/json"}
+    )
+    assert callback.json()["error"]["code"] == "malformed_json"
+
+
+async def test_a_recursion_error_anywhere_is_a_400_not_a_500():
+    # The last line of defence behind kit.jsonparse: any other parser that recurses per level.
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/deep")
+    async def deep() -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        response = await http.get("/deep")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"
+
+
+async def test_fastapi_own_body_parsing_of_deep_json_is_malformed_json_without_json_route():
+    # A route that is not a JsonRoute: FastAPI's json.loads raises RecursionError, which it
+    # reports as "error parsing the body"; the generic handler still names it malformed JSON.
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/echo")
+    async def echo(body: dict[str, object]) -> dict[str, object]:
+        return body
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        response = await http.post(
+            "/echo", content=DEEP_ARRAY, headers={"content-type": "application/json"}
+        )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"

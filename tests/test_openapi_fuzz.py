@@ -119,13 +119,10 @@ def server(tmp_path: Path) -> Iterator[Server]:
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "bigfootlive.main:app",
+                    str(Path(sys.executable).with_name("bigfootlive")),
+                    "serve",
                     "--host=127.0.0.1",
                     f"--port={port}",
-                    "--no-access-log",
                 ],
                 env={**os.environ, **env},
                 cwd=tmp_path,  # no developer .env is picked up

@@ -37,6 +37,7 @@ from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from bigfootlive.realtime.gateway import CaptureRawSend, install_sigterm_drain
 from bigfootlive.realtime.gateway import router as realtime_router
+from bigfootlive.routing import JsonRoute
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.state import AppState
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
     )
+    app.router.route_class = JsonRoute  # the app's own routes (/api-docs), like every router's
     install_error_handlers(app)
 
     for router in (observability_router, auth_router, tenant_router, users_router):

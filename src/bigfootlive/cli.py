@@ -58,30 +58,36 @@ def serve(
         int | None, typer.Option(help="Processes (default: WEB_CONCURRENCY)")
     ] = None,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development)")] = False,
+    backlog: Annotated[
+        int, typer.Option(help="Connections waiting to be accepted (viewer reconnect storms)")
+    ] = 2048,
+    app_path: Annotated[
+        str, typer.Option("--app", hidden=True, help="Import string of the ASGI app (benchmarks)")
+    ] = "bigfootlive.main:app",
+    factory: Annotated[bool, typer.Option(hidden=True, help="--app names an app factory")] = False,
 ) -> None:
     """Run the API server (uvicorn with uvloop and httptools)."""
     import uvicorn
 
+    from bigfootlive.observability.logging import configure_logging
+    from bigfootlive.serving import uvicorn_options
+
     settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
     if settings.should_auto_migrate:
         from bigfootlive.migrations import upgrade_database
 
         asyncio.run(upgrade_database(settings.database_url))
     uvicorn.run(
-        "bigfootlive.main:app",
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.web_concurrency,
-        reload=reload,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",  # applies write back-pressure, which slow-consumer cut-off needs
-        # Uncompressed frames are the same bytes for every viewer: the hub's fast path writes
-        # one pre-built frame to every socket (realtime/hub.py).
-        ws_per_message_deflate=False,
-        proxy_headers=False,
-        access_log=False,
-        lifespan="on",
+        app_path,
+        **uvicorn_options(
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers or settings.web_concurrency,
+            reload=reload,
+            factory=factory,
+            backlog=backlog,
+        ),
     )
 
 

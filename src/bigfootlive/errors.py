@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -140,6 +141,31 @@ def _jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def _too_deep() -> JSONResponse:
+    return JSONResponse(
+        error_body("malformed_json", "The request body is nested too deeply"), status_code=400
+    )
+
+
+def _method_not_allowed(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """405 naming every method the path answers to: the router's own `Allow` lists only the
+    methods of the first route whose path matched, and a path often has one route per method."""
+    path = request.scope["path"]
+    allowed: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(path):
+            allowed |= route.methods
+    headers = dict(exc.headers or {})
+    if allowed:
+        headers["Allow"] = ", ".join(sorted(allowed))
+    return JSONResponse(
+        error_body("method_not_allowed", "Method not allowed", allowed=sorted(allowed)),
+        status_code=405,
+        headers=headers,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BigfootError)
     async def _domain(_: Request, exc: BigfootError) -> JSONResponse:
@@ -163,12 +189,23 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, RecursionError):  # FastAPI's "error parsing the body"
+            return _too_deep()
+        if exc.status_code == 405:
+            return _method_not_allowed(request, exc)
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return JSONResponse(
             error_body(code, message), status_code=exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(RecursionError)
+    async def _recursion(_: Request, exc: RecursionError) -> JSONResponse:
+        # Input nested deeper than our parsers allow is refused by them (kit.jsonparse); this
+        # catches any other parser that recurses per level, and keeps the trace for a bug.
+        log.warning("recursion_error", exc_info=exc)
+        return _too_deep()
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

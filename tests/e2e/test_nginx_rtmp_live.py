@@ -23,6 +23,7 @@ import uvicorn
 from bigfootlive.app import create_app
 from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
+from bigfootlive.serving import uvicorn_options
 from bigfootlive.state import AppState
 from tests.fixtures import nginx_rtmp, services
 from tests.fixtures.factories import Account, Factory
@@ -78,7 +79,9 @@ async def live(settings: Settings, api_port: int, nginx_ports) -> AsyncIterator[
     services.require(nginx_rtmp.available(), "nginx with libnginx-mod-rtmp and ffmpeg")
     app = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=api_port, log_level="warning", ws="none")
+        uvicorn.Config(
+            app, **uvicorn_options(host="127.0.0.1", port=api_port, log_level="warning", ws="none")
+        )
     )
     serving = asyncio.create_task(server.serve())
     base = Path(tempfile.mkdtemp(prefix="bfl-nginx-"))

@@ -105,6 +105,38 @@ async def test_oversized_body_is_413_with_json_error(client):
     assert response.json()["error"]["code"] == "payload_too_large"
 
 
+async def _chunks(total: int, size: int = 100_000):
+    for _ in range(total // size):
+        yield b" " * size
+
+
+async def test_chunked_body_over_the_limit_is_413_with_json_error(client, factory):
+    admin = await factory.user(await factory.tenant("acme"), role=Role.ADMIN)
+    json_type = {"content-type": "application/json"}
+
+    anonymous = await client.post("/api/auth/login", content=_chunks(2_000_000), headers=json_type)
+    signed_in = await client.put(
+        "/api/tenant/info", content=_chunks(2_000_000), headers={**admin.headers, **json_type}
+    )
+
+    for response in (anonymous, signed_in):
+        assert "content-length" not in response.request.headers  # sent chunked
+        assert response.status_code == 413, response.text
+        assert response.json()["error"]["code"] == "payload_too_large"
+    assert (await client.get("/api/tenant/info", headers=admin.headers)).json()["name"] == "Acme"
+
+
+async def test_a_content_length_smaller_than_the_body_does_not_get_it_past_the_limit(client):
+    response = await client.post(
+        "/api/auth/login",
+        content=b"{" + b" " * 2_000_000 + b"}",
+        headers={"content-type": "application/json", "content-length": "10"},
+    )
+    assert response.request.headers["content-length"] == "10"
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
 async def test_malformed_json_is_400_with_json_error(client):
     response = await client.post(
         "/api/auth/login", content=b'{"email": ', headers={"content-type": "application/json"}

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.serving import uvicorn_options
 from tests.fixtures import services
 from tests.fixtures.factories import Account
 
@@ -45,12 +46,7 @@ class LiveServer:
 async def live_server(app: FastAPI) -> AsyncIterator[LiveServer]:
     port = services.free_port()
     config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        lifespan="off",
-        log_level="warning",
-        ws="websockets-sansio",
+        app, **uvicorn_options(host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

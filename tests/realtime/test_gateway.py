@@ -117,6 +117,31 @@ async def test_malformed_frames_get_error_frames_and_the_connection_survives(
     assert (await other.next("pong"))["ref"] == "p"
 
 
+async def test_deeply_nested_frames_get_error_frames_and_the_connection_survives(
+    client, world, live_server
+):
+    event = await create_event(client, world["owner"])
+    viewer = await join(live_server.url(event["id"]), world["viewer"])
+    depth = 8_000  # 16,000 bytes: under the frame limit, far over any nesting we accept
+    for frame in (
+        "[" * depth + "]" * depth,
+        '{"a":' * 2_500 + "1" + "}" * 2_500,
+        '{"type": "send", "body": ' + "[" * depth + "]" * depth + "}",
+    ):
+        await viewer.ws.send(frame)
+        assert (await viewer.next("error"))["code"] in ("invalid_json", "bad_frame")
+    assert (await viewer.say("still here"))["body"] == "still here"
+
+
+async def test_a_deeply_nested_first_auth_frame_is_refused_with_a_close_code(
+    client, world, live_server
+):
+    event = await create_event(client, world["owner"], visibility="tenant")
+    anonymous = await connect(live_server.url(event["id"]))
+    await anonymous.ws.send('{"type": "auth", "token": ' + "[" * 8_000 + "]" * 8_000 + "}")
+    assert await anonymous.closed_with() == 4401
+
+
 async def test_resume_replays_what_a_reconnecting_viewer_missed(client, world, live_server):
     event = await create_event(client, world["owner"])
     url = live_server.url(event["id"])

@@ -50,18 +50,12 @@ class ServerProcess:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bigfootlive.main:app",
+                str(Path(sys.executable).with_name("bigfootlive")),
+                "serve",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
-                "--ws",
-                "websockets-sansio",
-                "--log-level",
-                "warning",
             ],
             env=self.env(),
             cwd=self.workdir,

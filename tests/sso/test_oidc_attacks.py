@@ -6,14 +6,16 @@ suite fast (state handling is covered on both backends in test_oidc.py).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from joserfc import jws
 from joserfc.jwk import RSAKey
 
-from tests.fixtures.rogue_oidc import CLIENT_ID, RogueIdp
+from tests.fixtures.rogue_oidc import CLIENT_ID, RogueIdp, b64url
 from tests.sso.conftest import Org, add_provider
 
 
@@ -85,6 +87,17 @@ async def test_token_with_unknown_key_id_is_refused(
 async def test_alg_none_is_refused(client: httpx.AsyncClient, rogue: RogueIdp) -> None:
     rogue.mint = RogueIdp.unsigned
     assert _refused(await _sign_in(client)) == "sso_bad_alg"
+
+
+async def test_deeply_nested_id_token_header_or_claims_are_refused(
+    client: httpx.AsyncClient, rogue: RogueIdp
+) -> None:
+    deep = b"[" * 10_000 + b"]" * 10_000
+    rogue.mint = lambda claims: f"{b64url(deep)}.{b64url(json.dumps(claims).encode())}."
+    assert _refused(await _sign_in(client)) == "sso_bad_id_token"
+    header = {"alg": "RS256", "kid": rogue.key.kid}
+    rogue.mint = lambda claims: jws.serialize_compact(header, deep, rogue.key)
+    assert _refused(await _sign_in(client)) == "sso_bad_signature"
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,10 @@ from bigfootlive.analytics.schemas import (
 )
 from bigfootlive.authz.deps import CurrentSubject, OptionalSubject, PlatformAdmin
 from bigfootlive.deps import Meta, ReadSession, State
+from bigfootlive.routing import JsonRoute
 
-router = APIRouter(prefix="/api/analytics", tags=["analytics"])
-platform_router = APIRouter(prefix="/api/platform", tags=["platform"])
+router = APIRouter(prefix="/api/analytics", tags=["analytics"], route_class=JsonRoute)
+platform_router = APIRouter(prefix="/api/platform", tags=["platform"], route_class=JsonRoute)
 
 
 @router.post("/events/{event_id}/beacons", status_code=status.HTTP_202_ACCEPTED)

@@ -10,8 +10,9 @@ from bigfootlive.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, 
 from bigfootlive.authz.deps import AuthSubject, require
 from bigfootlive.authz.roles import Permission
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
+from bigfootlive.routing import JsonRoute
 
-router = APIRouter(prefix="/api/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/api/api-keys", tags=["api keys"], route_class=JsonRoute)
 
 KeyManager = Annotated[AuthSubject, Depends(require(Permission.API_KEYS_MANAGE))]
 

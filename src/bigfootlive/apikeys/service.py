@@ -22,6 +22,7 @@ from bigfootlive.db import after_commit, utcnow
 from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Forbidden, NotFound, Unauthorized
 from bigfootlive.identity import audit
+from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import hash_token, random_token
 from bigfootlive.models import ApiKey, Tenant
 from bigfootlive.state import AppState
@@ -147,7 +148,7 @@ async def authenticate(state: AppState, secret: str | None) -> ApiPrincipal:
     if raw is None:
         raw = await _load(state, digest)
         await state.cache.set(cache_key, raw, ttl=_CACHE_TTL)
-    entry = json.loads(raw)
+    entry = jsonparse.loads(raw)
     if not entry:
         raise InvalidApiKey()
     expires = entry.get("exp")

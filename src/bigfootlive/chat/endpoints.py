@@ -26,8 +26,9 @@ from bigfootlive.chat.schemas import (
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.events import service as events
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from bigfootlive.routing import JsonRoute
 
-router = APIRouter(prefix="/api/events/{event_id}", tags=["chat"])
+router = APIRouter(prefix="/api/events/{event_id}", tags=["chat"], route_class=JsonRoute)
 
 
 class TimeoutOut(BaseModel):
@@ -57,7 +58,9 @@ async def send_message(
     return await service.send_message(state, session, subject, event, body.body, body.reply_to)
 
 
-@router.delete("/chat/{message_id}", status_code=status.HTTP_204_NO_CONTENT)
+# `:uuid` keeps this route from swallowing `DELETE /chat/pin` (and turning an unsupported method
+# on `/chat/room` or `/chat/bans` into a 422 about a message id instead of a 405).
+@router.delete("/chat/{message_id:uuid}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_message(
     event_id: uuid.UUID,
     message_id: uuid.UUID,

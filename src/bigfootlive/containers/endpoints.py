@@ -8,9 +8,10 @@ from bigfootlive.authz.deps import CurrentSubject, OptionalSubject
 from bigfootlive.containers import service
 from bigfootlive.containers.schemas import ContainerStatsOut, RecordingOut
 from bigfootlive.deps import ReadSession, State
+from bigfootlive.routing import JsonRoute
 
-router = APIRouter(prefix="/api/containers", tags=["containers"])
-recordings_router = APIRouter(prefix="/api/events", tags=["events"])
+router = APIRouter(prefix="/api/containers", tags=["containers"], route_class=JsonRoute)
+recordings_router = APIRouter(prefix="/api/events", tags=["events"], route_class=JsonRoute)
 
 
 @router.get("/stats")

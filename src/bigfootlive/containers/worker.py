@@ -61,6 +61,7 @@ from bigfootlive.containers.transcoder import (
 from bigfootlive.containers.vod import publish_recording
 from bigfootlive.db import utcnow
 from bigfootlive.events.schemas import EventStatus
+from bigfootlive.kit import jsonparse
 from bigfootlive.models import EventContainer
 from bigfootlive.state import AppState
 
@@ -345,7 +346,7 @@ class EventWorker:
 
     async def _on_state(self, payload: bytes) -> None:
         with contextlib.suppress(ValueError, KeyError):
-            self._event_status = EventStatus(json.loads(payload)["status"])
+            self._event_status = EventStatus(jsonparse.loads(payload)["status"])
             await self._react_to_status()
 
     async def _check_health(self) -> None:

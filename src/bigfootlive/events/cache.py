@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 from bigfootlive.events.schemas import EventStatus, Visibility
+from bigfootlive.kit import jsonparse
 from bigfootlive.kit.backends import Cache
 from bigfootlive.models import Event
 
@@ -61,7 +62,7 @@ class EventRef:
 
     @classmethod
     def loads(cls, raw: bytes) -> EventRef:
-        id_, tenant, owner, pb, vis, status, version, publisher = json.loads(raw)
+        id_, tenant, owner, pb, vis, status, version, publisher = jsonparse.loads(raw)
         return cls(
             id=uuid.UUID(id_),
             tenant_id=uuid.UUID(tenant),

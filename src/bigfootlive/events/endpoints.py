@@ -20,8 +20,9 @@ from bigfootlive.events.schemas import (
 )
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
 from bigfootlive.models import Event
+from bigfootlive.routing import JsonRoute
 
-router = APIRouter(prefix="/api/events", tags=["events"])
+router = APIRouter(prefix="/api/events", tags=["events"], route_class=JsonRoute)
 
 EventCreator = Annotated[AuthSubject, Depends(require(Permission.EVENTS_CREATE))]
 UPCOMING = [EventStatus.SCHEDULED, EventStatus.READY, EventStatus.LIVE, EventStatus.RECONNECTING]

@@ -25,8 +25,9 @@ from bigfootlive.identity.schemas import (
     UserOut,
 )
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
+from bigfootlive.routing import JsonRoute
 
-router = APIRouter(prefix="/api/auth", tags=["auth"])
+router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=JsonRoute)
 
 
 @router.post("/register", status_code=status.HTTP_202_ACCEPTED)

@@ -10,8 +10,9 @@ from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.jobs import service
 from bigfootlive.jobs.schemas import DeadJobOut, JobStats, RetryAccepted
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from bigfootlive.routing import JsonRoute
 
-router = APIRouter(prefix="/api/platform/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/platform/jobs", tags=["jobs"], route_class=JsonRoute)
 
 
 @router.get("/stats")

@@ -14,6 +14,7 @@ from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from bigfootlive.errors import BadRequest
+from bigfootlive.kit import jsonparse
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 50
@@ -33,7 +34,7 @@ def encode_cursor(created_at: dt.datetime, id_: uuid.UUID) -> str:
 def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, id_ = json.loads(raw)
+        created, id_ = jsonparse.loads(raw)
         when = dt.datetime.fromisoformat(created)
         if when.tzinfo is None:
             raise ValueError("naive")

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import hash_token, random_token
 from bigfootlive.state import AppState
 
@@ -45,7 +46,7 @@ class Challenge:
 
     @classmethod
     def from_json(cls, raw: bytes) -> Challenge:
-        data = json.loads(raw)
+        data = jsonparse.loads(raw)
         return cls(
             id=data["id"],
             purpose=data["purpose"],

@@ -23,9 +23,10 @@ from bigfootlive.mfa.schemas import (
     VerifyIn,
     VerifyOut,
 )
+from bigfootlive.routing import JsonRoute
 
-router = APIRouter(prefix="/api/auth/mfa", tags=["mfa"])
-tenant_router = APIRouter(prefix="/api/tenant/users", tags=["tenant"])
+router = APIRouter(prefix="/api/auth/mfa", tags=["mfa"], route_class=JsonRoute)
+tenant_router = APIRouter(prefix="/api/tenant/users", tags=["tenant"], route_class=JsonRoute)
 
 MfaResetter = Annotated[AuthSubject, Depends(require(Permission.MFA_RESET))]
 

@@ -29,6 +29,7 @@ from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair
+from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import constant_time_equals
 from bigfootlive.mfa import challenges, codes, passkeys, policy, totp
 from bigfootlive.mfa import repository as repo
@@ -185,7 +186,7 @@ async def _check_sent_code(
     raw = await state.cache.get(key)
     if raw is None or not code:
         return None
-    record = json.loads(raw)
+    record = jsonparse.loads(raw)
     if factor_id is not None and record["factor_id"] != str(factor_id):
         return None
     if not constant_time_equals(record["digest"], codes.code_digest(key, code)):

@@ -10,8 +10,9 @@ from bigfootlive.authz.deps import CurrentSubject
 from bigfootlive.deps import DbSession, ReadSession, State
 from bigfootlive.notifications import service
 from bigfootlive.notifications.schemas import Preferences, PreferencesUpdate, Unsubscribed
+from bigfootlive.routing import JsonRoute
 
-router = APIRouter(prefix="/api/notifications", tags=["notifications"])
+router = APIRouter(prefix="/api/notifications", tags=["notifications"], route_class=JsonRoute)
 
 Token = Annotated[str, Query(min_length=10, max_length=300)]
 

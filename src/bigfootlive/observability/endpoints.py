@@ -11,10 +11,11 @@ from sqlalchemy import text
 from bigfootlive import __version__
 from bigfootlive.deps import State
 from bigfootlive.observability.metrics import REGISTRY
+from bigfootlive.routing import JsonRoute
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(tags=["observability"])
+router = APIRouter(tags=["observability"], route_class=JsonRoute)
 
 
 @router.get("/health")

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bigfootlive.errors import error_body
@@ -113,7 +114,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge()
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -131,8 +132,13 @@ class BodySizeLimitMiddleware:
                 )
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised from `receive` once the body passes the limit. An HTTPException, because FastAPI
+    turns any other exception met while reading a body into a 400 ("error parsing the body")
+    and re-raises only these; the app's handler then answers 413 `payload_too_large`."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "Request body too large")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import time
 import uuid
 import weakref
@@ -29,6 +28,7 @@ from pydantic import ValidationError
 
 from bigfootlive.events.schemas import EventStatus, StateChange
 from bigfootlive.identity import revocation
+from bigfootlive.kit import jsonparse
 from bigfootlive.kit.backends import Cache, PubSub
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.presence import Presence
@@ -439,7 +439,7 @@ class Hub:
 
     def _control(self, room: Room, data: bytes) -> None:
         try:
-            instruction = json.loads(data)
+            instruction = jsonparse.loads(data)
             kicked = uuid.UUID(instruction["kick"])
         except (ValueError, KeyError, TypeError):
             log.warning("bad_control_message", event_id=str(room.event_id))

@@ -11,7 +11,9 @@ from bigfootlive.authz.roles import Permission
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.errors import BadRequest
 from bigfootlive.identity.schemas import TokenPair
+from bigfootlive.kit import jsonparse
 from bigfootlive.mfa.deps import RecentMfa
+from bigfootlive.routing import JsonRoute
 from bigfootlive.sso import service
 from bigfootlive.sso.schemas import (
     CallbackIn,
@@ -28,8 +30,8 @@ from bigfootlive.sso.schemas import (
 from bigfootlive.sso.templates import TEMPLATES
 from bigfootlive.tenants import service as tenants
 
-admin_router = APIRouter(prefix="/api/tenant/sso", tags=["tenant sso"])
-router = APIRouter(prefix="/api/auth/sso", tags=["sso"])
+admin_router = APIRouter(prefix="/api/tenant/sso", tags=["tenant sso"], route_class=JsonRoute)
+router = APIRouter(prefix="/api/auth/sso", tags=["sso"], route_class=JsonRoute)
 
 SsoManager = Annotated[AuthSubject, Depends(require(Permission.SSO_MANAGE))]
 SIGN_IN_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -127,7 +129,9 @@ async def callback_post(request: Request, state: State, session: DbSession, meta
     """OIDC/OAuth2 callback posted as JSON (by an app) or as a form (response_mode=form_post)."""
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
-            body = CallbackIn.model_validate_json(await request.body())
+            body = CallbackIn.model_validate(jsonparse.loads(await request.body()))
+        except jsonparse.MalformedJson as exc:
+            raise BadRequest("The callback body is not valid JSON", code="malformed_json") from exc
         except ValueError as exc:
             raise BadRequest("The callback body is not valid", code="validation_error") from exc
     else:

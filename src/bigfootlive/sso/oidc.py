@@ -21,6 +21,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from bigfootlive.kit import jsonparse
 from bigfootlive.kit.backends import Cache
 from bigfootlive.sso.base import ExternalIdentity, SsoConfigError, SsoRejected, map_identity
 from bigfootlive.sso.net import check_outbound_url
@@ -74,7 +75,7 @@ class Outbound:
                 f"{url} answered HTTP {response.status_code}", code="sso_unreachable"
             )
         try:
-            body = response.json()
+            body = jsonparse.loads(response.content)
         except ValueError as exc:
             raise SsoConfigError(f"{url} did not return JSON", code="sso_bad_metadata") from exc
         if not isinstance(body, dict):
@@ -95,7 +96,7 @@ async def discover(out: Outbound, cfg: OidcConfig, *, fresh: bool = False) -> di
     key = _meta_key(cfg.issuer)
     cached = None if fresh else await out.cache.get(key)
     if cached is not None:
-        return dict(json.loads(cached))
+        return dict(jsonparse.loads(cached))
     url = cfg.issuer.rstrip("/") + "/.well-known/openid-configuration"
     meta = await out.get_json(url)
     if meta.get("issuer") != cfg.issuer:
@@ -114,7 +115,7 @@ async def jwks(out: Outbound, jwks_uri: str, *, fresh: bool = False) -> KeySet:
     key = _jwks_key(jwks_uri)
     cached = None if fresh else await out.cache.get(key)
     if cached is not None:
-        return KeySet.import_key_set(json.loads(cached))
+        return KeySet.import_key_set(jsonparse.loads(cached))
     raw = await out.get_json(jwks_uri)
     try:
         keys = KeySet.import_key_set(raw)  # type: ignore[arg-type]
@@ -138,7 +139,7 @@ async def keep_cached(out: Outbound, cfg: OidcConfig) -> bool:
     if meta_raw is None:
         return False
     await out.cache.set(_meta_key(cfg.issuer), meta_raw, ttl=METADATA_TTL)
-    jwks_uri = json.loads(meta_raw).get("jwks_uri")
+    jwks_uri = jsonparse.loads(meta_raw).get("jwks_uri")
     keys_raw = await out.cache.get(_jwks_key(str(jwks_uri)))
     if keys_raw is None:
         return False
@@ -221,7 +222,7 @@ async def _exchange_code(
                     f"The userinfo endpoint answered HTTP {response.status_code}",
                     code="sso_userinfo_failed",
                 )
-            userinfo = response.json()
+            userinfo = jsonparse.loads(response.content)
             if not isinstance(userinfo, dict):
                 raise SsoRejected(
                     "The userinfo answer is not an object", code="sso_userinfo_failed"
@@ -230,7 +231,7 @@ async def _exchange_code(
         raise SsoRejected(
             f"The token request was refused: {exc.error}", code="sso_token_failed"
         ) from exc
-    except (httpx.HTTPError, ValueError) as exc:
+    except (httpx.HTTPError, ValueError, RecursionError) as exc:  # Authlib parses with json
         raise SsoRejected(
             f"The token request failed: {type(exc).__name__}", code="sso_token_failed"
         ) from exc
@@ -242,9 +243,10 @@ async def _exchange_code(
 async def verify_id_token(
     out: Outbound, cfg: OidcConfig, meta: dict[str, Any], id_token: str, *, nonce: str
 ) -> dict[str, Any]:
+    # joserfc parses the header and the claims with the recursive json module.
     try:
         compact = jws.extract_compact(id_token.encode())
-    except (JoseError, ValueError) as exc:
+    except (JoseError, ValueError, RecursionError) as exc:
         raise SsoRejected("The ID token is malformed", code="sso_bad_id_token") from exc
     header = compact.protected
     advertised = set(meta.get("id_token_signing_alg_values_supported") or ["RS256"])
@@ -260,7 +262,7 @@ async def verify_id_token(
             raise SsoRejected("The ID token was signed by an unknown key", code="sso_unknown_key")
     try:
         claims = dict(jwt.decode(id_token, keys, algorithms=allowed).claims)
-    except (JoseError, ValueError) as exc:
+    except (JoseError, ValueError, RecursionError) as exc:
         raise SsoRejected("The ID token signature is not valid", code="sso_bad_signature") from exc
     _check_claims(claims, issuer=cfg.issuer, client_id=cfg.client_id, nonce=nonce)
     return claims

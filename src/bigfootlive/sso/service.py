@@ -32,6 +32,7 @@ from bigfootlive.errors import (
 from bigfootlive.identity import audit, lockout
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
+from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import DecryptionError, random_token
 from bigfootlive.models import SsoIdentity, SsoProvider, Tenant, User
 from bigfootlive.sso import ldap as ldap_adapter
@@ -205,6 +206,33 @@ def set_refresh_status(
         row.metadata_refreshed_at = now
 
 
+def _outbound_urls(config: ProtocolConfig) -> list[tuple[str, str]]:
+    """(field, URL) of every address the server connects to for this provider."""
+    if isinstance(config, OidcConfig):
+        return [("issuer", config.issuer)]  # discovery, then the endpoints it names
+    if isinstance(config, OAuth2Config):
+        return [
+            ("authorize_url", config.authorize_url),  # fetched by the connection test
+            ("token_url", config.token_url),
+            ("userinfo_url", config.userinfo_url),
+        ]
+    if isinstance(config, SamlConfig):
+        return [("idp_metadata_url", config.idp_metadata_url)] if config.idp_metadata_url else []
+    return [("url", config.url)]
+
+
+async def _refuse_internal_urls(state: AppState, config: ProtocolConfig) -> None:
+    """The SSRF guard at save time too, so a provider that could never be used is not saved
+    (each URL is checked again when used: a name may resolve elsewhere by then)."""
+    allow_private = state.settings.sso_allow_private_networks
+    check = check_ldap_url if isinstance(config, LdapConfig) else check_outbound_url
+    for field, url in _outbound_urls(config):
+        try:
+            await check(url, allow_private)
+        except SsoConfigError as exc:
+            raise Unprocessable(exc.message, code=exc.code, field=f"config.{field}") from exc
+
+
 async def save_provider(
     state: AppState,
     session: AsyncSession,
@@ -212,6 +240,7 @@ async def save_provider(
     subject: AuthSubject,
     body: ProviderIn,
 ) -> ProviderOut:
+    await _refuse_internal_urls(state, body.config)
     tenant = await tenants.require_tenant(session, subject.tenant_id)
     verified = await repo.verified_domains(session, tenant.id)
     unverified = [d for d in body.domains if d not in verified]
@@ -528,7 +557,7 @@ async def _take_flow(state: AppState, flow_state: str | None) -> dict[str, Any] 
     if not await state.cache.add(f"sso:flow-used:{flow_state}", b"1", ttl=FLOW_TTL):
         return None
     await state.cache.delete(f"sso:flow:{flow_state}")
-    return dict(json.loads(raw))
+    return dict(jsonparse.loads(raw))
 
 
 async def _flow_provider(
@@ -895,6 +924,8 @@ async def exchange(state: AppState, code: str) -> dict[str, Any]:
         raise InvalidState("The sign-in code is unknown, expired or already used")
     await state.cache.delete(f"sso:handoff:{code}")
     try:
-        return dict(json.loads(state.secrets.decrypt(raw.decode(), context=f"sso-handoff:{code}")))
+        return dict(
+            jsonparse.loads(state.secrets.decrypt(raw.decode(), context=f"sso-handoff:{code}"))
+        )
     except (DecryptionError, ValueError) as exc:
         raise InvalidState() from exc

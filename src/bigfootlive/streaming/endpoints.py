@@ -4,7 +4,6 @@ playback configuration and stream health."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Mapping
 from typing import Annotated
@@ -21,6 +20,8 @@ from bigfootlive.errors import BadRequest, Forbidden
 from bigfootlive.events import service as events
 from bigfootlive.events.playback import hls_url, ingest_for
 from bigfootlive.events.schemas import EventStatus, Visibility
+from bigfootlive.kit import jsonparse
+from bigfootlive.routing import JsonRoute
 from bigfootlive.streaming import service
 from bigfootlive.streaming.base import (
     BadCallback,
@@ -34,7 +35,7 @@ from bigfootlive.streaming.nginx_rtmp import NginxRtmpAdapter
 from bigfootlive.streaming.schemas import StreamConfig, StreamHealth, WebhookIn, WebhookOut
 from bigfootlive.streaming.srs import SrsAdapter
 
-router = APIRouter(prefix="/api/streaming", tags=["streaming"])
+router = APIRouter(prefix="/api/streaming", tags=["streaming"], route_class=JsonRoute)
 
 
 async def _principal(request: Request, state: State) -> ApiPrincipal:
@@ -58,8 +59,8 @@ async def _fields(request: Request) -> Mapping[str, object]:
         except UnicodeDecodeError as exc:
             raise BadRequest("The callback body is not UTF-8", code="bad_callback") from exc
     try:
-        body = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = jsonparse.loads(raw or b"null")
+    except jsonparse.MalformedJson as exc:
         raise BadRequest("The callback body is not valid JSON", code="malformed_json") from exc
     if not isinstance(body, dict):
         raise BadRequest("The callback body must be a JSON object", code="bad_callback")

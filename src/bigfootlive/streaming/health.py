@@ -17,6 +17,7 @@ import httpx
 import structlog
 
 from bigfootlive.config import Settings
+from bigfootlive.kit import jsonparse
 
 log = structlog.get_logger(__name__)
 
@@ -114,7 +115,7 @@ class SrsStatSource(StatsSource):
     async def read(self, stream_name: str) -> StreamStats | None:
         response = await self.client.get(self.url)
         response.raise_for_status()
-        return parse_srs_streams(response.json(), stream_name, time.time())
+        return parse_srs_streams(jsonparse.loads(response.content), stream_name, time.time())
 
 
 def parse_srs_streams(body: dict[str, Any], stream_name: str, now: float) -> StreamStats | None:

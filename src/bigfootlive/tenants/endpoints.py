@@ -15,6 +15,7 @@ from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
 from bigfootlive.mfa.deps import RecentMfa
 from bigfootlive.mfa.policy import ensure_recent_mfa
 from bigfootlive.models import User
+from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import service
 from bigfootlive.tenants.schemas import (
     TenantOut,
@@ -24,7 +25,7 @@ from bigfootlive.tenants.schemas import (
     TenantUserUpdate,
 )
 
-router = APIRouter(prefix="/api/tenant", tags=["tenant"])
+router = APIRouter(prefix="/api/tenant", tags=["tenant"], route_class=JsonRoute)
 
 TenantReader = Annotated[AuthSubject, Depends(require(Permission.TENANT_READ))]
 TenantAdmin = Annotated[AuthSubject, Depends(require(Permission.TENANT_UPDATE))]

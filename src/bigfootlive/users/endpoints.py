@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query
 from bigfootlive.authz.deps import CurrentSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from bigfootlive.routing import JsonRoute
 from bigfootlive.users import service
 from bigfootlive.users.schemas import FollowOut, FollowState, ProfileOut, ProfileUpdate
 
-router = APIRouter(prefix="/api/users", tags=["users"])
+router = APIRouter(prefix="/api/users", tags=["users"], route_class=JsonRoute)
 
 Cursor = Annotated[str | None, Query(max_length=200)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]

@@ -9,6 +9,7 @@ from bigfootlive.authz.deps import AuthSubject, require
 from bigfootlive.authz.roles import Permission
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from bigfootlive.routing import JsonRoute
 from bigfootlive.webhooks import service
 from bigfootlive.webhooks.schemas import (
     DeliveryOut,
@@ -18,7 +19,7 @@ from bigfootlive.webhooks.schemas import (
     EndpointWithSecret,
 )
 
-router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/api/webhooks", tags=["webhooks"], route_class=JsonRoute)
 
 WebhookAdmin = Annotated[AuthSubject, Depends(require(Permission.WEBHOOKS_MANAGE))]
 

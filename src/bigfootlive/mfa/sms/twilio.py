@@ -4,6 +4,7 @@ import httpx
 import structlog
 
 from bigfootlive.config import Settings
+from bigfootlive.kit import jsonparse
 from bigfootlive.mfa.sms.base import SmsDeliveryError
 
 log = structlog.get_logger(__name__)
@@ -62,13 +63,13 @@ class TwilioSmsSender:
         if response.status_code not in (200, 201):
             detail = ""
             try:
-                payload = response.json()
+                payload = jsonparse.loads(response.content)
                 detail = f"{payload.get('code')}: {payload.get('message')}"
             except ValueError:
                 detail = response.text[:200]
             raise SmsDeliveryError(f"SMS provider answered {response.status_code} {detail}")
         try:
-            sid = response.json().get("sid", "")
+            sid = jsonparse.loads(response.content).get("sid", "")
         except ValueError:
             sid = ""
         log.info("sms_sent", provider="twilio", message_sid=sid)
