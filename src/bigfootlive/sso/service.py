@@ -36,10 +36,11 @@ from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import DecryptionError, random_token
 from bigfootlive.models import SsoIdentity, SsoProvider, Tenant, User
 from bigfootlive.sso import ldap as ldap_adapter
-from bigfootlive.sso import oidc, saml
+from bigfootlive.sso import oidc, oidc_metadata, saml
 from bigfootlive.sso import repository as repo
 from bigfootlive.sso.base import ExternalIdentity, SsoConfigError, SsoRejected
 from bigfootlive.sso.net import check_ldap_url, check_outbound_url
+from bigfootlive.sso.saml_response import parse_response
 from bigfootlive.sso.schemas import (
     Check,
     InitiateIn,
@@ -91,8 +92,8 @@ def saml_endpoints(state: AppState, tenant_slug: str, provider_id: uuid.UUID) ->
     return saml.SpEndpoints(entity_id=f"{base}/metadata", acs_url=f"{base}/acs")
 
 
-def outbound(state: AppState) -> oidc.Outbound:
-    return oidc.Outbound(
+def outbound(state: AppState) -> oidc_metadata.Outbound:
+    return oidc_metadata.Outbound(
         cache=state.cache,
         timeout=state.settings.sso_http_timeout_seconds,
         allow_private_networks=state.settings.sso_allow_private_networks,
@@ -397,14 +398,14 @@ async def _test_oidc(state: AppState, cfg: OidcConfig) -> list[Check]:
     out = outbound(state)
     checks = []
     try:
-        meta = await oidc.discover(out, cfg, fresh=True)
+        meta = await oidc_metadata.discover(out, cfg, fresh=True)
     except BigfootError as exc:
         return [Check(name="discovery", ok=False, detail=exc.message)]
     checks.append(
         Check(name="discovery", ok=True, detail=f"issuer {meta['issuer']} published its metadata")
     )
     try:
-        keys = await oidc.jwks(out, str(meta["jwks_uri"]), fresh=True)
+        keys = await oidc_metadata.jwks(out, str(meta["jwks_uri"]), fresh=True)
         count = len(keys.keys)
         checks.append(
             Check(name="jwks", ok=count > 0, detail=f"{count} signing key(s) at {meta['jwks_uri']}")
@@ -708,7 +709,7 @@ async def saml_acs(
             expected = None
             redirect_uri = _check_redirect(tenant, relay_state) if relay_state else None
         result = await asyncio.to_thread(
-            saml.parse_response,
+            parse_response,
             saml_endpoints(state, tenant.slug, provider.row.id),
             cfg,
             cfg.idp_metadata_xml,
