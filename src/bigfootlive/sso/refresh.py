@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
 from bigfootlive.identity import audit
-from bigfootlive.sso import oidc_metadata, saml, service
+from bigfootlive.sso import oidc, oidc_metadata, saml, service
 from bigfootlive.sso import repository as repo
 from bigfootlive.sso.schemas import OidcConfig, ProtocolConfig, ProviderSettings, SamlConfig
 from bigfootlive.state import AppState
@@ -76,7 +76,7 @@ async def refresh_provider(state: AppState, provider_id: uuid.UUID) -> str | Non
 async def _refresh_oidc(
     state: AppState, cfg: OidcConfig, last_good: dt.datetime | None
 ) -> str | None:
-    out = service.outbound(state)
+    out = oidc.outbound(state)
     try:
         async with asyncio.timeout(REFRESH_BUDGET_SECONDS):
             await oidc_metadata.refresh(out, cfg)
@@ -103,7 +103,7 @@ async def _fetch_saml(
     """(document to store, None) or (None, why not)."""
     try:
         async with asyncio.timeout(REFRESH_BUDGET_SECONDS):
-            xml = await service.fetch_saml_metadata(state, url)
+            xml = await saml.fetch_metadata(state, url)
         info = await asyncio.to_thread(saml.idp_info, xml)
     except (BigfootError, TimeoutError) as exc:
         log.warning("sso_metadata_refresh_failed", url=url, error=_describe(exc))

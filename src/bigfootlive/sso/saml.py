@@ -1,16 +1,19 @@
 """SAML 2.0 service provider on pysaml2 (signatures checked by Debian's `xmlsec1`), wrapped:
-the IdP metadata, the SP metadata and AuthnRequests.
+the IdP metadata, the SP metadata, AuthnRequests, and the `SsoProtocol` implementation.
 
 Posted responses are checked by `saml_response`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import shutil
+import uuid
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
@@ -24,8 +27,16 @@ with warnings.catch_warnings():
     from saml2.metadata import entity_descriptor
     from saml2.saml import NAMEID_FORMAT_UNSPECIFIED
 
+from bigfootlive.db import utcnow
+from bigfootlive.errors import BigfootError
+from bigfootlive.sso import oidc
 from bigfootlive.sso.base import SsoConfigError, SsoRejected
-from bigfootlive.sso.schemas import SamlConfig
+from bigfootlive.sso.net import check_outbound_url
+from bigfootlive.sso.schemas import Check, ProviderOut, SamlConfig
+
+if TYPE_CHECKING:
+    from bigfootlive.models import SsoProvider, Tenant
+    from bigfootlive.state import AppState
 
 MAX_METADATA_BYTES = 1024 * 1024
 
@@ -161,3 +172,101 @@ def certificate_report(info: IdpInfo, now: dt.datetime) -> list[tuple[bool, str]
             days = (end - now).days
             out.append((True, f"{subject}: valid until {end.date().isoformat()} ({days} days)"))
     return out
+
+
+# ---------------------------------------------------------------- the SsoProtocol implementation
+
+
+def sp_endpoints(state: AppState, tenant_slug: str, provider_id: uuid.UUID) -> SpEndpoints:
+    base = f"{state.settings.public_base_url}/api/auth/sso/saml/{tenant_slug}/{provider_id}"
+    return SpEndpoints(entity_id=f"{base}/metadata", acs_url=f"{base}/acs")
+
+
+async def fetch_metadata(state: AppState, url: str) -> str:
+    await check_outbound_url(url, state.settings.sso_allow_private_networks)
+    out = oidc.outbound(state)
+    try:
+        async with out.client() as http:
+            response = await http.get(url)
+    except Exception as exc:
+        raise SsoConfigError(
+            f"Could not fetch the IdP metadata from {url}: {type(exc).__name__}",
+            code="sso_unreachable",
+        ) from exc
+    if response.status_code != 200:
+        raise SsoConfigError(f"{url} answered HTTP {response.status_code}", code="sso_unreachable")
+    if len(response.content) > MAX_METADATA_BYTES:
+        raise SsoConfigError("The IdP metadata is too large", code="sso_bad_metadata")
+    return response.text
+
+
+class SamlProtocol:
+    def outbound_urls(self, config: SamlConfig) -> list[tuple[str, str]]:
+        return [("idp_metadata_url", config.idp_metadata_url)] if config.idp_metadata_url else []
+
+    async def check_url(self, url: str, allow_private_networks: bool) -> None:
+        await check_outbound_url(url, allow_private_networks)
+
+    async def prepare(
+        self, state: AppState, config: SamlConfig
+    ) -> tuple[SamlConfig, dt.datetime | None]:
+        fetched_at = None
+        if config.idp_metadata_url:
+            fetched_at = utcnow()
+            xml = await fetch_metadata(state, config.idp_metadata_url)
+            config = config.model_copy(update={"idp_metadata_xml": xml})
+        assert config.idp_metadata_xml is not None  # noqa: S101 - checked by SamlConfig
+        await asyncio.to_thread(idp_info, config.idp_metadata_xml)
+        return config, fetched_at
+
+    def describe(
+        self, state: AppState, tenant_slug: str, row: SsoProvider, out: ProviderOut
+    ) -> None:
+        sp = sp_endpoints(state, tenant_slug, row.id)
+        out.sp_entity_id = sp.entity_id
+        out.sp_metadata_url = sp.entity_id
+        out.acs_url = sp.acs_url
+
+    async def diagnose(
+        self, state: AppState, row: SsoProvider, cfg: SamlConfig, sample_username: str | None
+    ) -> list[Check]:
+        checks = []
+        xml = cfg.idp_metadata_xml
+        if cfg.idp_metadata_url:
+            try:
+                xml = await fetch_metadata(state, cfg.idp_metadata_url)
+                checks.append(Check(name="metadata_fetch", ok=True, detail=cfg.idp_metadata_url))
+            except BigfootError as exc:
+                checks.append(Check(name="metadata_fetch", ok=False, detail=exc.message))
+        if not xml:
+            return checks
+        try:
+            info = await asyncio.to_thread(idp_info, xml)
+        except BigfootError as exc:
+            return [*checks, Check(name="metadata", ok=False, detail=exc.message)]
+        checks.append(
+            Check(name="metadata", ok=True, detail=f"IdP {info.entity_id}, SSO at {info.sso_url}")
+        )
+        for ok, detail in certificate_report(info, utcnow()):
+            checks.append(Check(name="certificate", ok=ok, detail=detail))
+        return checks
+
+    async def redirect(
+        self,
+        state: AppState,
+        tenant: Tenant,
+        row: SsoProvider,
+        cfg: SamlConfig,
+        flow_state: str,
+        flow: dict[str, Any],
+    ) -> str | None:
+        assert cfg.idp_metadata_xml is not None  # noqa: S101 - filled when saved
+        request_id, url = await asyncio.to_thread(
+            authn_request,
+            sp_endpoints(state, tenant.slug, row.id),
+            cfg,
+            cfg.idp_metadata_xml,
+            relay_state=flow_state,
+        )
+        flow["request_id"] = request_id
+        return url

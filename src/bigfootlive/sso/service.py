@@ -35,11 +35,11 @@ from bigfootlive.identity import service as identity
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import DecryptionError, random_token
 from bigfootlive.models import SsoIdentity, SsoProvider, Tenant, User
-from bigfootlive.sso import ldap as ldap_adapter
-from bigfootlive.sso import oidc, oidc_metadata, saml
+from bigfootlive.sso import ldap, oidc, saml
 from bigfootlive.sso import repository as repo
-from bigfootlive.sso.base import ExternalIdentity, SsoConfigError, SsoRejected
-from bigfootlive.sso.net import check_ldap_url, check_outbound_url
+from bigfootlive.sso.base import ExternalIdentity, SsoConfigError, SsoProtocol, SsoRejected, secret
+from bigfootlive.sso.net import check_ldap_url
+from bigfootlive.sso.provider import LoadedProvider, ProviderNotFound, load, protocol_of
 from bigfootlive.sso.saml_response import parse_response
 from bigfootlive.sso.schemas import (
     Check,
@@ -65,11 +65,6 @@ HANDOFF_TTL = 60
 SECRET_NAMES = ("client_secret", "bind_password")
 
 
-class ProviderNotFound(NotFound):
-    code = "sso_provider_not_found"
-    message = "No such SSO provider"
-
-
 class InvalidRedirect(BadRequest):
     code = "invalid_redirect_uri"
     message = "The redirect URI is not allow-listed for this tenant"
@@ -78,56 +73,6 @@ class InvalidRedirect(BadRequest):
 class InvalidState(SsoRejected):
     code = "sso_bad_state"
     message = "The sign-in request is unknown, expired or already used"
-
-
-# ---------------------------------------------------------------- URLs
-
-
-def callback_url(state: AppState) -> str:
-    return f"{state.settings.public_base_url}/api/auth/sso/callback"
-
-
-def saml_endpoints(state: AppState, tenant_slug: str, provider_id: uuid.UUID) -> saml.SpEndpoints:
-    base = f"{state.settings.public_base_url}/api/auth/sso/saml/{tenant_slug}/{provider_id}"
-    return saml.SpEndpoints(entity_id=f"{base}/metadata", acs_url=f"{base}/acs")
-
-
-def outbound(state: AppState) -> oidc_metadata.Outbound:
-    return oidc_metadata.Outbound(
-        cache=state.cache,
-        timeout=state.settings.sso_http_timeout_seconds,
-        allow_private_networks=state.settings.sso_allow_private_networks,
-    )
-
-
-# ---------------------------------------------------------------- provider configuration
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedProvider:
-    row: SsoProvider
-    settings: ProviderSettings
-
-    @property
-    def config(self) -> ProtocolConfig:
-        return self.settings.config
-
-
-def load(row: SsoProvider) -> LoadedProvider:
-    return LoadedProvider(row=row, settings=ProviderSettings.model_validate(row.config))
-
-
-def _secret(state: AppState, row: SsoProvider, name: str) -> str | None:
-    sealed = (row.secrets or {}).get(name)
-    if not sealed:
-        return None
-    try:
-        return state.secrets.decrypt(str(sealed), context=f"sso:{row.id}:{name}")
-    except DecryptionError as exc:
-        raise SsoConfigError(
-            f"The stored {name} cannot be decrypted (was ENCRYPTION_KEYS changed?)",
-            code="sso_secret_unreadable",
-        ) from exc
 
 
 def provider_out(state: AppState, tenant_slug: str, row: SsoProvider) -> ProviderOut:
@@ -156,13 +101,7 @@ def provider_out(state: AppState, tenant_slug: str, row: SsoProvider) -> Provide
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-    if row.protocol in {"oidc", "oauth2"}:
-        out.callback_url = callback_url(state)
-    elif row.protocol == "saml":
-        sp = saml_endpoints(state, tenant_slug, row.id)
-        out.sp_entity_id = sp.entity_id
-        out.sp_metadata_url = sp.entity_id
-        out.acs_url = sp.acs_url
+    loaded.protocol.describe(state, tenant_slug, row, out)
     return out
 
 
@@ -178,24 +117,6 @@ async def list_providers(
     return [provider_out(state, tenant.slug, r) for r in rows]
 
 
-async def fetch_saml_metadata(state: AppState, url: str) -> str:
-    await check_outbound_url(url, state.settings.sso_allow_private_networks)
-    out = outbound(state)
-    try:
-        async with out.client() as http:
-            response = await http.get(url)
-    except Exception as exc:
-        raise SsoConfigError(
-            f"Could not fetch the IdP metadata from {url}: {type(exc).__name__}",
-            code="sso_unreachable",
-        ) from exc
-    if response.status_code != 200:
-        raise SsoConfigError(f"{url} answered HTTP {response.status_code}", code="sso_unreachable")
-    if len(response.content) > saml.MAX_METADATA_BYTES:
-        raise SsoConfigError("The IdP metadata is too large", code="sso_bad_metadata")
-    return response.text
-
-
 def set_refresh_status(
     row: SsoProvider, *, now: dt.datetime | None, error: str | None, refreshed: bool
 ) -> None:
@@ -207,29 +128,15 @@ def set_refresh_status(
         row.metadata_refreshed_at = now
 
 
-def _outbound_urls(config: ProtocolConfig) -> list[tuple[str, str]]:
-    """(field, URL) of every address the server connects to for this provider."""
-    if isinstance(config, OidcConfig):
-        return [("issuer", config.issuer)]  # discovery, then the endpoints it names
-    if isinstance(config, OAuth2Config):
-        return [
-            ("authorize_url", config.authorize_url),  # fetched by the connection test
-            ("token_url", config.token_url),
-            ("userinfo_url", config.userinfo_url),
-        ]
-    if isinstance(config, SamlConfig):
-        return [("idp_metadata_url", config.idp_metadata_url)] if config.idp_metadata_url else []
-    return [("url", config.url)]
-
-
-async def _refuse_internal_urls(state: AppState, config: ProtocolConfig) -> None:
+async def _refuse_internal_urls(
+    state: AppState, protocol: SsoProtocol[Any], config: ProtocolConfig
+) -> None:
     """The SSRF guard at save time too, so a provider that could never be used is not saved
     (each URL is checked again when used: a name may resolve elsewhere by then)."""
     allow_private = state.settings.sso_allow_private_networks
-    check = check_ldap_url if isinstance(config, LdapConfig) else check_outbound_url
-    for field, url in _outbound_urls(config):
+    for field, url in protocol.outbound_urls(config):
         try:
-            await check(url, allow_private)
+            await protocol.check_url(url, allow_private)
         except SsoConfigError as exc:
             raise Unprocessable(exc.message, code=exc.code, field=f"config.{field}") from exc
 
@@ -241,7 +148,8 @@ async def save_provider(
     subject: AuthSubject,
     body: ProviderIn,
 ) -> ProviderOut:
-    await _refuse_internal_urls(state, body.config)
+    protocol = protocol_of(body.config.protocol)
+    await _refuse_internal_urls(state, protocol, body.config)
     tenant = await tenants.require_tenant(session, subject.tenant_id)
     verified = await repo.verified_domains(session, tenant.id)
     unverified = [d for d in body.domains if d not in verified]
@@ -251,15 +159,7 @@ async def save_provider(
             code="domain_not_verified",
             domains=unverified,
         )
-    config = body.config
-    fetched_at = None
-    if isinstance(config, SamlConfig):
-        if config.idp_metadata_url:
-            fetched_at = utcnow()
-            xml = await fetch_saml_metadata(state, config.idp_metadata_url)
-            config = config.model_copy(update={"idp_metadata_xml": xml})
-        assert config.idp_metadata_xml is not None  # noqa: S101 - checked by SamlConfig
-        await asyncio.to_thread(saml.idp_info, config.idp_metadata_xml)
+    config, fetched_at = await protocol.prepare(state, body.config)
     settings = ProviderSettings(
         config=config,
         attribute_mapping=body.attribute_mapping,
@@ -362,21 +262,7 @@ async def test_provider(
     cfg = loaded.config
     checks: list[Check] = []
     try:
-        if isinstance(cfg, OidcConfig):
-            checks += await _test_oidc(state, cfg)
-        elif isinstance(cfg, OAuth2Config):
-            checks += await _test_oauth2(state, cfg)
-        elif isinstance(cfg, SamlConfig):
-            checks += await _test_saml(state, cfg)
-        else:
-            await check_ldap_url(cfg.url, state.settings.sso_allow_private_networks)
-            result = await asyncio.to_thread(
-                ldap_adapter.test_connection,
-                cfg,
-                _secret(state, row, "bind_password"),
-                sample_username,
-            )
-            checks += [Check(name=n, ok=ok, detail=d) for n, ok, d in result]
+        checks += await loaded.protocol.diagnose(state, row, cfg, sample_username)
     except BigfootError as exc:
         checks.append(Check(name="error", ok=False, detail=exc.message))
     ok = bool(checks) and all(c.ok for c in checks)
@@ -392,84 +278,6 @@ async def test_provider(
         details={"failed": [c.name for c in checks if not c.ok]},
     )
     return TestOut(ok=ok, protocol=row.protocol, checks=checks)
-
-
-async def _test_oidc(state: AppState, cfg: OidcConfig) -> list[Check]:
-    out = outbound(state)
-    checks = []
-    try:
-        meta = await oidc_metadata.discover(out, cfg, fresh=True)
-    except BigfootError as exc:
-        return [Check(name="discovery", ok=False, detail=exc.message)]
-    checks.append(
-        Check(name="discovery", ok=True, detail=f"issuer {meta['issuer']} published its metadata")
-    )
-    try:
-        keys = await oidc_metadata.jwks(out, str(meta["jwks_uri"]), fresh=True)
-        count = len(keys.keys)
-        checks.append(
-            Check(name="jwks", ok=count > 0, detail=f"{count} signing key(s) at {meta['jwks_uri']}")
-        )
-    except BigfootError as exc:
-        checks.append(Check(name="jwks", ok=False, detail=exc.message))
-    algs = set(meta.get("id_token_signing_alg_values_supported") or ["RS256"])
-    usable = sorted(algs & oidc.ASYMMETRIC_ALGS)
-    checks.append(
-        Check(
-            name="algorithms",
-            ok=bool(usable),
-            detail=f"ID token algorithms accepted: {', '.join(usable) or 'none'}",
-        )
-    )
-    return checks
-
-
-async def _test_oauth2(state: AppState, cfg: OAuth2Config) -> list[Check]:
-    checks = []
-    out = outbound(state)
-    for name, url in (
-        ("authorize_url", cfg.authorize_url),
-        ("token_url", cfg.token_url),
-        ("userinfo_url", cfg.userinfo_url),
-    ):
-        try:
-            await check_outbound_url(url, out.allow_private_networks)
-            async with out.client() as http:
-                response = await http.get(url)
-            checks.append(
-                Check(name=name, ok=True, detail=f"{url} answered HTTP {response.status_code}")
-            )
-        except BigfootError as exc:
-            checks.append(Check(name=name, ok=False, detail=exc.message))
-        except Exception as exc:
-            checks.append(Check(name=name, ok=False, detail=f"{url}: {type(exc).__name__}"))
-    return checks
-
-
-async def _test_saml(state: AppState, cfg: SamlConfig) -> list[Check]:
-    checks = []
-    xml = cfg.idp_metadata_xml
-    if cfg.idp_metadata_url:
-        try:
-            xml = await fetch_saml_metadata(state, cfg.idp_metadata_url)
-            checks.append(Check(name="metadata_fetch", ok=True, detail=cfg.idp_metadata_url))
-        except BigfootError as exc:
-            checks.append(Check(name="metadata_fetch", ok=False, detail=exc.message))
-    if not xml:
-        return checks
-    try:
-        info = await asyncio.to_thread(saml.idp_info, xml)
-    except BigfootError as exc:
-        return [*checks, Check(name="metadata", ok=False, detail=exc.message)]
-    checks.append(
-        Check(name="metadata", ok=True, detail=f"IdP {info.entity_id}, SSO at {info.sso_url}")
-    )
-    for ok, detail in saml.certificate_report(info, utcnow()):
-        checks.append(Check(name="certificate", ok=ok, detail=detail))
-    return checks
-
-
-# ---------------------------------------------------------------- flows: start
 
 
 def _check_redirect(tenant: Tenant, uri: str | None) -> str | None:
@@ -508,12 +316,6 @@ async def initiate(
     redirect_uri = _check_redirect(tenant, body.redirect_uri)
     cfg = provider.config
     row = provider.row
-    if isinstance(cfg, LdapConfig):
-        return InitiateOut(
-            provider_id=row.id,
-            protocol=row.protocol,
-            login_url=f"{state.settings.public_base_url}/api/auth/sso/ldap",
-        )
     flow_state = random_token()
     flow: dict[str, Any] = {
         "tenant_id": str(tenant.id),
@@ -521,26 +323,12 @@ async def initiate(
         "protocol": row.protocol,
         "redirect_uri": redirect_uri,
     }
-    if isinstance(cfg, SamlConfig):
-        assert cfg.idp_metadata_xml is not None  # noqa: S101 - filled when saved
-        request_id, url = await asyncio.to_thread(
-            saml.authn_request,
-            saml_endpoints(state, tenant.slug, row.id),
-            cfg,
-            cfg.idp_metadata_xml,
-            relay_state=flow_state,
-        )
-        flow["request_id"] = request_id
-    else:
-        flow["nonce"] = random_token(16)
-        flow["verifier"] = random_token(48)
-        url = await oidc.authorization_url(
-            outbound(state),
-            cfg,
-            redirect_uri=callback_url(state),
-            state=flow_state,
-            nonce=flow["nonce"],
-            code_verifier=flow["verifier"],
+    url = await provider.protocol.redirect(state, tenant, row, cfg, flow_state, flow)
+    if url is None:  # no redirect: the user signs in with a form
+        return InitiateOut(
+            provider_id=row.id,
+            protocol=row.protocol,
+            login_url=f"{state.settings.public_base_url}/api/auth/sso/ldap",
         )
     await state.cache.set(f"sso:flow:{flow_state}", json.dumps(flow).encode(), ttl=FLOW_TTL)
     return InitiateOut(
@@ -571,9 +359,6 @@ async def _flow_provider(
     if row is None or not row.enabled:
         raise ProviderNotFound()
     return tenant, load(row)
-
-
-# ---------------------------------------------------------------- flows: finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -633,16 +418,16 @@ async def oidc_callback(
         if not code:
             raise SsoRejected("The callback has no authorization code", code="sso_no_code")
         ext = await oidc.complete(
-            outbound(state),
+            oidc.outbound(state),
             cfg,
-            _secret(state, provider.row, "client_secret"),
+            secret(state, provider.row, "client_secret"),
             provider.settings.attribute_mapping,
-            redirect_uri=callback_url(state),
+            redirect_uri=oidc.callback_url(state),
             code=code,
             code_verifier=str(flow["verifier"]),
             nonce=str(flow["nonce"]),
         )
-        return await _sign_in(
+        return await sign_in(
             state, session, meta, tenant, provider, ext, redirect_uri=flow.get("redirect_uri")
         )
     except BigfootError as exc:
@@ -676,7 +461,7 @@ async def saml_metadata(
     cfg = provider.config
     assert isinstance(cfg, SamlConfig)  # noqa: S101 - protocol checked by _tenant_provider
     assert cfg.idp_metadata_xml  # noqa: S101 - filled when saved
-    sp = saml_endpoints(state, tenant.slug, provider.row.id)
+    sp = saml.sp_endpoints(state, tenant.slug, provider.row.id)
     return await asyncio.to_thread(saml.sp_metadata, sp, cfg, cfg.idp_metadata_xml)
 
 
@@ -710,7 +495,7 @@ async def saml_acs(
             redirect_uri = _check_redirect(tenant, relay_state) if relay_state else None
         result = await asyncio.to_thread(
             parse_response,
-            saml_endpoints(state, tenant.slug, provider.row.id),
+            saml.sp_endpoints(state, tenant.slug, provider.row.id),
             cfg,
             cfg.idp_metadata_xml,
             provider.settings.attribute_mapping,
@@ -728,7 +513,7 @@ async def saml_acs(
         )
         if not fresh:
             raise SsoRejected("This assertion was already used", code="saml_replayed")
-        return await _sign_in(
+        return await sign_in(
             state, session, meta, tenant, provider, result.identity, redirect_uri=redirect_uri
         )
     except BigfootError as exc:
@@ -764,14 +549,14 @@ async def ldap_login(
     try:
         await check_ldap_url(cfg.url, settings.sso_allow_private_networks)
         ext = await asyncio.to_thread(
-            ldap_adapter.authenticate,
+            ldap.authenticate,
             cfg,
-            _secret(state, provider.row, "bind_password"),
+            secret(state, provider.row, "bind_password"),
             provider.settings.attribute_mapping,
             username=body.username,
             password=body.password,
         )
-        return await _sign_in(state, session, meta, tenant, provider, ext, redirect_uri=None)
+        return await sign_in(state, session, meta, tenant, provider, ext, redirect_uri=None)
     except BigfootError as exc:
         await _failed(
             state, meta, exc, tenant_id=tenant.id, provider_id=provider.row.id, protocol="ldap"
@@ -786,7 +571,7 @@ def mapped_role(settings: ProviderSettings, groups: list[str]) -> Role:
     return max(roles, default=settings.default_role)
 
 
-async def _sign_in(
+async def sign_in(
     state: AppState,
     session: AsyncSession,
     meta: RequestMeta,
