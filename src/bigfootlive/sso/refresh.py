@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
 from bigfootlive.identity import audit
-from bigfootlive.sso import oidc, oidc_metadata, saml, service
+from bigfootlive.sso import admin, oidc, oidc_metadata, saml
 from bigfootlive.sso import repository as repo
 from bigfootlive.sso.schemas import OidcConfig, ProtocolConfig, ProviderSettings, SamlConfig
 from bigfootlive.state import AppState
@@ -158,5 +158,5 @@ async def _record(
                     "signing_certificates_sha256": document.signing_certificates_sha256,
                 },
             )
-        service.set_refresh_status(row, now=utcnow(), error=error, refreshed=error is None)
+        admin.set_refresh_status(row, now=utcnow(), error=error, refreshed=error is None)
     return "error" if error else "ok"
