@@ -11,6 +11,7 @@ from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.identity.schemas import MfaChallenge
 from bigfootlive.mfa import service
 from bigfootlive.mfa.deps import RecentMfa
+from bigfootlive.mfa.factors import backup_codes
 from bigfootlive.mfa.schemas import (
     BackupCodesOut,
     ChallengePrepareIn,
@@ -82,7 +83,7 @@ async def regenerate_backup_codes(
 ) -> BackupCodesOut:
     """Replace all backup codes with 10 new ones (shown once)."""
     return BackupCodesOut(
-        backup_codes=await service.regenerate_backup_codes(state, session, meta, subject)
+        backup_codes=await backup_codes.regenerate_backup_codes(state, session, meta, subject)
     )
 
 

@@ -3,80 +3,42 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
-from bigfootlive.db import after_commit, utcnow
+from bigfootlive.db import utcnow
 from bigfootlive.deps import RequestMeta
-from bigfootlive.errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    NotFound,
-    ServiceUnavailable,
-    TooManyRequests,
-    Unauthorized,
-)
+from bigfootlive.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair
-from bigfootlive.kit import jsonparse
-from bigfootlive.kit.crypto import constant_time_equals
-from bigfootlive.mfa import challenges, codes, passkeys, policy, totp
+from bigfootlive.mfa import challenges, policy
 from bigfootlive.mfa import repository as repo
-from bigfootlive.mfa.challenges import Challenge
-from bigfootlive.mfa.schemas import (
-    ChallengePrepareOut,
-    ConfirmOut,
-    FactorList,
-    FactorOut,
-    SetupOut,
-    StepUpOut,
-    TotpSetup,
+from bigfootlive.mfa.base import (
+    ChallengeLocked,
+    FactorNotFound,
+    InvalidChallenge,
+    InvalidCode,
+    MfaLocked,
+    notify,
+    rules_of,
 )
-from bigfootlive.mfa.sms.log import mask_phone
-from bigfootlive.models import AuthSession, MfaBackupCode, MfaFactor, Tenant, User
+from bigfootlive.mfa.challenges import Challenge
+from bigfootlive.mfa.factors.backup_codes import replace_backup_codes
+from bigfootlive.mfa.factors.registry import factor_of, factor_out, method_of
+from bigfootlive.mfa.schemas import ChallengePrepareOut, ConfirmOut, FactorList, SetupOut, StepUpOut
+from bigfootlive.models import AuthSession, MfaFactor, Tenant, User
 from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import MfaPolicy
 
-log = structlog.get_logger(__name__)
-
 MAX_FACTORS_PER_USER = 10
-
-
-class InvalidChallenge(Unauthorized):
-    code = "invalid_mfa_challenge"
-    message = "The MFA challenge is invalid, used or expired; sign in again"
-
-
-class InvalidCode(Unauthorized):
-    code = "invalid_mfa_code"
-    message = "The verification failed: wrong or expired code"
-
-
-class ChallengeLocked(TooManyRequests):
-    code = "mfa_challenge_locked"
-    message = "Too many wrong attempts; this challenge is locked, sign in again"
-
-
-class MfaLocked(TooManyRequests):
-    code = "mfa_locked"
-    message = "Too many wrong second-factor attempts; try again later"
-
-
-class FactorNotFound(NotFound):
-    code = "factor_not_found"
-    message = "No such factor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,38 +49,6 @@ class Actor:
     tenant: Tenant
     subject: AuthSubject | None = None
     challenge: Challenge | None = None
-
-
-def mask_email(address: str) -> str:
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}{'*' * max(1, len(local) - 1)}@{domain}"
-
-
-def factor_out(factor: MfaFactor) -> FactorOut:
-    destination = None
-    if factor.destination:
-        masker = mask_phone if factor.type == "sms" else mask_email
-        destination = masker(factor.destination)
-    return FactorOut(
-        id=factor.id,
-        type=factor.type,
-        name=factor.name,
-        confirmed=factor.confirmed_at is not None,
-        destination=destination,
-        created_at=factor.created_at,
-        last_used_at=factor.last_used_at,
-    )
-
-
-def _policy(tenant: Tenant) -> MfaPolicy:
-    return tenants.settings_of(tenant).mfa
-
-
-def _totp_context(factor_id: uuid.UUID) -> str:
-    return f"mfa-totp:{factor_id}"
-
-
-# ---------------------------------------------------------------- who is acting
 
 
 async def resolve_actor(
@@ -144,60 +74,6 @@ async def resolve_actor(
     return Actor(user=subject.user, tenant=tenant, subject=subject)
 
 
-# ---------------------------------------------------------------- codes by email / SMS
-
-
-async def _send_code(state: AppState, *, key: str, factor: MfaFactor, user: User, why: str) -> str:
-    """Send a fresh 6-digit code to the factor's destination; returns the masked destination."""
-    await state.limiter.check(state.settings.mfa_send_rate_limit, "mfa-send", str(user.id))
-    code = codes.one_time_code()
-    ttl = state.settings.mfa_code_ttl_seconds
-    record = {"factor_id": str(factor.id), "digest": codes.code_digest(key, code)}
-    await state.cache.set(key, json.dumps(record).encode(), ttl=ttl)
-    minutes = max(1, ttl // 60)
-    destination = factor.destination or ""
-    try:
-        if factor.type == "email":
-            await state.mailer.send(
-                destination,
-                f"Your BigfootLive verification code: {code}",
-                f"Your verification code to {why} is:\n\n    {code}\n\n"
-                f"It expires in {minutes} minutes. If you did not ask for it, someone may know "
-                "your password: change it now.",
-            )
-            return mask_email(destination)
-        await state.sms.send(
-            destination, f"BigfootLive code: {code} (expires in {minutes} min). Do not share it."
-        )
-        return mask_phone(destination)
-    except Exception as exc:  # SMTP, SmsDeliveryError, network: all mean 'not delivered'
-        await state.cache.delete(key)
-        log.warning("mfa_code_delivery_failed", factor_type=factor.type, error=str(exc)[:200])
-        raise ServiceUnavailable(
-            "The code could not be delivered; try again or use another factor",
-            code="code_delivery_failed",
-        ) from exc
-
-
-async def _check_sent_code(
-    state: AppState, key: str, code: str | None, factor_id: uuid.UUID | None
-) -> uuid.UUID | None:
-    """The factor the code was sent for when `code` matches (the code is then used up)."""
-    raw = await state.cache.get(key)
-    if raw is None or not code:
-        return None
-    record = jsonparse.loads(raw)
-    if factor_id is not None and record["factor_id"] != str(factor_id):
-        return None
-    if not constant_time_equals(record["digest"], codes.code_digest(key, code)):
-        return None
-    await state.cache.delete(key)
-    return uuid.UUID(record["factor_id"])
-
-
-# ---------------------------------------------------------------- enrolment
-
-
 async def start_setup(
     state: AppState,
     session: AsyncSession,
@@ -209,7 +85,7 @@ async def start_setup(
     phone: str | None,
 ) -> SetupOut:
     user = actor.user
-    rules = _policy(actor.tenant)
+    rules = rules_of(actor.tenant)
     if rules.mode == "off":
         raise Forbidden("MFA is turned off for this organisation", code="mfa_disabled")
     if factor_type not in rules.allowed_factors:
@@ -231,50 +107,20 @@ async def start_setup(
             f"At most {MAX_FACTORS_PER_USER} factors per account; remove one first",
             code="too_many_factors",
         )
-    if factor_type == "sms" and not phone:
-        raise BadRequest("A phone number (E.164) is needed for SMS", code="phone_required")
+    kind = factor_of(factor_type)
     factor = MfaFactor(
         id=uuid.uuid4(),
         tenant_id=user.tenant_id,
         user_id=user.id,
         type=factor_type,
-        name=name or _default_name(factor_type),
+        name=name or kind.default_name,
         created_at=utcnow(),
     )
     out = SetupOut(factor=factor_out(factor), expires_in=ttl)
-    if factor_type == "totp":
-        secret = totp.new_secret()
-        factor.secret_ciphertext = state.secrets.encrypt(secret, context=_totp_context(factor.id))
-        uri = totp.provisioning_uri(secret, account=user.email, issuer=state.settings.mfa_issuer)
-        out.totp = TotpSetup(secret=secret, otpauth_uri=uri, qr_svg=totp.qr_svg(uri))
-    elif factor_type == "webauthn":
-        existing = [
-            f.credential_id
-            for f in await repo.user_factors(session, user.tenant_id, user.id, types=["webauthn"])
-            if f.credential_id
-        ]
-        options, challenge = passkeys.registration_options(
-            state.settings,
-            user_handle=user.id.bytes,
-            user_name=user.email,
-            display_name=user.display_name,
-            exclude=existing,
-        )
-        await state.cache.set(f"mfa:enrol:{factor.id}:webauthn", challenge, ttl=ttl)
-        out.webauthn_options = options
-    else:
-        factor.destination = user.email if factor_type == "email" else phone
+    await kind.setup(state, session, user, factor, out, phone=phone)
     session.add(factor)
     await session.flush()
-    if factor_type in ("email", "sms"):
-        out.code_sent_to = await _send_code(
-            state,
-            key=f"mfa:enrol:{factor.id}:code",
-            factor=factor,
-            user=user,
-            why="confirm this sign-in method",
-        )
-        out.expires_in = state.settings.mfa_code_ttl_seconds
+    await kind.after_setup(state, user, factor, out)
     out.factor = factor_out(factor)
     await audit.record(
         session,
@@ -287,15 +133,6 @@ async def start_setup(
         details={"type": factor_type, "via": "challenge" if actor.challenge else "session"},
     )
     return out
-
-
-def _default_name(factor_type: str) -> str:
-    return {
-        "totp": "Authenticator app",
-        "webauthn": "Passkey",
-        "email": "Email codes",
-        "sms": "Text messages",
-    }[factor_type]
 
 
 async def confirm_setup(
@@ -318,7 +155,7 @@ async def confirm_setup(
     seen = await state.cache.get(fails_key)
     if seen is not None and int(seen) >= state.settings.mfa_max_attempts:
         raise ChallengeLocked("Too many wrong codes; start the setup again")
-    ok = await _prove_new_factor(state, factor, code=code, credential=credential)
+    ok = await factor_of(factor.type).confirm(state, factor, code=code, credential=credential)
     if not ok:
         failures = await state.cache.incr(fails_key, ttl=state.settings.mfa_challenge_ttl_seconds)
         await audit.record_detached(
@@ -346,7 +183,7 @@ async def confirm_setup(
         target_id=factor.id,
         details={"type": factor.type, "name": factor.name},
     )
-    _notify(
+    notify(
         state,
         session,
         user,
@@ -355,9 +192,9 @@ async def confirm_setup(
         "account. If this was not you, contact your administrator now.",
     )
     out = ConfirmOut(factor=factor_out(factor))
-    rules = _policy(actor.tenant)
+    rules = rules_of(actor.tenant)
     if not had_factor and rules.allow_backup_codes:
-        out.backup_codes = await _replace_backup_codes(state, session, user)
+        out.backup_codes = await replace_backup_codes(state, session, user)
     if actor.challenge is not None:
         if not await challenges.consume(state, actor.challenge):
             raise InvalidChallenge()
@@ -382,42 +219,6 @@ async def confirm_setup(
             amr=policy.with_factor(actor.challenge.amr, method),
         )
     return out
-
-
-async def _prove_new_factor(
-    state: AppState, factor: MfaFactor, *, code: str | None, credential: dict[str, Any] | None
-) -> bool:
-    if factor.type == "totp":
-        if not code or factor.secret_ciphertext is None:
-            return False
-        secret = state.secrets.decrypt(factor.secret_ciphertext, context=_totp_context(factor.id))
-        step = totp.matching_step(secret, code)
-        if step is None:
-            return False
-        factor.totp_last_step = step
-        return True
-    if factor.type == "webauthn":
-        key = f"mfa:enrol:{factor.id}:webauthn"
-        challenge = await state.cache.get(key)
-        if challenge is None or credential is None:
-            return False
-        try:
-            verified = passkeys.verify_attestation(
-                state.settings, credential=credential, challenge=challenge
-            )
-        except passkeys.PasskeyError as exc:
-            log.info("webauthn_registration_refused", reason=str(exc)[:200])
-            return False
-        await state.cache.delete(key)
-        factor.credential_id = verified.credential_id
-        factor.public_key = verified.public_key
-        factor.sign_count = verified.sign_count
-        return True
-    key = f"mfa:enrol:{factor.id}:code"
-    return await _check_sent_code(state, key, code, factor.id) is not None
-
-
-# ---------------------------------------------------------------- listing and removal
 
 
 async def list_factors(session: AsyncSession, subject: AuthSubject) -> FactorList:
@@ -446,7 +247,7 @@ async def delete_factor(
     confirmed = await repo.user_factors(session, user.tenant_id, user.id)
     remaining = [f for f in confirmed if f.id != factor.id]
     tenant = await tenants.require_tenant(session, user.tenant_id)
-    rules = _policy(tenant)
+    rules = rules_of(tenant)
     if (
         factor.confirmed_at is not None
         and not remaining
@@ -471,7 +272,7 @@ async def delete_factor(
         details={"type": factor.type, "name": factor.name},
     )
     if factor.confirmed_at is not None:
-        _notify(
+        notify(
             state,
             session,
             user,
@@ -479,48 +280,6 @@ async def delete_factor(
             f"The second factor {factor.name} ({factor.type}) was removed from your BigfootLive "
             "account. If this was not you, contact your administrator now.",
         )
-
-
-# ---------------------------------------------------------------- backup codes
-
-
-async def _replace_backup_codes(state: AppState, session: AsyncSession, user: User) -> list[str]:
-    await repo.delete_backup_codes(session, user.tenant_id, user.id)
-    fresh = codes.new_backup_codes()
-    key = state.settings.data_keys[0]
-    for code in fresh:
-        session.add(
-            MfaBackupCode(
-                tenant_id=user.tenant_id,
-                user_id=user.id,
-                code_hash=codes.backup_code_hash(key, user.id, code),
-            )
-        )
-    return fresh
-
-
-async def regenerate_backup_codes(
-    state: AppState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
-) -> list[str]:
-    user = subject.user
-    tenant = await tenants.require_tenant(session, user.tenant_id)
-    rules = _policy(tenant)
-    if not rules.allow_backup_codes or rules.mode == "off":
-        raise Forbidden("Backup codes are turned off", code="backup_codes_disabled")
-    if not await repo.user_factors(session, user.tenant_id, user.id):
-        raise Conflict("Set up a second factor first", code="no_factor")
-    fresh = await _replace_backup_codes(state, session, user)
-    await audit.record(
-        session,
-        action="auth.mfa.backup_codes",
-        meta=meta,
-        details={"count": len(fresh)},
-        **audit.own_account(user),
-    )
-    return fresh
-
-
-# ---------------------------------------------------------------- challenges
 
 
 async def _load_challenge(state: AppState, token: str) -> Challenge:
@@ -542,7 +301,7 @@ async def _challenge_user(
     tenant = await tenants.get_tenant(session, challenge.tenant_id)
     if user is None or tenant is None or not user.is_active or not tenant.is_active:
         raise InvalidChallenge()
-    return user, tenant, _policy(tenant)
+    return user, tenant, rules_of(tenant)
 
 
 async def prepare_challenge(
@@ -561,26 +320,9 @@ async def prepare_challenge(
     if factor is None:
         raise FactorNotFound()
     out = ChallengePrepareOut(factor_id=factor.id, type=factor.type, expires_in=int(challenge.ttl))
-    if factor.type in ("email", "sms"):
-        out.code_sent_to = await _send_code(
-            state, key=challenge.key("code"), factor=factor, user=user, why="sign in"
-        )
-        out.expires_in = min(int(challenge.ttl), state.settings.mfa_code_ttl_seconds)
-        await audit.record(
-            session,
-            action="auth.mfa.code_sent",
-            meta=meta,
-            tenant_id=user.tenant_id,
-            actor_id=user.id,
-            target_type="mfa_factor",
-            target_id=factor.id,
-            details={"type": factor.type, "purpose": challenge.purpose},
-        )
-    elif factor.type == "webauthn":
-        allow = [f.credential_id for f in factors if f.type == "webauthn" and f.credential_id]
-        options, raw = passkeys.authentication_options(state.settings, allow=allow)
-        await state.cache.set(challenge.key("webauthn"), raw, ttl=challenge.ttl)
-        out.webauthn_options = options
+    await factor_of(factor.type).prepare(
+        state, session, meta, challenge, user, factor, factors, out
+    )
     return out
 
 
@@ -611,14 +353,14 @@ async def verify(
         )
         raise MfaLocked(retry_after=settings.mfa_user_failure_window_seconds)
     factors = await policy.usable_factors(session, user, rules)
-    factor = await _prove(
+    proving = method_of(method)
+    factor = await proving.prove(
         state,
         session,
         challenge,
         user,
         rules,
         factors,
-        method=method,
         factor_id=factor_id,
         code=code,
         credential=credential,
@@ -647,23 +389,7 @@ async def verify(
         target_id=target_id,
         details={"method": method, "purpose": challenge.purpose},
     )
-    if method == "backup_code":
-        remaining = await repo.unused_backup_codes(session, user.tenant_id, user.id)
-        await audit.record(
-            session,
-            action="auth.mfa.backup_code_used",
-            meta=meta,
-            details={"remaining": remaining},
-            **audit.own_account(user),
-        )
-        _notify(
-            state,
-            session,
-            user,
-            "A backup code was used",
-            f"A backup code was used to verify your BigfootLive account; {remaining} remain. "
-            "If this was not you, contact your administrator now.",
-        )
+    await proving.on_verified(state, session, meta, user)
     amr = policy.with_factor(challenge.amr, method)
     if challenge.purpose == "login":
         return await identity.start_session(
@@ -709,83 +435,6 @@ async def _count_failure(
         )
         raise ChallengeLocked()
     raise InvalidCode(attempts_left=settings.mfa_max_attempts - failures)
-
-
-async def _prove(
-    state: AppState,
-    session: AsyncSession,
-    challenge: Challenge,
-    user: User,
-    rules: MfaPolicy,
-    factors: Sequence[MfaFactor],
-    *,
-    method: str,
-    factor_id: uuid.UUID | None,
-    code: str | None,
-    credential: dict[str, Any] | None,
-    password: str | None,
-) -> MfaFactor | bool:
-    """The factor proved (True for a backup code or password), False for a wrong answer."""
-    if method == "password":
-        if challenge.purpose != "step_up" or factors:
-            raise BadRequest(
-                "A password cannot stand in for your second factor", code="method_not_allowed"
-            )
-        ok, _ = await state.passwords.verify(user.password_hash, password or "")
-        return ok
-    if method == "backup_code":
-        if not factors or not rules.allow_backup_codes or not code:
-            return False
-        candidates = codes.backup_code_candidates(state.settings.data_keys, user.id, code)
-        return await repo.claim_backup_code(session, user.tenant_id, user.id, candidates, utcnow())
-    chosen = [f for f in factors if f.type == method and (factor_id is None or f.id == factor_id)]
-    if not chosen:
-        raise BadRequest("No such factor for this account", code="factor_not_available")
-    if method == "totp":
-        for factor in chosen:
-            if code and factor.secret_ciphertext:
-                secret = state.secrets.decrypt(
-                    factor.secret_ciphertext, context=_totp_context(factor.id)
-                )
-                step = totp.matching_step(secret, code)
-                # A step at or before the last accepted one is a replay: refused like a wrong code.
-                # (Checked here, then again atomically by the update, for concurrent requests.)
-                if step is None or (
-                    factor.totp_last_step is not None and step <= factor.totp_last_step
-                ):
-                    continue
-                if await repo.advance_totp_step(session, factor.id, step):
-                    return factor
-        return False
-    if method in ("email", "sms"):
-        proved = await _check_sent_code(state, challenge.key("code"), code, factor_id)
-        return next((f for f in chosen if f.id == proved), False)
-    # webauthn
-    raw_challenge = await state.cache.get(challenge.key("webauthn"))
-    credential_id = passkeys.credential_id_of(credential or {})
-    if raw_challenge is None or credential_id is None:
-        return False
-    passkey = next((f for f in chosen if f.credential_id == credential_id), None)
-    if passkey is None or passkey.public_key is None:
-        return False
-    try:
-        new_count = passkeys.verify_assertion(
-            state.settings,
-            credential=credential or {},
-            challenge=raw_challenge,
-            public_key=passkey.public_key,
-            sign_count=passkey.sign_count,
-        )
-    except passkeys.PasskeyError as exc:
-        log.info("webauthn_assertion_refused", reason=str(exc)[:200])
-        return False
-    await state.cache.delete(challenge.key("webauthn"))
-    moved = await repo.advance_sign_count(
-        session, passkey.id, passkey.sign_count, new_count, utcnow()
-    )
-    if not moved:
-        return False
-    return passkey
 
 
 async def _step_up(
@@ -836,7 +485,7 @@ async def start_step_up(
 ) -> MfaChallenge:
     """A step-up challenge on request, ahead of a sensitive action."""
     tenant = await tenants.require_tenant(session, subject.tenant_id)
-    rules = _policy(tenant)
+    rules = rules_of(tenant)
     factors = await policy.usable_factors(session, subject.user, rules)
     if not factors and rules.mode != "off" and rules.required_for(subject.role):
         raise Forbidden(
@@ -855,9 +504,6 @@ async def start_step_up(
         details={"purpose": "step_up", "factors": [f.type for f in factors]},
     )
     return challenge
-
-
-# ---------------------------------------------------------------- recovery
 
 
 async def admin_reset(
@@ -883,7 +529,7 @@ async def admin_reset(
         target_id=user.id,
         details={"factors_removed": removed},
     )
-    _notify(
+    notify(
         state,
         session,
         user,
@@ -893,10 +539,3 @@ async def admin_reset(
         "If you did not ask for this, contact your administrator now.",
     )
     return removed
-
-
-def _notify(state: AppState, session: AsyncSession, user: User, subject: str, body: str) -> None:
-    async def send() -> None:
-        await state.mailer.send(user.email, subject, body)
-
-    after_commit(session, send)
