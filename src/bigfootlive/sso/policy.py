@@ -1,6 +1,6 @@
 """The tenant-wide consequence of SSO for password sign-in ("SSO required" + break-glass).
 
-Kept apart from `sso.service` so the identity domain can ask without importing the SSO flows.
+Kept apart from `sso.flows` so the identity domain can ask without importing the SSO flows.
 """
 
 from __future__ import annotations
