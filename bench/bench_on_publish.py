@@ -39,7 +39,7 @@ from bigfootlive.config import Settings
 from bigfootlive.deps import RequestMeta
 from bigfootlive.events import service as events
 from bigfootlive.events.schemas import EventCreate
-from bigfootlive.identity import service as identity
+from bigfootlive.identity import accounts
 from bigfootlive.identity.tokens import AccessClaims
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.serving import uvicorn_options
@@ -59,7 +59,7 @@ async def seed(state: AppState, n_events: int) -> tuple[str, list[str]]:
             session, slug=f"bench-{uuid.uuid4().hex[:6]}", name="Bench",
             settings=TenantSettings(), email_domains=[],
         )  # fmt: skip
-        user = await identity.create_account(
+        user = await accounts.create_account(
             state, session, tenant=tenant, email="bench@example.com", display_name="Bench",
             role=Role.ADMIN, password=None, email_verified=True,
         )  # fmt: skip

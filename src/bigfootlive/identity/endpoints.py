@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from bigfootlive.authz.deps import CurrentSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import registration, service
+from bigfootlive.identity import accounts, registration, service
 from bigfootlive.identity.schemas import (
     Accepted,
     AuditOut,
@@ -68,7 +68,7 @@ async def logout(subject: CurrentSubject, state: State, session: DbSession, meta
 
 @router.get("/me")
 async def me(subject: CurrentSubject) -> UserOut:
-    return service.user_out(subject.user, subject.tenant_slug)
+    return accounts.user_out(subject.user, subject.tenant_slug)
 
 
 @router.get("/sessions")
@@ -106,7 +106,7 @@ async def audit(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Page[AuditOut]:
-    rows = await service.list_audit(
+    rows = await accounts.list_audit(
         session, subject, scope=scope, action=action, cursor=cursor, limit=limit
     )
     items, next_cursor = page_of(rows, limit)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.db import utcnow
 from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Forbidden, NotFound
-from bigfootlive.identity import audit, service
+from bigfootlive.identity import accounts, audit, service
 from bigfootlive.identity import repository as repo
 from bigfootlive.kit.crypto import hash_token, random_token
 from bigfootlive.models import PendingRegistration, Tenant, User
@@ -50,7 +50,7 @@ async def register(
     policy = tenants.settings_of(tenant)
     if not policy.allow_self_registration:
         raise RegistrationDisabled()
-    service.check_password_rules(password, email, policy)
+    accounts.check_password_rules(password, email, policy)
     password_hash = await state.passwords.hash(password)  # on both paths: the same cost
     owner = await repo.get_user_by_email(session, tenant.id, email)
     if owner is None:
@@ -149,7 +149,7 @@ async def confirm_email(
     policy = tenants.settings_of(tenant)
     if not policy.allow_self_registration:
         raise RegistrationDisabled()
-    user = await service.create_account(
+    user = await accounts.create_account(
         state,
         session,
         tenant=tenant,

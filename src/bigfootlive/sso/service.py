@@ -29,7 +29,7 @@ from bigfootlive.errors import (
     NotFound,
     Unprocessable,
 )
-from bigfootlive.identity import audit, lockout
+from bigfootlive.identity import accounts, audit, lockout
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
 from bigfootlive.kit import jsonparse
@@ -814,7 +814,7 @@ async def _sign_in(
                 )
             user = found
         elif settings.jit_provisioning:
-            user = await identity.create_account(
+            user = await accounts.create_account(
                 state,
                 session,
                 tenant=tenant,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 from bigfootlive.authz.deps import AuthSubject, require
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import audit
+from bigfootlive.identity import accounts, audit
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
@@ -111,7 +111,7 @@ async def create_user(
 ) -> TenantUserOut:
     service.check_role_change(subject.role, subject.is_platform_admin, body.role)
     tenant = await service.require_tenant(session, subject.tenant_id)
-    user = await identity.create_account(
+    user = await accounts.create_account(
         state,
         session,
         tenant=tenant,
