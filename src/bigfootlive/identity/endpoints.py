@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from bigfootlive.authz.deps import CurrentSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import accounts, registration, service
+from bigfootlive.identity import accounts, registration, service, sessions
 from bigfootlive.identity.schemas import (
     Accepted,
     AuditOut,
@@ -57,12 +57,12 @@ async def login(body: LoginIn, state: State, session: DbSession, meta: Meta) -> 
 
 @router.post("/refresh")
 async def refresh(body: RefreshIn, state: State, session: DbSession, meta: Meta) -> TokenPair:
-    return await service.refresh(state, session, meta, refresh_token=body.refresh_token)
+    return await sessions.refresh(state, session, meta, refresh_token=body.refresh_token)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(subject: CurrentSubject, state: State, session: DbSession, meta: Meta) -> Response:
-    await service.logout(state, session, meta, subject)
+    await sessions.logout(state, session, meta, subject)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -73,7 +73,7 @@ async def me(subject: CurrentSubject) -> UserOut:
 
 @router.get("/sessions")
 async def list_sessions(subject: CurrentSubject, session: ReadSession) -> list[SessionOut]:
-    rows = await service.list_sessions(session, subject)
+    rows = await sessions.list_sessions(session, subject)
     return [
         SessionOut(
             id=s.id,
@@ -93,7 +93,7 @@ async def list_sessions(subject: CurrentSubject, session: ReadSession) -> list[S
 async def terminate_session(
     session_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> Response:
-    await service.terminate_session(state, session, meta, subject, session_id)
+    await sessions.terminate_session(state, session, meta, subject, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

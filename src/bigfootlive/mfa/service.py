@@ -25,9 +25,8 @@ from bigfootlive.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from bigfootlive.identity import audit
+from bigfootlive.identity import audit, sessions
 from bigfootlive.identity import repository as identity_repo
-from bigfootlive.identity import service as identity
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import constant_time_equals
@@ -373,7 +372,7 @@ async def confirm_setup(
             target_id=factor.id,
             details={"method": method, "purpose": "enroll"},
         )
-        out.session = await identity.start_session(
+        out.session = await sessions.start_session(
             state,
             session,
             user=user,
@@ -666,7 +665,7 @@ async def verify(
         )
     amr = policy.with_factor(challenge.amr, method)
     if challenge.purpose == "login":
-        return await identity.start_session(
+        return await sessions.start_session(
             state, session, user=user, tenant=tenant, meta=meta, amr=amr
         )
     return await _step_up(state, session, meta, challenge, user, now, method)

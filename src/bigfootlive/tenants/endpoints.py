@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 from bigfootlive.authz.deps import AuthSubject, require
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import accounts, audit
+from bigfootlive.identity import accounts, audit, sessions
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
@@ -179,7 +179,7 @@ async def update_user(
             details={"active": body.is_active},
         )
         if not body.is_active:
-            await identity.end_sessions(
+            await sessions.end_sessions(
                 state,
                 session,
                 meta,
