@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from bigfootlive.authz.deps import CurrentSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import accounts, registration, service, sessions
+from bigfootlive.identity import accounts, registration, service, sessions, sign_in
 from bigfootlive.identity.schemas import (
     Accepted,
     AuditOut,
@@ -50,7 +50,7 @@ async def register(
 
 @router.post("/login")
 async def login(body: LoginIn, state: State, session: DbSession, meta: Meta) -> SignInResult:
-    return await service.login(
+    return await sign_in.login(
         state, session, meta, tenant_slug=body.tenant, email=str(body.email), password=body.password
     )
 

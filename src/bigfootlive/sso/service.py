@@ -1,6 +1,6 @@
 """SSO rules: provider configuration, the sign-in flows, JIT provisioning and role mapping.
 
-Every flow ends in `identity.service.finish_sign_in`, like a password sign-in, so sessions,
+Every flow ends in `identity.sign_in.finish_sign_in`, like a password sign-in, so sessions,
 tokens and the tenant's MFA policy are the same whatever the method.
 """
 
@@ -29,9 +29,8 @@ from bigfootlive.errors import (
     NotFound,
     Unprocessable,
 )
-from bigfootlive.identity import accounts, audit, lockout
+from bigfootlive.identity import accounts, audit, lockout, sign_in
 from bigfootlive.identity import repository as identity_repo
-from bigfootlive.identity import service as identity
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import DecryptionError, random_token
 from bigfootlive.models import SsoIdentity, SsoProvider, Tenant, User
@@ -873,7 +872,7 @@ async def _sign_in(
     amr = ["ldap"] if method == "ldap" else ["ext", method]
     if ext.mfa:
         amr.append("mfa")
-    result = await identity.finish_sign_in(
+    result = await sign_in.finish_sign_in(
         state, session, user=user, tenant=tenant, meta=meta, amr=amr
     )
     if redirect_uri is None:
