@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from bigfootlive.authz.deps import CurrentSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import accounts, registration, service, sessions, sign_in
+from bigfootlive.identity import accounts, recovery, registration, sessions, sign_in
 from bigfootlive.identity.schemas import (
     Accepted,
     AuditOut,
@@ -120,7 +120,7 @@ async def audit(
 async def change_password(
     body: PasswordChangeIn, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> Response:
-    await service.change_password(
+    await recovery.change_password(
         state,
         session,
         meta,
@@ -135,7 +135,7 @@ async def change_password(
 async def forgot_password(
     body: PasswordForgotIn, state: State, session: DbSession, meta: Meta
 ) -> Accepted:
-    await service.request_password_reset(
+    await recovery.request_password_reset(
         state, session, meta, tenant_slug=body.tenant, email=str(body.email)
     )
     return Accepted()
@@ -145,7 +145,7 @@ async def forgot_password(
 async def reset_password(
     body: PasswordResetIn, state: State, session: DbSession, meta: Meta
 ) -> Response:
-    await service.reset_password(
+    await recovery.reset_password(
         state, session, meta, token=body.token, new_password=body.new_password
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -163,5 +163,5 @@ async def verify_email(
 async def resend_verification(
     subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> Accepted:
-    await service.resend_verification(state, session, meta, subject)
+    await recovery.resend_verification(state, session, meta, subject)
     return Accepted()

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Depends, Query, status
 from bigfootlive.authz.deps import AuthSubject, require
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import accounts, audit, sessions
+from bigfootlive.identity import accounts, audit, recovery, sessions
 from bigfootlive.identity import repository as identity_repo
-from bigfootlive.identity import service as identity
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
 from bigfootlive.mfa.deps import RecentMfa
 from bigfootlive.mfa.policy import ensure_recent_mfa
@@ -132,7 +131,7 @@ async def create_user(
     )
     if body.password is None:
         # An invitation: the new member chooses a password through the reset flow.
-        await identity.request_password_reset(
+        await recovery.request_password_reset(
             state, session, meta, tenant_slug=tenant.slug, email=user.email
         )
     return _user_out(user)

@@ -1,4 +1,5 @@
-"""Accounts, sign-in, sessions and tokens: the rules. Knows nothing of HTTP."""
+"""Recovery: password change and reset, and email verification; the one-time links they
+send by email. Knows nothing of HTTP."""
 
 from __future__ import annotations
 
@@ -10,21 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.deps import RequestMeta
-from bigfootlive.errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    NotFound,
-)
+from bigfootlive.errors import BadRequest, Conflict, Forbidden, NotFound
 from bigfootlive.identity import audit, lockout
 from bigfootlive.identity import repository as repo
 from bigfootlive.identity.accounts import set_password
 from bigfootlive.identity.sessions import end_sessions
 from bigfootlive.kit.crypto import hash_token, random_token
-from bigfootlive.models import (
-    User,
-    UserToken,
-)
+from bigfootlive.models import User, UserToken
 from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
