@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bigfootlive.authz.roles import Role
-from bigfootlive.events import service
+from bigfootlive.events import access, service
 from bigfootlive.models import Event
 
 
@@ -29,7 +29,7 @@ async def _event(state, body) -> Event:
     import uuid
 
     async with state.db.transaction() as session:
-        return await service.get_event(session, uuid.UUID(body["tenant_id"]), uuid.UUID(body["id"]))
+        return await access.get_event(session, uuid.UUID(body["tenant_id"]), uuid.UUID(body["id"]))
 
 
 async def _publish(state, body, publisher="client-1") -> Event:
@@ -47,7 +47,7 @@ async def _unpublish(state, body, publisher="client-1") -> Event | None:
 async def _event_in(session, body) -> Event:
     import uuid
 
-    return await service.get_event(session, uuid.UUID(body["tenant_id"]), uuid.UUID(body["id"]))
+    return await access.get_event(session, uuid.UUID(body["tenant_id"]), uuid.UUID(body["id"]))
 
 
 async def test_create_returns_key_once_and_event_starts_scheduled(factory, client):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 from bigfootlive.authz.deps import AuthSubject, CurrentSubject, OptionalSubject, require
 from bigfootlive.authz.roles import Permission
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.events import service
+from bigfootlive.events import access, service
 from bigfootlive.events.playback import ingest_for
 from bigfootlive.events.schemas import (
     EventCreate,
@@ -74,9 +74,7 @@ async def get_event(
     token: Annotated[str | None, Query(max_length=2000, description="playback token")] = None,
 ) -> EventOut:
     playback = None if token is None else state.playback_tokens.verify_for(token, event_id)
-    return event_out(
-        await service.get_viewable_event(session, subject, event_id, playback=playback)
-    )
+    return event_out(await access.get_viewable_event(session, subject, event_id, playback=playback))
 
 
 @router.put("/{event_id}")
