@@ -37,6 +37,7 @@ from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
 from bigfootlive.deps import RequestMeta
+from bigfootlive.events import lifecycle
 from bigfootlive.events import service as events
 from bigfootlive.events.schemas import EventCreate
 from bigfootlive.identity import accounts
@@ -76,7 +77,7 @@ async def seed(state: AppState, n_events: int) -> tuple[str, list[str]]:
                 event, key = await events.create_event(
                     state, session, META, subject, EventCreate(title=f"bench {i}")
                 )
-                await events.start_event(state, session, META, subject, event.id)
+                await lifecycle.start_event(state, session, META, subject, event.id)
                 keys.append(key)
     async with state.db.transaction() as session:
         _, secret = await apikeys.create_key(session, META, subject, ApiKeyCreate(name="bench"))

@@ -6,8 +6,7 @@ from typing import Any
 import pytest
 
 from bigfootlive.authz.roles import Role
-from bigfootlive.events import access
-from bigfootlive.events import service as events
+from bigfootlive.events import access, lifecycle
 
 
 @pytest.fixture
@@ -42,7 +41,7 @@ async def live_event(
     assert started.status_code == 200, started.text
     async with state.db.transaction() as session:
         event = await access.get_event(session, tenant.id, uuid.UUID(body["id"]))
-        await events.publisher_connected(state, session, event, "encoder-1")
+        await lifecycle.publisher_connected(state, session, event, "encoder-1")
     return tenant, streamer, body["id"]
 
 

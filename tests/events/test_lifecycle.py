@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bigfootlive.authz.roles import Role
-from bigfootlive.events import access, service
+from bigfootlive.events import access, lifecycle, service
 from bigfootlive.models import Event
 
 
@@ -35,13 +35,13 @@ async def _event(state, body) -> Event:
 async def _publish(state, body, publisher="client-1") -> Event:
     async with state.db.transaction() as session:
         event = await _event_in(session, body)
-        return await service.publisher_connected(state, session, event, publisher)
+        return await lifecycle.publisher_connected(state, session, event, publisher)
 
 
 async def _unpublish(state, body, publisher="client-1") -> Event | None:
     async with state.db.transaction() as session:
         event = await _event_in(session, body)
-        return await service.publisher_disconnected(state, session, event, publisher)
+        return await lifecycle.publisher_disconnected(state, session, event, publisher)
 
 
 async def _event_in(session, body) -> Event:
@@ -141,7 +141,7 @@ async def test_second_publisher_is_refused_and_same_publisher_is_idempotent(fact
     first = await _publish(state, body, "a")
     again = await _publish(state, body, "a")
     assert again.version == first.version
-    with pytest.raises(service.PublisherAlreadyConnected):
+    with pytest.raises(lifecycle.PublisherAlreadyConnected):
         await _publish(state, body, "b")
 
 
@@ -196,7 +196,7 @@ async def test_state_changes_are_published_after_commit(factory, client, state):
         received.append(json.loads(raw))
         got.set()
 
-    unsubscribe = await state.pubsub.subscribe(service.state_channel(body["id"]), handler)
+    unsubscribe = await state.pubsub.subscribe(lifecycle.state_channel(body["id"]), handler)
     try:
         await asyncio.sleep(0.05)
         await client.post(f"/api/events/{body['id']}/start", headers=streamer.headers)
@@ -217,7 +217,7 @@ async def test_a_failed_transition_publishes_nothing(factory, client, state):
     async def handler(raw: bytes) -> None:
         received.append(raw)
 
-    unsubscribe = await state.pubsub.subscribe(service.state_channel(body["id"]), handler)
+    unsubscribe = await state.pubsub.subscribe(lifecycle.state_channel(body["id"]), handler)
     try:
         response = await client.post(f"/api/events/{body['id']}/stop", headers=streamer.headers)
         assert response.status_code == 409

@@ -36,8 +36,7 @@ from bigfootlive.authz.roles import Permission
 from bigfootlive.containers import service as containers
 from bigfootlive.db import utcnow
 from bigfootlive.errors import Conflict
-from bigfootlive.events import access
-from bigfootlive.events import service as events
+from bigfootlive.events import access, lifecycle
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.jobs import enqueue_after_commit
@@ -59,7 +58,7 @@ def viewer_key(subject: AuthSubject | None, viewer_id: str) -> str:
 
 
 async def _event_ref(state: AppState, session: AsyncSession, event_id: uuid.UUID) -> EventRef:
-    cache = events.event_cache(state)
+    cache = lifecycle.event_cache(state)
     ref = await cache.ref(event_id)
     if ref is None:
         from bigfootlive.events import repository as event_repo

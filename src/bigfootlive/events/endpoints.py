@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 from bigfootlive.authz.deps import AuthSubject, CurrentSubject, OptionalSubject, require
 from bigfootlive.authz.roles import Permission
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.events import access, service
+from bigfootlive.events import access, lifecycle, service
 from bigfootlive.events.playback import ingest_for
 from bigfootlive.events.schemas import (
     EventCreate,
@@ -94,21 +94,21 @@ async def cancel_event(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> EventOut:
     """Cancels an event that has not gone on air; the record stays for history."""
-    return event_out(await service.cancel_event(state, session, meta, subject, event_id))
+    return event_out(await lifecycle.cancel_event(state, session, meta, subject, event_id))
 
 
 @router.post("/{event_id}/start")
 async def start_event(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> EventOut:
-    return event_out(await service.start_event(state, session, meta, subject, event_id))
+    return event_out(await lifecycle.start_event(state, session, meta, subject, event_id))
 
 
 @router.post("/{event_id}/stop")
 async def stop_event(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> EventOut:
-    return event_out(await service.stop_event(state, session, meta, subject, event_id))
+    return event_out(await lifecycle.stop_event(state, session, meta, subject, event_id))
 
 
 @router.post("/{event_id}/stream-key")

@@ -18,6 +18,7 @@ from bigfootlive.analytics.schemas import HealthSample
 from bigfootlive.apikeys.service import ApiPrincipal
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
+from bigfootlive.events import lifecycle
 from bigfootlive.events import service as events
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.playback import InvalidPlaybackToken
@@ -117,7 +118,7 @@ async def _publish(
     if await state.cache.get(_tombstone(ref, callback.client_id)) is not None:
         return Decision.deny("publisher_already_left")
     try:
-        await events.publisher_connected(state, session, ref, callback.client_id)
+        await lifecycle.publisher_connected(state, session, ref, callback.client_id)
     except BigfootError as exc:
         return Decision.deny(exc.code)
     return Decision.allow(relay_to=ref.playback_id)
@@ -126,7 +127,7 @@ async def _publish(
 async def _unpublish(
     state: AppState, session: AsyncSession, ref: EventRef, callback: MediaCallback
 ) -> Decision:
-    moved = await events.publisher_disconnected(state, session, ref, callback.client_id or None)
+    moved = await lifecycle.publisher_disconnected(state, session, ref, callback.client_id or None)
     if moved is None and callback.client_id and callback.stream_key:
         # Not the connected publisher: a repeat, or a `done` overtaking its `publish`.
         await state.cache.set(_tombstone(ref, callback.client_id), b"1", ttl=_TOMBSTONE_TTL)
