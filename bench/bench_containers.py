@@ -28,7 +28,7 @@ from bigfootlive.containers import repository as repo
 from bigfootlive.containers.manager import ContainerManager
 from bigfootlive.containers.tasks import make_runtime
 from bigfootlive.db import utcnow
-from bigfootlive.events.service import new_playback_id
+from bigfootlive.events.keys import new_playback_id
 from bigfootlive.identity import accounts
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.models import Event

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bigfootlive.authz.roles import Role
-from bigfootlive.events import access, lifecycle, service
+from bigfootlive.events import access, keys, lifecycle
 from bigfootlive.models import Event
 
 
@@ -70,7 +70,7 @@ async def test_stream_key_is_encrypted_at_rest(factory, client, state):
     key = body["ingest"]["stream_key"]
     assert key not in event.stream_key_ciphertext
     assert key not in event.stream_key_hash
-    assert service.stream_key_of(state, event) == key
+    assert keys.stream_key_of(state, event) == key
 
 
 async def test_viewer_cannot_create_events(factory, client):
@@ -281,5 +281,5 @@ async def test_rotating_the_key_invalidates_the_old_one(factory, client, state):
     new_key = response.json()["stream_key"]
     assert new_key != old_key
     event = await _event(state, body)
-    assert service.stream_key_of(state, event) == new_key
-    assert event.stream_key_hash == service.stream_key_hashes(state.settings, new_key)[0]
+    assert keys.stream_key_of(state, event) == new_key
+    assert event.stream_key_hash == keys.stream_key_hashes(state.settings, new_key)[0]

@@ -206,8 +206,7 @@ async def test_simultaneous_publishers_race_and_exactly_one_wins(studio):
 
 
 async def test_a_stale_cache_snapshot_does_not_refuse_a_legitimate_reconnect(studio, state):
-    from bigfootlive.events import lifecycle
-    from bigfootlive.events import service as events
+    from bigfootlive.events import keys, lifecycle
 
     event = await studio.event()
     values = {"playback_id": event["playback_id"], "stream_key": event["ingest"]["stream_key"]}
@@ -216,7 +215,7 @@ async def test_a_stale_cache_snapshot_does_not_refuse_a_legitimate_reconnect(stu
     assert _allowed(await _call(studio, "on_unpublish.json", client_id="c1", **values))
     # as if the process that committed `reconnecting` died before writing the cache
     await lifecycle.event_cache(state).cache.set(
-        f"events:key:{events.stream_key_hashes(state.settings, values['stream_key'])[0]}",
+        f"events:key:{keys.stream_key_hashes(state.settings, values['stream_key'])[0]}",
         stale.dumps(),
     )
     assert _allowed(await _call(studio, "on_publish.json", client_id="c2", **values))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 from bigfootlive.authz.deps import AuthSubject, CurrentSubject, OptionalSubject, require
 from bigfootlive.authz.roles import Permission
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.events import access, lifecycle, service
+from bigfootlive.events import access, keys, lifecycle, service
 from bigfootlive.events.playback import ingest_for
 from bigfootlive.events.schemas import (
     EventCreate,
@@ -116,5 +116,5 @@ async def rotate_stream_key(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> IngestOut:
     """Replace the stream key; the old one is refused from now on. Needs a recent MFA (step-up)."""
-    event, stream_key = await service.rotate_stream_key(state, session, meta, subject, event_id)
+    event, stream_key = await keys.rotate_stream_key(state, session, meta, subject, event_id)
     return ingest_for(state.settings, event.playback_id, stream_key)

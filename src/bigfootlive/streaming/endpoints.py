@@ -17,8 +17,7 @@ from bigfootlive.authz.deps import CurrentSubject, OptionalSubject
 from bigfootlive.authz.roles import Role
 from bigfootlive.deps import DbSession, ReadSession, State
 from bigfootlive.errors import BadRequest, Forbidden
-from bigfootlive.events import access
-from bigfootlive.events import service as events
+from bigfootlive.events import access, keys
 from bigfootlive.events.playback import hls_url, ingest_for
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.kit import jsonparse
@@ -164,7 +163,7 @@ async def stream_config(
         url = f"{url}?token={token}"
     ingest = None
     if subject is not None and access.can_manage(subject, event):
-        key = events.stream_key_of(state, event)
+        key = keys.stream_key_of(state, event)
         ingest = ingest_for(state.settings, event.playback_id, key)
     return StreamConfig(
         event_id=event.id,

@@ -18,8 +18,7 @@ from bigfootlive.analytics.schemas import HealthSample
 from bigfootlive.apikeys.service import ApiPrincipal
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
-from bigfootlive.events import lifecycle
-from bigfootlive.events import service as events
+from bigfootlive.events import keys, lifecycle
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.playback import InvalidPlaybackToken
 from bigfootlive.events.schemas import EventStatus, Visibility
@@ -77,13 +76,13 @@ async def _resolve(
     state: AppState, session: AsyncSession, callback: MediaCallback, event_id: uuid.UUID | None
 ) -> EventRef | None:
     if callback.stream_key:
-        ref = await events.find_by_stream_key(state, session, callback.stream_key)
+        ref = await keys.find_by_stream_key(state, session, callback.stream_key)
         if ref is not None and callback.playback_id and callback.playback_id != ref.playback_id:
             return None  # a valid key for another event's path
     elif callback.playback_id:
-        ref = await events.find_by_playback_id(state, session, callback.playback_id)
+        ref = await keys.find_by_playback_id(state, session, callback.playback_id)
     elif event_id is not None:
-        ref = await events.find_ref(state, session, event_id)
+        ref = await keys.find_ref(state, session, event_id)
     else:
         return None
     if ref is not None and event_id is not None and ref.id != event_id:
