@@ -37,8 +37,7 @@ from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
 from bigfootlive.deps import RequestMeta
-from bigfootlive.events import lifecycle
-from bigfootlive.events import service as events
+from bigfootlive.events import crud, lifecycle
 from bigfootlive.events.schemas import EventCreate
 from bigfootlive.identity import accounts
 from bigfootlive.identity.tokens import AccessClaims
@@ -74,7 +73,7 @@ async def seed(state: AppState, n_events: int) -> tuple[str, list[str]]:
     for start in range(0, n_events, batch):
         async with state.db.transaction() as session:
             for i in range(start, min(start + batch, n_events)):
-                event, key = await events.create_event(
+                event, key = await crud.create_event(
                     state, session, META, subject, EventCreate(title=f"bench {i}")
                 )
                 await lifecycle.start_event(state, session, META, subject, event.id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 from bigfootlive.authz.deps import AuthSubject, CurrentSubject, OptionalSubject, require
 from bigfootlive.authz.roles import Permission
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.events import access, keys, lifecycle, service
+from bigfootlive.events import access, crud, keys, lifecycle
 from bigfootlive.events.playback import ingest_for
 from bigfootlive.events.schemas import (
     EventCreate,
@@ -36,7 +36,7 @@ def event_out(event: Event) -> EventOut:
 async def create_event(
     body: EventCreate, subject: EventCreator, state: State, session: DbSession, meta: Meta
 ) -> EventCreated:
-    event, stream_key = await service.create_event(state, session, meta, subject, body)
+    event, stream_key = await crud.create_event(state, session, meta, subject, body)
     return EventCreated(
         **event_out(event).model_dump(),
         ingest=ingest_for(state.settings, event.playback_id, stream_key),
@@ -53,7 +53,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Page[EventOut]:
     """Live and upcoming events by default; `status` (repeatable) and `owner_id` filter."""
-    rows = await service.list_events(
+    rows = await crud.list_events(
         session,
         subject,
         statuses=status_ or UPCOMING,
@@ -86,7 +86,7 @@ async def update_event(
     session: DbSession,
     meta: Meta,
 ) -> EventOut:
-    return event_out(await service.update_event(state, session, meta, subject, event_id, body))
+    return event_out(await crud.update_event(state, session, meta, subject, event_id, body))
 
 
 @router.delete("/{event_id}")

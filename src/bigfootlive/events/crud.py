@@ -1,4 +1,4 @@
-"""Live events: stream keys, creating and editing. Knows nothing of HTTP."""
+"""Live events: creating, listing and editing them. Knows nothing of HTTP."""
 
 from __future__ import annotations
 
@@ -16,11 +16,7 @@ from bigfootlive.events import repository as repo
 from bigfootlive.events.access import get_managed_event
 from bigfootlive.events.keys import new_playback_id, new_stream_key, set_stream_key
 from bigfootlive.events.lifecycle import event_cache, illegal
-from bigfootlive.events.schemas import (
-    EventCreate,
-    EventStatus,
-    EventUpdate,
-)
+from bigfootlive.events.schemas import EventCreate, EventStatus, EventUpdate
 from bigfootlive.identity import audit
 from bigfootlive.models import Event
 from bigfootlive.state import AppState
@@ -31,9 +27,6 @@ S = EventStatus
 class VersionMismatch(Conflict):
     code = "version_mismatch"
     message = "The event was changed by someone else; reload it and try again"
-
-
-# --- CRUD ----------------------------------------------------------------------------------------
 
 
 async def create_event(
