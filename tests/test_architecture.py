@@ -60,11 +60,11 @@ def test_tenant_owned_tables_are_queried_through_scoped() -> None:
 
 
 def _service_modules() -> list[Path]:
-    """service.py and repository.py, and the modules the SSO and MFA services were split into
-    (every module of those packages but their endpoints and FastAPI dependencies)."""
+    """service.py and repository.py, and the modules the SSO, MFA, identity and events services
+    were split into (every module of those packages but endpoints and FastAPI dependencies)."""
     split = [
         path
-        for domain in ("sso", "mfa")
+        for domain in ("sso", "mfa", "identity", "events")
         for path in (PACKAGE / domain).rglob("*.py")
         if path.name not in ("endpoints.py", "deps.py")
     ]

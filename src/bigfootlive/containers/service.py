@@ -17,7 +17,7 @@ from bigfootlive.containers.schemas import (
 )
 from bigfootlive.db import utcnow
 from bigfootlive.errors import Conflict, Forbidden, TooManyRequests
-from bigfootlive.events import service as events
+from bigfootlive.events import access, lifecycle
 from bigfootlive.models import Event
 from bigfootlive.state import AppState
 
@@ -34,7 +34,7 @@ class NodeContainerLimit(TooManyRequests):
 
 async def check_capacity(state: AppState, session: AsyncSession, event: Event) -> None:
     """Refuse to arm an event when its tenant, or the node, has no container to spare.
-    Registered with `events.service.START_CHECKS` (runs inside the start request)."""
+    Registered with `events.lifecycle.START_CHECKS` (runs inside the start request)."""
     settings = state.settings
     tenant_count = await repo.count_armed(session, tenant_id=event.tenant_id, exclude=event.id)
     if tenant_count >= settings.container_max_per_tenant:
@@ -48,8 +48,8 @@ async def check_capacity(state: AppState, session: AsyncSession, event: Event) -
 
 
 def register_hooks() -> None:
-    if check_capacity not in events.START_CHECKS:
-        events.START_CHECKS.append(check_capacity)
+    if check_capacity not in lifecycle.START_CHECKS:
+        lifecycle.START_CHECKS.append(check_capacity)
 
 
 async def container_stats(
@@ -115,6 +115,6 @@ async def recordings_of(
     session: AsyncSession, viewer: AuthSubject | None, event_id: uuid.UUID
 ) -> list[RecordingOut]:
     """Recordings of an event the viewer may see (404 otherwise, as for the event)."""
-    event = await events.get_viewable_event(session, viewer, event_id)
+    event = await access.get_viewable_event(session, viewer, event_id)
     rows = await repo.recordings_of(session, event.tenant_id, event.id)
     return [RecordingOut.model_validate(r, from_attributes=True) for r in rows]

@@ -14,9 +14,8 @@ from bigfootlive.authz.roles import Role
 from bigfootlive.db import utcnow
 from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Forbidden, Unauthorized
-from bigfootlive.identity import audit
+from bigfootlive.identity import audit, sessions
 from bigfootlive.identity import repository as identity_repo
-from bigfootlive.identity import service as identity
 from bigfootlive.mfa import challenges, policy
 from bigfootlive.mfa import repository as repo
 from bigfootlive.mfa.base import (
@@ -207,7 +206,7 @@ async def confirm_setup(
             target_id=factor.id,
             details={"method": method, "purpose": "enroll"},
         )
-        out.session = await identity.start_session(
+        out.session = await sessions.start_session(
             state,
             session,
             user=user,

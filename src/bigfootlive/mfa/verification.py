@@ -16,9 +16,8 @@ from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.db import utcnow
 from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import BadRequest, Forbidden
-from bigfootlive.identity import audit
+from bigfootlive.identity import audit, sessions
 from bigfootlive.identity import repository as identity_repo
-from bigfootlive.identity import service as identity
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair
 from bigfootlive.mfa import challenges, policy
 from bigfootlive.mfa.base import (
@@ -148,7 +147,7 @@ async def verify(
     await proving.on_verified(state, session, meta, user)
     amr = policy.with_factor(challenge.amr, method)
     if challenge.purpose == "login":
-        return await identity.start_session(
+        return await sessions.start_session(
             state, session, user=user, tenant=tenant, meta=meta, amr=amr
         )
     return await _step_up(state, session, meta, challenge, user, now, method)

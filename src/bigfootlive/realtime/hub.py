@@ -315,8 +315,8 @@ class Hub:
         await self.presence.forget(room.event_id)
 
     async def _subscribe(self, room: Room) -> None:
-        # Imported here: the hub is built with the app state, which the events service imports.
-        from bigfootlive.events.service import state_channel
+        # Imported here: the hub is built with the app state, which events.lifecycle imports.
+        from bigfootlive.events.lifecycle import state_channel
 
         event_id = room.event_id
 

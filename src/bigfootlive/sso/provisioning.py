@@ -1,6 +1,6 @@
 """The end of every SSO sign-in: find, link or provision (JIT) the user, map roles, sign in.
 
-Every flow ends in `identity.service.finish_sign_in`, like a password sign-in, so sessions,
+Every flow ends in `identity.sign_in.finish_sign_in`, like a password sign-in, so sessions,
 tokens and the tenant's MFA policy are the same whatever the method.
 """
 
@@ -16,9 +16,9 @@ from bigfootlive.authz.roles import Role
 from bigfootlive.db import utcnow
 from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Forbidden
-from bigfootlive.identity import audit, lockout
+from bigfootlive.identity import accounts, audit, lockout
 from bigfootlive.identity import repository as identity_repo
-from bigfootlive.identity import service as identity
+from bigfootlive.identity import sign_in as identity_sign_in
 from bigfootlive.kit.crypto import random_token
 from bigfootlive.models import SsoIdentity, Tenant, User
 from bigfootlive.sso import repository as repo
@@ -82,7 +82,7 @@ async def sign_in(
                 )
             user = found
         elif settings.jit_provisioning:
-            user = await identity.create_account(
+            user = await accounts.create_account(
                 state,
                 session,
                 tenant=tenant,
@@ -141,7 +141,7 @@ async def sign_in(
     amr = ["ldap"] if method == "ldap" else ["ext", method]
     if ext.mfa:
         amr.append("mfa")
-    result = await identity.finish_sign_in(
+    result = await identity_sign_in.finish_sign_in(
         state, session, user=user, tenant=tenant, meta=meta, amr=amr
     )
     if redirect_uri is None:

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Depends, Query, status
 from bigfootlive.authz.deps import AuthSubject, require
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import audit
+from bigfootlive.identity import accounts, audit, recovery, sessions
 from bigfootlive.identity import repository as identity_repo
-from bigfootlive.identity import service as identity
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
 from bigfootlive.mfa.deps import RecentMfa
 from bigfootlive.mfa.policy import ensure_recent_mfa
@@ -111,7 +110,7 @@ async def create_user(
 ) -> TenantUserOut:
     service.check_role_change(subject.role, subject.is_platform_admin, body.role)
     tenant = await service.require_tenant(session, subject.tenant_id)
-    user = await identity.create_account(
+    user = await accounts.create_account(
         state,
         session,
         tenant=tenant,
@@ -132,7 +131,7 @@ async def create_user(
     )
     if body.password is None:
         # An invitation: the new member chooses a password through the reset flow.
-        await identity.request_password_reset(
+        await recovery.request_password_reset(
             state, session, meta, tenant_slug=tenant.slug, email=user.email
         )
     return _user_out(user)
@@ -179,7 +178,7 @@ async def update_user(
             details={"active": body.is_active},
         )
         if not body.is_active:
-            await identity.end_sessions(
+            await sessions.end_sessions(
                 state,
                 session,
                 meta,
