@@ -61,7 +61,10 @@ def test_tenant_owned_tables_are_queried_through_scoped() -> None:
 
 def test_services_and_repositories_do_not_import_http() -> None:
     offenders = []
-    for path in list(PACKAGE.rglob("service.py")) + list(PACKAGE.rglob("repository.py")):
+    # chat's service is split by job (rules, send, moderation, reads); its modules count too.
+    chat = {p for p in (PACKAGE / "chat").glob("*.py") if p.name != "endpoints.py"}
+    layer = set(PACKAGE.rglob("service.py")) | set(PACKAGE.rglob("repository.py")) | chat
+    for path in sorted(layer):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if (

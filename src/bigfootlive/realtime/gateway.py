@@ -2,7 +2,7 @@
 
 A connection's life: accept -> identify (bearer subprotocol, or a first `auth` message) -> check
 the event, its visibility and bans (a refusal is a close with its own 4xxx code) -> join the hub
--> `welcome` -> read client frames until the socket closes. Chat rules live in `chat.service`;
+-> `welcome` -> read client frames until the socket closes. Chat rules live in `chat/`;
 this module only translates frames to service calls and results to frames.
 """
 
@@ -24,8 +24,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from bigfootlive.analytics import service as analytics
 from bigfootlive.authz.deps import AuthSubject, authenticate
-from bigfootlive.chat import service as chat
+from bigfootlive.chat import moderation, reads, rules
 from bigfootlive.chat.schemas import RoomSettingsOut, RoomSettingsPatch
+from bigfootlive.chat.send import send_message
 from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import BigfootError, Unauthorized
 from bigfootlive.events import service as events
@@ -163,7 +164,7 @@ class Gateway:
             event_status=self.open_event.status,
             user=user,
             read_only=self.subject is None,
-            can_moderate=chat.can_moderate(self.subject, self.open_event),
+            can_moderate=rules.can_moderate(self.subject, self.open_event),
             room=p.RoomState(**room.model_dump()),
             heartbeat_seconds=self.settings.ws_heartbeat_seconds,
         )
@@ -195,10 +196,10 @@ class Gateway:
     async def _admit(self, session: AsyncSession, event: Event) -> RoomSettingsOut:
         """Refuse a banned subject (4405); the room as the `welcome` shows it."""
         try:
-            await chat.ensure_not_banned(session, self.subject, event)
-        except chat.Banned:
+            await reads.ensure_not_banned(session, self.subject, event)
+        except rules.Banned:
             raise Refused(p.CloseCode.BANNED, "banned from this event") from None
-        return await chat.room_state(session, event)
+        return await reads.room_state(session, event)
 
     async def _await_auth_token(self) -> str:
         try:
@@ -304,7 +305,7 @@ class Gateway:
 
     def _require_subject(self) -> AuthSubject:
         if self.subject is None:
-            raise chat.ReadOnly()
+            raise rules.ReadOnly()
         return self.subject
 
     # --- handlers ------------------------------------------------------------------------------
@@ -325,8 +326,8 @@ class Gateway:
             except events.EventNotFound:
                 raise Refused(p.CloseCode.FORBIDDEN, "private event") from None
             try:
-                await chat.ensure_not_banned(session, subject, event)
-            except chat.Banned:
+                await reads.ensure_not_banned(session, subject, event)
+            except rules.Banned:
                 raise Refused(p.CloseCode.BANNED, "banned from this event") from None
         self.subject, self.event = subject, event
         self.conn.user_id = subject.user_id
@@ -337,7 +338,7 @@ class Gateway:
         subject = self._require_subject()
         async with self.state.db.transaction() as session:
             event = await events.get_viewable_event(session, subject, self.event_id)
-            out = await chat.send_message(
+            out = await send_message(
                 self.state, session, subject, event, message.body, message.reply_to
             )
         # The transaction has committed: only now does the sender learn it was accepted.
@@ -346,7 +347,7 @@ class Gateway:
     async def _on_delete(self, message: p.DeleteIn) -> None:
         subject = self._require_subject()
         async with self.state.db.transaction() as session:
-            await chat.delete_message(
+            await moderation.delete_message(
                 self.state, session, self.meta, subject, self.event_id, message.message_id
             )
         self._send(p.Ack(ref=message.ref))
@@ -358,7 +359,7 @@ class Gateway:
             self._reactions_window, self._reactions_in_window = second, 0
         self._reactions_in_window += 1
         if self._reactions_in_window > self.settings.reactions_per_second:
-            raise chat.ChatRateLimited("Too many reactions")
+            raise rules.ChatRateLimited("Too many reactions")
         self.hub.react(self.event_id, message.kind)
         await analytics.record_activity(
             self.state, self.event_id, self.open_event.tenant_id, "reaction"
@@ -368,7 +369,7 @@ class Gateway:
 
     async def _on_resume(self, message: p.ResumeIn) -> None:
         async with self.state.db.read_sessionmaker() as session:
-            missed, complete = await chat.missed_since(
+            missed, complete = await reads.missed_since(
                 session, self.open_event, message.last_id, self.settings.chat_resume_limit
             )
         self._send(p.History(messages=missed, complete=complete))
@@ -376,7 +377,7 @@ class Gateway:
     async def _on_timeout(self, message: p.TimeoutIn) -> None:
         subject = self._require_subject()
         async with self.state.db.transaction() as session:
-            await chat.timeout_user(
+            await moderation.timeout_user(
                 self.state,
                 session,
                 self.meta,
@@ -391,7 +392,7 @@ class Gateway:
     async def _on_ban(self, message: p.BanIn) -> None:
         subject = self._require_subject()
         async with self.state.db.transaction() as session:
-            await chat.ban_user(
+            await moderation.ban_user(
                 self.state,
                 session,
                 self.meta,
@@ -405,7 +406,7 @@ class Gateway:
     async def _on_unban(self, message: p.UnbanIn) -> None:
         subject = self._require_subject()
         async with self.state.db.transaction() as session:
-            await chat.unban_user(
+            await moderation.unban_user(
                 self.state, session, self.meta, subject, self.event_id, message.user_id
             )
         self._send(p.Ack(ref=message.ref))
@@ -413,7 +414,9 @@ class Gateway:
     async def _room(self, ref: str | None, patch: RoomSettingsPatch) -> None:
         subject = self._require_subject()
         async with self.state.db.transaction() as session:
-            await chat.update_room(self.state, session, self.meta, subject, self.event_id, patch)
+            await moderation.update_room(
+                self.state, session, self.meta, subject, self.event_id, patch
+            )
         self._send(p.Ack(ref=ref))
 
     async def _on_slow_mode(self, message: p.SlowModeIn) -> None:
@@ -425,7 +428,7 @@ class Gateway:
     async def _on_pin(self, message: p.PinIn) -> None:
         subject = self._require_subject()
         async with self.state.db.transaction() as session:
-            await chat.pin_message(
+            await moderation.pin_message(
                 self.state, session, self.meta, subject, self.event_id, message.message_id
             )
         self._send(p.Ack(ref=message.ref))
@@ -433,7 +436,9 @@ class Gateway:
     async def _on_unpin(self, message: p.UnpinIn) -> None:
         subject = self._require_subject()
         async with self.state.db.transaction() as session:
-            await chat.pin_message(self.state, session, self.meta, subject, self.event_id, None)
+            await moderation.pin_message(
+                self.state, session, self.meta, subject, self.event_id, None
+            )
         self._send(p.Ack(ref=message.ref))
 
 
