@@ -107,3 +107,17 @@ async def test_ready_is_503_when_the_managed_media_server_does_not_answer(settin
     )
     assert answer.status_code == 503
     assert answer.json()["checks"]["media_server"].startswith("error")
+
+
+def test_managed_defaults_point_at_the_origin_unless_the_operator_chose():
+    from bigfootlive.streaming.managed.runner import _defaults
+
+    chosen = _defaults(_settings(media_http_port=18080, rtmp_ingest_host="live.example.org"))
+    assert chosen["CDN_BASE_URL"] == "http://live.example.org:18080"
+    assert chosen["NGINX_RTMP_STAT_URL"] == "http://127.0.0.1:18080/stat"
+    assert chosen["NGINX_RTMP_HLS_PATH"].endswith("/hls")
+    own = _defaults(
+        _settings(cdn_base_url="https://cdn.example.org", nginx_rtmp_stat_url="http://n/stat")
+    )
+    assert "CDN_BASE_URL" not in own
+    assert "NGINX_RTMP_STAT_URL" not in own

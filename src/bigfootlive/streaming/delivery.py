@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from dataclasses import dataclass
 
 import structlog
 from fastapi import APIRouter, Request, Response
@@ -89,33 +90,71 @@ def _token(request: Request, ref: EventRef) -> str | None:
     return None
 
 
-async def _event(
-    state: AppState, playback_id: str | None, event_id: uuid.UUID | None
-) -> EventRef | None:
+@dataclass(frozen=True, slots=True)
+class _Known:
+    ref: EventRef | None
+    tenant_active: bool
+
+
+class _Memo:
+    """What the decision reads (the event snapshot and its tenant's status), kept in the
+    process for a moment: nginx asks once per stream and token, but many viewers with many
+    tokens ask about the same stream. Bounded; at most _MEMO_SECONDS stale on top of the
+    shared cache (a visibility change or a deactivated tenant)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self.entries: dict[tuple[str | None, uuid.UUID | None], tuple[float, _Known]] = {}
+
+    def get(self, key: tuple[str | None, uuid.UUID | None], now: float) -> _Known | None:
+        found = self.entries.get(key)
+        if found is None or found[0] <= now:
+            return None
+        return found[1]
+
+    def put(self, key: tuple[str | None, uuid.UUID | None], value: _Known, until: float) -> None:
+        if len(self.entries) >= self.size:
+            self.entries.clear()
+        self.entries[key] = (until, value)
+
+
+_MEMO_SECONDS = 2.0
+
+
+async def _lookup(state: AppState, playback_id: str | None, event_id: uuid.UUID | None) -> _Known:
     async with state.db.read_sessionmaker() as session:  # used on a cache miss only
         if playback_id is not None:
-            return await events.find_by_playback_id(state, session, playback_id)
-        if event_id is not None:
-            return await events.find_ref(state, session, event_id)
-        return None
+            ref = await events.find_by_playback_id(state, session, playback_id)
+        elif event_id is not None:
+            ref = await events.find_ref(state, session, event_id)
+        else:
+            ref = None
+        active = ref is not None and await tenants.is_active(state, session, ref.tenant_id)
+    return _Known(ref, active)
 
 
-async def _tenant_active(state: AppState, ref: EventRef) -> bool:
-    async with state.db.read_sessionmaker() as session:
-        return await tenants.is_active(state, session, ref.tenant_id)
+async def _known(
+    state: AppState, memo: _Memo, playback_id: str | None, event_id: uuid.UUID | None
+) -> _Known:
+    key = (playback_id, event_id)
+    now = time.monotonic()
+    known = memo.get(key, now)
+    if known is None:
+        known = await _lookup(state, playback_id, event_id)
+        memo.put(key, known, now + min(_MEMO_SECONDS, state.settings.stream_lookup_cache_seconds))
+    return known
 
 
 async def decide(
-    state: AppState, principal: ApiPrincipal, request: Request, original_uri: str
+    state: AppState, memo: _Memo, principal: ApiPrincipal, request: Request, original_uri: str
 ) -> int:
     """Seconds the allowed decision may be cached; raises the refusal."""
     playback_id, event_id = _scope(original_uri)
     if playback_id is None and event_id is None:
         raise UnknownMedia()
-    ref = await _event(state, playback_id, event_id)
-    if ref is None or not principal.may_act_for(ref.tenant_id):
-        raise UnknownMedia()
-    if not await _tenant_active(state, ref):
+    known = await _known(state, memo, playback_id, event_id)
+    ref = known.ref
+    if ref is None or not principal.may_act_for(ref.tenant_id) or not known.tenant_active:
         raise UnknownMedia()
     ttl = int(state.settings.media_auth_cache_seconds)
     if ref.visibility == Visibility.PUBLIC:
@@ -133,10 +172,13 @@ async def decide(
 async def authorize(request: Request) -> Response:
     """nginx `auth_request`: 200 lets the media file through, 401/403 refuse it."""
     state: AppState = request.app.state.bigfoot
+    memo: _Memo | None = getattr(request.app.state, "bfl_delivery_memo", None)
+    if memo is None:
+        memo = request.app.state.bfl_delivery_memo = _Memo()
     principal = await credential.principal(state, request.headers.get("x-api-key"))
     original = request.headers.get("x-original-uri", "")
     try:
-        ttl = await decide(state, principal, request, original)
+        ttl = await decide(state, memo, principal, request, original)
     except (Unauthorized, Forbidden) as exc:
         log.info("media_delivery_refused", code=exc.code)
         raise

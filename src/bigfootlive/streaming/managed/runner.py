@@ -73,15 +73,19 @@ def resolve(settings: Settings) -> Resolved:
     return Resolved("managed", "nginx with the RTMP module is installed")
 
 
-def _defaults(settings: Settings, layout: MediaLayout) -> dict[str, str]:
-    """Settings that point at the managed nginx unless the operator set them."""
-    chosen = settings.model_fields_set
+def _defaults(settings: Settings) -> dict[str, str]:
+    """Settings that point at the managed nginx unless the operator set them (an empty value,
+    as in .env.example, is unset; so is the placeholder CDN outside production)."""
+    layout = MediaLayout.from_settings(settings)
     out: dict[str, str] = {}
-    if "cdn_base_url" not in chosen:
+    placeholder = Settings.model_fields["cdn_base_url"].default
+    if not settings.cdn_base_url or (
+        settings.cdn_base_url == placeholder and settings.node_env != "production"
+    ):
         out["CDN_BASE_URL"] = f"http://{settings.rtmp_ingest_host}:{layout.http_port}"
-    if "nginx_rtmp_stat_url" not in chosen:
+    if not settings.nginx_rtmp_stat_url:
         out["NGINX_RTMP_STAT_URL"] = layout.stat_url
-    if "nginx_rtmp_hls_path" not in chosen:
+    if not settings.nginx_rtmp_hls_path:
         out["NGINX_RTMP_HLS_PATH"] = str(layout.hls_dir)
     return out
 
@@ -108,7 +112,7 @@ def media_server(settings: Settings, *, api_port: int) -> Iterator[Resolved]:
     binary = find_nginx(settings)
     if binary is None:  # resolve() found it a moment ago
         raise LayoutError(missing_reason(settings))
-    for name, value in _defaults(settings, layout).items():
+    for name, value in _defaults(settings).items():
         os.environ[name] = value
     supervisor = NginxSupervisor(layout, binary)
     supervisor.start()
