@@ -266,6 +266,10 @@ async def test_go_live_through_the_managed_server_and_delivery_is_authorized(man
             assert [r.status_code for r in by_cookie] == [200, 200], v
             assert "#EXTM3U" in by_cookie[0].text
 
+        # the ABR ladder and the VOD of the same events are behind the same rule (files laid out
+        # as the transcoder and the VOD publisher write them under RECORDINGS_DIR)
+        await _ladder_and_vod_are_authorized(m, events, tokens, origin)
+
         # a player that only knows the tokenized URL plays it (ffprobe follows the playlist)
         probe = await asyncio.create_subprocess_exec(
             "ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height",
@@ -292,6 +296,49 @@ async def test_go_live_through_the_managed_server_and_delivery_is_authorized(man
     for secret in secrets:
         assert secret not in logs
     assert (m.runtime / "nginx.conf").stat().st_mode & 0o077 == 0
+
+
+def _write_media_tree(root: Path, files: dict[str, bytes]) -> None:
+    for name, body in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(body)
+
+
+async def _ladder_and_vod_are_authorized(
+    m: Managed, events: dict[str, dict[str, Any]], tokens: dict[str, str | None], origin: str
+) -> None:
+    master = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\n720p/index.m3u8\n"
+    media = b"#EXTM3U\n#EXTINF:2.0,\nseg_00001.ts\n#EXT-X-ENDLIST\n"
+    for v, event in events.items():
+        pb, ev = event["playback_id"], event["id"]
+        _write_media_tree(
+            m.tmp / "media",
+            {f"live/{pb}/master.m3u8": master, f"live/{pb}/720p/index.m3u8": media,
+             f"live/{pb}/720p/seg_00001.ts": b"\x47" * 1880,
+             f"vod/{ev}/master.m3u8": master, f"vod/{ev}/720p/index.m3u8": media,
+             f"vod/{ev}/720p/seg_00001.ts": b"\x47" * 1880},
+        )  # fmt: skip
+        urls = [
+            f"{origin}/{tree}/{name}"
+            for tree in (f"live/{pb}", f"vod/{ev}")
+            for name in ("master.m3u8", "720p/seg_00001.ts")
+        ]
+        m.cdn.cookies.clear()
+        anonymous = [(await m.cdn.get(url)).status_code for url in urls]
+        if v == "public":
+            assert anonymous == [200, 200, 200, 200]
+            continue
+        assert anonymous == [401, 401, 401, 401], v
+        token = tokens[v]
+        assert token is not None
+        allowed = [await m.cdn.get(url, params={"token": token}) for url in urls]
+        assert [r.status_code for r in allowed] == [200, 200, 200, 200], v
+        # the master playlist's variant URIs carry the token on
+        assert f"720p/index.m3u8?token={token}" in allowed[0].text
+        m.cdn.cookies.clear()
+        cookie = {"Cookie": f"bfl_playback_{pb}={token}"}
+        by_cookie = [(await m.cdn.get(url, headers=cookie)).status_code for url in urls]
+        assert by_cookie == [200, 200, 200, 200], v
 
 
 async def test_nginx_is_restarted_after_a_crash_and_stopped_with_the_server(managed: Managed):
