@@ -187,7 +187,7 @@ master_process on;
 worker_processes 1;  # nginx-rtmp keeps live streams in one worker
 {user}pid {q(str(self.pid_path), "pid")};
 {error_log}
-events {{ worker_connections 4096; }}
+events {{ worker_connections 1024; }}  # within the usual open-file limit of a user
 
 rtmp {{
     log_format bfl '$remote_addr [$time_local] $command "$app" $bytes_received $bytes_sent $session_readable_time';
