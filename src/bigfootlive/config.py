@@ -176,7 +176,7 @@ class Settings(BaseSettings):
     # the media server itself (streaming/managed): `managed` runs nginx-rtmp under `bigfootlive
     # serve`, `external` leaves it to the operator (`bigfootlive media-server config` prints
     # its configuration), `none` runs without one; `auto`: managed when nginx and its RTMP
-    # module are installed and NODE_ENV is not production, else external / none
+    # module are installed and NODE_ENV=development, else external (production) / none
     media_server_mode: Literal["auto", "managed", "external", "none"] = "auto"
     media_listen_host: str = "127.0.0.1"  # nginx's RTMP and HTTP listeners (0.0.0.0: every address)
     media_http_port: int = 8080  # nginx's HTTP origin: HLS, ladder, VOD (and /stat, loopback)

@@ -26,8 +26,9 @@ def _settings(**values: object) -> Settings:
 
 def test_auto_is_managed_where_nginx_rtmp_is_installed():
     services.require(nginx_rtmp.available(), "nginx with libnginx-mod-rtmp")
-    assert resolve(_settings()).mode == "managed"
-    assert resolve(_settings(node_env="test")).mode == "managed"
+    assert resolve(_settings()).mode == "managed"  # NODE_ENV=development, as `make run`
+    assert resolve(_settings(node_env="test")).mode == "none"  # test servers run side by side
+    assert resolve(_settings(node_env="test", media_server_mode="managed")).mode == "managed"
 
 
 def test_auto_is_external_in_production_and_for_other_media_servers():

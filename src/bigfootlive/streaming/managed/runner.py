@@ -6,8 +6,9 @@
   nginx configuration to deploy); only its callbacks reach this process.
 - `none`: no media server; events can be managed, nobody can go live.
 - `auto` (default): `managed` when MEDIA_SERVER=nginx-rtmp, nginx and its RTMP module are
-  installed and NODE_ENV is not production; `external` in production or for SRS / MediaMTX;
-  otherwise `none`, with the reason logged and shown by `/ready`.
+  installed and NODE_ENV=development (`make run`); `external` in production or for SRS /
+  MediaMTX; otherwise (NODE_ENV=test, nginx missing) `none`, with the reason logged and shown
+  by `/ready`.
 
 serve resolves the mode once and exports it (MEDIA_SERVER_MODE and the defaults above) into its
 environment, which uvicorn's workers read their settings from.
@@ -68,6 +69,8 @@ def resolve(settings: Settings) -> Resolved:
         return Resolved(
             "external", "NODE_ENV=production: set MEDIA_SERVER_MODE=managed to run nginx here"
         )
+    if settings.node_env == "test":  # test servers run side by side: no nginx on fixed ports
+        return Resolved("none", "NODE_ENV=test: set MEDIA_SERVER_MODE=managed to run nginx here")
     if find_nginx(settings) is None:
         return Resolved("none", missing_reason(settings))
     return Resolved("managed", "nginx with the RTMP module is installed")
