@@ -153,9 +153,15 @@ class MediaLayout:
                             (str(self.recordings_dir), "RECORDINGS_DIR"),
                             (self.rtmp_module, "NGINX_RTMP_MODULE")):  # fmt: skip
             q(value, what)
-        listen = self.listen_host if self.listen_host not in ("", "[::]") else "[::]"
-        if listen == "::":
-            listen = "[::]"
+        listen = self.listen_host or "0.0.0.0"  # noqa: S104 - nginx's listen address
+        if listen in ("::", "[::]"):
+            listen = "[::]:{port} ipv6only=off"  # both stacks: the relay and hooks use 127.0.0.1
+        elif ":" in listen:
+            raise LayoutError(
+                f"MEDIA_LISTEN_HOST {self.listen_host!r}: use an IPv4 address, 0.0.0.0 or ::"
+            )
+        else:
+            listen += ":{port}"
         hook = f"{self.http_url}/_bfl/hooks/nginx-rtmp"
         loopback = "allow 127.0.0.1; allow ::1;"
         if self.local_host not in ("127.0.0.1", "::1", "localhost"):
@@ -193,7 +199,7 @@ rtmp {{
     log_format bfl '$remote_addr [$time_local] $command "$app" $bytes_received $bytes_sent $session_readable_time';
     access_log {q(run + "/logs/rtmp-access.log", "log")} bfl;
     server {{
-        listen {listen}:{self.rtmp_port};
+        listen {listen.format(port=self.rtmp_port)};
         chunk_size 4096;
         notify_method post;
         notify_update_timeout {self.update_seconds}s;  # how fast a stopped event drops its publisher
@@ -258,7 +264,7 @@ http {{
     }}
 
     server {{
-        listen {listen}:{self.http_port};
+        listen {listen.format(port=self.http_port)};
 
         location = /_bfl/health {{
             {loopback} deny all;
