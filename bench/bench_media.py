@@ -44,9 +44,9 @@ from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
 from bigfootlive.deps import RequestMeta
-from bigfootlive.events import service as events
+from bigfootlive.events import crud, lifecycle
 from bigfootlive.events.schemas import EventCreate, Visibility
-from bigfootlive.identity import service as identity
+from bigfootlive.identity import accounts
 from bigfootlive.identity.tokens import AccessClaims
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.models import Event
@@ -87,7 +87,7 @@ async def seed(state: AppState, n: int) -> list[tuple[Event, str, str]]:
             session, slug=f"bench-{uuid.uuid4().hex[:6]}", name="Bench",
             settings=TenantSettings(), email_domains=[],
         )  # fmt: skip
-        user = await identity.create_account(
+        user = await accounts.create_account(
             state, session, tenant=tenant, email="bench@example.com", display_name="Bench",
             role=Role.ADMIN, password=None, email_verified=True,
         )  # fmt: skip
@@ -100,8 +100,8 @@ async def seed(state: AppState, n: int) -> list[tuple[Event, str, str]]:
     async with state.db.transaction() as session:
         for i in range(n):
             body = EventCreate(title=f"bench {i}", visibility=Visibility.PRIVATE)
-            event, key = await events.create_event(state, session, META, subject, body)
-            await events.start_event(state, session, META, subject, event.id)
+            event, key = await crud.create_event(state, session, META, subject, body)
+            await lifecycle.start_event(state, session, META, subject, event.id)
             token, _ = state.playback_tokens.issue(
                 event_id=event.id, playback_id=event.playback_id, viewer_id=None
             )

@@ -35,7 +35,7 @@ from fastapi import APIRouter, Request, Response
 
 from bigfootlive.apikeys.service import ApiPrincipal
 from bigfootlive.errors import Forbidden, Unauthorized
-from bigfootlive.events import service as events
+from bigfootlive.events import keys
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.playback import InvalidPlaybackToken
 from bigfootlive.events.schemas import Visibility
@@ -124,9 +124,9 @@ _MEMO_SECONDS = 2.0
 async def _lookup(state: AppState, playback_id: str | None, event_id: uuid.UUID | None) -> _Known:
     async with state.db.read_sessionmaker() as session:  # used on a cache miss only
         if playback_id is not None:
-            ref = await events.find_by_playback_id(state, session, playback_id)
+            ref = await keys.find_by_playback_id(state, session, playback_id)
         elif event_id is not None:
-            ref = await events.find_ref(state, session, event_id)
+            ref = await keys.find_ref(state, session, event_id)
         else:
             ref = None
         active = ref is not None and await tenants.is_active(state, session, ref.tenant_id)
