@@ -11,14 +11,18 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from pathlib import Path
+
+import pytest
 
 import bigfootlive.models  # noqa: F401
 from bigfootlive.db import Base
 
 UNSCOPED_REASON = re.compile(r"# unscoped: \S|Unscoped on purpose")
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "bigfootlive"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "bigfootlive"
 TENANT_MODELS = {
     mapper.class_.__name__
     for mapper in Base.registry.mappers
@@ -104,3 +108,11 @@ def test_json_is_parsed_only_by_the_depth_limited_parser() -> None:
             if stdlib or method:
                 offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {func.attr}()")
     assert offenders == [], "use bigfootlive.kit.jsonparse.loads:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize(
+    "module", sorted(p.stem for p in (ROOT / "bench").glob("*.py") if p.stem != "__init__")
+)
+def test_every_benchmark_imports(module: str) -> None:
+    """mypy covers src only: a benchmark naming a moved module fails here, not in `make bench`."""
+    importlib.import_module(f"bench.{module}")
