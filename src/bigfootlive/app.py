@@ -41,6 +41,7 @@ from bigfootlive.routing import JsonRoute
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.state import AppState
+from bigfootlive.streaming import kick as streaming_kick
 from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(containers_router)
     app.include_router(recordings_router)
     containers_service.register_hooks()
+    streaming_kick.register_hooks()
     app.include_router(chat_router)
     app.include_router(realtime_router)
 
