@@ -3,6 +3,8 @@ playback configuration and stream health."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import uuid
 from collections.abc import Mapping
@@ -38,9 +40,30 @@ from bigfootlive.streaming.srs import SrsAdapter
 router = APIRouter(prefix="/api/streaming", tags=["streaming"], route_class=JsonRoute)
 
 
+def _authorization_key(value: str) -> str | None:
+    """`Bearer <key>`, or `Basic` with the key as password: what an HTTP client sends for a
+    callback URL `http://media:<key>@api/...` (Go's client, hence MediaMTX, redacts it in logs)."""
+    scheme, _, credentials = value.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return None
+
+
 async def _principal(request: Request, state: State) -> ApiPrincipal:
-    # Media servers cannot always set headers, so the key may come as ?api_key=...
-    secret = request.headers.get("x-api-key") or request.query_params.get("api_key")
+    # A header keeps the key out of URLs the media server logs (docs/streaming.md says how for
+    # each server); ?api_key= stays for media servers that can neither set a header nor go
+    # through a proxy that adds one.
+    secret = (
+        request.headers.get("x-api-key")
+        or _authorization_key(request.headers.get("authorization", ""))
+        or request.query_params.get("api_key")
+    )
     return await apikeys.authenticate(state, secret)
 
 
