@@ -24,7 +24,7 @@ from bigfootlive.events.playback import hls_url, ingest_for
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.kit import jsonparse
 from bigfootlive.routing import JsonRoute
-from bigfootlive.streaming import service
+from bigfootlive.streaming import feedback, service
 from bigfootlive.streaming.base import (
     BadCallback,
     CallbackKind,
@@ -184,10 +184,11 @@ async def stream_config(
         )
         expires = dt.datetime.fromtimestamp(exp, dt.UTC)
         url = f"{url}?token={token}"
-    ingest = None
+    ingest = refused = None
     if subject is not None and access.can_manage(subject, event):
         key = keys.stream_key_of(state, event)
         ingest = ingest_for(state.settings, event.playback_id, key)
+        refused = await feedback.last_refusal(state, event.id)
     return StreamConfig(
         event_id=event.id,
         status=EventStatus(event.status),
@@ -197,6 +198,7 @@ async def stream_config(
         playback_token=token,
         playback_token_expires_at=expires,
         ingest=ingest,
+        last_refused_publish=refused,
     )
 
 
