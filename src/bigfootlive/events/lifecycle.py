@@ -129,12 +129,12 @@ def target_of(action: str, status: EventStatus) -> EventStatus:
 StartCheck = Callable[[AppState, AsyncSession, Event], Awaitable[None]]
 # Checks run before an event is armed; each may refuse by raising a BigfootError. Other domains
 # register here (the containers domain: compute capacity per tenant and per node).
+START_CHECKS: list[StartCheck] = []
 
 StopHook = Callable[[AppState, uuid.UUID, str, str | None], Awaitable[None]]
 # Run once a stop of an on-air event has committed, with (event id, playback id, the publisher
 # that was connected or None). The streaming domain registers the media-server kick here.
 STOP_HOOKS: list[StopHook] = []
-START_CHECKS: list[StartCheck] = []
 
 
 async def start_event(
