@@ -42,6 +42,7 @@ from bigfootlive.routing import JsonRoute
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.state import AppState
+from bigfootlive.streaming import kick as streaming_kick
 from bigfootlive.streaming.delivery import router as delivery_router
 from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import router as tenant_router
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(containers_router)
     app.include_router(recordings_router)
     containers_service.register_hooks()
+    streaming_kick.register_hooks()
     app.include_router(chat_router)
     app.include_router(realtime_router)
 

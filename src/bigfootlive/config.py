@@ -172,6 +172,7 @@ class Settings(BaseSettings):
     stream_lookup_cache_seconds: float = 30.0
     nginx_rtmp_stat_url: str | None = None
     srs_api_url: str | None = None
+    mediamtx_api_url: str | None = None
     health_stale_seconds: float = 15.0
     # the media server itself (streaming/managed): `managed` runs nginx-rtmp under `bigfootlive
     # serve`, `external` leaves it to the operator (`bigfootlive media-server config` prints

@@ -16,6 +16,7 @@ the commit the change is published on `event:{event_id}:state` and written to th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -130,6 +131,11 @@ StartCheck = Callable[[AppState, AsyncSession, Event], Awaitable[None]]
 # register here (the containers domain: compute capacity per tenant and per node).
 START_CHECKS: list[StartCheck] = []
 
+StopHook = Callable[[AppState, uuid.UUID, str, str | None], Awaitable[None]]
+# Run once a stop of an on-air event has committed, with (event id, playback id, the publisher
+# that was connected or None). The streaming domain registers the media-server kick here.
+STOP_HOOKS: list[StopHook] = []
+
 
 async def start_event(
     state: AppState,
@@ -155,7 +161,15 @@ async def stop_event(
 ) -> Event:
     """End the event; the media server drops the publisher on its next callback or kick."""
     event = await get_managed_event(session, subject, event_id)
-    return await _apply(state, session, event, "stop", meta=meta, actor=subject)
+    was_on_air = EventStatus(event.status).is_on_air
+    publisher_id, playback_id = event.publisher_id, event.playback_id
+    stopped = await _apply(state, session, event, "stop", meta=meta, actor=subject)
+    if was_on_air:
+        for hook in STOP_HOOKS:
+            after_commit(
+                session, functools.partial(hook, state, event_id, playback_id, publisher_id)
+            )
+    return stopped
 
 
 async def cancel_event(

@@ -249,6 +249,23 @@ class Notification(BaseModel):
     watch_url: str | None = None
 
 
+class PublishRefused(BaseModel):
+    """For the event's owner alone (on `user_channel(owner_id)`, published by the streaming
+    domain): the media server refused an encoder's publish, and why."""
+
+    type: Literal["system"] = "system"
+    kind: Literal["publish_refused"] = "publish_refused"
+    event_id: uuid.UUID
+    reason: str = Field(description="Our refusal code, e.g. event_not_started, unknown_stream")
+    source: str | None = Field(None, description="The encoder's address as the server saw it")
+    text: str
+    at: dt.datetime
+
+
+UserMessage = Annotated[Notification | PublishRefused, Field(discriminator="type")]
+user_message: TypeAdapter[UserMessage] = TypeAdapter(UserMessage)
+
+
 ServerMessage = Annotated[
     Welcome
     | Ack
@@ -286,5 +303,6 @@ def control_channel(event_id: uuid.UUID) -> str:
 
 
 def user_channel(user_id: uuid.UUID | str) -> str:
-    """Messages for one user's sockets (each a serialized `Notification`), wherever they are."""
+    """Messages for one user's sockets (a serialized `Notification` or `PublishRefused`),
+    wherever they are."""
     return f"user:{user_id}"

@@ -10,6 +10,12 @@ from bigfootlive.events.schemas import EventStatus, IngestOut, Visibility
 from bigfootlive.kit.credentials import Credentials
 
 
+class RefusedPublish(BaseModel):
+    reason: str = Field(description="Our refusal code, e.g. event_not_started, unknown_stream")
+    at: dt.datetime
+    source: str | None = Field(None, description="The encoder's address as the server saw it")
+
+
 class StreamConfig(Credentials):
     event_id: uuid.UUID
     status: EventStatus
@@ -19,6 +25,9 @@ class StreamConfig(Credentials):
     playback_token: str | None = Field(None, description="For tenant-only and private events")
     playback_token_expires_at: dt.datetime | None = None
     ingest: IngestOut | None = Field(None, description="Only for the event's owner and admins")
+    last_refused_publish: RefusedPublish | None = Field(
+        None, description="The event's last refused publish; only for its owner and admins"
+    )
 
 
 class StreamHealth(BaseModel):
