@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import httpx
 
 from bigfootlive.analytics.schemas import HealthSample, HealthStatus
+from bigfootlive.events.playback import INTERNAL_PULL_FLASHVER
 
 MAX_STAT_BYTES = 4 * 1024 * 1024
 
@@ -59,13 +60,20 @@ def parse_nginx_rtmp_stat(xml: bytes, stream_name: str) -> StreamSample:
             publishing=stream.find("publishing") is not None,
             bytes_in=int(stream.findtext("bytes_in") or 0),
             bw_in_bps=int(stream.findtext("bw_in") or 0),
-            viewers=sum(1 for c in clients if c.find("publishing") is None),
+            viewers=sum(1 for c in clients if is_viewer(c)),
             width=_int(video.findtext("width")) if video is not None else None,
             height=_int(video.findtext("height")) if video is not None else None,
             video_codec=video.findtext("codec") if video is not None else None,
             uptime_ms=int(stream.findtext("time") or 0),
         )
     return StreamSample(publishing=False)
+
+
+def is_viewer(client: ET.Element) -> bool:
+    """A playing client that is not one of our own pulls (transcoder, recorder)."""
+    if client.find("publishing") is not None:
+        return False
+    return (client.findtext("flashver") or "") != INTERNAL_PULL_FLASHVER
 
 
 def _int(text: str | None) -> int | None:

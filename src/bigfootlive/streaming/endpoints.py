@@ -16,6 +16,8 @@ from starlette.requests import ClientDisconnect
 from bigfootlive.apikeys.service import ApiPrincipal
 from bigfootlive.authz.deps import CurrentSubject, OptionalSubject
 from bigfootlive.authz.roles import Role
+from bigfootlive.containers import repository as recordings_repo
+from bigfootlive.containers.storage import public_url
 from bigfootlive.deps import DbSession, ReadSession, State
 from bigfootlive.errors import BadRequest, Forbidden
 from bigfootlive.events import access, keys
@@ -34,7 +36,13 @@ from bigfootlive.streaming.base import (
 from bigfootlive.streaming.managed import credential
 from bigfootlive.streaming.mediamtx import MediaMtxAdapter
 from bigfootlive.streaming.nginx_rtmp import NginxRtmpAdapter
-from bigfootlive.streaming.schemas import StreamConfig, StreamHealth, WebhookIn, WebhookOut
+from bigfootlive.streaming.schemas import (
+    StreamConfig,
+    StreamHealth,
+    TokenRules,
+    WebhookIn,
+    WebhookOut,
+)
 from bigfootlive.streaming.srs import SrsAdapter
 
 router = APIRouter(prefix="/api/streaming", tags=["streaming"], route_class=JsonRoute)
@@ -176,7 +184,12 @@ async def stream_config(
     the ingest URL and stream key only for the event's owner and admins."""
     event = await access.get_viewable_event(session, subject, event_id)
     url = hls_url(state.settings, event.playback_id)
-    token = expires = None
+    abr = None
+    if state.settings.container_transcoder:
+        abr = public_url(state.settings, f"live/{event.playback_id}/master.m3u8")
+    recordings = await recordings_repo.recordings_of(session, event.tenant_id, event.id)
+    vods = [r.playback_url for r in recordings if r.status == "ready" and r.playback_url]
+    token = expires = rules = None
     if event.visibility != Visibility.PUBLIC.value:
         token, exp = state.playback_tokens.issue(
             event_id=event.id,
@@ -185,6 +198,10 @@ async def stream_config(
         )
         expires = dt.datetime.fromtimestamp(exp, dt.UTC)
         url = f"{url}?token={token}"
+        abr = None if abr is None else f"{abr}?token={token}"
+        vods = [f"{v}?token={token}" for v in vods]
+        applies = ["hls_url", *(["abr_master_url"] if abr else []), "vod_urls"]
+        rules = TokenRules(applies_to=applies, expires_at=expires)
     ingest = refused = None
     if subject is not None and access.can_manage(subject, event):
         key = keys.stream_key_of(state, event)
@@ -200,6 +217,9 @@ async def stream_config(
         playback_token_expires_at=expires,
         ingest=ingest,
         last_refused_publish=refused,
+        abr_master_url=abr,
+        vod_urls=vods,
+        token_rules=rules,
     )
 
 

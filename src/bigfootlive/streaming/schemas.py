@@ -16,6 +16,16 @@ class RefusedPublish(BaseModel):
     source: str | None = Field(None, description="The encoder's address as the server saw it")
 
 
+class TokenRules(BaseModel):
+    query_parameter: str = "token"
+    applies_to: list[str] = Field(
+        description="The fields above whose URLs, and every playlist, segment and rendition "
+        "under them, need the token"
+    )
+    expires_at: dt.datetime
+    renew: str = "GET this endpoint again for a fresh token before it expires"
+
+
 class StreamConfig(Credentials):
     event_id: uuid.UUID
     status: EventStatus
@@ -27,6 +37,15 @@ class StreamConfig(Credentials):
     ingest: IngestOut | None = Field(None, description="Only for the event's owner and admins")
     last_refused_publish: RefusedPublish | None = Field(
         None, description="The event's last refused publish; only for its owner and admins"
+    )
+    abr_master_url: str | None = Field(
+        None, description="The transcoded ladder's master playlist, when a ladder runs"
+    )
+    vod_urls: list[str] = Field(
+        default_factory=list, description="Master playlists of the event's published recordings"
+    )
+    token_rules: TokenRules | None = Field(
+        None, description="How the playback token goes with the URLs (tenant-only and private)"
     )
 
 

@@ -20,7 +20,7 @@ from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
 from bigfootlive.events import keys, lifecycle
 from bigfootlive.events.cache import EventRef
-from bigfootlive.events.playback import InvalidPlaybackToken
+from bigfootlive.events.playback import INTERNAL_PULL_PREFIX, InvalidPlaybackToken
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.models import Event
 from bigfootlive.state import AppState
@@ -172,6 +172,13 @@ def _publisher_alive(ref: EventRef, callback: MediaCallback) -> Decision:
 def _play(state: AppState, ref: EventRef, callback: MediaCallback) -> Decision:
     if not ref.status.is_on_air:
         return Decision.deny("event_finished" if ref.status.is_finished else "event_not_live")
+    token = callback.playback_token
+    if token and token.startswith(INTERNAL_PULL_PREFIX):
+        # BigfootLive's own transcoder or recorder, for every visibility (never a viewer).
+        alive = callback.kind == CallbackKind.PLAYER_ALIVE
+        if state.playback_tokens.verify_internal_pull(token, ref.playback_id, allow_expired=alive):
+            return Decision.allow()
+        return Decision.deny("invalid_pull_credential")
     if ref.visibility == Visibility.PUBLIC:
         return Decision.allow()
     if not callback.playback_token:
