@@ -36,11 +36,11 @@ from bigfootlive.app import create_app
 from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
-from bigfootlive.deps import RequestMeta
 from bigfootlive.events import service as events
 from bigfootlive.events.schemas import EventCreate
 from bigfootlive.identity import service as identity
 from bigfootlive.identity.tokens import AccessClaims
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.serving import uvicorn_options
 from bigfootlive.state import AppState

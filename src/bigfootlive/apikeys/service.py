@@ -19,11 +19,11 @@ from bigfootlive.apikeys.schemas import ApiKeyCreate, ApiKeyOut, KeyScope
 from bigfootlive.authz.deps import AuthSubject, TenantInactive
 from bigfootlive.authz.scoping import scoped
 from bigfootlive.db import after_commit, utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Forbidden, NotFound, Unauthorized
 from bigfootlive.identity import audit
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import hash_token, random_token
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import ApiKey, Tenant
 from bigfootlive.state import AppState
 

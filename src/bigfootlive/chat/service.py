@@ -28,12 +28,12 @@ from bigfootlive.chat import repository as repo
 from bigfootlive.chat.schemas import ChatMessageOut, RoomSettingsOut, RoomSettingsPatch
 from bigfootlive.containers import moderation as automod
 from bigfootlive.db import after_commit, utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 from bigfootlive.events import service as events
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.identity import audit
 from bigfootlive.kit.pagination import page_of
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import ChatBan, ChatMessage, ChatRoom, Event, User
 from bigfootlive.realtime import protocol as p
 from bigfootlive.state import AppState

@@ -30,7 +30,6 @@ from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.config import Settings
 from bigfootlive.db import after_commit, utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Forbidden, NotFound
 from bigfootlive.events import repository as repo
 from bigfootlive.events.cache import EventCache, EventRef
@@ -44,6 +43,7 @@ from bigfootlive.events.schemas import (
 )
 from bigfootlive.identity import audit
 from bigfootlive.kit.crypto import keyed_hash
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa.policy import ensure_recent_mfa
 from bigfootlive.models import Event
 from bigfootlive.state import AppState

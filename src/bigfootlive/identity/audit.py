@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.db import Database
-from bigfootlive.deps import RequestMeta
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import AuditRecord, User
 from bigfootlive.observability.metrics import AUTH_EVENTS
 

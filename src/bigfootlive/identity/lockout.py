@@ -16,11 +16,11 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import TooManyRequests
 from bigfootlive.identity import audit
 from bigfootlive.identity import repository as repo
 from bigfootlive.kit.crypto import hash_token
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import User
 from bigfootlive.state import AppState
 from bigfootlive.tenants.schemas import LockoutPolicy

@@ -15,11 +15,11 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.db import utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Forbidden, NotFound
 from bigfootlive.identity import audit, service
 from bigfootlive.identity import repository as repo
 from bigfootlive.kit.crypto import hash_token, random_token
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import PendingRegistration, Tenant, User
 from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants

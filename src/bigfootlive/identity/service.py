@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.authz.deps import AuthSubject, TenantInactive
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.db import after_commit, utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import (
     BadRequest,
     Conflict,
@@ -26,6 +25,7 @@ from bigfootlive.identity import repository as repo
 from bigfootlive.identity.passwords import check_password_policy
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair, UserOut
 from bigfootlive.kit.crypto import hash_token, random_token
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa.policy import sign_in_challenge
 from bigfootlive.models import (
     AuditRecord,

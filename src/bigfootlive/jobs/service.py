@@ -10,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.db import after_commit
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import NotFound
 from bigfootlive.identity import audit
 from bigfootlive.jobs.queue import JobQueue
 from bigfootlive.jobs.registry import TASKS
 from bigfootlive.jobs.schemas import DeadJobOut, JobStats, QueueDepth, TaskCounts
 from bigfootlive.kit.pagination import encode_cursor, paginate
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import DeadJob
 
 

@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Forbidden, Unauthorized
 from bigfootlive.identity import audit
 from bigfootlive.identity.schemas import MfaChallenge, MfaFactorBrief
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import challenges
 from bigfootlive.mfa import repository as repo
 from bigfootlive.models import MfaFactor, Tenant, User

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
 from bigfootlive.db import after_commit, utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import (
     BadRequest,
     Conflict,
@@ -31,6 +30,7 @@ from bigfootlive.identity import service as identity
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import constant_time_equals
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import challenges, codes, passkeys, policy, totp
 from bigfootlive.mfa import repository as repo
 from bigfootlive.mfa.challenges import Challenge

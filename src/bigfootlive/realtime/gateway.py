@@ -26,11 +26,11 @@ from bigfootlive.analytics import service as analytics
 from bigfootlive.authz.deps import AuthSubject, authenticate
 from bigfootlive.chat import service as chat
 from bigfootlive.chat.schemas import RoomSettingsOut, RoomSettingsPatch
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import BigfootError, Unauthorized
 from bigfootlive.events import service as events
 from bigfootlive.events.schemas import Visibility
 from bigfootlive.kit.net import client_ip, user_agent
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.hub import Connection, Hub, OutFrame, shutdown_all_hubs

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
 from bigfootlive.db import utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import (
     BadRequest,
     BigfootError,
@@ -34,6 +33,7 @@ from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import DecryptionError, random_token
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import SsoIdentity, SsoProvider, Tenant, User
 from bigfootlive.sso import ldap as ldap_adapter
 from bigfootlive.sso import oidc, saml

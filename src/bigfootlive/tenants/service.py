@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.authz.roles import Role
 from bigfootlive.db import after_commit
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Forbidden, NotFound, Unprocessable
 from bigfootlive.identity import audit
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Tenant, TenantDomain, User
 from bigfootlive.state import AppState
 from bigfootlive.tenants import repository as repo

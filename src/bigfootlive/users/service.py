@@ -8,11 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission, Role
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import BadRequest, Forbidden, NotFound
 from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.kit.pagination import encode_cursor
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import User
 from bigfootlive.users import repository as repo
 from bigfootlive.users.schemas import FollowOut, ProfileOut, ProfileUpdate

@@ -15,12 +15,12 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.deps import AuthSubject
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import BadRequest, NotFound, Unprocessable
 from bigfootlive.identity import audit
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.kit import outbound
 from bigfootlive.kit.pagination import encode_cursor
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import WebhookDelivery, WebhookEndpoint
 from bigfootlive.state import AppState
 from bigfootlive.webhooks import repository as repo
