@@ -33,13 +33,12 @@ from bench import loadgen
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.apikeys.schemas import ApiKeyCreate
 from bigfootlive.app import create_app
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
+from bigfootlive.authz.subject import AccessClaims, AuthSubject
 from bigfootlive.config import Settings
 from bigfootlive.events import service as events
 from bigfootlive.events.schemas import EventCreate
 from bigfootlive.identity import service as identity
-from bigfootlive.identity.tokens import AccessClaims
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.serving import uvicorn_options

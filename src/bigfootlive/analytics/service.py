@@ -31,8 +31,8 @@ from bigfootlive.analytics.schemas import (
     ViewerFigures,
     WatchTime,
 )
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.containers import service as containers
 from bigfootlive.db import utcnow
 from bigfootlive.errors import Conflict

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.apikeys.schemas import ApiKeyCreate, ApiKeyOut, KeyScope
-from bigfootlive.authz.deps import AuthSubject, TenantInactive
 from bigfootlive.authz.scoping import scoped
+from bigfootlive.authz.subject import AuthSubject, TenantInactive
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import Forbidden, NotFound, Unauthorized
 from bigfootlive.identity import audit

@@ -22,8 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.analytics import service as analytics
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission, Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import repository as repo
 from bigfootlive.chat.schemas import ChatMessageOut, RoomSettingsOut, RoomSettingsPatch
 from bigfootlive.containers import moderation as automod

@@ -26,8 +26,8 @@ import structlog
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission, Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.config import Settings
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import Conflict, Forbidden, NotFound

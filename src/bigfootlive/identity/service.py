@@ -10,8 +10,8 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject, TenantInactive
 from bigfootlive.authz.roles import Permission, Role
+from bigfootlive.authz.subject import AuthSubject, TenantInactive
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import (
     BadRequest,

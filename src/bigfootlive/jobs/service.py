@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import after_commit
 from bigfootlive.errors import NotFound
 from bigfootlive.identity import audit

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import Forbidden, Unauthorized
 from bigfootlive.identity import audit
 from bigfootlive.identity.schemas import MfaChallenge, MfaFactorBrief

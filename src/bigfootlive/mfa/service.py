@@ -12,8 +12,8 @@ from typing import Any, NoReturn
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import (
     BadRequest,

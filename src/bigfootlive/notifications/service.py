@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import BadRequest
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.kit.crypto import constant_time_equals, keyed_hash

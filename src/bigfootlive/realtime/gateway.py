@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketDisconnect
 
 from bigfootlive.analytics import service as analytics
-from bigfootlive.authz.deps import AuthSubject, authenticate
+from bigfootlive.authz.deps import authenticate
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import service as chat
 from bigfootlive.chat.schemas import RoomSettingsOut, RoomSettingsPatch
 from bigfootlive.errors import BigfootError, Unauthorized

@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import utcnow
 from bigfootlive.errors import (
     BadRequest,

@@ -5,8 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from bigfootlive.authz.deps import AuthSubject, require
+from bigfootlive.authz.deps import require
 from bigfootlive.authz.roles import Permission, Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo

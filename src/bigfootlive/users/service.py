@@ -6,8 +6,8 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission, Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import BadRequest, Forbidden, NotFound
 from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo

@@ -14,7 +14,7 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import BadRequest, NotFound, Unprocessable
 from bigfootlive.identity import audit
 from bigfootlive.jobs import enqueue_after_commit
