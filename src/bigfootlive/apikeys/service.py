@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.apikeys.schemas import ApiKeyCreate, ApiKeyOut, KeyScope
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.scoping import scoped
 from bigfootlive.authz.subject import AuthSubject, TenantInactive
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import Forbidden, NotFound, Unauthorized
-from bigfootlive.identity import audit
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import hash_token, random_token
 from bigfootlive.kit.request import RequestMeta
@@ -79,12 +79,9 @@ async def create_key(
     )
     session.add(key)
     await session.flush()
-    await audit.record(
-        session,
-        action="api_key.create",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.API_KEY_CREATE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="api_key",
         target_id=key.id,
         details={"scope": body.scope.value, "prefix": key.prefix},
@@ -120,12 +117,9 @@ async def revoke_key(
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
-        await audit.record(
-            session,
-            action="api_key.revoke",
-            meta=meta,
+        await AuditLog(session, meta, subject.user_id).record(
+            AuditAction.API_KEY_REVOKE,
             tenant_id=subject.tenant_id,
-            actor_id=subject.user_id,
             target_type="api_key",
             target_id=key.id,
         )

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.analytics import service as analytics
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import repository as repo
@@ -31,7 +32,6 @@ from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 from bigfootlive.events import service as events
 from bigfootlive.events.schemas import EventStatus
-from bigfootlive.identity import audit
 from bigfootlive.kit.pagination import page_of
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import ChatBan, ChatMessage, ChatRoom, Event, User
@@ -360,12 +360,9 @@ async def hide_flagged(
     if message is None or message.deleted_at is not None:
         return False
     await _delete(state, session, tenant_id, event_id, message, by=None, by_moderator=True)
-    await audit.record(
-        session,
-        action="chat.auto_moderation",
-        meta=None,
+    await AuditLog(session, None, None).record(
+        AuditAction.CHAT_AUTO_MODERATION,
         tenant_id=tenant_id,
-        actor_id=None,
         target_type="chat_message",
         target_id=message.id,
         details={"event_id": str(event_id), "author_id": str(message.user_id), "reason": reason},
@@ -405,12 +402,9 @@ async def delete_message(
         state, session, event.tenant_id, event.id, message, by=subject.user_id, by_moderator=not own
     )
     if not own:
-        await audit.record(
-            session,
-            action="chat.delete",
-            meta=meta,
+        await AuditLog(session, meta, subject.user_id).record(
+            AuditAction.CHAT_DELETE,
             tenant_id=event.tenant_id,
-            actor_id=subject.user_id,
             target_type="chat_message",
             target_id=message.id,
             details={"event_id": str(event.id), "author_id": str(message.user_id)},
@@ -448,12 +442,9 @@ async def timeout_user(
             max_seconds=state.settings.chat_max_timeout_seconds,
         )
     until = utcnow() + dt.timedelta(seconds=seconds)
-    await audit.record(
-        session,
-        action="chat.timeout",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.CHAT_TIMEOUT,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="user",
         target_id=user_id,
         details={"event_id": str(event.id), "seconds": seconds, "reason": reason},
@@ -493,12 +484,9 @@ async def ban_user(
             )
         )
         await session.flush()
-    await audit.record(
-        session,
-        action="chat.ban",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.CHAT_BAN,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="user",
         target_id=user_id,
         details={"event_id": str(event.id), "reason": reason},
@@ -527,12 +515,9 @@ async def unban_user(
         raise NotFound("The user is not banned", code="not_banned")
     await session.delete(ban)
     await session.flush()
-    await audit.record(
-        session,
-        action="chat.unban",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.CHAT_UNBAN,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="user",
         target_id=user_id,
         details={"event_id": str(event.id)},
@@ -578,13 +563,14 @@ async def update_room(
     room.updated_at = utcnow()
     await session.flush()
     for field, value in changes.items():
-        action = "chat.slow_mode" if field == "slow_mode_seconds" else "chat.followers_only"
-        await audit.record(
-            session,
-            action=action,
-            meta=meta,
+        action = (
+            AuditAction.CHAT_SLOW_MODE
+            if field == "slow_mode_seconds"
+            else AuditAction.CHAT_FOLLOWERS_ONLY
+        )
+        await AuditLog(session, meta, subject.user_id).record(
+            action,
             tenant_id=event.tenant_id,
-            actor_id=subject.user_id,
             target_type="event",
             target_id=event.id,
             details={field: value},
@@ -618,12 +604,9 @@ async def pin_message(
     room.pinned_message_id = message_id
     room.updated_at = utcnow()
     await session.flush()
-    await audit.record(
-        session,
-        action="chat.pin" if message_id is not None else "chat.unpin",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.CHAT_PIN if message_id is not None else AuditAction.CHAT_UNPIN,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="event",
         target_id=event.id,
         details={"message_id": None if message_id is None else str(message_id)},

@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.config import Settings
@@ -41,7 +42,6 @@ from bigfootlive.events.schemas import (
     StateChange,
     Visibility,
 )
-from bigfootlive.identity import audit
 from bigfootlive.kit.crypto import keyed_hash
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa.policy import ensure_recent_mfa
@@ -289,12 +289,9 @@ async def create_event(
     _set_stream_key(state, event, stream_key)
     session.add(event)
     await session.flush()
-    await audit.record(
-        session,
-        action="event.create",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.EVENT_CREATE,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="event",
         target_id=event.id,
         details={"visibility": event.visibility},
@@ -346,12 +343,9 @@ async def update_event(
     event.version += 1
     event.updated_at = utcnow()
     await session.flush()
-    await audit.record(
-        session,
-        action="event.update",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.EVENT_UPDATE,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="event",
         target_id=event.id,
         details={"fields": sorted(changes)},
@@ -378,12 +372,9 @@ async def rotate_stream_key(
     _set_stream_key(state, event, stream_key)
     event.updated_at = utcnow()
     await session.flush()
-    await audit.record(
-        session,
-        action="event.stream_key_rotate",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.EVENT_STREAM_KEY_ROTATE,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="event",
         target_id=event.id,
     )
@@ -573,12 +564,9 @@ async def _apply(
         )
         if moved is not None:
             if actor is not None:
-                await audit.record(
-                    session,
-                    action=f"event.{action}",
-                    meta=meta,
+                await AuditLog(session, meta, actor.user_id).record(
+                    AuditAction(f"event.{action}"),
                     tenant_id=moved.tenant_id,
-                    actor_id=actor.user_id,
                     target_type="event",
                     target_id=moved.id,
                     details={"from": known.value, "to": target.value},

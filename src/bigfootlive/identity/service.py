@@ -10,6 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog, own_account
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject, TenantInactive
 from bigfootlive.db import after_commit, utcnow
@@ -20,7 +21,7 @@ from bigfootlive.errors import (
     NotFound,
     Unauthorized,
 )
-from bigfootlive.identity import audit, lockout
+from bigfootlive.identity import lockout
 from bigfootlive.identity import repository as repo
 from bigfootlive.identity.passwords import check_password_policy
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair, UserOut
@@ -189,13 +190,8 @@ async def login(
     tenant = await tenants.resolve_tenant(session, tenant_slug, email)
     if tenant is None:
         await state.passwords.verify(None, password)
-        await audit.record_detached(
-            state.db,
-            action="auth.login",
-            meta=meta,
-            tenant_id=None,
-            actor_id=None,
-            details={"reason": "unknown_tenant"},
+        await AuditLog.detached(state.db, meta, None).record(
+            AuditAction.AUTH_LOGIN, tenant_id=None, details={"reason": "unknown_tenant"}
         )
         raise InvalidCredentials()
     await state.limiter.check(settings.login_rate_limit, "login-account", str(tenant.id), email)
@@ -217,12 +213,9 @@ async def login(
         )
         raise InvalidCredentials()
     if not user.is_active:
-        await audit.record_detached(
-            state.db,
-            action="auth.login",
-            meta=meta,
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_LOGIN,
             tenant_id=tenant.id,
-            actor_id=user.id,
             target_type="user",
             target_id=user.id,
             details={"reason": "disabled"},
@@ -231,12 +224,9 @@ async def login(
     try:
         await check_password_login(session, user)  # "SSO required": break-glass admins only
     except SsoRequired:
-        await audit.record_detached(
-            state.db,
-            action="auth.login",
-            meta=meta,
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_LOGIN,
             tenant_id=tenant.id,
-            actor_id=user.id,
             target_type="user",
             target_id=user.id,
             details={"reason": "sso_required"},
@@ -247,12 +237,9 @@ async def login(
         user.password_hash = await state.passwords.hash(password)
     await lockout.clear(session, tenant.id, email)
     user.last_login_at = now
-    await audit.record(
-        session,
-        action="auth.login",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_LOGIN,
         tenant_id=tenant.id,
-        actor_id=user.id,
         target_type="user",
         target_id=user.id,
         details={"method": "pwd", "rehashed": needs_rehash},
@@ -393,12 +380,11 @@ async def _end_sessions_detached(
 ) -> None:
     async with state.db.transaction() as tx:
         await repo.revoke_sessions(tx, [auth_session.id], utcnow(), reason)
-        await audit.record(
-            tx,
-            action="auth.refresh_reuse" if reason == "refresh_token_reuse" else "auth.session_end",
-            meta=meta,
+        await AuditLog(tx, meta, auth_session.user_id).record(
+            AuditAction.AUTH_REFRESH_REUSE
+            if reason == "refresh_token_reuse"
+            else AuditAction.AUTH_SESSION_END,
             tenant_id=auth_session.tenant_id,
-            actor_id=auth_session.user_id,
             result=result,
             target_type="session",
             target_id=auth_session.id,
@@ -425,12 +411,9 @@ async def end_sessions(
     await repo.revoke_sessions(session, session_ids, utcnow(), reason)
     for sid in session_ids:
         await state.revoked.revoke(sid, user_id=user.id)
-    await audit.record(
-        session,
-        action="auth.session_end",
-        meta=meta,
+    await AuditLog(session, meta, actor.user_id if actor else user.id).record(
+        AuditAction.AUTH_SESSION_END,
         tenant_id=user.tenant_id,
-        actor_id=actor.user_id if actor else user.id,
         target_type="user",
         target_id=user.id,
         details={"sessions": [str(s) for s in session_ids], "reason": reason},
@@ -495,12 +478,10 @@ async def change_password(
     tenant = await tenants.require_tenant(session, subject.tenant_id)
     ok, _ = await state.passwords.verify(user.password_hash, current_password)
     if not ok:
-        await audit.record_detached(
-            state.db,
-            action="auth.password_change",
-            meta=meta,
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_PASSWORD_CHANGE,
             details={"reason": "bad_current_password"},
-            **audit.own_account(user),
+            **own_account(user),
         )
         raise Forbidden("The current password is incorrect", code="invalid_current_password")
     await set_password(state, session, user, new_password, tenants.settings_of(tenant))
@@ -516,11 +497,8 @@ async def change_password(
         session_ids=others,
         reason="password_changed",
     )
-    await audit.record(
-        session,
-        action="auth.password_change",
-        meta=meta,
-        **audit.own_account(user),
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_PASSWORD_CHANGE, **own_account(user)
     )
     mail_after_commit(
         state,
@@ -549,12 +527,9 @@ async def request_password_reset(
     if user is None or not user.is_active:
         return
     token = new_user_token(session, user, PURPOSE_RESET, state.settings.password_reset_ttl_seconds)
-    await audit.record(
-        session,
-        action="auth.password_reset_request",
-        meta=meta,
+    await AuditLog(session, meta, None).record(
+        AuditAction.AUTH_PASSWORD_RESET_REQUEST,
         tenant_id=user.tenant_id,
-        actor_id=None,
         target_type="user",
         target_id=user.id,
     )
@@ -590,11 +565,8 @@ async def reset_password(
         session_ids=await repo.active_session_ids(session, user.id),
         reason="password_reset",
     )
-    await audit.record(
-        session,
-        action="auth.password_reset",
-        meta=meta,
-        **audit.own_account(user),
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_PASSWORD_RESET, **own_account(user)
     )
 
 
@@ -633,11 +605,8 @@ async def verify_email(
     if user is None:
         raise InvalidOneTimeToken()
     user.email_verified_at = utcnow()
-    await audit.record(
-        session,
-        action="auth.email_verified",
-        meta=meta,
-        **audit.own_account(user),
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_EMAIL_VERIFIED, **own_account(user)
     )
 
 

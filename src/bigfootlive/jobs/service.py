@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import after_commit
 from bigfootlive.errors import NotFound
-from bigfootlive.identity import audit
 from bigfootlive.jobs.queue import JobQueue
 from bigfootlive.jobs.registry import TASKS
 from bigfootlive.jobs.schemas import DeadJobOut, JobStats, QueueDepth, TaskCounts
@@ -97,12 +97,9 @@ async def retry_dead(
         raise NotFound("The task no longer exists", code="task_not_found")
     task, kwargs, message_id = TASKS[row.task], dict(row.kwargs), row.message_id
     await session.delete(row)
-    await audit.record(
-        session,
-        action="jobs.dead_retry",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.JOBS_DEAD_RETRY,
         tenant_id=None,
-        actor_id=subject.user_id,
         target_type="job",
         target_id=message_id,
         details={"task": task.name},
@@ -120,12 +117,9 @@ async def discard_dead(
 ) -> None:
     row = await _get(session, dead_id)
     await session.execute(delete(DeadJob).where(DeadJob.id == row.id))
-    await audit.record(
-        session,
-        action="jobs.dead_discard",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.JOBS_DEAD_DISCARD,
         tenant_id=None,
-        actor_id=subject.user_id,
         target_type="job",
         target_id=row.message_id,
         details={"task": row.task},

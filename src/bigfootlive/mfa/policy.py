@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import Forbidden, Unauthorized
-from bigfootlive.identity import audit
 from bigfootlive.identity.schemas import MfaChallenge, MfaFactorBrief
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import challenges
@@ -116,12 +116,9 @@ async def sign_in_challenge(
     token, _ = await challenges.issue(
         state, purpose=purpose, tenant_id=tenant.id, user_id=user.id, amr=amr
     )
-    await audit.record(
-        session,
-        action="auth.mfa.challenge",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_CHALLENGE,
         tenant_id=tenant.id,
-        actor_id=user.id,
         target_type="user",
         target_id=user.id,
         details={"purpose": purpose, "factors": [f.type for f in factors]},
@@ -164,12 +161,9 @@ async def ensure_recent_mfa(
         if fresh:
             return
     challenge = await step_up_challenge(state, session, subject, policy, factors)
-    await audit.record_detached(
-        state.db,
-        action="auth.mfa.step_up_required",
-        meta=meta,
+    await AuditLog.detached(state.db, meta, user.id).record(
+        AuditAction.AUTH_MFA_STEP_UP_REQUIRED,
         tenant_id=user.tenant_id,
-        actor_id=user.id,
         result="failure",
         target_type="session",
         target_id=subject.session_id,

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog, own_account
 from bigfootlive.authz.roles import Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import after_commit, utcnow
@@ -24,7 +25,6 @@ from bigfootlive.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair
@@ -276,12 +276,9 @@ async def start_setup(
         )
         out.expires_in = state.settings.mfa_code_ttl_seconds
     out.factor = factor_out(factor)
-    await audit.record(
-        session,
-        action="auth.mfa.setup",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_SETUP,
         tenant_id=user.tenant_id,
-        actor_id=user.id,
         target_type="mfa_factor",
         target_id=factor.id,
         details={"type": factor_type, "via": "challenge" if actor.challenge else "session"},
@@ -321,12 +318,9 @@ async def confirm_setup(
     ok = await _prove_new_factor(state, factor, code=code, credential=credential)
     if not ok:
         failures = await state.cache.incr(fails_key, ttl=state.settings.mfa_challenge_ttl_seconds)
-        await audit.record_detached(
-            state.db,
-            action="auth.mfa.enrol",
-            meta=meta,
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_MFA_ENROL,
             tenant_id=user.tenant_id,
-            actor_id=user.id,
             target_type="mfa_factor",
             target_id=factor.id,
             details={"type": factor.type, "failures": failures},
@@ -336,12 +330,9 @@ async def confirm_setup(
     now = utcnow()
     factor.confirmed_at = now
     await state.cache.delete(fails_key)
-    await audit.record(
-        session,
-        action="auth.mfa.enrol",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_ENROL,
         tenant_id=user.tenant_id,
-        actor_id=user.id,
         target_type="mfa_factor",
         target_id=factor.id,
         details={"type": factor.type, "name": factor.name},
@@ -363,12 +354,9 @@ async def confirm_setup(
             raise InvalidChallenge()
         method = factor.type
         factor.last_used_at = now
-        await audit.record(
-            session,
-            action="auth.mfa.verify",
-            meta=meta,
+        await AuditLog(session, meta, user.id).record(
+            AuditAction.AUTH_MFA_VERIFY,
             tenant_id=user.tenant_id,
-            actor_id=user.id,
             target_type="mfa_factor",
             target_id=factor.id,
             details={"method": method, "purpose": "enroll"},
@@ -460,12 +448,9 @@ async def delete_factor(
     await session.delete(factor)
     if not remaining:
         await repo.delete_backup_codes(session, user.tenant_id, user.id)
-    await audit.record(
-        session,
-        action="auth.mfa.factor_delete",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_FACTOR_DELETE,
         tenant_id=user.tenant_id,
-        actor_id=user.id,
         target_type="mfa_factor",
         target_id=factor.id,
         details={"type": factor.type, "name": factor.name},
@@ -510,12 +495,8 @@ async def regenerate_backup_codes(
     if not await repo.user_factors(session, user.tenant_id, user.id):
         raise Conflict("Set up a second factor first", code="no_factor")
     fresh = await _replace_backup_codes(state, session, user)
-    await audit.record(
-        session,
-        action="auth.mfa.backup_codes",
-        meta=meta,
-        details={"count": len(fresh)},
-        **audit.own_account(user),
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_BACKUP_CODES, details={"count": len(fresh)}, **own_account(user)
     )
     return fresh
 
@@ -566,12 +547,9 @@ async def prepare_challenge(
             state, key=challenge.key("code"), factor=factor, user=user, why="sign in"
         )
         out.expires_in = min(int(challenge.ttl), state.settings.mfa_code_ttl_seconds)
-        await audit.record(
-            session,
-            action="auth.mfa.code_sent",
-            meta=meta,
+        await AuditLog(session, meta, user.id).record(
+            AuditAction.AUTH_MFA_CODE_SENT,
             tenant_id=user.tenant_id,
-            actor_id=user.id,
             target_type="mfa_factor",
             target_id=factor.id,
             details={"type": factor.type, "purpose": challenge.purpose},
@@ -602,12 +580,10 @@ async def verify(
     user_fails_key = f"mfa:userfail:{user.id}"
     seen = await state.cache.get(user_fails_key)
     if seen is not None and int(seen) >= settings.mfa_user_failure_limit:
-        await audit.record_detached(
-            state.db,
-            action="auth.mfa.verify",
-            meta=meta,
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_MFA_VERIFY,
             details={"method": method, "reason": "user_locked"},
-            **audit.own_account(user),
+            **own_account(user),
         )
         raise MfaLocked(retry_after=settings.mfa_user_failure_window_seconds)
     factors = await policy.usable_factors(session, user, rules)
@@ -637,24 +613,19 @@ async def verify(
     if isinstance(factor, MfaFactor):
         factor.last_used_at = now
         target_id = factor.id
-    await audit.record(
-        session,
-        action="auth.mfa.verify",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_VERIFY,
         tenant_id=user.tenant_id,
-        actor_id=user.id,
         target_type="mfa_factor" if isinstance(factor, MfaFactor) else "user",
         target_id=target_id,
         details={"method": method, "purpose": challenge.purpose},
     )
     if method == "backup_code":
         remaining = await repo.unused_backup_codes(session, user.tenant_id, user.id)
-        await audit.record(
-            session,
-            action="auth.mfa.backup_code_used",
-            meta=meta,
+        await AuditLog(session, meta, user.id).record(
+            AuditAction.AUTH_MFA_BACKUP_CODE_USED,
             details={"remaining": remaining},
-            **audit.own_account(user),
+            **own_account(user),
         )
         _notify(
             state,
@@ -685,24 +656,18 @@ async def _count_failure(
     settings = state.settings
     failures = await challenges.count_failure(state, challenge)
     await state.cache.incr(user_fails_key, ttl=settings.mfa_user_failure_window_seconds)
-    await audit.record_detached(
-        state.db,
-        action="auth.mfa.verify",
-        meta=meta,
+    await AuditLog.detached(state.db, meta, user_id).record(
+        AuditAction.AUTH_MFA_VERIFY,
         tenant_id=tenant_id,
-        actor_id=user_id,
         target_type="user",
         target_id=user_id,
         details={"method": method, "purpose": challenge.purpose, "failures": failures},
     )
     if failures >= settings.mfa_max_attempts:
         await challenges.discard(state, challenge)
-        await audit.record_detached(
-            state.db,
-            action="auth.mfa.locked",
-            meta=meta,
+        await AuditLog.detached(state.db, meta, user_id).record(
+            AuditAction.AUTH_MFA_LOCKED,
             tenant_id=tenant_id,
-            actor_id=user_id,
             target_type="user",
             target_id=user_id,
             details={"purpose": challenge.purpose, "failures": failures},
@@ -818,12 +783,9 @@ async def _step_up(
         amr=amr,
         auth_time=now,
     )
-    await audit.record(
-        session,
-        action="auth.mfa.step_up",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_STEP_UP,
         tenant_id=user.tenant_id,
-        actor_id=user.id,
         target_type="session",
         target_id=auth_session.id,
         details={"method": method, "amr": amr},
@@ -844,12 +806,9 @@ async def start_step_up(
             code="mfa_enrollment_required",
         )
     challenge = await policy.step_up_challenge(state, session, subject, rules, factors)
-    await audit.record(
-        session,
-        action="auth.mfa.challenge",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.AUTH_MFA_CHALLENGE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="session",
         target_id=subject.session_id,
         details={"purpose": "step_up", "factors": [f.type for f in factors]},
@@ -873,12 +832,9 @@ async def admin_reset(
         raise NotFound("No such user", code="user_not_found")
     removed = await repo.delete_factors(session, user.tenant_id, user.id)
     await repo.delete_backup_codes(session, user.tenant_id, user.id)
-    await audit.record(
-        session,
-        action="auth.mfa.reset",
-        meta=meta,
+    await AuditLog(session, meta, actor.user_id).record(
+        AuditAction.AUTH_MFA_RESET,
         tenant_id=user.tenant_id,
-        actor_id=actor.user_id,
         target_type="user",
         target_id=user.id,
         details={"factors_removed": removed},

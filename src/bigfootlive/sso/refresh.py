@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import structlog
 from cryptography.hazmat.primitives import hashes
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
-from bigfootlive.identity import audit
 from bigfootlive.sso import oidc, saml, service
 from bigfootlive.sso import repository as repo
 from bigfootlive.sso.schemas import OidcConfig, ProtocolConfig, ProviderSettings, SamlConfig
@@ -144,12 +144,9 @@ async def _record(
         ):
             updated = settings.config.model_copy(update={"idp_metadata_xml": document.xml})
             row.config = settings.model_copy(update={"config": updated}).model_dump(mode="json")
-            await audit.record(
-                session,
-                action="sso.metadata_refreshed",
-                meta=None,
+            await AuditLog(session, None, None).record(
+                AuditAction.SSO_METADATA_REFRESHED,
                 tenant_id=row.tenant_id,
-                actor_id=None,
                 target_type="sso_provider",
                 target_id=row.id,
                 details={

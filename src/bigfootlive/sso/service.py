@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import utcnow
@@ -28,7 +29,7 @@ from bigfootlive.errors import (
     NotFound,
     Unprocessable,
 )
-from bigfootlive.identity import audit, lockout
+from bigfootlive.identity import lockout
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
 from bigfootlive.kit import jsonparse
@@ -272,13 +273,13 @@ async def save_provider(
     if body.id is None:
         row = SsoProvider(id=uuid.uuid4(), tenant_id=tenant.id, secrets={})
         session.add(row)
-        action, before = "sso.provider_create", {}
+        action, before = AuditAction.SSO_PROVIDER_CREATE, {}
     else:
         found = await repo.get_provider(session, tenant.id, body.id)
         if found is None:
             raise ProviderNotFound()
         row = found
-        action = "sso.provider_update"
+        action = AuditAction.SSO_PROVIDER_UPDATE
         before = {**row.config, "name": row.name, "enabled": row.enabled}
     row.name = body.name
     row.enabled = body.enabled
@@ -304,12 +305,9 @@ async def save_provider(
     row.updated_at = utcnow()
     after = {**row.config, "name": row.name, "enabled": row.enabled}
     changed = sorted(k for k in after.keys() | before.keys() if after.get(k) != before.get(k))
-    await audit.record(
-        session,
-        action=action,
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        action,
         tenant_id=tenant.id,
-        actor_id=subject.user_id,
         target_type="sso_provider",
         target_id=row.id,
         details={"protocol": row.protocol, "changed": changed, "secrets_changed": secrets_changed},
@@ -334,12 +332,9 @@ async def delete_provider(
     else:
         row.enabled = False
         row.updated_at = utcnow()
-    await audit.record(
-        session,
-        action="sso.provider_delete" if purge else "sso.provider_disable",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.SSO_PROVIDER_DELETE if purge else AuditAction.SSO_PROVIDER_DISABLE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="sso_provider",
         target_id=provider_id,
         details={"protocol": row.protocol},
@@ -379,12 +374,9 @@ async def test_provider(
     except BigfootError as exc:
         checks.append(Check(name="error", ok=False, detail=exc.message))
     ok = bool(checks) and all(c.ok for c in checks)
-    await audit.record(
-        session,
-        action="sso.provider_test",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.SSO_PROVIDER_TEST,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         result="success" if ok else "failure",
         target_type="sso_provider",
         target_id=row.id,
@@ -599,12 +591,9 @@ async def _failed(
     provider_id: uuid.UUID | str | None,
     protocol: str,
 ) -> None:
-    await audit.record_detached(
-        state.db,
-        action="auth.sso_login",
-        meta=meta,
+    await AuditLog.detached(state.db, meta, None).record(
+        AuditAction.AUTH_SSO_LOGIN,
         tenant_id=tenant_id,
-        actor_id=None,
         target_type="sso_provider",
         target_id=provider_id,
         details={"protocol": protocol, "reason": exc.code},
@@ -825,12 +814,9 @@ async def _sign_in(
                 email_verified=ext.email_verified,
             )
             provisioned = True
-            await audit.record(
-                session,
-                action="sso.user_provisioned",
-                meta=meta,
+            await AuditLog(session, meta, user.id).record(
+                AuditAction.SSO_USER_PROVISIONED,
                 tenant_id=tenant.id,
-                actor_id=user.id,
                 target_type="user",
                 target_id=user.id,
                 details={"provider_id": str(row.id), "role": user.role},
@@ -855,12 +841,9 @@ async def _sign_in(
     user.last_login_at = now
     await lockout.clear(session, tenant.id, user.email)
     method = row.protocol
-    await audit.record(
-        session,
-        action="auth.login",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_LOGIN,
         tenant_id=tenant.id,
-        actor_id=user.id,
         target_type="user",
         target_id=user.id,
         details={
@@ -893,23 +876,17 @@ async def _apply_role(
         await tenants.ensure_not_last_admin(session, user, role, None)
     except Conflict:
         # Never let an IdP's group mapping leave the tenant without an admin.
-        await audit.record(
-            session,
-            action="sso.role_mapping_skipped",
-            meta=meta,
+        await AuditLog(session, meta, user.id).record(
+            AuditAction.SSO_ROLE_MAPPING_SKIPPED,
             tenant_id=tenant.id,
-            actor_id=user.id,
             target_type="user",
             target_id=user.id,
             details={"kept": user.role, "mapped": role.value, "reason": "last_admin"},
         )
         return
-    await audit.record(
-        session,
-        action="tenant.role_change",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.TENANT_ROLE_CHANGE,
         tenant_id=tenant.id,
-        actor_id=user.id,
         target_type="user",
         target_id=user.id,
         details={"from": user.role, "to": role.value, "source": "sso_role_mapping"},

@@ -5,11 +5,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.deps import require
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
@@ -74,12 +74,9 @@ async def update_info(
     tenant = await service.require_tenant(session, subject.tenant_id)
     changed = await service.update_tenant(session, tenant, body)
     if changed:
-        await audit.record(
-            session,
-            action="tenant.settings_change",
-            meta=meta,
+        await AuditLog(session, meta, subject.user_id).record(
+            AuditAction.TENANT_SETTINGS_CHANGE,
             tenant_id=tenant.id,
-            actor_id=subject.user_id,
             target_type="tenant",
             target_id=tenant.id,
             details={"changed": changed},
@@ -121,12 +118,9 @@ async def create_user(
         role=body.role,
         password=body.password,
     )
-    await audit.record(
-        session,
-        action="tenant.user_create",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.TENANT_USER_CREATE,
         tenant_id=tenant.id,
-        actor_id=subject.user_id,
         target_type="user",
         target_id=user.id,
         details={"role": body.role.value},
@@ -156,12 +150,9 @@ async def update_user(
         service.check_role_change(subject.role, subject.is_platform_admin, body.role)
     await service.ensure_not_last_admin(session, user, body.role, body.is_active)
     if body.role is not None and body.role.value != user.role:
-        await audit.record(
-            session,
-            action="tenant.role_change",
-            meta=meta,
+        await AuditLog(session, meta, subject.user_id).record(
+            AuditAction.TENANT_ROLE_CHANGE,
             tenant_id=user.tenant_id,
-            actor_id=subject.user_id,
             target_type="user",
             target_id=user.id,
             details={"from": user.role, "to": body.role.value},
@@ -169,12 +160,9 @@ async def update_user(
         user.role = body.role.value
     if body.is_active is not None and body.is_active != user.is_active:
         user.is_active = body.is_active
-        await audit.record(
-            session,
-            action="tenant.user_status",
-            meta=meta,
+        await AuditLog(session, meta, subject.user_id).record(
+            AuditAction.TENANT_USER_STATUS,
             tenant_id=user.tenant_id,
-            actor_id=subject.user_id,
             target_type="user",
             target_id=user.id,
             details={"active": body.is_active},

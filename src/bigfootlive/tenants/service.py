@@ -10,10 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.apikeys import service as apikeys
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
 from bigfootlive.db import after_commit
 from bigfootlive.errors import Conflict, Forbidden, NotFound, Unprocessable
-from bigfootlive.identity import audit
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Tenant, TenantDomain, User
 from bigfootlive.state import AppState
@@ -137,12 +137,9 @@ async def set_active(
     if tenant.is_active == active:
         return False
     tenant.is_active = active
-    await audit.record(
-        session,
-        action="tenant.activate" if active else "tenant.deactivate",
-        meta=meta,
+    await AuditLog(session, meta, actor_id).record(
+        AuditAction.TENANT_ACTIVATE if active else AuditAction.TENANT_DEACTIVATE,
         tenant_id=tenant.id,
-        actor_id=actor_id,
         target_type="tenant",
         target_id=tenant.id,
     )

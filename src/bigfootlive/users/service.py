@@ -6,10 +6,10 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import BadRequest, Forbidden, NotFound
-from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.kit.pagination import encode_cursor
 from bigfootlive.kit.request import RequestMeta
@@ -57,12 +57,9 @@ async def update_profile(
             continue
         setattr(user, field, value)
     if changes:
-        await audit.record(
-            session,
-            action="user.profile_update",
-            meta=meta,
+        await AuditLog(session, meta, subject.user_id).record(
+            AuditAction.USER_PROFILE_UPDATE,
             tenant_id=user.tenant_id,
-            actor_id=subject.user_id,
             target_type="user",
             target_id=user.id,
             details={"fields": sorted(changes)},

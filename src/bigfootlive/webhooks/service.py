@@ -14,9 +14,9 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import BadRequest, NotFound, Unprocessable
-from bigfootlive.identity import audit
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.kit import outbound
 from bigfootlive.kit.pagination import encode_cursor
@@ -110,12 +110,9 @@ async def create_endpoint(
     row.secret_encrypted = state.secrets.encrypt(secret, context=_context(row.id))
     session.add(row)
     await session.flush()
-    await audit.record(
-        session,
-        action="webhooks.endpoint_create",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.WEBHOOKS_ENDPOINT_CREATE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="webhook_endpoint",
         target_id=row.id,
         details={"url": row.url, "event_types": row.event_types},
@@ -151,12 +148,9 @@ async def update_endpoint(
         row.description = changes["description"]
     if "is_active" in changes:
         row.is_active = changes["is_active"]
-    await audit.record(
-        session,
-        action="webhooks.endpoint_update",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.WEBHOOKS_ENDPOINT_UPDATE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="webhook_endpoint",
         target_id=row.id,
         details={"fields": sorted(changes)},
@@ -170,12 +164,9 @@ async def delete_endpoint(
 ) -> None:
     row = await _endpoint(session, subject, endpoint_id)
     await session.delete(row)
-    await audit.record(
-        session,
-        action="webhooks.endpoint_delete",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.WEBHOOKS_ENDPOINT_DELETE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="webhook_endpoint",
         target_id=endpoint_id,
     )
@@ -191,12 +182,9 @@ async def rotate_secret(
     row = await _endpoint(session, subject, endpoint_id)
     secret = signing.new_secret()
     row.secret_encrypted = state.secrets.encrypt(secret, context=_context(row.id))
-    await audit.record(
-        session,
-        action="webhooks.secret_rotate",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.WEBHOOKS_SECRET_ROTATE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="webhook_endpoint",
         target_id=row.id,
     )
@@ -236,12 +224,9 @@ async def redeliver(
     if row is None:
         raise NotFound("No such delivery", code="webhook_delivery_not_found")
     row.status = "pending"
-    await audit.record(
-        session,
-        action="webhooks.redeliver",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.WEBHOOKS_REDELIVER,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="webhook_delivery",
         target_id=row.id,
     )
