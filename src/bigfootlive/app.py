@@ -21,13 +21,13 @@ from bigfootlive.containers import service as containers_service
 from bigfootlive.containers.endpoints import recordings_router
 from bigfootlive.containers.endpoints import router as containers_router
 from bigfootlive.containers.tasks import start_manager
-from bigfootlive.errors import install_error_handlers
 from bigfootlive.events.endpoints import router as events_router
 from bigfootlive.events.tasks import reconnect_sweeper
+from bigfootlive.http_errors import install_error_handlers
 from bigfootlive.identity.endpoints import router as auth_router
 from bigfootlive.jobs.endpoints import router as jobs_router
 from bigfootlive.jobs.worker import JobRuntime
-from bigfootlive.kit.credentials import NoStoreMiddleware
+from bigfootlive.kit.nostore import NoStoreMiddleware
 from bigfootlive.mfa.endpoints import router as mfa_router
 from bigfootlive.mfa.endpoints import tenant_router as mfa_tenant_router
 from bigfootlive.migrations import upgrade_database
