@@ -53,6 +53,10 @@ MAX_HEALTH_PAGE = 1440
 HEALTH_SEVERITY = {"ok": 0, "unknown": 1, "degraded": 2, "offline": 3}
 
 
+# The job that tasks.py registers under this name (services never import tasks.py).
+FINALIZE_EVENT_TASK = "analytics.tasks.finalize_event"
+
+
 def viewer_key(subject: AuthSubject | None, viewer_id: str) -> str:
     return f"u:{subject.user_id}" if subject is not None else f"a:{viewer_id}"
 
@@ -164,10 +168,8 @@ async def record_container_rollup(
 
 
 def finalize_after_commit(session: AsyncSession, event_id: uuid.UUID) -> None:
-    from bigfootlive.analytics.tasks import finalize_event
-
     enqueue_after_commit(
-        session, finalize_event, delay_ms=FINALIZE_DELAY_MS, event_id=str(event_id)
+        session, FINALIZE_EVENT_TASK, delay_ms=FINALIZE_DELAY_MS, event_id=str(event_id)
     )
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import structlog
 
+from bigfootlive.analytics.ingest import APPLY_ROLLUP_TASK
+from bigfootlive.analytics.service import FINALIZE_EVENT_TASK
 from bigfootlive.jobs import idempotency
 from bigfootlive.jobs.registry import JobContext, Priority, task
 
@@ -24,7 +26,7 @@ def _parse(rows: list[dict[str, Any]], *times: str) -> list[dict[str, Any]]:
     return out
 
 
-@task(priority=Priority.DEFAULT)
+@task(APPLY_ROLLUP_TASK, priority=Priority.DEFAULT)
 async def apply_rollup(
     ctx: JobContext, *, batch: str, minutes: list[dict[str, Any]], viewers: list[dict[str, Any]]
 ) -> None:
@@ -39,7 +41,7 @@ async def apply_rollup(
         await repo.add_viewers(session, _parse(viewers, "first_seen_at"))
 
 
-@task(priority=Priority.LOW)
+@task(FINALIZE_EVENT_TASK, priority=Priority.LOW)
 async def finalize_event(ctx: JobContext, *, event_id: str) -> None:
     """After an event ends: write its summary (idempotent: recomputed from the roll-ups)."""
     from bigfootlive.analytics import service

@@ -40,6 +40,10 @@ SWEEP_LOOKBACK = dt.timedelta(days=7)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
+# The job that tasks.py registers under this name (services never import tasks.py).
+PURGE_EVENT_HLS_TASK = "containers.tasks.purge_event_hls"
+
+
 def retention(settings: Settings) -> dt.timedelta | None:
     hours = settings.hls_retention_hours
     return dt.timedelta(hours=hours) if hours > 0 else None
@@ -47,14 +51,12 @@ def retention(settings: Settings) -> dt.timedelta | None:
 
 def schedule_after_commit(settings: Settings, session: AsyncSession, event: Event) -> None:
     """Called in the transaction that ends `event`: its HLS goes once the retention is over."""
-    from bigfootlive.containers.tasks import purge_event_hls
-
     keep_for = retention(settings)
     if keep_for is None:
         return
     enqueue_after_commit(
         session,
-        purge_event_hls,
+        PURGE_EVENT_HLS_TASK,
         delay_ms=int(keep_for.total_seconds() * 1000),
         event_id=str(event.id),
     )
@@ -79,10 +81,8 @@ async def purge_event(
     if early > dt.timedelta(0):
         # A delayed job may fire a little early, and the retention may have grown since it
         # was scheduled: come back when it is due.
-        from bigfootlive.containers.tasks import purge_event_hls
-
         delay_ms = int(early.total_seconds() * 1000) + 1
-        await state.jobs.enqueue(purge_event_hls, delay_ms=delay_ms, event_id=str(event_id))
+        await state.jobs.enqueue(PURGE_EVENT_HLS_TASK, delay_ms=delay_ms, event_id=str(event_id))
         return 0
     return await _purge(state.settings, event, storage, keep_unpublished=unpublished)
 

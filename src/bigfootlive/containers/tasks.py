@@ -7,6 +7,7 @@ import uuid
 from bigfootlive.containers import retention
 from bigfootlive.containers.base import Runtime
 from bigfootlive.containers.manager import ContainerManager
+from bigfootlive.containers.retention import PURGE_EVENT_HLS_TASK
 from bigfootlive.jobs.registry import JobContext, Priority, cron, task
 from bigfootlive.kit.periodic import Periodic
 from bigfootlive.state import AppState
@@ -40,7 +41,7 @@ def start_manager(state: AppState) -> tuple[ContainerManager, Periodic] | None:
     return manager, loop
 
 
-@task(priority=Priority.LOW)
+@task(PURGE_EVENT_HLS_TASK, priority=Priority.LOW)
 async def purge_event_hls(ctx: JobContext, *, event_id: str) -> None:
     """An ended event's live HLS, once HLS_RETENTION_HOURS are over (VOD is kept)."""
     await retention.purge_event(ctx.state, uuid.UUID(event_id))

@@ -23,6 +23,7 @@ from dramatiq.middleware import CurrentMessage, Middleware, Retries
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.config import Settings
+from bigfootlive.jobs.dead import add_dead_job
 from bigfootlive.jobs.registry import TASKS, JobContext, Priority, Task, load_tasks
 from bigfootlive.observability import metrics
 
@@ -228,13 +229,11 @@ class JobQueue:
             log.exception("job_stats_failed", task=task_name)
 
     async def record_dead(self, message: dramatiq.MessageProxy, exception: BaseException) -> None:
-        from bigfootlive.jobs import service
-
         assert self.state is not None  # noqa: S101
         spec = TASKS[message.actor_name]
         queue = self.queue_name(spec.priority)
         async with self.state.db.transaction() as session:
-            await service.add_dead_job(
+            await add_dead_job(
                 session,
                 message_id=message.message_id,
                 queue=queue,
@@ -361,7 +360,7 @@ class JobQueue:
 
 
 def enqueue_after_commit(
-    session: AsyncSession, target: Task, *, delay_ms: int | None = None, **kwargs: Any
+    session: AsyncSession, target: Task | str, *, delay_ms: int | None = None, **kwargs: Any
 ) -> str:
     """Write the job into the session's transaction (`job_outbox`) and send it once that
     commits: a rolled-back transaction sends nothing, and a crash after the commit leaves the

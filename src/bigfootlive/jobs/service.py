@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,30 +17,6 @@ from bigfootlive.jobs.schemas import DeadJobOut, JobStats, QueueDepth, TaskCount
 from bigfootlive.kit.pagination import encode_cursor, paginate
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import DeadJob
-
-
-async def add_dead_job(
-    session: AsyncSession,
-    *,
-    message_id: str,
-    queue: str,
-    task: str,
-    kwargs: dict[str, Any],
-    attempts: int,
-    error: str,
-    trace: str,
-) -> None:
-    session.add(
-        DeadJob(
-            message_id=message_id,
-            queue=queue,
-            task=task,
-            kwargs=kwargs,
-            attempts=attempts,
-            error=error,
-            traceback=trace,
-        )
-    )
 
 
 def _out(row: DeadJob) -> DeadJobOut:

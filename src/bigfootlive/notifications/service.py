@@ -24,6 +24,10 @@ KINDS = (KIND_EVENT_LIVE, "all")
 # ---- preferences -----------------------------------------------------------------------------
 
 
+# The job that tasks.py registers under this name (services never import tasks.py).
+FAN_OUT_EVENT_LIVE_TASK = "notifications.tasks.fan_out_event_live"
+
+
 async def preferences(session: AsyncSession, subject: AuthSubject) -> Preferences:
     row = await repo.get_preferences(session, subject.tenant_id, subject.user_id)
     if row is None:
@@ -111,11 +115,9 @@ def notify_followers_live(
     watch_url: str | None = None,
 ) -> None:
     """Call from the go-live transaction; the fan-out job starts after it commits."""
-    from bigfootlive.notifications.tasks import fan_out_event_live
-
     enqueue_after_commit(
         session,
-        fan_out_event_live,
+        FAN_OUT_EVENT_LIVE_TASK,
         tenant_id=str(tenant_id),
         owner_id=str(owner_id),
         event_id=str(event_id),

@@ -7,11 +7,12 @@ import structlog
 from bigfootlive.jobs import idempotency
 from bigfootlive.jobs.registry import JobContext, Priority, task
 from bigfootlive.models import User
+from bigfootlive.notifications.service import FAN_OUT_EVENT_LIVE_TASK
 
 log = structlog.get_logger(__name__)
 
 
-@task(priority=Priority.HIGH)
+@task(FAN_OUT_EVENT_LIVE_TASK, priority=Priority.HIGH)
 async def fan_out_event_live(
     ctx: JobContext,
     *,

@@ -37,6 +37,10 @@ from bigfootlive.webhooks.schemas import (
 log = structlog.get_logger(__name__)
 
 
+# The job that tasks.py registers under this name (services never import tasks.py).
+DELIVER_WEBHOOK_TASK = "webhooks.tasks.deliver_webhook"
+
+
 class DeliveryFailed(Exception):
     """The receiver did not answer 2xx; the job is retried with back-off."""
 
@@ -218,8 +222,6 @@ async def redeliver(
     session: AsyncSession, meta: RequestMeta, subject: AuthSubject, delivery_id: uuid.UUID
 ) -> DeliveryOut:
     """Send a logged delivery again (same webhook-id, so receivers can still deduplicate)."""
-    from bigfootlive.webhooks.tasks import deliver_webhook
-
     row = await repo.get_delivery(session, subject.tenant_id, delivery_id)
     if row is None:
         raise NotFound("No such delivery", code="webhook_delivery_not_found")
@@ -230,7 +232,7 @@ async def redeliver(
         target_type="webhook_delivery",
         target_id=row.id,
     )
-    enqueue_after_commit(session, deliver_webhook, delivery_id=str(row.id), manual=True)
+    enqueue_after_commit(session, DELIVER_WEBHOOK_TASK, delivery_id=str(row.id), manual=True)
     await session.flush()
     return delivery_out(row)
 
@@ -243,8 +245,6 @@ async def emit(
     Runs in the caller's transaction: the delivery rows and the change that caused them commit
     together, and the jobs are sent only after that commit.
     """
-    from bigfootlive.webhooks.tasks import deliver_webhook
-
     kind = WebhookEventType(event_type)
     created: list[uuid.UUID] = []
     envelope = {
@@ -265,7 +265,7 @@ async def emit(
         )
         session.add(row)
         created.append(row.id)
-        enqueue_after_commit(session, deliver_webhook, delivery_id=str(row.id))
+        enqueue_after_commit(session, DELIVER_WEBHOOK_TASK, delivery_id=str(row.id))
     return created
 
 

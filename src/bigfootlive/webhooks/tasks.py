@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 
 from bigfootlive.jobs.registry import JobContext, Priority, task
+from bigfootlive.webhooks.service import DELIVER_WEBHOOK_TASK
 
 
-@task(priority=Priority.DEFAULT)
+@task(DELIVER_WEBHOOK_TASK, priority=Priority.DEFAULT)
 async def deliver_webhook(ctx: JobContext, *, delivery_id: str, manual: bool = False) -> None:
     """POST one signed delivery; a non-2xx answer or a network error raises, so Dramatiq retries
     it with exponential back-off and jitter, then dead-letters it."""
