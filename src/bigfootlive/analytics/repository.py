@@ -17,6 +17,7 @@ from bigfootlive.models import (
     AnalyticsMinute,
     AnalyticsViewer,
     Event,
+    EventContainer,
     EventSummary,
     Follow,
 )
@@ -232,3 +233,10 @@ async def platform_counts(session: AsyncSession) -> tuple[int, int, int]:
     users = (await session.execute(select(func.count()).select_from(User))).scalar_one()
     events = (await session.execute(select(func.count()).select_from(Event))).scalar_one()
     return int(tenants), int(users), int(events)
+
+
+async def count_running_containers(session: AsyncSession) -> int:
+    """Containers the manager has running now, on every node and for every tenant."""
+    # unscoped: a platform-wide figure, for platform admins only.
+    stmt = select(func.count()).select_from(EventContainer)
+    return int((await session.execute(stmt.where(EventContainer.state == "running"))).scalar_one())

@@ -33,7 +33,6 @@ from bigfootlive.analytics.schemas import (
 )
 from bigfootlive.authz.roles import Permission
 from bigfootlive.authz.subject import AuthSubject
-from bigfootlive.containers import service as containers
 from bigfootlive.db import utcnow
 from bigfootlive.errors import Conflict
 from bigfootlive.events import service as events
@@ -408,7 +407,7 @@ async def platform_stats(state: AppState, session: AsyncSession) -> PlatformStat
         live_events=len(live),
         viewers_now=viewers,
         messages_per_second=round((int(raw) if raw else 0) / 60, 3),
-        containers=await containers.running_count(session),
+        containers=await repo.count_running_containers(session),
         queue_depth=sum(q.queued + q.delayed for q in job_stats.queues.values()),
         dead_jobs=job_stats.dead_letters,
         jobs=job_stats,

@@ -26,8 +26,8 @@ from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import repository as repo
+from bigfootlive.chat import wire
 from bigfootlive.chat.schemas import ChatMessageOut, RoomSettingsOut, RoomSettingsPatch
-from bigfootlive.containers import moderation as automod
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 from bigfootlive.events import service as events
@@ -35,7 +35,6 @@ from bigfootlive.events.schemas import EventStatus
 from bigfootlive.kit.pagination import page_of
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import ChatBan, ChatMessage, ChatRoom, Event, User
-from bigfootlive.realtime import protocol as p
 from bigfootlive.state import AppState
 from bigfootlive.tenants.schemas import TenantSettings
 
@@ -167,7 +166,7 @@ def find_blocked_word(text: str, words: Sequence[str]) -> str | None:
 
 
 async def publish(state: AppState, event_id: uuid.UUID, message: BaseModel) -> None:
-    await state.pubsub.publish(p.chat_channel(event_id), message.model_dump_json().encode())
+    await state.pubsub.publish(wire.chat_channel(event_id), message.model_dump_json().encode())
 
 
 def publish_after_commit(
@@ -303,8 +302,8 @@ async def send_message(
     session.add(message)
     await session.flush()
     out = to_out(message)
-    stored = p.ChatOut(message=out).model_dump_json().encode()
-    for_container = automod.ChatMessage(
+    stored = wire.ChatOut(message=out).model_dump_json().encode()
+    for_container = wire.ChatMessage(
         message_id=str(message.id), user_id=str(subject.user_id), text=text
     )
 
@@ -312,9 +311,9 @@ async def send_message(
         # Viewers, the event container's auto-moderation and the analytics counters hear of
         # the message once it is stored.
         await asyncio.gather(
-            state.pubsub.publish(p.chat_channel(event.id), stored),
+            state.pubsub.publish(wire.chat_channel(event.id), stored),
             state.pubsub.publish(
-                automod.inbound_channel(event.id), for_container.model_dump_json().encode()
+                wire.inbound_channel(event.id), for_container.model_dump_json().encode()
             ),
             analytics.record_activity(state, event.id, event.tenant_id, "chat"),
         )
@@ -339,10 +338,10 @@ async def _delete(
     room = await repo.get_room(session, tenant_id, event_id)
     if room is not None and room.pinned_message_id == message.id:
         room.pinned_message_id = None
-        publish_after_commit(state, session, event_id, p.Pinned(message=None))
+        publish_after_commit(state, session, event_id, wire.Pinned(message=None))
     await session.flush()
     publish_after_commit(
-        state, session, event_id, p.Deleted(message_id=message.id, by_moderator=by_moderator)
+        state, session, event_id, wire.Deleted(message_id=message.id, by_moderator=by_moderator)
     )
 
 
@@ -454,7 +453,9 @@ async def timeout_user(
         await state.cache.set(
             _timeout_key(event.id, user_id), until.isoformat().encode(), ttl=seconds
         )
-        await publish(state, event.id, p.Moderation(action="timeout", user_id=user_id, until=until))
+        await publish(
+            state, event.id, wire.Moderation(action="timeout", user_id=user_id, until=until)
+        )
 
     after_commit(session, apply)
     return until
@@ -494,9 +495,9 @@ async def ban_user(
 
     async def kick() -> None:
         await state.pubsub.publish(
-            p.control_channel(event.id), json.dumps({"kick": str(user_id)}).encode()
+            wire.control_channel(event.id), json.dumps({"kick": str(user_id)}).encode()
         )
-        await publish(state, event.id, p.Moderation(action="ban", user_id=user_id))
+        await publish(state, event.id, wire.Moderation(action="ban", user_id=user_id))
 
     after_commit(session, kick)
 
@@ -522,7 +523,7 @@ async def unban_user(
         target_id=user_id,
         details={"event_id": str(event.id)},
     )
-    publish_after_commit(state, session, event.id, p.Moderation(action="unban", user_id=user_id))
+    publish_after_commit(state, session, event.id, wire.Moderation(action="unban", user_id=user_id))
 
 
 async def list_bans(
@@ -579,7 +580,9 @@ async def update_room(
         state,
         session,
         event.id,
-        p.RoomUpdated(slow_mode_seconds=room.slow_mode_seconds, followers_only=room.followers_only),
+        wire.RoomUpdated(
+            slow_mode_seconds=room.slow_mode_seconds, followers_only=room.followers_only
+        ),
     )
     return await room_state(session, event)
 
@@ -611,5 +614,5 @@ async def pin_message(
         target_id=event.id,
         details={"message_id": None if message_id is None else str(message_id)},
     )
-    publish_after_commit(state, session, event.id, p.Pinned(message=pinned))
+    publish_after_commit(state, session, event.id, wire.Pinned(message=pinned))
     return pinned

@@ -106,11 +106,6 @@ async def container_stats(
     )
 
 
-async def running_count(session: AsyncSession) -> int:
-    """Event containers running now, platform-wide (the manager's view in the database)."""
-    return await repo.count_running(session)
-
-
 async def recordings_of(
     session: AsyncSession, viewer: AuthSubject | None, event_id: uuid.UUID
 ) -> list[RecordingOut]:

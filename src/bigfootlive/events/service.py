@@ -42,6 +42,7 @@ from bigfootlive.events.schemas import (
     StateChange,
     Visibility,
 )
+from bigfootlive.events.wire import state_channel
 from bigfootlive.kit.crypto import keyed_hash
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa.policy import ensure_recent_mfa
@@ -614,10 +615,6 @@ def _values_for(action: str, publisher_id: str | None) -> dict[str, Any]:
 
 def event_cache(state: AppState) -> EventCache:
     return EventCache(state.cache, state.settings.stream_lookup_cache_seconds)
-
-
-def state_channel(event_id: uuid.UUID) -> str:
-    return f"event:{event_id}:state"
 
 
 def _remember_after_commit(state: AppState, session: AsyncSession, event: Event) -> None:

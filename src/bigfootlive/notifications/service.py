@@ -14,7 +14,7 @@ from bigfootlive.kit.crypto import constant_time_equals, keyed_hash
 from bigfootlive.models import NotificationPreference
 from bigfootlive.notifications import repository as repo
 from bigfootlive.notifications.schemas import Preferences, PreferencesUpdate, Unsubscribed
-from bigfootlive.realtime.protocol import Notification
+from bigfootlive.notifications.wire import Notification
 from bigfootlive.state import AppState
 
 KIND_EVENT_LIVE = "event_live"

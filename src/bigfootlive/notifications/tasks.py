@@ -8,6 +8,7 @@ from bigfootlive.jobs import idempotency
 from bigfootlive.jobs.registry import JobContext, Priority, task
 from bigfootlive.models import User
 from bigfootlive.notifications.service import FAN_OUT_EVENT_LIVE_TASK
+from bigfootlive.notifications.wire import user_channel
 
 log = structlog.get_logger(__name__)
 
@@ -25,7 +26,6 @@ async def fan_out_event_live(
     """One email job per follower (each idempotent), and a real-time message to each."""
     from bigfootlive.notifications import repository as repo
     from bigfootlive.notifications import service
-    from bigfootlive.realtime.protocol import user_channel
 
     state = ctx.state
     async with state.db.sessionmaker() as session:
