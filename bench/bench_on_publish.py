@@ -35,6 +35,7 @@ from bigfootlive.apikeys.schemas import ApiKeyCreate
 from bigfootlive.app import create_app
 from bigfootlive.authz.roles import Role
 from bigfootlive.authz.subject import AccessClaims, AuthSubject
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.events import service as events
 from bigfootlive.events.schemas import EventCreate
@@ -42,7 +43,6 @@ from bigfootlive.identity import service as identity
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.serving import uvicorn_options
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import TenantSettings
 

@@ -16,8 +16,8 @@ from bigfootlive.analytics.endpoints import platform_router as platform_stats_ro
 from bigfootlive.analytics.endpoints import router as analytics_router
 from bigfootlive.apikeys.endpoints import router as api_keys_router
 from bigfootlive.chat.endpoints import router as chat_router
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
-from bigfootlive.containers import service as containers_service
 from bigfootlive.containers.endpoints import recordings_router
 from bigfootlive.containers.endpoints import router as containers_router
 from bigfootlive.containers.tasks import start_manager
@@ -40,7 +40,6 @@ from bigfootlive.realtime.gateway import router as realtime_router
 from bigfootlive.routing import JsonRoute
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
-from bigfootlive.state import AppState
 from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
@@ -121,7 +120,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_keys_router)
     app.include_router(containers_router)
     app.include_router(recordings_router)
-    containers_service.register_hooks()
     app.include_router(chat_router)
     app.include_router(realtime_router)
 

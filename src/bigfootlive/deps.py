@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.composition import AppState
 from bigfootlive.db import run_after_commit
 from bigfootlive.kit.net import client_ip, user_agent
 from bigfootlive.kit.request import RequestMeta
-from bigfootlive.state import AppState
 
 
 def get_state(request: Request) -> AppState:

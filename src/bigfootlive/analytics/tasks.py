@@ -8,6 +8,7 @@ import structlog
 
 from bigfootlive.analytics.ingest import APPLY_ROLLUP_TASK
 from bigfootlive.analytics.service import FINALIZE_EVENT_TASK
+from bigfootlive.composition import AppState
 from bigfootlive.jobs import idempotency
 from bigfootlive.jobs.registry import JobContext, Priority, task
 
@@ -28,7 +29,11 @@ def _parse(rows: list[dict[str, Any]], *times: str) -> list[dict[str, Any]]:
 
 @task(APPLY_ROLLUP_TASK, priority=Priority.DEFAULT)
 async def apply_rollup(
-    ctx: JobContext, *, batch: str, minutes: list[dict[str, Any]], viewers: list[dict[str, Any]]
+    ctx: JobContext[AppState],
+    *,
+    batch: str,
+    minutes: list[dict[str, Any]],
+    viewers: list[dict[str, Any]],
 ) -> None:
     """Add one flush of beacon sums to the per-minute roll-ups, exactly once per batch."""
     from bigfootlive.analytics import repository as repo
@@ -42,7 +47,7 @@ async def apply_rollup(
 
 
 @task(FINALIZE_EVENT_TASK, priority=Priority.LOW)
-async def finalize_event(ctx: JobContext, *, event_id: str) -> None:
+async def finalize_event(ctx: JobContext[AppState], *, event_id: str) -> None:
     """After an event ends: write its summary (idempotent: recomputed from the roll-ups)."""
     from bigfootlive.analytics import service
 

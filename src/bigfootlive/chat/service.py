@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.analytics import service as analytics
+from bigfootlive.analytics.ports import AnalyticsState
 from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
@@ -35,7 +36,6 @@ from bigfootlive.events.schemas import EventStatus
 from bigfootlive.kit.pagination import page_of
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import ChatBan, ChatMessage, ChatRoom, Event, User
-from bigfootlive.state import AppState
 from bigfootlive.tenants.schemas import TenantSettings
 
 
@@ -165,12 +165,12 @@ def find_blocked_word(text: str, words: Sequence[str]) -> str | None:
     return None if match is None else match.group(0)
 
 
-async def publish(state: AppState, event_id: uuid.UUID, message: BaseModel) -> None:
+async def publish(state: AnalyticsState, event_id: uuid.UUID, message: BaseModel) -> None:
     await state.pubsub.publish(wire.chat_channel(event_id), message.model_dump_json().encode())
 
 
 def publish_after_commit(
-    state: AppState, session: AsyncSession, event_id: uuid.UUID, message: BaseModel
+    state: AnalyticsState, session: AsyncSession, event_id: uuid.UUID, message: BaseModel
 ) -> None:
     async def send() -> None:
         await publish(state, event_id, message)
@@ -240,7 +240,7 @@ async def missed_since(
 
 
 async def send_message(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     subject: AuthSubject | None,
     event: Event,
@@ -323,7 +323,7 @@ async def send_message(
 
 
 async def _delete(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     tenant_id: uuid.UUID,
     event_id: uuid.UUID,
@@ -346,7 +346,7 @@ async def _delete(
 
 
 async def hide_flagged(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     tenant_id: uuid.UUID,
     event_id: uuid.UUID,
@@ -382,7 +382,7 @@ async def _moderated_event(
 
 
 async def delete_message(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     meta: RequestMeta | None,
     subject: AuthSubject,
@@ -423,7 +423,7 @@ async def _target(session: AsyncSession, event: Event, user_id: uuid.UUID) -> Us
 
 
 async def timeout_user(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     meta: RequestMeta | None,
     subject: AuthSubject,
@@ -462,7 +462,7 @@ async def timeout_user(
 
 
 async def ban_user(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     meta: RequestMeta | None,
     subject: AuthSubject,
@@ -503,7 +503,7 @@ async def ban_user(
 
 
 async def unban_user(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     meta: RequestMeta | None,
     subject: AuthSubject,
@@ -548,7 +548,7 @@ async def _room_for_update(session: AsyncSession, event: Event) -> ChatRoom:
 
 
 async def update_room(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     meta: RequestMeta | None,
     subject: AuthSubject,
@@ -588,7 +588,7 @@ async def update_room(
 
 
 async def pin_message(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     meta: RequestMeta | None,
     subject: AuthSubject,

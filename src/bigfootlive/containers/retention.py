@@ -30,9 +30,11 @@ from bigfootlive.config import Settings
 from bigfootlive.containers import repository as repo
 from bigfootlive.containers.storage import Storage, make_storage, remove_tree
 from bigfootlive.db import utcnow
+from bigfootlive.events.hooks import Transition
+from bigfootlive.events.schemas import EventStatus
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.models import Event
-from bigfootlive.state import AppState
+from bigfootlive.streaming.ports import StreamingState
 
 log = structlog.get_logger(__name__)
 
@@ -62,8 +64,14 @@ def schedule_after_commit(settings: Settings, session: AsyncSession, event: Even
     )
 
 
+async def on_event_transition(change: Transition) -> None:
+    """An ended event's HLS goes once the retention is over (hook EVENT_TRANSITIONED)."""
+    if EventStatus(change.event.status) == EventStatus.ENDED:
+        schedule_after_commit(change.state.settings, change.session, change.event)
+
+
 async def purge_event(
-    state: AppState, event_id: uuid.UUID, *, storage: Storage | None = None
+    state: StreamingState, event_id: uuid.UUID, *, storage: Storage | None = None
 ) -> int:
     """Delete the event's live HLS if its retention is over; returns the files deleted."""
     keep_for = retention(state.settings)
@@ -87,7 +95,7 @@ async def purge_event(
     return await _purge(state.settings, event, storage, keep_unpublished=unpublished)
 
 
-async def sweep(state: AppState, *, storage: Storage | None = None) -> int:
+async def sweep(state: StreamingState, *, storage: Storage | None = None) -> int:
     """Purge every event whose retention ended within the last week; returns files deleted."""
     keep_for = retention(state.settings)
     if keep_for is None:

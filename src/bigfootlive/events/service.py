@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -34,7 +34,9 @@ from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import Conflict, Forbidden, NotFound
 from bigfootlive.events import repository as repo
 from bigfootlive.events.cache import EventCache, EventRef
+from bigfootlive.events.hooks import EVENT_STARTING, EVENT_TRANSITIONED, Starting, Transition
 from bigfootlive.events.playback import PlaybackClaims
+from bigfootlive.events.ports import EventsState
 from bigfootlive.events.schemas import (
     EventCreate,
     EventStatus,
@@ -47,7 +49,8 @@ from bigfootlive.kit.crypto import keyed_hash
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa.policy import ensure_recent_mfa
 from bigfootlive.models import Event
-from bigfootlive.state import AppState
+from bigfootlive.notifications import service as notifications
+from bigfootlive.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -175,12 +178,12 @@ def _key_context(event_id: uuid.UUID) -> str:
     return f"event-stream-key:{event_id}"
 
 
-def _set_stream_key(state: AppState, event: Event, stream_key: str) -> None:
+def _set_stream_key(state: EventsState, event: Event, stream_key: str) -> None:
     event.stream_key_ciphertext = state.secrets.encrypt(stream_key, context=_key_context(event.id))
     event.stream_key_hash = stream_key_hashes(state.settings, stream_key)[0]
 
 
-def stream_key_of(state: AppState, event: Event) -> str:
+def stream_key_of(state: EventsState, event: Event) -> str:
     """The stream key in the clear: only for responses to the event's managers."""
     return state.secrets.decrypt(event.stream_key_ciphertext, context=_key_context(event.id))
 
@@ -264,7 +267,7 @@ async def get_managed_event(
 
 
 async def create_event(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -323,7 +326,7 @@ async def list_events(
 
 
 async def update_event(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -356,7 +359,7 @@ async def update_event(
 
 
 async def rotate_stream_key(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -392,14 +395,8 @@ async def rotate_stream_key(
 # --- lifecycle -----------------------------------------------------------------------------------
 
 
-StartCheck = Callable[[AppState, AsyncSession, Event], Awaitable[None]]
-# Checks run before an event is armed; each may refuse by raising a BigfootError. Other domains
-# register here (the containers domain: compute capacity per tenant and per node).
-START_CHECKS: list[StartCheck] = []
-
-
 async def start_event(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -408,13 +405,12 @@ async def start_event(
     """Arm the event: ingest is accepted from now on."""
     event = await get_managed_event(session, subject, event_id)
     if event.status == S.SCHEDULED.value:
-        for check in START_CHECKS:
-            await check(state, session, event)
+        await state.hooks.emit(EVENT_STARTING, Starting(state, session, event))
     return await _apply(state, session, event, "start", meta=meta, actor=subject)
 
 
 async def stop_event(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -426,7 +422,7 @@ async def stop_event(
 
 
 async def cancel_event(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -438,7 +434,7 @@ async def cancel_event(
 
 
 async def publisher_connected(
-    state: AppState, session: AsyncSession, event: Event | EventRef, publisher_id: str
+    state: EventsState, session: AsyncSession, event: Event | EventRef, publisher_id: str
 ) -> Event | EventRef:
     """A media server reports a publisher on the event. The same publisher again is a no-op
     (callbacks are retried); a different one while live is refused. One UPDATE when `event`
@@ -449,7 +445,7 @@ async def publisher_connected(
 
 
 async def publisher_disconnected(
-    state: AppState, session: AsyncSession, event: Event | EventRef, publisher_id: str | None
+    state: EventsState, session: AsyncSession, event: Event | EventRef, publisher_id: str | None
 ) -> Event | None:
     """The publisher went away: wait for it in `reconnecting`. Returns None (and changes
     nothing) when that publisher is not the connected one: a repeat, a late callback, or a
@@ -469,7 +465,7 @@ async def publisher_disconnected(
 
 
 async def find_by_stream_key(
-    state: AppState, session: AsyncSession, stream_key: str
+    state: EventsState, session: AsyncSession, stream_key: str
 ) -> EventRef | None:
     """The event a stream key belongs to: from the cache, else one query (then cached)."""
     cache = event_cache(state)
@@ -487,7 +483,7 @@ async def find_by_stream_key(
 
 
 async def find_by_playback_id(
-    state: AppState, session: AsyncSession, playback_id: str
+    state: EventsState, session: AsyncSession, playback_id: str
 ) -> EventRef | None:
     cache = event_cache(state)
     cached = await cache.by_playback_id(playback_id)
@@ -502,7 +498,9 @@ async def find_by_playback_id(
     return await cache.remember(event)
 
 
-async def find_ref(state: AppState, session: AsyncSession, event_id: uuid.UUID) -> EventRef | None:
+async def find_ref(
+    state: EventsState, session: AsyncSession, event_id: uuid.UUID
+) -> EventRef | None:
     """The cache snapshot of an event (unscoped: callers check the tenant)."""
     cache = event_cache(state)
     ref = await cache.ref(event_id)
@@ -512,7 +510,7 @@ async def find_ref(state: AppState, session: AsyncSession, event_id: uuid.UUID) 
     return None if event is None else await cache.remember(event)
 
 
-async def end_expired_reconnects(state: AppState) -> list[Event]:
+async def end_expired_reconnects(state: EventsState) -> list[Event]:
     """End events whose reconnect window has passed (run periodically by every process)."""
     now = utcnow()
     cutoff = now - dt.timedelta(seconds=state.settings.reconnect_window_seconds)
@@ -525,7 +523,7 @@ async def end_expired_reconnects(state: AppState) -> list[Event]:
 
 
 async def _apply(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     event: Event | EventRef,
     action: str,
@@ -613,11 +611,11 @@ def _values_for(action: str, publisher_id: str | None) -> dict[str, Any]:
 # --- after commit: cache and pub/sub -------------------------------------------------------------
 
 
-def event_cache(state: AppState) -> EventCache:
+def event_cache(state: EventsState) -> EventCache:
     return EventCache(state.cache, state.settings.stream_lookup_cache_seconds)
 
 
-def _remember_after_commit(state: AppState, session: AsyncSession, event: Event) -> None:
+def _remember_after_commit(state: EventsState, session: AsyncSession, event: Event) -> None:
     cache = event_cache(state)
 
     async def remember() -> None:
@@ -627,7 +625,7 @@ def _remember_after_commit(state: AppState, session: AsyncSession, event: Event)
 
 
 def _announce_after_commit(
-    state: AppState, session: AsyncSession, event: Event, *, previous: EventStatus
+    state: EventsState, session: AsyncSession, event: Event, *, previous: EventStatus
 ) -> None:
     message = StateChange(
         event_id=event.id,
@@ -658,12 +656,8 @@ _WEBHOOK_EVENTS = {
 
 
 async def _notify_transition(
-    state: AppState, session: AsyncSession, event: Event, *, previous: EventStatus
+    state: EventsState, session: AsyncSession, event: Event, *, previous: EventStatus
 ) -> None:
-    from bigfootlive.analytics import service as analytics
-    from bigfootlive.containers import retention
-    from bigfootlive.notifications import service as notifications
-    from bigfootlive.webhooks import service as webhooks
 
     status = EventStatus(event.status)
     kind = _WEBHOOK_EVENTS.get(status)
@@ -690,7 +684,4 @@ async def _notify_transition(
             event_id=event.id,
             title=event.title,
         )
-    if status == S.ENDED and previous != S.READY:
-        analytics.finalize_after_commit(session, event.id)
-    if status == S.ENDED:
-        retention.schedule_after_commit(state.settings, session, event)
+    await state.hooks.emit(EVENT_TRANSITIONED, Transition(state, session, event, previous))

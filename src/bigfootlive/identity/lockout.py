@@ -22,7 +22,7 @@ from bigfootlive.identity import repository as repo
 from bigfootlive.kit.crypto import hash_token
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import User
-from bigfootlive.state import AppState
+from bigfootlive.state import Infrastructure
 from bigfootlive.tenants.schemas import LockoutPolicy
 
 
@@ -47,7 +47,7 @@ def lock_delay(failures: int, policy: LockoutPolicy) -> int:
 
 
 async def check(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -72,7 +72,7 @@ async def check(
 
 
 async def record_failure(
-    state: AppState,
+    state: Infrastructure,
     meta: RequestMeta,
     *,
     tenant_id: uuid.UUID,

@@ -19,10 +19,10 @@ from bigfootlive.db import utcnow
 from bigfootlive.errors import Forbidden, NotFound
 from bigfootlive.identity import repository as repo
 from bigfootlive.identity import service
+from bigfootlive.identity.ports import IdentityState
 from bigfootlive.kit.crypto import hash_token, random_token
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import PendingRegistration, Tenant, User
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
 
@@ -32,7 +32,7 @@ class RegistrationDisabled(Forbidden):
 
 
 async def register(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -61,7 +61,7 @@ async def register(
 
 
 async def _send_confirmation(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     tenant: Tenant,
@@ -98,7 +98,7 @@ async def _send_confirmation(
 
 
 async def _tell_owner(
-    state: AppState, session: AsyncSession, meta: RequestMeta, owner: User
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, owner: User
 ) -> None:
     await AuditLog(session, meta, None).record(
         AuditAction.AUTH_REGISTER_REQUEST,
@@ -128,7 +128,7 @@ async def _tell_owner(
 
 
 async def confirm_email(
-    state: AppState, session: AsyncSession, meta: RequestMeta, *, token: str
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, *, token: str
 ) -> None:
     """The emailed link: creates a registered account, or verifies an existing one's address."""
     pending = await repo.find_pending_registration(session, hash_token(token))

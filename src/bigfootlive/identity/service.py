@@ -23,11 +23,18 @@ from bigfootlive.errors import (
 )
 from bigfootlive.identity import lockout
 from bigfootlive.identity import repository as repo
+from bigfootlive.identity.hooks import (
+    PASSWORD_SIGN_IN,
+    SIGN_IN_CHALLENGE,
+    PasswordSignIn,
+    PasswordSignInRefused,
+    SignIn,
+)
 from bigfootlive.identity.passwords import check_password_policy
+from bigfootlive.identity.ports import IdentityState
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair, UserOut
 from bigfootlive.kit.crypto import hash_token, random_token
 from bigfootlive.kit.request import RequestMeta
-from bigfootlive.mfa.policy import sign_in_challenge
 from bigfootlive.models import (
     AuditRecord,
     AuthSession,
@@ -37,8 +44,6 @@ from bigfootlive.models import (
     User,
     UserToken,
 )
-from bigfootlive.sso.policy import SsoRequired, check_password_login
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import TenantSettings
 from bigfootlive.webhooks import service as webhooks
@@ -100,7 +105,7 @@ def store_password_hash(session: AsyncSession, user: User, password_hash: str) -
 
 
 async def set_password(
-    state: AppState, session: AsyncSession, user: User, password: str, policy: TenantSettings
+    state: IdentityState, session: AsyncSession, user: User, password: str, policy: TenantSettings
 ) -> None:
     """Apply the tenant's password policy and history, then store the new argon2id hash."""
     rules = policy.password_policy
@@ -122,7 +127,7 @@ async def set_password(
 
 
 async def create_account(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     *,
     tenant: Tenant,
@@ -176,7 +181,7 @@ async def create_account(
 
 
 async def login(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -222,14 +227,15 @@ async def login(
         )
         raise Forbidden("The account is disabled", code="account_disabled")
     try:
-        await check_password_login(session, user)  # "SSO required": break-glass admins only
-    except SsoRequired:
+        # "SSO required": break-glass admins only (the SSO domain's hook)
+        await state.hooks.emit(PASSWORD_SIGN_IN, PasswordSignIn(session, user))
+    except PasswordSignInRefused as refused:
         await AuditLog.detached(state.db, meta, user.id).record(
             AuditAction.AUTH_LOGIN,
             tenant_id=tenant.id,
             target_type="user",
             target_id=user.id,
-            details={"reason": "sso_required"},
+            details={"reason": refused.code},
         )
         raise
 
@@ -248,7 +254,7 @@ async def login(
 
 
 async def finish_sign_in(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     *,
     user: User,
@@ -262,8 +268,9 @@ async def finish_sign_in(
     a second factor (or who must have one) gets an MFA challenge instead of tokens, unless
     `amr` already shows a second factor (an IdP that did MFA, e.g. ["pwd", "mfa"]).
     """
-    challenge = await sign_in_challenge(
-        state, session, user=user, tenant=tenant, meta=meta, amr=amr
+    challenge = await state.hooks.ask(
+        SIGN_IN_CHALLENGE,
+        SignIn(state=state, session=session, user=user, tenant=tenant, meta=meta, amr=amr),
     )
     if challenge is not None:
         return challenge
@@ -271,7 +278,7 @@ async def finish_sign_in(
 
 
 async def start_session(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     *,
     user: User,
@@ -301,7 +308,7 @@ async def start_session(
 
 
 async def _issue_pair(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     *,
     user: User,
@@ -329,7 +336,7 @@ async def _issue_pair(
 
 
 async def refresh(
-    state: AppState, session: AsyncSession, meta: RequestMeta, *, refresh_token: str
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, *, refresh_token: str
 ) -> TokenPair:
     found = await repo.find_refresh_token(session, hash_token(refresh_token))
     if found is None:
@@ -371,7 +378,7 @@ async def refresh(
 
 
 async def _end_sessions_detached(
-    state: AppState,
+    state: IdentityState,
     meta: RequestMeta,
     auth_session: AuthSession,
     *,
@@ -397,7 +404,7 @@ async def _end_sessions_detached(
 
 
 async def end_sessions(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -421,7 +428,7 @@ async def end_sessions(
 
 
 async def logout(
-    state: AppState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
 ) -> None:
     await end_sessions(
         state,
@@ -439,7 +446,7 @@ async def list_sessions(session: AsyncSession, subject: AuthSubject) -> Sequence
 
 
 async def terminate_session(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -463,7 +470,7 @@ async def terminate_session(
 
 
 async def change_password(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -511,7 +518,7 @@ async def change_password(
 
 
 async def request_password_reset(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -547,7 +554,7 @@ async def request_password_reset(
 
 
 async def reset_password(
-    state: AppState, session: AsyncSession, meta: RequestMeta, *, token: str, new_password: str
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, *, token: str, new_password: str
 ) -> None:
     record = await _consume_user_token(session, token, PURPOSE_RESET)
     user = await repo.get_user(session, record.tenant_id, record.user_id)
@@ -573,7 +580,7 @@ async def reset_password(
 # ---------------------------------------------------------------- email verification
 
 
-async def send_email_verification(state: AppState, session: AsyncSession, user: User) -> None:
+async def send_email_verification(state: IdentityState, session: AsyncSession, user: User) -> None:
     token = new_user_token(
         session, user, PURPOSE_VERIFY, state.settings.email_verification_ttl_seconds
     )
@@ -589,7 +596,7 @@ async def send_email_verification(state: AppState, session: AsyncSession, user: 
 
 
 async def resend_verification(
-    state: AppState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
 ) -> None:
     await state.limiter.check(state.settings.reset_rate_limit, "verify-user", str(subject.user_id))
     if subject.user.email_verified_at is not None:
@@ -598,7 +605,7 @@ async def resend_verification(
 
 
 async def verify_email(
-    state: AppState, session: AsyncSession, meta: RequestMeta, *, token: str
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, *, token: str
 ) -> None:
     record = await _consume_user_token(session, token, PURPOSE_VERIFY)
     user = await repo.get_user(session, record.tenant_id, record.user_id)
@@ -640,7 +647,7 @@ async def _consume_user_token(session: AsyncSession, token: str, purpose: str) -
 
 
 def mail_after_commit(
-    state: AppState, session: AsyncSession, to: str, subject: str, body: str
+    state: IdentityState, session: AsyncSession, to: str, subject: str, body: str
 ) -> None:
     async def send() -> None:
         await state.mailer.send(to, subject, body)

@@ -14,7 +14,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import dramatiq
 import structlog
@@ -23,16 +23,25 @@ from dramatiq.middleware import CurrentMessage, Middleware, Retries
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.config import Settings
+from bigfootlive.db import Database
 from bigfootlive.jobs.dead import add_dead_job
 from bigfootlive.jobs.registry import TASKS, JobContext, Priority, Task, load_tasks
+from bigfootlive.kit.backends import Cache
 from bigfootlive.observability import metrics
-
-if TYPE_CHECKING:
-    from bigfootlive.state import AppState
 
 log = structlog.get_logger(__name__)
 
 OUTCOMES = ("enqueued", "running", "succeeded", "failed", "dead")
+
+
+class QueueHost(Protocol):
+    """What the queue uses of the process state it is bound to."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def cache(self) -> Cache: ...
 
 
 class JobTimeout(Exception):
@@ -101,7 +110,7 @@ class JobQueue:
         self.actors: dict[str, dramatiq.Actor[Any, Any]] = {}
         for spec in TASKS.values():
             self.declare(spec)
-        self.state: AppState | None = None
+        self.state: QueueHost | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.worker: dramatiq.Worker | None = None
         self.autostart = False
@@ -144,7 +153,7 @@ class JobQueue:
 
     # ---- running tasks -------------------------------------------------------------------
 
-    def bind(self, state: AppState, loop: asyncio.AbstractEventLoop) -> None:
+    def bind(self, state: QueueHost, loop: asyncio.AbstractEventLoop) -> None:
         """Tasks run as coroutines on `loop`, with `state`'s database, cache and mailer."""
         self.state = state
         self.loop = loop
@@ -187,7 +196,7 @@ class JobQueue:
         self.run_sync(self._execute(spec, ctx, kwargs, limit), timeout=limit + 5)
 
     async def _execute(
-        self, spec: Task, ctx: JobContext, kwargs: dict[str, Any], limit: float
+        self, spec: Task, ctx: JobContext[QueueHost], kwargs: dict[str, Any], limit: float
     ) -> None:
         queue = self.queue_name(spec.priority)
         metrics.JOBS_RUNNING.labels(queue, spec.name).inc()

@@ -19,7 +19,7 @@ from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import challenges
 from bigfootlive.mfa import repository as repo
 from bigfootlive.models import MfaFactor, Tenant, User
-from bigfootlive.state import AppState
+from bigfootlive.state import Infrastructure
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import MfaPolicy
 
@@ -61,7 +61,7 @@ async def usable_factors(
 
 
 async def challenge_out(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     *,
     status: str,
@@ -93,7 +93,7 @@ async def challenge_out(
 
 
 async def sign_in_challenge(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     *,
     user: User,
@@ -129,7 +129,7 @@ async def sign_in_challenge(
 
 
 async def ensure_recent_mfa(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -173,7 +173,7 @@ async def ensure_recent_mfa(
 
 
 async def step_up_challenge(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     subject: AuthSubject,
     policy: MfaPolicy,

@@ -34,6 +34,7 @@ from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import challenges, codes, passkeys, policy, totp
 from bigfootlive.mfa import repository as repo
 from bigfootlive.mfa.challenges import Challenge
+from bigfootlive.mfa.ports import MfaState
 from bigfootlive.mfa.schemas import (
     ChallengePrepareOut,
     ConfirmOut,
@@ -45,7 +46,6 @@ from bigfootlive.mfa.schemas import (
 )
 from bigfootlive.mfa.sms.log import mask_phone
 from bigfootlive.models import AuthSession, MfaBackupCode, MfaFactor, Tenant, User
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import MfaPolicy
 
@@ -122,7 +122,7 @@ def _totp_context(factor_id: uuid.UUID) -> str:
 
 
 async def resolve_actor(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     *,
     subject: AuthSubject | None,
@@ -147,7 +147,7 @@ async def resolve_actor(
 # ---------------------------------------------------------------- codes by email / SMS
 
 
-async def _send_code(state: AppState, *, key: str, factor: MfaFactor, user: User, why: str) -> str:
+async def _send_code(state: MfaState, *, key: str, factor: MfaFactor, user: User, why: str) -> str:
     """Send a fresh 6-digit code to the factor's destination; returns the masked destination."""
     await state.limiter.check(state.settings.mfa_send_rate_limit, "mfa-send", str(user.id))
     code = codes.one_time_code()
@@ -180,7 +180,7 @@ async def _send_code(state: AppState, *, key: str, factor: MfaFactor, user: User
 
 
 async def _check_sent_code(
-    state: AppState, key: str, code: str | None, factor_id: uuid.UUID | None
+    state: MfaState, key: str, code: str | None, factor_id: uuid.UUID | None
 ) -> uuid.UUID | None:
     """The factor the code was sent for when `code` matches (the code is then used up)."""
     raw = await state.cache.get(key)
@@ -199,7 +199,7 @@ async def _check_sent_code(
 
 
 async def start_setup(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     actor: Actor,
@@ -296,7 +296,7 @@ def _default_name(factor_type: str) -> str:
 
 
 async def confirm_setup(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     actor: Actor,
@@ -373,7 +373,7 @@ async def confirm_setup(
 
 
 async def _prove_new_factor(
-    state: AppState, factor: MfaFactor, *, code: str | None, credential: dict[str, Any] | None
+    state: MfaState, factor: MfaFactor, *, code: str | None, credential: dict[str, Any] | None
 ) -> bool:
     if factor.type == "totp":
         if not code or factor.secret_ciphertext is None:
@@ -421,7 +421,7 @@ async def list_factors(session: AsyncSession, subject: AuthSubject) -> FactorLis
 
 
 async def delete_factor(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -469,7 +469,7 @@ async def delete_factor(
 # ---------------------------------------------------------------- backup codes
 
 
-async def _replace_backup_codes(state: AppState, session: AsyncSession, user: User) -> list[str]:
+async def _replace_backup_codes(state: MfaState, session: AsyncSession, user: User) -> list[str]:
     await repo.delete_backup_codes(session, user.tenant_id, user.id)
     fresh = codes.new_backup_codes()
     key = state.settings.data_keys[0]
@@ -485,7 +485,7 @@ async def _replace_backup_codes(state: AppState, session: AsyncSession, user: Us
 
 
 async def regenerate_backup_codes(
-    state: AppState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
+    state: MfaState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
 ) -> list[str]:
     user = subject.user
     tenant = await tenants.require_tenant(session, user.tenant_id)
@@ -504,7 +504,7 @@ async def regenerate_backup_codes(
 # ---------------------------------------------------------------- challenges
 
 
-async def _load_challenge(state: AppState, token: str) -> Challenge:
+async def _load_challenge(state: MfaState, token: str) -> Challenge:
     challenge = await challenges.load(state, token)
     if challenge is None:
         raise InvalidChallenge()
@@ -527,7 +527,7 @@ async def _challenge_user(
 
 
 async def prepare_challenge(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -563,7 +563,7 @@ async def prepare_challenge(
 
 
 async def verify(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -644,7 +644,7 @@ async def verify(
 
 
 async def _count_failure(
-    state: AppState,
+    state: MfaState,
     meta: RequestMeta,
     challenge: Challenge,
     tenant_id: uuid.UUID,
@@ -677,7 +677,7 @@ async def _count_failure(
 
 
 async def _prove(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     challenge: Challenge,
     user: User,
@@ -754,7 +754,7 @@ async def _prove(
 
 
 async def _step_up(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     challenge: Challenge,
@@ -794,7 +794,7 @@ async def _step_up(
 
 
 async def start_step_up(
-    state: AppState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
+    state: MfaState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
 ) -> MfaChallenge:
     """A step-up challenge on request, ahead of a sensitive action."""
     tenant = await tenants.require_tenant(session, subject.tenant_id)
@@ -820,7 +820,7 @@ async def start_step_up(
 
 
 async def admin_reset(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     actor: AuthSubject,
@@ -851,7 +851,7 @@ async def admin_reset(
     return removed
 
 
-def _notify(state: AppState, session: AsyncSession, user: User, subject: str, body: str) -> None:
+def _notify(state: MfaState, session: AsyncSession, user: User, subject: str, body: str) -> None:
     async def send() -> None:
         await state.mailer.send(user.email, subject, body)
 

@@ -15,7 +15,7 @@ from bigfootlive.models import NotificationPreference
 from bigfootlive.notifications import repository as repo
 from bigfootlive.notifications.schemas import Preferences, PreferencesUpdate, Unsubscribed
 from bigfootlive.notifications.wire import Notification
-from bigfootlive.state import AppState
+from bigfootlive.state import Infrastructure
 
 KIND_EVENT_LIVE = "event_live"
 KINDS = (KIND_EVENT_LIVE, "all")
@@ -63,23 +63,23 @@ async def update_preferences(
 # ---- unsubscribe links -----------------------------------------------------------------------
 
 
-def _signature(state: AppState, tenant_id: str, user_id: str, kind: str) -> str:
+def _signature(state: Infrastructure, tenant_id: str, user_id: str, kind: str) -> str:
     key = state.settings.data_keys[0]
     return keyed_hash(key, f"unsubscribe:{tenant_id}:{user_id}:{kind}")[:32]
 
 
 def unsubscribe_token(
-    state: AppState, tenant_id: uuid.UUID, user_id: uuid.UUID, kind: str = KIND_EVENT_LIVE
+    state: Infrastructure, tenant_id: uuid.UUID, user_id: uuid.UUID, kind: str = KIND_EVENT_LIVE
 ) -> str:
     return f"{tenant_id}.{user_id}.{kind}.{_signature(state, str(tenant_id), str(user_id), kind)}"
 
 
-def unsubscribe_url(state: AppState, tenant_id: uuid.UUID, user_id: uuid.UUID) -> str:
+def unsubscribe_url(state: Infrastructure, tenant_id: uuid.UUID, user_id: uuid.UUID) -> str:
     token = unsubscribe_token(state, tenant_id, user_id)
     return f"{state.settings.public_base_url}/api/notifications/unsubscribe?token={token}"
 
 
-def check_unsubscribe_token(state: AppState, token: str) -> tuple[uuid.UUID, uuid.UUID, str]:
+def check_unsubscribe_token(state: Infrastructure, token: str) -> tuple[uuid.UUID, uuid.UUID, str]:
     try:
         tenant_raw, user_raw, kind, signature = token.split(".")
         tenant_id, user_id = uuid.UUID(tenant_raw), uuid.UUID(user_raw)
@@ -91,7 +91,7 @@ def check_unsubscribe_token(state: AppState, token: str) -> tuple[uuid.UUID, uui
     return tenant_id, user_id, kind
 
 
-async def unsubscribe(state: AppState, session: AsyncSession, token: str) -> Unsubscribed:
+async def unsubscribe(state: Infrastructure, session: AsyncSession, token: str) -> Unsubscribed:
     """Works without signing in (the link is the credential); doing it twice is harmless."""
     tenant_id, user_id, kind = check_unsubscribe_token(state, token)
     row = await _row(session, tenant_id, user_id)
@@ -139,7 +139,13 @@ def live_message(event_id: str, owner_name: str, title: str, watch_url: str | No
 
 
 def live_email(
-    state: AppState, *, name: str, owner: str, title: str, watch_url: str | None, unsubscribe: str
+    state: Infrastructure,
+    *,
+    name: str,
+    owner: str,
+    title: str,
+    watch_url: str | None,
+    unsubscribe: str,
 ) -> tuple[str, str]:
     subject = f"{owner} is live: {title}"
     body = (

@@ -4,6 +4,7 @@ import uuid
 
 import structlog
 
+from bigfootlive.composition import AppState
 from bigfootlive.jobs import idempotency
 from bigfootlive.jobs.registry import JobContext, Priority, task
 from bigfootlive.models import User
@@ -15,7 +16,7 @@ log = structlog.get_logger(__name__)
 
 @task(FAN_OUT_EVENT_LIVE_TASK, priority=Priority.HIGH)
 async def fan_out_event_live(
-    ctx: JobContext,
+    ctx: JobContext[AppState],
     *,
     tenant_id: str,
     owner_id: str,
@@ -53,7 +54,7 @@ async def fan_out_event_live(
 
 @task(priority=Priority.DEFAULT, min_backoff_ms=5000)
 async def send_event_live_email(
-    ctx: JobContext,
+    ctx: JobContext[AppState],
     *,
     tenant_id: str,
     user_id: str,

@@ -27,6 +27,7 @@ from bigfootlive.authz.deps import authenticate
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import service as chat
 from bigfootlive.chat.schemas import RoomSettingsOut, RoomSettingsPatch
+from bigfootlive.composition import AppState
 from bigfootlive.errors import BigfootError, Unauthorized
 from bigfootlive.events import service as events
 from bigfootlive.events.schemas import Visibility
@@ -35,7 +36,6 @@ from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.hub import Connection, Hub, OutFrame, shutdown_all_hubs
-from bigfootlive.state import AppState
 
 log = structlog.get_logger(__name__)
 

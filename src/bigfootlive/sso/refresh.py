@@ -27,10 +27,10 @@ from cryptography.hazmat.primitives import hashes
 from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
+from bigfootlive.identity.ports import IdentityState
 from bigfootlive.sso import oidc, saml, service
 from bigfootlive.sso import repository as repo
 from bigfootlive.sso.schemas import OidcConfig, ProtocolConfig, ProviderSettings, SamlConfig
-from bigfootlive.state import AppState
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +52,7 @@ def _describe(exc: BaseException) -> str:
     return text[:ERROR_CHARS]
 
 
-async def refresh_provider(state: AppState, provider_id: uuid.UUID) -> str | None:
+async def refresh_provider(state: IdentityState, provider_id: uuid.UUID) -> str | None:
     """Refresh one provider's metadata and record the outcome on its row. Returns the status
     recorded ("ok" or "error"), or None when there was nothing to refresh."""
     async with state.db.transaction() as session:
@@ -73,7 +73,7 @@ async def refresh_provider(state: AppState, provider_id: uuid.UUID) -> str | Non
 
 
 async def _refresh_oidc(
-    state: AppState, cfg: OidcConfig, last_good: dt.datetime | None
+    state: IdentityState, cfg: OidcConfig, last_good: dt.datetime | None
 ) -> str | None:
     out = service.outbound(state)
     try:
@@ -97,7 +97,7 @@ class SamlDocument:
 
 
 async def _fetch_saml(
-    state: AppState, cfg: SamlConfig, url: str
+    state: IdentityState, cfg: SamlConfig, url: str
 ) -> tuple[SamlDocument | None, str | None]:
     """(document to store, None) or (None, why not)."""
     try:
@@ -124,7 +124,7 @@ async def _fetch_saml(
 
 
 async def _record(
-    state: AppState,
+    state: IdentityState,
     provider_id: uuid.UUID,
     fetched_for: ProtocolConfig,
     document: SamlDocument | None,

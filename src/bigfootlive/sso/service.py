@@ -32,6 +32,7 @@ from bigfootlive.errors import (
 from bigfootlive.identity import lockout
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import service as identity
+from bigfootlive.identity.ports import IdentityState
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import DecryptionError, random_token
 from bigfootlive.kit.request import RequestMeta
@@ -57,7 +58,6 @@ from bigfootlive.sso.schemas import (
     SamlConfig,
     TestOut,
 )
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
 FLOW_TTL = 600
@@ -83,16 +83,18 @@ class InvalidState(SsoRejected):
 # ---------------------------------------------------------------- URLs
 
 
-def callback_url(state: AppState) -> str:
+def callback_url(state: IdentityState) -> str:
     return f"{state.settings.public_base_url}/api/auth/sso/callback"
 
 
-def saml_endpoints(state: AppState, tenant_slug: str, provider_id: uuid.UUID) -> saml.SpEndpoints:
+def saml_endpoints(
+    state: IdentityState, tenant_slug: str, provider_id: uuid.UUID
+) -> saml.SpEndpoints:
     base = f"{state.settings.public_base_url}/api/auth/sso/saml/{tenant_slug}/{provider_id}"
     return saml.SpEndpoints(entity_id=f"{base}/metadata", acs_url=f"{base}/acs")
 
 
-def outbound(state: AppState) -> oidc.Outbound:
+def outbound(state: IdentityState) -> oidc.Outbound:
     return oidc.Outbound(
         cache=state.cache,
         timeout=state.settings.sso_http_timeout_seconds,
@@ -117,7 +119,7 @@ def load(row: SsoProvider) -> LoadedProvider:
     return LoadedProvider(row=row, settings=ProviderSettings.model_validate(row.config))
 
 
-def _secret(state: AppState, row: SsoProvider, name: str) -> str | None:
+def _secret(state: IdentityState, row: SsoProvider, name: str) -> str | None:
     sealed = (row.secrets or {}).get(name)
     if not sealed:
         return None
@@ -130,7 +132,7 @@ def _secret(state: AppState, row: SsoProvider, name: str) -> str | None:
         ) from exc
 
 
-def provider_out(state: AppState, tenant_slug: str, row: SsoProvider) -> ProviderOut:
+def provider_out(state: IdentityState, tenant_slug: str, row: SsoProvider) -> ProviderOut:
     loaded = load(row)
     s = loaded.settings
     out = ProviderOut(
@@ -167,7 +169,7 @@ def provider_out(state: AppState, tenant_slug: str, row: SsoProvider) -> Provide
 
 
 async def list_providers(
-    state: AppState, session: AsyncSession, tenant: Tenant, provider_id: uuid.UUID | None
+    state: IdentityState, session: AsyncSession, tenant: Tenant, provider_id: uuid.UUID | None
 ) -> list[ProviderOut]:
     if provider_id is not None:
         row = await repo.get_provider(session, tenant.id, provider_id)
@@ -178,7 +180,7 @@ async def list_providers(
     return [provider_out(state, tenant.slug, r) for r in rows]
 
 
-async def fetch_saml_metadata(state: AppState, url: str) -> str:
+async def fetch_saml_metadata(state: IdentityState, url: str) -> str:
     await check_outbound_url(url, state.settings.sso_allow_private_networks)
     out = outbound(state)
     try:
@@ -222,7 +224,7 @@ def _outbound_urls(config: ProtocolConfig) -> list[tuple[str, str]]:
     return [("url", config.url)]
 
 
-async def _refuse_internal_urls(state: AppState, config: ProtocolConfig) -> None:
+async def _refuse_internal_urls(state: IdentityState, config: ProtocolConfig) -> None:
     """The SSRF guard at save time too, so a provider that could never be used is not saved
     (each URL is checked again when used: a name may resolve elsewhere by then)."""
     allow_private = state.settings.sso_allow_private_networks
@@ -235,7 +237,7 @@ async def _refuse_internal_urls(state: AppState, config: ProtocolConfig) -> None
 
 
 async def save_provider(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -342,7 +344,7 @@ async def delete_provider(
 
 
 async def test_provider(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -385,7 +387,7 @@ async def test_provider(
     return TestOut(ok=ok, protocol=row.protocol, checks=checks)
 
 
-async def _test_oidc(state: AppState, cfg: OidcConfig) -> list[Check]:
+async def _test_oidc(state: IdentityState, cfg: OidcConfig) -> list[Check]:
     out = outbound(state)
     checks = []
     try:
@@ -415,7 +417,7 @@ async def _test_oidc(state: AppState, cfg: OidcConfig) -> list[Check]:
     return checks
 
 
-async def _test_oauth2(state: AppState, cfg: OAuth2Config) -> list[Check]:
+async def _test_oauth2(state: IdentityState, cfg: OAuth2Config) -> list[Check]:
     checks = []
     out = outbound(state)
     for name, url in (
@@ -437,7 +439,7 @@ async def _test_oauth2(state: AppState, cfg: OAuth2Config) -> list[Check]:
     return checks
 
 
-async def _test_saml(state: AppState, cfg: SamlConfig) -> list[Check]:
+async def _test_saml(state: IdentityState, cfg: SamlConfig) -> list[Check]:
     checks = []
     xml = cfg.idp_metadata_xml
     if cfg.idp_metadata_url:
@@ -487,7 +489,7 @@ async def _choose_provider(
 
 
 async def initiate(
-    state: AppState, session: AsyncSession, meta: RequestMeta, body: InitiateIn
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, body: InitiateIn
 ) -> InitiateOut:
     await state.limiter.check(state.settings.login_rate_limit, "sso-ip", meta.ip)
     tenant = await tenants.resolve_tenant(session, body.tenant, str(body.email or ""))
@@ -539,7 +541,7 @@ async def initiate(
     )
 
 
-async def _take_flow(state: AppState, flow_state: str | None) -> dict[str, Any] | None:
+async def _take_flow(state: IdentityState, flow_state: str | None) -> dict[str, Any] | None:
     """The stored flow for `flow_state`, usable once."""
     if not flow_state or len(flow_state) > 200:
         return None
@@ -583,7 +585,7 @@ class SignInOutcome:
 
 
 async def _failed(
-    state: AppState,
+    state: IdentityState,
     meta: RequestMeta,
     exc: BigfootError,
     *,
@@ -601,7 +603,7 @@ async def _failed(
 
 
 async def oidc_callback(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -658,7 +660,7 @@ async def _tenant_provider(
 
 
 async def saml_metadata(
-    state: AppState, session: AsyncSession, tenant_slug: str, provider_id: uuid.UUID
+    state: IdentityState, session: AsyncSession, tenant_slug: str, provider_id: uuid.UUID
 ) -> str:
     tenant, provider = await _tenant_provider(session, tenant_slug, provider_id, "saml")
     cfg = provider.config
@@ -669,7 +671,7 @@ async def saml_metadata(
 
 
 async def saml_acs(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -727,7 +729,7 @@ async def saml_acs(
 
 
 async def ldap_login(
-    state: AppState, session: AsyncSession, meta: RequestMeta, body: LdapLoginIn
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, body: LdapLoginIn
 ) -> SignInOutcome:
     settings = state.settings
     await state.limiter.check(settings.login_rate_limit, "login-ip", meta.ip)
@@ -775,7 +777,7 @@ def mapped_role(settings: ProviderSettings, groups: list[str]) -> Role:
 
 
 async def _sign_in(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     tenant: Tenant,
@@ -894,7 +896,7 @@ async def _apply_role(
     user.role = role.value
 
 
-async def exchange(state: AppState, code: str) -> dict[str, Any]:
+async def exchange(state: IdentityState, code: str) -> dict[str, Any]:
     """Trade a one-time handoff code (from a redirect) for the sign-in result."""
     raw = await state.cache.get(f"sso:handoff:{code}")
     if raw is None or not await state.cache.add(f"sso:handoff-used:{code}", b"1", ttl=HANDOFF_TTL):

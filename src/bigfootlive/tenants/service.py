@@ -16,7 +16,7 @@ from bigfootlive.db import after_commit
 from bigfootlive.errors import Conflict, Forbidden, NotFound, Unprocessable
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Tenant, TenantDomain, User
-from bigfootlive.state import AppState
+from bigfootlive.state import Infrastructure
 from bigfootlive.tenants import repository as repo
 from bigfootlive.tenants.schemas import SLUG_RE, TenantSettings, TenantUpdate
 
@@ -117,7 +117,7 @@ async def update_tenant(session: AsyncSession, tenant: Tenant, patch: TenantUpda
 
 
 async def set_active(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta | None,
     tenant: Tenant,
@@ -162,7 +162,7 @@ def _status_value(active: bool) -> bytes:
     return b"1" if active else b"0"
 
 
-async def is_active(state: AppState, session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+async def is_active(state: Infrastructure, session: AsyncSession, tenant_id: uuid.UUID) -> bool:
     """Whether the tenant is active (a deleted one is not), through the cache: for hot paths
     that act for a tenant without one of its members or keys, e.g. media-server callbacks
     authorized by a platform API key."""

@@ -22,7 +22,7 @@ from bigfootlive.kit import outbound
 from bigfootlive.kit.pagination import encode_cursor
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import WebhookDelivery, WebhookEndpoint
-from bigfootlive.state import AppState
+from bigfootlive.state import Infrastructure
 from bigfootlive.webhooks import repository as repo
 from bigfootlive.webhooks import signing
 from bigfootlive.webhooks.schemas import (
@@ -49,7 +49,7 @@ def _context(endpoint_id: uuid.UUID) -> str:
     return f"webhook:{endpoint_id}"
 
 
-async def _check_url(state: AppState, url: str) -> str:
+async def _check_url(state: Infrastructure, url: str) -> str:
     parts = urlsplit(url)
     allowed = ("https",) if state.settings.node_env == "production" else ("https", "http")
     if parts.scheme not in allowed or not parts.hostname:
@@ -68,7 +68,7 @@ async def _check_url(state: AppState, url: str) -> str:
     return url
 
 
-async def _resolve(state: AppState, url: str) -> list[outbound.IPAddress]:
+async def _resolve(state: Infrastructure, url: str) -> list[outbound.IPAddress]:
     """The public addresses of the URL's host ([] when private targets are allowed)."""
     return await outbound.check_outbound_url(
         url, allow_private=state.settings.webhook_allow_private_networks
@@ -96,7 +96,7 @@ async def _endpoint(
 
 
 async def create_endpoint(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -135,7 +135,7 @@ async def get_endpoint(
 
 
 async def update_endpoint(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -177,7 +177,7 @@ async def delete_endpoint(
 
 
 async def rotate_secret(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -273,7 +273,9 @@ def encode_body(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
-async def attempt_delivery(state: AppState, delivery_id: uuid.UUID, *, last_attempt: bool) -> bool:
+async def attempt_delivery(
+    state: Infrastructure, delivery_id: uuid.UUID, *, last_attempt: bool
+) -> bool:
     """One attempt. True when delivered (or nothing left to do); raises DeliveryFailed."""
     async with state.db.transaction() as session:
         row = await session.get(WebhookDelivery, delivery_id)
