@@ -21,7 +21,7 @@ import datetime as dt
 import traceback
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy import delete, or_, select, update
@@ -29,12 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bigfootlive.db import Database, after_commit, utcnow
 from bigfootlive.jobs.dead import add_dead_job
+from bigfootlive.jobs.queue import JobQueue
 from bigfootlive.jobs.registry import TASKS, Task
 from bigfootlive.kit.periodic import Periodic
 from bigfootlive.models import JobOutbox
-
-if TYPE_CHECKING:
-    from bigfootlive.jobs.queue import JobQueue
 
 log = structlog.get_logger(__name__)
 
@@ -254,3 +252,12 @@ def make_relay(queue: JobQueue, db: Database) -> OutboxRelay:
         interval_seconds=settings.jobs_outbox_relay_interval_seconds,
         max_attempts=settings.jobs_outbox_max_attempts,
     )
+
+
+def enqueue_after_commit(
+    session: AsyncSession, target: Task | str, *, delay_ms: int | None = None, **kwargs: Any
+) -> str:
+    """Write the job into the session's transaction (`job_outbox`) and send it once that
+    commits: a rolled-back transaction sends nothing, and a crash after the commit leaves the
+    row for the outbox relay. Returns the job's message id."""
+    return add(session, target, delay_ms=delay_ms, kwargs=kwargs)

@@ -20,7 +20,6 @@ import dramatiq
 import structlog
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Middleware, Retries
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.config import Settings
 from bigfootlive.db import Database
@@ -366,14 +365,3 @@ class JobQueue:
                 row[outcome] = max(0, int(raw)) if raw else 0
             out[name] = row
         return out
-
-
-def enqueue_after_commit(
-    session: AsyncSession, target: Task | str, *, delay_ms: int | None = None, **kwargs: Any
-) -> str:
-    """Write the job into the session's transaction (`job_outbox`) and send it once that
-    commits: a rolled-back transaction sends nothing, and a crash after the commit leaves the
-    row for the outbox relay. Returns the job's message id."""
-    from bigfootlive.jobs import outbox
-
-    return outbox.add(session, target, delay_ms=delay_ms, kwargs=kwargs)

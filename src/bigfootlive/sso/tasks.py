@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from bigfootlive.composition import AppState
-from bigfootlive.jobs.queue import enqueue_after_commit
+from bigfootlive.jobs.outbox import enqueue_after_commit
 from bigfootlive.jobs.registry import JobContext, Priority, cron, task
 from bigfootlive.sso import refresh
 from bigfootlive.sso import repository as repo
