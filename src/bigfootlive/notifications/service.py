@@ -127,7 +127,7 @@ def notify_followers_live(
 
 
 def live_message(event_id: str, owner_name: str, title: str, watch_url: str | None) -> bytes:
-    """The real-time message for `realtime.protocol.user_channel(follower)`."""
+    """The real-time message for `notifications.wire.user_channel(follower)`."""
     message = Notification(
         kind="event.live",
         event_id=uuid.UUID(event_id),
