@@ -20,6 +20,8 @@ from bigfootlive.models import (
     EventContainer,
     EventSummary,
     Follow,
+    Tenant,
+    User,
 )
 
 
@@ -227,8 +229,6 @@ async def save_summary(session: AsyncSession, summary: EventSummary) -> None:
 async def platform_counts(session: AsyncSession) -> tuple[int, int, int]:
     """(tenants, users, events) across the platform."""
     # unscoped: platform-wide figures, served to platform admins only
-    from bigfootlive.models import Tenant, User
-
     tenants = (await session.execute(select(func.count()).select_from(Tenant))).scalar_one()
     users = (await session.execute(select(func.count()).select_from(User))).scalar_one()
     events = (await session.execute(select(func.count()).select_from(Event))).scalar_one()

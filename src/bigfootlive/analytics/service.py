@@ -36,6 +36,7 @@ from bigfootlive.authz.roles import Permission
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import utcnow
 from bigfootlive.errors import Conflict
+from bigfootlive.events import repository as event_repo
 from bigfootlive.events import service as events
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.hooks import Transition
@@ -65,8 +66,6 @@ async def _event_ref(state: AnalyticsState, session: AsyncSession, event_id: uui
     cache = events.event_cache(state)
     ref = await cache.ref(event_id)
     if ref is None:
-        from bigfootlive.events import repository as event_repo
-
         event = await event_repo.get_for_visibility_check(session, event_id)
         if event is None:
             raise events.EventNotFound()

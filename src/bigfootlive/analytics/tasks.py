@@ -6,6 +6,8 @@ from typing import Any
 
 import structlog
 
+from bigfootlive.analytics import repository as repo
+from bigfootlive.analytics import service
 from bigfootlive.analytics.ingest import APPLY_ROLLUP_TASK
 from bigfootlive.analytics.service import FINALIZE_EVENT_TASK
 from bigfootlive.composition import AppState
@@ -36,8 +38,6 @@ async def apply_rollup(
     viewers: list[dict[str, Any]],
 ) -> None:
     """Add one flush of beacon sums to the per-minute roll-ups, exactly once per batch."""
-    from bigfootlive.analytics import repository as repo
-
     async with ctx.state.db.transaction() as session:
         if not await idempotency.first_time(session, f"analytics:batch:{batch}"):
             log.info("duplicate_rollup_skipped", batch=batch)
@@ -49,6 +49,4 @@ async def apply_rollup(
 @task(FINALIZE_EVENT_TASK, priority=Priority.LOW)
 async def finalize_event(ctx: JobContext[AppState], *, event_id: str) -> None:
     """After an event ends: write its summary (idempotent: recomputed from the roll-ups)."""
-    from bigfootlive.analytics import service
-
     await service.finalize(ctx.state, uuid.UUID(event_id))

@@ -8,6 +8,8 @@ from bigfootlive.composition import AppState
 from bigfootlive.jobs import idempotency
 from bigfootlive.jobs.registry import JobContext, Priority, task
 from bigfootlive.models import User
+from bigfootlive.notifications import repository as repo
+from bigfootlive.notifications import service
 from bigfootlive.notifications.service import FAN_OUT_EVENT_LIVE_TASK
 from bigfootlive.notifications.wire import user_channel
 
@@ -25,9 +27,6 @@ async def fan_out_event_live(
     watch_url: str | None = None,
 ) -> None:
     """One email job per follower (each idempotent), and a real-time message to each."""
-    from bigfootlive.notifications import repository as repo
-    from bigfootlive.notifications import service
-
     state = ctx.state
     async with state.db.sessionmaker() as session:
         owner = await session.get(User, uuid.UUID(owner_id))
@@ -64,9 +63,6 @@ async def send_event_live_email(
     watch_url: str | None = None,
 ) -> None:
     """At most one email per (event, follower), however often this job is delivered."""
-    from bigfootlive.notifications import repository as repo
-    from bigfootlive.notifications import service
-
     state = ctx.state
     async with state.db.sessionmaker() as session:
         user = await session.get(User, uuid.UUID(user_id))

@@ -4,6 +4,7 @@ import uuid
 
 from bigfootlive.composition import AppState
 from bigfootlive.jobs.registry import JobContext, Priority, task
+from bigfootlive.webhooks import service
 from bigfootlive.webhooks.service import DELIVER_WEBHOOK_TASK
 
 
@@ -13,8 +14,6 @@ async def deliver_webhook(
 ) -> None:
     """POST one signed delivery; a non-2xx answer or a network error raises, so Dramatiq retries
     it with exponential back-off and jitter, then dead-letters it."""
-    from bigfootlive.webhooks import service
-
     await service.attempt_delivery(
         ctx.state, uuid.UUID(delivery_id), last_attempt=ctx.is_last_attempt
     )
