@@ -29,8 +29,8 @@ from bigfootlive.containers import repository as repo
 from bigfootlive.containers.manager import ContainerManager
 from bigfootlive.containers.tasks import make_runtime
 from bigfootlive.db import utcnow
-from bigfootlive.events.service import new_playback_id
-from bigfootlive.identity import service as identity
+from bigfootlive.events.keys import new_playback_id
+from bigfootlive.identity import accounts
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.models import Event
 from bigfootlive.observability.logging import configure_logging
@@ -67,7 +67,7 @@ async def owner(state: AppState) -> tuple[uuid.UUID, uuid.UUID]:
             settings=TenantSettings(),
             email_domains=[],
         )
-        user = await identity.create_account(
+        user = await accounts.create_account(
             state,
             session,
             tenant=tenant,

@@ -233,7 +233,7 @@ async def _seed(env: dict[str, str]) -> dict[str, str]:
     from bigfootlive.authz.roles import Role
     from bigfootlive.composition import AppState
     from bigfootlive.config import Settings
-    from bigfootlive.identity import service as identity
+    from bigfootlive.identity import accounts
     from bigfootlive.tenants import service as tenants
     from bigfootlive.tenants.schemas import TenantSettings
 
@@ -249,7 +249,7 @@ async def _seed(env: dict[str, str]) -> dict[str, str]:
             tenant = await tenants.create_tenant(
                 session, slug="bench", name="Bench", settings=TenantSettings(), email_domains=[]
             )
-            await identity.create_account(
+            await accounts.create_account(
                 state,
                 session,
                 tenant=tenant,

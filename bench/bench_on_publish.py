@@ -37,9 +37,9 @@ from bigfootlive.authz.roles import Role
 from bigfootlive.authz.subject import AccessClaims, AuthSubject
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
-from bigfootlive.events import service as events
+from bigfootlive.events import crud, lifecycle
 from bigfootlive.events.schemas import EventCreate
-from bigfootlive.identity import service as identity
+from bigfootlive.identity import accounts
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.serving import uvicorn_options
@@ -58,7 +58,7 @@ async def seed(state: AppState, n_events: int) -> tuple[str, list[str]]:
             session, slug=f"bench-{uuid.uuid4().hex[:6]}", name="Bench",
             settings=TenantSettings(), email_domains=[],
         )  # fmt: skip
-        user = await identity.create_account(
+        user = await accounts.create_account(
             state, session, tenant=tenant, email="bench@example.com", display_name="Bench",
             role=Role.ADMIN, password=None, email_verified=True,
         )  # fmt: skip
@@ -72,10 +72,10 @@ async def seed(state: AppState, n_events: int) -> tuple[str, list[str]]:
     for start in range(0, n_events, batch):
         async with state.db.transaction() as session:
             for i in range(start, min(start + batch, n_events)):
-                event, key = await events.create_event(
+                event, key = await crud.create_event(
                     state, session, META, subject, EventCreate(title=f"bench {i}")
                 )
-                await events.start_event(state, session, META, subject, event.id)
+                await lifecycle.start_event(state, session, META, subject, event.id)
                 keys.append(key)
     async with state.db.transaction() as session:
         _, secret = await apikeys.create_key(session, META, subject, ApiKeyCreate(name="bench"))

@@ -28,7 +28,7 @@ import pytest
 from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
-from bigfootlive.identity import service as identity
+from bigfootlive.identity import accounts
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import TenantSettings
@@ -67,7 +67,7 @@ async def _seed(settings: Settings) -> None:
                 name="Fuzz",
                 settings=TenantSettings(allow_self_registration=True),
             )
-            await identity.create_account(
+            await accounts.create_account(
                 state,
                 session,
                 tenant=tenant,

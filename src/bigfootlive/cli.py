@@ -198,7 +198,7 @@ def user_create(
 ) -> None:
     """Create a user (the password is prompted for, or read from stdin; never an argument)."""
     from bigfootlive.authz.roles import Role
-    from bigfootlive.identity import service as identity
+    from bigfootlive.identity import accounts
     from bigfootlive.tenants import service as tenants
 
     password = (
@@ -212,7 +212,7 @@ def user_create(
                 found = await tenants.get_tenant_by_slug(session, tenant)
                 if found is None:
                     raise typer.BadParameter(f"no tenant {tenant!r}")
-                user = await identity.create_account(
+                user = await accounts.create_account(
                     state,
                     session,
                     tenant=found,

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from bigfootlive.authz.roles import Role
-from bigfootlive.events import service as events
+from bigfootlive.events import access, lifecycle
 
 
 @pytest.fixture
@@ -40,8 +40,8 @@ async def live_event(
     started = await client.post(f"/api/events/{body['id']}/start", headers=streamer.headers)
     assert started.status_code == 200, started.text
     async with state.db.transaction() as session:
-        event = await events.get_event(session, tenant.id, uuid.UUID(body["id"]))
-        await events.publisher_connected(state, session, event, "encoder-1")
+        event = await access.get_event(session, tenant.id, uuid.UUID(body["id"]))
+        await lifecycle.publisher_connected(state, session, event, "encoder-1")
     return tenant, streamer, body["id"]
 
 

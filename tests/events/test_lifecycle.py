@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bigfootlive.authz.roles import Role
-from bigfootlive.events import service
+from bigfootlive.events import access, keys, lifecycle
 from bigfootlive.models import Event
 
 
@@ -29,25 +29,25 @@ async def _event(state, body) -> Event:
     import uuid
 
     async with state.db.transaction() as session:
-        return await service.get_event(session, uuid.UUID(body["tenant_id"]), uuid.UUID(body["id"]))
+        return await access.get_event(session, uuid.UUID(body["tenant_id"]), uuid.UUID(body["id"]))
 
 
 async def _publish(state, body, publisher="client-1") -> Event:
     async with state.db.transaction() as session:
         event = await _event_in(session, body)
-        return await service.publisher_connected(state, session, event, publisher)
+        return await lifecycle.publisher_connected(state, session, event, publisher)
 
 
 async def _unpublish(state, body, publisher="client-1") -> Event | None:
     async with state.db.transaction() as session:
         event = await _event_in(session, body)
-        return await service.publisher_disconnected(state, session, event, publisher)
+        return await lifecycle.publisher_disconnected(state, session, event, publisher)
 
 
 async def _event_in(session, body) -> Event:
     import uuid
 
-    return await service.get_event(session, uuid.UUID(body["tenant_id"]), uuid.UUID(body["id"]))
+    return await access.get_event(session, uuid.UUID(body["tenant_id"]), uuid.UUID(body["id"]))
 
 
 async def test_create_returns_key_once_and_event_starts_scheduled(factory, client):
@@ -70,7 +70,7 @@ async def test_stream_key_is_encrypted_at_rest(factory, client, state):
     key = body["ingest"]["stream_key"]
     assert key not in event.stream_key_ciphertext
     assert key not in event.stream_key_hash
-    assert service.stream_key_of(state, event) == key
+    assert keys.stream_key_of(state, event) == key
 
 
 async def test_viewer_cannot_create_events(factory, client):
@@ -141,7 +141,7 @@ async def test_second_publisher_is_refused_and_same_publisher_is_idempotent(fact
     first = await _publish(state, body, "a")
     again = await _publish(state, body, "a")
     assert again.version == first.version
-    with pytest.raises(service.PublisherAlreadyConnected):
+    with pytest.raises(lifecycle.PublisherAlreadyConnected):
         await _publish(state, body, "b")
 
 
@@ -196,7 +196,7 @@ async def test_state_changes_are_published_after_commit(factory, client, state):
         received.append(json.loads(raw))
         got.set()
 
-    unsubscribe = await state.pubsub.subscribe(service.state_channel(body["id"]), handler)
+    unsubscribe = await state.pubsub.subscribe(lifecycle.state_channel(body["id"]), handler)
     try:
         await asyncio.sleep(0.05)
         await client.post(f"/api/events/{body['id']}/start", headers=streamer.headers)
@@ -217,7 +217,7 @@ async def test_a_failed_transition_publishes_nothing(factory, client, state):
     async def handler(raw: bytes) -> None:
         received.append(raw)
 
-    unsubscribe = await state.pubsub.subscribe(service.state_channel(body["id"]), handler)
+    unsubscribe = await state.pubsub.subscribe(lifecycle.state_channel(body["id"]), handler)
     try:
         response = await client.post(f"/api/events/{body['id']}/stop", headers=streamer.headers)
         assert response.status_code == 409
@@ -281,5 +281,5 @@ async def test_rotating_the_key_invalidates_the_old_one(factory, client, state):
     new_key = response.json()["stream_key"]
     assert new_key != old_key
     event = await _event(state, body)
-    assert service.stream_key_of(state, event) == new_key
-    assert event.stream_key_hash == service.stream_key_hashes(state.settings, new_key)[0]
+    assert keys.stream_key_of(state, event) == new_key
+    assert event.stream_key_hash == keys.stream_key_hashes(state.settings, new_key)[0]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 from bigfootlive.authz.roles import Role
-from bigfootlive.identity import service as identity
+from bigfootlive.identity import sign_in
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.tenants.schemas import MfaPolicy
@@ -140,10 +140,10 @@ async def test_an_identity_provider_that_did_mfa_is_not_challenged_again(factory
     await enrol_totp(client, ann)
     async with state.db.transaction() as session:
         user = await session.get(type(ann.user), ann.user.id)
-        with_mfa = await identity.finish_sign_in(
+        with_mfa = await sign_in.finish_sign_in(
             state, session, user=user, tenant=tenant, meta=META, amr=["ext", "mfa"]
         )
-        without = await identity.finish_sign_in(
+        without = await sign_in.finish_sign_in(
             state, session, user=user, tenant=tenant, meta=META, amr=["ext"]
         )
     assert isinstance(with_mfa, TokenPair)

@@ -226,7 +226,7 @@ async def test_changing_sso_configuration_needs_step_up(factory, client, state):
         "name": "Corp LDAP",
         "config": {
             "protocol": "ldap",
-            "url": "ldap://127.0.0.1:1",
+            "url": "ldap://8.8.8.8:389",  # public: saving only checks the address
             "user_dn_template": "uid={username},dc=x",
         },
     }

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bigfootlive.events import service as events
+from bigfootlive.events import access, lifecycle
 from tests.realtime.conftest import REALTIME_SETTINGS, create_event, join
 
 
@@ -60,16 +60,16 @@ async def test_stream_state_changes_become_system_messages(client, world, live_s
     assert response.status_code == 200, response.text
     event_id = uuid.UUID(event["id"])
     async with state.db.transaction() as session:
-        row = await events.get_event(session, world["tenant"].id, event_id)
-        await events.publisher_connected(state, session, row, "encoder-1")
+        row = await access.get_event(session, world["tenant"].id, event_id)
+        await lifecycle.publisher_connected(state, session, row, "encoder-1")
     assert (await viewer.next("system"))["kind"] == "stream_live"
     async with state.db.transaction() as session:
-        row = await events.get_event(session, world["tenant"].id, event_id)
-        await events.publisher_disconnected(state, session, row, "encoder-1")
+        row = await access.get_event(session, world["tenant"].id, event_id)
+        await lifecycle.publisher_disconnected(state, session, row, "encoder-1")
     assert (await viewer.next("system"))["kind"] == "stream_reconnecting"
     async with state.db.transaction() as session:
-        row = await events.get_event(session, world["tenant"].id, event_id)
-        await events.publisher_connected(state, session, row, "encoder-1")
+        row = await access.get_event(session, world["tenant"].id, event_id)
+        await lifecycle.publisher_connected(state, session, row, "encoder-1")
     assert (await viewer.next("system"))["kind"] == "stream_resumed"
     response = await client.post(f"/api/events/{event['id']}/stop", headers=world["owner"].headers)
     assert response.status_code == 200, response.text

@@ -243,8 +243,8 @@ async def test_connection_test_ldap_wrong_service_password(
 async def test_private_network_urls_are_refused_by_default(
     client: httpx.AsyncClient, acme: Org, oidc_idp: OidcProvider, state: AppState
 ) -> None:
-    state.settings.sso_allow_private_networks = False
     created = await add_provider(client, acme, **oidc_body(oidc_idp))
+    state.settings.sso_allow_private_networks = False  # saved earlier, refused when used
     response = await client.post("/api/auth/sso/initiate", json={"tenant": "acme"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "sso_bad_url"

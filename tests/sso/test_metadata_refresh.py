@@ -18,7 +18,7 @@ from joserfc.jwk import RSAKey
 
 from bigfootlive.composition import AppState
 from bigfootlive.jobs.registry import CRONS, load_tasks
-from bigfootlive.sso import oidc
+from bigfootlive.sso import oidc_metadata
 from bigfootlive.sso.tasks import refresh_sso_metadata
 from tests.fixtures.rogue_oidc import CLIENT_ID, RogueIdp
 from tests.fixtures.saml_idp import SamlIdp
@@ -161,7 +161,7 @@ async def test_failed_refresh_keeps_the_cached_copy_past_its_expiry(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ttl = 8.0
-    monkeypatch.setattr(oidc, "METADATA_TTL", ttl)
+    monkeypatch.setattr(oidc_metadata, "METADATA_TTL", ttl)
     provider = await _oidc_provider(client, acme, rogue)
     assert (await _refresh(client, state, acme, provider["id"]))["status"] == "ok"
     loop = asyncio.get_running_loop()
@@ -182,7 +182,7 @@ def test_refresh_is_scheduled_well_inside_the_cache_lifetime() -> None:
     runs = croniter(spec.expression, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     fires = [runs.get_next(dt.datetime) for _ in range(200)]
     longest_gap = max((b - a).total_seconds() for a, b in itertools.pairwise(fires))
-    assert longest_gap * 3 <= oidc.METADATA_TTL
+    assert longest_gap * 3 <= oidc_metadata.METADATA_TTL
 
 
 # ---------------------------------------------------------------- SAML

@@ -206,16 +206,16 @@ async def test_simultaneous_publishers_race_and_exactly_one_wins(studio):
 
 
 async def test_a_stale_cache_snapshot_does_not_refuse_a_legitimate_reconnect(studio, state):
-    from bigfootlive.events import service as events
+    from bigfootlive.events import keys, lifecycle
 
     event = await studio.event()
     values = {"playback_id": event["playback_id"], "stream_key": event["ingest"]["stream_key"]}
     assert _allowed(await _call(studio, "on_publish.json", client_id="c1", **values))
-    stale = await events.event_cache(state).ref(uuid.UUID(event["id"]))
+    stale = await lifecycle.event_cache(state).ref(uuid.UUID(event["id"]))
     assert _allowed(await _call(studio, "on_unpublish.json", client_id="c1", **values))
     # as if the process that committed `reconnecting` died before writing the cache
-    await events.event_cache(state).cache.set(
-        f"events:key:{events.stream_key_hashes(state.settings, values['stream_key'])[0]}",
+    await lifecycle.event_cache(state).cache.set(
+        f"events:key:{keys.stream_key_hashes(state.settings, values['stream_key'])[0]}",
         stale.dumps(),
     )
     assert _allowed(await _call(studio, "on_publish.json", client_id="c2", **values))

@@ -36,8 +36,8 @@ from bigfootlive.authz.roles import Permission
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import utcnow
 from bigfootlive.errors import Conflict
+from bigfootlive.events import access, lifecycle
 from bigfootlive.events import repository as event_repo
-from bigfootlive.events import service as events
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.hooks import Transition
 from bigfootlive.events.schemas import EventStatus
@@ -63,12 +63,12 @@ def viewer_key(subject: AuthSubject | None, viewer_id: str) -> str:
 
 
 async def _event_ref(state: AnalyticsState, session: AsyncSession, event_id: uuid.UUID) -> EventRef:
-    cache = events.event_cache(state)
+    cache = lifecycle.event_cache(state)
     ref = await cache.ref(event_id)
     if ref is None:
         event = await event_repo.get_for_visibility_check(session, event_id)
         if event is None:
-            raise events.EventNotFound()
+            raise access.EventNotFound()
         ref = await cache.remember(event)
     return ref
 
@@ -82,8 +82,8 @@ async def ingest_beacons(
     client_ip: str,
 ) -> int:
     ref = await _event_ref(state, session, event_id)
-    if not events.can_view(subject, ref):
-        raise events.EventNotFound()
+    if not access.can_view(subject, ref):
+        raise access.EventNotFound()
     if ref.status in (EventStatus.SCHEDULED, EventStatus.CANCELLED):
         raise Conflict("The event is not on air", code="event_not_on_air")
     viewer = viewer_key(subject, batch.viewer_id)
@@ -186,12 +186,12 @@ async def _readable_event(
     session: AsyncSession, subject: AuthSubject, event_id: uuid.UUID
 ) -> Event:
     """The owner, tenant admins (analytics permission) and managers of the event."""
-    event = await events.get_event(session, subject.tenant_id, event_id)
-    if subject.can(Permission.ANALYTICS_TENANT) or events.can_manage(subject, event):
+    event = await access.get_event(session, subject.tenant_id, event_id)
+    if subject.can(Permission.ANALYTICS_TENANT) or access.can_manage(subject, event):
         return event
-    if events.can_view(subject, event):
-        raise events.NotEventManager()
-    raise events.EventNotFound()
+    if access.can_view(subject, event):
+        raise access.NotEventManager()
+    raise access.EventNotFound()
 
 
 def _point(row: AnalyticsMinute) -> TimelinePoint:

@@ -24,7 +24,7 @@ from bigfootlive.chat.schemas import (
     TimeoutIn,
 )
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.events import service as events
+from bigfootlive.events import access
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from bigfootlive.routing import JsonRoute
 
@@ -45,7 +45,7 @@ async def chat_history(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Page[ChatMessageOut]:
     """Visible messages, newest first; follow `next_cursor` for older ones."""
-    event = await events.get_viewable_event(session, subject, event_id)
+    event = await access.get_viewable_event(session, subject, event_id)
     items, next_cursor = await service.history(session, event, cursor=cursor, limit=limit)
     return Page[ChatMessageOut](items=items, next_cursor=next_cursor)
 
@@ -54,7 +54,7 @@ async def chat_history(
 async def send_message(
     event_id: uuid.UUID, body: ChatSend, subject: CurrentSubject, state: State, session: DbSession
 ) -> ChatMessageOut:
-    event = await events.get_viewable_event(session, subject, event_id)
+    event = await access.get_viewable_event(session, subject, event_id)
     return await service.send_message(state, session, subject, event, body.body, body.reply_to)
 
 
@@ -76,7 +76,7 @@ async def delete_message(
 async def room_settings(
     event_id: uuid.UUID, subject: OptionalSubject, session: ReadSession
 ) -> RoomSettingsOut:
-    event = await events.get_viewable_event(session, subject, event_id)
+    event = await access.get_viewable_event(session, subject, event_id)
     return await service.room_state(session, event)
 
 
@@ -166,6 +166,6 @@ async def presence(
     event_id: uuid.UUID, subject: OptionalSubject, state: State, session: ReadSession
 ) -> PresenceOut:
     """Concurrent viewers across every process, and unique viewers since the event began."""
-    event = await events.get_viewable_event(session, subject, event_id)
+    event = await access.get_viewable_event(session, subject, event_id)
     counts = await state.hub.presence.counts(event.id)
     return PresenceOut(viewers=counts.viewers, unique_viewers=counts.unique_viewers)

@@ -31,7 +31,7 @@ from bigfootlive.chat import wire
 from bigfootlive.chat.schemas import ChatMessageOut, RoomSettingsOut, RoomSettingsPatch
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
-from bigfootlive.events import service as events
+from bigfootlive.events import access
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.kit.pagination import page_of
 from bigfootlive.kit.request import RequestMeta
@@ -375,7 +375,7 @@ async def hide_flagged(
 async def _moderated_event(
     session: AsyncSession, subject: AuthSubject, event_id: uuid.UUID
 ) -> Event:
-    event = await events.get_viewable_event(session, subject, event_id)
+    event = await access.get_viewable_event(session, subject, event_id)
     if not can_moderate(subject, event):
         raise NotModerator()
     return event
@@ -390,7 +390,7 @@ async def delete_message(
     message_id: uuid.UUID,
 ) -> None:
     """Authors delete their own messages; moderators any (audited)."""
-    event = await events.get_viewable_event(session, subject, event_id)
+    event = await access.get_viewable_event(session, subject, event_id)
     message = await repo.get_message(session, event.tenant_id, event.id, message_id)
     if message is None or message.deleted_at is not None:
         raise MessageNotFound()

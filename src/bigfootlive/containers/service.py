@@ -18,7 +18,7 @@ from bigfootlive.containers.schemas import (
 )
 from bigfootlive.db import utcnow
 from bigfootlive.errors import Conflict, Forbidden, TooManyRequests
-from bigfootlive.events import service as events
+from bigfootlive.events import access
 from bigfootlive.events.hooks import Starting
 
 
@@ -105,6 +105,6 @@ async def recordings_of(
     session: AsyncSession, viewer: AuthSubject | None, event_id: uuid.UUID
 ) -> list[RecordingOut]:
     """Recordings of an event the viewer may see (404 otherwise, as for the event)."""
-    event = await events.get_viewable_event(session, viewer, event_id)
+    event = await access.get_viewable_event(session, viewer, event_id)
     rows = await repo.recordings_of(session, event.tenant_id, event.id)
     return [RecordingOut.model_validate(r, from_attributes=True) for r in rows]

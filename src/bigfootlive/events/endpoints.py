@@ -9,7 +9,7 @@ from bigfootlive.authz.deps import CurrentSubject, OptionalSubject, require
 from bigfootlive.authz.roles import Permission
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.events import service
+from bigfootlive.events import access, crud, keys, lifecycle
 from bigfootlive.events.playback import ingest_for
 from bigfootlive.events.schemas import (
     EventCreate,
@@ -37,7 +37,7 @@ def event_out(event: Event) -> EventOut:
 async def create_event(
     body: EventCreate, subject: EventCreator, state: State, session: DbSession, meta: Meta
 ) -> EventCreated:
-    event, stream_key = await service.create_event(state, session, meta, subject, body)
+    event, stream_key = await crud.create_event(state, session, meta, subject, body)
     return EventCreated(
         **event_out(event).model_dump(),
         ingest=ingest_for(state.settings, event.playback_id, stream_key),
@@ -54,7 +54,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Page[EventOut]:
     """Live and upcoming events by default; `status` (repeatable) and `owner_id` filter."""
-    rows = await service.list_events(
+    rows = await crud.list_events(
         session,
         subject,
         statuses=status_ or UPCOMING,
@@ -75,9 +75,7 @@ async def get_event(
     token: Annotated[str | None, Query(max_length=2000, description="playback token")] = None,
 ) -> EventOut:
     playback = None if token is None else state.playback_tokens.verify_for(token, event_id)
-    return event_out(
-        await service.get_viewable_event(session, subject, event_id, playback=playback)
-    )
+    return event_out(await access.get_viewable_event(session, subject, event_id, playback=playback))
 
 
 @router.put("/{event_id}")
@@ -89,7 +87,7 @@ async def update_event(
     session: DbSession,
     meta: Meta,
 ) -> EventOut:
-    return event_out(await service.update_event(state, session, meta, subject, event_id, body))
+    return event_out(await crud.update_event(state, session, meta, subject, event_id, body))
 
 
 @router.delete("/{event_id}")
@@ -97,21 +95,21 @@ async def cancel_event(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> EventOut:
     """Cancels an event that has not gone on air; the record stays for history."""
-    return event_out(await service.cancel_event(state, session, meta, subject, event_id))
+    return event_out(await lifecycle.cancel_event(state, session, meta, subject, event_id))
 
 
 @router.post("/{event_id}/start")
 async def start_event(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> EventOut:
-    return event_out(await service.start_event(state, session, meta, subject, event_id))
+    return event_out(await lifecycle.start_event(state, session, meta, subject, event_id))
 
 
 @router.post("/{event_id}/stop")
 async def stop_event(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> EventOut:
-    return event_out(await service.stop_event(state, session, meta, subject, event_id))
+    return event_out(await lifecycle.stop_event(state, session, meta, subject, event_id))
 
 
 @router.post("/{event_id}/stream-key")
@@ -119,5 +117,5 @@ async def rotate_stream_key(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> IngestOut:
     """Replace the stream key; the old one is refused from now on. Needs a recent MFA (step-up)."""
-    event, stream_key = await service.rotate_stream_key(state, session, meta, subject, event_id)
+    event, stream_key = await keys.rotate_stream_key(state, session, meta, subject, event_id)
     return ingest_for(state.settings, event.playback_id, stream_key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from bigfootlive.composition import AppState
-from bigfootlive.events import service
+from bigfootlive.events import lifecycle
 from bigfootlive.kit.periodic import Periodic
 
 log = structlog.get_logger(__name__)
@@ -19,7 +19,7 @@ def reconnect_sweeper(state: AppState) -> Periodic:
     """
 
     async def sweep() -> None:
-        for event in await service.end_expired_reconnects(state):
+        for event in await lifecycle.end_expired_reconnects(state):
             log.info("event_ended_after_reconnect_window", event_id=str(event.id))
 
     return Periodic("reconnect-sweeper", sweep, state.settings.reconnect_sweep_interval_seconds)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from bigfootlive.authz.deps import CurrentSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import registration, service
+from bigfootlive.identity import accounts, recovery, registration, sessions, sign_in
 from bigfootlive.identity.schemas import (
     Accepted,
     AuditOut,
@@ -50,30 +50,30 @@ async def register(
 
 @router.post("/login")
 async def login(body: LoginIn, state: State, session: DbSession, meta: Meta) -> SignInResult:
-    return await service.login(
+    return await sign_in.login(
         state, session, meta, tenant_slug=body.tenant, email=str(body.email), password=body.password
     )
 
 
 @router.post("/refresh")
 async def refresh(body: RefreshIn, state: State, session: DbSession, meta: Meta) -> TokenPair:
-    return await service.refresh(state, session, meta, refresh_token=body.refresh_token)
+    return await sessions.refresh(state, session, meta, refresh_token=body.refresh_token)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(subject: CurrentSubject, state: State, session: DbSession, meta: Meta) -> Response:
-    await service.logout(state, session, meta, subject)
+    await sessions.logout(state, session, meta, subject)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me")
 async def me(subject: CurrentSubject) -> UserOut:
-    return service.user_out(subject.user, subject.tenant_slug)
+    return accounts.user_out(subject.user, subject.tenant_slug)
 
 
 @router.get("/sessions")
 async def list_sessions(subject: CurrentSubject, session: ReadSession) -> list[SessionOut]:
-    rows = await service.list_sessions(session, subject)
+    rows = await sessions.list_sessions(session, subject)
     return [
         SessionOut(
             id=s.id,
@@ -93,7 +93,7 @@ async def list_sessions(subject: CurrentSubject, session: ReadSession) -> list[S
 async def terminate_session(
     session_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> Response:
-    await service.terminate_session(state, session, meta, subject, session_id)
+    await sessions.terminate_session(state, session, meta, subject, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -106,7 +106,7 @@ async def audit(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Page[AuditOut]:
-    rows = await service.list_audit(
+    rows = await accounts.list_audit(
         session, subject, scope=scope, action=action, cursor=cursor, limit=limit
     )
     items, next_cursor = page_of(rows, limit)
@@ -120,7 +120,7 @@ async def audit(
 async def change_password(
     body: PasswordChangeIn, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> Response:
-    await service.change_password(
+    await recovery.change_password(
         state,
         session,
         meta,
@@ -135,7 +135,7 @@ async def change_password(
 async def forgot_password(
     body: PasswordForgotIn, state: State, session: DbSession, meta: Meta
 ) -> Accepted:
-    await service.request_password_reset(
+    await recovery.request_password_reset(
         state, session, meta, tenant_slug=body.tenant, email=str(body.email)
     )
     return Accepted()
@@ -145,7 +145,7 @@ async def forgot_password(
 async def reset_password(
     body: PasswordResetIn, state: State, session: DbSession, meta: Meta
 ) -> Response:
-    await service.reset_password(
+    await recovery.reset_password(
         state, session, meta, token=body.token, new_password=body.new_password
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -163,5 +163,5 @@ async def verify_email(
 async def resend_verification(
     subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> Accepted:
-    await service.resend_verification(state, session, meta, subject)
+    await recovery.resend_verification(state, session, meta, subject)
     return Accepted()

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.audit import AuditAction, AuditLog, own_account
 from bigfootlive.db import utcnow
 from bigfootlive.errors import Forbidden, NotFound
+from bigfootlive.identity import accounts, recovery
 from bigfootlive.identity import repository as repo
-from bigfootlive.identity import service
 from bigfootlive.identity.ports import IdentityState
 from bigfootlive.kit.crypto import hash_token, random_token
 from bigfootlive.kit.request import RequestMeta
@@ -51,7 +51,7 @@ async def register(
     policy = tenants.settings_of(tenant)
     if not policy.allow_self_registration:
         raise RegistrationDisabled()
-    service.check_password_rules(password, email, policy)
+    accounts.check_password_rules(password, email, policy)
     password_hash = await state.passwords.hash(password)  # on both paths: the same cost
     owner = await repo.get_user_by_email(session, tenant.id, email)
     if owner is None:
@@ -85,7 +85,7 @@ async def _send_confirmation(
         AuditAction.AUTH_REGISTER_REQUEST, tenant_id=tenant.id
     )
     link = f"{state.settings.public_base_url}/verify-email?token={token}"
-    service.mail_after_commit(
+    recovery.mail_after_commit(
         state,
         session,
         email,
@@ -111,9 +111,9 @@ async def _tell_owner(
     if not owner.is_active:
         return  # like a password reset request: a disabled account gets no link
     ttl = state.settings.password_reset_ttl_seconds
-    token = service.new_user_token(session, owner, service.PURPOSE_RESET, ttl)
+    token = recovery.new_user_token(session, owner, recovery.PURPOSE_RESET, ttl)
     link = f"{state.settings.public_base_url}/reset-password?token={token}"
-    service.mail_after_commit(
+    recovery.mail_after_commit(
         state,
         session,
         owner.email,
@@ -133,21 +133,21 @@ async def confirm_email(
     """The emailed link: creates a registered account, or verifies an existing one's address."""
     pending = await repo.find_pending_registration(session, hash_token(token))
     if pending is None:
-        await service.verify_email(state, session, meta, token=token)
+        await recovery.verify_email(state, session, meta, token=token)
         return
     tenant_id, email = pending.tenant_id, pending.email
     display_name, password_hash = pending.display_name, pending.password_hash
     if pending.expires_at <= utcnow() or not await repo.claim_pending_registration(
         session, pending.id
     ):
-        raise service.InvalidOneTimeToken()
+        raise recovery.InvalidOneTimeToken()
     tenant = await tenants.get_tenant(session, tenant_id)
     if tenant is None:
-        raise service.InvalidOneTimeToken()
+        raise recovery.InvalidOneTimeToken()
     policy = tenants.settings_of(tenant)
     if not policy.allow_self_registration:
         raise RegistrationDisabled()
-    user = await service.create_account(
+    user = await accounts.create_account(
         state,
         session,
         tenant=tenant,

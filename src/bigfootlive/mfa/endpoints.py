@@ -10,8 +10,9 @@ from bigfootlive.authz.roles import Permission
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.identity.schemas import MfaChallenge
-from bigfootlive.mfa import service
+from bigfootlive.mfa import enrolment, recovery, verification
 from bigfootlive.mfa.deps import RecentMfa
+from bigfootlive.mfa.factors import backup_codes
 from bigfootlive.mfa.schemas import (
     BackupCodesOut,
     ChallengePrepareIn,
@@ -37,10 +38,10 @@ async def setup(
     body: SetupIn, subject: OptionalSubject, state: State, session: DbSession, meta: Meta
 ) -> SetupOut:
     """Start enrolling a factor (bearer token, or the enrolment challenge from sign-in)."""
-    actor = await service.resolve_actor(
+    actor = await enrolment.resolve_actor(
         state, session, subject=subject, challenge_token=body.challenge_token
     )
-    return await service.start_setup(
+    return await enrolment.start_setup(
         state, session, meta, actor, factor_type=body.type, name=body.name, phone=body.phone
     )
 
@@ -50,10 +51,10 @@ async def confirm_setup(
     body: ConfirmIn, subject: OptionalSubject, state: State, session: DbSession, meta: Meta
 ) -> ConfirmOut:
     """Prove the new factor works; completes an enrolment sign-in when given its challenge."""
-    actor = await service.resolve_actor(
+    actor = await enrolment.resolve_actor(
         state, session, subject=subject, challenge_token=body.challenge_token
     )
-    return await service.confirm_setup(
+    return await enrolment.confirm_setup(
         state,
         session,
         meta,
@@ -66,14 +67,14 @@ async def confirm_setup(
 
 @router.get("/factors")
 async def list_factors(subject: CurrentSubject, session: ReadSession) -> FactorList:
-    return await service.list_factors(session, subject)
+    return await enrolment.list_factors(session, subject)
 
 
 @router.delete("/factors/{factor_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_factor(
     factor_id: uuid.UUID, subject: RecentMfa, state: State, session: DbSession, meta: Meta
 ) -> Response:
-    await service.delete_factor(state, session, meta, subject, factor_id)
+    await enrolment.delete_factor(state, session, meta, subject, factor_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -83,7 +84,7 @@ async def regenerate_backup_codes(
 ) -> BackupCodesOut:
     """Replace all backup codes with 10 new ones (shown once)."""
     return BackupCodesOut(
-        backup_codes=await service.regenerate_backup_codes(state, session, meta, subject)
+        backup_codes=await backup_codes.regenerate_backup_codes(state, session, meta, subject)
     )
 
 
@@ -92,7 +93,7 @@ async def prepare_challenge(
     body: ChallengePrepareIn, state: State, session: DbSession, meta: Meta
 ) -> ChallengePrepareOut:
     """Within a challenge: send the email/SMS code, or get the passkey request options."""
-    return await service.prepare_challenge(
+    return await verification.prepare_challenge(
         state, session, meta, token=body.challenge_token, factor_id=body.factor_id
     )
 
@@ -100,7 +101,7 @@ async def prepare_challenge(
 @router.post("/verify")
 async def verify(body: VerifyIn, state: State, session: DbSession, meta: Meta) -> VerifyOut:
     """Answer a challenge: sign-in gets a token pair, step-up a fresh access token."""
-    return await service.verify(
+    return await verification.verify(
         state,
         session,
         meta,
@@ -118,7 +119,7 @@ async def start_step_up(
     subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> MfaChallenge:
     """Ask for a step-up challenge ahead of a sensitive action."""
-    return await service.start_step_up(state, session, meta, subject)
+    return await verification.start_step_up(state, session, meta, subject)
 
 
 @tenant_router.post("/{user_id}/mfa/reset")
@@ -131,5 +132,5 @@ async def reset_user_mfa(
     meta: Meta,
 ) -> dict[str, int]:
     """Recovery: remove every factor of a member (audited; the member is emailed)."""
-    removed = await service.admin_reset(state, session, meta, subject, user_id)
+    removed = await recovery.admin_reset(state, session, meta, subject, user_id)
     return {"factors_removed": removed}

@@ -1,6 +1,6 @@
 """The tenant's MFA policy applied at sign-in, and the step-up check for sensitive actions.
 
-Imported by `identity.service.finish_sign_in`; so it must not import `identity.service`.
+Imported by `identity.sign_in.finish_sign_in`; so it must not import `identity.sign_in`.
 """
 
 from __future__ import annotations

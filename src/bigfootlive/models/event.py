@@ -10,7 +10,7 @@ from bigfootlive.db import Base, IdMixin, TimestampMixin
 
 
 class Event(IdMixin, TimestampMixin, Base):
-    """A live broadcast and its lifecycle (see `events.service` for the state machine).
+    """A live broadcast and its lifecycle (see `events.lifecycle` for the state machine).
 
     The stream key is stored twice, never in the clear: AES-GCM ciphertext (to show it to its
     owner) and an HMAC of it (to find the event from the key a media server sends us).

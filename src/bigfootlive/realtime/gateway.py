@@ -29,7 +29,7 @@ from bigfootlive.chat import service as chat
 from bigfootlive.chat.schemas import RoomSettingsOut, RoomSettingsPatch
 from bigfootlive.composition import AppState
 from bigfootlive.errors import BigfootError, Unauthorized
-from bigfootlive.events import service as events
+from bigfootlive.events import access
 from bigfootlive.events.schemas import Visibility
 from bigfootlive.kit.net import client_ip, user_agent
 from bigfootlive.kit.request import RequestMeta
@@ -179,17 +179,17 @@ class Gateway:
         """The event if the subject may watch it; None when anonymous and it is not public.
         Refuses with 4404 (missing, or another tenant's) or 4403 (private to others)."""
         try:
-            return await events.get_viewable_event(session, self.subject, event_id)
-        except events.EventNotFound:
+            return await access.get_viewable_event(session, self.subject, event_id)
+        except access.EventNotFound:
             pass
         if self.subject is None:
-            visibility = await events.visibility_of(session, event_id)
+            visibility = await access.visibility_of(session, event_id)
             if visibility is None or visibility == Visibility.PUBLIC:
                 raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event") from None
             return None
         try:
-            await events.get_event(session, self.subject.tenant_id, event_id)
-        except events.EventNotFound:
+            await access.get_event(session, self.subject.tenant_id, event_id)
+        except access.EventNotFound:
             raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event") from None
         raise Refused(p.CloseCode.FORBIDDEN, "private event")
 
@@ -322,8 +322,8 @@ class Gateway:
         async with self.state.db.read_sessionmaker() as session:
             subject = await self._authenticate(session, message.token)
             try:
-                event = await events.get_viewable_event(session, subject, self.event_id)
-            except events.EventNotFound:
+                event = await access.get_viewable_event(session, subject, self.event_id)
+            except access.EventNotFound:
                 raise Refused(p.CloseCode.FORBIDDEN, "private event") from None
             try:
                 await chat.ensure_not_banned(session, subject, event)
@@ -337,7 +337,7 @@ class Gateway:
     async def _on_send(self, message: p.SendIn) -> None:
         subject = self._require_subject()
         async with self.state.db.transaction() as session:
-            event = await events.get_viewable_event(session, subject, self.event_id)
+            event = await access.get_viewable_event(session, subject, self.event_id)
             out = await chat.send_message(
                 self.state, session, subject, event, message.body, message.reply_to
             )

@@ -316,6 +316,7 @@ class Hub:
         await self.presence.forget(room.event_id)
 
     async def _subscribe(self, room: Room) -> None:
+        # Imported here: the hub is built with the app state, which events.lifecycle imports.
         event_id = room.event_id
 
         async def on_chat(data: bytes) -> None:

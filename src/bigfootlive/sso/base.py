@@ -1,12 +1,20 @@
-"""What every protocol adapter hands back, and the errors they raise."""
+"""What every protocol adapter implements (`SsoProtocol`), hands back, and the errors they raise."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from bigfootlive.errors import BadRequest, Unauthorized
-from bigfootlive.sso.schemas import AttributeMapping
+from bigfootlive.kit.crypto import DecryptionError
+from bigfootlive.sso.schemas import AttributeMapping, Check, ProviderOut
+
+if TYPE_CHECKING:
+    from bigfootlive.identity.ports import IdentityState
+    from bigfootlive.models import SsoProvider, Tenant
+
+ConfigT = TypeVar("ConfigT")
 
 
 class SsoRejected(Unauthorized):
@@ -82,3 +90,64 @@ def map_identity(
         mfa=mfa,
         method=method,
     )
+
+
+def secret(state: IdentityState, row: SsoProvider, name: str) -> str | None:
+    sealed = (row.secrets or {}).get(name)
+    if not sealed:
+        return None
+    try:
+        return state.secrets.decrypt(str(sealed), context=f"sso:{row.id}:{name}")
+    except DecryptionError as exc:
+        raise SsoConfigError(
+            f"The stored {name} cannot be decrypted (was ENCRYPTION_KEYS changed?)",
+            code="sso_secret_unreadable",
+        ) from exc
+
+
+class SsoProtocol(Protocol[ConfigT]):
+    """One sign-in protocol (OIDC, OAuth2, SAML, LDAP) for its configuration type `ConfigT`.
+
+    `oidc`, `saml` and `ldap` implement it; `provider.PROTOCOLS` names them, so the provider
+    admin, the diagnostics and the flows never branch on the protocol.
+    """
+
+    def outbound_urls(self, config: ConfigT) -> list[tuple[str, str]]:
+        """(field, URL) of every address the server connects to for this provider."""
+        ...
+
+    async def check_url(self, url: str, allow_private_networks: bool) -> None:
+        """The SSRF guard for one of `outbound_urls`: raises SsoConfigError."""
+        ...
+
+    async def prepare(
+        self, state: IdentityState, config: ConfigT
+    ) -> tuple[ConfigT, dt.datetime | None]:
+        """The configuration to store, completed from the IdP and checked, and when the IdP
+        was asked (None: it was not)."""
+        ...
+
+    def describe(
+        self, state: IdentityState, tenant_slug: str, row: SsoProvider, out: ProviderOut
+    ) -> None:
+        """Fill in `out` the addresses the IdP's administrator needs (callback, SP metadata)."""
+        ...
+
+    async def diagnose(
+        self, state: IdentityState, row: SsoProvider, cfg: ConfigT, sample_username: str | None
+    ) -> list[Check]:
+        """The connection test: one Check per step; raises BigfootError when it cannot go on."""
+        ...
+
+    async def redirect(
+        self,
+        state: IdentityState,
+        tenant: Tenant,
+        row: SsoProvider,
+        cfg: ConfigT,
+        flow_state: str,
+        flow: dict[str, Any],
+    ) -> str | None:
+        """Where to send the browser to sign in, adding to `flow` what the callback needs;
+        None when the user signs in with a form instead."""
+        ...

@@ -15,7 +15,7 @@ from bigfootlive.identity.schemas import TokenPair
 from bigfootlive.kit import jsonparse
 from bigfootlive.mfa.deps import RecentMfa
 from bigfootlive.routing import JsonRoute
-from bigfootlive.sso import service
+from bigfootlive.sso import admin, diagnostics, flows, provisioning
 from bigfootlive.sso.schemas import (
     CallbackIn,
     ExchangeIn,
@@ -41,7 +41,7 @@ SIGN_IN_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _respond(outcome: service.SignInOutcome) -> Response:
+def _respond(outcome: provisioning.SignInOutcome) -> Response:
     location = outcome.redirect_location()
     if location is not None:
         return RedirectResponse(location, status_code=status.HTTP_303_SEE_OTHER)
@@ -59,7 +59,7 @@ async def get_providers(
     id: Annotated[uuid.UUID | None, Query(description="One provider; all when omitted")] = None,
 ) -> list[ProviderOut]:
     tenant = await tenants.require_tenant(session, subject.tenant_id)
-    return await service.list_providers(state, session, tenant, id)
+    return await admin.list_providers(state, session, tenant, id)
 
 
 @admin_router.post("/provider")
@@ -72,7 +72,7 @@ async def save_provider(
     meta: Meta,
 ) -> ProviderOut:
     """Create a provider (no `id`) or replace the settings of an existing one."""
-    return await service.save_provider(state, session, meta, subject, body)
+    return await admin.save_provider(state, session, meta, subject, body)
 
 
 @admin_router.delete("/provider", status_code=status.HTTP_204_NO_CONTENT)
@@ -84,7 +84,7 @@ async def delete_provider(
     id: Annotated[uuid.UUID, Query()],
     purge: Annotated[bool, Query(description="Delete instead of disabling")] = False,
 ) -> Response:
-    await service.delete_provider(session, meta, subject, id, purge=purge)
+    await admin.delete_provider(session, meta, subject, id, purge=purge)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -92,7 +92,7 @@ async def delete_provider(
 async def test_provider(
     body: TestIn, subject: SsoManager, state: State, session: DbSession, meta: Meta
 ) -> TestOut:
-    return await service.test_provider(
+    return await diagnostics.test_provider(
         state, session, meta, subject, body.provider_id, body.sample_username
     )
 
@@ -107,7 +107,7 @@ async def templates(subject: SsoManager) -> list[Template]:
 
 @router.post("/initiate")
 async def initiate(body: InitiateIn, state: State, session: ReadSession, meta: Meta) -> InitiateOut:
-    return await service.initiate(state, session, meta, body)
+    return await flows.initiate(state, session, meta, body)
 
 
 @router.get("/callback", responses=SIGN_IN_RESPONSES, response_model=None)
@@ -119,7 +119,7 @@ async def callback_get(
     code: Annotated[str | None, Query(max_length=4000)] = None,
     error: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    outcome = await service.oidc_callback(
+    outcome = await flows.oidc_callback(
         state, session, meta, flow_state=state_param, code=code, error=error
     )
     return _respond(outcome)
@@ -147,7 +147,7 @@ async def callback_post(request: Request, state: State, session: DbSession, meta
             )
         except ValueError as exc:
             raise BadRequest("The callback body is not valid", code="validation_error") from exc
-    outcome = await service.oidc_callback(
+    outcome = await flows.oidc_callback(
         state, session, meta, flow_state=body.state, code=body.code, error=body.error
     )
     return _respond(outcome)
@@ -156,19 +156,19 @@ async def callback_post(request: Request, state: State, session: DbSession, meta
 @router.post("/exchange", responses=SIGN_IN_RESPONSES, response_model=None)
 async def exchange(body: ExchangeIn, state: State) -> JSONResponse:
     """Trade the one-time `sso_code` from a redirect for the tokens (or MFA challenge)."""
-    return JSONResponse(await service.exchange(state, body.code))
+    return JSONResponse(await flows.exchange(state, body.code))
 
 
 @router.post("/ldap", responses=SIGN_IN_RESPONSES, response_model=None)
 async def ldap_login(body: LdapLoginIn, state: State, session: DbSession, meta: Meta) -> Response:
-    return _respond(await service.ldap_login(state, session, meta, body))
+    return _respond(await flows.ldap_login(state, session, meta, body))
 
 
 @router.get("/saml/{tenant}/{provider_id}/metadata")
 async def saml_metadata(
     tenant: str, provider_id: uuid.UUID, state: State, session: ReadSession
 ) -> Response:
-    xml = await service.saml_metadata(state, session, tenant, provider_id)
+    xml = await flows.saml_metadata(state, session, tenant, provider_id)
     return Response(content=xml, media_type="application/samlmetadata+xml")
 
 
@@ -183,7 +183,7 @@ async def saml_acs(
     relay_state: Annotated[str | None, Form(alias="RelayState", max_length=2000)] = None,
 ) -> Response:
     """Assertion consumer service (HTTP-POST binding), SP- and IdP-initiated."""
-    outcome = await service.saml_acs(
+    outcome = await flows.saml_acs(
         state,
         session,
         meta,

@@ -1,6 +1,7 @@
 """LDAP sign-in with python-ldap: direct bind or search-then-bind, LDAPS or StartTLS.
 
-Every function here blocks (python-ldap is synchronous): call them through `asyncio.to_thread`.
+Every function here blocks (python-ldap is synchronous): call them through `asyncio.to_thread`
+(as `LdapProtocol`, the `SsoProtocol` implementation at the end, does).
 The username is escaped for the filter (`escape_filter_chars`) or the DN (`escape_dn_chars`) it
 is put into, an empty password is refused (it would be an unauthenticated bind, which servers
 answer with success), and every call has a network and an operation timeout.
@@ -8,12 +9,14 @@ answer with success), and every call has a network and an operation timeout.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import os
 import tempfile
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ldap
 from ldap.dn import escape_dn_chars, explode_dn
@@ -21,8 +24,19 @@ from ldap.filter import escape_filter_chars
 from ldap.ldapobject import LDAPObject
 
 from bigfootlive.errors import ServiceUnavailable
-from bigfootlive.sso.base import ExternalIdentity, SsoConfigError, SsoRejected, map_identity
-from bigfootlive.sso.schemas import AttributeMapping, LdapConfig
+from bigfootlive.sso.base import (
+    ExternalIdentity,
+    SsoConfigError,
+    SsoRejected,
+    map_identity,
+    secret,
+)
+from bigfootlive.sso.net import check_ldap_url
+from bigfootlive.sso.schemas import AttributeMapping, Check, LdapConfig, ProviderOut
+
+if TYPE_CHECKING:
+    from bigfootlive.identity.ports import IdentityState
+    from bigfootlive.models import SsoProvider, Tenant
 
 LDAP_DEFAULTS = AttributeMapping(
     subject=["entryUUID", "objectGUID"],
@@ -230,3 +244,49 @@ def test_connection(
     except ldap.LDAPError as exc:
         checks.append(("connect", False, f"LDAP error: {_desc(exc)}"))
     return checks
+
+
+# ---------------------------------------------------------------- the SsoProtocol implementation
+
+
+class LdapProtocol:
+    """LDAP has no redirect: the user signs in with a form that posts to `flows.ldap_login`."""
+
+    def outbound_urls(self, config: LdapConfig) -> list[tuple[str, str]]:
+        return [("url", config.url)]
+
+    async def check_url(self, url: str, allow_private_networks: bool) -> None:
+        await check_ldap_url(url, allow_private_networks)
+
+    async def prepare(
+        self, state: IdentityState, config: LdapConfig
+    ) -> tuple[LdapConfig, dt.datetime | None]:
+        return config, None
+
+    def describe(
+        self, state: IdentityState, tenant_slug: str, row: SsoProvider, out: ProviderOut
+    ) -> None:
+        return None
+
+    async def diagnose(
+        self, state: IdentityState, row: SsoProvider, cfg: LdapConfig, sample_username: str | None
+    ) -> list[Check]:
+        await check_ldap_url(cfg.url, state.settings.sso_allow_private_networks)
+        result = await asyncio.to_thread(
+            test_connection,
+            cfg,
+            secret(state, row, "bind_password"),
+            sample_username,
+        )
+        return [Check(name=n, ok=ok, detail=d) for n, ok, d in result]
+
+    async def redirect(
+        self,
+        state: IdentityState,
+        tenant: Tenant,
+        row: SsoProvider,
+        cfg: LdapConfig,
+        flow_state: str,
+        flow: dict[str, Any],
+    ) -> str | None:
+        return None

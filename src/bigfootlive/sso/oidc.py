@@ -8,11 +8,10 @@ asymmetric one the provider advertises (never `none`, never HMAC), the key is ch
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import time
 import warnings
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import authlib.deprecate  # noqa: F401 - installs its own warning filter; must come first
 import httpx
@@ -21,11 +20,17 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from bigfootlive.errors import BigfootError
 from bigfootlive.kit import jsonparse
-from bigfootlive.kit.backends import Cache
-from bigfootlive.sso.base import ExternalIdentity, SsoConfigError, SsoRejected, map_identity
+from bigfootlive.kit.crypto import random_token
+from bigfootlive.sso.base import ExternalIdentity, SsoRejected, map_identity
 from bigfootlive.sso.net import check_outbound_url
-from bigfootlive.sso.schemas import AttributeMapping, OAuth2Config, OidcConfig
+from bigfootlive.sso.oidc_metadata import Outbound, discover, jwks
+from bigfootlive.sso.schemas import AttributeMapping, Check, OAuth2Config, OidcConfig, ProviderOut
+
+if TYPE_CHECKING:
+    from bigfootlive.identity.ports import IdentityState
+    from bigfootlive.models import SsoProvider, Tenant
 
 with warnings.catch_warnings():
     # Authlib prefers the `httpx2` fork and warns when it falls back to httpx, which we use.
@@ -37,7 +42,8 @@ ASYMMETRIC_ALGS = frozenset(
 )
 MFA_AMR = frozenset({"mfa", "otp", "hwk", "sms", "fpt", "face", "sc", "swk", "tel"})
 CLOCK_SKEW = 60
-METADATA_TTL = 3600
+
+C = TypeVar("C", bound=OidcConfig | OAuth2Config)
 
 OIDC_DEFAULTS = AttributeMapping(
     subject=["sub"], email=["email"], name=["name", "preferred_username"], groups=["groups"]
@@ -48,103 +54,6 @@ OAUTH2_DEFAULTS = AttributeMapping(
     name=["name", "login", "username"],
     groups=["groups"],
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    """How this process talks to identity providers."""
-
-    cache: Cache
-    timeout: float
-    allow_private_networks: bool
-
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
-
-    async def get_json(self, url: str) -> dict[str, Any]:
-        await check_outbound_url(url, self.allow_private_networks)
-        try:
-            async with self.client() as http:
-                response = await http.get(url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise SsoConfigError(
-                f"Could not reach {url}: {type(exc).__name__}", code="sso_unreachable"
-            ) from exc
-        if response.status_code != 200:
-            raise SsoConfigError(
-                f"{url} answered HTTP {response.status_code}", code="sso_unreachable"
-            )
-        try:
-            body = jsonparse.loads(response.content)
-        except ValueError as exc:
-            raise SsoConfigError(f"{url} did not return JSON", code="sso_bad_metadata") from exc
-        if not isinstance(body, dict):
-            raise SsoConfigError(f"{url} did not return a JSON object", code="sso_bad_metadata")
-        return body
-
-
-def _meta_key(issuer: str) -> str:
-    return f"sso:oidc:meta:{issuer}"
-
-
-def _jwks_key(jwks_uri: str) -> str:
-    return f"sso:oidc:jwks:{jwks_uri}"
-
-
-async def discover(out: Outbound, cfg: OidcConfig, *, fresh: bool = False) -> dict[str, Any]:
-    """The provider's discovery document, checked to name the configured issuer."""
-    key = _meta_key(cfg.issuer)
-    cached = None if fresh else await out.cache.get(key)
-    if cached is not None:
-        return dict(jsonparse.loads(cached))
-    url = cfg.issuer.rstrip("/") + "/.well-known/openid-configuration"
-    meta = await out.get_json(url)
-    if meta.get("issuer") != cfg.issuer:
-        raise SsoConfigError(
-            f"The discovery document names issuer {meta.get('issuer')!r}, not {cfg.issuer!r}",
-            code="sso_issuer_mismatch",
-        )
-    for field in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
-        if not isinstance(meta.get(field), str):
-            raise SsoConfigError(f"The discovery document has no {field}", code="sso_bad_metadata")
-    await out.cache.set(key, json.dumps(meta).encode(), ttl=METADATA_TTL)
-    return meta
-
-
-async def jwks(out: Outbound, jwks_uri: str, *, fresh: bool = False) -> KeySet:
-    key = _jwks_key(jwks_uri)
-    cached = None if fresh else await out.cache.get(key)
-    if cached is not None:
-        return KeySet.import_key_set(jsonparse.loads(cached))
-    raw = await out.get_json(jwks_uri)
-    try:
-        keys = KeySet.import_key_set(raw)  # type: ignore[arg-type]
-    except (JoseError, ValueError, KeyError, TypeError) as exc:
-        raise SsoConfigError("The JWKS could not be read", code="sso_bad_jwks") from exc
-    await out.cache.set(key, json.dumps(raw).encode(), ttl=METADATA_TTL)
-    return keys
-
-
-async def refresh(out: Outbound, cfg: OidcConfig) -> int:
-    """Fetch the discovery document and the JWKS again; each replaces its cached copy only
-    once it was fetched and checked. Returns the number of published keys."""
-    meta = await discover(out, cfg, fresh=True)
-    return len((await jwks(out, str(meta["jwks_uri"]), fresh=True)).keys)
-
-
-async def keep_cached(out: Outbound, cfg: OidcConfig) -> bool:
-    """After a failed refresh: give the cached discovery document and JWKS another
-    METADATA_TTL, so sign-in keeps working with the last good copy. False if none is cached."""
-    meta_raw = await out.cache.get(_meta_key(cfg.issuer))
-    if meta_raw is None:
-        return False
-    await out.cache.set(_meta_key(cfg.issuer), meta_raw, ttl=METADATA_TTL)
-    jwks_uri = jsonparse.loads(meta_raw).get("jwks_uri")
-    keys_raw = await out.cache.get(_jwks_key(str(jwks_uri)))
-    if keys_raw is None:
-        return False
-    await out.cache.set(_jwks_key(str(jwks_uri)), keys_raw, ttl=METADATA_TTL)
-    return True
 
 
 def _client(
@@ -353,3 +262,127 @@ async def complete(
         mfa=bool(MFA_AMR & {str(a) for a in amr or []}),
         method="oidc",
     )
+
+
+# ---------------------------------------------------------------- the SsoProtocol implementations
+
+
+def callback_url(state: IdentityState) -> str:
+    return f"{state.settings.public_base_url}/api/auth/sso/callback"
+
+
+def outbound(state: IdentityState) -> Outbound:
+    return Outbound(
+        cache=state.cache,
+        timeout=state.settings.sso_http_timeout_seconds,
+        allow_private_networks=state.settings.sso_allow_private_networks,
+    )
+
+
+class _RedirectFlow(Generic[C]):
+    """What OIDC and plain OAuth2 share: a callback URL, and a redirect with PKCE (and nonce)."""
+
+    async def check_url(self, url: str, allow_private_networks: bool) -> None:
+        await check_outbound_url(url, allow_private_networks)
+
+    async def prepare(self, state: IdentityState, config: C) -> tuple[C, dt.datetime | None]:
+        return config, None
+
+    def describe(
+        self, state: IdentityState, tenant_slug: str, row: SsoProvider, out: ProviderOut
+    ) -> None:
+        out.callback_url = callback_url(state)
+
+    async def redirect(
+        self,
+        state: IdentityState,
+        tenant: Tenant,
+        row: SsoProvider,
+        cfg: C,
+        flow_state: str,
+        flow: dict[str, Any],
+    ) -> str | None:
+        flow["nonce"] = random_token(16)
+        flow["verifier"] = random_token(48)
+        return await authorization_url(
+            outbound(state),
+            cfg,
+            redirect_uri=callback_url(state),
+            state=flow_state,
+            nonce=flow["nonce"],
+            code_verifier=flow["verifier"],
+        )
+
+
+class OidcProtocol(_RedirectFlow[OidcConfig]):
+    def outbound_urls(self, config: OidcConfig) -> list[tuple[str, str]]:
+        return [("issuer", config.issuer)]  # discovery, then the endpoints it names
+
+    async def diagnose(
+        self, state: IdentityState, row: SsoProvider, cfg: OidcConfig, sample_username: str | None
+    ) -> list[Check]:
+        out = outbound(state)
+        checks = []
+        try:
+            meta = await discover(out, cfg, fresh=True)
+        except BigfootError as exc:
+            return [Check(name="discovery", ok=False, detail=exc.message)]
+        checks.append(
+            Check(
+                name="discovery", ok=True, detail=f"issuer {meta['issuer']} published its metadata"
+            )
+        )
+        try:
+            keys = await jwks(out, str(meta["jwks_uri"]), fresh=True)
+            count = len(keys.keys)
+            checks.append(
+                Check(
+                    name="jwks",
+                    ok=count > 0,
+                    detail=f"{count} signing key(s) at {meta['jwks_uri']}",
+                )
+            )
+        except BigfootError as exc:
+            checks.append(Check(name="jwks", ok=False, detail=exc.message))
+        algs = set(meta.get("id_token_signing_alg_values_supported") or ["RS256"])
+        usable = sorted(algs & ASYMMETRIC_ALGS)
+        checks.append(
+            Check(
+                name="algorithms",
+                ok=bool(usable),
+                detail=f"ID token algorithms accepted: {', '.join(usable) or 'none'}",
+            )
+        )
+        return checks
+
+
+class OAuth2Protocol(_RedirectFlow[OAuth2Config]):
+    def outbound_urls(self, config: OAuth2Config) -> list[tuple[str, str]]:
+        return [
+            ("authorize_url", config.authorize_url),  # fetched by the connection test
+            ("token_url", config.token_url),
+            ("userinfo_url", config.userinfo_url),
+        ]
+
+    async def diagnose(
+        self, state: IdentityState, row: SsoProvider, cfg: OAuth2Config, sample_username: str | None
+    ) -> list[Check]:
+        checks = []
+        out = outbound(state)
+        for name, url in (
+            ("authorize_url", cfg.authorize_url),
+            ("token_url", cfg.token_url),
+            ("userinfo_url", cfg.userinfo_url),
+        ):
+            try:
+                await check_outbound_url(url, out.allow_private_networks)
+                async with out.client() as http:
+                    response = await http.get(url)
+                checks.append(
+                    Check(name=name, ok=True, detail=f"{url} answered HTTP {response.status_code}")
+                )
+            except BigfootError as exc:
+                checks.append(Check(name=name, ok=False, detail=exc.message))
+            except Exception as exc:
+                checks.append(Check(name=name, ok=False, detail=f"{url}: {type(exc).__name__}"))
+        return checks

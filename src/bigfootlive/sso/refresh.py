@@ -1,11 +1,12 @@
 """Keeping the identity providers' published metadata fresh (one job per provider, tasks.py).
 
-OIDC: the discovery document and the JWKS are cached for `oidc.METADATA_TTL` (1 h) and fetched
-on demand at sign-in. The refresh fetches both again every 15 minutes, so a signing key the IdP
-publishes ahead of a rollover is known before the first token signed with it arrives, and an
-IdP outage shorter than the TTL never empties the cache. A failed refresh leaves the cached
-copies in place and gives them another TTL, for at most STALE_LIMIT after the last success, so
-sign-in keeps working with the last good copy while the IdP's metadata endpoints are down.
+OIDC: the discovery document and the JWKS are cached for `oidc_metadata.METADATA_TTL` (1 h) and
+fetched on demand at sign-in. The refresh fetches both again every 15 minutes, so a signing key
+the IdP publishes ahead of a rollover is known before the first token signed with it arrives,
+and an IdP outage shorter than the TTL never empties the cache. A failed refresh leaves the
+cached copies in place and gives them another TTL, for at most STALE_LIMIT after the last
+success, so sign-in keeps working with the last good copy while the IdP's metadata endpoints
+are down.
 
 SAML: a provider configured with `idp_metadata_url` has the document fetched again (through
 the same SSRF guard), checked as when it is saved (`saml.idp_info`), and stored only when it is
@@ -28,7 +29,7 @@ from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
 from bigfootlive.identity.ports import IdentityState
-from bigfootlive.sso import oidc, saml, service
+from bigfootlive.sso import admin, oidc, oidc_metadata, saml
 from bigfootlive.sso import repository as repo
 from bigfootlive.sso.schemas import OidcConfig, ProtocolConfig, ProviderSettings, SamlConfig
 
@@ -75,17 +76,17 @@ async def refresh_provider(state: IdentityState, provider_id: uuid.UUID) -> str 
 async def _refresh_oidc(
     state: IdentityState, cfg: OidcConfig, last_good: dt.datetime | None
 ) -> str | None:
-    out = service.outbound(state)
+    out = oidc.outbound(state)
     try:
         async with asyncio.timeout(REFRESH_BUDGET_SECONDS):
-            await oidc.refresh(out, cfg)
+            await oidc_metadata.refresh(out, cfg)
     except (BigfootError, TimeoutError) as exc:
         error = _describe(exc)
     else:
         return None
     kept = False
     if last_good is not None and utcnow() - last_good < STALE_LIMIT:
-        kept = await oidc.keep_cached(out, cfg)
+        kept = await oidc_metadata.keep_cached(out, cfg)
     log.warning("sso_metadata_refresh_failed", issuer=cfg.issuer, error=error, kept_cached=kept)
     return error
 
@@ -102,7 +103,7 @@ async def _fetch_saml(
     """(document to store, None) or (None, why not)."""
     try:
         async with asyncio.timeout(REFRESH_BUDGET_SECONDS):
-            xml = await service.fetch_saml_metadata(state, url)
+            xml = await saml.fetch_metadata(state, url)
         info = await asyncio.to_thread(saml.idp_info, xml)
     except (BigfootError, TimeoutError) as exc:
         log.warning("sso_metadata_refresh_failed", url=url, error=_describe(exc))
@@ -154,5 +155,5 @@ async def _record(
                     "signing_certificates_sha256": document.signing_certificates_sha256,
                 },
             )
-        service.set_refresh_status(row, now=utcnow(), error=error, refreshed=error is None)
+        admin.set_refresh_status(row, now=utcnow(), error=error, refreshed=error is None)
     return "error" if error else "ok"

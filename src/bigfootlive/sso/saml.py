@@ -1,29 +1,21 @@
-"""SAML 2.0 service provider on pysaml2 (signatures checked by Debian's `xmlsec1`), wrapped.
+"""SAML 2.0 service provider on pysaml2 (signatures checked by Debian's `xmlsec1`), wrapped:
+the IdP metadata, the SP metadata, AuthnRequests, and the `SsoProtocol` implementation.
 
-Before pysaml2 sees a response, `inspect_response` enforces what we will not leave to chance:
-a size cap, no DOCTYPE/entities, exactly one plain (not encrypted) assertion as a direct child
-of the Response, unique IDs, and for every signature: it sits directly in the element it signs,
-has one reference to that element's ID, and uses only allow-listed transforms and algorithms.
-That shape leaves no room for signature-wrapping (XSW) tricks. After pysaml2 verified the
-signatures, audience and validity window, `_check_response` checks Destination, Recipient,
-Issuer and InResponseTo against what we expect; the caller records the assertion ID in the
-per-tenant replay cache.
+Posted responses are checked by `saml_response`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import binascii
 import datetime as dt
 import shutil
+import uuid
 import warnings
 from dataclasses import dataclass
-from typing import Any
-from xml.etree.ElementTree import Element
+from typing import TYPE_CHECKING, Any
 
-import defusedxml.ElementTree as SafeET
 from cryptography import x509
-from defusedxml import DefusedXmlException
 
 with warnings.catch_warnings():
     # pysaml2 still names cryptography's CFB mode where cryptography 46 deprecates it.
@@ -33,87 +25,20 @@ with warnings.catch_warnings():
     from saml2.config import SPConfig
     from saml2.mdstore import MetadataStore
     from saml2.metadata import entity_descriptor
-    from saml2.response import AuthnResponse
     from saml2.saml import NAMEID_FORMAT_UNSPECIFIED
 
-from bigfootlive.sso.base import ExternalIdentity, SsoConfigError, SsoRejected, map_identity
-from bigfootlive.sso.schemas import AttributeMapping, SamlConfig
+from bigfootlive.db import utcnow
+from bigfootlive.errors import BigfootError
+from bigfootlive.sso import oidc
+from bigfootlive.sso.base import SsoConfigError, SsoRejected
+from bigfootlive.sso.net import check_outbound_url
+from bigfootlive.sso.schemas import Check, ProviderOut, SamlConfig
 
-MAX_RESPONSE_BYTES = 256 * 1024
+if TYPE_CHECKING:
+    from bigfootlive.identity.ports import IdentityState
+    from bigfootlive.models import SsoProvider, Tenant
+
 MAX_METADATA_BYTES = 1024 * 1024
-
-NS = {
-    "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
-    "saml": "urn:oasis:names:tc:SAML:2.0:assertion",
-    "ds": "http://www.w3.org/2000/09/xmldsig#",
-    "md": "urn:oasis:names:tc:SAML:2.0:metadata",
-}
-_Q = {k: "{" + v + "}" for k, v in NS.items()}
-
-ALLOWED_TRANSFORMS = frozenset(
-    {
-        "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
-        "http://www.w3.org/2001/10/xml-exc-c14n#",
-        "http://www.w3.org/2001/10/xml-exc-c14n#WithComments",
-        "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
-    }
-)
-STRONG_SIG_ALGS = frozenset(
-    {
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
-        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
-        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
-        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
-    }
-)
-STRONG_DIGESTS = frozenset(
-    {
-        "http://www.w3.org/2001/04/xmlenc#sha256",
-        "http://www.w3.org/2001/04/xmldsig-more#sha384",
-        "http://www.w3.org/2001/04/xmlenc#sha512",
-    }
-)
-SHA1_SIG = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
-SHA1_DIGEST = "http://www.w3.org/2000/09/xmldsig#sha1"
-
-MFA_CONTEXTS = frozenset(
-    {
-        "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
-        "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorUnregistered",
-        "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken",
-        "urn:oasis:names:tc:SAML:2.0:ac:classes:Smartcard",
-        "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI",
-        "http://schemas.microsoft.com/claims/multipleauthn",
-        "https://refeds.org/profile/mfa",
-    }
-)
-
-SAML_DEFAULTS = AttributeMapping(
-    subject=[],
-    email=[
-        "mail",
-        "email",
-        "emailAddress",
-        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
-        "urn:oid:0.9.2342.19200300.100.1.3",
-    ],
-    name=[
-        "displayName",
-        "cn",
-        "name",
-        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
-        "urn:oid:2.16.840.1.113730.3.1.241",
-    ],
-    groups=[
-        "groups",
-        "memberOf",
-        "isMemberOf",
-        "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
-        "http://schemas.xmlsoap.org/claims/Group",
-    ],
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,14 +54,6 @@ class IdpInfo:
     certificates: list[x509.Certificate]
 
 
-@dataclass(frozen=True, slots=True)
-class SamlAssertion:
-    identity: ExternalIdentity
-    assertion_id: str
-    in_response_to: str | None
-    not_on_or_after: dt.datetime | None
-
-
 def _xmlsec_binary() -> str:
     found = shutil.which("xmlsec1")
     if found is None:
@@ -144,7 +61,7 @@ def _xmlsec_binary() -> str:
     return found
 
 
-def _sp_config(
+def sp_config(
     sp: SpEndpoints, cfg: SamlConfig, metadata_xml: str, *, allow_unsolicited: bool
 ) -> SPConfig:
     conf = SPConfig()
@@ -171,14 +88,14 @@ def _sp_config(
 
 
 def sp_metadata(sp: SpEndpoints, cfg: SamlConfig, metadata_xml: str) -> str:
-    conf = _sp_config(sp, cfg, metadata_xml, allow_unsolicited=False)
+    conf = sp_config(sp, cfg, metadata_xml, allow_unsolicited=False)
     return str(entity_descriptor(conf))
 
 
 def idp_info(metadata_xml: str) -> IdpInfo:
     """The one IdP a metadata document describes: entity id, SSO URL, signing certificates."""
     try:
-        _check_xml_text(metadata_xml.encode(), MAX_METADATA_BYTES, what="metadata")
+        check_xml_text(metadata_xml.encode(), MAX_METADATA_BYTES, what="metadata")
     except SsoRejected as exc:
         raise SsoConfigError(exc.message, code="sso_bad_metadata") from exc
     store = MetadataStore(attrc=None, config=SPConfig())
@@ -222,7 +139,7 @@ def authn_request(
 ) -> tuple[str, str]:
     """(request id, URL to send the browser to) for an SP-initiated login (HTTP-Redirect)."""
     info = idp_info(metadata_xml)
-    client = Saml2Client(_sp_config(sp, cfg, metadata_xml, allow_unsolicited=False))
+    client = Saml2Client(sp_config(sp, cfg, metadata_xml, allow_unsolicited=False))
     request_id, http_info = client.prepare_for_authenticate(
         entityid=info.entity_id, relay_state=relay_state, binding=BINDING_HTTP_REDIRECT
     )
@@ -233,171 +150,12 @@ def authn_request(
 # ---------------------------------------------------------------- response checks
 
 
-def _check_xml_text(raw: bytes, limit: int, *, what: str) -> None:
+def check_xml_text(raw: bytes, limit: int, *, what: str) -> None:
     if len(raw) > limit:
         raise SsoRejected(f"The SAML {what} is too large", code="saml_too_large")
     lowered = raw.lower()
     if b"<!doctype" in lowered or b"<!entity" in lowered:
         raise SsoRejected(f"The SAML {what} contains a DOCTYPE", code="saml_doctype")
-
-
-def decode_response(b64: str) -> bytes:
-    if len(b64) > MAX_RESPONSE_BYTES * 4 // 3 + 4:
-        raise SsoRejected("The SAML response is too large", code="saml_too_large")
-    try:
-        raw = base64.b64decode(b64, validate=False)
-    except (binascii.Error, ValueError) as exc:
-        raise SsoRejected("The SAML response is not base64", code="saml_malformed") from exc
-    _check_xml_text(raw, MAX_RESPONSE_BYTES, what="response")
-    return raw
-
-
-def inspect_response(raw: bytes, *, allow_sha1: bool) -> Element:
-    """Structural checks that make signature wrapping impossible; returns the parsed root."""
-    try:
-        root: Element = SafeET.fromstring(raw, forbid_dtd=True)
-    except (DefusedXmlException, SafeET.ParseError, ValueError) as exc:
-        raise SsoRejected("The SAML response is not valid XML", code="saml_malformed") from exc
-    if root.tag != _Q["samlp"] + "Response":
-        raise SsoRejected("Not a SAML Response", code="saml_malformed")
-    if root.find(f".//{_Q['saml']}EncryptedAssertion") is not None:
-        raise SsoRejected("Encrypted assertions are not supported", code="saml_encrypted")
-    assertions = root.findall(f".//{_Q['saml']}Assertion")
-    direct = root.findall(f"{_Q['saml']}Assertion")
-    if len(assertions) != 1 or len(direct) != 1:
-        raise SsoRejected(
-            "The response must carry exactly one assertion", code="saml_assertion_count"
-        )
-    seen: set[str] = set()
-    for element in root.iter():
-        ident = element.get("ID")
-        if ident is not None:
-            if ident in seen:
-                raise SsoRejected("Duplicate IDs in the SAML response", code="saml_duplicate_id")
-            seen.add(ident)
-    parents = {child: parent for parent in root.iter() for child in parent}
-    signatures = root.findall(f".//{_Q['ds']}Signature")
-    for signature in signatures:
-        _check_signature(signature, parents.get(signature), allow_sha1=allow_sha1)
-    if direct[0].find(f"{_Q['ds']}Signature") is None:
-        raise SsoRejected("The assertion is not signed", code="saml_unsigned")
-    return root
-
-
-def _check_signature(signature: Element, parent: Element | None, *, allow_sha1: bool) -> None:
-    if parent is None or parent.tag not in {_Q["samlp"] + "Response", _Q["saml"] + "Assertion"}:
-        raise SsoRejected("A signature is in an unexpected place", code="saml_signature_shape")
-    signed_info = signature.find(f"{_Q['ds']}SignedInfo")
-    if signed_info is None:
-        raise SsoRejected("A signature has no SignedInfo", code="saml_signature_shape")
-    references = signed_info.findall(f"{_Q['ds']}Reference")
-    if len(references) != 1 or references[0].get("URI") != "#" + (parent.get("ID") or "\0"):
-        raise SsoRejected(
-            "A signature does not cover the element it sits in", code="saml_signature_shape"
-        )
-    sig_methods = {_Q["ds"] + "SignatureMethod": (STRONG_SIG_ALGS, SHA1_SIG)}
-    for tag, (strong, sha1) in sig_methods.items():
-        for method in signed_info.findall(tag):
-            _allowed_alg(method.get("Algorithm"), strong, sha1, allow_sha1)
-    for digest in references[0].findall(f"{_Q['ds']}DigestMethod"):
-        _allowed_alg(digest.get("Algorithm"), STRONG_DIGESTS, SHA1_DIGEST, allow_sha1)
-    for transform in references[0].iter(_Q["ds"] + "Transform"):
-        if transform.get("Algorithm") not in ALLOWED_TRANSFORMS:
-            raise SsoRejected("A signature uses a forbidden transform", code="saml_transform")
-        if len(transform):
-            raise SsoRejected("A signature transform has parameters", code="saml_transform")
-
-
-def _allowed_alg(alg: str | None, strong: frozenset[str], sha1: str, allow_sha1: bool) -> None:
-    if alg in strong or (allow_sha1 and alg == sha1):
-        return
-    raise SsoRejected(f"Signature algorithm {alg} is not accepted", code="saml_weak_algorithm")
-
-
-def parse_response(
-    sp: SpEndpoints,
-    cfg: SamlConfig,
-    metadata_xml: str,
-    mapping: AttributeMapping,
-    *,
-    saml_response_b64: str,
-    expected_request_id: str | None,
-) -> SamlAssertion:
-    """Validate a posted SAMLResponse. Blocking (xmlsec1 runs as a subprocess): use a thread."""
-    raw = decode_response(saml_response_b64)
-    inspect_response(raw, allow_sha1=cfg.allow_sha1)
-    idp = idp_info(metadata_xml)
-    unsolicited = expected_request_id is None
-    if unsolicited and not cfg.allow_idp_initiated:
-        raise SsoRejected("IdP-initiated sign-in is disabled", code="saml_unsolicited")
-    client = Saml2Client(_sp_config(sp, cfg, metadata_xml, allow_unsolicited=unsolicited))
-    outstanding = {expected_request_id: "sso"} if expected_request_id else {}
-    try:
-        response = client.parse_authn_request_response(
-            saml_response_b64, BINDING_HTTP_POST, outstanding=outstanding
-        )
-    except Exception as exc:  # pysaml2 signals every validation failure by an exception
-        raise SsoRejected(
-            f"The SAML response was rejected ({type(exc).__name__})", code="saml_invalid"
-        ) from exc
-    if response is None or response.assertion is None:
-        raise SsoRejected("The SAML response carries no assertion", code="saml_invalid")
-    try:
-        return _check_response(response, sp, idp, cfg, mapping, expected_request_id)
-    except (AttributeError, IndexError, TypeError, ValueError) as exc:  # missing elements
-        raise SsoRejected("The SAML assertion is incomplete", code="saml_invalid") from exc
-
-
-def _check_response(
-    response: AuthnResponse,
-    sp: SpEndpoints,
-    idp: IdpInfo,
-    cfg: SamlConfig,
-    mapping: AttributeMapping,
-    expected_request_id: str | None,
-) -> SamlAssertion:
-    message = response.response
-    if message.destination is not None and message.destination != sp.acs_url:
-        raise SsoRejected("The response is addressed elsewhere", code="saml_bad_destination")
-    if message.in_response_to != expected_request_id:
-        raise SsoRejected("The response does not answer our request", code="saml_in_response_to")
-    assertion = response.assertion
-    if assertion.issuer is None or assertion.issuer.text != idp.entity_id:
-        raise SsoRejected("The assertion was issued by another IdP", code="saml_bad_issuer")
-    confirmed = False
-    for confirmation in assertion.subject.subject_confirmation or []:
-        data = confirmation.subject_confirmation_data
-        if data is None:
-            continue
-        if data.recipient == sp.acs_url and data.in_response_to == expected_request_id:
-            confirmed = True
-    if not confirmed:
-        raise SsoRejected(
-            "The assertion's recipient or InResponseTo is wrong", code="saml_bad_recipient"
-        )
-    name_id = assertion.subject.name_id
-    subject = name_id.text.strip() if name_id is not None and name_id.text else None
-    attrs: dict[str, Any] = dict(response.ava or {})
-    contexts = {str(info[0]) for info in response.authn_info() if info and info[0]}
-    not_on_or_after = None
-    if assertion.conditions is not None and assertion.conditions.not_on_or_after:
-        not_on_or_after = dt.datetime.fromisoformat(
-            assertion.conditions.not_on_or_after.replace("Z", "+00:00")
-        )
-    identity = map_identity(
-        attrs,
-        mapping,
-        defaults=SAML_DEFAULTS,
-        subject=subject,
-        mfa=bool(contexts & MFA_CONTEXTS),
-        method="saml",
-    )
-    return SamlAssertion(
-        identity=identity,
-        assertion_id=str(assertion.id),
-        in_response_to=message.in_response_to,
-        not_on_or_after=not_on_or_after,
-    )
 
 
 def certificate_report(info: IdpInfo, now: dt.datetime) -> list[tuple[bool, str]]:
@@ -414,3 +172,101 @@ def certificate_report(info: IdpInfo, now: dt.datetime) -> list[tuple[bool, str]
             days = (end - now).days
             out.append((True, f"{subject}: valid until {end.date().isoformat()} ({days} days)"))
     return out
+
+
+# ---------------------------------------------------------------- the SsoProtocol implementation
+
+
+def sp_endpoints(state: IdentityState, tenant_slug: str, provider_id: uuid.UUID) -> SpEndpoints:
+    base = f"{state.settings.public_base_url}/api/auth/sso/saml/{tenant_slug}/{provider_id}"
+    return SpEndpoints(entity_id=f"{base}/metadata", acs_url=f"{base}/acs")
+
+
+async def fetch_metadata(state: IdentityState, url: str) -> str:
+    await check_outbound_url(url, state.settings.sso_allow_private_networks)
+    out = oidc.outbound(state)
+    try:
+        async with out.client() as http:
+            response = await http.get(url)
+    except Exception as exc:
+        raise SsoConfigError(
+            f"Could not fetch the IdP metadata from {url}: {type(exc).__name__}",
+            code="sso_unreachable",
+        ) from exc
+    if response.status_code != 200:
+        raise SsoConfigError(f"{url} answered HTTP {response.status_code}", code="sso_unreachable")
+    if len(response.content) > MAX_METADATA_BYTES:
+        raise SsoConfigError("The IdP metadata is too large", code="sso_bad_metadata")
+    return response.text
+
+
+class SamlProtocol:
+    def outbound_urls(self, config: SamlConfig) -> list[tuple[str, str]]:
+        return [("idp_metadata_url", config.idp_metadata_url)] if config.idp_metadata_url else []
+
+    async def check_url(self, url: str, allow_private_networks: bool) -> None:
+        await check_outbound_url(url, allow_private_networks)
+
+    async def prepare(
+        self, state: IdentityState, config: SamlConfig
+    ) -> tuple[SamlConfig, dt.datetime | None]:
+        fetched_at = None
+        if config.idp_metadata_url:
+            fetched_at = utcnow()
+            xml = await fetch_metadata(state, config.idp_metadata_url)
+            config = config.model_copy(update={"idp_metadata_xml": xml})
+        assert config.idp_metadata_xml is not None  # noqa: S101 - checked by SamlConfig
+        await asyncio.to_thread(idp_info, config.idp_metadata_xml)
+        return config, fetched_at
+
+    def describe(
+        self, state: IdentityState, tenant_slug: str, row: SsoProvider, out: ProviderOut
+    ) -> None:
+        sp = sp_endpoints(state, tenant_slug, row.id)
+        out.sp_entity_id = sp.entity_id
+        out.sp_metadata_url = sp.entity_id
+        out.acs_url = sp.acs_url
+
+    async def diagnose(
+        self, state: IdentityState, row: SsoProvider, cfg: SamlConfig, sample_username: str | None
+    ) -> list[Check]:
+        checks = []
+        xml = cfg.idp_metadata_xml
+        if cfg.idp_metadata_url:
+            try:
+                xml = await fetch_metadata(state, cfg.idp_metadata_url)
+                checks.append(Check(name="metadata_fetch", ok=True, detail=cfg.idp_metadata_url))
+            except BigfootError as exc:
+                checks.append(Check(name="metadata_fetch", ok=False, detail=exc.message))
+        if not xml:
+            return checks
+        try:
+            info = await asyncio.to_thread(idp_info, xml)
+        except BigfootError as exc:
+            return [*checks, Check(name="metadata", ok=False, detail=exc.message)]
+        checks.append(
+            Check(name="metadata", ok=True, detail=f"IdP {info.entity_id}, SSO at {info.sso_url}")
+        )
+        for ok, detail in certificate_report(info, utcnow()):
+            checks.append(Check(name="certificate", ok=ok, detail=detail))
+        return checks
+
+    async def redirect(
+        self,
+        state: IdentityState,
+        tenant: Tenant,
+        row: SsoProvider,
+        cfg: SamlConfig,
+        flow_state: str,
+        flow: dict[str, Any],
+    ) -> str | None:
+        assert cfg.idp_metadata_xml is not None  # noqa: S101 - filled when saved
+        request_id, url = await asyncio.to_thread(
+            authn_request,
+            sp_endpoints(state, tenant.slug, row.id),
+            cfg,
+            cfg.idp_metadata_xml,
+            relay_state=flow_state,
+        )
+        flow["request_id"] = request_id
+        return url

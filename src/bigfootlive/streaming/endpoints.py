@@ -17,7 +17,7 @@ from bigfootlive.authz.deps import CurrentSubject, OptionalSubject
 from bigfootlive.authz.roles import Role
 from bigfootlive.deps import DbSession, ReadSession, State
 from bigfootlive.errors import BadRequest, Forbidden
-from bigfootlive.events import service as events
+from bigfootlive.events import access, keys
 from bigfootlive.events.playback import hls_url, ingest_for
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.kit import jsonparse
@@ -150,7 +150,7 @@ async def stream_config(
 ) -> StreamConfig:
     """HLS URLs for whoever may watch; a playback token for tenant-only and private events;
     the ingest URL and stream key only for the event's owner and admins."""
-    event = await events.get_viewable_event(session, subject, event_id)
+    event = await access.get_viewable_event(session, subject, event_id)
     url = hls_url(state.settings, event.playback_id)
     token = expires = None
     if event.visibility != Visibility.PUBLIC.value:
@@ -162,8 +162,8 @@ async def stream_config(
         expires = dt.datetime.fromtimestamp(exp, dt.UTC)
         url = f"{url}?token={token}"
     ingest = None
-    if subject is not None and events.can_manage(subject, event):
-        key = events.stream_key_of(state, event)
+    if subject is not None and access.can_manage(subject, event):
+        key = keys.stream_key_of(state, event)
         ingest = ingest_for(state.settings, event.playback_id, key)
     return StreamConfig(
         event_id=event.id,
@@ -182,10 +182,10 @@ async def stream_health(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: ReadSession
 ) -> StreamHealth:
     """For the event's managers and the tenant's moderators."""
-    event = await events.get_event(session, subject.tenant_id, event_id)
-    if not (events.can_manage(subject, event) or subject.role >= Role.MODERATOR):
-        if not events.can_view(subject, event):
-            raise events.EventNotFound()
+    event = await access.get_event(session, subject.tenant_id, event_id)
+    if not (access.can_manage(subject, event) or subject.role >= Role.MODERATOR):
+        if not access.can_view(subject, event):
+            raise access.EventNotFound()
         raise Forbidden(code="not_event_manager")
     status = EventStatus(event.status)
     report = await service.stream_health(state, event)

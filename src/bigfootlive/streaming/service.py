@@ -18,7 +18,7 @@ from bigfootlive.analytics.schemas import HealthSample
 from bigfootlive.apikeys.service import ApiPrincipal
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
-from bigfootlive.events import service as events
+from bigfootlive.events import keys, lifecycle
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.playback import InvalidPlaybackToken
 from bigfootlive.events.schemas import EventStatus, Visibility
@@ -79,13 +79,13 @@ async def _resolve(
     event_id: uuid.UUID | None,
 ) -> EventRef | None:
     if callback.stream_key:
-        ref = await events.find_by_stream_key(state, session, callback.stream_key)
+        ref = await keys.find_by_stream_key(state, session, callback.stream_key)
         if ref is not None and callback.playback_id and callback.playback_id != ref.playback_id:
             return None  # a valid key for another event's path
     elif callback.playback_id:
-        ref = await events.find_by_playback_id(state, session, callback.playback_id)
+        ref = await keys.find_by_playback_id(state, session, callback.playback_id)
     elif event_id is not None:
-        ref = await events.find_ref(state, session, event_id)
+        ref = await keys.find_ref(state, session, event_id)
     else:
         return None
     if ref is not None and event_id is not None and ref.id != event_id:
@@ -120,7 +120,7 @@ async def _publish(
     if await state.cache.get(_tombstone(ref, callback.client_id)) is not None:
         return Decision.deny("publisher_already_left")
     try:
-        await events.publisher_connected(state, session, ref, callback.client_id)
+        await lifecycle.publisher_connected(state, session, ref, callback.client_id)
     except BigfootError as exc:
         return Decision.deny(exc.code)
     return Decision.allow(relay_to=ref.playback_id)
@@ -129,7 +129,7 @@ async def _publish(
 async def _unpublish(
     state: StreamingState, session: AsyncSession, ref: EventRef, callback: MediaCallback
 ) -> Decision:
-    moved = await events.publisher_disconnected(state, session, ref, callback.client_id or None)
+    moved = await lifecycle.publisher_disconnected(state, session, ref, callback.client_id or None)
     if moved is None and callback.client_id and callback.stream_key:
         # Not the connected publisher: a repeat, or a `done` overtaking its `publish`.
         await state.cache.set(_tombstone(ref, callback.client_id), b"1", ttl=_TOMBSTONE_TTL)

@@ -10,8 +10,8 @@ from bigfootlive.authz.deps import require
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
+from bigfootlive.identity import accounts, recovery, sessions
 from bigfootlive.identity import repository as identity_repo
-from bigfootlive.identity import service as identity
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
 from bigfootlive.mfa.deps import RecentMfa
 from bigfootlive.mfa.policy import ensure_recent_mfa
@@ -109,7 +109,7 @@ async def create_user(
 ) -> TenantUserOut:
     service.check_role_change(subject.role, subject.is_platform_admin, body.role)
     tenant = await service.require_tenant(session, subject.tenant_id)
-    user = await identity.create_account(
+    user = await accounts.create_account(
         state,
         session,
         tenant=tenant,
@@ -127,7 +127,7 @@ async def create_user(
     )
     if body.password is None:
         # An invitation: the new member chooses a password through the reset flow.
-        await identity.request_password_reset(
+        await recovery.request_password_reset(
             state, session, meta, tenant_slug=tenant.slug, email=user.email
         )
     return _user_out(user)
@@ -168,7 +168,7 @@ async def update_user(
             details={"active": body.is_active},
         )
         if not body.is_active:
-            await identity.end_sessions(
+            await sessions.end_sessions(
                 state,
                 session,
                 meta,

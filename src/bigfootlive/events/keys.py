@@ -1,0 +1,144 @@
+"""Stream keys and playback ids: minting, storing and rotating keys, and the lookups the media
+server's callbacks make (by stream key, playback id or event id; cache first). Knows nothing
+of HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.authz.subject import AuthSubject
+from bigfootlive.config import Settings
+from bigfootlive.db import after_commit, utcnow
+from bigfootlive.events import repository as repo
+from bigfootlive.events.access import get_managed_event
+from bigfootlive.events.cache import EventRef
+from bigfootlive.events.lifecycle import event_cache, illegal
+from bigfootlive.events.ports import EventsState
+from bigfootlive.events.schemas import EventStatus
+from bigfootlive.kit.crypto import keyed_hash
+from bigfootlive.kit.request import RequestMeta
+from bigfootlive.mfa.policy import ensure_recent_mfa
+from bigfootlive.models import Event
+
+
+def _lookup_keys(settings: Settings) -> list[bytes]:
+    return [hashlib.sha256(b"bfl-stream-key-lookup:" + k).digest() for k in settings.data_keys]
+
+
+def stream_key_hashes(settings: Settings, stream_key: str) -> list[str]:
+    """HMACs of a key under every data key still configured (newest first), for lookups that
+    survive a rotation of ENCRYPTION_KEYS."""
+    return [keyed_hash(k, stream_key) for k in _lookup_keys(settings)]
+
+
+def new_stream_key() -> str:
+    return "sk_" + secrets.token_urlsafe(24)
+
+
+def new_playback_id() -> str:
+    return "pb" + secrets.token_hex(10)
+
+
+def _key_context(event_id: uuid.UUID) -> str:
+    return f"event-stream-key:{event_id}"
+
+
+def set_stream_key(state: EventsState, event: Event, stream_key: str) -> None:
+    event.stream_key_ciphertext = state.secrets.encrypt(stream_key, context=_key_context(event.id))
+    event.stream_key_hash = stream_key_hashes(state.settings, stream_key)[0]
+
+
+def stream_key_of(state: EventsState, event: Event) -> str:
+    """The stream key in the clear: only for responses to the event's managers."""
+    return state.secrets.decrypt(event.stream_key_ciphertext, context=_key_context(event.id))
+
+
+# --- rotation -----------------------------------------------------------------------------------
+
+
+async def rotate_stream_key(
+    state: EventsState,
+    session: AsyncSession,
+    meta: RequestMeta,
+    subject: AuthSubject,
+    event_id: uuid.UUID,
+) -> tuple[Event, str]:
+    """A new key; the old one stops working at once. A connected publisher stays connected
+    (stop the event to cut it off); its reconnects need the new key."""
+    event = await get_managed_event(session, subject, event_id)  # 404/403 before any step-up
+    await ensure_recent_mfa(state, session, meta, subject)
+    if EventStatus(event.status).is_finished:
+        raise illegal("rotate_key", EventStatus(event.status))
+    old_hash = event.stream_key_hash
+    stream_key = new_stream_key()
+    set_stream_key(state, event, stream_key)
+    event.updated_at = utcnow()
+    await session.flush()
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.EVENT_STREAM_KEY_ROTATE,
+        tenant_id=event.tenant_id,
+        target_type="event",
+        target_id=event.id,
+    )
+    cache = event_cache(state)
+
+    async def forget_old_key() -> None:
+        await cache.remember_unknown_key(old_hash)
+        await cache.remember(event)
+
+    after_commit(session, forget_old_key)
+    return event, stream_key
+
+
+# --- lookups for the media server's callbacks --------------------------------------------------
+
+
+async def find_by_stream_key(
+    state: EventsState, session: AsyncSession, stream_key: str
+) -> EventRef | None:
+    """The event a stream key belongs to: from the cache, else one query (then cached)."""
+    cache = event_cache(state)
+    hashes = stream_key_hashes(state.settings, stream_key)
+    cached = await cache.by_key(hashes[0])
+    if isinstance(cached, EventRef):
+        return cached
+    if cached is False:
+        return None
+    event = await repo.find_by_key_hashes(session, hashes)
+    if event is None:
+        await cache.remember_unknown_key(hashes[0])
+        return None
+    return await cache.remember(event)
+
+
+async def find_by_playback_id(
+    state: EventsState, session: AsyncSession, playback_id: str
+) -> EventRef | None:
+    cache = event_cache(state)
+    cached = await cache.by_playback_id(playback_id)
+    if isinstance(cached, EventRef):
+        return cached
+    if cached is False:
+        return None
+    event = await repo.find_by_playback_id(session, playback_id)
+    if event is None:
+        await cache.remember_unknown_playback(playback_id)
+        return None
+    return await cache.remember(event)
+
+
+async def find_ref(
+    state: EventsState, session: AsyncSession, event_id: uuid.UUID
+) -> EventRef | None:
+    """The cache snapshot of an event (unscoped: callers check the tenant)."""
+    cache = event_cache(state)
+    ref = await cache.ref(event_id)
+    if ref is not None:
+        return ref
+    event = await repo.get_for_visibility_check(session, event_id)
+    return None if event is None else await cache.remember(event)

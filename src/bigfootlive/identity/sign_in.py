@@ -1,0 +1,127 @@
+"""Sign-in: the password check (rate limits, lockout, SSO-only accounts) and the step every
+sign-in method ends in, which applies the MFA policy before a session starts. Knows nothing of
+HTTP."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.errors import Forbidden, Unauthorized
+from bigfootlive.identity import lockout
+from bigfootlive.identity import repository as repo
+from bigfootlive.identity.hooks import (
+    PASSWORD_SIGN_IN,
+    SIGN_IN_CHALLENGE,
+    PasswordSignIn,
+    PasswordSignInRefused,
+    SignIn,
+)
+from bigfootlive.identity.ports import IdentityState
+from bigfootlive.identity.schemas import MfaChallenge, TokenPair
+from bigfootlive.identity.sessions import start_session
+from bigfootlive.kit.request import RequestMeta
+from bigfootlive.models import Tenant, User
+from bigfootlive.tenants import service as tenants
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+    message = "The email or password is incorrect"
+
+
+async def login(
+    state: IdentityState,
+    session: AsyncSession,
+    meta: RequestMeta,
+    *,
+    tenant_slug: str | None,
+    email: str,
+    password: str,
+) -> TokenPair | MfaChallenge:
+    settings = state.settings
+    email = email.lower()
+    await state.limiter.check(settings.login_rate_limit, "login-ip", meta.ip)
+    tenant = await tenants.resolve_tenant(session, tenant_slug, email)
+    if tenant is None:
+        await state.passwords.verify(None, password)
+        await AuditLog.detached(state.db, meta, None).record(
+            AuditAction.AUTH_LOGIN, tenant_id=None, details={"reason": "unknown_tenant"}
+        )
+        raise InvalidCredentials()
+    await state.limiter.check(settings.login_rate_limit, "login-account", str(tenant.id), email)
+    policy = tenants.settings_of(tenant).lockout
+    user = await repo.get_user_by_email(session, tenant.id, email)
+    now = state.clock()
+    await lockout.check(state, session, meta, tenant_id=tenant.id, email=email, user=user, now=now)
+    if user is None:
+        await state.passwords.verify(None, password)  # the same cost as a real account's
+        await lockout.record_failure(
+            state, meta, tenant_id=tenant.id, email=email, user=None, policy=policy, now=now
+        )
+        raise InvalidCredentials()
+
+    ok, needs_rehash = await state.passwords.verify(user.password_hash, password)
+    if not ok:
+        await lockout.record_failure(
+            state, meta, tenant_id=tenant.id, email=email, user=user, policy=policy, now=now
+        )
+        raise InvalidCredentials()
+    if not user.is_active:
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_LOGIN,
+            tenant_id=tenant.id,
+            target_type="user",
+            target_id=user.id,
+            details={"reason": "disabled"},
+        )
+        raise Forbidden("The account is disabled", code="account_disabled")
+    try:
+        # "SSO required": break-glass admins only (the SSO domain's hook)
+        await state.hooks.emit(PASSWORD_SIGN_IN, PasswordSignIn(session, user))
+    except PasswordSignInRefused as refused:
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_LOGIN,
+            tenant_id=tenant.id,
+            target_type="user",
+            target_id=user.id,
+            details={"reason": refused.code},
+        )
+        raise
+
+    if needs_rehash:
+        user.password_hash = await state.passwords.hash(password)
+    await lockout.clear(session, tenant.id, email)
+    user.last_login_at = now
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_LOGIN,
+        tenant_id=tenant.id,
+        target_type="user",
+        target_id=user.id,
+        details={"method": "pwd", "rehashed": needs_rehash},
+    )
+    return await finish_sign_in(state, session, user=user, tenant=tenant, meta=meta, amr=["pwd"])
+
+
+async def finish_sign_in(
+    state: IdentityState,
+    session: AsyncSession,
+    *,
+    user: User,
+    tenant: Tenant,
+    meta: RequestMeta,
+    amr: list[str],
+) -> TokenPair | MfaChallenge:
+    """The last step of every sign-in method (password, SSO, ...) once the first factor passed.
+
+    This is where the tenant's MFA policy is applied before a session is created: a user with
+    a second factor (or who must have one) gets an MFA challenge instead of tokens, unless
+    `amr` already shows a second factor (an IdP that did MFA, e.g. ["pwd", "mfa"]).
+    """
+    challenge = await state.hooks.ask(
+        SIGN_IN_CHALLENGE,
+        SignIn(state=state, session=session, user=user, tenant=tenant, meta=meta, amr=amr),
+    )
+    if challenge is not None:
+        return challenge
+    return await start_session(state, session, user=user, tenant=tenant, meta=meta, amr=amr)

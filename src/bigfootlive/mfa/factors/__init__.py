@@ -1,0 +1,1 @@
+"""One module per kind of second factor, each implementing `mfa.base.Factor` (or `Method`)."""
