@@ -65,11 +65,11 @@ def test_tenant_owned_tables_are_queried_through_scoped() -> None:
 
 
 def _service_modules() -> list[Path]:
-    """service.py and repository.py, and the modules the SSO, MFA, identity and events services
-    were split into (every module of those packages but endpoints and FastAPI dependencies)."""
+    """service.py and repository.py, and the modules the SSO, MFA, identity, events and chat
+    services were split into (every module of those packages but endpoints and FastAPI deps)."""
     split = [
         path
-        for domain in ("sso", "mfa", "identity", "events")
+        for domain in ("sso", "mfa", "identity", "events", "chat")
         for path in (PACKAGE / domain).rglob("*.py")
         if path.name not in ("endpoints.py", "deps.py")
     ]
@@ -129,6 +129,7 @@ EDGE_MODULES = {
     "bigfootlive.serving",
     "bigfootlive.jobs.worker",
     "bigfootlive.realtime.gateway",
+    "bigfootlive.realtime.commands",
 }
 EDGE_TAILS = {"endpoints", "tasks", "deps"}
 

@@ -35,8 +35,9 @@ from bigfootlive.notifications.endpoints import router as notifications_router
 from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from bigfootlive.realtime.gateway import CaptureRawSend, install_sigterm_drain
+from bigfootlive.realtime.connection import CaptureRawSend
 from bigfootlive.realtime.gateway import router as realtime_router
+from bigfootlive.realtime.shutdown import install_sigterm_drain
 from bigfootlive.routing import JsonRoute
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router

@@ -13,7 +13,7 @@ def uvicorn_options(**overrides: Any) -> dict[str, Any]:
         "http": "httptools",
         "ws": "websockets-sansio",  # applies write back-pressure, which slow-consumer cut-off needs
         # Uncompressed frames are the same bytes for every viewer: the hub's fast path writes
-        # one pre-built frame to every socket (realtime/hub.py).
+        # one pre-built frame to every socket (realtime/connection.py).
         "ws_per_message_deflate": False,
         "proxy_headers": False,  # TRUSTED_PROXIES decides whose X-Forwarded-For is believed
         "server_header": False,  # no `Server: uvicorn`: do not advertise the stack

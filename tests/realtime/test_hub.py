@@ -8,7 +8,8 @@ import uuid
 
 from bigfootlive.kit.backends import MemoryCache, MemoryPubSub
 from bigfootlive.realtime import protocol as p
-from bigfootlive.realtime.hub import Connection, Hub
+from bigfootlive.realtime.connection import Connection
+from bigfootlive.realtime.hub import Hub
 from tests.fixtures.polling import until
 
 VIEWERS = 1300  # ten slices and a bit

@@ -1,5 +1,6 @@
 """Chat over HTTP: history, sending, moderation, presence. The live path is the WebSocket
-gateway (realtime/gateway.py); both call the same rules in chat/service.py."""
+gateway (realtime/gateway.py); both call the same chat modules
+(rules, send, moderation, reads)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from bigfootlive.authz.deps import CurrentSubject, OptionalSubject
-from bigfootlive.chat import service
+from bigfootlive.chat import moderation, reads, send
 from bigfootlive.chat.schemas import (
     BanIn,
     BanOut,
@@ -46,7 +47,7 @@ async def chat_history(
 ) -> Page[ChatMessageOut]:
     """Visible messages, newest first; follow `next_cursor` for older ones."""
     event = await access.get_viewable_event(session, subject, event_id)
-    items, next_cursor = await service.history(session, event, cursor=cursor, limit=limit)
+    items, next_cursor = await reads.history(session, event, cursor=cursor, limit=limit)
     return Page[ChatMessageOut](items=items, next_cursor=next_cursor)
 
 
@@ -55,7 +56,7 @@ async def send_message(
     event_id: uuid.UUID, body: ChatSend, subject: CurrentSubject, state: State, session: DbSession
 ) -> ChatMessageOut:
     event = await access.get_viewable_event(session, subject, event_id)
-    return await service.send_message(state, session, subject, event, body.body, body.reply_to)
+    return await send.send_message(state, session, subject, event, body.body, body.reply_to)
 
 
 # `:uuid` keeps this route from swallowing `DELETE /chat/pin` (and turning an unsupported method
@@ -69,7 +70,7 @@ async def delete_message(
     session: DbSession,
     meta: Meta,
 ) -> None:
-    await service.delete_message(state, session, meta, subject, event_id, message_id)
+    await moderation.delete_message(state, session, meta, subject, event_id, message_id)
 
 
 @router.get("/chat/room")
@@ -77,7 +78,7 @@ async def room_settings(
     event_id: uuid.UUID, subject: OptionalSubject, session: ReadSession
 ) -> RoomSettingsOut:
     event = await access.get_viewable_event(session, subject, event_id)
-    return await service.room_state(session, event)
+    return await reads.room_state(session, event)
 
 
 @router.patch("/chat/room")
@@ -90,7 +91,7 @@ async def update_room(
     meta: Meta,
 ) -> RoomSettingsOut:
     """Slow mode and followers-only mode (moderators)."""
-    return await service.update_room(state, session, meta, subject, event_id, body)
+    return await moderation.update_room(state, session, meta, subject, event_id, body)
 
 
 @router.put("/chat/pin")
@@ -102,14 +103,14 @@ async def pin_message(
     session: DbSession,
     meta: Meta,
 ) -> ChatMessageOut | None:
-    return await service.pin_message(state, session, meta, subject, event_id, body.message_id)
+    return await moderation.pin_message(state, session, meta, subject, event_id, body.message_id)
 
 
 @router.delete("/chat/pin", status_code=status.HTTP_204_NO_CONTENT)
 async def unpin_message(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> None:
-    await service.pin_message(state, session, meta, subject, event_id, None)
+    await moderation.pin_message(state, session, meta, subject, event_id, None)
 
 
 @router.post("/chat/timeouts/{user_id}")
@@ -122,7 +123,7 @@ async def timeout_user(
     session: DbSession,
     meta: Meta,
 ) -> TimeoutOut:
-    until = await service.timeout_user(
+    until = await moderation.timeout_user(
         state, session, meta, subject, event_id, user_id, body.seconds, body.reason
     )
     return TimeoutOut(user_id=user_id, until=until)
@@ -132,7 +133,7 @@ async def timeout_user(
 async def list_bans(
     event_id: uuid.UUID, subject: CurrentSubject, session: ReadSession
 ) -> list[BanOut]:
-    bans = await service.list_bans(session, subject, event_id)
+    bans = await moderation.list_bans(session, subject, event_id)
     return [BanOut.model_validate(b, from_attributes=True) for b in bans]
 
 
@@ -146,7 +147,7 @@ async def ban_user(
     session: DbSession,
     meta: Meta,
 ) -> None:
-    await service.ban_user(state, session, meta, subject, event_id, user_id, body.reason)
+    await moderation.ban_user(state, session, meta, subject, event_id, user_id, body.reason)
 
 
 @router.delete("/chat/bans/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -158,7 +159,7 @@ async def unban_user(
     session: DbSession,
     meta: Meta,
 ) -> None:
-    await service.unban_user(state, session, meta, subject, event_id, user_id)
+    await moderation.unban_user(state, session, meta, subject, event_id, user_id)
 
 
 @router.get("/presence")

@@ -2,7 +2,7 @@
 
 The rules here are real (blocked terms, flooding, repeats, link spam, shouting). The chat
 domain hands each stored message to the container by publishing it on
-`event:{id}:chat:inbound`; the worker hides what these rules flag (`chat.service.hide_flagged`)
+`event:{id}:chat:inbound`; the worker hides what these rules flag (`chat.moderation.hide_flagged`)
 and publishes every verdict on `event:{id}:chat:moderation`.
 """
 

@@ -36,7 +36,7 @@ import psutil
 import structlog
 
 from bigfootlive.analytics import service as analytics
-from bigfootlive.chat import service as chat
+from bigfootlive.chat.moderation import hide_flagged
 from bigfootlive.config import Settings
 from bigfootlive.containers import repository as repo
 from bigfootlive.containers.health import (
@@ -425,7 +425,7 @@ class EventWorker:
         flagged = _uuid(message.message_id) if verdict.action == "hide" else None
         if flagged is not None and self._tenant_id is not None:
             async with self.state.db.transaction() as session:
-                await chat.hide_flagged(
+                await hide_flagged(
                     self.state, session, self._tenant_id, self.event_id, flagged, verdict.reason
                 )
         await self.state.pubsub.publish(

@@ -2,51 +2,40 @@
 
 A connection's life: accept -> identify (bearer subprotocol, or a first `auth` message) -> check
 the event, its visibility and bans (a refusal is a close with its own 4xxx code) -> join the hub
--> `welcome` -> read client frames until the socket closes. Chat rules live in `chat.service`;
-this module only translates frames to service calls and results to frames.
+-> `welcome` -> read client frames until the socket closes. Chat rules live in `chat/`;
+the handlers of client messages (commands.py) only translate frames to chat calls and results to
+frames.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any, cast
 
 import structlog
 from fastapi import APIRouter, WebSocket
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketDisconnect
 
-from bigfootlive.analytics import service as analytics
-from bigfootlive.authz.deps import authenticate
 from bigfootlive.authz.subject import AuthSubject
-from bigfootlive.chat import service as chat
-from bigfootlive.chat.schemas import RoomSettingsOut, RoomSettingsPatch
+from bigfootlive.chat import reads, rules
+from bigfootlive.chat.schemas import RoomSettingsOut
 from bigfootlive.composition import AppState
-from bigfootlive.errors import BigfootError, Unauthorized
+from bigfootlive.errors import BigfootError
 from bigfootlive.events import access
 from bigfootlive.events.schemas import Visibility
-from bigfootlive.kit.net import client_ip, user_agent
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
 from bigfootlive.realtime import protocol as p
-from bigfootlive.realtime.hub import Connection, Hub, OutFrame, shutdown_all_hubs
+from bigfootlive.realtime.commands import Commands, Refused
+from bigfootlive.realtime.connection import Connection, OutFrame, fast_path_transport
 
 log = structlog.get_logger(__name__)
 
 router = APIRouter()
-
-
-class Refused(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 @router.websocket("/ws/events/{event_id}")
@@ -71,38 +60,9 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
         await websocket.close(code=code, reason=reason)
 
 
-class Gateway:
-    def __init__(self, state: AppState, websocket: WebSocket) -> None:
-        self.state = state
-        self.settings = state.settings
-        self.hub: Hub = state.hub
-        self.websocket = websocket
-        self.subject: AuthSubject | None = None
-        self.event: Event | None = None
-        self.connection: Connection | None = None
-        self.meta = RequestMeta(
-            ip=client_ip(websocket, self.settings.trusted_proxies),
-            user_agent=user_agent(websocket),
-            request_id="",
-        )
-        self._reactions_window = 0
-        self._reactions_in_window = 0
-
-    @property
-    def event_id(self) -> uuid.UUID:
-        return self.open_event.id
-
-    @property
-    def open_event(self) -> Event:
-        if self.event is None:
-            raise RuntimeError("the gateway is not open")
-        return self.event
-
-    @property
-    def conn(self) -> Connection:
-        if self.connection is None:
-            raise RuntimeError("the gateway is not open")
-        return self.connection
+class Gateway(Commands):
+    """Opens the socket (identify, check the event and bans, join the hub), then reads client
+    frames and dispatches them to the handlers (commands.py) until the socket closes."""
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -164,16 +124,10 @@ class Gateway:
             event_status=self.open_event.status,
             user=user,
             read_only=self.subject is None,
-            can_moderate=chat.can_moderate(self.subject, self.open_event),
+            can_moderate=rules.can_moderate(self.subject, self.open_event),
             room=p.RoomState(**room.model_dump()),
             heartbeat_seconds=self.settings.ws_heartbeat_seconds,
         )
-
-    async def _authenticate(self, session: AsyncSession, token: str) -> AuthSubject:
-        try:
-            return await authenticate(self.state, session, token)
-        except Unauthorized as exc:
-            raise Refused(p.CloseCode.UNAUTHORIZED, exc.code) from None
 
     async def _find_event(self, session: AsyncSession, event_id: uuid.UUID) -> Event | None:
         """The event if the subject may watch it; None when anonymous and it is not public.
@@ -196,10 +150,10 @@ class Gateway:
     async def _admit(self, session: AsyncSession, event: Event) -> RoomSettingsOut:
         """Refuse a banned subject (4405); the room as the `welcome` shows it."""
         try:
-            await chat.ensure_not_banned(session, self.subject, event)
-        except chat.Banned:
+            await reads.ensure_not_banned(session, self.subject, event)
+        except rules.Banned:
             raise Refused(p.CloseCode.BANNED, "banned from this event") from None
-        return await chat.room_state(session, event)
+        return await reads.room_state(session, event)
 
     async def _await_auth_token(self) -> str:
         try:
@@ -219,9 +173,6 @@ class Gateway:
         return message.token
 
     # --- running -------------------------------------------------------------------------------
-
-    def _send(self, *messages: BaseModel) -> None:
-        self.conn.offer(OutFrame.of(p.encode(*messages)))
 
     async def run(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
@@ -299,176 +250,6 @@ class Gateway:
                     p.Error(ref=message.ref, code="internal_error", message="Something went wrong")
                 )
 
-    async def _dispatch(self, message: Any) -> None:
-        handler: Callable[[Any], Any] = getattr(self, f"_on_{message.type}")
-        await handler(message)
-
-    def _require_subject(self) -> AuthSubject:
-        if self.subject is None:
-            raise chat.ReadOnly()
-        return self.subject
-
-    # --- handlers ------------------------------------------------------------------------------
-
-    async def _on_ping(self, message: p.PingIn) -> None:
-        self._send(p.Pong(ref=message.ref))
-
-    async def _on_pong(self, message: p.PongIn) -> None:
-        return None
-
-    async def _on_auth(self, message: p.AuthIn) -> None:
-        if self.subject is not None:
-            raise BigfootError("Already signed in on this connection", code="already_authenticated")
-        async with self.state.db.read_sessionmaker() as session:
-            subject = await self._authenticate(session, message.token)
-            try:
-                event = await access.get_viewable_event(session, subject, self.event_id)
-            except access.EventNotFound:
-                raise Refused(p.CloseCode.FORBIDDEN, "private event") from None
-            try:
-                await chat.ensure_not_banned(session, subject, event)
-            except chat.Banned:
-                raise Refused(p.CloseCode.BANNED, "banned from this event") from None
-        self.subject, self.event = subject, event
-        self.conn.user_id = subject.user_id
-        await self.hub.join_user(self.conn, subject.session_id)
-        self._send(p.Ack(ref=message.ref))
-
-    async def _on_send(self, message: p.SendIn) -> None:
-        subject = self._require_subject()
-        async with self.state.db.transaction() as session:
-            event = await access.get_viewable_event(session, subject, self.event_id)
-            out = await chat.send_message(
-                self.state, session, subject, event, message.body, message.reply_to
-            )
-        # The transaction has committed: only now does the sender learn it was accepted.
-        self._send(p.Ack(ref=message.ref, message=out))
-
-    async def _on_delete(self, message: p.DeleteIn) -> None:
-        subject = self._require_subject()
-        async with self.state.db.transaction() as session:
-            await chat.delete_message(
-                self.state, session, self.meta, subject, self.event_id, message.message_id
-            )
-        self._send(p.Ack(ref=message.ref))
-
-    async def _on_react(self, message: p.ReactIn) -> None:
-        self._require_subject()
-        second = int(time.monotonic())
-        if second != self._reactions_window:
-            self._reactions_window, self._reactions_in_window = second, 0
-        self._reactions_in_window += 1
-        if self._reactions_in_window > self.settings.reactions_per_second:
-            raise chat.ChatRateLimited("Too many reactions")
-        self.hub.react(self.event_id, message.kind)
-        await analytics.record_activity(
-            self.state, self.event_id, self.open_event.tenant_id, "reaction"
-        )
-        if message.ref is not None:
-            self._send(p.Ack(ref=message.ref))
-
-    async def _on_resume(self, message: p.ResumeIn) -> None:
-        async with self.state.db.read_sessionmaker() as session:
-            missed, complete = await chat.missed_since(
-                session, self.open_event, message.last_id, self.settings.chat_resume_limit
-            )
-        self._send(p.History(messages=missed, complete=complete))
-
-    async def _on_timeout(self, message: p.TimeoutIn) -> None:
-        subject = self._require_subject()
-        async with self.state.db.transaction() as session:
-            await chat.timeout_user(
-                self.state,
-                session,
-                self.meta,
-                subject,
-                self.event_id,
-                message.user_id,
-                message.seconds,
-                message.reason,
-            )
-        self._send(p.Ack(ref=message.ref))
-
-    async def _on_ban(self, message: p.BanIn) -> None:
-        subject = self._require_subject()
-        async with self.state.db.transaction() as session:
-            await chat.ban_user(
-                self.state,
-                session,
-                self.meta,
-                subject,
-                self.event_id,
-                message.user_id,
-                message.reason,
-            )
-        self._send(p.Ack(ref=message.ref))
-
-    async def _on_unban(self, message: p.UnbanIn) -> None:
-        subject = self._require_subject()
-        async with self.state.db.transaction() as session:
-            await chat.unban_user(
-                self.state, session, self.meta, subject, self.event_id, message.user_id
-            )
-        self._send(p.Ack(ref=message.ref))
-
-    async def _room(self, ref: str | None, patch: RoomSettingsPatch) -> None:
-        subject = self._require_subject()
-        async with self.state.db.transaction() as session:
-            await chat.update_room(self.state, session, self.meta, subject, self.event_id, patch)
-        self._send(p.Ack(ref=ref))
-
-    async def _on_slow_mode(self, message: p.SlowModeIn) -> None:
-        await self._room(message.ref, RoomSettingsPatch(slow_mode_seconds=message.seconds))
-
-    async def _on_followers_only(self, message: p.FollowersOnlyIn) -> None:
-        await self._room(message.ref, RoomSettingsPatch(followers_only=message.enabled))
-
-    async def _on_pin(self, message: p.PinIn) -> None:
-        subject = self._require_subject()
-        async with self.state.db.transaction() as session:
-            await chat.pin_message(
-                self.state, session, self.meta, subject, self.event_id, message.message_id
-            )
-        self._send(p.Ack(ref=message.ref))
-
-    async def _on_unpin(self, message: p.UnpinIn) -> None:
-        subject = self._require_subject()
-        async with self.state.db.transaction() as session:
-            await chat.pin_message(self.state, session, self.meta, subject, self.event_id, None)
-        self._send(p.Ack(ref=message.ref))
-
-
-RAW_SEND_KEY = "bigfootlive.raw_send"
-
-
-class CaptureRawSend:
-    """Outermost ASGI middleware: keeps the server's own `send` for WebSocket scopes, so the
-    gateway can reach the socket's transport for the fast path (see `hub.Connection`)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":
-            scope[RAW_SEND_KEY] = send
-        await self.app(scope, receive, send)
-
-
-def fast_path_transport(scope: Any) -> asyncio.WriteTransport | None:
-    """The transport, when frames may be written to it directly: uvicorn's websockets-sansio
-    protocol with no extension negotiated. Otherwise None (frames go through ASGI)."""
-    protocol = getattr(scope.get(RAW_SEND_KEY), "__self__", None)
-    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
-        return None
-    connection = getattr(protocol, "conn", None)
-    transport = getattr(protocol, "transport", None)
-    if connection is None or getattr(connection, "extensions", None) != []:
-        return None
-    needed = ("write", "get_write_buffer_size", "is_closing", "abort")
-    if transport is None or not all(hasattr(transport, name) for name in needed):
-        return None
-    return cast("asyncio.WriteTransport", transport)  # uvloop's transports do not subclass it
-
 
 def _bad_frame(exc: ValidationError) -> p.Error:
     errors = exc.errors()
@@ -479,44 +260,3 @@ def _bad_frame(exc: ValidationError) -> p.Error:
     return p.Error(
         code=code, message="The frame is not a valid message", details={"problems": problems}
     )
-
-
-def install_sigterm_drain() -> Callable[[], None]:
-    """On SIGTERM, first close every WebSocket with 4503, then hand the signal to the server
-    (uvicorn), whose own shutdown would otherwise close them with a generic 1012."""
-    try:
-        previous = signal.getsignal(signal.SIGTERM)
-    except ValueError:
-        return lambda: None
-    if not callable(previous):
-        return lambda: None
-    loop = asyncio.get_running_loop()
-    forward: Callable[..., Any] = previous
-
-    def drain_then_forward(signum: int, frame: Any) -> None:
-        async def run() -> None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(shutdown_all_hubs(), timeout=5.0)
-            forward(signum, frame)
-
-        loop.call_soon_threadsafe(lambda: _keep(loop.create_task(run())))
-
-    try:
-        signal.signal(signal.SIGTERM, drain_then_forward)
-    except ValueError:  # not the main thread
-        return lambda: None
-
-    def restore() -> None:
-        with contextlib.suppress(ValueError):
-            if signal.getsignal(signal.SIGTERM) is drain_then_forward:
-                signal.signal(signal.SIGTERM, previous)
-
-    return restore
-
-
-_TASKS: set[asyncio.Task[None]] = set()
-
-
-def _keep(task: asyncio.Task[None]) -> None:
-    _TASKS.add(task)
-    task.add_done_callback(_TASKS.discard)

@@ -1,13 +1,11 @@
-"""The per-process fan-out hub.
+"""The per-process fan-out hub: the rooms of the events with local viewers.
 
 Each process subscribes ONCE per event that has local viewers (three channels: chat broadcasts,
 gateway control, and the events domain's `event:{id}:state`). A broadcast arrives as bytes that
 were serialized once by the publisher; the hub joins the messages of one short window into one
 frame (a JSON array), decodes it once, and offers the same string to every local connection,
-in slices that give the event loop back between them (see `_deliver`).
-Each connection has a bounded queue drained by its own writer task (or, on the fast path, a bound
-on the bytes its transport holds): a connection over its bound is cut off (close 4409) instead of
-growing memory or delaying anyone else.
+in slices that give the event loop back between them (see `_deliver`). Each connection is cut
+off when it falls behind (connection.py); presence and reactions run as loops (presence.py).
 """
 
 from __future__ import annotations
@@ -15,13 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import time
 import uuid
 import weakref
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -32,192 +27,12 @@ from bigfootlive.identity import revocation
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.backends import Cache, PubSub
 from bigfootlive.realtime import protocol as p
-from bigfootlive.realtime.presence import Presence
+from bigfootlive.realtime.connection import BACKGROUND, Connection, OutFrame, Room
+from bigfootlive.realtime.presence import Presence, presence_loop, reactions_loop
 
 log = structlog.get_logger(__name__)
 
-Sender = Callable[[str], Awaitable[None]]
-
-# Bytes a fast-path connection may have pending in its transport per queued frame allowed.
-_BYTES_PER_QUEUED_FRAME = 4096
-
-
-def text_frame(payload: bytes) -> bytes:
-    """A complete unmasked, uncompressed WebSocket text frame (server -> client)."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
-    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
-
-
-class OutFrame:
-    """One outgoing frame, built once and shared by every connection it goes to: the JSON
-    text for the ASGI path, and the whole wire frame for the fast path."""
-
-    __slots__ = ("_text", "_wire", "payload")
-
-    def __init__(self, payload: bytes) -> None:
-        self.payload = payload
-        self._text: str | None = None
-        self._wire: bytes | None = None
-
-    @classmethod
-    def of(cls, text: str) -> OutFrame:
-        frame = cls(text.encode())
-        frame._text = text
-        return frame
-
-    @property
-    def text(self) -> str:
-        if self._text is None:
-            self._text = self.payload.decode()
-        return self._text
-
-    @property
-    def wire(self) -> bytes:
-        if self._wire is None:
-            self._wire = text_frame(self.payload)
-        return self._wire
-
-
-Closer = Callable[[int, str], Awaitable[None]]
-
 _LIVE_HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
-
-
-class Connection:
-    """One viewer socket as the hub sees it: a bounded queue and a writer task, or, on the fast
-    path, the socket's transport itself with a bound on its buffered bytes.
-
-    Fast path: when the server is uvicorn's websockets-sansio protocol and the client negotiated
-    no extension (no per-message compression), a server frame is the same bytes for every
-    client, so the hub writes the shared, pre-framed bytes straight to each transport: no
-    per-connection task, copy or framing. A transport holding more than its bound is cut off.
-    """
-
-    __slots__ = (
-        "_closer",
-        "_max_buffer",
-        "_queue",
-        "_sender",
-        "_writer",
-        "close_code",
-        "event_id",
-        "id",
-        "last_seen",
-        "room",
-        "transport",
-        "user_id",
-    )
-
-    def __init__(
-        self,
-        event_id: uuid.UUID,
-        user_id: uuid.UUID | None,
-        sender: Sender,
-        closer: Closer,
-        queue_size: int,
-        transport: asyncio.WriteTransport | None = None,
-    ) -> None:
-        self.id = uuid.uuid4().hex
-        self.event_id = event_id
-        self.user_id = user_id
-        self._sender = sender
-        self._closer = closer
-        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
-        self._writer: asyncio.Task[None] | None = None
-        self.close_code: int | None = None
-        self.last_seen = time.monotonic()
-        self.room: Room | None = None
-        self.transport = transport
-        self._max_buffer = queue_size * _BYTES_PER_QUEUED_FRAME
-
-    def start(self) -> None:
-        if self.transport is not None:
-            return
-        self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
-
-    @property
-    def closing(self) -> bool:
-        return self.close_code is not None
-
-    def offer(self, frame: OutFrame) -> bool:
-        """Queue a frame; a full queue cuts the connection off. Never blocks."""
-        if self.close_code is not None:
-            return False
-        transport = self.transport
-        if transport is not None:
-            if transport.is_closing():
-                return False
-            if transport.get_write_buffer_size() > self._max_buffer:
-                log.info("ws_slow_consumer", connection=self.id, event_id=str(self.event_id))
-                self.shut(p.CloseCode.SLOW_CONSUMER, "slow consumer")
-                return False
-            transport.write(frame.wire)
-            return True
-        try:
-            self._queue.put_nowait(frame.text)
-        except asyncio.QueueFull:
-            log.info("ws_slow_consumer", connection=self.id, event_id=str(self.event_id))
-            self.shut(p.CloseCode.SLOW_CONSUMER, "slow consumer")
-            return False
-        return True
-
-    async def _write(self) -> None:
-        queue, sender = self._queue, self._sender
-        try:
-            while True:
-                frame = await queue.get()
-                await sender(frame)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the socket went away; the reader notices and leaves
-            return
-
-    def shut(self, code: int, reason: str) -> None:
-        """Close with `code` (once); pending frames are dropped."""
-        if self.close_code is not None:
-            return
-        self.close_code = code
-        if self._writer is not None:
-            self._writer.cancel()
-        # Out of the room at once: no more frames, and no longer counted as a viewer.
-        if self.room is not None:
-            self.room.connections.pop(self.id, None)
-        task = asyncio.create_task(self._close(code, reason))
-        _BACKGROUND.add(task)
-        task.add_done_callback(_BACKGROUND.discard)
-
-    async def _close(self, code: int, reason: str) -> None:
-        try:
-            await asyncio.wait_for(self._closer(code, reason), timeout=5.0)
-        except Exception:  # a peer that reads nothing cannot take a close frame either
-            if self.transport is not None:
-                self.transport.abort()
-
-    async def stop(self) -> None:
-        """Stop the writer (the socket is already gone)."""
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
-
-
-_BACKGROUND: set[asyncio.Task[Any]] = set()
-
-
-@dataclass(eq=False)
-class Room:
-    event_id: uuid.UUID
-    connections: dict[str, Connection] = field(default_factory=dict)
-    pending: list[bytes] = field(default_factory=list)
-    flush_scheduled: bool = False
-    broadcasting: bool = False
-    unsubscribes: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    reactions: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(eq=False)
@@ -257,8 +72,8 @@ class Hub:
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._presence_loop(), name="presence-heartbeat"),
-            asyncio.create_task(self._reactions_loop(), name="reactions-aggregator"),
+            asyncio.create_task(presence_loop(self), name="presence-heartbeat"),
+            asyncio.create_task(reactions_loop(self), name="reactions-aggregator"),
         ]
 
     async def close(self, code: int = p.CloseCode.SHUTTING_DOWN) -> None:
@@ -282,7 +97,7 @@ class Hub:
         connections = [c for room in self.rooms.values() for c in room.connections.values()]
         for connection in connections:
             connection.shut(code, "server shutting down")
-        pending = list(_BACKGROUND)
+        pending = list(BACKGROUND)
         if pending:
             await asyncio.wait(pending, timeout=3.0)
 
@@ -447,51 +262,12 @@ class Hub:
             if connection.user_id == kicked:
                 connection.shut(p.CloseCode.KICKED, "banned by a moderator")
 
-    # --- presence and reactions ----------------------------------------------------------------
+    # --- reactions --------------------------------------------------------------------------------
 
     def react(self, event_id: uuid.UUID, kind: str) -> None:
         room = self.rooms.get(event_id)
         if room is not None:
             room.reactions[kind] += 1
-
-    async def _presence_loop(self) -> None:
-        while True:
-            try:
-                for room in list(self.rooms.values()):
-                    counts = await self.presence.beat(room.event_id, len(room.connections))
-                    if room.connections:
-                        self.broadcast_frame(room, OutFrame.of(p.encode(counts)))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("presence_heartbeat_failed")
-            await asyncio.sleep(self.presence.interval)
-
-    async def _reactions_loop(self) -> None:
-        """Once a second (aligned to wall-clock seconds): add this process's counts to the
-        shared per-second bucket, then deliver the previous second's total to local viewers."""
-        while True:
-            now = time.time()
-            await asyncio.sleep(1.2 - (now % 1.0))
-            second = int(time.time())
-            try:
-                for room in list(self.rooms.values()):
-                    if room.reactions:
-                        counts, room.reactions = room.reactions, Counter()
-                        for kind, n in counts.items():
-                            await self.cache.hincrby(
-                                f"reactions:{room.event_id}:{second}", kind, n, ttl=10
-                            )
-                    previous = await self.cache.hgetall(f"reactions:{room.event_id}:{second - 1}")
-                    if previous and room.connections:
-                        message = p.Reactions(
-                            second=second - 1, counts={k: int(v) for k, v in previous.items()}
-                        )
-                        self.broadcast_frame(room, OutFrame.of(p.encode(message)))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reactions_flush_failed")
 
 
 # Sockets written per turn of the event loop. A broadcast to thousands of local viewers yields

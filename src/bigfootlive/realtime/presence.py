@@ -1,4 +1,5 @@
-"""Concurrent and unique viewers per event, correct across processes and self-healing.
+"""Concurrent and unique viewers per event, correct across processes and self-healing; and
+the loops that send viewers the counts of presence and of reactions.
 
 Each process writes its own local count into the hash `presence:{event}` under its process id,
 with an expiry time inside the value; readers sum the fields that have not expired and drop the
@@ -8,11 +9,20 @@ within 3 heartbeats. Unique viewers: a HyperLogLog per event (an exact set in me
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections import Counter
+from typing import Protocol
+
+import structlog
 
 from bigfootlive.kit.backends import Cache
+from bigfootlive.realtime import protocol as p
+from bigfootlive.realtime.connection import OutFrame, Room
 from bigfootlive.realtime.protocol import Presence as PresenceMessage
+
+log = structlog.get_logger(__name__)
 
 TTL_BEATS = 3
 UNIQUE_TTL_SECONDS = 7 * 24 * 3600
@@ -61,3 +71,54 @@ class Presence:
 
     async def forget(self, event_id: uuid.UUID) -> None:
         await self.cache.hdel(self._key(event_id), self.process_id)
+
+
+class LiveRooms(Protocol):
+    """What the presence and reactions loops need of the hub."""
+
+    rooms: dict[uuid.UUID, Room]
+    cache: Cache
+    presence: Presence
+
+    def broadcast_frame(self, room: Room, frame: OutFrame) -> None: ...
+
+
+async def presence_loop(hub: LiveRooms) -> None:
+    while True:
+        try:
+            for room in list(hub.rooms.values()):
+                counts = await hub.presence.beat(room.event_id, len(room.connections))
+                if room.connections:
+                    hub.broadcast_frame(room, OutFrame.of(p.encode(counts)))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("presence_heartbeat_failed")
+        await asyncio.sleep(hub.presence.interval)
+
+
+async def reactions_loop(hub: LiveRooms) -> None:
+    """Once a second (aligned to wall-clock seconds): add this process's counts to the
+    shared per-second bucket, then deliver the previous second's total to local viewers."""
+    while True:
+        now = time.time()
+        await asyncio.sleep(1.2 - (now % 1.0))
+        second = int(time.time())
+        try:
+            for room in list(hub.rooms.values()):
+                if room.reactions:
+                    counts, room.reactions = room.reactions, Counter()
+                    for kind, n in counts.items():
+                        await hub.cache.hincrby(
+                            f"reactions:{room.event_id}:{second}", kind, n, ttl=10
+                        )
+                previous = await hub.cache.hgetall(f"reactions:{room.event_id}:{second - 1}")
+                if previous and room.connections:
+                    message = p.Reactions(
+                        second=second - 1, counts={k: int(v) for k, v in previous.items()}
+                    )
+                    hub.broadcast_frame(room, OutFrame.of(p.encode(message)))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reactions_flush_failed")

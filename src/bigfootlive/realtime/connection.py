@@ -1,0 +1,241 @@
+"""One viewer socket as the hub sees it (`Connection`), the room of an event it is in, and the
+frames it is sent.
+
+A frame is built once and shared by every connection it goes to (`OutFrame`). Each connection has
+a bounded queue drained by its own writer task (or, on the fast path, a bound on the bytes its
+transport holds): a connection over its bound is cut off (close 4409) instead of growing memory
+or delaying anyone else. `CaptureRawSend` and `fast_path_transport` find the transport the fast
+path writes to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import structlog
+
+from bigfootlive.realtime import protocol as p
+
+log = structlog.get_logger(__name__)
+
+Sender = Callable[[str], Awaitable[None]]
+
+# Bytes a fast-path connection may have pending in its transport per queued frame allowed.
+_BYTES_PER_QUEUED_FRAME = 4096
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A complete unmasked, uncompressed WebSocket text frame (server -> client)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
+class OutFrame:
+    """One outgoing frame, built once and shared by every connection it goes to: the JSON
+    text for the ASGI path, and the whole wire frame for the fast path."""
+
+    __slots__ = ("_text", "_wire", "payload")
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self._text: str | None = None
+        self._wire: bytes | None = None
+
+    @classmethod
+    def of(cls, text: str) -> OutFrame:
+        frame = cls(text.encode())
+        frame._text = text
+        return frame
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.payload.decode()
+        return self._text
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = text_frame(self.payload)
+        return self._wire
+
+
+Closer = Callable[[int, str], Awaitable[None]]
+
+
+class Connection:
+    """One viewer socket as the hub sees it: a bounded queue and a writer task, or, on the fast
+    path, the socket's transport itself with a bound on its buffered bytes.
+
+    Fast path: when the server is uvicorn's websockets-sansio protocol and the client negotiated
+    no extension (no per-message compression), a server frame is the same bytes for every
+    client, so the hub writes the shared, pre-framed bytes straight to each transport: no
+    per-connection task, copy or framing. A transport holding more than its bound is cut off.
+    """
+
+    __slots__ = (
+        "_closer",
+        "_max_buffer",
+        "_queue",
+        "_sender",
+        "_writer",
+        "close_code",
+        "event_id",
+        "id",
+        "last_seen",
+        "room",
+        "transport",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        event_id: uuid.UUID,
+        user_id: uuid.UUID | None,
+        sender: Sender,
+        closer: Closer,
+        queue_size: int,
+        transport: asyncio.WriteTransport | None = None,
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.event_id = event_id
+        self.user_id = user_id
+        self._sender = sender
+        self._closer = closer
+        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        self._writer: asyncio.Task[None] | None = None
+        self.close_code: int | None = None
+        self.last_seen = time.monotonic()
+        self.room: Room | None = None
+        self.transport = transport
+        self._max_buffer = queue_size * _BYTES_PER_QUEUED_FRAME
+
+    def start(self) -> None:
+        if self.transport is not None:
+            return
+        self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
+
+    @property
+    def closing(self) -> bool:
+        return self.close_code is not None
+
+    def offer(self, frame: OutFrame) -> bool:
+        """Queue a frame; a full queue cuts the connection off. Never blocks."""
+        if self.close_code is not None:
+            return False
+        transport = self.transport
+        if transport is not None:
+            if transport.is_closing():
+                return False
+            if transport.get_write_buffer_size() > self._max_buffer:
+                log.info("ws_slow_consumer", connection=self.id, event_id=str(self.event_id))
+                self.shut(p.CloseCode.SLOW_CONSUMER, "slow consumer")
+                return False
+            transport.write(frame.wire)
+            return True
+        try:
+            self._queue.put_nowait(frame.text)
+        except asyncio.QueueFull:
+            log.info("ws_slow_consumer", connection=self.id, event_id=str(self.event_id))
+            self.shut(p.CloseCode.SLOW_CONSUMER, "slow consumer")
+            return False
+        return True
+
+    async def _write(self) -> None:
+        queue, sender = self._queue, self._sender
+        try:
+            while True:
+                frame = await queue.get()
+                await sender(frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the socket went away; the reader notices and leaves
+            return
+
+    def shut(self, code: int, reason: str) -> None:
+        """Close with `code` (once); pending frames are dropped."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        if self._writer is not None:
+            self._writer.cancel()
+        # Out of the room at once: no more frames, and no longer counted as a viewer.
+        if self.room is not None:
+            self.room.connections.pop(self.id, None)
+        task = asyncio.create_task(self._close(code, reason))
+        BACKGROUND.add(task)
+        task.add_done_callback(BACKGROUND.discard)
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(self._closer(code, reason), timeout=5.0)
+        except Exception:  # a peer that reads nothing cannot take a close frame either
+            if self.transport is not None:
+                self.transport.abort()
+
+    async def stop(self) -> None:
+        """Stop the writer (the socket is already gone)."""
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+
+
+# Closes in flight (`Connection.shut`); the hub waits for them when it shuts down.
+BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+@dataclass(eq=False)
+class Room:
+    """The local connections to one event, and what the hub is sending them."""
+
+    event_id: uuid.UUID
+    connections: dict[str, Connection] = field(default_factory=dict)
+    pending: list[bytes] = field(default_factory=list)
+    flush_scheduled: bool = False
+    broadcasting: bool = False
+    unsubscribes: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    reactions: Counter[str] = field(default_factory=Counter)
+
+
+RAW_SEND_KEY = "bigfootlive.raw_send"
+
+
+class CaptureRawSend:
+    """Outermost ASGI middleware: keeps the server's own `send` for WebSocket scopes, so the
+    gateway can reach the socket's transport for the fast path (see `Connection`)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scope[RAW_SEND_KEY] = send
+        await self.app(scope, receive, send)
+
+
+def fast_path_transport(scope: Any) -> asyncio.WriteTransport | None:
+    """The transport, when frames may be written to it directly: uvicorn's websockets-sansio
+    protocol with no extension negotiated. Otherwise None (frames go through ASGI)."""
+    protocol = getattr(scope.get(RAW_SEND_KEY), "__self__", None)
+    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+        return None
+    connection = getattr(protocol, "conn", None)
+    transport = getattr(protocol, "transport", None)
+    if connection is None or getattr(connection, "extensions", None) != []:
+        return None
+    needed = ("write", "get_write_buffer_size", "is_closing", "abort")
+    if transport is None or not all(hasattr(transport, name) for name in needed):
+        return None
+    return cast("asyncio.WriteTransport", transport)  # uvloop's transports do not subclass it
