@@ -47,7 +47,7 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
 def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "bigfootlive.cli", "serve", "--port", str(port)],
-        env=env,
+        env={"MEDIA_SERVER_MODE": "none", **env},  # the API is measured, not nginx
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

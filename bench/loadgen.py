@@ -231,7 +231,13 @@ class Uvicorn:
                 f"--workers={workers}",
             ],
             # The factory's module (bench.server) is imported from the repository root.
-            env={**os.environ, **env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            # no managed nginx: the benchmarks measure the API (bench_media runs nginx itself)
+            env={
+                **os.environ,
+                "MEDIA_SERVER_MODE": "none",
+                **env,
+                "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+            },
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

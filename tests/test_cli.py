@@ -79,7 +79,14 @@ def test_cli_creates_tenant_and_user_and_refuses_duplicates(tmp_path):
 
 
 def test_serve_migrates_sqlite_on_first_start_and_logs_json_with_request_ids(tmp_path):
-    env = _env(tmp_path)
+    # the managed media server (on by default where nginx-rtmp is installed) on ports of its own
+    env = _env(
+        tmp_path,
+        RTMP_PORT=str(free_port()),
+        MEDIA_HTTP_PORT=str(free_port()),
+        MEDIA_RUNTIME_DIR=str(tmp_path / "media-server"),
+        RECORDINGS_DIR=str(tmp_path / "media"),
+    )
     _run(["tenant", "create", "--slug", "acme", "--name", "Acme"], env)
     _run(
         [

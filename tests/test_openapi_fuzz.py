@@ -87,6 +87,7 @@ def _env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "JWT_SECRET": "fuzz-secret-" + uuid.uuid4().hex * 2,
         "LOG_LEVEL": "WARNING",
         "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "MEDIA_SERVER_MODE": "none",  # the API is fuzzed, not nginx (tests/e2e run that)
         # Generous limits: the fuzzer should reach the logic behind the rate limiter.
         "LOGIN_RATE_LIMIT": "100000/minute",
         "REGISTER_RATE_LIMIT": "100000/minute",

@@ -41,6 +41,7 @@ from bigfootlive.realtime.shutdown import install_sigterm_drain
 from bigfootlive.routing import JsonRoute
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
+from bigfootlive.streaming.delivery import router as delivery_router
 from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sso_router)
     app.include_router(sso_admin_router)
     app.include_router(streaming_router)
+    app.include_router(delivery_router)
     app.include_router(api_keys_router)
     app.include_router(containers_router)
     app.include_router(recordings_router)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import getpass
 import sys
 from collections.abc import Coroutine
@@ -20,9 +22,11 @@ app = typer.Typer(help="BigfootLive platform backend.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 container_app = typer.Typer(help="Event containers.", no_args_is_help=True)
+media_app = typer.Typer(help="The media server (nginx-rtmp).", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(container_app, name="container")
+app.add_typer(media_app, name="media-server")
 
 
 def load_settings(**values: Any) -> Settings:
@@ -71,6 +75,8 @@ def serve(
 
     from bigfootlive.observability.logging import configure_logging
     from bigfootlive.serving import uvicorn_options
+    from bigfootlive.streaming.managed.nginx_conf import LayoutError
+    from bigfootlive.streaming.managed.runner import media_server
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -78,17 +84,43 @@ def serve(
         from bigfootlive.migrations import upgrade_database
 
         asyncio.run(upgrade_database(settings.database_url))
-    uvicorn.run(
-        app_path,
-        **uvicorn_options(
-            host=host or settings.host,
-            port=port or settings.port,
-            workers=workers or settings.web_concurrency,
-            reload=reload,
-            factory=factory,
-            backlog=backlog,
-        ),
-    )
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(media_server(settings, api_port=port or settings.port))
+        except LayoutError as exc:
+            _refuse("bigfootlive: the media server cannot start:", [str(exc)])
+        uvicorn.run(
+            app_path,
+            **uvicorn_options(
+                host=host or settings.host,
+                port=port or settings.port,
+                workers=workers or settings.web_concurrency,
+                reload=reload,
+                factory=factory,
+                backlog=backlog,
+            ),
+        )
+
+
+@media_app.command("config")
+def media_server_config(
+    api_url: Annotated[
+        str | None,
+        typer.Option(help="How nginx reaches the API (default: MEDIA_API_URL, else this host)"),
+    ] = None,
+) -> None:
+    """Print the nginx configuration of the managed media server, for your own nginx
+    (MEDIA_SERVER_MODE=external). It holds the media-server credential: keep it private."""
+    from bigfootlive.streaming.managed.nginx_conf import LayoutError, MediaLayout
+
+    settings = load_settings()
+    layout = MediaLayout.from_settings(settings)
+    if api_url:
+        layout = dataclasses.replace(layout, api_url=api_url.rstrip("/"))
+    try:
+        typer.echo(layout.render(), nl=False)
+    except LayoutError as exc:
+        _refuse("bigfootlive: cannot generate the configuration:", [str(exc)])
 
 
 @app.command()

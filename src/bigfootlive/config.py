@@ -173,6 +173,18 @@ class Settings(BaseSettings):
     nginx_rtmp_stat_url: str | None = None
     srs_api_url: str | None = None
     health_stale_seconds: float = 15.0
+    # the media server itself (streaming/managed): `managed` runs nginx-rtmp under `bigfootlive
+    # serve`, `external` leaves it to the operator (`bigfootlive media-server config` prints
+    # its configuration), `none` runs without one; `auto`: managed when nginx and its RTMP
+    # module are installed and NODE_ENV=development, else external (production) / none
+    media_server_mode: Literal["auto", "managed", "external", "none"] = "auto"
+    media_listen_host: str = "127.0.0.1"  # nginx's RTMP and HTTP listeners (0.0.0.0: every address)
+    media_http_port: int = 8080  # nginx's HTTP origin: HLS, ladder, VOD (and /stat, loopback)
+    media_runtime_dir: str = "./var/media-server"  # generated nginx.conf, pid, logs, live HLS
+    media_api_url: str | None = None  # how nginx reaches the API; default http://127.0.0.1:PORT
+    nginx_binary: str = "nginx"
+    nginx_rtmp_module: str = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+    media_auth_cache_seconds: float = Field(default=30.0, ge=0)  # nginx caches delivery decisions
 
     # chat and real-time (WebSocket gateway)
     chat_max_length: int = 500

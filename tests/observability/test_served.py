@@ -50,6 +50,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         JWT_SECRET="served-test-secret-" + "z" * 60,
         LOG_LEVEL="INFO",
         MAX_BODY_BYTES=str(MAX_BODY_BYTES),
+        MEDIA_SERVER_MODE="none",  # the API is what is served here (tests/e2e run nginx)
     )
     port = free_port()
     log = workdir / "server.log"

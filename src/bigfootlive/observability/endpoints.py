@@ -12,6 +12,7 @@ from bigfootlive import __version__
 from bigfootlive.deps import State
 from bigfootlive.observability.metrics import REGISTRY
 from bigfootlive.routing import JsonRoute
+from bigfootlive.streaming.managed.runner import ready_status as media_server_status
 
 log = structlog.get_logger(__name__)
 
@@ -26,7 +27,8 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", responses={503: {"description": "A dependency is unreachable"}})
 async def ready(state: State) -> JSONResponse:
-    """Readiness: the database and (when configured) Redis answer within two seconds."""
+    """Readiness: the database and (when configured) Redis answer within two seconds, and the
+    managed media server (MEDIA_SERVER_MODE=managed) answers on its HTTP port."""
     checks: dict[str, str] = {}
 
     async def database() -> None:
@@ -39,9 +41,12 @@ async def ready(state: State) -> JSONResponse:
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"error: {type(exc).__name__}"
+    media_check, media = await media_server_status(state.settings)
+    if media_check is not None:
+        checks["media_server"] = media_check
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse(
-        {"status": "ready" if ok else "unavailable", "checks": checks},
+        {"status": "ready" if ok else "unavailable", "checks": checks, "media_server": media},
         status_code=200 if ok else 503,
     )
 

@@ -11,7 +11,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.requests import ClientDisconnect
 
-from bigfootlive.apikeys import service as apikeys
 from bigfootlive.apikeys.service import ApiPrincipal
 from bigfootlive.authz.deps import CurrentSubject, OptionalSubject
 from bigfootlive.authz.roles import Role
@@ -30,6 +29,7 @@ from bigfootlive.streaming.base import (
     MediaServerAdapter,
     query_args,
 )
+from bigfootlive.streaming.managed import credential
 from bigfootlive.streaming.mediamtx import MediaMtxAdapter
 from bigfootlive.streaming.nginx_rtmp import NginxRtmpAdapter
 from bigfootlive.streaming.schemas import StreamConfig, StreamHealth, WebhookIn, WebhookOut
@@ -39,9 +39,10 @@ router = APIRouter(prefix="/api/streaming", tags=["streaming"], route_class=Json
 
 
 async def _principal(request: Request, state: State) -> ApiPrincipal:
-    # Media servers cannot always set headers, so the key may come as ?api_key=...
+    # Media servers cannot always set headers, so the key may come as ?api_key=...; the managed
+    # media server's own credential comes in the header (streaming/managed/credential.py).
     secret = request.headers.get("x-api-key") or request.query_params.get("api_key")
-    return await apikeys.authenticate(state, secret)
+    return await credential.principal(state, secret)
 
 
 MediaServer = Annotated[ApiPrincipal, Depends(_principal)]
