@@ -21,7 +21,7 @@ from bigfootlive.containers import service as containers_service
 from bigfootlive.containers.hooks import CONTAINER_ROLLUP
 from bigfootlive.containers.manager import ContainerManager
 from bigfootlive.db import Database, utcnow
-from bigfootlive.events.hooks import EVENT_STARTING, EVENT_TRANSITIONED
+from bigfootlive.events.hooks import EVENT_STARTING, EVENT_STOPPED, EVENT_TRANSITIONED
 from bigfootlive.events.playback import PlaybackTokens
 from bigfootlive.identity.hooks import PASSWORD_SIGN_IN, SIGN_IN_CHALLENGE
 from bigfootlive.identity.passwords import Passwords
@@ -37,6 +37,7 @@ from bigfootlive.mfa import policy as mfa_policy
 from bigfootlive.mfa.sms import SmsSender, make_sms_sender
 from bigfootlive.realtime.hub import Hub
 from bigfootlive.sso import policy as sso_policy
+from bigfootlive.streaming import kick as streaming_kick
 from bigfootlive.streaming.health import HealthMonitor, make_health_monitor
 
 
@@ -129,6 +130,11 @@ def wire_hooks(hooks: Hooks) -> None:
     hooks.on(EVENT_STARTING, containers_service.check_capacity)
     hooks.on(EVENT_TRANSITIONED, analytics_service.on_event_transition)
     hooks.on(EVENT_TRANSITIONED, retention.on_event_transition)
+    # streaming: the media server drops the publisher of a stopped event
+    hooks.on(
+        EVENT_STOPPED,
+        lambda s: streaming_kick.kick_publisher(s.state, s.event_id, s.playback_id, s.publisher_id),
+    )
     # containers: every roll-up goes into the event's analytics
     hooks.on(
         CONTAINER_ROLLUP,

@@ -172,6 +172,7 @@ class Settings(BaseSettings):
     stream_lookup_cache_seconds: float = 30.0
     nginx_rtmp_stat_url: str | None = None
     srs_api_url: str | None = None
+    mediamtx_api_url: str | None = None
     health_stale_seconds: float = 15.0
     # the media server itself (streaming/managed): `managed` runs nginx-rtmp under `bigfootlive
     # serve`, `external` leaves it to the operator (`bigfootlive media-server config` prints
@@ -240,6 +241,9 @@ class Settings(BaseSettings):
     )
     transcoder_segment_seconds: float = 2.0
     transcoder_preset: str = "veryfast"
+    # ffmpeg (transcoder, copy-only recorder) and ffprobe (measured stream health)
+    ffmpeg_path: str = "ffmpeg"
+    ffprobe_path: str = "ffprobe"
     chat_blocked_terms: Annotated[list[str], NoDecode] = Field(default_factory=list)
     chat_flood_messages: int = 5  # more than this per user within chat_flood_seconds is hidden
     chat_flood_seconds: float = 10.0

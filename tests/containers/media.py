@@ -116,7 +116,7 @@ def probe(target: str) -> dict[str, object]:
     out = subprocess.run(
         [
             "ffprobe", "-v", "error", "-show_entries",
-            "program=program_id:stream=codec_type,codec_name,height:format=duration",
+            "program=program_id:stream=codec_type,codec_name,width,height:format=duration",
             "-of", "json", target,
         ],
         capture_output=True,

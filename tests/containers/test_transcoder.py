@@ -90,8 +90,8 @@ def _check_master(target: str, duration_at_least: float | None = None) -> None:
     assert len(programs) == 3, found
     streams = found["streams"]
     assert isinstance(streams, list)
-    heights = {s.get("height") for s in streams if s["codec_type"] == "video"}
-    assert heights == {360, 240}, streams
+    sizes = {(s.get("width"), s.get("height")) for s in streams if s["codec_type"] == "video"}
+    assert sizes == {(640, 360), (426, 240)}, streams  # exactly as configured
     assert {s["codec_name"] for s in streams} == {"h264", "aac"}
     if duration_at_least is not None:
         assert float(found["format"]["duration"]) >= duration_at_least, found["format"]

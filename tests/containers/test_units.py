@@ -14,6 +14,7 @@ from bigfootlive.containers.manager import backoff
 from bigfootlive.containers.moderation import ChatAutoModerator, ChatMessage
 from bigfootlive.containers.transcoder import ffmpeg_command, parse_renditions
 from bigfootlive.containers.vod import duration_of, finalize_playlist
+from bigfootlive.streaming.health import measure_packets
 
 STAT = Path(__file__).parent.parent / "fixtures" / "payloads" / "nginx_rtmp" / "stat.xml"
 
@@ -74,6 +75,8 @@ def test_renditions_are_parsed_and_bad_ones_refused():
     ]
     with pytest.raises(ValueError, match="bad rendition"):
         parse_renditions("1080p:huge")
+    with pytest.raises(ValueError, match="even width and height"):
+        parse_renditions("odd:853x480:1200k")
 
 
 def test_ffmpeg_ladder_maps_every_rendition_and_keeps_recordings(tmp_path):
@@ -115,3 +118,13 @@ async def test_lease_has_one_holder_until_it_expires(state):
     assert await first.acquire() is False
     await second.release()
     assert await first.acquire() is True
+
+
+def test_frame_rate_and_keyframe_interval_come_from_packet_timestamps():
+    # ffprobe `packet=pts_time,flags` lines: 10 fps, a keyframe every 2 s, out of order (B-frames)
+    lines = [f"{i / 10:.6f},{'K_' if i % 20 == 0 else '__'}," for i in range(60)]
+    lines[3], lines[4] = lines[4], lines[3]
+    measured = measure_packets("\n".join(lines) + "\n\nN/A,__,\n")
+    assert measured.fps == 10.0
+    assert measured.keyframe_interval_seconds == 2.0
+    assert measure_packets("0.000000,K_,\n").fps is None

@@ -75,3 +75,19 @@ async def test_body_that_is_not_an_object_is_400(studio):
         HOOK, content=b"{oops", headers={**studio.hook_headers, "content-type": "application/json"}
     )
     assert garbage.status_code == 400
+
+
+async def test_run_on_not_ready_unpublish_of_the_publisher_moves_to_reconnecting(studio):
+    event = await studio.event()
+    values = {"playback_id": event["playback_id"], "stream_key": event["ingest"]["stream_key"]}
+    conn = str(uuid.uuid4())
+    assert (await _call(studio, "publish.json", client_id=conn, **values)).status_code == 200
+    # a late report of an older connection changes nothing
+    stale = await _call(
+        studio, "unpublish.json", client_id=str(uuid.uuid4()), playback_id=event["playback_id"]
+    )
+    assert stale.status_code == 200
+    assert await studio.status(event) == "live"
+    gone = await _call(studio, "unpublish.json", client_id=conn, playback_id=event["playback_id"])
+    assert gone.status_code == 200
+    assert await studio.status(event) == "reconnecting"

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import httpx
 
 from bigfootlive.analytics.schemas import HealthSample, HealthStatus
+from bigfootlive.streaming.nginx_rtmp import is_viewer
 
 MAX_STAT_BYTES = 4 * 1024 * 1024
 
@@ -59,7 +60,7 @@ def parse_nginx_rtmp_stat(xml: bytes, stream_name: str) -> StreamSample:
             publishing=stream.find("publishing") is not None,
             bytes_in=int(stream.findtext("bytes_in") or 0),
             bw_in_bps=int(stream.findtext("bw_in") or 0),
-            viewers=sum(1 for c in clients if c.find("publishing") is None),
+            viewers=sum(1 for c in clients if is_viewer(c)),
             width=_int(video.findtext("width")) if video is not None else None,
             height=_int(video.findtext("height")) if video is not None else None,
             video_codec=video.findtext("codec") if video is not None else None,

@@ -73,6 +73,8 @@ class _Proc:
         self.exit_code: int | None = None
         self.cgroup: Path | None = None
         self.reaper: asyncio.Task[None] | None = None
+        self.measured: psutil.Process | None = None
+        self.children: list[psutil.Process] = []
 
 
 class SubprocessRuntime:
@@ -184,12 +186,20 @@ class SubprocessRuntime:
         if proc is None or not self._alive(proc):
             return None
         try:
-            root = psutil.Process(proc.pid)
-            processes = [root, *root.children(recursive=True)]
-            cpu = sum(p.cpu_percent(0.05) for p in processes)
-            memory = sum(p.memory_info().rss for p in processes)
+            if proc.measured is None or proc.measured.pid != proc.pid:
+                proc.measured = psutil.Process(proc.pid)
+            found = [proc.measured, *proc.measured.children(recursive=True)]
         except psutil.Error:
             return None
+        # The same psutil.Process per pid across calls: cpu_percent(None) is the use since the
+        # previous call (a fresh object reads 0, and a blocking interval stalls the loop).
+        known = {p.pid: p for p in proc.children}
+        proc.children = [known.get(p.pid, p) for p in found[1:]]
+        cpu, memory = 0.0, 0
+        for process in [proc.measured, *proc.children]:
+            with contextlib.suppress(psutil.Error):
+                cpu += process.cpu_percent(None)
+                memory += process.memory_info().rss
         return ContainerStats(cpu_percent=cpu, memory_bytes=memory)
 
     async def list(self) -> list[ContainerInfo]:

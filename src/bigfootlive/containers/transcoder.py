@@ -12,10 +12,13 @@ import asyncio
 import contextlib
 import re
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+
+from bigfootlive.events.playback import INTERNAL_PULL_FLASHVER
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +47,8 @@ def parse_renditions(spec: str) -> list[Rendition]:
         if match is None:
             raise ValueError(f"bad rendition {item!r}: use name:WxH:bitrate or name:bitrate")
         w, h = match["w"], match["h"]
+        if w and (int(w) % 2 or int(h) % 2):
+            raise ValueError(f"bad rendition {item!r}: H.264 4:2:0 needs an even width and height")
         out.append(
             Rendition(
                 name=match["name"],
@@ -66,19 +71,18 @@ def ffmpeg_command(
     record: bool,
     preset: str = "veryfast",
     audio_bitrate: str = "128k",
+    ffmpeg: str = "ffmpeg",
 ) -> list[str]:
     videos = [r for r in renditions if not r.audio_only]
-    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
-    if input_url.startswith("rtmp"):
-        cmd += ["-rw_timeout", "10000000"]
-    cmd += ["-i", input_url]
+    cmd = _input(ffmpeg, input_url)
     if videos:
         splits = "".join(f"[s{i}]" for i in range(len(videos)))
         chains = [f"[0:v]split={len(videos)}{splits}"]
         for i, r in enumerate(videos):
+            # Exactly the configured size: fit inside it, then pad (letterbox) to it.
             chains.append(
-                f"[s{i}]scale={r.width}:{r.height}:force_original_aspect_ratio=decrease,"
-                f"scale=trunc(iw/2)*2:trunc(ih/2)*2[v{i}]"
+                f"[s{i}]scale={r.width}:{r.height}:force_original_aspect_ratio=decrease"
+                f":force_divisible_by=2,pad={r.width}:{r.height}:(ow-iw)/2:(oh-ih)/2,setsar=1[v{i}]"
             )
         cmd += ["-filter_complex", ";".join(chains)]
     stream_map: list[str] = []
@@ -121,6 +125,38 @@ def ffmpeg_command(
     return cmd
 
 
+def _input(ffmpeg: str, input_url: str) -> list[str]:
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    if input_url.startswith("rtmp"):
+        # Our pull announces itself, so the media server's stats do not count it as a viewer.
+        cmd += ["-rw_timeout", "10000000", "-rtmp_flashver", INTERNAL_PULL_FLASHVER]
+    return [*cmd, "-i", input_url]
+
+
+RECORDER_RENDITION = Rendition(name="source", bitrate="0k")
+
+
+def recorder_command(
+    input_url: str, out_dir: Path, *, segment_seconds: float, ffmpeg: str = "ffmpeg"
+) -> list[str]:
+    """The copy-only recorder (no ladder): the ingest as it is, cut into an EVENT-type HLS
+    playlist that keeps every segment, laid out like a one-rendition ladder
+    (`master.m3u8`, `source/index.m3u8`) so it is published as VOD the same way."""
+    return [
+        *_input(ffmpeg, input_url),
+        "-map", "0:v?", "-map", "0:a?", "-c", "copy",
+        "-f", "hls",
+        "-hls_time", str(segment_seconds),
+        "-hls_list_size", "0",
+        "-hls_flags", "independent_segments+append_list",
+        "-hls_playlist_type", "event",
+        "-hls_segment_filename", str(out_dir / "%v" / "seg_%05d.ts"),
+        "-master_pl_name", "master.m3u8",
+        "-var_stream_map", f"v:0,a:0,name:{RECORDER_RENDITION.name}",
+        str(out_dir / "%v" / "index.m3u8"),
+    ]  # fmt: skip
+
+
 def _double(bitrate: str) -> str:
     return f"{int(bitrate[:-1]) * 2}k"
 
@@ -129,8 +165,17 @@ class Transcoder:
     """Keeps one ffmpeg running while started: the ingest may not be there yet, or drop and
     come back, so an exited ffmpeg is started again after a short pause."""
 
-    def __init__(self, command: list[str], out_dir: Path, renditions: list[Rendition]) -> None:
+    def __init__(
+        self,
+        command: list[str] | Callable[[], list[str]],
+        out_dir: Path,
+        renditions: list[Rendition],
+        *,
+        name: str = "transcoder",
+    ) -> None:
+        # A callable is asked again for every run (a fresh pull credential each time).
         self.command = command
+        self.name = name
         self.out_dir = out_dir
         self.renditions = renditions
         self.process: asyncio.subprocess.Process | None = None
@@ -142,7 +187,7 @@ class Transcoder:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for r in self.renditions:
             (self.out_dir / r.name).mkdir(exist_ok=True)
-        self._task = asyncio.create_task(self._supervise(), name="transcoder")
+        self._task = asyncio.create_task(self._supervise(), name=self.name)
 
     @property
     def pid(self) -> int | None:
@@ -151,8 +196,9 @@ class Transcoder:
     async def _supervise(self) -> None:
         pause = 0.5
         while not self._stopping:
+            command = self.command() if callable(self.command) else self.command
             self.process = await asyncio.create_subprocess_exec(
-                *self.command,
+                *command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
@@ -163,8 +209,8 @@ class Transcoder:
             if self._stopping:
                 return
             log.info(
-                "transcoder_exited",
-                code=self.process.returncode,
+                f"{self.name}_exited",
+                exit_code=self.process.returncode,  # not `code`: the logger redacts that key
                 error=stderr.decode(errors="replace")[-300:],
             )
             await asyncio.sleep(pause)

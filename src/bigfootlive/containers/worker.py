@@ -56,9 +56,11 @@ from bigfootlive.containers.moderation import (
 )
 from bigfootlive.containers.storage import Storage, TreeSync, make_storage
 from bigfootlive.containers.transcoder import (
+    RECORDER_RENDITION,
     Transcoder,
     ffmpeg_command,
     parse_renditions,
+    recorder_command,
 )
 from bigfootlive.containers.vod import publish_recording
 from bigfootlive.db import utcnow
@@ -123,6 +125,7 @@ class EventWorker:
         )
         self._tracker = HealthTracker(self.settings.health_stale_seconds)
         self._process = psutil.Process(os.getpid())
+        self._child: psutil.Process | None = None
         self._last_tick = time.monotonic()
         self._event_status = EventStatus.SCHEDULED
         self._tenant_id: uuid.UUID | None = None
@@ -164,6 +167,8 @@ class EventWorker:
         ]  # fmt: skip
         if self.settings.container_transcoder:
             self._start_transcoder()
+        elif self._recording:
+            self._start_recorder()
         try:
             await self._react_to_status()
             await self.stopping.wait()
@@ -259,19 +264,48 @@ class EventWorker:
         except Exception:
             log.exception("vod_publish_failed", event_id=str(self.event_id))
 
+    def pull_url(self) -> str:
+        """The ingest as our transcoder or recorder pulls it, with a short credential the
+        media server's play callback accepts for every visibility (minted per run)."""
+        url = self.settings.transcoder_input_url.format(playback_id=self._playback_id)
+        token = self.state.playback_tokens.issue_internal_pull(self._playback_id)
+        return f"{url}{'&' if '?' in url else '?'}token={token}"
+
     def _start_transcoder(self) -> None:
         renditions = parse_renditions(self.settings.transcoder_renditions)
         out_dir = hls_dir_for(self.settings, self.event_id, self._playback_id)
-        command = ffmpeg_command(
-            self.settings.transcoder_input_url.format(playback_id=self._playback_id),
-            out_dir,
-            renditions,
-            segment_seconds=self.settings.transcoder_segment_seconds,
-            record=self._recording,
-            preset=self.settings.transcoder_preset,
-        )
-        self.transcoder = Transcoder(command, out_dir, renditions)
-        self.transcoder.start()
+
+        def command() -> list[str]:
+            return ffmpeg_command(
+                self.pull_url(),
+                out_dir,
+                renditions,
+                segment_seconds=self.settings.transcoder_segment_seconds,
+                record=self._recording,
+                preset=self.settings.transcoder_preset,
+                ffmpeg=self.settings.ffmpeg_path,
+            )
+
+        self._run_output(Transcoder(command, out_dir, renditions))
+
+    def _start_recorder(self) -> None:
+        """Recording without a ladder: a copy-only ffmpeg (no re-encode)."""
+        out_dir = hls_dir_for(self.settings, self.event_id, self._playback_id)
+
+        def command() -> list[str]:
+            return recorder_command(
+                self.pull_url(),
+                out_dir,
+                segment_seconds=self.settings.transcoder_segment_seconds,
+                ffmpeg=self.settings.ffmpeg_path,
+            )
+
+        self._run_output(Transcoder(command, out_dir, [RECORDER_RENDITION], name="recorder"))
+
+    def _run_output(self, transcoder: Transcoder) -> None:
+        self.transcoder = transcoder
+        out_dir = transcoder.out_dir
+        transcoder.start()
         if self.settings.recordings_storage != "local":
             self._sync = TreeSync(self.storage, out_dir, f"live/{self._playback_id}")
 
@@ -301,9 +335,16 @@ class EventWorker:
         processes: list[psutil.Process] = []
         if self.measure_process:
             processes.append(self._process)
-        if self.transcoder is not None and self.transcoder.pid is not None:
-            with contextlib.suppress(psutil.Error):
-                processes.append(psutil.Process(self.transcoder.pid))
+        pid = None if self.transcoder is None else self.transcoder.pid
+        if pid is not None:
+            # One psutil.Process per child, kept across heartbeats: cpu_percent(None) measures
+            # since the previous call on the same object (a new object always reads 0).
+            if self._child is None or self._child.pid != pid:
+                with contextlib.suppress(psutil.Error):
+                    self._child = psutil.Process(pid)
+                    self._child.cpu_percent(None)
+            if self._child is not None and self._child.pid == pid:
+                processes.append(self._child)
         cpu, memory = 0.0, 0
         for process in processes:
             with contextlib.suppress(psutil.Error):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Sequence
 
@@ -10,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
 from bigfootlive.authz.subject import AuthSubject
+from bigfootlive.config import Settings
 from bigfootlive.db import after_commit, utcnow
-from bigfootlive.errors import Conflict
+from bigfootlive.errors import Conflict, Unprocessable
 from bigfootlive.events import repository as repo
 from bigfootlive.events.access import get_managed_event
 from bigfootlive.events.keys import new_playback_id, new_stream_key, set_stream_key
@@ -38,6 +40,8 @@ async def create_event(
 ) -> tuple[Event, str]:
     """A new scheduled event; returns it with its stream key (shown once here, then on demand
     to its managers)."""
+    if body.recording:
+        require_recording(state.settings)
     event = Event(
         id=uuid.uuid4(),
         tenant_id=subject.tenant_id,
@@ -105,6 +109,8 @@ async def update_event(
     changes = {k: v for k, v in changes.items() if v is not None or k == "scheduled_start"}
     if not changes:
         return event
+    if changes.get("recording"):
+        require_recording(state.settings)
     for field, value in changes.items():
         setattr(event, field, value.value if hasattr(value, "value") else value)
     event.version += 1
@@ -119,6 +125,23 @@ async def update_event(
     )
     _remember_after_commit(state, session, event)
     return event
+
+
+class RecordingUnavailable(Unprocessable):
+    code = "recording_unavailable"
+    message = "Recording was requested but cannot run here"
+
+
+def require_recording(settings: Settings) -> None:
+    """A recording needs ffmpeg where the event's worker runs (this machine for the inprocess
+    and subprocess runtimes; the worker image brings its own on Kubernetes)."""
+    if settings.container_runtime == "kubernetes":
+        return
+    if shutil.which(settings.ffmpeg_path) is None:
+        raise RecordingUnavailable(
+            f"Recording needs ffmpeg ({settings.ffmpeg_path!r} is not installed on the media "
+            "worker); create the event without recording or install ffmpeg"
+        )
 
 
 def _remember_after_commit(state: EventsState, session: AsyncSession, event: Event) -> None:

@@ -3,6 +3,7 @@ composition root; the events domain imports none of them)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,5 +35,17 @@ class Transition:
     previous: EventStatus
 
 
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """An on-air event was stopped; each handler runs after the stop has committed (the
+    streaming domain: kick the publisher off the media server)."""
+
+    state: EventsState
+    event_id: uuid.UUID
+    playback_id: str
+    publisher_id: str | None
+
+
 EVENT_STARTING: Hook[Starting] = Hook("events.starting")
 EVENT_TRANSITIONED: Hook[Transition] = Hook("events.transitioned")
+EVENT_STOPPED: Hook[Stopped] = Hook("events.stopped")

@@ -16,6 +16,7 @@ the commit the change is published on `event:{event_id}:state` and written to th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from typing import Any
 
@@ -30,7 +31,14 @@ from bigfootlive.errors import Conflict
 from bigfootlive.events import repository as repo
 from bigfootlive.events.access import EventNotFound, get_managed_event
 from bigfootlive.events.cache import EventCache, EventRef
-from bigfootlive.events.hooks import EVENT_STARTING, EVENT_TRANSITIONED, Starting, Transition
+from bigfootlive.events.hooks import (
+    EVENT_STARTING,
+    EVENT_STOPPED,
+    EVENT_TRANSITIONED,
+    Starting,
+    Stopped,
+    Transition,
+)
 from bigfootlive.events.ports import EventsState
 from bigfootlive.events.schemas import EventStatus, StateChange
 from bigfootlive.events.wire import state_channel
@@ -151,7 +159,16 @@ async def stop_event(
 ) -> Event:
     """End the event; the media server drops the publisher on its next callback or kick."""
     event = await get_managed_event(session, subject, event_id)
-    return await _apply(state, session, event, "stop", meta=meta, actor=subject)
+    was_on_air = EventStatus(event.status).is_on_air
+    publisher_id, playback_id = event.publisher_id, event.playback_id
+    stopped = await _apply(state, session, event, "stop", meta=meta, actor=subject)
+    if was_on_air:
+        for hook in state.hooks.handlers(EVENT_STOPPED):
+            after_commit(
+                session,
+                functools.partial(hook, Stopped(state, event_id, playback_id, publisher_id)),
+            )
+    return stopped
 
 
 async def cancel_event(

@@ -8,8 +8,11 @@ of `live/<playback id>`.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import hmac
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -21,6 +24,13 @@ from bigfootlive.events.schemas import IngestOut
 
 _ALGORITHM = "HS256"
 _AUDIENCE = "bigfootlive-playback"
+# Our own pulls (transcoder, recorder) of a stream: `p1.<expiry, base 36>.<HMAC>`, about 40
+# characters. nginx-rtmp cuts a play name plus its `?args` at about 256 bytes, so a playback JWT
+# (about 300 characters) cannot ride on an RTMP pull URL.
+INTERNAL_PULL_PREFIX = "p1."
+INTERNAL_PULL_TTL_SECONDS = 600
+# The flash version our pulls announce: how the media server's stats tell them from viewers.
+INTERNAL_PULL_FLASHVER = "BigfootLive-pull"
 
 
 class InvalidPlaybackToken(Forbidden):
@@ -103,11 +113,53 @@ class PlaybackTokens:
                 raise InvalidPlaybackToken() from exc
         raise InvalidPlaybackToken()
 
+    def _pull_mac(self, key: bytes, playback_id: str, expires: str) -> str:
+        mac = hmac.new(key, f"pull:{playback_id}:{expires}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
+
+    def issue_internal_pull(
+        self, playback_id: str, *, ttl: int = INTERNAL_PULL_TTL_SECONDS, now: float | None = None
+    ) -> str:
+        """A short credential for BigfootLive's own RTMP pull of one stream."""
+        expires = _base36(int(now if now is not None else time.time()) + ttl)
+        return (
+            f"{INTERNAL_PULL_PREFIX}{expires}.{self._pull_mac(self._keys[0], playback_id, expires)}"
+        )
+
+    def verify_internal_pull(
+        self, token: str, playback_id: str, *, allow_expired: bool = False
+    ) -> bool:
+        """True for a pull credential of this playback id (unexpired, unless `allow_expired`:
+        a connection opened in time is not cut when its credential expires)."""
+        if not token.startswith(INTERNAL_PULL_PREFIX) or len(token) > 100:
+            return False
+        expires, _, mac = token[len(INTERNAL_PULL_PREFIX) :].partition(".")
+        try:
+            expiry = int(expires, 36)
+        except ValueError:
+            return False
+        if not allow_expired and expiry < time.time():
+            return False
+        return any(
+            hmac.compare_digest(mac, self._pull_mac(key, playback_id, expires))
+            for key in self._keys
+        )
+
     def verify_for(self, token: str, event_id: uuid.UUID) -> PlaybackClaims:
         claims = self.verify(token)
         if claims.event_id != event_id:
             raise InvalidPlaybackToken()
         return claims
+
+
+def _base36(value: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        value, rest = divmod(value, 36)
+        out = digits[rest] + out
+        if value == 0:
+            return out
 
 
 def ingest_for(settings: Settings, playback_id: str, stream_key: str) -> IngestOut:

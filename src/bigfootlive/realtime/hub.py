@@ -186,7 +186,7 @@ class Hub:
 
     async def _on_user_message(self, room: UserRoom, data: bytes) -> None:
         try:
-            message = p.Notification.model_validate_json(data)
+            message = p.user_message.validate_json(data)
         except ValidationError:
             log.warning("bad_user_message", user_id=str(room.user_id))
             return

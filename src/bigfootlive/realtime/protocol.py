@@ -27,6 +27,7 @@ from bigfootlive.chat.wire import chat_channel as chat_channel
 from bigfootlive.chat.wire import control_channel as control_channel
 from bigfootlive.notifications.wire import Notification as Notification
 from bigfootlive.notifications.wire import user_channel as user_channel
+from bigfootlive.streaming.wire import PublishRefused as PublishRefused
 
 PROTOCOL = "bigfootlive.v1"
 PROTOCOL_VERSION = 1
@@ -218,6 +219,10 @@ class System(BaseModel):
     kind: Literal["stream_live", "stream_resumed", "stream_reconnecting", "stream_ended"]
     text: str
     at: dt.datetime
+
+
+UserMessage = Annotated[Notification | PublishRefused, Field(discriminator="type")]
+user_message: TypeAdapter[UserMessage] = TypeAdapter(UserMessage)
 
 
 ServerMessage = Annotated[

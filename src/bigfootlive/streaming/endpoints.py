@@ -3,6 +3,8 @@ playback configuration and stream health."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import uuid
 from collections.abc import Mapping
@@ -14,6 +16,8 @@ from starlette.requests import ClientDisconnect
 from bigfootlive.apikeys.service import ApiPrincipal
 from bigfootlive.authz.deps import CurrentSubject, OptionalSubject
 from bigfootlive.authz.roles import Role
+from bigfootlive.containers import repository as recordings_repo
+from bigfootlive.containers.storage import public_url
 from bigfootlive.deps import DbSession, ReadSession, State
 from bigfootlive.errors import BadRequest, Forbidden
 from bigfootlive.events import access, keys
@@ -21,7 +25,7 @@ from bigfootlive.events.playback import hls_url, ingest_for
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.kit import jsonparse
 from bigfootlive.routing import JsonRoute
-from bigfootlive.streaming import service
+from bigfootlive.streaming import feedback, service
 from bigfootlive.streaming.base import (
     BadCallback,
     CallbackKind,
@@ -32,16 +36,43 @@ from bigfootlive.streaming.base import (
 from bigfootlive.streaming.managed import credential
 from bigfootlive.streaming.mediamtx import MediaMtxAdapter
 from bigfootlive.streaming.nginx_rtmp import NginxRtmpAdapter
-from bigfootlive.streaming.schemas import StreamConfig, StreamHealth, WebhookIn, WebhookOut
+from bigfootlive.streaming.schemas import (
+    StreamConfig,
+    StreamHealth,
+    TokenRules,
+    WebhookIn,
+    WebhookOut,
+)
 from bigfootlive.streaming.srs import SrsAdapter
 
 router = APIRouter(prefix="/api/streaming", tags=["streaming"], route_class=JsonRoute)
 
 
+def _authorization_key(value: str) -> str | None:
+    """`Bearer <key>`, or `Basic` with the key as password: what an HTTP client sends for a
+    callback URL `http://media:<key>@api/...` (Go's client, hence MediaMTX, redacts it in logs)."""
+    scheme, _, credentials = value.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return None
+
+
 async def _principal(request: Request, state: State) -> ApiPrincipal:
-    # Media servers cannot always set headers, so the key may come as ?api_key=...; the managed
-    # media server's own credential comes in the header (streaming/managed/credential.py).
-    secret = request.headers.get("x-api-key") or request.query_params.get("api_key")
+    # A header keeps the key out of URLs the media server logs (docs/streaming.md says how for
+    # each server); ?api_key= stays for media servers that can neither set a header nor go
+    # through a proxy that adds one. The managed media server's own credential comes in the
+    # header (streaming/managed/credential.py).
+    secret = (
+        request.headers.get("x-api-key")
+        or _authorization_key(request.headers.get("authorization", ""))
+        or request.query_params.get("api_key")
+    )
     return await credential.principal(state, secret)
 
 
@@ -153,7 +184,12 @@ async def stream_config(
     the ingest URL and stream key only for the event's owner and admins."""
     event = await access.get_viewable_event(session, subject, event_id)
     url = hls_url(state.settings, event.playback_id)
-    token = expires = None
+    abr = None
+    if state.settings.container_transcoder:
+        abr = public_url(state.settings, f"live/{event.playback_id}/master.m3u8")
+    recordings = await recordings_repo.recordings_of(session, event.tenant_id, event.id)
+    vods = [r.playback_url for r in recordings if r.status == "ready" and r.playback_url]
+    token = expires = rules = None
     if event.visibility != Visibility.PUBLIC.value:
         token, exp = state.playback_tokens.issue(
             event_id=event.id,
@@ -162,10 +198,15 @@ async def stream_config(
         )
         expires = dt.datetime.fromtimestamp(exp, dt.UTC)
         url = f"{url}?token={token}"
-    ingest = None
+        abr = None if abr is None else f"{abr}?token={token}"
+        vods = [f"{v}?token={token}" for v in vods]
+        applies = ["hls_url", *(["abr_master_url"] if abr else []), "vod_urls"]
+        rules = TokenRules(applies_to=applies, expires_at=expires)
+    ingest = refused = None
     if subject is not None and access.can_manage(subject, event):
         key = keys.stream_key_of(state, event)
         ingest = ingest_for(state.settings, event.playback_id, key)
+        refused = await feedback.last_refusal(state, event.id)
     return StreamConfig(
         event_id=event.id,
         status=EventStatus(event.status),
@@ -175,6 +216,10 @@ async def stream_config(
         playback_token=token,
         playback_token_expires_at=expires,
         ingest=ingest,
+        last_refused_publish=refused,
+        abr_master_url=abr,
+        vod_urls=vods,
+        token_rules=rules,
     )
 
 

@@ -7,10 +7,14 @@ of `bytes_in` between samples (or since the publish began).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import xml.etree.ElementTree as ET
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -18,6 +22,7 @@ import structlog
 
 from bigfootlive.config import Settings
 from bigfootlive.kit import jsonparse
+from bigfootlive.streaming.nginx_rtmp import is_viewer
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +48,8 @@ class StreamStats:
     uptime_seconds: float = 0.0
     viewers: int = 0
     keyframe_interval_seconds: float | None = None
+    # "measured" (from the media's packet timestamps) or "declared" (the encoder's metadata)
+    fps_source: str | None = None
 
 
 @dataclass
@@ -97,12 +104,13 @@ def parse_nginx_stat(xml: bytes, stream_name: str, now: float) -> StreamStats | 
             bytes_in=_int(stream.findtext("bytes_in")) or 0,
             bitrate_kbps=bw_in / 1000 if bw_in else None,
             fps=float(fps_text) if fps_text else None,
+            fps_source="declared" if fps_text else None,
             width=None if video is None else _int(video.findtext("width")),
             height=None if video is None else _int(video.findtext("height")),
             video_codec=None if video is None else video.findtext("codec"),
             audio_codec=None if audio is None else audio.findtext("codec"),
             uptime_seconds=(_int(stream.findtext("time")) or 0) / 1000,
-            viewers=max(0, (_int(stream.findtext("nclients")) or 0) - 1),
+            viewers=sum(1 for client in stream.findall("client") if is_viewer(client)),
         )
     return None
 
@@ -149,11 +157,109 @@ def _srs_uptime(live_ms: object, now: float) -> float:
     return max(0.0, now - live_ms / 1000)
 
 
+@dataclass(frozen=True, slots=True)
+class Measured:
+    fps: float | None
+    keyframe_interval_seconds: float | None
+
+
+MEASURE_SEGMENTS = 4
+
+
+def measure_packets(lines: str) -> Measured:
+    """fps and keyframe interval from ffprobe's `pts_time,flags` lines of one video stream."""
+    times: list[float] = []
+    keys: list[float] = []
+    for line in lines.splitlines():
+        pts, _, flags = line.strip().partition(",")
+        try:
+            at = float(pts)
+        except ValueError:
+            continue
+        times.append(at)
+        if flags.startswith("K"):
+            keys.append(at)
+    times.sort()
+    keys.sort()
+    fps = None
+    if len(times) >= 2 and times[-1] > times[0]:
+        fps = round((len(times) - 1) / (times[-1] - times[0]), 2)
+    interval = None
+    if len(keys) >= 2:
+        interval = round((keys[-1] - keys[0]) / (len(keys) - 1), 2)
+    return Measured(fps, interval)
+
+
+def _last_segments(playlist: Path, count: int) -> list[Path]:
+    lines = [line.strip() for line in playlist.read_text().splitlines()]
+    names = [line for line in lines if line and not line.startswith("#")]
+    return [playlist.parent / name for name in names[-count:] if Path(name).name == name]
+
+
+class MediaMeter:
+    """Frame rate and keyframe interval measured from the stream itself: ffprobe reads the
+    packet timestamps of the last few HLS segments of the media server's own output (or of the
+    copy-only recorder's), never the encoder's declared metadata. Re-measured only when a new
+    segment appears."""
+
+    def __init__(
+        self, ffprobe: str, playlists: Callable[[str], list[Path]], *, timeout: float = 5.0
+    ) -> None:
+        self.ffprobe = ffprobe
+        self.playlists = playlists
+        self.timeout = timeout
+        self._last: dict[str, tuple[str, Measured]] = {}
+
+    async def measure(self, stream_name: str) -> Measured | None:
+        playlist = next((p for p in self.playlists(stream_name) if p.is_file()), None)
+        if playlist is None:
+            return None
+        try:
+            segments = [s for s in _last_segments(playlist, MEASURE_SEGMENTS) if s.is_file()]
+        except OSError:
+            return None
+        if not segments:
+            return None
+        marker = str(segments[-1])
+        known = self._last.get(stream_name)
+        if known is not None and known[0] == marker:
+            return known[1]
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self.ffprobe, "-v", "error", "-select_streams", "v:0",
+                "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0",
+                "concat:" + "|".join(str(s) for s in segments),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        except OSError:
+            log.warning("ffprobe_unavailable", path=self.ffprobe)
+            return None
+        try:
+            out, _ = await asyncio.wait_for(process.communicate(), self.timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            return None
+        measured = measure_packets(out.decode(errors="replace"))
+        self._last[stream_name] = (marker, measured)
+        return measured
+
+
 class HealthMonitor:
     """Samples on demand (at most once a second per event) and keeps the last samples."""
 
-    def __init__(self, source: StatsSource | None, stale_seconds: float, keep: int = 60) -> None:
+    def __init__(
+        self,
+        source: StatsSource | None,
+        stale_seconds: float,
+        keep: int = 60,
+        meter: MediaMeter | None = None,
+    ) -> None:
         self.source = source
+        self.meter = meter
         self.stale_seconds = stale_seconds
         self.keep = keep
         self._history: dict[str, deque[StreamStats]] = {}
@@ -174,6 +280,8 @@ class HealthMonitor:
             if fresh:
                 self._asked[stream_name] = now
                 sample = await self.source.read(stream_name)
+                if sample is not None and self.meter is not None:
+                    sample = await self._measured(sample, stream_name)
                 if sample is not None:
                     history.append(self._derive(sample, history))
                 elif history:
@@ -184,6 +292,20 @@ class HealthMonitor:
         report = self._judge(history, on_air=on_air)
         report.fresh = fresh
         return report
+
+    async def _measured(self, sample: StreamStats, stream_name: str) -> StreamStats:
+        """With a meter the frame rate is the measured one, or unknown: never the declared."""
+        measured = None
+        if self.meter is not None and sample.publishing:
+            measured = await self.meter.measure(stream_name)
+        if measured is None or measured.fps is None:
+            return replace(sample, fps=None, fps_source=None)
+        return replace(
+            sample,
+            fps=measured.fps,
+            fps_source="measured",
+            keyframe_interval_seconds=measured.keyframe_interval_seconds,
+        )
 
     @staticmethod
     def _derive(sample: StreamStats, history: deque[StreamStats]) -> StreamStats:
@@ -235,6 +357,25 @@ def make_health_monitor(settings: Settings) -> HealthMonitor:
         source = SrsStatSource(client, settings.srs_api_url)
     elif settings.nginx_rtmp_stat_url:
         source = NginxStatSource(client, settings.nginx_rtmp_stat_url)
-    monitor = HealthMonitor(source, settings.health_stale_seconds)
+    monitor = HealthMonitor(source, settings.health_stale_seconds, meter=_meter(settings))
     monitor.client = client
     return monitor
+
+
+def _meter(settings: Settings) -> MediaMeter | None:
+    """Where this host can read the stream's HLS: the media server's own output
+    (`NGINX_RTMP_HLS_PATH`), else the copy-only recorder's (local recordings)."""
+    hls_path = settings.nginx_rtmp_hls_path
+    recordings = Path(settings.recordings_dir) if settings.recordings_storage == "local" else None
+    if hls_path is None and recordings is None:
+        return None
+
+    def playlists(stream_name: str) -> list[Path]:
+        found: list[Path] = []
+        if hls_path is not None:
+            found.append(Path(hls_path) / f"{stream_name}.m3u8")
+        if recordings is not None:
+            found.append(recordings / "live" / stream_name / "source" / "index.m3u8")
+        return found
+
+    return MediaMeter(settings.ffprobe_path, playlists)

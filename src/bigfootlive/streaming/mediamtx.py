@@ -3,7 +3,8 @@
 MediaMTX posts JSON `{user, password, token, ip, action, path, protocol, id, query}` before a
 publish or read; any 2xx allows. Encoders publish to `live/<playback id>?key=<stream key>`
 (or pass the key as the password); players pass `?token=<playback token>`. MediaMTX has no
-unpublish hook here: configure `runOnNotReady` to call the generic webhook (docs/streaming.md).
+unpublish in its auth hook: its `runOnNotReady` command posts `{"action": "unpublish",
+"path": "$MTX_PATH", "id": "$MTX_SOURCE_ID"}` here (docs/streaming.md).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _ACTIONS = {
     "publish": CallbackKind.PUBLISH,
     "read": CallbackKind.PLAY,
     "playback": CallbackKind.PLAY,
+    "unpublish": CallbackKind.UNPUBLISH,  # ours, from `runOnNotReady`
 }
 _INTERNAL = {"api", "metrics", "pprof"}
 

@@ -10,6 +10,22 @@ from bigfootlive.events.schemas import EventStatus, IngestOut, Visibility
 from bigfootlive.kit.credentials import Credentials
 
 
+class RefusedPublish(BaseModel):
+    reason: str = Field(description="Our refusal code, e.g. event_not_started, unknown_stream")
+    at: dt.datetime
+    source: str | None = Field(None, description="The encoder's address as the server saw it")
+
+
+class TokenRules(BaseModel):
+    query_parameter: str = "token"
+    applies_to: list[str] = Field(
+        description="The fields above whose URLs, and every playlist, segment and rendition "
+        "under them, need the token"
+    )
+    expires_at: dt.datetime
+    renew: str = "GET this endpoint again for a fresh token before it expires"
+
+
 class StreamConfig(Credentials):
     event_id: uuid.UUID
     status: EventStatus
@@ -19,6 +35,18 @@ class StreamConfig(Credentials):
     playback_token: str | None = Field(None, description="For tenant-only and private events")
     playback_token_expires_at: dt.datetime | None = None
     ingest: IngestOut | None = Field(None, description="Only for the event's owner and admins")
+    last_refused_publish: RefusedPublish | None = Field(
+        None, description="The event's last refused publish; only for its owner and admins"
+    )
+    abr_master_url: str | None = Field(
+        None, description="The transcoded ladder's master playlist, when a ladder runs"
+    )
+    vod_urls: list[str] = Field(
+        default_factory=list, description="Master playlists of the event's published recordings"
+    )
+    token_rules: TokenRules | None = Field(
+        None, description="How the playback token goes with the URLs (tenant-only and private)"
+    )
 
 
 class StreamHealth(BaseModel):

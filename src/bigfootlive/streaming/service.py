@@ -20,9 +20,10 @@ from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
 from bigfootlive.events import keys, lifecycle
 from bigfootlive.events.cache import EventRef
-from bigfootlive.events.playback import InvalidPlaybackToken
+from bigfootlive.events.playback import INTERNAL_PULL_PREFIX, InvalidPlaybackToken
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.models import Event
+from bigfootlive.streaming import feedback
 from bigfootlive.streaming.base import CallbackKind, Decision, MediaCallback
 from bigfootlive.streaming.health import HealthReport
 from bigfootlive.streaming.ports import StreamingState
@@ -61,6 +62,13 @@ async def decide(
         decision = _play(state, ref, callback)
     else:  # RECORDED
         decision = Decision.allow()
+    if callback.kind == CallbackKind.PUBLISH and not decision.allowed:
+        if ref is not None and principal.may_act_for(ref.tenant_id):
+            target: EventRef | None = ref
+        else:
+            target = await _refused_event(state, session, principal, callback, event_id)
+        if target is not None:
+            await feedback.record_refusal(state, target, decision.reason, callback.ip)
     log.info(
         "media_callback",
         kind=callback.kind.value,
@@ -89,6 +97,26 @@ async def _resolve(
     else:
         return None
     if ref is not None and event_id is not None and ref.id != event_id:
+        return None
+    return ref
+
+
+async def _refused_event(
+    state: StreamingState,
+    session: AsyncSession,
+    principal: ApiPrincipal,
+    callback: MediaCallback,
+    event_id: uuid.UUID | None,
+) -> EventRef | None:
+    """The event a refused publish was aimed at when its key did not lead there: the path's
+    playback id (SRS, MediaMTX) or the generic webhook's event, in the principal's reach."""
+    if callback.playback_id:
+        ref = await keys.find_by_playback_id(state, session, callback.playback_id)
+    elif event_id is not None:
+        ref = await keys.find_ref(state, session, event_id)
+    else:
+        return None
+    if ref is None or not principal.may_act_for(ref.tenant_id):
         return None
     return ref
 
@@ -147,6 +175,13 @@ def _publisher_alive(ref: EventRef, callback: MediaCallback) -> Decision:
 def _play(state: StreamingState, ref: EventRef, callback: MediaCallback) -> Decision:
     if not ref.status.is_on_air:
         return Decision.deny("event_finished" if ref.status.is_finished else "event_not_live")
+    token = callback.playback_token
+    if token and token.startswith(INTERNAL_PULL_PREFIX):
+        # BigfootLive's own transcoder or recorder, for every visibility (never a viewer).
+        alive = callback.kind == CallbackKind.PLAYER_ALIVE
+        if state.playback_tokens.verify_internal_pull(token, ref.playback_id, allow_expired=alive):
+            return Decision.allow()
+        return Decision.deny("invalid_pull_credential")
     if ref.visibility == Visibility.PUBLIC:
         return Decision.allow()
     if not callback.playback_token:
