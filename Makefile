@@ -1,6 +1,6 @@
 # Quick start:  make run   (installs what the server needs, then serves it on SQLite)
 #               make test  (installs what the tests need, then lint, types and the whole suite)
-.PHONY: run test check lint format typecheck pytest coverage bench
+.PHONY: run test check lint format typecheck imports pytest coverage bench
 
 PYTEST_ARGS ?= -n auto --dist loadfile
 
@@ -12,7 +12,7 @@ test:
 	scripts/bootstrap --test
 	$(MAKE) check pytest
 
-check: lint typecheck
+check: lint typecheck imports
 
 lint:
 	.venv/bin/ruff check .
@@ -24,6 +24,10 @@ format:
 
 typecheck:
 	.venv/bin/mypy
+
+# The import contracts in pyproject.toml (layers, edge modules, no FastAPI below the edge).
+imports:
+	.venv/bin/lint-imports
 
 pytest:
 	.venv/bin/pytest $(PYTEST_ARGS)

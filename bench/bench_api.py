@@ -38,11 +38,11 @@ import httpx
 from bench import loadgen
 from bench.loadgen import Uvicorn, Wrk, get_script, plain_script, post_json_script, run_wrk
 from bigfootlive.authz.roles import Role
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.identity.passwords import Passwords
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.models import User
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")

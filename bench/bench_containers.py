@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.containers import repository as repo
 from bigfootlive.containers.manager import ContainerManager
@@ -33,7 +34,6 @@ from bigfootlive.identity import accounts
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.models import Event
 from bigfootlive.observability.logging import configure_logging
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import TenantSettings
 

@@ -231,9 +231,9 @@ def start_bigfoot(
 
 async def _seed(env: dict[str, str]) -> dict[str, str]:
     from bigfootlive.authz.roles import Role
+    from bigfootlive.composition import AppState
     from bigfootlive.config import Settings
     from bigfootlive.identity import accounts
-    from bigfootlive.state import AppState
     from bigfootlive.tenants import service as tenants
     from bigfootlive.tenants.schemas import TenantSettings
 

@@ -19,9 +19,9 @@ import time
 import uuid
 from typing import Any
 
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.jobs.registry import JobContext, task
-from bigfootlive.state import AppState
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"

@@ -40,18 +40,17 @@ from fastapi import FastAPI, Response
 
 from bench import loadgen
 from bigfootlive.app import create_app
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
+from bigfootlive.authz.subject import AccessClaims, AuthSubject
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
-from bigfootlive.deps import RequestMeta
 from bigfootlive.events import crud, lifecycle
 from bigfootlive.events.schemas import EventCreate, Visibility
 from bigfootlive.identity import accounts
-from bigfootlive.identity.tokens import AccessClaims
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.models import Event
 from bigfootlive.serving import uvicorn_options
-from bigfootlive.state import AppState
 from bigfootlive.streaming.managed import credential
 from bigfootlive.streaming.managed.nginx_conf import MediaLayout, find_nginx
 from bigfootlive.streaming.managed.supervisor import NginxSupervisor

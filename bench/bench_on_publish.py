@@ -33,17 +33,16 @@ from bench import loadgen
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.apikeys.schemas import ApiKeyCreate
 from bigfootlive.app import create_app
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Role
+from bigfootlive.authz.subject import AccessClaims, AuthSubject
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
-from bigfootlive.deps import RequestMeta
 from bigfootlive.events import crud, lifecycle
 from bigfootlive.events.schemas import EventCreate
 from bigfootlive.identity import accounts
-from bigfootlive.identity.tokens import AccessClaims
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.serving import uvicorn_options
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import TenantSettings
 

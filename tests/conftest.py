@@ -15,9 +15,9 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from bigfootlive.app import create_app
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.migrations import upgrade_database
-from bigfootlive.state import AppState
 from tests.fixtures import services
 from tests.fixtures.factories import Factory
 

@@ -6,6 +6,9 @@
 2. Layers: services and repositories know nothing of HTTP.
 3. JSON from outside is parsed by `kit.jsonparse` (depth-limited), never by the recursive
    `json.loads` (a body of 10,000 brackets would be a RecursionError: a 500).
+4. No import cycle among modules, nor among domain packages, counting the imports inside
+   functions and under `TYPE_CHECKING` (the layers themselves are import-linter contracts in
+   pyproject.toml, run by `make check`).
 """
 
 from __future__ import annotations
@@ -116,3 +119,127 @@ def test_json_is_parsed_only_by_the_depth_limited_parser() -> None:
 def test_every_benchmark_imports(module: str) -> None:
     """mypy covers src only: a benchmark naming a moved module fails here, not in `make bench`."""
     importlib.import_module(f"bench.{module}")
+
+
+# --- the import graph -------------------------------------------------------------------------
+# grimp (import-linter's graph library) records every import statement: at module level, inside
+# functions and under `if TYPE_CHECKING:`. A cycle hidden in a function still counts.
+
+# Edge modules: they may import anything, and nothing below the edge imports them (the
+# "protected" contract in pyproject.toml). Those living in a domain's folder (its endpoints,
+# tasks and FastAPI dependencies) count with the edge, not with their domain's package.
+EDGE_MODULES = {
+    "bigfootlive.app",
+    "bigfootlive.cli",
+    "bigfootlive.composition",
+    "bigfootlive.deps",
+    "bigfootlive.http_errors",
+    "bigfootlive.main",
+    "bigfootlive.routing",
+    "bigfootlive.serving",
+    "bigfootlive.jobs.worker",
+    "bigfootlive.realtime.gateway",
+    "bigfootlive.realtime.commands",
+    "bigfootlive.streaming.delivery",
+}
+EDGE_TAILS = {"endpoints", "tasks", "deps"}
+
+
+def _graph():
+    import grimp
+
+    graph = grimp.build_graph("bigfootlive", cache_dir=None)
+    modules = {
+        m
+        for m in graph.modules
+        if m != "bigfootlive" and not m.startswith("bigfootlive.migrations")
+    }
+    edges = {
+        m: {i for i in graph.find_modules_directly_imported_by(m) if i in modules} for m in modules
+    }
+    return modules, edges
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    if module in EDGE_MODULES or (len(parts) > 2 and parts[2] in EDGE_TAILS):
+        return "edge"
+    return parts[1]
+
+
+def _cycles(nodes: set[str], edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one node (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(nodes):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_graph_counts_function_local_and_type_checking_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import grimp
+
+    package = tmp_path / "probe"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "low.py").write_text("")
+    (package / "local.py").write_text("def f():\n    from probe import low\n")
+    (package / "typing_only.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from probe import low\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    graph = grimp.build_graph("probe", cache_dir=None)
+    assert "probe.low" in graph.find_modules_directly_imported_by("probe.local")
+    assert "probe.low" in graph.find_modules_directly_imported_by("probe.typing_only")
+
+
+def test_no_import_cycle_among_modules() -> None:
+    modules, edges = _graph()
+    assert _cycles(modules, edges) == []
+
+
+def test_no_import_cycle_among_domain_packages() -> None:
+    _, edges = _graph()
+    packages: dict[str, set[str]] = {}
+    for module, imported in edges.items():
+        source = _package(module)
+        packages.setdefault(source, set()).update(
+            _package(i) for i in imported if _package(i) != source
+        )
+    cycles = _cycles(set(packages), packages)
+    assert cycles == [], cycles

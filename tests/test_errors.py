@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from bigfootlive.authz.roles import Role
-from bigfootlive.errors import install_error_handlers
+from bigfootlive.http_errors import install_error_handlers
 
 
 async def test_nul_character_in_a_body_is_refused_on_postgres_and_nothing_is_written(

@@ -26,10 +26,10 @@ import httpx
 import pytest
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.identity import accounts
 from bigfootlive.migrations import upgrade_database
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import TenantSettings
 from tests.fixtures import services

@@ -16,18 +16,18 @@ from bigfootlive.analytics.endpoints import platform_router as platform_stats_ro
 from bigfootlive.analytics.endpoints import router as analytics_router
 from bigfootlive.apikeys.endpoints import router as api_keys_router
 from bigfootlive.chat.endpoints import router as chat_router
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
-from bigfootlive.containers import service as containers_service
 from bigfootlive.containers.endpoints import recordings_router
 from bigfootlive.containers.endpoints import router as containers_router
 from bigfootlive.containers.tasks import start_manager
-from bigfootlive.errors import install_error_handlers
 from bigfootlive.events.endpoints import router as events_router
 from bigfootlive.events.tasks import reconnect_sweeper
+from bigfootlive.http_errors import install_error_handlers
 from bigfootlive.identity.endpoints import router as auth_router
 from bigfootlive.jobs.endpoints import router as jobs_router
 from bigfootlive.jobs.worker import JobRuntime
-from bigfootlive.kit.credentials import NoStoreMiddleware
+from bigfootlive.kit.nostore import NoStoreMiddleware
 from bigfootlive.mfa.endpoints import router as mfa_router
 from bigfootlive.mfa.endpoints import tenant_router as mfa_tenant_router
 from bigfootlive.migrations import upgrade_database
@@ -41,8 +41,6 @@ from bigfootlive.realtime.shutdown import install_sigterm_drain
 from bigfootlive.routing import JsonRoute
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
-from bigfootlive.state import AppState
-from bigfootlive.streaming import kick as streaming_kick
 from bigfootlive.streaming.delivery import router as delivery_router
 from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import router as tenant_router
@@ -125,8 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_keys_router)
     app.include_router(containers_router)
     app.include_router(recordings_router)
-    containers_service.register_hooks()
-    streaming_kick.register_hooks()
     app.include_router(chat_router)
     app.include_router(realtime_router)
 

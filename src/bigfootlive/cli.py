@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from bigfootlive.config import ConfigurationError, Settings
 
 if TYPE_CHECKING:
-    from bigfootlive.state import AppState
+    from bigfootlive.composition import AppState
 
 app = typer.Typer(help="BigfootLive platform backend.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
@@ -279,9 +279,9 @@ def container_run(
     import signal
     import uuid
 
+    from bigfootlive.composition import AppState
     from bigfootlive.containers.worker import EventWorker
     from bigfootlive.observability.logging import configure_logging
-    from bigfootlive.state import AppState
 
     if settings_file:
         with open(settings_file) as f:
@@ -310,8 +310,8 @@ def container_run(
 
 
 async def _state() -> AppState:
+    from bigfootlive.composition import AppState
     from bigfootlive.migrations import upgrade_database
-    from bigfootlive.state import AppState
 
     settings = load_settings()
     if settings.should_auto_migrate:

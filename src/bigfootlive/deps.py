@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.composition import AppState
 from bigfootlive.db import run_after_commit
 from bigfootlive.kit.net import client_ip, user_agent
-from bigfootlive.state import AppState
+from bigfootlive.kit.request import RequestMeta
 
 
 def get_state(request: Request) -> AppState:
@@ -43,13 +43,6 @@ async def get_read_session(state: State) -> AsyncIterator[AsyncSession]:
 # scope="function": commit before the response is sent, so a 2xx means the data is durable.
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
-
-
-@dataclass(frozen=True, slots=True)
-class RequestMeta:
-    ip: str
-    user_agent: str
-    request_id: str
 
 
 def get_request_meta(request: Request, state: State) -> RequestMeta:

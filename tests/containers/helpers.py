@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.composition import AppState
 from bigfootlive.containers import repository as repo
 from bigfootlive.models import EventContainer
-from bigfootlive.state import AppState
 
 FAST = {
     "container_reconcile_interval_seconds": 0.2,

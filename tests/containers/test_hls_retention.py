@@ -15,12 +15,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import inspect, update
 
+from bigfootlive.composition import AppState
 from bigfootlive.containers import retention
 from bigfootlive.containers.storage import LocalStorage, S3Storage
 from bigfootlive.containers.vod import publish_recording
 from bigfootlive.db import utcnow
 from bigfootlive.models import Event
-from bigfootlive.state import AppState
 from tests.containers.helpers import armed_event, stop, streamer
 from tests.containers.media import S3Server
 from tests.fixtures.polling import until

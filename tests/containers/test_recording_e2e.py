@@ -20,9 +20,9 @@ import uvicorn
 
 from bigfootlive.app import create_app
 from bigfootlive.authz.roles import Role
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.serving import uvicorn_options
-from bigfootlive.state import AppState
 from tests.containers.helpers import FAST, row_of
 from tests.fixtures import nginx_rtmp, services
 from tests.fixtures.factories import Account, Factory

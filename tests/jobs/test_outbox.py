@@ -12,12 +12,12 @@ import textwrap
 from sqlalchemy import func, select
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.db import utcnow
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.jobs.outbox import OutboxRelay
 from bigfootlive.models import DeadJob, JobOutbox
-from bigfootlive.state import AppState
 from tests.fixtures.polling import until
 from tests.jobs import probe_tasks as probes
 from tests.jobs.test_queue import run_id
@@ -119,7 +119,7 @@ async def test_relay_loop_delivers_a_job_left_by_a_killed_process(
         import asyncio, os
         from bigfootlive.config import Settings
         from bigfootlive.jobs import enqueue_after_commit
-        from bigfootlive.state import AppState
+        from bigfootlive.composition import AppState
         from tests.jobs import probe_tasks
 
         async def main():

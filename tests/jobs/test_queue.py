@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
+from bigfootlive.composition import AppState
 from bigfootlive.jobs import enqueue_after_commit
-from bigfootlive.state import AppState
 from tests.fixtures.polling import until
 from tests.jobs import probe_tasks as probes
 

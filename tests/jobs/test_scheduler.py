@@ -4,9 +4,9 @@ import asyncio
 import datetime as dt
 import uuid
 
+from bigfootlive.composition import AppState
 from bigfootlive.jobs.registry import CronSpec
 from bigfootlive.jobs.scheduler import Scheduler
-from bigfootlive.state import AppState
 from tests.jobs import probe_tasks as probes
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
-from bigfootlive.state import AppState
 from tests.jobs import probe_tasks as probes
 
 ROOT = Path(__file__).resolve().parents[2]

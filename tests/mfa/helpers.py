@@ -12,8 +12,8 @@ import httpx
 import pyotp
 from sqlalchemy import select
 
+from bigfootlive.composition import AppState
 from bigfootlive.models import AuditRecord
-from bigfootlive.state import AppState
 from tests.fixtures.factories import Account
 from tests.fixtures.services import SMTPSink, body_of
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import re
 
 from bigfootlive.authz.roles import Role
-from bigfootlive.deps import RequestMeta
 from bigfootlive.identity import sign_in
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.tenants.schemas import MfaPolicy
 from tests.fixtures.factories import PASSWORD
 from tests.fixtures.services import body_of

@@ -10,7 +10,7 @@ import pytest
 
 from bigfootlive.notifications import service as notifications
 from bigfootlive.notifications.tasks import send_event_live_email
-from bigfootlive.realtime.protocol import user_channel
+from bigfootlive.notifications.wire import user_channel
 from tests.analytics.conftest import live_event
 from tests.fixtures.services import body_of
 

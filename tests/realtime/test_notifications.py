@@ -102,7 +102,7 @@ async def test_user_channel_is_subscribed_while_the_user_has_a_socket(
 
     # Unsubscribed: a message for the user now reaches nobody, and a new socket hears the next.
     from bigfootlive.notifications import service as notifications
-    from bigfootlive.realtime.protocol import user_channel
+    from bigfootlive.notifications.wire import user_channel
 
     message = notifications.live_message(str(uuid.uuid4()), "Someone", "Gone", None)
     await state.pubsub.publish(user_channel(fan_id), message)
@@ -121,7 +121,7 @@ async def test_anonymous_viewer_who_signs_in_on_the_socket_gets_notifications(
     assert (await viewer.request(type="auth", token=fan.access_token))["type"] == "ack"
 
     from bigfootlive.notifications import service as notifications
-    from bigfootlive.realtime.protocol import user_channel
+    from bigfootlive.notifications.wire import user_channel
 
     event_id = str(uuid.uuid4())
     await state.pubsub.publish(

@@ -7,8 +7,8 @@ import uuid
 import httpx
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.composition import AppState
 from bigfootlive.models import SsoProvider
-from bigfootlive.state import AppState
 from tests.fixtures.oidc_provider import OidcProvider
 from tests.fixtures.saml_idp import SamlIdp
 from tests.fixtures.slapd import Slapd

@@ -16,10 +16,10 @@ import pytest
 from croniter import croniter
 from joserfc.jwk import RSAKey
 
+from bigfootlive.composition import AppState
 from bigfootlive.jobs.registry import CRONS, load_tasks
 from bigfootlive.sso import oidc_metadata
 from bigfootlive.sso.tasks import refresh_sso_metadata
-from bigfootlive.state import AppState
 from tests.fixtures.rogue_oidc import CLIENT_ID, RogueIdp
 from tests.fixtures.saml_idp import SamlIdp
 from tests.sso.conftest import Org, add_provider

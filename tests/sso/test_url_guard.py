@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from bigfootlive.composition import AppState
 from bigfootlive.kit.outbound import is_public
-from bigfootlive.state import AppState
 from tests.fixtures.oidc_provider import OidcProvider
 from tests.sso.conftest import Org, add_provider, oidc_body
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from standardwebhooks import Webhook
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.composition import AppState
 from bigfootlive.containers.storage import LocalStorage
 from bigfootlive.containers.vod import publish_recording
 from bigfootlive.models import Recording
-from bigfootlive.state import AppState
 from tests.webhooks.conftest import Receiver
 from tests.webhooks.test_webhooks import deliveries, make_endpoint, wait_for_requests
 

@@ -44,6 +44,10 @@ MAX_BEACON_AGE = dt.timedelta(minutes=5)
 MAX_CLOCK_SKEW = dt.timedelta(seconds=30)
 
 
+# The job that tasks.py registers under this name (services never import tasks.py).
+APPLY_ROLLUP_TASK = "analytics.tasks.apply_rollup"
+
+
 def minute_of(when: dt.datetime) -> dt.datetime:
     return when.replace(second=0, microsecond=0)
 
@@ -252,10 +256,8 @@ class BeaconBuffer:
                         "watch_ms": watched,
                     }
                 )
-        from bigfootlive.analytics.tasks import apply_rollup
-
         batch = uuid.uuid4().hex
-        await self.queue.enqueue(apply_rollup, batch=batch, minutes=minutes, viewers=viewers)
+        await self.queue.enqueue(APPLY_ROLLUP_TASK, batch=batch, minutes=minutes, viewers=viewers)
         return batch
 
     async def _run(self) -> None:

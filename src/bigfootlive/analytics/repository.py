@@ -17,8 +17,11 @@ from bigfootlive.models import (
     AnalyticsMinute,
     AnalyticsViewer,
     Event,
+    EventContainer,
     EventSummary,
     Follow,
+    Tenant,
+    User,
 )
 
 
@@ -226,9 +229,14 @@ async def save_summary(session: AsyncSession, summary: EventSummary) -> None:
 async def platform_counts(session: AsyncSession) -> tuple[int, int, int]:
     """(tenants, users, events) across the platform."""
     # unscoped: platform-wide figures, served to platform admins only
-    from bigfootlive.models import Tenant, User
-
     tenants = (await session.execute(select(func.count()).select_from(Tenant))).scalar_one()
     users = (await session.execute(select(func.count()).select_from(User))).scalar_one()
     events = (await session.execute(select(func.count()).select_from(Event))).scalar_one()
     return int(tenants), int(users), int(events)
+
+
+async def count_running_containers(session: AsyncSession) -> int:
+    """Containers the manager has running now, on every node and for every tenant."""
+    # unscoped: a platform-wide figure, for platform admins only.
+    stmt = select(func.count()).select_from(EventContainer)
+    return int((await session.execute(stmt.where(EventContainer.state == "running"))).scalar_one())

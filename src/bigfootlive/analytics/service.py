@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.analytics import ingest
 from bigfootlive.analytics import repository as repo
+from bigfootlive.analytics.ports import AnalyticsState
 from bigfootlive.analytics.schemas import (
     BeaconBatch,
     ChatFigures,
@@ -31,18 +32,18 @@ from bigfootlive.analytics.schemas import (
     ViewerFigures,
     WatchTime,
 )
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission
-from bigfootlive.containers import service as containers
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import utcnow
 from bigfootlive.errors import Conflict
 from bigfootlive.events import access, lifecycle
+from bigfootlive.events import repository as event_repo
 from bigfootlive.events.cache import EventRef
+from bigfootlive.events.hooks import Transition
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.jobs import service as jobs
 from bigfootlive.models import AnalyticsHealthMinute, AnalyticsMinute, Event, EventSummary
-from bigfootlive.state import AppState
 
 # Give the last beacons of an event time to be flushed and rolled up before the summary.
 FINALIZE_DELAY_MS = 10_000
@@ -53,16 +54,18 @@ MAX_HEALTH_PAGE = 1440
 HEALTH_SEVERITY = {"ok": 0, "unknown": 1, "degraded": 2, "offline": 3}
 
 
+# The job that tasks.py registers under this name (services never import tasks.py).
+FINALIZE_EVENT_TASK = "analytics.tasks.finalize_event"
+
+
 def viewer_key(subject: AuthSubject | None, viewer_id: str) -> str:
     return f"u:{subject.user_id}" if subject is not None else f"a:{viewer_id}"
 
 
-async def _event_ref(state: AppState, session: AsyncSession, event_id: uuid.UUID) -> EventRef:
+async def _event_ref(state: AnalyticsState, session: AsyncSession, event_id: uuid.UUID) -> EventRef:
     cache = lifecycle.event_cache(state)
     ref = await cache.ref(event_id)
     if ref is None:
-        from bigfootlive.events import repository as event_repo
-
         event = await event_repo.get_for_visibility_check(session, event_id)
         if event is None:
             raise access.EventNotFound()
@@ -71,7 +74,7 @@ async def _event_ref(state: AppState, session: AsyncSession, event_id: uuid.UUID
 
 
 async def ingest_beacons(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     subject: AuthSubject | None,
     event_id: uuid.UUID,
@@ -94,14 +97,14 @@ async def ingest_beacons(
 
 
 async def record_activity(
-    state: AppState, event_id: uuid.UUID, tenant_id: uuid.UUID, kind: str, amount: int = 1
+    state: AnalyticsState, event_id: uuid.UUID, tenant_id: uuid.UUID, kind: str, amount: int = 1
 ) -> None:
     """For the chat domain: count a chat message ("chat") or a reaction ("reaction")."""
     await state.beacons.add_activity(event_id, tenant_id, kind, utcnow(), amount)
 
 
 async def record_health(
-    state: AppState,
+    state: AnalyticsState,
     *,
     event_id: uuid.UUID,
     tenant_id: uuid.UUID,
@@ -140,9 +143,9 @@ def _fold_health(row: AnalyticsHealthMinute, sample: HealthSample) -> None:
 
 
 async def record_container_rollup(
-    state: AppState, event_id: uuid.UUID, rollup: dict[str, Any]
+    state: AnalyticsState, event_id: uuid.UUID, rollup: dict[str, Any]
 ) -> None:
-    """The event container's roll-up hook (`containers.worker.ROLLUP_SINKS`): add the minutes
+    """The event container's roll-up hook (`containers.hooks.CONTAINER_ROLLUP`): add the minutes
     it hands over — each seen once — to the event's per-minute figures: `viewers` keeps the
     larger of the beacons' distinct viewers and the media server's count. (Chat messages are
     counted by the chat domain as they are stored, not again here.)"""
@@ -164,11 +167,16 @@ async def record_container_rollup(
 
 
 def finalize_after_commit(session: AsyncSession, event_id: uuid.UUID) -> None:
-    from bigfootlive.analytics.tasks import finalize_event
-
     enqueue_after_commit(
-        session, finalize_event, delay_ms=FINALIZE_DELAY_MS, event_id=str(event_id)
+        session, FINALIZE_EVENT_TASK, delay_ms=FINALIZE_DELAY_MS, event_id=str(event_id)
     )
+
+
+async def on_event_transition(change: Transition) -> None:
+    """An event that ended after going on air gets its summary (hook EVENT_TRANSITIONED)."""
+    ended = EventStatus(change.event.status) == EventStatus.ENDED
+    if ended and change.previous != EventStatus.READY:
+        finalize_after_commit(change.session, change.event.id)
 
 
 # ---- reading -------------------------------------------------------------------------------
@@ -250,7 +258,7 @@ async def health_history(
 
 
 async def event_analytics(
-    state: AppState, session: AsyncSession, subject: AuthSubject, event_id: uuid.UUID
+    state: AnalyticsState, session: AsyncSession, subject: AuthSubject, event_id: uuid.UUID
 ) -> EventAnalytics:
     event = await _readable_event(session, subject, event_id)
     rows = await repo.minutes(session, event.tenant_id, event.id)
@@ -389,7 +397,7 @@ async def dashboard(session: AsyncSession, subject: AuthSubject) -> Dashboard:
     )
 
 
-async def platform_stats(state: AppState, session: AsyncSession) -> PlatformStats:
+async def platform_stats(state: AnalyticsState, session: AsyncSession) -> PlatformStats:
     now = utcnow()
     tenants, users, events_total = await repo.platform_counts(session)
     live = await repo.live_event_ids(session)
@@ -406,14 +414,14 @@ async def platform_stats(state: AppState, session: AsyncSession) -> PlatformStat
         live_events=len(live),
         viewers_now=viewers,
         messages_per_second=round((int(raw) if raw else 0) / 60, 3),
-        containers=await containers.running_count(session),
+        containers=await repo.count_running_containers(session),
         queue_depth=sum(q.queued + q.delayed for q in job_stats.queues.values()),
         dead_jobs=job_stats.dead_letters,
         jobs=job_stats,
     )
 
 
-async def platform_analytics(state: AppState, session: AsyncSession) -> PlatformAnalytics:
+async def platform_analytics(state: AnalyticsState, session: AsyncSession) -> PlatformAnalytics:
     now = utcnow()
     return PlatformAnalytics(
         stats=await platform_stats(state, session),
@@ -423,7 +431,7 @@ async def platform_analytics(state: AppState, session: AsyncSession) -> Platform
     )
 
 
-async def finalize(state: AppState, event_id: uuid.UUID) -> None:
+async def finalize(state: AnalyticsState, event_id: uuid.UUID) -> None:
     await state.beacons.flush()
     async with state.db.transaction() as session:
         event = await session.get(Event, event_id)

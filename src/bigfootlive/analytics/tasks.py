@@ -6,6 +6,11 @@ from typing import Any
 
 import structlog
 
+from bigfootlive.analytics import repository as repo
+from bigfootlive.analytics import service
+from bigfootlive.analytics.ingest import APPLY_ROLLUP_TASK
+from bigfootlive.analytics.service import FINALIZE_EVENT_TASK
+from bigfootlive.composition import AppState
 from bigfootlive.jobs import idempotency
 from bigfootlive.jobs.registry import JobContext, Priority, task
 
@@ -24,13 +29,15 @@ def _parse(rows: list[dict[str, Any]], *times: str) -> list[dict[str, Any]]:
     return out
 
 
-@task(priority=Priority.DEFAULT)
+@task(APPLY_ROLLUP_TASK, priority=Priority.DEFAULT)
 async def apply_rollup(
-    ctx: JobContext, *, batch: str, minutes: list[dict[str, Any]], viewers: list[dict[str, Any]]
+    ctx: JobContext[AppState],
+    *,
+    batch: str,
+    minutes: list[dict[str, Any]],
+    viewers: list[dict[str, Any]],
 ) -> None:
     """Add one flush of beacon sums to the per-minute roll-ups, exactly once per batch."""
-    from bigfootlive.analytics import repository as repo
-
     async with ctx.state.db.transaction() as session:
         if not await idempotency.first_time(session, f"analytics:batch:{batch}"):
             log.info("duplicate_rollup_skipped", batch=batch)
@@ -39,9 +46,7 @@ async def apply_rollup(
         await repo.add_viewers(session, _parse(viewers, "first_seen_at"))
 
 
-@task(priority=Priority.LOW)
-async def finalize_event(ctx: JobContext, *, event_id: str) -> None:
+@task(FINALIZE_EVENT_TASK, priority=Priority.LOW)
+async def finalize_event(ctx: JobContext[AppState], *, event_id: str) -> None:
     """After an event ends: write its summary (idempotent: recomputed from the roll-ups)."""
-    from bigfootlive.analytics import service
-
     await service.finalize(ctx.state, uuid.UUID(event_id))

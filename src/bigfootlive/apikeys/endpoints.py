@@ -7,8 +7,9 @@ from fastapi import APIRouter, Depends, status
 
 from bigfootlive.apikeys import service
 from bigfootlive.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, KeyScope
-from bigfootlive.authz.deps import AuthSubject, require
+from bigfootlive.authz.deps import require
 from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.routing import JsonRoute
 

@@ -16,16 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.apikeys.schemas import ApiKeyCreate, ApiKeyOut, KeyScope
-from bigfootlive.authz.deps import AuthSubject, TenantInactive
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.scoping import scoped
+from bigfootlive.authz.subject import AuthSubject, TenantInactive
 from bigfootlive.db import after_commit, utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Forbidden, NotFound, Unauthorized
-from bigfootlive.identity import audit
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import hash_token, random_token
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import ApiKey, Tenant
-from bigfootlive.state import AppState
+from bigfootlive.state import Infrastructure
 
 KEY_PREFIX = "bfk_"
 _CACHE_TTL = 60.0
@@ -79,12 +79,9 @@ async def create_key(
     )
     session.add(key)
     await session.flush()
-    await audit.record(
-        session,
-        action="api_key.create",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.API_KEY_CREATE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="api_key",
         target_id=key.id,
         details={"scope": body.scope.value, "prefix": key.prefix},
@@ -105,7 +102,7 @@ async def list_keys(
 
 
 async def revoke_key(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -120,12 +117,9 @@ async def revoke_key(
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
-        await audit.record(
-            session,
-            action="api_key.revoke",
-            meta=meta,
+        await AuditLog(session, meta, subject.user_id).record(
+            AuditAction.API_KEY_REVOKE,
             tenant_id=subject.tenant_id,
-            actor_id=subject.user_id,
             target_type="api_key",
             target_id=key.id,
         )
@@ -138,7 +132,7 @@ async def revoke_key(
     return key
 
 
-async def authenticate(state: AppState, secret: str | None) -> ApiPrincipal:
+async def authenticate(state: Infrastructure, secret: str | None) -> ApiPrincipal:
     """The principal for an API key secret, from the cache when possible."""
     if not secret or not secret.startswith(KEY_PREFIX) or len(secret) > 200:
         raise InvalidApiKey()
@@ -162,7 +156,7 @@ async def authenticate(state: AppState, secret: str | None) -> ApiPrincipal:
     )
 
 
-async def _load(state: AppState, digest: str) -> bytes:
+async def _load(state: Infrastructure, digest: str) -> bytes:
     # unscoped: a key is found by its hash before its tenant is known
     async with state.db.read_sessionmaker() as session:
         row = (
@@ -185,7 +179,9 @@ async def _load(state: AppState, digest: str) -> bytes:
     ).encode()
 
 
-async def forget_tenant_keys(state: AppState, session: AsyncSession, tenant_id: uuid.UUID) -> None:
+async def forget_tenant_keys(
+    state: Infrastructure, session: AsyncSession, tenant_id: uuid.UUID
+) -> None:
     """Drop the cached entries of a tenant's keys once the session commits (its status changed)."""
     rows = await session.execute(scoped(select(ApiKey.key_hash), ApiKey, tenant_id))
     cache_keys = [f"apikeys:{digest}" for digest in rows.scalars()]

@@ -7,63 +7,17 @@ async def list_things(subject: Annotated[AuthSubject, Depends(require(Permission
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import select
 
-from bigfootlive.authz.roles import Permission, Role, role_allows
+from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.subject import AuthSubject, TenantInactive
 from bigfootlive.deps import ReadSession, State
 from bigfootlive.errors import Forbidden, Unauthorized
-from bigfootlive.identity.tokens import AccessClaims
 from bigfootlive.models import AuthSession, Tenant, User
-
-
-@dataclass(frozen=True, slots=True)
-class AuthSubject:
-    """Who is calling, as of this request (role and status read from the database)."""
-
-    user: User
-    claims: AccessClaims
-    tenant_slug: str
-
-    @property
-    def user_id(self) -> uuid.UUID:
-        return self.user.id
-
-    @property
-    def tenant_id(self) -> uuid.UUID:
-        return self.user.tenant_id
-
-    @property
-    def session_id(self) -> uuid.UUID:
-        return self.claims.session_id
-
-    @property
-    def role(self) -> Role:
-        return Role(self.user.role)
-
-    @property
-    def is_platform_admin(self) -> bool:
-        return self.user.is_platform_admin
-
-    @property
-    def auth_time(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.claims.auth_time, dt.UTC)
-
-    def can(self, permission: Permission) -> bool:
-        return self.is_platform_admin or role_allows(self.role, permission)
-
-
-class TenantInactive(Unauthorized):
-    """The caller's tenant has been deactivated: its members and keys are refused until it is
-    reactivated (platform admins excepted, so operators never lock themselves out)."""
-
-    code = "tenant_inactive"
-    message = "The organisation's account is deactivated"
 
 
 def bearer_token(request: Request) -> str | None:

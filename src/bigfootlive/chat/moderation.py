@@ -16,9 +16,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.analytics.ports import AnalyticsState
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import repository as repo
+from bigfootlive.chat import wire
 from bigfootlive.chat.reads import room_state
 from bigfootlive.chat.rules import (
     InvalidMessage,
@@ -32,21 +35,18 @@ from bigfootlive.chat.rules import (
 )
 from bigfootlive.chat.schemas import ChatMessageOut, RoomSettingsOut, RoomSettingsPatch
 from bigfootlive.db import after_commit, utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import NotFound
 from bigfootlive.events import access
-from bigfootlive.identity import audit
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import ChatBan, ChatMessage, ChatRoom, Event, User
-from bigfootlive.realtime import protocol as p
-from bigfootlive.state import AppState
 
 
-async def publish(state: AppState, event_id: uuid.UUID, message: BaseModel) -> None:
-    await state.pubsub.publish(p.chat_channel(event_id), message.model_dump_json().encode())
+async def publish(state: AnalyticsState, event_id: uuid.UUID, message: BaseModel) -> None:
+    await state.pubsub.publish(wire.chat_channel(event_id), message.model_dump_json().encode())
 
 
 def publish_after_commit(
-    state: AppState, session: AsyncSession, event_id: uuid.UUID, message: BaseModel
+    state: AnalyticsState, session: AsyncSession, event_id: uuid.UUID, message: BaseModel
 ) -> None:
     async def send() -> None:
         await publish(state, event_id, message)
@@ -55,7 +55,7 @@ def publish_after_commit(
 
 
 async def _delete(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     tenant_id: uuid.UUID,
     event_id: uuid.UUID,
@@ -70,15 +70,15 @@ async def _delete(
     room = await repo.get_room(session, tenant_id, event_id)
     if room is not None and room.pinned_message_id == message.id:
         room.pinned_message_id = None
-        publish_after_commit(state, session, event_id, p.Pinned(message=None))
+        publish_after_commit(state, session, event_id, wire.Pinned(message=None))
     await session.flush()
     publish_after_commit(
-        state, session, event_id, p.Deleted(message_id=message.id, by_moderator=by_moderator)
+        state, session, event_id, wire.Deleted(message_id=message.id, by_moderator=by_moderator)
     )
 
 
 async def hide_flagged(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     tenant_id: uuid.UUID,
     event_id: uuid.UUID,
@@ -91,12 +91,9 @@ async def hide_flagged(
     if message is None or message.deleted_at is not None:
         return False
     await _delete(state, session, tenant_id, event_id, message, by=None, by_moderator=True)
-    await audit.record(
-        session,
-        action="chat.auto_moderation",
-        meta=None,
+    await AuditLog(session, None, None).record(
+        AuditAction.CHAT_AUTO_MODERATION,
         tenant_id=tenant_id,
-        actor_id=None,
         target_type="chat_message",
         target_id=message.id,
         details={"event_id": str(event_id), "author_id": str(message.user_id), "reason": reason},
@@ -114,7 +111,7 @@ async def _moderated_event(
 
 
 async def delete_message(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     meta: RequestMeta | None,
     subject: AuthSubject,
@@ -133,12 +130,9 @@ async def delete_message(
         state, session, event.tenant_id, event.id, message, by=subject.user_id, by_moderator=not own
     )
     if not own:
-        await audit.record(
-            session,
-            action="chat.delete",
-            meta=meta,
+        await AuditLog(session, meta, subject.user_id).record(
+            AuditAction.CHAT_DELETE,
             tenant_id=event.tenant_id,
-            actor_id=subject.user_id,
             target_type="chat_message",
             target_id=message.id,
             details={"event_id": str(event.id), "author_id": str(message.user_id)},
@@ -158,7 +152,7 @@ async def _target(session: AsyncSession, event: Event, user_id: uuid.UUID) -> Us
 
 
 async def timeout_user(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     meta: RequestMeta | None,
     subject: AuthSubject,
@@ -176,12 +170,9 @@ async def timeout_user(
             max_seconds=state.settings.chat_max_timeout_seconds,
         )
     until = utcnow() + dt.timedelta(seconds=seconds)
-    await audit.record(
-        session,
-        action="chat.timeout",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.CHAT_TIMEOUT,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="user",
         target_id=user_id,
         details={"event_id": str(event.id), "seconds": seconds, "reason": reason},
@@ -191,14 +182,16 @@ async def timeout_user(
         await state.cache.set(
             timeout_key(event.id, user_id), until.isoformat().encode(), ttl=seconds
         )
-        await publish(state, event.id, p.Moderation(action="timeout", user_id=user_id, until=until))
+        await publish(
+            state, event.id, wire.Moderation(action="timeout", user_id=user_id, until=until)
+        )
 
     after_commit(session, apply)
     return until
 
 
 async def ban_user(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     meta: RequestMeta | None,
     subject: AuthSubject,
@@ -221,12 +214,9 @@ async def ban_user(
             )
         )
         await session.flush()
-    await audit.record(
-        session,
-        action="chat.ban",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.CHAT_BAN,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="user",
         target_id=user_id,
         details={"event_id": str(event.id), "reason": reason},
@@ -234,15 +224,15 @@ async def ban_user(
 
     async def kick() -> None:
         await state.pubsub.publish(
-            p.control_channel(event.id), json.dumps({"kick": str(user_id)}).encode()
+            wire.control_channel(event.id), json.dumps({"kick": str(user_id)}).encode()
         )
-        await publish(state, event.id, p.Moderation(action="ban", user_id=user_id))
+        await publish(state, event.id, wire.Moderation(action="ban", user_id=user_id))
 
     after_commit(session, kick)
 
 
 async def unban_user(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     meta: RequestMeta | None,
     subject: AuthSubject,
@@ -255,17 +245,14 @@ async def unban_user(
         raise NotFound("The user is not banned", code="not_banned")
     await session.delete(ban)
     await session.flush()
-    await audit.record(
-        session,
-        action="chat.unban",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.CHAT_UNBAN,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="user",
         target_id=user_id,
         details={"event_id": str(event.id)},
     )
-    publish_after_commit(state, session, event.id, p.Moderation(action="unban", user_id=user_id))
+    publish_after_commit(state, session, event.id, wire.Moderation(action="unban", user_id=user_id))
 
 
 async def list_bans(
@@ -290,7 +277,7 @@ async def _room_for_update(session: AsyncSession, event: Event) -> ChatRoom:
 
 
 async def update_room(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     meta: RequestMeta | None,
     subject: AuthSubject,
@@ -306,13 +293,14 @@ async def update_room(
     room.updated_at = utcnow()
     await session.flush()
     for field, value in changes.items():
-        action = "chat.slow_mode" if field == "slow_mode_seconds" else "chat.followers_only"
-        await audit.record(
-            session,
-            action=action,
-            meta=meta,
+        action = (
+            AuditAction.CHAT_SLOW_MODE
+            if field == "slow_mode_seconds"
+            else AuditAction.CHAT_FOLLOWERS_ONLY
+        )
+        await AuditLog(session, meta, subject.user_id).record(
+            action,
             tenant_id=event.tenant_id,
-            actor_id=subject.user_id,
             target_type="event",
             target_id=event.id,
             details={field: value},
@@ -321,13 +309,15 @@ async def update_room(
         state,
         session,
         event.id,
-        p.RoomUpdated(slow_mode_seconds=room.slow_mode_seconds, followers_only=room.followers_only),
+        wire.RoomUpdated(
+            slow_mode_seconds=room.slow_mode_seconds, followers_only=room.followers_only
+        ),
     )
     return await room_state(session, event)
 
 
 async def pin_message(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     meta: RequestMeta | None,
     subject: AuthSubject,
@@ -346,15 +336,12 @@ async def pin_message(
     room.pinned_message_id = message_id
     room.updated_at = utcnow()
     await session.flush()
-    await audit.record(
-        session,
-        action="chat.pin" if message_id is not None else "chat.unpin",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.CHAT_PIN if message_id is not None else AuditAction.CHAT_UNPIN,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="event",
         target_id=event.id,
         details={"message_id": None if message_id is None else str(message_id)},
     )
-    publish_after_commit(state, session, event.id, p.Pinned(message=pinned))
+    publish_after_commit(state, session, event.id, wire.Pinned(message=pinned))
     return pinned

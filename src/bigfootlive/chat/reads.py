@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import repository as repo
 from bigfootlive.chat.rules import Banned, to_out
 from bigfootlive.chat.schemas import ChatMessageOut, RoomSettingsOut

@@ -9,8 +9,8 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat.schemas import ChatMessageOut
 from bigfootlive.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 from bigfootlive.models import ChatMessage, Event

@@ -14,8 +14,10 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.analytics import service as analytics
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.analytics.ports import AnalyticsState
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import repository as repo
+from bigfootlive.chat import wire
 from bigfootlive.chat.rules import (
     Banned,
     BlockedWord,
@@ -33,13 +35,10 @@ from bigfootlive.chat.rules import (
     to_out,
 )
 from bigfootlive.chat.schemas import ChatMessageOut
-from bigfootlive.containers import moderation as automod
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import Forbidden
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.models import ChatMessage, Event
-from bigfootlive.realtime import protocol as p
-from bigfootlive.state import AppState
 from bigfootlive.tenants.schemas import TenantSettings
 
 
@@ -48,7 +47,7 @@ def _slow_key(event_id: uuid.UUID, user_id: uuid.UUID) -> str:
 
 
 async def send_message(
-    state: AppState,
+    state: AnalyticsState,
     session: AsyncSession,
     subject: AuthSubject | None,
     event: Event,
@@ -110,8 +109,8 @@ async def send_message(
     session.add(message)
     await session.flush()
     out = to_out(message)
-    stored = p.ChatOut(message=out).model_dump_json().encode()
-    for_container = automod.ChatMessage(
+    stored = wire.ChatOut(message=out).model_dump_json().encode()
+    for_container = wire.ChatMessage(
         message_id=str(message.id), user_id=str(subject.user_id), text=text
     )
 
@@ -119,9 +118,9 @@ async def send_message(
         # Viewers, the event container's auto-moderation and the analytics counters hear of
         # the message once it is stored.
         await asyncio.gather(
-            state.pubsub.publish(p.chat_channel(event.id), stored),
+            state.pubsub.publish(wire.chat_channel(event.id), stored),
             state.pubsub.publish(
-                automod.inbound_channel(event.id), for_container.model_dump_json().encode()
+                wire.inbound_channel(event.id), for_container.model_dump_json().encode()
             ),
             analytics.record_activity(state, event.id, event.tenant_id, "chat"),
         )

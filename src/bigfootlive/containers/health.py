@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import httpx
 
 from bigfootlive.analytics.schemas import HealthSample, HealthStatus
-from bigfootlive.events.playback import INTERNAL_PULL_FLASHVER
+from bigfootlive.streaming.nginx_rtmp import is_viewer
 
 MAX_STAT_BYTES = 4 * 1024 * 1024
 
@@ -67,13 +67,6 @@ def parse_nginx_rtmp_stat(xml: bytes, stream_name: str) -> StreamSample:
             uptime_ms=int(stream.findtext("time") or 0),
         )
     return StreamSample(publishing=False)
-
-
-def is_viewer(client: ET.Element) -> bool:
-    """A playing client that is not one of our own pulls (transcoder, recorder)."""
-    if client.find("publishing") is not None:
-        return False
-    return (client.findtext("flashver") or "") != INTERNAL_PULL_FLASHVER
 
 
 def _int(text: str | None) -> int | None:

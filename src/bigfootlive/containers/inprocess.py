@@ -9,7 +9,7 @@ import uuid
 from bigfootlive.containers.base import ContainerInfo, ContainerSpec, ContainerStats, RunState
 from bigfootlive.containers.worker import EventWorker
 from bigfootlive.db import utcnow
-from bigfootlive.state import AppState
+from bigfootlive.streaming.ports import StreamingState
 
 
 class _Entry:
@@ -23,7 +23,7 @@ class _Entry:
 class InProcessRuntime:
     name = "inprocess"
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: StreamingState) -> None:
         self.state = state
         self._entries: dict[uuid.UUID, _Entry] = {}
 

@@ -32,7 +32,7 @@ from bigfootlive.containers.lease import DatabaseLease
 from bigfootlive.db import utcnow
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.models import EventContainer
-from bigfootlive.state import AppState
+from bigfootlive.streaming.ports import StreamingState
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +61,7 @@ class _Plan:
     forget: list[uuid.UUID] = field(default_factory=list)
 
 
-def node_name(state: AppState) -> str:
+def node_name(state: StreamingState) -> str:
     return state.settings.container_node_name or socket.gethostname()
 
 
@@ -72,7 +72,7 @@ def backoff(settings_base: float, settings_max: float, restarts: int) -> float:
 class ContainerManager:
     def __init__(
         self,
-        state: AppState,
+        state: StreamingState,
         runtime: Runtime,
         *,
         holder: str | None = None,

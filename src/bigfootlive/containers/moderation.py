@@ -13,23 +13,16 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+
+from bigfootlive.chat.wire import ChatMessage as ChatMessage
+from bigfootlive.chat.wire import inbound_channel as inbound_channel
 
 URL = re.compile(r"(https?://|www\.)\S+", re.IGNORECASE)
 
 
-def inbound_channel(event_id: object) -> str:
-    return f"event:{event_id}:chat:inbound"
-
-
 def verdict_channel(event_id: object) -> str:
     return f"event:{event_id}:chat:moderation"
-
-
-class ChatMessage(BaseModel):
-    message_id: str = Field(max_length=64)
-    user_id: str = Field(max_length=64)
-    text: str = Field(max_length=4000)
 
 
 class Verdict(BaseModel):

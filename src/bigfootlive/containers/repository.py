@@ -121,13 +121,6 @@ async def list_containers(
     return [(r[0], r[1], r[2]) for r in (await session.execute(stmt)).all()]
 
 
-async def count_running(session: AsyncSession) -> int:
-    """Containers the manager has running now, on every node and for every tenant."""
-    # unscoped: a platform-wide figure, for platform admins only.
-    stmt = select(func.count()).select_from(EventContainer)
-    return int((await session.execute(stmt.where(EventContainer.state == "running"))).scalar_one())
-
-
 async def usage_by_tenant(
     session: AsyncSession, tenant_id: uuid.UUID | None
 ) -> Sequence[tuple[uuid.UUID, float, int]]:

@@ -30,14 +30,20 @@ from bigfootlive.config import Settings
 from bigfootlive.containers import repository as repo
 from bigfootlive.containers.storage import Storage, make_storage, remove_tree
 from bigfootlive.db import utcnow
+from bigfootlive.events.hooks import Transition
+from bigfootlive.events.schemas import EventStatus
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.models import Event
-from bigfootlive.state import AppState
+from bigfootlive.streaming.ports import StreamingState
 
 log = structlog.get_logger(__name__)
 
 SWEEP_LOOKBACK = dt.timedelta(days=7)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+# The job that tasks.py registers under this name (services never import tasks.py).
+PURGE_EVENT_HLS_TASK = "containers.tasks.purge_event_hls"
 
 
 def retention(settings: Settings) -> dt.timedelta | None:
@@ -47,21 +53,25 @@ def retention(settings: Settings) -> dt.timedelta | None:
 
 def schedule_after_commit(settings: Settings, session: AsyncSession, event: Event) -> None:
     """Called in the transaction that ends `event`: its HLS goes once the retention is over."""
-    from bigfootlive.containers.tasks import purge_event_hls
-
     keep_for = retention(settings)
     if keep_for is None:
         return
     enqueue_after_commit(
         session,
-        purge_event_hls,
+        PURGE_EVENT_HLS_TASK,
         delay_ms=int(keep_for.total_seconds() * 1000),
         event_id=str(event.id),
     )
 
 
+async def on_event_transition(change: Transition) -> None:
+    """An ended event's HLS goes once the retention is over (hook EVENT_TRANSITIONED)."""
+    if EventStatus(change.event.status) == EventStatus.ENDED:
+        schedule_after_commit(change.state.settings, change.session, change.event)
+
+
 async def purge_event(
-    state: AppState, event_id: uuid.UUID, *, storage: Storage | None = None
+    state: StreamingState, event_id: uuid.UUID, *, storage: Storage | None = None
 ) -> int:
     """Delete the event's live HLS if its retention is over; returns the files deleted."""
     keep_for = retention(state.settings)
@@ -79,15 +89,13 @@ async def purge_event(
     if early > dt.timedelta(0):
         # A delayed job may fire a little early, and the retention may have grown since it
         # was scheduled: come back when it is due.
-        from bigfootlive.containers.tasks import purge_event_hls
-
         delay_ms = int(early.total_seconds() * 1000) + 1
-        await state.jobs.enqueue(purge_event_hls, delay_ms=delay_ms, event_id=str(event_id))
+        await state.jobs.enqueue(PURGE_EVENT_HLS_TASK, delay_ms=delay_ms, event_id=str(event_id))
         return 0
     return await _purge(state.settings, event, storage, keep_unpublished=unpublished)
 
 
-async def sweep(state: AppState, *, storage: Storage | None = None) -> int:
+async def sweep(state: StreamingState, *, storage: Storage | None = None) -> int:
     """Purge every event whose retention ended within the last week; returns files deleted."""
     keep_for = retention(state.settings)
     if keep_for is None:

@@ -6,9 +6,10 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.containers import repository as repo
+from bigfootlive.containers.ports import ContainersState
 from bigfootlive.containers.schemas import (
     ContainerOut,
     ContainerStatsOut,
@@ -17,9 +18,8 @@ from bigfootlive.containers.schemas import (
 )
 from bigfootlive.db import utcnow
 from bigfootlive.errors import Conflict, Forbidden, TooManyRequests
-from bigfootlive.events import access, lifecycle
-from bigfootlive.models import Event
-from bigfootlive.state import AppState
+from bigfootlive.events import access
+from bigfootlive.events.hooks import Starting
 
 
 class TenantContainerLimit(Conflict):
@@ -32,10 +32,10 @@ class NodeContainerLimit(TooManyRequests):
     message = "No compute capacity is free for another live event right now; try again shortly"
 
 
-async def check_capacity(state: AppState, session: AsyncSession, event: Event) -> None:
+async def check_capacity(starting: Starting) -> None:
     """Refuse to arm an event when its tenant, or the node, has no container to spare.
-    Registered with `events.lifecycle.START_CHECKS` (runs inside the start request)."""
-    settings = state.settings
+    The events hook EVENT_STARTING (runs inside the start request)."""
+    settings, session, event = starting.state.settings, starting.session, starting.event
     tenant_count = await repo.count_armed(session, tenant_id=event.tenant_id, exclude=event.id)
     if tenant_count >= settings.container_max_per_tenant:
         raise TenantContainerLimit(limit=settings.container_max_per_tenant, running=tenant_count)
@@ -47,13 +47,8 @@ async def check_capacity(state: AppState, session: AsyncSession, event: Event) -
         )
 
 
-def register_hooks() -> None:
-    if check_capacity not in lifecycle.START_CHECKS:
-        lifecycle.START_CHECKS.append(check_capacity)
-
-
 async def container_stats(
-    state: AppState, session: AsyncSession, subject: AuthSubject, *, include_stopped: bool
+    state: ContainersState, session: AsyncSession, subject: AuthSubject, *, include_stopped: bool
 ) -> ContainerStatsOut:
     if subject.is_platform_admin:
         tenant_id: uuid.UUID | None = None
@@ -104,11 +99,6 @@ async def container_stats(
         items=items,
         usage=usage,
     )
-
-
-async def running_count(session: AsyncSession) -> int:
-    """Event containers running now, platform-wide (the manager's view in the database)."""
-    return await repo.count_running(session)
 
 
 async def recordings_of(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 
+from bigfootlive.composition import AppState
 from bigfootlive.containers import retention
 from bigfootlive.containers.base import Runtime
 from bigfootlive.containers.manager import ContainerManager
+from bigfootlive.containers.retention import PURGE_EVENT_HLS_TASK
 from bigfootlive.jobs.registry import JobContext, Priority, cron, task
 from bigfootlive.kit.periodic import Periodic
-from bigfootlive.state import AppState
 
 
 def make_runtime(state: AppState) -> Runtime:
@@ -40,14 +41,14 @@ def start_manager(state: AppState) -> tuple[ContainerManager, Periodic] | None:
     return manager, loop
 
 
-@task(priority=Priority.LOW)
-async def purge_event_hls(ctx: JobContext, *, event_id: str) -> None:
+@task(PURGE_EVENT_HLS_TASK, priority=Priority.LOW)
+async def purge_event_hls(ctx: JobContext[AppState], *, event_id: str) -> None:
     """An ended event's live HLS, once HLS_RETENTION_HOURS are over (VOD is kept)."""
     await retention.purge_event(ctx.state, uuid.UUID(event_id))
 
 
 @task(priority=Priority.LOW, time_limit=1800)
-async def sweep_hls_retention(ctx: JobContext) -> None:
+async def sweep_hls_retention(ctx: JobContext[AppState]) -> None:
     """The safety net of `purge_event_hls`: every event whose retention ended in the last week."""
     await retention.sweep(ctx.state)
 

@@ -10,7 +10,8 @@ runtime runs the same class as an asyncio task. It
 - rolls up the event's figures (peak viewers, bytes in, time on air, moderation counts) into
   `worker_state["rollup"]`, publishes them on `event:{id}:analytics` and hands them, with the
   per-minute figures seen since the last hand-off (media-server viewers, chat messages), to
-  every `ROLLUP_SINKS` hook: the analytics domain's `record_container_rollup` (which writes the
+  every handler of the `containers.hooks.CONTAINER_ROLLUP` hook: the analytics domain's
+  `record_container_rollup`, wired in the composition root (which writes the
   minutes into the event's per-minute analytics), once more when the worker drains;
 - auto-moderates chat (`moderation.py`) from `event:{id}:chat:inbound`;
 - optionally transcodes the ingest into an HLS ladder, and publishes the recording as VOD when
@@ -46,6 +47,7 @@ from bigfootlive.containers.health import (
     health_sample,
     make_probe,
 )
+from bigfootlive.containers.hooks import CONTAINER_ROLLUP, Rollup
 from bigfootlive.containers.moderation import (
     ChatAutoModerator,
     ChatMessage,
@@ -63,16 +65,12 @@ from bigfootlive.containers.transcoder import (
 from bigfootlive.containers.vod import publish_recording
 from bigfootlive.db import utcnow
 from bigfootlive.events.schemas import EventStatus
+from bigfootlive.events.wire import state_channel
 from bigfootlive.kit import jsonparse
 from bigfootlive.models import EventContainer
-from bigfootlive.state import AppState
+from bigfootlive.streaming.ports import StreamingState
 
 log = structlog.get_logger(__name__)
-
-RollupSink = Callable[[AppState, uuid.UUID, dict[str, Any]], Awaitable[None]]
-# Who receives each roll-up of each event. The analytics domain is wired here, explicitly: this
-# module already depends on it (analytics must not import the containers' worker back).
-ROLLUP_SINKS: list[RollupSink] = [analytics.record_container_rollup]
 
 
 def health_channel(event_id: uuid.UUID) -> str:
@@ -98,7 +96,7 @@ class FencedOff(Exception):
 class EventWorker:
     def __init__(
         self,
-        state: AppState,
+        state: StreamingState,
         event_id: uuid.UUID,
         *,
         handle: str,
@@ -157,7 +155,7 @@ class EventWorker:
         log.info("container_started", event_id=str(self.event_id), handle=self.handle)
         unsubscribers = [
             await self.state.pubsub.subscribe(inbound_channel(self.event_id), self._on_chat),
-            await self.state.pubsub.subscribe(f"event:{self.event_id}:state", self._on_state),
+            await self.state.pubsub.subscribe(state_channel(self.event_id), self._on_state),
         ]
         loops = [
             asyncio.create_task(self._every(self.settings.container_heartbeat_interval_seconds,
@@ -436,9 +434,9 @@ class EventWorker:
             "minutes": [{"minute": m.isoformat(), **figures} for m, figures in minutes.items()],
         }
         failed = False
-        for sink in ROLLUP_SINKS:
+        for sink in self.state.hooks.handlers(CONTAINER_ROLLUP):
             try:
-                await sink(self.state, self.event_id, handoff)
+                await sink(Rollup(self.state, self.event_id, handoff))
             except Exception:
                 failed = True
                 log.exception("rollup_sink_failed")

@@ -7,8 +7,8 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission, Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import Forbidden, NotFound
 from bigfootlive.events import repository as repo
 from bigfootlive.events.cache import EventRef

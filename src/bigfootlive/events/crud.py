@@ -8,20 +8,20 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.config import Settings
 from bigfootlive.db import after_commit, utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Unprocessable
 from bigfootlive.events import repository as repo
 from bigfootlive.events.access import get_managed_event
 from bigfootlive.events.keys import new_playback_id, new_stream_key, set_stream_key
 from bigfootlive.events.lifecycle import event_cache, illegal
+from bigfootlive.events.ports import EventsState
 from bigfootlive.events.schemas import EventCreate, EventStatus, EventUpdate
-from bigfootlive.identity import audit
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
-from bigfootlive.state import AppState
 
 S = EventStatus
 
@@ -32,7 +32,7 @@ class VersionMismatch(Conflict):
 
 
 async def create_event(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -60,12 +60,9 @@ async def create_event(
     set_stream_key(state, event, stream_key)
     session.add(event)
     await session.flush()
-    await audit.record(
-        session,
-        action="event.create",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.EVENT_CREATE,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="event",
         target_id=event.id,
         details={"visibility": event.visibility},
@@ -96,7 +93,7 @@ async def list_events(
 
 
 async def update_event(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -119,12 +116,9 @@ async def update_event(
     event.version += 1
     event.updated_at = utcnow()
     await session.flush()
-    await audit.record(
-        session,
-        action="event.update",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.EVENT_UPDATE,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="event",
         target_id=event.id,
         details={"fields": sorted(changes)},
@@ -150,7 +144,7 @@ def require_recording(settings: Settings) -> None:
         )
 
 
-def _remember_after_commit(state: AppState, session: AsyncSession, event: Event) -> None:
+def _remember_after_commit(state: EventsState, session: AsyncSession, event: Event) -> None:
     cache = event_cache(state)
 
     async def remember() -> None:

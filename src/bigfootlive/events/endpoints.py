@@ -5,8 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from bigfootlive.authz.deps import AuthSubject, CurrentSubject, OptionalSubject, require
+from bigfootlive.authz.deps import CurrentSubject, OptionalSubject, require
 from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.events import access, crud, keys, lifecycle
 from bigfootlive.events.playback import ingest_for

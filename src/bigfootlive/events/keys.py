@@ -10,20 +10,20 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.config import Settings
 from bigfootlive.db import after_commit, utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.events import repository as repo
 from bigfootlive.events.access import get_managed_event
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.lifecycle import event_cache, illegal
+from bigfootlive.events.ports import EventsState
 from bigfootlive.events.schemas import EventStatus
-from bigfootlive.identity import audit
 from bigfootlive.kit.crypto import keyed_hash
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa.policy import ensure_recent_mfa
 from bigfootlive.models import Event
-from bigfootlive.state import AppState
 
 
 def _lookup_keys(settings: Settings) -> list[bytes]:
@@ -48,12 +48,12 @@ def _key_context(event_id: uuid.UUID) -> str:
     return f"event-stream-key:{event_id}"
 
 
-def set_stream_key(state: AppState, event: Event, stream_key: str) -> None:
+def set_stream_key(state: EventsState, event: Event, stream_key: str) -> None:
     event.stream_key_ciphertext = state.secrets.encrypt(stream_key, context=_key_context(event.id))
     event.stream_key_hash = stream_key_hashes(state.settings, stream_key)[0]
 
 
-def stream_key_of(state: AppState, event: Event) -> str:
+def stream_key_of(state: EventsState, event: Event) -> str:
     """The stream key in the clear: only for responses to the event's managers."""
     return state.secrets.decrypt(event.stream_key_ciphertext, context=_key_context(event.id))
 
@@ -62,7 +62,7 @@ def stream_key_of(state: AppState, event: Event) -> str:
 
 
 async def rotate_stream_key(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -79,12 +79,9 @@ async def rotate_stream_key(
     set_stream_key(state, event, stream_key)
     event.updated_at = utcnow()
     await session.flush()
-    await audit.record(
-        session,
-        action="event.stream_key_rotate",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.EVENT_STREAM_KEY_ROTATE,
         tenant_id=event.tenant_id,
-        actor_id=subject.user_id,
         target_type="event",
         target_id=event.id,
     )
@@ -102,7 +99,7 @@ async def rotate_stream_key(
 
 
 async def find_by_stream_key(
-    state: AppState, session: AsyncSession, stream_key: str
+    state: EventsState, session: AsyncSession, stream_key: str
 ) -> EventRef | None:
     """The event a stream key belongs to: from the cache, else one query (then cached)."""
     cache = event_cache(state)
@@ -120,7 +117,7 @@ async def find_by_stream_key(
 
 
 async def find_by_playback_id(
-    state: AppState, session: AsyncSession, playback_id: str
+    state: EventsState, session: AsyncSession, playback_id: str
 ) -> EventRef | None:
     cache = event_cache(state)
     cached = await cache.by_playback_id(playback_id)
@@ -135,7 +132,9 @@ async def find_by_playback_id(
     return await cache.remember(event)
 
 
-async def find_ref(state: AppState, session: AsyncSession, event_id: uuid.UUID) -> EventRef | None:
+async def find_ref(
+    state: EventsState, session: AsyncSession, event_id: uuid.UUID
+) -> EventRef | None:
     """The cache snapshot of an event (unscoped: callers check the tenant)."""
     cache = event_cache(state)
     ref = await cache.ref(event_id)

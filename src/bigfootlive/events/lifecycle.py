@@ -18,24 +18,34 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import after_commit, utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict
 from bigfootlive.events import repository as repo
 from bigfootlive.events.access import EventNotFound, get_managed_event
 from bigfootlive.events.cache import EventCache, EventRef
+from bigfootlive.events.hooks import (
+    EVENT_STARTING,
+    EVENT_STOPPED,
+    EVENT_TRANSITIONED,
+    Starting,
+    Stopped,
+    Transition,
+)
+from bigfootlive.events.ports import EventsState
 from bigfootlive.events.schemas import EventStatus, StateChange
-from bigfootlive.identity import audit
+from bigfootlive.events.wire import state_channel
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
-from bigfootlive.state import AppState
+from bigfootlive.notifications import service as notifications
+from bigfootlive.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -126,19 +136,8 @@ def target_of(action: str, status: EventStatus) -> EventStatus:
 # --- lifecycle -----------------------------------------------------------------------------------
 
 
-StartCheck = Callable[[AppState, AsyncSession, Event], Awaitable[None]]
-# Checks run before an event is armed; each may refuse by raising a BigfootError. Other domains
-# register here (the containers domain: compute capacity per tenant and per node).
-START_CHECKS: list[StartCheck] = []
-
-StopHook = Callable[[AppState, uuid.UUID, str, str | None], Awaitable[None]]
-# Run once a stop of an on-air event has committed, with (event id, playback id, the publisher
-# that was connected or None). The streaming domain registers the media-server kick here.
-STOP_HOOKS: list[StopHook] = []
-
-
 async def start_event(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -147,13 +146,12 @@ async def start_event(
     """Arm the event: ingest is accepted from now on."""
     event = await get_managed_event(session, subject, event_id)
     if event.status == S.SCHEDULED.value:
-        for check in START_CHECKS:
-            await check(state, session, event)
+        await state.hooks.emit(EVENT_STARTING, Starting(state, session, event))
     return await _apply(state, session, event, "start", meta=meta, actor=subject)
 
 
 async def stop_event(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -165,15 +163,16 @@ async def stop_event(
     publisher_id, playback_id = event.publisher_id, event.playback_id
     stopped = await _apply(state, session, event, "stop", meta=meta, actor=subject)
     if was_on_air:
-        for hook in STOP_HOOKS:
+        for hook in state.hooks.handlers(EVENT_STOPPED):
             after_commit(
-                session, functools.partial(hook, state, event_id, playback_id, publisher_id)
+                session,
+                functools.partial(hook, Stopped(state, event_id, playback_id, publisher_id)),
             )
     return stopped
 
 
 async def cancel_event(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -185,7 +184,7 @@ async def cancel_event(
 
 
 async def publisher_connected(
-    state: AppState, session: AsyncSession, event: Event | EventRef, publisher_id: str
+    state: EventsState, session: AsyncSession, event: Event | EventRef, publisher_id: str
 ) -> Event | EventRef:
     """A media server reports a publisher on the event. The same publisher again is a no-op
     (callbacks are retried); a different one while live is refused. One UPDATE when `event`
@@ -196,7 +195,7 @@ async def publisher_connected(
 
 
 async def publisher_disconnected(
-    state: AppState, session: AsyncSession, event: Event | EventRef, publisher_id: str | None
+    state: EventsState, session: AsyncSession, event: Event | EventRef, publisher_id: str | None
 ) -> Event | None:
     """The publisher went away: wait for it in `reconnecting`. Returns None (and changes
     nothing) when that publisher is not the connected one: a repeat, a late callback, or a
@@ -215,7 +214,7 @@ async def publisher_disconnected(
     return moved
 
 
-async def end_expired_reconnects(state: AppState) -> list[Event]:
+async def end_expired_reconnects(state: EventsState) -> list[Event]:
     """End events whose reconnect window has passed (run periodically by every process)."""
     now = utcnow()
     cutoff = now - dt.timedelta(seconds=state.settings.reconnect_window_seconds)
@@ -228,7 +227,7 @@ async def end_expired_reconnects(state: AppState) -> list[Event]:
 
 
 async def _apply(
-    state: AppState,
+    state: EventsState,
     session: AsyncSession,
     event: Event | EventRef,
     action: str,
@@ -268,12 +267,9 @@ async def _apply(
         )
         if moved is not None:
             if actor is not None:
-                await audit.record(
-                    session,
-                    action=f"event.{action}",
-                    meta=meta,
+                await AuditLog(session, meta, actor.user_id).record(
+                    AuditAction(f"event.{action}"),
                     tenant_id=moved.tenant_id,
-                    actor_id=actor.user_id,
                     target_type="event",
                     target_id=moved.id,
                     details={"from": known.value, "to": target.value},
@@ -319,16 +315,12 @@ def _values_for(action: str, publisher_id: str | None) -> dict[str, Any]:
 # --- after commit: cache and pub/sub -------------------------------------------------------------
 
 
-def event_cache(state: AppState) -> EventCache:
+def event_cache(state: EventsState) -> EventCache:
     return EventCache(state.cache, state.settings.stream_lookup_cache_seconds)
 
 
-def state_channel(event_id: uuid.UUID) -> str:
-    return f"event:{event_id}:state"
-
-
 def _announce_after_commit(
-    state: AppState, session: AsyncSession, event: Event, *, previous: EventStatus
+    state: EventsState, session: AsyncSession, event: Event, *, previous: EventStatus
 ) -> None:
     message = StateChange(
         event_id=event.id,
@@ -359,12 +351,8 @@ _WEBHOOK_EVENTS = {
 
 
 async def _notify_transition(
-    state: AppState, session: AsyncSession, event: Event, *, previous: EventStatus
+    state: EventsState, session: AsyncSession, event: Event, *, previous: EventStatus
 ) -> None:
-    from bigfootlive.analytics import service as analytics
-    from bigfootlive.containers import retention
-    from bigfootlive.notifications import service as notifications
-    from bigfootlive.webhooks import service as webhooks
 
     status = EventStatus(event.status)
     kind = _WEBHOOK_EVENTS.get(status)
@@ -391,7 +379,4 @@ async def _notify_transition(
             event_id=event.id,
             title=event.title,
         )
-    if status == S.ENDED and previous != S.READY:
-        analytics.finalize_after_commit(session, event.id)
-    if status == S.ENDED:
-        retention.schedule_after_commit(state.settings, session, event)
+    await state.hooks.emit(EVENT_TRANSITIONED, Transition(state, session, event, previous))

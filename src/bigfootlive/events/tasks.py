@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import structlog
 
+from bigfootlive.composition import AppState
 from bigfootlive.events import lifecycle
 from bigfootlive.kit.periodic import Periodic
-from bigfootlive.state import AppState
 
 log = structlog.get_logger(__name__)
 

@@ -9,15 +9,15 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
 from bigfootlive.authz.roles import Permission, Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BadRequest, Conflict, Forbidden
 from bigfootlive.identity import repository as repo
 from bigfootlive.identity.passwords import check_password_policy
+from bigfootlive.identity.ports import IdentityState
 from bigfootlive.identity.schemas import UserOut
 from bigfootlive.models import AuditRecord, PasswordHistory, Tenant, User
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import TenantSettings
 from bigfootlive.webhooks import service as webhooks
@@ -61,7 +61,7 @@ def store_password_hash(session: AsyncSession, user: User, password_hash: str) -
 
 
 async def set_password(
-    state: AppState, session: AsyncSession, user: User, password: str, policy: TenantSettings
+    state: IdentityState, session: AsyncSession, user: User, password: str, policy: TenantSettings
 ) -> None:
     """Apply the tenant's password policy and history, then store the new argon2id hash."""
     rules = policy.password_policy
@@ -83,7 +83,7 @@ async def set_password(
 
 
 async def create_account(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     *,
     tenant: Tenant,

@@ -16,13 +16,13 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.deps import RequestMeta
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.errors import TooManyRequests
-from bigfootlive.identity import audit
 from bigfootlive.identity import repository as repo
 from bigfootlive.kit.crypto import hash_token
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import User
-from bigfootlive.state import AppState
+from bigfootlive.state import Infrastructure
 from bigfootlive.tenants.schemas import LockoutPolicy
 
 
@@ -47,7 +47,7 @@ def lock_delay(failures: int, policy: LockoutPolicy) -> int:
 
 
 async def check(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -61,12 +61,9 @@ async def check(
     if record is None or record.locked_until is None or record.locked_until <= now:
         return
     user_id = user.id if user is not None else None
-    await audit.record_detached(
-        state.db,
-        action="auth.login",
-        meta=meta,
+    await AuditLog.detached(state.db, meta, user_id).record(
+        AuditAction.AUTH_LOGIN,
         tenant_id=tenant_id,
-        actor_id=user_id,
         target_type="user" if user is not None else None,
         target_id=user_id,
         details={"reason": "locked"},
@@ -75,7 +72,7 @@ async def check(
 
 
 async def record_failure(
-    state: AppState,
+    state: Infrastructure,
     meta: RequestMeta,
     *,
     tenant_id: uuid.UUID,
@@ -100,24 +97,18 @@ async def record_failure(
             expires_at=(locked_until or now) + dt.timedelta(seconds=policy.max_delay_seconds),
         )
         if delay:
-            await audit.record(
-                tx,
-                action="auth.lockout",
-                meta=meta,
+            await AuditLog(tx, meta, user_id).record(
+                AuditAction.AUTH_LOCKOUT,
                 tenant_id=tenant_id,
                 result="failure",
-                actor_id=user_id,
                 target_type=target_type,
                 target_id=user_id,
                 details={"failures": failures, "locked_seconds": delay, "reason": reason},
             )
-        await audit.record(
-            tx,
-            action="auth.login",
-            meta=meta,
+        await AuditLog(tx, meta, user_id).record(
+            AuditAction.AUTH_LOGIN,
             tenant_id=tenant_id,
             result="failure",
-            actor_id=user_id,
             target_type=target_type,
             target_id=user_id,
             details={"reason": reason, "failures": failures},

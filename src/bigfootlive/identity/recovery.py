@@ -8,17 +8,18 @@ import datetime as dt
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.audit import AuditAction, AuditLog, own_account
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import after_commit, utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import BadRequest, Conflict, Forbidden, NotFound
-from bigfootlive.identity import audit, lockout
+from bigfootlive.identity import lockout
 from bigfootlive.identity import repository as repo
 from bigfootlive.identity.accounts import set_password
+from bigfootlive.identity.ports import IdentityState
 from bigfootlive.identity.sessions import end_sessions
 from bigfootlive.kit.crypto import hash_token, random_token
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import User, UserToken
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
 PURPOSE_RESET = "password_reset"
@@ -34,7 +35,7 @@ class InvalidOneTimeToken(BadRequest):
 
 
 async def change_password(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -49,12 +50,10 @@ async def change_password(
     tenant = await tenants.require_tenant(session, subject.tenant_id)
     ok, _ = await state.passwords.verify(user.password_hash, current_password)
     if not ok:
-        await audit.record_detached(
-            state.db,
-            action="auth.password_change",
-            meta=meta,
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_PASSWORD_CHANGE,
             details={"reason": "bad_current_password"},
-            **audit.own_account(user),
+            **own_account(user),
         )
         raise Forbidden("The current password is incorrect", code="invalid_current_password")
     await set_password(state, session, user, new_password, tenants.settings_of(tenant))
@@ -70,11 +69,8 @@ async def change_password(
         session_ids=others,
         reason="password_changed",
     )
-    await audit.record(
-        session,
-        action="auth.password_change",
-        meta=meta,
-        **audit.own_account(user),
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_PASSWORD_CHANGE, **own_account(user)
     )
     mail_after_commit(
         state,
@@ -87,7 +83,7 @@ async def change_password(
 
 
 async def request_password_reset(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -103,12 +99,9 @@ async def request_password_reset(
     if user is None or not user.is_active:
         return
     token = new_user_token(session, user, PURPOSE_RESET, state.settings.password_reset_ttl_seconds)
-    await audit.record(
-        session,
-        action="auth.password_reset_request",
-        meta=meta,
+    await AuditLog(session, meta, None).record(
+        AuditAction.AUTH_PASSWORD_RESET_REQUEST,
         tenant_id=user.tenant_id,
-        actor_id=None,
         target_type="user",
         target_id=user.id,
     )
@@ -126,7 +119,7 @@ async def request_password_reset(
 
 
 async def reset_password(
-    state: AppState, session: AsyncSession, meta: RequestMeta, *, token: str, new_password: str
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, *, token: str, new_password: str
 ) -> None:
     record = await _consume_user_token(session, token, PURPOSE_RESET)
     user = await repo.get_user(session, record.tenant_id, record.user_id)
@@ -144,18 +137,15 @@ async def reset_password(
         session_ids=await repo.active_session_ids(session, user.id),
         reason="password_reset",
     )
-    await audit.record(
-        session,
-        action="auth.password_reset",
-        meta=meta,
-        **audit.own_account(user),
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_PASSWORD_RESET, **own_account(user)
     )
 
 
 # ---------------------------------------------------------------- email verification
 
 
-async def send_email_verification(state: AppState, session: AsyncSession, user: User) -> None:
+async def send_email_verification(state: IdentityState, session: AsyncSession, user: User) -> None:
     token = new_user_token(
         session, user, PURPOSE_VERIFY, state.settings.email_verification_ttl_seconds
     )
@@ -171,7 +161,7 @@ async def send_email_verification(state: AppState, session: AsyncSession, user: 
 
 
 async def resend_verification(
-    state: AppState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
 ) -> None:
     await state.limiter.check(state.settings.reset_rate_limit, "verify-user", str(subject.user_id))
     if subject.user.email_verified_at is not None:
@@ -180,18 +170,15 @@ async def resend_verification(
 
 
 async def verify_email(
-    state: AppState, session: AsyncSession, meta: RequestMeta, *, token: str
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, *, token: str
 ) -> None:
     record = await _consume_user_token(session, token, PURPOSE_VERIFY)
     user = await repo.get_user(session, record.tenant_id, record.user_id)
     if user is None:
         raise InvalidOneTimeToken()
     user.email_verified_at = utcnow()
-    await audit.record(
-        session,
-        action="auth.email_verified",
-        meta=meta,
-        **audit.own_account(user),
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_EMAIL_VERIFIED, **own_account(user)
     )
 
 
@@ -225,7 +212,7 @@ async def _consume_user_token(session: AsyncSession, token: str, purpose: str) -
 
 
 def mail_after_commit(
-    state: AppState, session: AsyncSession, to: str, subject: str, body: str
+    state: IdentityState, session: AsyncSession, to: str, subject: str, body: str
 ) -> None:
     async def send() -> None:
         await state.mailer.send(to, subject, body)

@@ -14,14 +14,15 @@ import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog, own_account
 from bigfootlive.db import utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Forbidden, NotFound
-from bigfootlive.identity import accounts, audit, recovery
+from bigfootlive.identity import accounts, recovery
 from bigfootlive.identity import repository as repo
+from bigfootlive.identity.ports import IdentityState
 from bigfootlive.kit.crypto import hash_token, random_token
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import PendingRegistration, Tenant, User
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
 
@@ -31,7 +32,7 @@ class RegistrationDisabled(Forbidden):
 
 
 async def register(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -60,7 +61,7 @@ async def register(
 
 
 async def _send_confirmation(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     tenant: Tenant,
@@ -80,8 +81,8 @@ async def _send_confirmation(
             expires_at=utcnow() + dt.timedelta(seconds=ttl),
         )
     )
-    await audit.record(
-        session, action="auth.register_request", meta=meta, tenant_id=tenant.id, actor_id=None
+    await AuditLog(session, meta, None).record(
+        AuditAction.AUTH_REGISTER_REQUEST, tenant_id=tenant.id
     )
     link = f"{state.settings.public_base_url}/verify-email?token={token}"
     recovery.mail_after_commit(
@@ -97,14 +98,11 @@ async def _send_confirmation(
 
 
 async def _tell_owner(
-    state: AppState, session: AsyncSession, meta: RequestMeta, owner: User
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, owner: User
 ) -> None:
-    await audit.record(
-        session,
-        action="auth.register_request",
-        meta=meta,
+    await AuditLog(session, meta, None).record(
+        AuditAction.AUTH_REGISTER_REQUEST,
         tenant_id=owner.tenant_id,
-        actor_id=None,
         result="failure",
         target_type="user",
         target_id=owner.id,
@@ -130,7 +128,7 @@ async def _tell_owner(
 
 
 async def confirm_email(
-    state: AppState, session: AsyncSession, meta: RequestMeta, *, token: str
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, *, token: str
 ) -> None:
     """The emailed link: creates a registered account, or verifies an existing one's address."""
     pending = await repo.find_pending_registration(session, hash_token(token))
@@ -162,4 +160,4 @@ async def confirm_email(
     )
     # Other links sent to the address (registered twice) are spent with this one.
     await repo.drop_pending_registrations(session, tenant.id, email)
-    await audit.record(session, action="auth.register", meta=meta, **audit.own_account(user))
+    await AuditLog(session, meta, user.id).record(AuditAction.AUTH_REGISTER, **own_account(user))

@@ -9,17 +9,17 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject, TenantInactive
+from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.authz.subject import AuthSubject, TenantInactive
 from bigfootlive.db import utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import NotFound, Unauthorized
-from bigfootlive.identity import audit
 from bigfootlive.identity import repository as repo
 from bigfootlive.identity.accounts import user_out
+from bigfootlive.identity.ports import IdentityState
 from bigfootlive.identity.schemas import TokenPair
 from bigfootlive.kit.crypto import hash_token, random_token
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import AuthSession, RefreshToken, Tenant, User
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
 
@@ -32,7 +32,7 @@ class InvalidRefreshToken(Unauthorized):
 
 
 async def start_session(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     *,
     user: User,
@@ -62,7 +62,7 @@ async def start_session(
 
 
 async def _issue_pair(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     *,
     user: User,
@@ -90,7 +90,7 @@ async def _issue_pair(
 
 
 async def refresh(
-    state: AppState, session: AsyncSession, meta: RequestMeta, *, refresh_token: str
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, *, refresh_token: str
 ) -> TokenPair:
     found = await repo.find_refresh_token(session, hash_token(refresh_token))
     if found is None:
@@ -132,7 +132,7 @@ async def refresh(
 
 
 async def _end_sessions_detached(
-    state: AppState,
+    state: IdentityState,
     meta: RequestMeta,
     auth_session: AuthSession,
     *,
@@ -141,12 +141,11 @@ async def _end_sessions_detached(
 ) -> None:
     async with state.db.transaction() as tx:
         await repo.revoke_sessions(tx, [auth_session.id], utcnow(), reason)
-        await audit.record(
-            tx,
-            action="auth.refresh_reuse" if reason == "refresh_token_reuse" else "auth.session_end",
-            meta=meta,
+        await AuditLog(tx, meta, auth_session.user_id).record(
+            AuditAction.AUTH_REFRESH_REUSE
+            if reason == "refresh_token_reuse"
+            else AuditAction.AUTH_SESSION_END,
             tenant_id=auth_session.tenant_id,
-            actor_id=auth_session.user_id,
             result=result,
             target_type="session",
             target_id=auth_session.id,
@@ -159,7 +158,7 @@ async def _end_sessions_detached(
 
 
 async def end_sessions(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -173,12 +172,9 @@ async def end_sessions(
     await repo.revoke_sessions(session, session_ids, utcnow(), reason)
     for sid in session_ids:
         await state.revoked.revoke(sid, user_id=user.id)
-    await audit.record(
-        session,
-        action="auth.session_end",
-        meta=meta,
+    await AuditLog(session, meta, actor.user_id if actor else user.id).record(
+        AuditAction.AUTH_SESSION_END,
         tenant_id=user.tenant_id,
-        actor_id=actor.user_id if actor else user.id,
         target_type="user",
         target_id=user.id,
         details={"sessions": [str(s) for s in session_ids], "reason": reason},
@@ -186,7 +182,7 @@ async def end_sessions(
 
 
 async def logout(
-    state: AppState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
 ) -> None:
     await end_sessions(
         state,
@@ -204,7 +200,7 @@ async def list_sessions(session: AsyncSession, subject: AuthSubject) -> Sequence
 
 
 async def terminate_session(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,

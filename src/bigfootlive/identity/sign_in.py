@@ -6,16 +6,22 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.deps import RequestMeta
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.errors import Forbidden, Unauthorized
-from bigfootlive.identity import audit, lockout
+from bigfootlive.identity import lockout
 from bigfootlive.identity import repository as repo
+from bigfootlive.identity.hooks import (
+    PASSWORD_SIGN_IN,
+    SIGN_IN_CHALLENGE,
+    PasswordSignIn,
+    PasswordSignInRefused,
+    SignIn,
+)
+from bigfootlive.identity.ports import IdentityState
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair
 from bigfootlive.identity.sessions import start_session
-from bigfootlive.mfa.policy import sign_in_challenge
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Tenant, User
-from bigfootlive.sso.policy import SsoRequired, check_password_login
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
 
@@ -25,7 +31,7 @@ class InvalidCredentials(Unauthorized):
 
 
 async def login(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -39,13 +45,8 @@ async def login(
     tenant = await tenants.resolve_tenant(session, tenant_slug, email)
     if tenant is None:
         await state.passwords.verify(None, password)
-        await audit.record_detached(
-            state.db,
-            action="auth.login",
-            meta=meta,
-            tenant_id=None,
-            actor_id=None,
-            details={"reason": "unknown_tenant"},
+        await AuditLog.detached(state.db, meta, None).record(
+            AuditAction.AUTH_LOGIN, tenant_id=None, details={"reason": "unknown_tenant"}
         )
         raise InvalidCredentials()
     await state.limiter.check(settings.login_rate_limit, "login-account", str(tenant.id), email)
@@ -67,29 +68,24 @@ async def login(
         )
         raise InvalidCredentials()
     if not user.is_active:
-        await audit.record_detached(
-            state.db,
-            action="auth.login",
-            meta=meta,
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_LOGIN,
             tenant_id=tenant.id,
-            actor_id=user.id,
             target_type="user",
             target_id=user.id,
             details={"reason": "disabled"},
         )
         raise Forbidden("The account is disabled", code="account_disabled")
     try:
-        await check_password_login(session, user)  # "SSO required": break-glass admins only
-    except SsoRequired:
-        await audit.record_detached(
-            state.db,
-            action="auth.login",
-            meta=meta,
+        # "SSO required": break-glass admins only (the SSO domain's hook)
+        await state.hooks.emit(PASSWORD_SIGN_IN, PasswordSignIn(session, user))
+    except PasswordSignInRefused as refused:
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_LOGIN,
             tenant_id=tenant.id,
-            actor_id=user.id,
             target_type="user",
             target_id=user.id,
-            details={"reason": "sso_required"},
+            details={"reason": refused.code},
         )
         raise
 
@@ -97,12 +93,9 @@ async def login(
         user.password_hash = await state.passwords.hash(password)
     await lockout.clear(session, tenant.id, email)
     user.last_login_at = now
-    await audit.record(
-        session,
-        action="auth.login",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_LOGIN,
         tenant_id=tenant.id,
-        actor_id=user.id,
         target_type="user",
         target_id=user.id,
         details={"method": "pwd", "rehashed": needs_rehash},
@@ -111,7 +104,7 @@ async def login(
 
 
 async def finish_sign_in(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     *,
     user: User,
@@ -125,8 +118,9 @@ async def finish_sign_in(
     a second factor (or who must have one) gets an MFA challenge instead of tokens, unless
     `amr` already shows a second factor (an IdP that did MFA, e.g. ["pwd", "mfa"]).
     """
-    challenge = await sign_in_challenge(
-        state, session, user=user, tenant=tenant, meta=meta, amr=amr
+    challenge = await state.hooks.ask(
+        SIGN_IN_CHALLENGE,
+        SignIn(state=state, session=session, user=user, tenant=tenant, meta=meta, amr=amr),
     )
     if challenge is not None:
         return challenge

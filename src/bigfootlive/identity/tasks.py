@@ -7,6 +7,7 @@ import datetime as dt
 import structlog
 from sqlalchemy import delete, or_
 
+from bigfootlive.composition import AppState
 from bigfootlive.db import utcnow
 from bigfootlive.jobs.registry import JobContext, Priority, cron, task
 from bigfootlive.models import AuthSession, LoginLockout, PendingRegistration, UserToken
@@ -18,7 +19,7 @@ ENDED_SESSION_RETENTION = dt.timedelta(days=30)
 
 
 @task(priority=Priority.LOW)
-async def purge_expired_sessions(ctx: JobContext) -> None:
+async def purge_expired_sessions(ctx: JobContext[AppState]) -> None:
     """Delete sessions (and their refresh tokens) that ended more than 30 days ago, emailed
     tokens and unconfirmed registrations past their expiry, and forgotten sign-in lockouts.
     Deleting twice is harmless."""

@@ -5,25 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from dataclasses import dataclass
 
 import jwt
 
+from bigfootlive.authz.subject import AccessClaims
 from bigfootlive.config import Settings
 from bigfootlive.errors import Unauthorized
 
 ALGORITHM = "HS256"
-
-
-@dataclass(frozen=True, slots=True)
-class AccessClaims:
-    user_id: uuid.UUID
-    tenant_id: uuid.UUID
-    session_id: uuid.UUID
-    roles: tuple[str, ...]
-    amr: tuple[str, ...]
-    auth_time: int
-    expires_at: int
 
 
 def _kid(secret: str) -> str:

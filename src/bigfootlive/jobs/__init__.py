@@ -8,7 +8,8 @@ async def deliver(ctx: JobContext, *, delivery_id: str) -> None: ...
 enqueue_after_commit(session, deliver, delivery_id=str(row.id))
 """
 
-from bigfootlive.jobs.queue import JobQueue, enqueue_after_commit
+from bigfootlive.jobs.outbox import enqueue_after_commit
+from bigfootlive.jobs.queue import JobQueue
 from bigfootlive.jobs.registry import CronSpec, JobContext, Priority, Task, cron, task
 
 __all__ = [

@@ -11,7 +11,7 @@ wants it, so a committed change always has its job, and a rolled-back one has no
   carries the message id chosen when its row was written, and tasks are idempotent.
 - A row the relay has failed to send `JOBS_OUTBOX_MAX_ATTEMPTS` times (a task no longer
   registered, a broker that keeps refusing it) goes to the dead letters, where failed jobs go
-  (`jobs.service.add_dead_job`; admins list, retry or discard them), and leaves the outbox in the
+  (`jobs.dead.add_dead_job`; admins list, retry or discard them), and leaves the outbox in the
   same transaction.
 """
 
@@ -21,19 +21,18 @@ import datetime as dt
 import traceback
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bigfootlive.db import Database, after_commit, utcnow
+from bigfootlive.jobs.dead import add_dead_job
+from bigfootlive.jobs.queue import JobQueue
 from bigfootlive.jobs.registry import TASKS, Task
 from bigfootlive.kit.periodic import Periodic
 from bigfootlive.models import JobOutbox
-
-if TYPE_CHECKING:
-    from bigfootlive.jobs.queue import JobQueue
 
 log = structlog.get_logger(__name__)
 
@@ -48,16 +47,19 @@ class _Pending:
 
 
 def add(
-    session: AsyncSession, target: Task, *, delay_ms: int | None, kwargs: dict[str, Any]
+    session: AsyncSession, target: Task | str, *, delay_ms: int | None, kwargs: dict[str, Any]
 ) -> str:
     """Write the job into the session's transaction; send it once that commits. Returns the
     message id the job will carry (also on a relayed send)."""
     queue: JobQueue = session.info["job_queue"]
+    name = target if isinstance(target, str) else target.name
+    if name not in queue.actors:  # a misspelt name fails at the call, not in the relay
+        raise LookupError(f"no task is registered as {name!r}")
     now = utcnow()
     pending = _Pending(
         id=uuid.uuid4(),
         message_id=str(uuid.uuid4()),
-        task=target.name,
+        task=name,
         kwargs=dict(kwargs),
         delay_ms=delay_ms,
     )
@@ -206,8 +208,6 @@ class OutboxRelay:
         self, session: AsyncSession, token: str, row: JobOutbox, error: str, trace: str
     ) -> None:
         """Move a row that failed its last attempt to the dead letters."""
-        from bigfootlive.jobs import service
-
         removed = (
             await session.execute(
                 delete(JobOutbox)
@@ -218,7 +218,7 @@ class OutboxRelay:
         if removed is None:
             return  # our lease ran out and another relay has the row now
         spec = TASKS.get(row.task)
-        await service.add_dead_job(
+        await add_dead_job(
             session,
             message_id=row.message_id,
             queue=self.queue.queue_name(spec.priority) if spec else "-",
@@ -252,3 +252,12 @@ def make_relay(queue: JobQueue, db: Database) -> OutboxRelay:
         interval_seconds=settings.jobs_outbox_relay_interval_seconds,
         max_attempts=settings.jobs_outbox_max_attempts,
     )
+
+
+def enqueue_after_commit(
+    session: AsyncSession, target: Task | str, *, delay_ms: int | None = None, **kwargs: Any
+) -> str:
+    """Write the job into the session's transaction (`job_outbox`) and send it once that
+    commits: a rolled-back transaction sends nothing, and a crash after the commit leaves the
+    row for the outbox relay. Returns the job's message id."""
+    return add(session, target, delay_ms=delay_ms, kwargs=kwargs)

@@ -14,24 +14,33 @@ import time
 import traceback
 import uuid
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import dramatiq
 import structlog
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Middleware, Retries
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.config import Settings
+from bigfootlive.db import Database
+from bigfootlive.jobs.dead import add_dead_job
 from bigfootlive.jobs.registry import TASKS, JobContext, Priority, Task, load_tasks
+from bigfootlive.kit.backends import Cache
 from bigfootlive.observability import metrics
-
-if TYPE_CHECKING:
-    from bigfootlive.state import AppState
 
 log = structlog.get_logger(__name__)
 
 OUTCOMES = ("enqueued", "running", "succeeded", "failed", "dead")
+
+
+class QueueHost(Protocol):
+    """What the queue uses of the process state it is bound to."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def cache(self) -> Cache: ...
 
 
 class JobTimeout(Exception):
@@ -100,7 +109,7 @@ class JobQueue:
         self.actors: dict[str, dramatiq.Actor[Any, Any]] = {}
         for spec in TASKS.values():
             self.declare(spec)
-        self.state: AppState | None = None
+        self.state: QueueHost | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.worker: dramatiq.Worker | None = None
         self.autostart = False
@@ -143,7 +152,7 @@ class JobQueue:
 
     # ---- running tasks -------------------------------------------------------------------
 
-    def bind(self, state: AppState, loop: asyncio.AbstractEventLoop) -> None:
+    def bind(self, state: QueueHost, loop: asyncio.AbstractEventLoop) -> None:
         """Tasks run as coroutines on `loop`, with `state`'s database, cache and mailer."""
         self.state = state
         self.loop = loop
@@ -186,7 +195,7 @@ class JobQueue:
         self.run_sync(self._execute(spec, ctx, kwargs, limit), timeout=limit + 5)
 
     async def _execute(
-        self, spec: Task, ctx: JobContext, kwargs: dict[str, Any], limit: float
+        self, spec: Task, ctx: JobContext[QueueHost], kwargs: dict[str, Any], limit: float
     ) -> None:
         queue = self.queue_name(spec.priority)
         metrics.JOBS_RUNNING.labels(queue, spec.name).inc()
@@ -228,13 +237,11 @@ class JobQueue:
             log.exception("job_stats_failed", task=task_name)
 
     async def record_dead(self, message: dramatiq.MessageProxy, exception: BaseException) -> None:
-        from bigfootlive.jobs import service
-
         assert self.state is not None  # noqa: S101
         spec = TASKS[message.actor_name]
         queue = self.queue_name(spec.priority)
         async with self.state.db.transaction() as session:
-            await service.add_dead_job(
+            await add_dead_job(
                 session,
                 message_id=message.message_id,
                 queue=queue,
@@ -358,14 +365,3 @@ class JobQueue:
                 row[outcome] = max(0, int(raw)) if raw else 0
             out[name] = row
         return out
-
-
-def enqueue_after_commit(
-    session: AsyncSession, target: Task, *, delay_ms: int | None = None, **kwargs: Any
-) -> str:
-    """Write the job into the session's transaction (`job_outbox`) and send it once that
-    commits: a rolled-back transaction sends nothing, and a crash after the commit leaves the
-    row for the outbox relay. Returns the job's message id."""
-    from bigfootlive.jobs import outbox
-
-    return outbox.add(session, target, delay_ms=delay_ms, kwargs=kwargs)

@@ -8,10 +8,9 @@ import enum
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
-if TYPE_CHECKING:
-    from bigfootlive.state import AppState
+StateT = TypeVar("StateT")
 
 # Every module that declares tasks or cron entries; imported when a queue is built.
 TASK_MODULES = (
@@ -39,10 +38,11 @@ class Priority(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class JobContext:
-    """What a running task gets besides its arguments."""
+class JobContext(Generic[StateT]):
+    """What a running task gets besides its arguments. `state` is the process state the queue
+    was bound to (`composition.AppState`); tasks declare it: `ctx: JobContext[AppState]`."""
 
-    state: AppState
+    state: StateT
     task: str
     message_id: str
     attempt: int  # 1 on the first run

@@ -3,45 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import after_commit
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import NotFound
-from bigfootlive.identity import audit
 from bigfootlive.jobs.queue import JobQueue
 from bigfootlive.jobs.registry import TASKS
 from bigfootlive.jobs.schemas import DeadJobOut, JobStats, QueueDepth, TaskCounts
 from bigfootlive.kit.pagination import encode_cursor, paginate
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import DeadJob
-
-
-async def add_dead_job(
-    session: AsyncSession,
-    *,
-    message_id: str,
-    queue: str,
-    task: str,
-    kwargs: dict[str, Any],
-    attempts: int,
-    error: str,
-    trace: str,
-) -> None:
-    session.add(
-        DeadJob(
-            message_id=message_id,
-            queue=queue,
-            task=task,
-            kwargs=kwargs,
-            attempts=attempts,
-            error=error,
-            traceback=trace,
-        )
-    )
 
 
 def _out(row: DeadJob) -> DeadJobOut:
@@ -97,12 +72,9 @@ async def retry_dead(
         raise NotFound("The task no longer exists", code="task_not_found")
     task, kwargs, message_id = TASKS[row.task], dict(row.kwargs), row.message_id
     await session.delete(row)
-    await audit.record(
-        session,
-        action="jobs.dead_retry",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.JOBS_DEAD_RETRY,
         tenant_id=None,
-        actor_id=subject.user_id,
         target_type="job",
         target_id=message_id,
         details={"task": task.name},
@@ -120,12 +92,9 @@ async def discard_dead(
 ) -> None:
     row = await _get(session, dead_id)
     await session.execute(delete(DeadJob).where(DeadJob.id == row.id))
-    await audit.record(
-        session,
-        action="jobs.dead_discard",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.JOBS_DEAD_DISCARD,
         tenant_id=None,
-        actor_id=subject.user_id,
         target_type="job",
         target_id=row.message_id,
         details={"task": row.task},

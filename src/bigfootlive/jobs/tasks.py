@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import delete
 
+from bigfootlive.composition import AppState
 from bigfootlive.db import utcnow
 from bigfootlive.jobs import idempotency
 from bigfootlive.jobs.registry import JobContext, Priority, cron, task
@@ -16,7 +17,7 @@ DEAD_RETENTION = dt.timedelta(days=30)
 
 
 @task(priority=Priority.LOW)
-async def purge_job_records(ctx: JobContext) -> None:
+async def purge_job_records(ctx: JobContext[AppState]) -> None:
     """Forget idempotency keys after a week and dead letters after a month."""
     async with ctx.state.db.transaction() as session:
         await idempotency.purge(session, utcnow() - KEY_RETENTION)

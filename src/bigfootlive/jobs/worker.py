@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import structlog
 
+from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.jobs.outbox import OutboxRelay, make_relay
 from bigfootlive.jobs.scheduler import Scheduler
-from bigfootlive.state import AppState
 
 log = structlog.get_logger(__name__)
 

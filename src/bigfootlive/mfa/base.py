@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.db import after_commit
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa.challenges import Challenge
 from bigfootlive.mfa.schemas import ChallengePrepareOut, SetupOut
 from bigfootlive.models import MfaFactor, Tenant, User
@@ -18,7 +18,7 @@ from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import MfaPolicy
 
 if TYPE_CHECKING:
-    from bigfootlive.state import AppState
+    from bigfootlive.mfa.ports import MfaState
 
 
 class InvalidChallenge(Unauthorized):
@@ -50,7 +50,7 @@ def rules_of(tenant: Tenant) -> MfaPolicy:
     return tenants.settings_of(tenant).mfa
 
 
-def notify(state: AppState, session: AsyncSession, user: User, subject: str, body: str) -> None:
+def notify(state: MfaState, session: AsyncSession, user: User, subject: str, body: str) -> None:
     async def send() -> None:
         await state.mailer.send(user.email, subject, body)
 
@@ -73,7 +73,7 @@ class Method(Protocol):
 
     async def prove(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         challenge: Challenge,
         user: User,
@@ -89,7 +89,7 @@ class Method(Protocol):
         ...
 
     async def on_verified(
-        self, state: AppState, session: AsyncSession, meta: RequestMeta, user: User
+        self, state: MfaState, session: AsyncSession, meta: RequestMeta, user: User
     ) -> None:
         """After a challenge was answered with this method."""
         ...
@@ -106,7 +106,7 @@ class Factor(Method, Protocol):
 
     async def setup(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         user: User,
         factor: MfaFactor,
@@ -118,14 +118,14 @@ class Factor(Method, Protocol):
         ...
 
     async def after_setup(
-        self, state: AppState, user: User, factor: MfaFactor, out: SetupOut
+        self, state: MfaState, user: User, factor: MfaFactor, out: SetupOut
     ) -> None:
         """Once the new factor is saved (send its first code)."""
         ...
 
     async def confirm(
         self,
-        state: AppState,
+        state: MfaState,
         factor: MfaFactor,
         *,
         code: str | None,
@@ -136,7 +136,7 @@ class Factor(Method, Protocol):
 
     async def prepare(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         meta: RequestMeta,
         challenge: Challenge,

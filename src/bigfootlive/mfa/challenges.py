@@ -15,7 +15,7 @@ from typing import Literal
 
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import hash_token, random_token
-from bigfootlive.state import AppState
+from bigfootlive.state import Infrastructure
 
 Purpose = Literal["login", "enroll", "step_up"]
 
@@ -59,7 +59,7 @@ class Challenge:
 
 
 async def issue(
-    state: AppState,
+    state: Infrastructure,
     *,
     purpose: Purpose,
     tenant_id: uuid.UUID,
@@ -82,7 +82,7 @@ async def issue(
     return token, challenge
 
 
-async def load(state: AppState, token: str) -> Challenge | None:
+async def load(state: Infrastructure, token: str) -> Challenge | None:
     raw = await state.cache.get(f"mfa:ch:{hash_token(token)}")
     if raw is None:
         return None
@@ -90,16 +90,16 @@ async def load(state: AppState, token: str) -> Challenge | None:
     return challenge if challenge.expires_at > time.time() else None
 
 
-async def count_failure(state: AppState, challenge: Challenge) -> int:
+async def count_failure(state: Infrastructure, challenge: Challenge) -> int:
     return await state.cache.incr(challenge.key("fails"), ttl=challenge.ttl)
 
 
-async def consume(state: AppState, challenge: Challenge) -> bool:
+async def consume(state: Infrastructure, challenge: Challenge) -> bool:
     """Use the challenge up; False when a concurrent request already did."""
     first = await state.cache.add(challenge.key("used"), b"1", ttl=challenge.ttl)
     await state.cache.delete(challenge.key(), challenge.key("code"), challenge.key("webauthn"))
     return first
 
 
-async def discard(state: AppState, challenge: Challenge) -> None:
+async def discard(state: Infrastructure, challenge: Challenge) -> None:
     await state.cache.delete(challenge.key(), challenge.key("code"), challenge.key("webauthn"))

@@ -15,7 +15,8 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from bigfootlive.authz.deps import AuthSubject, CurrentSubject
+from bigfootlive.authz.deps import CurrentSubject
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import Meta, ReadSession, State
 from bigfootlive.mfa.policy import ensure_recent_mfa
 

@@ -5,8 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from bigfootlive.authz.deps import AuthSubject, CurrentSubject, OptionalSubject, require
+from bigfootlive.authz.deps import CurrentSubject, OptionalSubject, require
 from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.identity.schemas import MfaChallenge
 from bigfootlive.mfa import enrolment, recovery, verification

@@ -9,13 +9,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Forbidden, Unauthorized
-from bigfootlive.identity import audit, sessions
 from bigfootlive.identity import repository as identity_repo
+from bigfootlive.identity import sessions
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import challenges, policy
 from bigfootlive.mfa import repository as repo
 from bigfootlive.mfa.base import (
@@ -29,9 +30,9 @@ from bigfootlive.mfa.base import (
 from bigfootlive.mfa.challenges import Challenge
 from bigfootlive.mfa.factors.backup_codes import replace_backup_codes
 from bigfootlive.mfa.factors.registry import factor_of, factor_out
+from bigfootlive.mfa.ports import MfaState
 from bigfootlive.mfa.schemas import ConfirmOut, FactorList, SetupOut
 from bigfootlive.models import MfaFactor, Tenant, User
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
 MAX_FACTORS_PER_USER = 10
@@ -48,7 +49,7 @@ class Actor:
 
 
 async def resolve_actor(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     *,
     subject: AuthSubject | None,
@@ -71,7 +72,7 @@ async def resolve_actor(
 
 
 async def start_setup(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     actor: Actor,
@@ -118,12 +119,9 @@ async def start_setup(
     await session.flush()
     await kind.after_setup(state, user, factor, out)
     out.factor = factor_out(factor)
-    await audit.record(
-        session,
-        action="auth.mfa.setup",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_SETUP,
         tenant_id=user.tenant_id,
-        actor_id=user.id,
         target_type="mfa_factor",
         target_id=factor.id,
         details={"type": factor_type, "via": "challenge" if actor.challenge else "session"},
@@ -132,7 +130,7 @@ async def start_setup(
 
 
 async def confirm_setup(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     actor: Actor,
@@ -154,12 +152,9 @@ async def confirm_setup(
     ok = await factor_of(factor.type).confirm(state, factor, code=code, credential=credential)
     if not ok:
         failures = await state.cache.incr(fails_key, ttl=state.settings.mfa_challenge_ttl_seconds)
-        await audit.record_detached(
-            state.db,
-            action="auth.mfa.enrol",
-            meta=meta,
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_MFA_ENROL,
             tenant_id=user.tenant_id,
-            actor_id=user.id,
             target_type="mfa_factor",
             target_id=factor.id,
             details={"type": factor.type, "failures": failures},
@@ -169,12 +164,9 @@ async def confirm_setup(
     now = utcnow()
     factor.confirmed_at = now
     await state.cache.delete(fails_key)
-    await audit.record(
-        session,
-        action="auth.mfa.enrol",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_ENROL,
         tenant_id=user.tenant_id,
-        actor_id=user.id,
         target_type="mfa_factor",
         target_id=factor.id,
         details={"type": factor.type, "name": factor.name},
@@ -196,12 +188,9 @@ async def confirm_setup(
             raise InvalidChallenge()
         method = factor.type
         factor.last_used_at = now
-        await audit.record(
-            session,
-            action="auth.mfa.verify",
-            meta=meta,
+        await AuditLog(session, meta, user.id).record(
+            AuditAction.AUTH_MFA_VERIFY,
             tenant_id=user.tenant_id,
-            actor_id=user.id,
             target_type="mfa_factor",
             target_id=factor.id,
             details={"method": method, "purpose": "enroll"},
@@ -230,7 +219,7 @@ async def list_factors(session: AsyncSession, subject: AuthSubject) -> FactorLis
 
 
 async def delete_factor(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -257,12 +246,9 @@ async def delete_factor(
     await session.delete(factor)
     if not remaining:
         await repo.delete_backup_codes(session, user.tenant_id, user.id)
-    await audit.record(
-        session,
-        action="auth.mfa.factor_delete",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_FACTOR_DELETE,
         tenant_id=user.tenant_id,
-        actor_id=user.id,
         target_type="mfa_factor",
         target_id=factor.id,
         details={"type": factor.type, "name": factor.name},

@@ -10,16 +10,16 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
-from bigfootlive.deps import RequestMeta
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import Forbidden, Unauthorized
-from bigfootlive.identity import audit
 from bigfootlive.identity.schemas import MfaChallenge, MfaFactorBrief
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import challenges
 from bigfootlive.mfa import repository as repo
 from bigfootlive.models import MfaFactor, Tenant, User
-from bigfootlive.state import AppState
+from bigfootlive.state import Infrastructure
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import MfaPolicy
 
@@ -61,7 +61,7 @@ async def usable_factors(
 
 
 async def challenge_out(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     *,
     status: str,
@@ -93,7 +93,7 @@ async def challenge_out(
 
 
 async def sign_in_challenge(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     *,
     user: User,
@@ -116,12 +116,9 @@ async def sign_in_challenge(
     token, _ = await challenges.issue(
         state, purpose=purpose, tenant_id=tenant.id, user_id=user.id, amr=amr
     )
-    await audit.record(
-        session,
-        action="auth.mfa.challenge",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_CHALLENGE,
         tenant_id=tenant.id,
-        actor_id=user.id,
         target_type="user",
         target_id=user.id,
         details={"purpose": purpose, "factors": [f.type for f in factors]},
@@ -132,7 +129,7 @@ async def sign_in_challenge(
 
 
 async def ensure_recent_mfa(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -164,12 +161,9 @@ async def ensure_recent_mfa(
         if fresh:
             return
     challenge = await step_up_challenge(state, session, subject, policy, factors)
-    await audit.record_detached(
-        state.db,
-        action="auth.mfa.step_up_required",
-        meta=meta,
+    await AuditLog.detached(state.db, meta, user.id).record(
+        AuditAction.AUTH_MFA_STEP_UP_REQUIRED,
         tenant_id=user.tenant_id,
-        actor_id=user.id,
         result="failure",
         target_type="session",
         target_id=subject.session_id,
@@ -179,7 +173,7 @@ async def ensure_recent_mfa(
 
 
 async def step_up_challenge(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     subject: AuthSubject,
     policy: MfaPolicy,

@@ -6,18 +6,18 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
-from bigfootlive.deps import RequestMeta
+from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import NotFound
-from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import repository as repo
 from bigfootlive.mfa.base import notify
-from bigfootlive.state import AppState
+from bigfootlive.mfa.ports import MfaState
 
 
 async def admin_reset(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     actor: AuthSubject,
@@ -29,12 +29,9 @@ async def admin_reset(
         raise NotFound("No such user", code="user_not_found")
     removed = await repo.delete_factors(session, user.tenant_id, user.id)
     await repo.delete_backup_codes(session, user.tenant_id, user.id)
-    await audit.record(
-        session,
-        action="auth.mfa.reset",
-        meta=meta,
+    await AuditLog(session, meta, actor.user_id).record(
+        AuditAction.AUTH_MFA_RESET,
         tenant_id=user.tenant_id,
-        actor_id=actor.user_id,
         target_type="user",
         target_id=user.id,
         details={"factors_removed": removed},

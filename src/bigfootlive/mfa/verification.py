@@ -12,13 +12,14 @@ from typing import Any, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.audit import AuditAction, AuditLog, own_account
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import BadRequest, Forbidden
-from bigfootlive.identity import audit, sessions
 from bigfootlive.identity import repository as identity_repo
+from bigfootlive.identity import sessions
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import challenges, policy
 from bigfootlive.mfa.base import (
     ChallengeLocked,
@@ -30,14 +31,14 @@ from bigfootlive.mfa.base import (
 )
 from bigfootlive.mfa.challenges import Challenge
 from bigfootlive.mfa.factors.registry import factor_of, method_of
+from bigfootlive.mfa.ports import MfaState
 from bigfootlive.mfa.schemas import ChallengePrepareOut, StepUpOut
 from bigfootlive.models import AuthSession, MfaFactor, Tenant, User
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import MfaPolicy
 
 
-async def _load_challenge(state: AppState, token: str) -> Challenge:
+async def _load_challenge(state: MfaState, token: str) -> Challenge:
     challenge = await challenges.load(state, token)
     if challenge is None:
         raise InvalidChallenge()
@@ -60,7 +61,7 @@ async def _challenge_user(
 
 
 async def prepare_challenge(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -82,7 +83,7 @@ async def prepare_challenge(
 
 
 async def verify(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -99,12 +100,10 @@ async def verify(
     user_fails_key = f"mfa:userfail:{user.id}"
     seen = await state.cache.get(user_fails_key)
     if seen is not None and int(seen) >= settings.mfa_user_failure_limit:
-        await audit.record_detached(
-            state.db,
-            action="auth.mfa.verify",
-            meta=meta,
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_MFA_VERIFY,
             details={"method": method, "reason": "user_locked"},
-            **audit.own_account(user),
+            **own_account(user),
         )
         raise MfaLocked(retry_after=settings.mfa_user_failure_window_seconds)
     factors = await policy.usable_factors(session, user, rules)
@@ -134,12 +133,9 @@ async def verify(
     if isinstance(factor, MfaFactor):
         factor.last_used_at = now
         target_id = factor.id
-    await audit.record(
-        session,
-        action="auth.mfa.verify",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_VERIFY,
         tenant_id=user.tenant_id,
-        actor_id=user.id,
         target_type="mfa_factor" if isinstance(factor, MfaFactor) else "user",
         target_id=target_id,
         details={"method": method, "purpose": challenge.purpose},
@@ -154,7 +150,7 @@ async def verify(
 
 
 async def _count_failure(
-    state: AppState,
+    state: MfaState,
     meta: RequestMeta,
     challenge: Challenge,
     tenant_id: uuid.UUID,
@@ -166,24 +162,18 @@ async def _count_failure(
     settings = state.settings
     failures = await challenges.count_failure(state, challenge)
     await state.cache.incr(user_fails_key, ttl=settings.mfa_user_failure_window_seconds)
-    await audit.record_detached(
-        state.db,
-        action="auth.mfa.verify",
-        meta=meta,
+    await AuditLog.detached(state.db, meta, user_id).record(
+        AuditAction.AUTH_MFA_VERIFY,
         tenant_id=tenant_id,
-        actor_id=user_id,
         target_type="user",
         target_id=user_id,
         details={"method": method, "purpose": challenge.purpose, "failures": failures},
     )
     if failures >= settings.mfa_max_attempts:
         await challenges.discard(state, challenge)
-        await audit.record_detached(
-            state.db,
-            action="auth.mfa.locked",
-            meta=meta,
+        await AuditLog.detached(state.db, meta, user_id).record(
+            AuditAction.AUTH_MFA_LOCKED,
             tenant_id=tenant_id,
-            actor_id=user_id,
             target_type="user",
             target_id=user_id,
             details={"purpose": challenge.purpose, "failures": failures},
@@ -193,7 +183,7 @@ async def _count_failure(
 
 
 async def _step_up(
-    state: AppState,
+    state: MfaState,
     session: AsyncSession,
     meta: RequestMeta,
     challenge: Challenge,
@@ -222,12 +212,9 @@ async def _step_up(
         amr=amr,
         auth_time=now,
     )
-    await audit.record(
-        session,
-        action="auth.mfa.step_up",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_STEP_UP,
         tenant_id=user.tenant_id,
-        actor_id=user.id,
         target_type="session",
         target_id=auth_session.id,
         details={"method": method, "amr": amr},
@@ -236,7 +223,7 @@ async def _step_up(
 
 
 async def start_step_up(
-    state: AppState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
+    state: MfaState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
 ) -> MfaChallenge:
     """A step-up challenge on request, ahead of a sensitive action."""
     tenant = await tenants.require_tenant(session, subject.tenant_id)
@@ -248,12 +235,9 @@ async def start_step_up(
             code="mfa_enrollment_required",
         )
     challenge = await policy.step_up_challenge(state, session, subject, rules, factors)
-    await audit.record(
-        session,
-        action="auth.mfa.challenge",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.AUTH_MFA_CHALLENGE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="session",
         target_id=subject.session_id,
         details={"purpose": "step_up", "factors": [f.type for f in factors]},

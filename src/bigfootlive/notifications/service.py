@@ -7,21 +7,25 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import BadRequest
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.kit.crypto import constant_time_equals, keyed_hash
 from bigfootlive.models import NotificationPreference
 from bigfootlive.notifications import repository as repo
 from bigfootlive.notifications.schemas import Preferences, PreferencesUpdate, Unsubscribed
-from bigfootlive.realtime.protocol import Notification
-from bigfootlive.state import AppState
+from bigfootlive.notifications.wire import Notification
+from bigfootlive.state import Infrastructure
 
 KIND_EVENT_LIVE = "event_live"
 KINDS = (KIND_EVENT_LIVE, "all")
 
 
 # ---- preferences -----------------------------------------------------------------------------
+
+
+# The job that tasks.py registers under this name (services never import tasks.py).
+FAN_OUT_EVENT_LIVE_TASK = "notifications.tasks.fan_out_event_live"
 
 
 async def preferences(session: AsyncSession, subject: AuthSubject) -> Preferences:
@@ -59,23 +63,23 @@ async def update_preferences(
 # ---- unsubscribe links -----------------------------------------------------------------------
 
 
-def _signature(state: AppState, tenant_id: str, user_id: str, kind: str) -> str:
+def _signature(state: Infrastructure, tenant_id: str, user_id: str, kind: str) -> str:
     key = state.settings.data_keys[0]
     return keyed_hash(key, f"unsubscribe:{tenant_id}:{user_id}:{kind}")[:32]
 
 
 def unsubscribe_token(
-    state: AppState, tenant_id: uuid.UUID, user_id: uuid.UUID, kind: str = KIND_EVENT_LIVE
+    state: Infrastructure, tenant_id: uuid.UUID, user_id: uuid.UUID, kind: str = KIND_EVENT_LIVE
 ) -> str:
     return f"{tenant_id}.{user_id}.{kind}.{_signature(state, str(tenant_id), str(user_id), kind)}"
 
 
-def unsubscribe_url(state: AppState, tenant_id: uuid.UUID, user_id: uuid.UUID) -> str:
+def unsubscribe_url(state: Infrastructure, tenant_id: uuid.UUID, user_id: uuid.UUID) -> str:
     token = unsubscribe_token(state, tenant_id, user_id)
     return f"{state.settings.public_base_url}/api/notifications/unsubscribe?token={token}"
 
 
-def check_unsubscribe_token(state: AppState, token: str) -> tuple[uuid.UUID, uuid.UUID, str]:
+def check_unsubscribe_token(state: Infrastructure, token: str) -> tuple[uuid.UUID, uuid.UUID, str]:
     try:
         tenant_raw, user_raw, kind, signature = token.split(".")
         tenant_id, user_id = uuid.UUID(tenant_raw), uuid.UUID(user_raw)
@@ -87,7 +91,7 @@ def check_unsubscribe_token(state: AppState, token: str) -> tuple[uuid.UUID, uui
     return tenant_id, user_id, kind
 
 
-async def unsubscribe(state: AppState, session: AsyncSession, token: str) -> Unsubscribed:
+async def unsubscribe(state: Infrastructure, session: AsyncSession, token: str) -> Unsubscribed:
     """Works without signing in (the link is the credential); doing it twice is harmless."""
     tenant_id, user_id, kind = check_unsubscribe_token(state, token)
     row = await _row(session, tenant_id, user_id)
@@ -111,11 +115,9 @@ def notify_followers_live(
     watch_url: str | None = None,
 ) -> None:
     """Call from the go-live transaction; the fan-out job starts after it commits."""
-    from bigfootlive.notifications.tasks import fan_out_event_live
-
     enqueue_after_commit(
         session,
-        fan_out_event_live,
+        FAN_OUT_EVENT_LIVE_TASK,
         tenant_id=str(tenant_id),
         owner_id=str(owner_id),
         event_id=str(event_id),
@@ -125,7 +127,7 @@ def notify_followers_live(
 
 
 def live_message(event_id: str, owner_name: str, title: str, watch_url: str | None) -> bytes:
-    """The real-time message for `realtime.protocol.user_channel(follower)`."""
+    """The real-time message for `notifications.wire.user_channel(follower)`."""
     message = Notification(
         kind="event.live",
         event_id=uuid.UUID(event_id),
@@ -137,7 +139,13 @@ def live_message(event_id: str, owner_name: str, title: str, watch_url: str | No
 
 
 def live_email(
-    state: AppState, *, name: str, owner: str, title: str, watch_url: str | None, unsubscribe: str
+    state: Infrastructure,
+    *,
+    name: str,
+    owner: str,
+    title: str,
+    watch_url: str | None,
+    unsubscribe: str,
 ) -> tuple[str, str]:
     subject = f"{owner} is live: {title}"
     body = (

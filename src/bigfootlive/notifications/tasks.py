@@ -4,16 +4,21 @@ import uuid
 
 import structlog
 
+from bigfootlive.composition import AppState
 from bigfootlive.jobs import idempotency
 from bigfootlive.jobs.registry import JobContext, Priority, task
 from bigfootlive.models import User
+from bigfootlive.notifications import repository as repo
+from bigfootlive.notifications import service
+from bigfootlive.notifications.service import FAN_OUT_EVENT_LIVE_TASK
+from bigfootlive.notifications.wire import user_channel
 
 log = structlog.get_logger(__name__)
 
 
-@task(priority=Priority.HIGH)
+@task(FAN_OUT_EVENT_LIVE_TASK, priority=Priority.HIGH)
 async def fan_out_event_live(
-    ctx: JobContext,
+    ctx: JobContext[AppState],
     *,
     tenant_id: str,
     owner_id: str,
@@ -22,10 +27,6 @@ async def fan_out_event_live(
     watch_url: str | None = None,
 ) -> None:
     """One email job per follower (each idempotent), and a real-time message to each."""
-    from bigfootlive.notifications import repository as repo
-    from bigfootlive.notifications import service
-    from bigfootlive.realtime.protocol import user_channel
-
     state = ctx.state
     async with state.db.sessionmaker() as session:
         owner = await session.get(User, uuid.UUID(owner_id))
@@ -52,7 +53,7 @@ async def fan_out_event_live(
 
 @task(priority=Priority.DEFAULT, min_backoff_ms=5000)
 async def send_event_live_email(
-    ctx: JobContext,
+    ctx: JobContext[AppState],
     *,
     tenant_id: str,
     user_id: str,
@@ -62,9 +63,6 @@ async def send_event_live_email(
     watch_url: str | None = None,
 ) -> None:
     """At most one email per (event, follower), however often this job is delivered."""
-    from bigfootlive.notifications import repository as repo
-    from bigfootlive.notifications import service
-
     state = ctx.state
     async with state.db.sessionmaker() as session:
         user = await session.get(User, uuid.UUID(user_id))

@@ -15,19 +15,20 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.analytics import service as analytics
-from bigfootlive.authz.deps import AuthSubject, authenticate
+from bigfootlive.authz.deps import authenticate
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import moderation, reads, rules
 from bigfootlive.chat.schemas import RoomSettingsPatch
 from bigfootlive.chat.send import send_message
-from bigfootlive.deps import RequestMeta
+from bigfootlive.composition import AppState
 from bigfootlive.errors import BigfootError, Unauthorized
 from bigfootlive.events import access
 from bigfootlive.kit.net import client_ip, user_agent
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.connection import Connection, OutFrame
 from bigfootlive.realtime.hub import Hub
-from bigfootlive.state import AppState
 
 
 class Refused(Exception):

@@ -20,18 +20,18 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketDisconnect
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import reads, rules
 from bigfootlive.chat.schemas import RoomSettingsOut
-from bigfootlive.deps import RequestMeta
+from bigfootlive.composition import AppState
 from bigfootlive.errors import BigfootError
 from bigfootlive.events import access
 from bigfootlive.events.schemas import Visibility
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.commands import Commands, Refused
 from bigfootlive.realtime.connection import Connection, OutFrame, fast_path_transport
-from bigfootlive.state import AppState
 
 log = structlog.get_logger(__name__)
 

@@ -22,6 +22,7 @@ import structlog
 from pydantic import ValidationError
 
 from bigfootlive.events.schemas import EventStatus, StateChange
+from bigfootlive.events.wire import state_channel
 from bigfootlive.identity import revocation
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.backends import Cache, PubSub
@@ -131,8 +132,6 @@ class Hub:
 
     async def _subscribe(self, room: Room) -> None:
         # Imported here: the hub is built with the app state, which events.lifecycle imports.
-        from bigfootlive.events.lifecycle import state_channel
-
         event_id = room.event_id
 
         async def on_chat(data: bytes) -> None:

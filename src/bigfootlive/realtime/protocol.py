@@ -3,6 +3,9 @@
 Client -> server: one JSON object per text frame, `type` says which.
 Server -> client: every text frame is a JSON ARRAY of messages (broadcasts arriving within the
 batch window share one frame), each a JSON object with a `type`.
+
+The broadcasts of the chat and notifications domains are defined where they are produced
+(`chat.wire`, `notifications.wire`) and listed here with the gateway's own messages.
 """
 
 from __future__ import annotations
@@ -15,6 +18,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from bigfootlive.chat.schemas import ChatMessageOut
+from bigfootlive.chat.wire import ChatOut as ChatOut
+from bigfootlive.chat.wire import Deleted as Deleted
+from bigfootlive.chat.wire import Moderation as Moderation
+from bigfootlive.chat.wire import Pinned as Pinned
+from bigfootlive.chat.wire import RoomUpdated as RoomUpdated
+from bigfootlive.chat.wire import chat_channel as chat_channel
+from bigfootlive.chat.wire import control_channel as control_channel
+from bigfootlive.notifications.wire import Notification as Notification
+from bigfootlive.notifications.wire import user_channel as user_channel
+from bigfootlive.streaming.wire import PublishRefused as PublishRefused
 
 PROTOCOL = "bigfootlive.v1"
 PROTOCOL_VERSION = 1
@@ -183,35 +196,6 @@ class Pong(BaseModel):
     ref: str | None = None
 
 
-class ChatOut(BaseModel):
-    type: Literal["message"] = "message"
-    message: ChatMessageOut
-
-
-class Deleted(BaseModel):
-    type: Literal["deleted"] = "deleted"
-    message_id: uuid.UUID
-    by_moderator: bool
-
-
-class Pinned(BaseModel):
-    type: Literal["pinned"] = "pinned"
-    message: ChatMessageOut | None
-
-
-class RoomUpdated(BaseModel):
-    type: Literal["room"] = "room"
-    slow_mode_seconds: int
-    followers_only: bool
-
-
-class Moderation(BaseModel):
-    type: Literal["moderation"] = "moderation"
-    action: Literal["timeout", "ban", "unban"]
-    user_id: uuid.UUID
-    until: dt.datetime | None = None
-
-
 class History(BaseModel):
     type: Literal["history"] = "history"
     messages: list[ChatMessageOut]
@@ -233,31 +217,6 @@ class Reactions(BaseModel):
 class System(BaseModel):
     type: Literal["system"] = "system"
     kind: Literal["stream_live", "stream_resumed", "stream_reconnecting", "stream_ended"]
-    text: str
-    at: dt.datetime
-
-
-class Notification(BaseModel):
-    """For the signed-in user alone, on whichever event socket they have open (published on
-    `user_channel(user_id)` by the notifications domain)."""
-
-    type: Literal["notification"] = "notification"
-    kind: Literal["event.live"]
-    event_id: uuid.UUID
-    owner: str = Field(description="The streamer's display name")
-    title: str
-    watch_url: str | None = None
-
-
-class PublishRefused(BaseModel):
-    """For the event's owner alone (on `user_channel(owner_id)`, published by the streaming
-    domain): the media server refused an encoder's publish, and why."""
-
-    type: Literal["system"] = "system"
-    kind: Literal["publish_refused"] = "publish_refused"
-    event_id: uuid.UUID
-    reason: str = Field(description="Our refusal code, e.g. event_not_started, unknown_stream")
-    source: str | None = Field(None, description="The encoder's address as the server saw it")
     text: str
     at: dt.datetime
 
@@ -290,19 +249,3 @@ server_message: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
 def encode(*messages: BaseModel) -> str:
     """One frame (a JSON array) holding `messages`."""
     return "[" + ",".join(m.model_dump_json() for m in messages) + "]"
-
-
-def chat_channel(event_id: uuid.UUID) -> str:
-    """Broadcasts for the event's viewers: each message is one serialized server message."""
-    return f"chat:{event_id}"
-
-
-def control_channel(event_id: uuid.UUID) -> str:
-    """Instructions for gateways (kick a user), never forwarded to clients."""
-    return f"chat:{event_id}:control"
-
-
-def user_channel(user_id: uuid.UUID | str) -> str:
-    """Messages for one user's sockets (a serialized `Notification` or `PublishRefused`),
-    wherever they are."""
-    return f"user:{user_id}"

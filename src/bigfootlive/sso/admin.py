@@ -8,11 +8,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Unprocessable
-from bigfootlive.identity import audit
+from bigfootlive.identity.ports import IdentityState
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import SsoProvider, Tenant
 from bigfootlive.sso import repository as repo
 from bigfootlive.sso.base import SsoConfigError, SsoProtocol
@@ -24,13 +25,12 @@ from bigfootlive.sso.schemas import (
     ProviderOut,
     ProviderSettings,
 )
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
 SECRET_NAMES = ("client_secret", "bind_password")
 
 
-def provider_out(state: AppState, tenant_slug: str, row: SsoProvider) -> ProviderOut:
+def provider_out(state: IdentityState, tenant_slug: str, row: SsoProvider) -> ProviderOut:
     loaded = load(row)
     s = loaded.settings
     out = ProviderOut(
@@ -61,7 +61,7 @@ def provider_out(state: AppState, tenant_slug: str, row: SsoProvider) -> Provide
 
 
 async def list_providers(
-    state: AppState, session: AsyncSession, tenant: Tenant, provider_id: uuid.UUID | None
+    state: IdentityState, session: AsyncSession, tenant: Tenant, provider_id: uuid.UUID | None
 ) -> list[ProviderOut]:
     if provider_id is not None:
         row = await repo.get_provider(session, tenant.id, provider_id)
@@ -84,7 +84,7 @@ def set_refresh_status(
 
 
 async def _refuse_internal_urls(
-    state: AppState, protocol: SsoProtocol[Any], config: ProtocolConfig
+    state: IdentityState, protocol: SsoProtocol[Any], config: ProtocolConfig
 ) -> None:
     """The SSRF guard at save time too, so a provider that could never be used is not saved
     (each URL is checked again when used: a name may resolve elsewhere by then)."""
@@ -97,7 +97,7 @@ async def _refuse_internal_urls(
 
 
 async def save_provider(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -128,13 +128,13 @@ async def save_provider(
     if body.id is None:
         row = SsoProvider(id=uuid.uuid4(), tenant_id=tenant.id, secrets={})
         session.add(row)
-        action, before = "sso.provider_create", {}
+        action, before = AuditAction.SSO_PROVIDER_CREATE, {}
     else:
         found = await repo.get_provider(session, tenant.id, body.id)
         if found is None:
             raise ProviderNotFound()
         row = found
-        action = "sso.provider_update"
+        action = AuditAction.SSO_PROVIDER_UPDATE
         before = {**row.config, "name": row.name, "enabled": row.enabled}
     row.name = body.name
     row.enabled = body.enabled
@@ -160,12 +160,9 @@ async def save_provider(
     row.updated_at = utcnow()
     after = {**row.config, "name": row.name, "enabled": row.enabled}
     changed = sorted(k for k in after.keys() | before.keys() if after.get(k) != before.get(k))
-    await audit.record(
-        session,
-        action=action,
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        action,
         tenant_id=tenant.id,
-        actor_id=subject.user_id,
         target_type="sso_provider",
         target_id=row.id,
         details={"protocol": row.protocol, "changed": changed, "secrets_changed": secrets_changed},
@@ -190,12 +187,9 @@ async def delete_provider(
     else:
         row.enabled = False
         row.updated_at = utcnow()
-    await audit.record(
-        session,
-        action="sso.provider_delete" if purge else "sso.provider_disable",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.SSO_PROVIDER_DELETE if purge else AuditAction.SSO_PROVIDER_DISABLE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="sso_provider",
         target_id=provider_id,
         details={"protocol": row.protocol},

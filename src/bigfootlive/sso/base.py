@@ -11,8 +11,8 @@ from bigfootlive.kit.crypto import DecryptionError
 from bigfootlive.sso.schemas import AttributeMapping, Check, ProviderOut
 
 if TYPE_CHECKING:
+    from bigfootlive.identity.ports import IdentityState
     from bigfootlive.models import SsoProvider, Tenant
-    from bigfootlive.state import AppState
 
 ConfigT = TypeVar("ConfigT")
 
@@ -92,7 +92,7 @@ def map_identity(
     )
 
 
-def secret(state: AppState, row: SsoProvider, name: str) -> str | None:
+def secret(state: IdentityState, row: SsoProvider, name: str) -> str | None:
     sealed = (row.secrets or {}).get(name)
     if not sealed:
         return None
@@ -120,26 +120,28 @@ class SsoProtocol(Protocol[ConfigT]):
         """The SSRF guard for one of `outbound_urls`: raises SsoConfigError."""
         ...
 
-    async def prepare(self, state: AppState, config: ConfigT) -> tuple[ConfigT, dt.datetime | None]:
+    async def prepare(
+        self, state: IdentityState, config: ConfigT
+    ) -> tuple[ConfigT, dt.datetime | None]:
         """The configuration to store, completed from the IdP and checked, and when the IdP
         was asked (None: it was not)."""
         ...
 
     def describe(
-        self, state: AppState, tenant_slug: str, row: SsoProvider, out: ProviderOut
+        self, state: IdentityState, tenant_slug: str, row: SsoProvider, out: ProviderOut
     ) -> None:
         """Fill in `out` the addresses the IdP's administrator needs (callback, SP metadata)."""
         ...
 
     async def diagnose(
-        self, state: AppState, row: SsoProvider, cfg: ConfigT, sample_username: str | None
+        self, state: IdentityState, row: SsoProvider, cfg: ConfigT, sample_username: str | None
     ) -> list[Check]:
         """The connection test: one Check per step; raises BigfootError when it cannot go on."""
         ...
 
     async def redirect(
         self,
-        state: AppState,
+        state: IdentityState,
         tenant: Tenant,
         row: SsoProvider,
         cfg: ConfigT,

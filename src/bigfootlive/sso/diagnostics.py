@@ -6,18 +6,18 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
-from bigfootlive.deps import RequestMeta
+from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import BigfootError
-from bigfootlive.identity import audit
+from bigfootlive.identity.ports import IdentityState
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.sso import repository as repo
 from bigfootlive.sso.provider import ProviderNotFound, load
 from bigfootlive.sso.schemas import Check, TestOut
-from bigfootlive.state import AppState
 
 
 async def test_provider(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -35,12 +35,9 @@ async def test_provider(
     except BigfootError as exc:
         checks.append(Check(name="error", ok=False, detail=exc.message))
     ok = bool(checks) and all(c.ok for c in checks)
-    await audit.record(
-        session,
-        action="sso.provider_test",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.SSO_PROVIDER_TEST,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         result="success" if ok else "failure",
         target_type="sso_provider",
         target_id=row.id,

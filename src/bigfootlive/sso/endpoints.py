@@ -6,8 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from bigfootlive.authz.deps import AuthSubject, require
+from bigfootlive.authz.deps import require
 from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.errors import BadRequest
 from bigfootlive.identity.schemas import TokenPair

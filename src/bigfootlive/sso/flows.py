@@ -10,12 +10,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.db import utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import BadRequest, BigfootError, NotFound
-from bigfootlive.identity import audit
+from bigfootlive.identity.ports import IdentityState
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import DecryptionError, random_token
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Tenant
 from bigfootlive.sso import ldap, oidc, saml
 from bigfootlive.sso import repository as repo
@@ -33,7 +34,6 @@ from bigfootlive.sso.schemas import (
     OidcConfig,
     SamlConfig,
 )
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
 FLOW_TTL = 600
@@ -73,7 +73,7 @@ async def _choose_provider(
 
 
 async def initiate(
-    state: AppState, session: AsyncSession, meta: RequestMeta, body: InitiateIn
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, body: InitiateIn
 ) -> InitiateOut:
     await state.limiter.check(state.settings.login_rate_limit, "sso-ip", meta.ip)
     tenant = await tenants.resolve_tenant(session, body.tenant, str(body.email or ""))
@@ -105,7 +105,7 @@ async def initiate(
     )
 
 
-async def _take_flow(state: AppState, flow_state: str | None) -> dict[str, Any] | None:
+async def _take_flow(state: IdentityState, flow_state: str | None) -> dict[str, Any] | None:
     """The stored flow for `flow_state`, usable once."""
     if not flow_state or len(flow_state) > 200:
         return None
@@ -131,7 +131,7 @@ async def _flow_provider(
 
 
 async def _failed(
-    state: AppState,
+    state: IdentityState,
     meta: RequestMeta,
     exc: BigfootError,
     *,
@@ -139,12 +139,9 @@ async def _failed(
     provider_id: uuid.UUID | str | None,
     protocol: str,
 ) -> None:
-    await audit.record_detached(
-        state.db,
-        action="auth.sso_login",
-        meta=meta,
+    await AuditLog.detached(state.db, meta, None).record(
+        AuditAction.AUTH_SSO_LOGIN,
         tenant_id=tenant_id,
-        actor_id=None,
         target_type="sso_provider",
         target_id=provider_id,
         details={"protocol": protocol, "reason": exc.code},
@@ -152,7 +149,7 @@ async def _failed(
 
 
 async def oidc_callback(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -209,7 +206,7 @@ async def _tenant_provider(
 
 
 async def saml_metadata(
-    state: AppState, session: AsyncSession, tenant_slug: str, provider_id: uuid.UUID
+    state: IdentityState, session: AsyncSession, tenant_slug: str, provider_id: uuid.UUID
 ) -> str:
     tenant, provider = await _tenant_provider(session, tenant_slug, provider_id, "saml")
     cfg = provider.config
@@ -220,7 +217,7 @@ async def saml_metadata(
 
 
 async def saml_acs(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     *,
@@ -278,7 +275,7 @@ async def saml_acs(
 
 
 async def ldap_login(
-    state: AppState, session: AsyncSession, meta: RequestMeta, body: LdapLoginIn
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, body: LdapLoginIn
 ) -> SignInOutcome:
     settings = state.settings
     await state.limiter.check(settings.login_rate_limit, "login-ip", meta.ip)
@@ -318,7 +315,7 @@ async def ldap_login(
         raise
 
 
-async def exchange(state: AppState, code: str) -> dict[str, Any]:
+async def exchange(state: IdentityState, code: str) -> dict[str, Any]:
     """Trade a one-time handoff code (from a redirect) for the sign-in result."""
     raw = await state.cache.get(f"sso:handoff:{code}")
     if raw is None or not await state.cache.add(f"sso:handoff-used:{code}", b"1", ttl=HANDOFF_TTL):

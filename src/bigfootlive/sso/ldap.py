@@ -35,8 +35,8 @@ from bigfootlive.sso.net import check_ldap_url
 from bigfootlive.sso.schemas import AttributeMapping, Check, LdapConfig, ProviderOut
 
 if TYPE_CHECKING:
+    from bigfootlive.identity.ports import IdentityState
     from bigfootlive.models import SsoProvider, Tenant
-    from bigfootlive.state import AppState
 
 LDAP_DEFAULTS = AttributeMapping(
     subject=["entryUUID", "objectGUID"],
@@ -259,17 +259,17 @@ class LdapProtocol:
         await check_ldap_url(url, allow_private_networks)
 
     async def prepare(
-        self, state: AppState, config: LdapConfig
+        self, state: IdentityState, config: LdapConfig
     ) -> tuple[LdapConfig, dt.datetime | None]:
         return config, None
 
     def describe(
-        self, state: AppState, tenant_slug: str, row: SsoProvider, out: ProviderOut
+        self, state: IdentityState, tenant_slug: str, row: SsoProvider, out: ProviderOut
     ) -> None:
         return None
 
     async def diagnose(
-        self, state: AppState, row: SsoProvider, cfg: LdapConfig, sample_username: str | None
+        self, state: IdentityState, row: SsoProvider, cfg: LdapConfig, sample_username: str | None
     ) -> list[Check]:
         await check_ldap_url(cfg.url, state.settings.sso_allow_private_networks)
         result = await asyncio.to_thread(
@@ -282,7 +282,7 @@ class LdapProtocol:
 
     async def redirect(
         self,
-        state: AppState,
+        state: IdentityState,
         tenant: Tenant,
         row: SsoProvider,
         cfg: LdapConfig,

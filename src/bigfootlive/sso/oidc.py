@@ -29,8 +29,8 @@ from bigfootlive.sso.oidc_metadata import Outbound, discover, jwks
 from bigfootlive.sso.schemas import AttributeMapping, Check, OAuth2Config, OidcConfig, ProviderOut
 
 if TYPE_CHECKING:
+    from bigfootlive.identity.ports import IdentityState
     from bigfootlive.models import SsoProvider, Tenant
-    from bigfootlive.state import AppState
 
 with warnings.catch_warnings():
     # Authlib prefers the `httpx2` fork and warns when it falls back to httpx, which we use.
@@ -267,11 +267,11 @@ async def complete(
 # ---------------------------------------------------------------- the SsoProtocol implementations
 
 
-def callback_url(state: AppState) -> str:
+def callback_url(state: IdentityState) -> str:
     return f"{state.settings.public_base_url}/api/auth/sso/callback"
 
 
-def outbound(state: AppState) -> Outbound:
+def outbound(state: IdentityState) -> Outbound:
     return Outbound(
         cache=state.cache,
         timeout=state.settings.sso_http_timeout_seconds,
@@ -285,17 +285,17 @@ class _RedirectFlow(Generic[C]):
     async def check_url(self, url: str, allow_private_networks: bool) -> None:
         await check_outbound_url(url, allow_private_networks)
 
-    async def prepare(self, state: AppState, config: C) -> tuple[C, dt.datetime | None]:
+    async def prepare(self, state: IdentityState, config: C) -> tuple[C, dt.datetime | None]:
         return config, None
 
     def describe(
-        self, state: AppState, tenant_slug: str, row: SsoProvider, out: ProviderOut
+        self, state: IdentityState, tenant_slug: str, row: SsoProvider, out: ProviderOut
     ) -> None:
         out.callback_url = callback_url(state)
 
     async def redirect(
         self,
-        state: AppState,
+        state: IdentityState,
         tenant: Tenant,
         row: SsoProvider,
         cfg: C,
@@ -319,7 +319,7 @@ class OidcProtocol(_RedirectFlow[OidcConfig]):
         return [("issuer", config.issuer)]  # discovery, then the endpoints it names
 
     async def diagnose(
-        self, state: AppState, row: SsoProvider, cfg: OidcConfig, sample_username: str | None
+        self, state: IdentityState, row: SsoProvider, cfg: OidcConfig, sample_username: str | None
     ) -> list[Check]:
         out = outbound(state)
         checks = []
@@ -365,7 +365,7 @@ class OAuth2Protocol(_RedirectFlow[OAuth2Config]):
         ]
 
     async def diagnose(
-        self, state: AppState, row: SsoProvider, cfg: OAuth2Config, sample_username: str | None
+        self, state: IdentityState, row: SsoProvider, cfg: OAuth2Config, sample_username: str | None
     ) -> list[Check]:
         checks = []
         out = outbound(state)

@@ -1,6 +1,6 @@
 """The tenant-wide consequence of SSO for password sign-in ("SSO required" + break-glass).
 
-Kept apart from `sso.flows` so the identity domain can ask without importing the SSO flows.
+Identity asks through its PASSWORD_SIGN_IN hook (wired in the composition root).
 """
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.roles import Role
-from bigfootlive.errors import Forbidden
+from bigfootlive.identity.hooks import PasswordSignInRefused
 from bigfootlive.models import User
 from bigfootlive.sso import repository as repo
 
 
-class SsoRequired(Forbidden):
+class SsoRequired(PasswordSignInRefused):
     code = "sso_required"
     message = "This organisation signs in through its identity provider"
 

@@ -12,20 +12,21 @@ from urllib.parse import urlencode
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
 from bigfootlive.db import utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Forbidden
-from bigfootlive.identity import accounts, audit, lockout
+from bigfootlive.identity import accounts, lockout
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.identity import sign_in as identity_sign_in
+from bigfootlive.identity.ports import IdentityState
 from bigfootlive.kit.crypto import random_token
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import SsoIdentity, Tenant, User
 from bigfootlive.sso import repository as repo
 from bigfootlive.sso.base import ExternalIdentity, SsoRejected
 from bigfootlive.sso.provider import LoadedProvider
 from bigfootlive.sso.schemas import ProviderSettings
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 
 HANDOFF_TTL = 60
@@ -54,7 +55,7 @@ def mapped_role(settings: ProviderSettings, groups: list[str]) -> Role:
 
 
 async def sign_in(
-    state: AppState,
+    state: IdentityState,
     session: AsyncSession,
     meta: RequestMeta,
     tenant: Tenant,
@@ -93,12 +94,9 @@ async def sign_in(
                 email_verified=ext.email_verified,
             )
             provisioned = True
-            await audit.record(
-                session,
-                action="sso.user_provisioned",
-                meta=meta,
+            await AuditLog(session, meta, user.id).record(
+                AuditAction.SSO_USER_PROVISIONED,
                 tenant_id=tenant.id,
-                actor_id=user.id,
                 target_type="user",
                 target_id=user.id,
                 details={"provider_id": str(row.id), "role": user.role},
@@ -123,12 +121,9 @@ async def sign_in(
     user.last_login_at = now
     await lockout.clear(session, tenant.id, user.email)
     method = row.protocol
-    await audit.record(
-        session,
-        action="auth.login",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_LOGIN,
         tenant_id=tenant.id,
-        actor_id=user.id,
         target_type="user",
         target_id=user.id,
         details={
@@ -161,23 +156,17 @@ async def _apply_role(
         await tenants.ensure_not_last_admin(session, user, role, None)
     except Conflict:
         # Never let an IdP's group mapping leave the tenant without an admin.
-        await audit.record(
-            session,
-            action="sso.role_mapping_skipped",
-            meta=meta,
+        await AuditLog(session, meta, user.id).record(
+            AuditAction.SSO_ROLE_MAPPING_SKIPPED,
             tenant_id=tenant.id,
-            actor_id=user.id,
             target_type="user",
             target_id=user.id,
             details={"kept": user.role, "mapped": role.value, "reason": "last_admin"},
         )
         return
-    await audit.record(
-        session,
-        action="tenant.role_change",
-        meta=meta,
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.TENANT_ROLE_CHANGE,
         tenant_id=tenant.id,
-        actor_id=user.id,
         target_type="user",
         target_id=user.id,
         details={"from": user.role, "to": role.value, "source": "sso_role_mapping"},

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 import structlog
 from cryptography.hazmat.primitives import hashes
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
-from bigfootlive.identity import audit
+from bigfootlive.identity.ports import IdentityState
 from bigfootlive.sso import admin, oidc, oidc_metadata, saml
 from bigfootlive.sso import repository as repo
 from bigfootlive.sso.schemas import OidcConfig, ProtocolConfig, ProviderSettings, SamlConfig
-from bigfootlive.state import AppState
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +53,7 @@ def _describe(exc: BaseException) -> str:
     return text[:ERROR_CHARS]
 
 
-async def refresh_provider(state: AppState, provider_id: uuid.UUID) -> str | None:
+async def refresh_provider(state: IdentityState, provider_id: uuid.UUID) -> str | None:
     """Refresh one provider's metadata and record the outcome on its row. Returns the status
     recorded ("ok" or "error"), or None when there was nothing to refresh."""
     async with state.db.transaction() as session:
@@ -74,7 +74,7 @@ async def refresh_provider(state: AppState, provider_id: uuid.UUID) -> str | Non
 
 
 async def _refresh_oidc(
-    state: AppState, cfg: OidcConfig, last_good: dt.datetime | None
+    state: IdentityState, cfg: OidcConfig, last_good: dt.datetime | None
 ) -> str | None:
     out = oidc.outbound(state)
     try:
@@ -98,7 +98,7 @@ class SamlDocument:
 
 
 async def _fetch_saml(
-    state: AppState, cfg: SamlConfig, url: str
+    state: IdentityState, cfg: SamlConfig, url: str
 ) -> tuple[SamlDocument | None, str | None]:
     """(document to store, None) or (None, why not)."""
     try:
@@ -125,7 +125,7 @@ async def _fetch_saml(
 
 
 async def _record(
-    state: AppState,
+    state: IdentityState,
     provider_id: uuid.UUID,
     fetched_for: ProtocolConfig,
     document: SamlDocument | None,
@@ -145,12 +145,9 @@ async def _record(
         ):
             updated = settings.config.model_copy(update={"idp_metadata_xml": document.xml})
             row.config = settings.model_copy(update={"config": updated}).model_dump(mode="json")
-            await audit.record(
-                session,
-                action="sso.metadata_refreshed",
-                meta=None,
+            await AuditLog(session, None, None).record(
+                AuditAction.SSO_METADATA_REFRESHED,
                 tenant_id=row.tenant_id,
-                actor_id=None,
                 target_type="sso_provider",
                 target_id=row.id,
                 details={

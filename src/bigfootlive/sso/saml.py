@@ -35,8 +35,8 @@ from bigfootlive.sso.net import check_outbound_url
 from bigfootlive.sso.schemas import Check, ProviderOut, SamlConfig
 
 if TYPE_CHECKING:
+    from bigfootlive.identity.ports import IdentityState
     from bigfootlive.models import SsoProvider, Tenant
-    from bigfootlive.state import AppState
 
 MAX_METADATA_BYTES = 1024 * 1024
 
@@ -177,12 +177,12 @@ def certificate_report(info: IdpInfo, now: dt.datetime) -> list[tuple[bool, str]
 # ---------------------------------------------------------------- the SsoProtocol implementation
 
 
-def sp_endpoints(state: AppState, tenant_slug: str, provider_id: uuid.UUID) -> SpEndpoints:
+def sp_endpoints(state: IdentityState, tenant_slug: str, provider_id: uuid.UUID) -> SpEndpoints:
     base = f"{state.settings.public_base_url}/api/auth/sso/saml/{tenant_slug}/{provider_id}"
     return SpEndpoints(entity_id=f"{base}/metadata", acs_url=f"{base}/acs")
 
 
-async def fetch_metadata(state: AppState, url: str) -> str:
+async def fetch_metadata(state: IdentityState, url: str) -> str:
     await check_outbound_url(url, state.settings.sso_allow_private_networks)
     out = oidc.outbound(state)
     try:
@@ -208,7 +208,7 @@ class SamlProtocol:
         await check_outbound_url(url, allow_private_networks)
 
     async def prepare(
-        self, state: AppState, config: SamlConfig
+        self, state: IdentityState, config: SamlConfig
     ) -> tuple[SamlConfig, dt.datetime | None]:
         fetched_at = None
         if config.idp_metadata_url:
@@ -220,7 +220,7 @@ class SamlProtocol:
         return config, fetched_at
 
     def describe(
-        self, state: AppState, tenant_slug: str, row: SsoProvider, out: ProviderOut
+        self, state: IdentityState, tenant_slug: str, row: SsoProvider, out: ProviderOut
     ) -> None:
         sp = sp_endpoints(state, tenant_slug, row.id)
         out.sp_entity_id = sp.entity_id
@@ -228,7 +228,7 @@ class SamlProtocol:
         out.acs_url = sp.acs_url
 
     async def diagnose(
-        self, state: AppState, row: SsoProvider, cfg: SamlConfig, sample_username: str | None
+        self, state: IdentityState, row: SsoProvider, cfg: SamlConfig, sample_username: str | None
     ) -> list[Check]:
         checks = []
         xml = cfg.idp_metadata_xml
@@ -253,7 +253,7 @@ class SamlProtocol:
 
     async def redirect(
         self,
-        state: AppState,
+        state: IdentityState,
         tenant: Tenant,
         row: SsoProvider,
         cfg: SamlConfig,

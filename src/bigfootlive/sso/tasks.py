@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from bigfootlive.jobs.queue import enqueue_after_commit
+from bigfootlive.composition import AppState
+from bigfootlive.jobs.outbox import enqueue_after_commit
 from bigfootlive.jobs.registry import JobContext, Priority, cron, task
 from bigfootlive.sso import refresh
 from bigfootlive.sso import repository as repo
@@ -15,7 +16,7 @@ REFRESH_TIME_LIMIT = refresh.REFRESH_BUDGET_SECONDS + 30
 
 
 @task(priority=Priority.LOW, max_retries=2, time_limit=REFRESH_TIME_LIMIT)
-async def refresh_provider_metadata(ctx: JobContext, *, provider_id: str) -> None:
+async def refresh_provider_metadata(ctx: JobContext[AppState], *, provider_id: str) -> None:
     """Fetch one provider's published metadata again. An unreachable or invalid IdP is recorded
     on the provider, not retried: the next scheduled run tries again. Running it twice is
     harmless (the latest good copy wins)."""
@@ -23,7 +24,7 @@ async def refresh_provider_metadata(ctx: JobContext, *, provider_id: str) -> Non
 
 
 @task(priority=Priority.LOW)
-async def refresh_sso_metadata(ctx: JobContext) -> None:
+async def refresh_sso_metadata(ctx: JobContext[AppState]) -> None:
     """One `refresh_provider_metadata` job per enabled OIDC and SAML provider, so a slow IdP
     holds up only its own job."""
     async with ctx.state.db.transaction() as session:

@@ -34,13 +34,13 @@ import structlog
 from fastapi import APIRouter, Request, Response
 
 from bigfootlive.apikeys.service import ApiPrincipal
+from bigfootlive.composition import AppState
 from bigfootlive.errors import Forbidden, Unauthorized
 from bigfootlive.events import keys
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.playback import InvalidPlaybackToken
 from bigfootlive.events.schemas import Visibility
 from bigfootlive.routing import JsonRoute
-from bigfootlive.state import AppState
 from bigfootlive.streaming.managed import credential
 from bigfootlive.tenants import service as tenants
 

@@ -1,7 +1,7 @@
 """What the streamer learns when a publish is refused: the last refusal of each event (reason,
 time, the encoder's address), kept in the cache for `REFUSAL_TTL` and shown to the event's
 managers in the stream endpoint, and pushed at once to the owner's real-time sockets as a
-`system` message of kind `publish_refused` (`realtime.protocol.PublishRefused`)."""
+`system` message of kind `publish_refused` (`streaming.wire.PublishRefused`)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import structlog
 from bigfootlive.db import utcnow
 from bigfootlive.events.cache import EventRef
 from bigfootlive.kit import jsonparse
-from bigfootlive.realtime.protocol import PublishRefused, user_channel
-from bigfootlive.state import AppState
+from bigfootlive.notifications.wire import user_channel
+from bigfootlive.streaming.ports import StreamingState
 from bigfootlive.streaming.schemas import RefusedPublish
+from bigfootlive.streaming.wire import PublishRefused
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +36,7 @@ def _key(event_id: uuid.UUID) -> str:
     return f"streaming:refused:{event_id}"
 
 
-async def record_refusal(state: AppState, ref: EventRef, reason: str, source: str) -> None:
+async def record_refusal(state: StreamingState, ref: EventRef, reason: str, source: str) -> None:
     """Keep the refusal as the event's last one and tell the owner; never raises."""
     at = utcnow()
     refusal = RefusedPublish(reason=reason, at=at, source=source or None)
@@ -53,7 +54,7 @@ async def record_refusal(state: AppState, ref: EventRef, reason: str, source: st
         log.exception("publish_refusal_not_recorded", event_id=str(ref.id))
 
 
-async def last_refusal(state: AppState, event_id: uuid.UUID) -> RefusedPublish | None:
+async def last_refusal(state: StreamingState, event_id: uuid.UUID) -> RefusedPublish | None:
     raw = await state.cache.get(_key(event_id))
     if raw is None:
         return None

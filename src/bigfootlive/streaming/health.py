@@ -21,8 +21,8 @@ import httpx
 import structlog
 
 from bigfootlive.config import Settings
-from bigfootlive.containers.health import is_viewer
 from bigfootlive.kit import jsonparse
+from bigfootlive.streaming.nginx_rtmp import is_viewer
 
 log = structlog.get_logger(__name__)
 

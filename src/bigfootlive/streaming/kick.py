@@ -24,7 +24,7 @@ import structlog
 
 from bigfootlive.config import Settings
 from bigfootlive.kit import jsonparse
-from bigfootlive.state import AppState
+from bigfootlive.state import Infrastructure
 
 log = structlog.get_logger(__name__)
 
@@ -139,9 +139,9 @@ def kicker_for(settings: Settings, client: httpx.AsyncClient) -> Kicker | None:
 
 
 async def kick_publisher(
-    state: AppState, event_id: uuid.UUID, playback_id: str, publisher_id: str | None
+    state: Infrastructure, event_id: uuid.UUID, playback_id: str, publisher_id: str | None
 ) -> None:
-    """Registered with `events.lifecycle.STOP_HOOKS`: runs once the stop has committed."""
+    """The events hook EVENT_STOPPED: runs once the stop has committed."""
     if not _configured(state.settings):
         return
     async with httpx.AsyncClient(timeout=_TIMEOUT) as client:
@@ -165,10 +165,3 @@ async def kick_publisher(
         event_id=str(event_id),
         connections=kicked,
     )
-
-
-def register_hooks() -> None:
-    from bigfootlive.events import lifecycle
-
-    if kick_publisher not in lifecycle.STOP_HOOKS:
-        lifecycle.STOP_HOOKS.append(kick_publisher)

@@ -9,8 +9,10 @@ the publisher. Deny = any 4xx; allow = 2xx.
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 
+from bigfootlive.events.playback import INTERNAL_PULL_FLASHVER
 from bigfootlive.streaming.base import (
     BadCallback,
     CallbackKind,
@@ -88,3 +90,10 @@ class NginxRtmpAdapter:
             location = f"{self.relay_base}/{decision.relay_to}"
             return Reply(302, b"", headers={"Location": location})
         return Reply(200, b"ok")
+
+
+def is_viewer(client: ET.Element) -> bool:
+    """A playing client that is not one of our own pulls (transcoder, recorder)."""
+    if client.find("publishing") is not None:
+        return False
+    return (client.findtext("flashver") or "") != INTERNAL_PULL_FLASHVER

@@ -23,10 +23,10 @@ from bigfootlive.events.cache import EventRef
 from bigfootlive.events.playback import INTERNAL_PULL_PREFIX, InvalidPlaybackToken
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.models import Event
-from bigfootlive.state import AppState
 from bigfootlive.streaming import feedback
 from bigfootlive.streaming.base import CallbackKind, Decision, MediaCallback
 from bigfootlive.streaming.health import HealthReport
+from bigfootlive.streaming.ports import StreamingState
 from bigfootlive.tenants import service as tenants
 
 log = structlog.get_logger(__name__)
@@ -35,7 +35,7 @@ _TOMBSTONE_TTL = 120.0
 
 
 async def decide(
-    state: AppState,
+    state: StreamingState,
     session: AsyncSession,
     principal: ApiPrincipal,
     callback: MediaCallback,
@@ -81,7 +81,10 @@ async def decide(
 
 
 async def _resolve(
-    state: AppState, session: AsyncSession, callback: MediaCallback, event_id: uuid.UUID | None
+    state: StreamingState,
+    session: AsyncSession,
+    callback: MediaCallback,
+    event_id: uuid.UUID | None,
 ) -> EventRef | None:
     if callback.stream_key:
         ref = await keys.find_by_stream_key(state, session, callback.stream_key)
@@ -99,7 +102,7 @@ async def _resolve(
 
 
 async def _refused_event(
-    state: AppState,
+    state: StreamingState,
     session: AsyncSession,
     principal: ApiPrincipal,
     callback: MediaCallback,
@@ -119,7 +122,7 @@ async def _refused_event(
 
 
 async def _tenant_active(
-    state: AppState, session: AsyncSession, principal: ApiPrincipal, ref: EventRef
+    state: StreamingState, session: AsyncSession, principal: ApiPrincipal, ref: EventRef
 ) -> bool:
     """A tenant's own key is refused at authentication once the tenant is deactivated; a
     platform key is not, so the event's tenant is checked here (one cache read)."""
@@ -133,7 +136,7 @@ def _tombstone(ref: EventRef, client_id: str) -> str:
 
 
 async def _publish(
-    state: AppState, session: AsyncSession, ref: EventRef, callback: MediaCallback
+    state: StreamingState, session: AsyncSession, ref: EventRef, callback: MediaCallback
 ) -> Decision:
     if callback.stream_key is None:
         return Decision.deny("stream_key_required")
@@ -152,7 +155,7 @@ async def _publish(
 
 
 async def _unpublish(
-    state: AppState, session: AsyncSession, ref: EventRef, callback: MediaCallback
+    state: StreamingState, session: AsyncSession, ref: EventRef, callback: MediaCallback
 ) -> Decision:
     moved = await lifecycle.publisher_disconnected(state, session, ref, callback.client_id or None)
     if moved is None and callback.client_id and callback.stream_key:
@@ -169,7 +172,7 @@ def _publisher_alive(ref: EventRef, callback: MediaCallback) -> Decision:
     return Decision.allow()
 
 
-def _play(state: AppState, ref: EventRef, callback: MediaCallback) -> Decision:
+def _play(state: StreamingState, ref: EventRef, callback: MediaCallback) -> Decision:
     if not ref.status.is_on_air:
         return Decision.deny("event_finished" if ref.status.is_finished else "event_not_live")
     token = callback.playback_token
@@ -190,7 +193,7 @@ def _play(state: AppState, ref: EventRef, callback: MediaCallback) -> Decision:
     return Decision.allow()
 
 
-async def stream_health(state: AppState, event: Event) -> HealthReport:
+async def stream_health(state: StreamingState, event: Event) -> HealthReport:
     """The stream's health now; a verdict read fresh from the media server also goes into the
     event's per-minute health history."""
     report = await state.stream_health.report(

@@ -5,10 +5,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from bigfootlive.authz.deps import AuthSubject, require
+from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.authz.deps import require
 from bigfootlive.authz.roles import Permission, Role
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import accounts, audit, recovery, sessions
+from bigfootlive.identity import accounts, recovery, sessions
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
 from bigfootlive.mfa.deps import RecentMfa
@@ -72,12 +74,9 @@ async def update_info(
     tenant = await service.require_tenant(session, subject.tenant_id)
     changed = await service.update_tenant(session, tenant, body)
     if changed:
-        await audit.record(
-            session,
-            action="tenant.settings_change",
-            meta=meta,
+        await AuditLog(session, meta, subject.user_id).record(
+            AuditAction.TENANT_SETTINGS_CHANGE,
             tenant_id=tenant.id,
-            actor_id=subject.user_id,
             target_type="tenant",
             target_id=tenant.id,
             details={"changed": changed},
@@ -119,12 +118,9 @@ async def create_user(
         role=body.role,
         password=body.password,
     )
-    await audit.record(
-        session,
-        action="tenant.user_create",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.TENANT_USER_CREATE,
         tenant_id=tenant.id,
-        actor_id=subject.user_id,
         target_type="user",
         target_id=user.id,
         details={"role": body.role.value},
@@ -154,12 +150,9 @@ async def update_user(
         service.check_role_change(subject.role, subject.is_platform_admin, body.role)
     await service.ensure_not_last_admin(session, user, body.role, body.is_active)
     if body.role is not None and body.role.value != user.role:
-        await audit.record(
-            session,
-            action="tenant.role_change",
-            meta=meta,
+        await AuditLog(session, meta, subject.user_id).record(
+            AuditAction.TENANT_ROLE_CHANGE,
             tenant_id=user.tenant_id,
-            actor_id=subject.user_id,
             target_type="user",
             target_id=user.id,
             details={"from": user.role, "to": body.role.value},
@@ -167,12 +160,9 @@ async def update_user(
         user.role = body.role.value
     if body.is_active is not None and body.is_active != user.is_active:
         user.is_active = body.is_active
-        await audit.record(
-            session,
-            action="tenant.user_status",
-            meta=meta,
+        await AuditLog(session, meta, subject.user_id).record(
+            AuditAction.TENANT_USER_STATUS,
             tenant_id=user.tenant_id,
-            actor_id=subject.user_id,
             target_type="user",
             target_id=user.id,
             details={"active": body.is_active},

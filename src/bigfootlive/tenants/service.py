@@ -10,13 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.apikeys import service as apikeys
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
 from bigfootlive.db import after_commit
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Forbidden, NotFound, Unprocessable
-from bigfootlive.identity import audit
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Tenant, TenantDomain, User
-from bigfootlive.state import AppState
+from bigfootlive.state import Infrastructure
 from bigfootlive.tenants import repository as repo
 from bigfootlive.tenants.schemas import SLUG_RE, TenantSettings, TenantUpdate
 
@@ -117,7 +117,7 @@ async def update_tenant(session: AsyncSession, tenant: Tenant, patch: TenantUpda
 
 
 async def set_active(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta | None,
     tenant: Tenant,
@@ -137,12 +137,9 @@ async def set_active(
     if tenant.is_active == active:
         return False
     tenant.is_active = active
-    await audit.record(
-        session,
-        action="tenant.activate" if active else "tenant.deactivate",
-        meta=meta,
+    await AuditLog(session, meta, actor_id).record(
+        AuditAction.TENANT_ACTIVATE if active else AuditAction.TENANT_DEACTIVATE,
         tenant_id=tenant.id,
-        actor_id=actor_id,
         target_type="tenant",
         target_id=tenant.id,
     )
@@ -165,7 +162,7 @@ def _status_value(active: bool) -> bytes:
     return b"1" if active else b"0"
 
 
-async def is_active(state: AppState, session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+async def is_active(state: Infrastructure, session: AsyncSession, tenant_id: uuid.UUID) -> bool:
     """Whether the tenant is active (a deleted one is not), through the cache: for hot paths
     that act for a tenant without one of its members or keys, e.g. media-server callbacks
     authorized by a platform API key."""

@@ -6,13 +6,13 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Permission, Role
-from bigfootlive.deps import RequestMeta
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import BadRequest, Forbidden, NotFound
-from bigfootlive.identity import audit
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.kit.pagination import encode_cursor
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import User
 from bigfootlive.users import repository as repo
 from bigfootlive.users.schemas import FollowOut, ProfileOut, ProfileUpdate
@@ -57,12 +57,9 @@ async def update_profile(
             continue
         setattr(user, field, value)
     if changes:
-        await audit.record(
-            session,
-            action="user.profile_update",
-            meta=meta,
+        await AuditLog(session, meta, subject.user_id).record(
+            AuditAction.USER_PROFILE_UPDATE,
             tenant_id=user.tenant_id,
-            actor_id=subject.user_id,
             target_type="user",
             target_id=user.id,
             details={"fields": sorted(changes)},

@@ -5,8 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from bigfootlive.authz.deps import AuthSubject, require
+from bigfootlive.authz.deps import require
 from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from bigfootlive.routing import JsonRoute

@@ -14,15 +14,15 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
-from bigfootlive.deps import RequestMeta
+from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import BadRequest, NotFound, Unprocessable
-from bigfootlive.identity import audit
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.kit import outbound
 from bigfootlive.kit.pagination import encode_cursor
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import WebhookDelivery, WebhookEndpoint
-from bigfootlive.state import AppState
+from bigfootlive.state import Infrastructure
 from bigfootlive.webhooks import repository as repo
 from bigfootlive.webhooks import signing
 from bigfootlive.webhooks.schemas import (
@@ -37,6 +37,10 @@ from bigfootlive.webhooks.schemas import (
 log = structlog.get_logger(__name__)
 
 
+# The job that tasks.py registers under this name (services never import tasks.py).
+DELIVER_WEBHOOK_TASK = "webhooks.tasks.deliver_webhook"
+
+
 class DeliveryFailed(Exception):
     """The receiver did not answer 2xx; the job is retried with back-off."""
 
@@ -45,7 +49,7 @@ def _context(endpoint_id: uuid.UUID) -> str:
     return f"webhook:{endpoint_id}"
 
 
-async def _check_url(state: AppState, url: str) -> str:
+async def _check_url(state: Infrastructure, url: str) -> str:
     parts = urlsplit(url)
     allowed = ("https",) if state.settings.node_env == "production" else ("https", "http")
     if parts.scheme not in allowed or not parts.hostname:
@@ -64,7 +68,7 @@ async def _check_url(state: AppState, url: str) -> str:
     return url
 
 
-async def _resolve(state: AppState, url: str) -> list[outbound.IPAddress]:
+async def _resolve(state: Infrastructure, url: str) -> list[outbound.IPAddress]:
     """The public addresses of the URL's host ([] when private targets are allowed)."""
     return await outbound.check_outbound_url(
         url, allow_private=state.settings.webhook_allow_private_networks
@@ -92,7 +96,7 @@ async def _endpoint(
 
 
 async def create_endpoint(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -110,12 +114,9 @@ async def create_endpoint(
     row.secret_encrypted = state.secrets.encrypt(secret, context=_context(row.id))
     session.add(row)
     await session.flush()
-    await audit.record(
-        session,
-        action="webhooks.endpoint_create",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.WEBHOOKS_ENDPOINT_CREATE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="webhook_endpoint",
         target_id=row.id,
         details={"url": row.url, "event_types": row.event_types},
@@ -134,7 +135,7 @@ async def get_endpoint(
 
 
 async def update_endpoint(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -151,12 +152,9 @@ async def update_endpoint(
         row.description = changes["description"]
     if "is_active" in changes:
         row.is_active = changes["is_active"]
-    await audit.record(
-        session,
-        action="webhooks.endpoint_update",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.WEBHOOKS_ENDPOINT_UPDATE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="webhook_endpoint",
         target_id=row.id,
         details={"fields": sorted(changes)},
@@ -170,19 +168,16 @@ async def delete_endpoint(
 ) -> None:
     row = await _endpoint(session, subject, endpoint_id)
     await session.delete(row)
-    await audit.record(
-        session,
-        action="webhooks.endpoint_delete",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.WEBHOOKS_ENDPOINT_DELETE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="webhook_endpoint",
         target_id=endpoint_id,
     )
 
 
 async def rotate_secret(
-    state: AppState,
+    state: Infrastructure,
     session: AsyncSession,
     meta: RequestMeta,
     subject: AuthSubject,
@@ -191,12 +186,9 @@ async def rotate_secret(
     row = await _endpoint(session, subject, endpoint_id)
     secret = signing.new_secret()
     row.secret_encrypted = state.secrets.encrypt(secret, context=_context(row.id))
-    await audit.record(
-        session,
-        action="webhooks.secret_rotate",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.WEBHOOKS_SECRET_ROTATE,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="webhook_endpoint",
         target_id=row.id,
     )
@@ -230,22 +222,17 @@ async def redeliver(
     session: AsyncSession, meta: RequestMeta, subject: AuthSubject, delivery_id: uuid.UUID
 ) -> DeliveryOut:
     """Send a logged delivery again (same webhook-id, so receivers can still deduplicate)."""
-    from bigfootlive.webhooks.tasks import deliver_webhook
-
     row = await repo.get_delivery(session, subject.tenant_id, delivery_id)
     if row is None:
         raise NotFound("No such delivery", code="webhook_delivery_not_found")
     row.status = "pending"
-    await audit.record(
-        session,
-        action="webhooks.redeliver",
-        meta=meta,
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.WEBHOOKS_REDELIVER,
         tenant_id=subject.tenant_id,
-        actor_id=subject.user_id,
         target_type="webhook_delivery",
         target_id=row.id,
     )
-    enqueue_after_commit(session, deliver_webhook, delivery_id=str(row.id), manual=True)
+    enqueue_after_commit(session, DELIVER_WEBHOOK_TASK, delivery_id=str(row.id), manual=True)
     await session.flush()
     return delivery_out(row)
 
@@ -258,8 +245,6 @@ async def emit(
     Runs in the caller's transaction: the delivery rows and the change that caused them commit
     together, and the jobs are sent only after that commit.
     """
-    from bigfootlive.webhooks.tasks import deliver_webhook
-
     kind = WebhookEventType(event_type)
     created: list[uuid.UUID] = []
     envelope = {
@@ -280,7 +265,7 @@ async def emit(
         )
         session.add(row)
         created.append(row.id)
-        enqueue_after_commit(session, deliver_webhook, delivery_id=str(row.id))
+        enqueue_after_commit(session, DELIVER_WEBHOOK_TASK, delivery_id=str(row.id))
     return created
 
 
@@ -288,7 +273,9 @@ def encode_body(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
-async def attempt_delivery(state: AppState, delivery_id: uuid.UUID, *, last_attempt: bool) -> bool:
+async def attempt_delivery(
+    state: Infrastructure, delivery_id: uuid.UUID, *, last_attempt: bool
+) -> bool:
     """One attempt. True when delivered (or nothing left to do); raises DeliveryFailed."""
     async with state.db.transaction() as session:
         row = await session.get(WebhookDelivery, delivery_id)

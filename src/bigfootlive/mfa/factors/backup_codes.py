@@ -8,22 +8,22 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.deps import AuthSubject
+from bigfootlive.audit import AuditAction, AuditLog, own_account
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import utcnow
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import Conflict, Forbidden
-from bigfootlive.identity import audit
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import codes
 from bigfootlive.mfa import repository as repo
 from bigfootlive.mfa.base import notify, rules_of
 from bigfootlive.mfa.challenges import Challenge
+from bigfootlive.mfa.ports import MfaState
 from bigfootlive.models import MfaBackupCode, MfaFactor, User
-from bigfootlive.state import AppState
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import MfaPolicy
 
 
-async def replace_backup_codes(state: AppState, session: AsyncSession, user: User) -> list[str]:
+async def replace_backup_codes(state: MfaState, session: AsyncSession, user: User) -> list[str]:
     await repo.delete_backup_codes(session, user.tenant_id, user.id)
     fresh = codes.new_backup_codes()
     key = state.settings.data_keys[0]
@@ -39,7 +39,7 @@ async def replace_backup_codes(state: AppState, session: AsyncSession, user: Use
 
 
 async def regenerate_backup_codes(
-    state: AppState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
+    state: MfaState, session: AsyncSession, meta: RequestMeta, subject: AuthSubject
 ) -> list[str]:
     user = subject.user
     tenant = await tenants.require_tenant(session, user.tenant_id)
@@ -49,12 +49,8 @@ async def regenerate_backup_codes(
     if not await repo.user_factors(session, user.tenant_id, user.id):
         raise Conflict("Set up a second factor first", code="no_factor")
     fresh = await replace_backup_codes(state, session, user)
-    await audit.record(
-        session,
-        action="auth.mfa.backup_codes",
-        meta=meta,
-        details={"count": len(fresh)},
-        **audit.own_account(user),
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_BACKUP_CODES, details={"count": len(fresh)}, **own_account(user)
     )
     return fresh
 
@@ -64,7 +60,7 @@ class BackupCodes:
 
     async def prove(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         challenge: Challenge,
         user: User,
@@ -82,15 +78,13 @@ class BackupCodes:
         return await repo.claim_backup_code(session, user.tenant_id, user.id, candidates, utcnow())
 
     async def on_verified(
-        self, state: AppState, session: AsyncSession, meta: RequestMeta, user: User
+        self, state: MfaState, session: AsyncSession, meta: RequestMeta, user: User
     ) -> None:
         remaining = await repo.unused_backup_codes(session, user.tenant_id, user.id)
-        await audit.record(
-            session,
-            action="auth.mfa.backup_code_used",
-            meta=meta,
+        await AuditLog(session, meta, user.id).record(
+            AuditAction.AUTH_MFA_BACKUP_CODE_USED,
             details={"remaining": remaining},
-            **audit.own_account(user),
+            **own_account(user),
         )
         notify(
             state,

@@ -11,7 +11,7 @@ from bigfootlive.mfa.schemas import SetupOut
 from bigfootlive.models import MfaFactor, User
 
 if TYPE_CHECKING:
-    from bigfootlive.state import AppState
+    from bigfootlive.mfa.ports import MfaState
 
 
 def mask_email(address: str) -> str:
@@ -27,7 +27,7 @@ class EmailFactor(SentCodeFactor):
         return mask_email(destination)
 
     async def deliver(
-        self, state: AppState, destination: str, code: str, minutes: int, why: str
+        self, state: MfaState, destination: str, code: str, minutes: int, why: str
     ) -> None:
         await state.mailer.send(
             destination,
@@ -39,7 +39,7 @@ class EmailFactor(SentCodeFactor):
 
     async def setup(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         user: User,
         factor: MfaFactor,

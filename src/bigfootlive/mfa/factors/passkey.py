@@ -10,7 +10,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.db import utcnow
-from bigfootlive.deps import RequestMeta
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import passkeys
 from bigfootlive.mfa import repository as repo
 from bigfootlive.mfa.base import chosen_factors
@@ -20,7 +20,7 @@ from bigfootlive.models import MfaFactor, User
 from bigfootlive.tenants.schemas import MfaPolicy
 
 if TYPE_CHECKING:
-    from bigfootlive.state import AppState
+    from bigfootlive.mfa.ports import MfaState
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +33,7 @@ class PasskeyFactor:
 
     async def setup(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         user: User,
         factor: MfaFactor,
@@ -58,13 +58,13 @@ class PasskeyFactor:
         out.webauthn_options = options
 
     async def after_setup(
-        self, state: AppState, user: User, factor: MfaFactor, out: SetupOut
+        self, state: MfaState, user: User, factor: MfaFactor, out: SetupOut
     ) -> None:
         return None
 
     async def confirm(
         self,
-        state: AppState,
+        state: MfaState,
         factor: MfaFactor,
         *,
         code: str | None,
@@ -89,7 +89,7 @@ class PasskeyFactor:
 
     async def prepare(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         meta: RequestMeta,
         challenge: Challenge,
@@ -105,7 +105,7 @@ class PasskeyFactor:
 
     async def prove(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         challenge: Challenge,
         user: User,
@@ -145,6 +145,6 @@ class PasskeyFactor:
         return passkey
 
     async def on_verified(
-        self, state: AppState, session: AsyncSession, meta: RequestMeta, user: User
+        self, state: MfaState, session: AsyncSession, meta: RequestMeta, user: User
     ) -> None:
         return None

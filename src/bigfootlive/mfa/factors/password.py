@@ -8,20 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.deps import RequestMeta
 from bigfootlive.errors import BadRequest
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa.challenges import Challenge
 from bigfootlive.models import MfaFactor, User
 from bigfootlive.tenants.schemas import MfaPolicy
 
 if TYPE_CHECKING:
-    from bigfootlive.state import AppState
+    from bigfootlive.mfa.ports import MfaState
 
 
 class PasswordMethod:
     async def prove(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         challenge: Challenge,
         user: User,
@@ -41,6 +41,6 @@ class PasswordMethod:
         return ok
 
     async def on_verified(
-        self, state: AppState, session: AsyncSession, meta: RequestMeta, user: User
+        self, state: MfaState, session: AsyncSession, meta: RequestMeta, user: User
     ) -> None:
         return None

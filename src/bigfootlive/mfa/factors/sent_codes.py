@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.deps import RequestMeta
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.errors import ServiceUnavailable
-from bigfootlive.identity import audit
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import constant_time_equals
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import codes
 from bigfootlive.mfa.base import chosen_factors
 from bigfootlive.mfa.challenges import Challenge
@@ -24,13 +24,13 @@ from bigfootlive.models import MfaFactor, User
 from bigfootlive.tenants.schemas import MfaPolicy
 
 if TYPE_CHECKING:
-    from bigfootlive.state import AppState
+    from bigfootlive.mfa.ports import MfaState
 
 log = structlog.get_logger(__name__)
 
 
 async def _check_sent_code(
-    state: AppState, key: str, code: str | None, factor_id: uuid.UUID | None
+    state: MfaState, key: str, code: str | None, factor_id: uuid.UUID | None
 ) -> uuid.UUID | None:
     """The factor the code was sent for when `code` matches (the code is then used up)."""
     raw = await state.cache.get(key)
@@ -56,14 +56,14 @@ class SentCodeFactor(ABC):
 
     @abstractmethod
     async def deliver(
-        self, state: AppState, destination: str, code: str, minutes: int, why: str
+        self, state: MfaState, destination: str, code: str, minutes: int, why: str
     ) -> None: ...
 
     def shown_destination(self, factor: MfaFactor) -> str | None:
         return self.mask(factor.destination) if factor.destination else None
 
     async def _send_code(
-        self, state: AppState, *, key: str, factor: MfaFactor, user: User, why: str
+        self, state: MfaState, *, key: str, factor: MfaFactor, user: User, why: str
     ) -> str:
         """Send a fresh 6-digit code to the factor's destination; returns the masked destination."""
         await state.limiter.check(state.settings.mfa_send_rate_limit, "mfa-send", str(user.id))
@@ -85,7 +85,7 @@ class SentCodeFactor(ABC):
             ) from exc
 
     async def after_setup(
-        self, state: AppState, user: User, factor: MfaFactor, out: SetupOut
+        self, state: MfaState, user: User, factor: MfaFactor, out: SetupOut
     ) -> None:
         out.code_sent_to = await self._send_code(
             state,
@@ -98,7 +98,7 @@ class SentCodeFactor(ABC):
 
     async def confirm(
         self,
-        state: AppState,
+        state: MfaState,
         factor: MfaFactor,
         *,
         code: str | None,
@@ -109,7 +109,7 @@ class SentCodeFactor(ABC):
 
     async def prepare(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         meta: RequestMeta,
         challenge: Challenge,
@@ -122,12 +122,9 @@ class SentCodeFactor(ABC):
             state, key=challenge.key("code"), factor=factor, user=user, why="sign in"
         )
         out.expires_in = min(int(challenge.ttl), state.settings.mfa_code_ttl_seconds)
-        await audit.record(
-            session,
-            action="auth.mfa.code_sent",
-            meta=meta,
+        await AuditLog(session, meta, user.id).record(
+            AuditAction.AUTH_MFA_CODE_SENT,
             tenant_id=user.tenant_id,
-            actor_id=user.id,
             target_type="mfa_factor",
             target_id=factor.id,
             details={"type": factor.type, "purpose": challenge.purpose},
@@ -135,7 +132,7 @@ class SentCodeFactor(ABC):
 
     async def prove(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         challenge: Challenge,
         user: User,
@@ -152,6 +149,6 @@ class SentCodeFactor(ABC):
         return next((f for f in chosen if f.id == proved), False)
 
     async def on_verified(
-        self, state: AppState, session: AsyncSession, meta: RequestMeta, user: User
+        self, state: MfaState, session: AsyncSession, meta: RequestMeta, user: User
     ) -> None:
         return None

@@ -13,7 +13,7 @@ from bigfootlive.mfa.sms.log import mask_phone
 from bigfootlive.models import MfaFactor, User
 
 if TYPE_CHECKING:
-    from bigfootlive.state import AppState
+    from bigfootlive.mfa.ports import MfaState
 
 
 class SmsFactor(SentCodeFactor):
@@ -24,7 +24,7 @@ class SmsFactor(SentCodeFactor):
         return mask_phone(destination)
 
     async def deliver(
-        self, state: AppState, destination: str, code: str, minutes: int, why: str
+        self, state: MfaState, destination: str, code: str, minutes: int, why: str
     ) -> None:
         await state.sms.send(
             destination, f"BigfootLive code: {code} (expires in {minutes} min). Do not share it."
@@ -32,7 +32,7 @@ class SmsFactor(SentCodeFactor):
 
     async def setup(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         user: User,
         factor: MfaFactor,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.deps import RequestMeta
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import repository as repo
 from bigfootlive.mfa import totp
 from bigfootlive.mfa.base import chosen_factors
@@ -18,7 +18,7 @@ from bigfootlive.models import MfaFactor, User
 from bigfootlive.tenants.schemas import MfaPolicy
 
 if TYPE_CHECKING:
-    from bigfootlive.state import AppState
+    from bigfootlive.mfa.ports import MfaState
 
 
 def _totp_context(factor_id: uuid.UUID) -> str:
@@ -33,7 +33,7 @@ class TotpFactor:
 
     async def setup(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         user: User,
         factor: MfaFactor,
@@ -47,13 +47,13 @@ class TotpFactor:
         out.totp = TotpSetup(secret=secret, otpauth_uri=uri, qr_svg=totp.qr_svg(uri))
 
     async def after_setup(
-        self, state: AppState, user: User, factor: MfaFactor, out: SetupOut
+        self, state: MfaState, user: User, factor: MfaFactor, out: SetupOut
     ) -> None:
         return None
 
     async def confirm(
         self,
-        state: AppState,
+        state: MfaState,
         factor: MfaFactor,
         *,
         code: str | None,
@@ -70,7 +70,7 @@ class TotpFactor:
 
     async def prepare(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         meta: RequestMeta,
         challenge: Challenge,
@@ -83,7 +83,7 @@ class TotpFactor:
 
     async def prove(
         self,
-        state: AppState,
+        state: MfaState,
         session: AsyncSession,
         challenge: Challenge,
         user: User,
@@ -113,6 +113,6 @@ class TotpFactor:
         return False
 
     async def on_verified(
-        self, state: AppState, session: AsyncSession, meta: RequestMeta, user: User
+        self, state: MfaState, session: AsyncSession, meta: RequestMeta, user: User
     ) -> None:
         return None

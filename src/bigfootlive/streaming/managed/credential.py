@@ -16,7 +16,7 @@ import uuid
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.apikeys.service import ApiPrincipal, InvalidApiKey
 from bigfootlive.config import Settings
-from bigfootlive.state import AppState
+from bigfootlive.streaming.ports import StreamingState
 
 PREFIX = "bfm_"
 # A platform-scope principal: the media server acts for every tenant's events.
@@ -43,7 +43,7 @@ def credential(settings: Settings) -> str:
     return credentials(settings)[0]
 
 
-async def principal(state: AppState, secret: str | None) -> ApiPrincipal:
+async def principal(state: StreamingState, secret: str | None) -> ApiPrincipal:
     """The media server's derived credential, or an API key (`bfk_...`)."""
     if secret is not None and secret.startswith(PREFIX):
         encoded = secret.encode()

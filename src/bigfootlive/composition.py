@@ -1,0 +1,142 @@
+"""The composition root: builds the process state (infrastructure + domain services) and
+wires the hooks through which domains react to each other. Every process builds its state
+here (the API's lifespan, `bigfootlive worker`, the CLI, the event container).
+
+Only edge modules (app, endpoints, tasks, gateway, CLI) import this module; services take
+`state.Infrastructure`, or the protocol in their domain's `ports.py` that adds the domain
+services they use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bigfootlive.analytics import service as analytics_service
+from bigfootlive.analytics.ingest import BeaconBuffer
+from bigfootlive.config import Settings
+from bigfootlive.containers import retention
+from bigfootlive.containers import service as containers_service
+from bigfootlive.containers.hooks import CONTAINER_ROLLUP
+from bigfootlive.containers.manager import ContainerManager
+from bigfootlive.db import Database, utcnow
+from bigfootlive.events.hooks import EVENT_STARTING, EVENT_STOPPED, EVENT_TRANSITIONED
+from bigfootlive.events.playback import PlaybackTokens
+from bigfootlive.identity.hooks import PASSWORD_SIGN_IN, SIGN_IN_CHALLENGE
+from bigfootlive.identity.passwords import Passwords
+from bigfootlive.identity.revocation import RevokedSessions
+from bigfootlive.identity.tokens import TokenService
+from bigfootlive.jobs.queue import JobQueue
+from bigfootlive.kit.backends import Cache, PubSub, open_backends
+from bigfootlive.kit.crypto import SecretBox
+from bigfootlive.kit.hooks import Hooks
+from bigfootlive.kit.mail import Mailer, make_mailer
+from bigfootlive.kit.ratelimit import RateLimiter
+from bigfootlive.mfa import policy as mfa_policy
+from bigfootlive.mfa.sms import SmsSender, make_sms_sender
+from bigfootlive.realtime.hub import Hub
+from bigfootlive.sso import policy as sso_policy
+from bigfootlive.streaming import kick as streaming_kick
+from bigfootlive.streaming.health import HealthMonitor, make_health_monitor
+
+
+@dataclass
+class AppState:
+    """The state of one process: `state.Infrastructure` and the domain services. It
+    satisfies every domain's `ports` protocol (mypy checks it where it is passed)."""
+
+    # infrastructure (state.Infrastructure)
+    settings: Settings
+    db: Database
+    cache: Cache
+    pubsub: PubSub
+    limiter: RateLimiter
+    mailer: Mailer
+    secrets: SecretBox
+    jobs: JobQueue
+    # domain services
+    passwords: Passwords
+    tokens: TokenService
+    revoked: RevokedSessions
+    beacons: BeaconBuffer
+    playback_tokens: PlaybackTokens
+    sms: SmsSender
+    stream_health: HealthMonitor
+    hub: Hub
+    containers: ContainerManager | None = None  # set by the lifespan when the manager runs
+    # "Now" for rules that count time down (sign-in lockout); tests replace it to move time.
+    clock: Callable[[], dt.datetime] = utcnow
+    hooks: Hooks = field(default_factory=Hooks)
+
+    @classmethod
+    def build(cls, settings: Settings) -> AppState:
+        cache, pubsub = open_backends(settings)
+        db = Database.from_settings(settings)
+        jobs = JobQueue(settings)
+        # Services reach the queue through their session (`jobs.enqueue_after_commit`).
+        db.sessionmaker.configure(info={"job_queue": jobs})
+        state = cls(
+            settings=settings,
+            db=db,
+            cache=cache,
+            pubsub=pubsub,
+            limiter=RateLimiter(settings.redis_url, settings.redis_key_prefix),
+            mailer=make_mailer(settings),
+            passwords=Passwords(settings),
+            tokens=TokenService(settings),
+            revoked=RevokedSessions(
+                cache, ttl=settings.access_token_ttl_seconds + 60, pubsub=pubsub
+            ),
+            secrets=SecretBox(settings.data_keys),
+            jobs=jobs,
+            beacons=BeaconBuffer(cache, settings.analytics_flush_seconds, jobs),
+            playback_tokens=PlaybackTokens(settings),
+            sms=make_sms_sender(settings),
+            stream_health=make_health_monitor(settings),
+            hub=Hub(
+                pubsub,
+                cache,
+                queue_size=settings.ws_send_queue_size,
+                batch_window=settings.ws_batch_window_ms / 1000,
+                presence_interval=settings.presence_heartbeat_seconds,
+            ),
+        )
+        wire_hooks(state.hooks)
+        return state
+
+    async def close(self) -> None:
+        await self.beacons.stop()  # what is still buffered goes out before the queue closes
+        await self.hub.close()
+        await self.jobs.close()
+        await self.stream_health.close()
+        await self.pubsub.close()
+        await self.cache.close()
+        await self.limiter.close()
+        await self.db.dispose()
+
+
+def wire_hooks(hooks: Hooks) -> None:
+    """Who reacts to what, across domains (see docs/architecture.md, "Hooks")."""
+    # identity asks SSO and MFA at sign-in
+    hooks.on(PASSWORD_SIGN_IN, lambda p: sso_policy.check_password_login(p.session, p.user))
+    hooks.answer(
+        SIGN_IN_CHALLENGE,
+        lambda s: mfa_policy.sign_in_challenge(
+            s.state, s.session, user=s.user, tenant=s.tenant, meta=s.meta, amr=s.amr
+        ),
+    )
+    # events: compute capacity before arming; the summary and the HLS retention after an end
+    hooks.on(EVENT_STARTING, containers_service.check_capacity)
+    hooks.on(EVENT_TRANSITIONED, analytics_service.on_event_transition)
+    hooks.on(EVENT_TRANSITIONED, retention.on_event_transition)
+    # streaming: the media server drops the publisher of a stopped event
+    hooks.on(
+        EVENT_STOPPED,
+        lambda s: streaming_kick.kick_publisher(s.state, s.event_id, s.playback_id, s.publisher_id),
+    )
+    # containers: every roll-up goes into the event's analytics
+    hooks.on(
+        CONTAINER_ROLLUP,
+        lambda r: analytics_service.record_container_rollup(r.state, r.event_id, r.handoff),
+    )
