@@ -1,4 +1,16 @@
-"""Every API test runs twice: on PostgreSQL + Redis, and on the embedded SQLite + in-process."""
+"""Every API test runs twice: on PostgreSQL + Redis, and on the embedded SQLite + in-process.
+
+- Databases: SQLite is a copy of a template migrated once per worker; PostgreSQL is one database
+  per worker (random name, migrated once, dropped at the end), emptied after each test by DELETE
+  in foreign-key order (services.emptying_script).
+- The app: one per worker and shape (`app_for`); each test starts its lifespan afresh with its
+  own settings (`TestSettings`: the test's values only, never the environment or a .env file).
+- Background loops: only the analytics flush, unless the test asks for more with
+  `@pytest.mark.loops(...)` or a conftest overrides the `loops` fixture (containers, realtime).
+- Waiting: polling.until(condition) for something to happen; jobs.settled(state.jobs) for
+  "and nothing more happens" after jobs; an injected clock (clock.ManualClock on state.clock)
+  for rules that count time down. No fixed sleeps.
+"""
 
 from __future__ import annotations
 
