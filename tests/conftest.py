@@ -9,7 +9,8 @@
   `@pytest.mark.loops(...)` or a conftest overrides the `loops` fixture (containers, realtime).
 - Waiting: polling.until(condition) for something to happen; jobs.settled(state.jobs) for
   "and nothing more happens" after jobs; an injected clock (clock.ManualClock on state.clock)
-  for rules that count time down. No fixed sleeps.
+  for rules that count time down; rather than fixed sleeps (a few remain where real time is
+  what is tested: cache TTLs, MFA code lifetimes, the cron loop).
 """
 
 from __future__ import annotations
