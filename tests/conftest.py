@@ -1,4 +1,17 @@
-"""Every API test runs twice: on PostgreSQL + Redis, and on the embedded SQLite + in-process."""
+"""Every API test runs twice: on PostgreSQL + Redis, and on the embedded SQLite + in-process.
+
+- Databases: SQLite is a copy of a template migrated once per worker; PostgreSQL is one database
+  per worker (random name, migrated once, dropped at the end), emptied after each test by DELETE
+  in foreign-key order (services.emptying_script).
+- The app: one per worker and shape (`app_for`); each test starts its lifespan afresh with its
+  own settings (`TestSettings`: the test's values only, never the environment or a .env file).
+- Background loops: only the analytics flush, unless the test asks for more with
+  `@pytest.mark.loops(...)` or a conftest overrides the `loops` fixture (containers, realtime).
+- Waiting: polling.until(condition) for something to happen; jobs.settled(state.jobs) for
+  "and nothing more happens" after jobs; an injected clock (clock.ManualClock on state.clock)
+  for rules that count time down; rather than fixed sleeps (a few remain where real time is
+  what is tested: cache TTLs, MFA code lifetimes, the cron loop).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +26,13 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from bigfootlive.app import create_app
+from bigfootlive.app import Loop, create_app
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.migrations import upgrade_database
+from bigfootlive.observability.logging import configure_logging
 from tests.fixtures import services
 from tests.fixtures.factories import Factory
 
@@ -53,6 +68,12 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def postgres_emptying(postgres_url: str) -> str:
+    """The SQL that empties the database after each test (see services.emptying_script)."""
+    return asyncio.run(services.emptying_script(postgres_url))
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     services.require(services.port_open("127.0.0.1", 6379), "Redis on 127.0.0.1:6379")
     return services.REDIS_URL
@@ -83,6 +104,25 @@ def base_settings(tmp_path: Path, smtp: services.SMTPSink, **overrides: Any) -> 
     }
 
 
+class TestSettings(Settings):
+    """Settings from the test's own values only: neither the environment nor a .env file of
+    the machine running the suite changes them (and reading both for every field takes a
+    noticeable part of a short test)."""
+
+    __test__ = False  # not a test class, despite its name
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     """Override in a test module to change settings for its tests."""
@@ -105,22 +145,59 @@ def settings(
         values = base_settings(
             tmp_path, smtp_sink, database_url=f"sqlite+aiosqlite:///{db}", redis_url=None
         )
-        yield Settings(**{**values, **settings_overrides})
+        yield TestSettings(**{**values, **settings_overrides})
         return
     pg = request.getfixturevalue("postgres_url")
+    emptying = request.getfixturevalue("postgres_emptying")
     redis = request.getfixturevalue("redis_url")
     prefix = f"test:{uuid.uuid4().hex[:10]}:"
     values = base_settings(
         tmp_path, smtp_sink, database_url=pg, redis_url=redis, redis_key_prefix=prefix
     )
-    yield Settings(**{**values, **settings_overrides})
-    asyncio.run(services.truncate_all(pg))
+    yield TestSettings(**{**values, **settings_overrides})
+    asyncio.run(services.run_script(pg, emptying))
     asyncio.run(services.redis_delete_prefix(redis, prefix))
 
 
+# The analytics buffer's flush is part of how the API answers (without it every beacon is rolled
+# up as it arrives, as in a worker process); the other loops change things on their own.
+DEFAULT_LOOPS = frozenset({Loop.ANALYTICS_FLUSH})
+
+
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
+def loops(request: pytest.FixtureRequest) -> frozenset[Loop]:
+    """The background loops the test's app runs: DEFAULT_LOOPS, those named by
+    `@pytest.mark.loops(...)` on the test or its module, and those a conftest adds by
+    overriding this fixture."""
+    marked = {Loop(name) for mark in request.node.iter_markers("loops") for name in mark.args}
+    return DEFAULT_LOOPS | marked
+
+
+# One app per worker and shape: FastAPI prepares an app's routes on its first requests (the
+# dependency analysis of every endpoint), which takes longer than most tests. The lifespan
+# builds everything else afresh from `app.state.settings` at each start.
+_APPS: dict[tuple[Any, ...], FastAPI] = {}
+
+
+def app_for(settings: Settings, loops: frozenset[Loop]) -> FastAPI:
+    if settings.warnings:  # logged by create_app: such a test gets an app of its own
+        return create_app(settings, loops=loops)
+    # What create_app reads from the settings when it builds the app (the rest is read at start).
+    shape = (loops, settings.max_body_bytes, tuple(settings.cors_origins))
+    shape += (settings.log_level, settings.log_json)
+    application = _APPS.get(shape)
+    if application is None:
+        application = _APPS[shape] = create_app(settings, loops=loops)
+    else:  # what create_app does besides building the app
+        settings.check_production()
+        configure_logging(settings.log_level, settings.log_json)  # a test may have changed it
+        application.state.settings = settings
+    return application
+
+
+@pytest.fixture
+async def app(settings: Settings, loops: frozenset[Loop]) -> AsyncIterator[FastAPI]:
+    application = app_for(settings, loops)
     async with LifespanManager(application):
         yield application
 

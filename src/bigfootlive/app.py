@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
+from enum import StrEnum
 
 import structlog
 from fastapi import FastAPI
@@ -50,7 +51,25 @@ from bigfootlive.webhooks.endpoints import router as webhooks_router
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class Loop(StrEnum):
+    """The background loops an API process runs beside its requests."""
+
+    JOB_SCHEDULER = "job_scheduler"  # cron and the outbox relay (unless JOBS_SCHEDULER=false)
+    ANALYTICS_FLUSH = "analytics_flush"  # without it, beacons are rolled up as they arrive
+    RECONNECT_SWEEPER = "reconnect_sweeper"
+    CONTAINER_MANAGER = "container_manager"  # unless CONTAINER_MANAGER_ENABLED=false
+    REALTIME = "realtime"  # presence heartbeats and reaction counts of the WebSocket hub
+
+
+def create_app(
+    settings: Settings | None = None, *, loops: Collection[Loop] = tuple(Loop)
+) -> FastAPI:
+    """The API. A server runs every loop; a test starts the ones it exercises.
+
+    The lifespan reads its settings from `app.state.settings`: a test may point an app at new
+    settings between two starts (FastAPI prepares each app's routes on its first requests,
+    which takes longer than most tests).
+    """
     settings = settings or Settings()
     settings.check_production()
     configure_logging(settings.log_level, settings.log_json)
@@ -59,24 +78,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.should_auto_migrate:
-            await upgrade_database(settings.database_url)
-        state = AppState.build(settings)
+        config: Settings = app.state.settings
+        if config.should_auto_migrate:
+            await upgrade_database(config.database_url)
+        state = AppState.build(config)
         app.state.bigfoot = state
         jobs = await JobRuntime.start(
-            state, worker=state.jobs.runs_worker_in_api, scheduler=settings.jobs_scheduler
+            state,
+            worker=state.jobs.runs_worker_in_api,
+            scheduler=config.jobs_scheduler and Loop.JOB_SCHEDULER in loops,
         )
-        state.beacons.start()
+        if Loop.ANALYTICS_FLUSH in loops:
+            state.beacons.start()
         log.info(
             "started",
             version=__version__,
             database=state.db.engine.dialect.name,
-            redis=bool(settings.redis_url),
+            redis=bool(config.redis_url),
         )
         sweeper = reconnect_sweeper(state)
-        sweeper.start()
-        containers = start_manager(state)
-        state.hub.start()
+        if Loop.RECONNECT_SWEEPER in loops:
+            sweeper.start()
+        containers = start_manager(state) if Loop.CONTAINER_MANAGER in loops else None
+        if Loop.REALTIME in loops:
+            state.hub.start()
         restore_sigterm = install_sigterm_drain()
         try:
             yield
@@ -100,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
     )
+    app.state.settings = settings
     app.router.route_class = JsonRoute  # the app's own routes (/api-docs), like every router's
     install_error_handlers(app)
 

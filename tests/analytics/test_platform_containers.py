@@ -61,6 +61,7 @@ async def test_platform_stats_count_running_containers_of_every_tenant(factory, 
     assert await platform_containers(client, root.headers) == (3, 3)
 
 
+@pytest.mark.loops("container_manager")
 @pytest.mark.parametrize("settings_overrides", [WITH_MANAGER])
 async def test_platform_stats_follow_a_container_from_start_to_stop(factory, client, state):
     tenant = await factory.tenant()

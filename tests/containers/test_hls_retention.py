@@ -23,6 +23,7 @@ from bigfootlive.db import utcnow
 from bigfootlive.models import Event
 from tests.containers.helpers import armed_event, stop, streamer
 from tests.containers.media import S3Server
+from tests.fixtures.jobs import settled
 from tests.fixtures.polling import until
 
 BUCKET = "retention-test"
@@ -96,6 +97,7 @@ async def test_live_hls_of_an_ended_event_is_deleted_after_the_retention(
     assert (await stop(client, account, ended)).status_code == 200
     gone = media(state) / "live" / ended["playback_id"]
     await until(lambda: not gone.exists(), within=15.0)
+    await settled(state.jobs)  # the purge has run to its end
     assert not any(p.exists() for p in ended_nginx)
     # Another event's output is not touched.
     assert (media(state) / "live" / still_live["playback_id"] / "360p" / "seg_00001.ts").exists()
@@ -165,7 +167,7 @@ async def test_retention_zero_keeps_live_hls_forever(factory, client, state: App
     await ended_ago(state, event["id"], dt.timedelta(days=3))
     assert await retention.sweep(state) == 0
     assert await retention.purge_event(state, uuid.UUID(event["id"])) == 0
-    await asyncio.sleep(0.5)
+    await settled(state.jobs)
     assert (media(state) / "live" / event["playback_id"] / "master.m3u8").exists()
 
 

@@ -10,6 +10,7 @@ import pytest
 from bigfootlive.authz.roles import Role
 from bigfootlive.events import access, keys, lifecycle
 from bigfootlive.models import Event
+from tests.fixtures.polling import until
 
 
 async def _streamer(factory):
@@ -217,18 +218,23 @@ async def test_a_failed_transition_publishes_nothing(factory, client, state):
     async def handler(raw: bytes) -> None:
         received.append(raw)
 
-    unsubscribe = await state.pubsub.subscribe(lifecycle.state_channel(body["id"]), handler)
+    channel = lifecycle.state_channel(body["id"])
+    unsubscribe = await state.pubsub.subscribe(channel, handler)
     try:
         response = await client.post(f"/api/events/{body['id']}/stop", headers=streamer.headers)
         assert response.status_code == 409
-        await asyncio.sleep(0.2)
+        # A channel delivers in order: once a marker published now has arrived, anything the
+        # request published would have arrived before it.
+        await state.pubsub.publish(channel, b"marker")
+        await until(lambda: b"marker" in received, within=5)
     finally:
         await unsubscribe()
-    assert received == []
+    assert received == [b"marker"]
 
 
 # Only this test gets the short window: a module-level fixture would give it to every test
 # here, and a slow machine would then end their events between an unpublish and a publish.
+@pytest.mark.loops("reconnect_sweeper")
 @pytest.mark.parametrize(
     "settings_overrides",
     [{"reconnect_window_seconds": 0.2, "reconnect_sweep_interval_seconds": 0.1}],

@@ -18,6 +18,7 @@ from bigfootlive.db import utcnow
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.jobs.outbox import OutboxRelay
 from bigfootlive.models import DeadJob, JobOutbox
+from tests.fixtures.jobs import settled
 from tests.fixtures.polling import until
 from tests.jobs import probe_tasks as probes
 from tests.jobs.test_queue import run_id
@@ -62,7 +63,7 @@ async def test_rolled_back_transaction_writes_no_outbox_row_and_sends_nothing(st
         pass
     assert await outbox_rows(state) == []
     assert await relay(state).relay_once() == 0
-    await asyncio.sleep(0.3)
+    await settled(state.jobs)
     assert probes.RUNS[run] == []
 
 
@@ -70,7 +71,7 @@ async def test_job_committed_but_never_sent_is_delivered_by_the_relay(state: App
     run = run_id()
     await commit_without_sending(state, run)
     assert len(await outbox_rows(state)) == 1
-    await asyncio.sleep(0.3)
+    await settled(state.jobs)
     assert probes.RUNS[run] == []  # lost without the outbox
 
     # Younger than the grace period: the after-commit send may still be on its way.
@@ -79,7 +80,7 @@ async def test_job_committed_but_never_sent_is_delivered_by_the_relay(state: App
     await until(lambda: len(probes.RUNS[run]) == 1)
     assert await outbox_rows(state) == []
     assert await relay(state).relay_once() == 0  # nothing sent twice
-    await asyncio.sleep(0.3)
+    await settled(state.jobs)
     assert len(probes.RUNS[run]) == 1
 
 
@@ -103,7 +104,7 @@ async def test_two_relays_never_send_the_same_row(state: AppState):
     sent = await asyncio.gather(first.relay_once(), second.relay_once())
     assert sum(sent) == 20
     await until(lambda: len(probes.RUNS[run]) == 20)
-    await asyncio.sleep(0.3)
+    await settled(state.jobs)
     assert sorted(int(r["label"]) for r in probes.RUNS[run]) == list(range(20))
     assert await outbox_rows(state) == []
 

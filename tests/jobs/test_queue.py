@@ -8,6 +8,7 @@ import pytest
 
 from bigfootlive.composition import AppState
 from bigfootlive.jobs import enqueue_after_commit
+from tests.fixtures.jobs import settled
 from tests.fixtures.polling import until
 from tests.jobs import probe_tasks as probes
 
@@ -38,7 +39,7 @@ async def test_job_enqueued_after_commit_is_not_sent_when_the_transaction_rolls_
     async with state.db.transaction() as session:
         enqueue_after_commit(session, probes.record, run=kept)
     await until(lambda: len(probes.RUNS[kept]) == 1)
-    await asyncio.sleep(0.3)
+    await settled(state.jobs)
     assert probes.RUNS[dropped] == []
 
 
@@ -108,7 +109,7 @@ async def test_admin_can_discard_a_dead_job(state: AppState, factory, client):
     response = await client.delete(f"/api/platform/jobs/dead/{entry['id']}", headers=admin.headers)
     assert response.status_code == 204
     assert await entries() == []
-    await asyncio.sleep(0.3)
+    await settled(state.jobs)
     assert len(probes.RUNS[run]) == 4  # discarded, never run again
 
 
@@ -180,8 +181,7 @@ async def test_delayed_job_waits_until_it_is_due(state: AppState):
 async def test_metrics_expose_job_outcomes_and_queue_depth(state: AppState, client):
     run = run_id()
     await state.jobs.enqueue(probes.record, run=run)
-    await until(lambda: len(probes.RUNS[run]) == 1)
-    await asyncio.sleep(0.1)
+    await settled(state.jobs)  # its outcome is counted once it has run
     text = (await client.get("/metrics")).text
     queue = state.jobs.queue_name(probes.record.priority)
     assert (

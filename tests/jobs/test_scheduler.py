@@ -7,6 +7,7 @@ import uuid
 from bigfootlive.composition import AppState
 from bigfootlive.jobs.registry import CronSpec
 from bigfootlive.jobs.scheduler import Scheduler
+from tests.fixtures.jobs import settled
 from tests.jobs import probe_tasks as probes
 
 
@@ -24,7 +25,7 @@ async def test_cron_entry_fires_on_schedule(state: AppState):
         await asyncio.sleep(2.6)
     finally:
         await scheduler.stop()
-    await asyncio.sleep(0.3)
+    await settled(state.jobs)
     assert 2 <= len(probes.RUNS[run]) <= 3
 
 
@@ -47,11 +48,7 @@ async def test_two_schedulers_sharing_the_cache_fire_each_run_once(state: AppSta
         await first.tick(at)
         await second.tick(at)
     assert first.fired + second.fired == 3
-    for _ in range(100):
-        if len(probes.RUNS[run]) == 3:
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.2)
+    await settled(state.jobs)
     assert len(probes.RUNS[run]) == 3
 
 

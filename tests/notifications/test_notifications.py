@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -12,6 +11,8 @@ from bigfootlive.notifications import service as notifications
 from bigfootlive.notifications.tasks import send_event_live_email
 from bigfootlive.notifications.wire import user_channel
 from tests.analytics.conftest import live_event
+from tests.fixtures.jobs import settled
+from tests.fixtures.polling import until
 from tests.fixtures.services import body_of
 
 
@@ -49,7 +50,7 @@ async def test_followers_get_an_email_when_the_streamer_goes_live(
     [message] = await smtp_sink.wait_for(fan.user.email)
     assert "is live: Launch day" in message["Subject"]
     assert "/api/notifications/unsubscribe?token=" in body_of(message)
-    await asyncio.sleep(0.5)
+    await settled(state.jobs)
     assert smtp_sink.to(quiet.user.email) == []
     assert smtp_sink.to(stranger.user.email) == []
 
@@ -69,10 +70,7 @@ async def test_connected_followers_get_a_realtime_message(factory, client, state
             await client.post(f"/api/users/{streamer_id}/follow", headers=fan.headers)
 
         await live_event(factory, client, state, tenant=tenant, before_live=follow_streamer)
-        for _ in range(100):
-            if received:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: received, within=5)
     finally:
         await unsubscribe()
     assert received[0]["kind"] == "event.live"
@@ -96,7 +94,7 @@ async def test_duplicate_delivery_of_the_email_job_sends_one_email(
     await state.jobs.enqueue(send_event_live_email, message_id=message_id, **job)
     await state.jobs.enqueue(send_event_live_email, **job)  # even as a separate message
     await smtp_sink.wait_for(fan.user.email)
-    await asyncio.sleep(1.0)
+    await settled(state.jobs)
     assert len(smtp_sink.to(fan.user.email)) == 1
 
 
@@ -128,7 +126,7 @@ async def test_unsubscribe_link_stops_the_emails_without_signing_in(
     assert prefs.json()["email_event_live"] is False
 
     await state.jobs.enqueue(send_event_live_email, event_id=str(uuid.uuid4()), **job)
-    await asyncio.sleep(1.0)
+    await settled(state.jobs)
     assert len(smtp_sink.to(fan.user.email)) == 1
 
 

@@ -15,6 +15,7 @@ import websockets
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
+from bigfootlive.app import Loop
 from bigfootlive.authz.roles import Role
 from bigfootlive.serving import uvicorn_options
 from tests.fixtures import services
@@ -32,6 +33,12 @@ REALTIME_SETTINGS: dict[str, Any] = {
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return dict(REALTIME_SETTINGS)
+
+
+@pytest.fixture
+def loops(loops: frozenset[Loop]) -> frozenset[Loop]:
+    """The hub's presence heartbeat and reaction counts run beside every test here."""
+    return loops | {Loop.REALTIME}
 
 
 @dataclass

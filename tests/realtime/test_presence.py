@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bigfootlive.events import access, lifecycle
+from tests.fixtures.jobs import settled
 from tests.realtime.conftest import REALTIME_SETTINGS, create_event, join
 
 
@@ -80,7 +81,9 @@ async def test_stream_state_changes_become_system_messages(client, world, live_s
     "settings_overrides",
     [{**REALTIME_SETTINGS, "jobs_inprocess_worker": True, "analytics_flush_seconds": 0.2}],
 )
-async def test_chat_and_reactions_count_once_in_the_event_analytics(client, world, live_server):
+async def test_chat_and_reactions_count_once_in_the_event_analytics(
+    client, world, live_server, state
+):
     owner = world["owner"]
     event = await create_event(client, owner)
     viewer = await join(live_server.url(event["id"]), world["viewer"])
@@ -105,6 +108,7 @@ async def test_chat_and_reactions_count_once_in_the_event_analytics(client, worl
             break
         await asyncio.sleep(0.2)
     assert counts == (3, 2)
-    await asyncio.sleep(1.0)  # later flushes add nothing
+    await state.beacons.flush()  # later flushes add nothing
+    await settled(state.jobs)
     again = await figures()
     assert (again["chat"]["messages"], again["reactions"]) == (3, 2)

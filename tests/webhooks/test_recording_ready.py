@@ -13,6 +13,7 @@ from bigfootlive.composition import AppState
 from bigfootlive.containers.storage import LocalStorage
 from bigfootlive.containers.vod import publish_recording
 from bigfootlive.models import Recording
+from tests.fixtures.jobs import settled
 from tests.webhooks.conftest import Receiver
 from tests.webhooks.test_webhooks import deliveries, make_endpoint, wait_for_requests
 
@@ -67,7 +68,7 @@ async def test_published_recording_is_handed_off_once_as_a_signed_recording_read
     assert second.id == first.id
 
     await wait_for_requests(receiver, 1)
-    await asyncio.sleep(0.5)  # a second delivery would have arrived by now
+    await settled(state.jobs)
     [request] = receiver.requests
     payload = Webhook(endpoint["secret"]).verify(request.body, request.headers)
     assert payload["type"] == "recording.ready"
@@ -107,7 +108,7 @@ async def test_concurrent_hand_offs_of_one_recording_emit_one_webhook(
     ids = {r.id for r in results if isinstance(r, Recording)}
     assert len(ids) == 1, results
     await wait_for_requests(receiver, 1)
-    await asyncio.sleep(0.5)
+    await settled(state.jobs)
     assert len(receiver.requests) == 1
     listed = await client.get(f"/api/events/{event_id}/recordings", headers=streamer.headers)
     assert len(listed.json()) == 1

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from bigfootlive.authz.roles import Role
+from tests.fixtures.jobs import settled
 from tests.webhooks.conftest import Receiver
 from tests.webhooks.test_webhooks import deliveries, make_endpoint, wait_for_requests
 
@@ -93,7 +94,7 @@ async def test_delivery_rechecks_the_address_and_sends_nothing_inward(
     assert receiver.requests == []
 
 
-async def test_redirects_are_not_followed(client, admin, factory, receiver):
+async def test_redirects_are_not_followed(client, admin, factory, receiver, state):
     inner = Receiver()
     inner.start()
     try:
@@ -102,7 +103,7 @@ async def test_redirects_are_not_followed(client, admin, factory, receiver):
         endpoint = await make_endpoint(client, admin, receiver.url, ["user.created"])
         await factory.user(admin.tenant, login=False)
         await wait_for_requests(receiver, 1)
-        await asyncio.sleep(0.3)
+        await settled(state.jobs)
         [log] = await deliveries(client, admin, endpoint["id"])
         assert log["last_status_code"] == 302
         assert log["status"] != "succeeded"

@@ -9,6 +9,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.models import WebhookEndpoint
+from tests.fixtures.jobs import settled
 from tests.webhooks.conftest import Receiver
 
 
@@ -53,7 +54,7 @@ async def test_secret_is_shown_once_and_stored_encrypted(factory, client, state,
 
 
 async def test_user_created_is_delivered_with_a_signature_the_reference_verifier_accepts(
-    factory, client, receiver
+    factory, client, receiver, state
 ):
     tenant = await factory.tenant()
     admin = await factory.user(tenant, role=Role.ADMIN)
@@ -65,7 +66,7 @@ async def test_user_created_is_delivered_with_a_signature_the_reference_verifier
     assert payload["type"] == "user.created"
     assert payload["data"]["user_id"] == newcomer.id
     assert payload["data"]["email"] == "newcomer@example.com"
-    await asyncio.sleep(0.2)
+    await settled(state.jobs)
     [log] = await deliveries(client, admin, endpoint["id"])
     assert log["status"] == "succeeded"
     assert log["attempts"] == 1
@@ -90,7 +91,7 @@ async def test_tampered_body_or_wrong_secret_fails_verification(factory, client,
 
 
 async def test_failed_delivery_is_retried_with_backoff_until_the_receiver_accepts(
-    factory, client, receiver
+    factory, client, receiver, state
 ):
     tenant = await factory.tenant()
     admin = await factory.user(tenant, role=Role.ADMIN)
@@ -100,33 +101,33 @@ async def test_failed_delivery_is_retried_with_backoff_until_the_receiver_accept
     await wait_for_requests(receiver, 3)
     ids = {r.headers["webhook-id"] for r in receiver.requests}
     assert len(ids) == 1  # one event, three attempts
-    await asyncio.sleep(0.3)
+    await settled(state.jobs)
     [log] = await deliveries(client, admin, endpoint["id"])
     assert log["status"] == "succeeded"
     assert log["attempts"] == 3
 
 
-async def test_delivery_that_never_succeeds_is_marked_failed(factory, client, receiver):
+async def test_delivery_that_never_succeeds_is_marked_failed(factory, client, receiver, state):
     tenant = await factory.tenant()
     admin = await factory.user(tenant, role=Role.ADMIN)
     endpoint = await make_endpoint(client, admin, receiver.url, ["user.created"])
     receiver.statuses = [500] * 10
     await factory.user(tenant, login=False)
     await wait_for_requests(receiver, 4)  # 1 + JOBS_MAX_RETRIES=3
-    await asyncio.sleep(0.5)
+    await settled(state.jobs)
     [log] = await deliveries(client, admin, endpoint["id"])
     assert log["status"] == "failed"
     assert log["attempts"] == 4
     assert log["last_status_code"] == 500
 
 
-async def test_manual_redelivery_sends_the_same_event_again(factory, client, receiver):
+async def test_manual_redelivery_sends_the_same_event_again(factory, client, receiver, state):
     tenant = await factory.tenant()
     admin = await factory.user(tenant, role=Role.ADMIN)
     endpoint = await make_endpoint(client, admin, receiver.url, ["user.created"])
     await factory.user(tenant, login=False)
     await wait_for_requests(receiver, 1)
-    await asyncio.sleep(0.2)
+    await settled(state.jobs)
     [log] = await deliveries(client, admin, endpoint["id"])
     response = await client.post(
         f"/api/webhooks/deliveries/{log['id']}/redeliver", headers=admin.headers
@@ -138,7 +139,7 @@ async def test_manual_redelivery_sends_the_same_event_again(factory, client, rec
     assert Webhook(endpoint["secret"]).verify(again.body, again.headers)["type"] == "user.created"
 
 
-async def test_unsubscribed_or_disabled_endpoints_receive_nothing(factory, client, receiver):
+async def test_unsubscribed_or_disabled_endpoints_receive_nothing(factory, client, receiver, state):
     tenant = await factory.tenant()
     admin = await factory.user(tenant, role=Role.ADMIN)
     await make_endpoint(client, admin, receiver.url, ["event.live"])
@@ -150,7 +151,7 @@ async def test_unsubscribed_or_disabled_endpoints_receive_nothing(factory, clien
     )
     assert response.status_code == 200
     await factory.user(tenant, login=False)
-    await asyncio.sleep(0.5)
+    await settled(state.jobs)
     assert receiver.requests == []
 
 
@@ -230,7 +231,7 @@ async def test_event_lifecycle_is_announced_to_subscribed_endpoints(
     _, streamer, event_id = await live_event(factory, client, state, tenant=tenant)
     await end_event(client, streamer, event_id)
     await wait_for_requests(receiver, 2)
-    await asyncio.sleep(0.3)
+    await settled(state.jobs)
     verified = [Webhook(endpoint["secret"]).verify(r.body, r.headers) for r in receiver.requests]
     assert sorted(p["type"] for p in verified) == ["event.ended", "event.live"]
     assert {p["data"]["event_id"] for p in verified} == {event_id}

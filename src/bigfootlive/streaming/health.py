@@ -351,11 +351,14 @@ class HealthMonitor:
 
 
 def make_health_monitor(settings: Settings) -> HealthMonitor:
-    client = httpx.AsyncClient(timeout=2.0)
+    # A client only when there is a stats URL to poll: making one loads the CA bundle.
+    client: httpx.AsyncClient | None = None
     source: StatsSource | None = None
     if settings.media_server == "srs" and settings.srs_api_url:
+        client = httpx.AsyncClient(timeout=2.0)
         source = SrsStatSource(client, settings.srs_api_url)
     elif settings.nginx_rtmp_stat_url:
+        client = httpx.AsyncClient(timeout=2.0)
         source = NginxStatSource(client, settings.nginx_rtmp_stat_url)
     monitor = HealthMonitor(source, settings.health_stale_seconds, meter=_meter(settings))
     monitor.client = client
