@@ -294,12 +294,13 @@ class HealthMonitor:
         return report
 
     async def _measured(self, sample: StreamStats, stream_name: str) -> StreamStats:
-        """With a meter the frame rate is the measured one, or unknown: never the declared."""
+        """The frame rate measured from the stream's segments wherever this host can read them;
+        otherwise the encoder's declared rate, labelled `fps_source: declared`."""
         measured = None
         if self.meter is not None and sample.publishing:
             measured = await self.meter.measure(stream_name)
         if measured is None or measured.fps is None:
-            return replace(sample, fps=None, fps_source=None)
+            return sample
         return replace(
             sample,
             fps=measured.fps,
