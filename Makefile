@@ -2,7 +2,7 @@
 #               make test  (installs what the tests need, then lint, types and the whole suite)
 .PHONY: run test check lint format typecheck imports pytest coverage bench
 
-PYTEST_ARGS ?= -n auto --dist loadfile
+PYTEST_ARGS ?= -n auto --dist worksteal
 
 run:
 	scripts/bootstrap

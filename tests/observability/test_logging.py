@@ -40,8 +40,15 @@ def test_redact_text(text: str, expected: str) -> None:
     assert redact_text(text) == expected
 
 
-def test_our_lines_and_other_libraries_lines_are_redacted(capsys: pytest.CaptureFixture) -> None:
+def test_our_lines_and_other_libraries_lines_are_redacted(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     configure_logging("INFO", json=True)  # as create_app does
+    # An in-process uvicorn started by an earlier test (log_level="warning") leaves its logger
+    # at WARNING; a served process logs its access lines at INFO.
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    monkeypatch.setattr(uvicorn_error, "level", logging.INFO)
+    monkeypatch.setattr(uvicorn_error, "disabled", False)
     structlog.get_logger("bigfootlive.test").info("fetched", url=f"https://idp/x?code=abc&t={JWT}")
     structlog.get_logger("bigfootlive.test").info("object", url=httpx.URL(f"https://a/?sig={JWT}"))
     logging.getLogger("uvicorn.error").info(
