@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,6 +68,16 @@ def chosen_factors(
     return chosen
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What the user sent to answer a challenge; each method reads the part it checks."""
+
+    factor_id: uuid.UUID | None = None
+    code: str | None = None
+    credential: dict[str, Any] | None = None
+    password: str | None = None
+
+
 class Method(Protocol):
     """A way to answer an MFA challenge: a factor, a backup code, or (for step-up only) the
     password. `factors.registry.METHODS` names them, so verification never branches on one."""
@@ -79,11 +90,7 @@ class Method(Protocol):
         user: User,
         rules: MfaPolicy,
         factors: Sequence[MfaFactor],
-        *,
-        factor_id: uuid.UUID | None,
-        code: str | None,
-        credential: dict[str, Any] | None,
-        password: str | None,
+        answer: Answer,
     ) -> MfaFactor | bool:
         """The factor proved (True for a backup code or password), False for a wrong answer."""
         ...

@@ -22,6 +22,7 @@ from bigfootlive.identity.schemas import MfaChallenge, TokenPair
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import challenges, policy
 from bigfootlive.mfa.base import (
+    Answer,
     ChallengeLocked,
     FactorNotFound,
     InvalidChallenge,
@@ -115,10 +116,7 @@ async def verify(
         user,
         rules,
         factors,
-        factor_id=factor_id,
-        code=code,
-        credential=credential,
-        password=password,
+        Answer(factor_id=factor_id, code=code, credential=credential, password=password),
     )
     if factor is False:
         # Nothing of this request is kept; ending its transaction now frees SQLite's write lock

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +13,7 @@ from bigfootlive.errors import Conflict, Forbidden
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import codes
 from bigfootlive.mfa import repository as repo
-from bigfootlive.mfa.base import notify, rules_of
+from bigfootlive.mfa.base import Answer, notify, rules_of
 from bigfootlive.mfa.challenges import Challenge
 from bigfootlive.mfa.ports import MfaState
 from bigfootlive.models import MfaBackupCode, MfaFactor, User
@@ -66,15 +64,11 @@ class BackupCodes:
         user: User,
         rules: MfaPolicy,
         factors: Sequence[MfaFactor],
-        *,
-        factor_id: uuid.UUID | None,
-        code: str | None,
-        credential: dict[str, Any] | None,
-        password: str | None,
+        answer: Answer,
     ) -> MfaFactor | bool:
-        if not factors or not rules.allow_backup_codes or not code:
+        if not factors or not rules.allow_backup_codes or not answer.code:
             return False
-        candidates = codes.backup_code_candidates(state.settings.data_keys, user.id, code)
+        candidates = codes.backup_code_candidates(state.settings.data_keys, user.id, answer.code)
         return await repo.claim_backup_code(session, user.tenant_id, user.id, candidates, utcnow())
 
     async def on_verified(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +12,7 @@ from bigfootlive.db import utcnow
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import passkeys
 from bigfootlive.mfa import repository as repo
-from bigfootlive.mfa.base import chosen_factors
+from bigfootlive.mfa.base import Answer, chosen_factors
 from bigfootlive.mfa.challenges import Challenge
 from bigfootlive.mfa.schemas import ChallengePrepareOut, SetupOut
 from bigfootlive.models import MfaFactor, User
@@ -111,15 +110,11 @@ class PasskeyFactor:
         user: User,
         rules: MfaPolicy,
         factors: Sequence[MfaFactor],
-        *,
-        factor_id: uuid.UUID | None,
-        code: str | None,
-        credential: dict[str, Any] | None,
-        password: str | None,
+        answer: Answer,
     ) -> MfaFactor | bool:
-        chosen = chosen_factors(factors, "webauthn", factor_id)
+        chosen = chosen_factors(factors, "webauthn", answer.factor_id)
         raw_challenge = await state.cache.get(challenge.key("webauthn"))
-        credential_id = passkeys.credential_id_of(credential or {})
+        credential_id = passkeys.credential_id_of(answer.credential or {})
         if raw_challenge is None or credential_id is None:
             return False
         passkey = next((f for f in chosen if f.credential_id == credential_id), None)
@@ -128,7 +123,7 @@ class PasskeyFactor:
         try:
             new_count = passkeys.verify_assertion(
                 state.settings,
-                credential=credential or {},
+                credential=answer.credential or {},
                 challenge=raw_challenge,
                 public_key=passkey.public_key,
                 sign_count=passkey.sign_count,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.errors import BadRequest
 from bigfootlive.kit.request import RequestMeta
+from bigfootlive.mfa.base import Answer
 from bigfootlive.mfa.challenges import Challenge
 from bigfootlive.models import MfaFactor, User
 from bigfootlive.tenants.schemas import MfaPolicy
@@ -27,17 +27,13 @@ class PasswordMethod:
         user: User,
         rules: MfaPolicy,
         factors: Sequence[MfaFactor],
-        *,
-        factor_id: uuid.UUID | None,
-        code: str | None,
-        credential: dict[str, Any] | None,
-        password: str | None,
+        answer: Answer,
     ) -> MfaFactor | bool:
         if challenge.purpose != "step_up" or factors:
             raise BadRequest(
                 "A password cannot stand in for your second factor", code="method_not_allowed"
             )
-        ok, _ = await state.passwords.verify(user.password_hash, password or "")
+        ok, _ = await state.passwords.verify(user.password_hash, answer.password or "")
         return ok
 
     async def on_verified(

@@ -17,7 +17,7 @@ from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import constant_time_equals
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import codes
-from bigfootlive.mfa.base import chosen_factors
+from bigfootlive.mfa.base import Answer, chosen_factors
 from bigfootlive.mfa.challenges import Challenge
 from bigfootlive.mfa.schemas import ChallengePrepareOut, SetupOut
 from bigfootlive.models import MfaFactor, User
@@ -138,14 +138,10 @@ class SentCodeFactor(ABC):
         user: User,
         rules: MfaPolicy,
         factors: Sequence[MfaFactor],
-        *,
-        factor_id: uuid.UUID | None,
-        code: str | None,
-        credential: dict[str, Any] | None,
-        password: str | None,
+        answer: Answer,
     ) -> MfaFactor | bool:
-        chosen = chosen_factors(factors, self.type, factor_id)
-        proved = await _check_sent_code(state, challenge.key("code"), code, factor_id)
+        chosen = chosen_factors(factors, self.type, answer.factor_id)
+        proved = await _check_sent_code(state, challenge.key("code"), answer.code, answer.factor_id)
         return next((f for f in chosen if f.id == proved), False)
 
     async def on_verified(

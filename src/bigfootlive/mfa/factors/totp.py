@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import repository as repo
 from bigfootlive.mfa import totp
-from bigfootlive.mfa.base import chosen_factors
+from bigfootlive.mfa.base import Answer, chosen_factors
 from bigfootlive.mfa.challenges import Challenge
 from bigfootlive.mfa.schemas import ChallengePrepareOut, SetupOut, TotpSetup
 from bigfootlive.models import MfaFactor, User
@@ -89,19 +89,15 @@ class TotpFactor:
         user: User,
         rules: MfaPolicy,
         factors: Sequence[MfaFactor],
-        *,
-        factor_id: uuid.UUID | None,
-        code: str | None,
-        credential: dict[str, Any] | None,
-        password: str | None,
+        answer: Answer,
     ) -> MfaFactor | bool:
-        chosen = chosen_factors(factors, "totp", factor_id)
+        chosen = chosen_factors(factors, "totp", answer.factor_id)
         for factor in chosen:
-            if code and factor.secret_ciphertext:
+            if answer.code and factor.secret_ciphertext:
                 secret = state.secrets.decrypt(
                     factor.secret_ciphertext, context=_totp_context(factor.id)
                 )
-                step = totp.matching_step(secret, code)
+                step = totp.matching_step(secret, answer.code)
                 # A step at or before the last accepted one is a replay: refused like a wrong code.
                 # (Checked here, then again atomically by the update, for concurrent requests.)
                 if step is None or (
