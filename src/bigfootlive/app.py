@@ -34,6 +34,7 @@ from bigfootlive.mfa.endpoints import tenant_router as mfa_tenant_router
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.notifications.endpoints import router as notifications_router
 from bigfootlive.observability.endpoints import router as observability_router
+from bigfootlive.observability.errortracking import init_error_tracking
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from bigfootlive.realtime.connection import CaptureRawSend
@@ -73,6 +74,7 @@ def create_app(
     settings = settings or Settings()
     settings.check_production()
     configure_logging(settings.log_level, settings.log_json)
+    init_error_tracking(settings)
     for warning in settings.warnings:
         log.warning("settings_warning", detail=warning)
 

@@ -135,8 +135,10 @@ def worker(
 ) -> None:
     """Run background job workers on the configured broker (BROKER_URL or REDIS_URL)."""
     from bigfootlive.jobs.worker import run_worker
+    from bigfootlive.observability.errortracking import init_error_tracking
 
     settings = load_settings()
+    init_error_tracking(settings)
     if settings.should_auto_migrate:
         from bigfootlive.migrations import upgrade_database
 

@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:3001"
     log_level: str = "INFO"
     log_json: bool = True
+    # error tracking (Sentry): off unless SENTRY_DSN is set; events are scrubbed of secrets
+    sentry_dsn: SecretStr | None = None
+    sentry_environment: str | None = None  # default: NODE_ENV
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    # /metrics: with a token, only `Authorization: Bearer <METRICS_TOKEN>` is answered; with a
+    # port, /metrics is served there (bind it to a private network) and not on PORT
+    metrics_token: SecretStr | None = None
+    metrics_port: int | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = 1_048_576
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -302,7 +310,15 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("auto_migrate", "jobs_inprocess_worker", mode="before")
+    @field_validator(
+        "auto_migrate",
+        "jobs_inprocess_worker",
+        "metrics_port",
+        "sentry_environment",
+        "sentry_dsn",
+        "metrics_token",
+        mode="before",
+    )
     @classmethod
     def _empty_means_default(cls, value: object) -> object:
         # `AUTO_MIGRATE=` (as in .env.example): the default, not an invalid boolean
