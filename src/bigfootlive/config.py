@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     # port, /metrics is served there (bind it to a private network) and not on PORT
     metrics_token: SecretStr | None = None
     metrics_port: int | None = None
+    metrics_host: str | None = None  # where METRICS_PORT listens; default: HOST
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = 1_048_576
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -314,6 +315,7 @@ class Settings(BaseSettings):
         "auto_migrate",
         "jobs_inprocess_worker",
         "metrics_port",
+        "metrics_host",
         "sentry_environment",
         "sentry_dsn",
         "metrics_token",
