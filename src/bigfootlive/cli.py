@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
+from bigfootlive.cli_ops import backup_app, keys_app
 from bigfootlive.config import ConfigurationError, Settings
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(container_app, name="container")
 app.add_typer(media_app, name="media-server")
+app.add_typer(backup_app, name="backup")
+app.add_typer(keys_app, name="keys")
 
 
 def load_settings(**values: Any) -> Settings:

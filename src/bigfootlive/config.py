@@ -343,10 +343,14 @@ class Settings(BaseSettings):
 
     @cached_property
     def data_keys(self) -> list[bytes]:
-        """AES-256 keys for secrets at rest, newest first; derived from JWT_SECRET when unset
-        (in production JWT_SECRET has passed the same checks as ENCRYPTION_KEYS would)."""
+        """AES-256 keys for secrets at rest, newest first (the first encrypts, every one
+        decrypts). Unset ENCRYPTION_KEYS, they derive from JWT_SECRET and then from each of
+        JWT_PREVIOUS_SECRETS (in production these passed the same checks as ENCRYPTION_KEYS
+        would): rotating JWT_SECRET with the old one in JWT_PREVIOUS_SECRETS keeps the stored
+        secrets readable until `bigfootlive keys reencrypt` moves them to the new key."""
         raw = [k.get_secret_value() for k in self.encryption_keys] or [
-            "derived:" + self.jwt_secret.get_secret_value()
+            "derived:" + secret.get_secret_value()
+            for secret in (self.jwt_secret, *self.jwt_previous_secrets)
         ]
         return [hashlib.sha256(k.encode()).digest() for k in raw]
 
