@@ -126,6 +126,25 @@ def media_server_config(
         _refuse("bigfootlive: cannot generate the configuration:", [str(exc)])
 
 
+@media_app.command("run")
+def media_server_run() -> None:
+    """Run the media server in the foreground (a container of its own, deploy/k8s
+    media-server.yaml): write the generated nginx configuration, then exec nginx."""
+    import os
+
+    from bigfootlive.streaming.managed.nginx_conf import LayoutError, MediaLayout
+
+    settings = load_settings()
+    layout = MediaLayout.from_settings(settings)
+    try:
+        conf = layout.write()
+    except LayoutError as exc:
+        _refuse("bigfootlive: cannot generate the configuration:", [str(exc)])
+    run = str(layout.runtime_dir)
+    binary = settings.nginx_binary
+    os.execvp(binary, [binary, "-p", run, "-e", str(layout.error_log), "-c", str(conf)])  # noqa: S606
+
+
 @app.command()
 def worker(
     threads: Annotated[
