@@ -8,13 +8,12 @@ import dataclasses
 import getpass
 import sys
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from bigfootlive.cli_ops import backup_app, keys_app
-from bigfootlive.config import ConfigurationError, Settings
+from bigfootlive.cli_settings import _refuse, load_settings
 
 if TYPE_CHECKING:
     from bigfootlive.composition import AppState
@@ -30,31 +29,6 @@ app.add_typer(container_app, name="container")
 app.add_typer(media_app, name="media-server")
 app.add_typer(backup_app, name="backup")
 app.add_typer(keys_app, name="keys")
-
-
-def load_settings(**values: Any) -> Settings:
-    """The settings of a command, checked before anything starts: an invalid value, or a
-    configuration NODE_ENV=production refuses, ends the command with its reasons (exit 2) and
-    no traceback. Messages name variables, never their values."""
-    try:
-        settings = Settings(**values)
-        settings.check_production()
-    except ValidationError as exc:
-        reasons = [
-            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
-            for error in exc.errors()
-        ]
-        _refuse("bigfootlive: invalid settings, not starting:", reasons)
-    except ConfigurationError as exc:
-        _refuse("bigfootlive: NODE_ENV=production refuses this configuration:", exc.problems)
-    for warning in settings.warnings:
-        typer.echo(f"bigfootlive: warning: {warning}", err=True)
-    return settings
-
-
-def _refuse(headline: str, reasons: list[str]) -> NoReturn:
-    typer.echo("\n".join([headline, *(f"  - {reason}" for reason in reasons)]), err=True)
-    raise typer.Exit(2)
 
 
 @app.command()

@@ -20,7 +20,7 @@ def backup_create(
 ) -> None:
     """Back up DATABASE_URL to PATH (pg_dump, or SQLite's online backup)."""
     from bigfootlive.backup import BackupError, create_backup
-    from bigfootlive.cli import load_settings
+    from bigfootlive.cli_settings import load_settings
 
     settings = load_settings()
     try:
@@ -37,7 +37,7 @@ def backup_restore(
 ) -> None:
     """Restore PATH into DATABASE_URL (create the database first; its objects are replaced)."""
     from bigfootlive.backup import BackupError, restore_backup
-    from bigfootlive.cli import load_settings
+    from bigfootlive.cli_settings import load_settings
 
     settings = load_settings()
     try:
@@ -58,7 +58,7 @@ def backup_restore(
 
 
 async def _scan(*, rewrite: bool) -> dict[str, object]:
-    from bigfootlive.cli import load_settings
+    from bigfootlive.cli_settings import load_settings
     from bigfootlive.db import Database
     from bigfootlive.rekey import scan
 
