@@ -387,6 +387,8 @@ class Settings(BaseSettings):
                 (f"{variable} (entry {i} of {len(values)})" if len(values) > 1 else variable, v)
                 for i, v in enumerate(values, 1)
             ]
+        if self.metrics_token is not None:  # whoever has it reads the platform's figures
+            named.append(("METRICS_TOKEN", self.metrics_token))
         problems = [p for n, v in named if (p := secret_problem(n, v.get_secret_value()))]
         if self._mongodb_uri_set:
             problems.append(self._mongodb_message())
