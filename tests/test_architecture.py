@@ -131,6 +131,8 @@ def test_every_benchmark_imports(module: str) -> None:
 EDGE_MODULES = {
     "bigfootlive.app",
     "bigfootlive.cli",
+    "bigfootlive.cli_ops",
+    "bigfootlive.cli_settings",
     "bigfootlive.composition",
     "bigfootlive.deps",
     "bigfootlive.http_errors",

@@ -158,6 +158,22 @@ def test_without_encryption_keys_production_derives_the_data_key_from_the_checke
     assert settings.data_keys != production().data_keys
 
 
+def test_derived_data_keys_follow_the_previous_jwt_secrets_for_rotation():
+    old, new = strong(), strong()
+    before = production(jwt_secret=old)
+    during = production(jwt_secret=new, jwt_previous_secrets=old)
+    after = production(jwt_secret=new)
+    assert during.data_keys == [after.data_keys[0], before.data_keys[0]]  # new key encrypts
+    explicit = production(jwt_secret=new, jwt_previous_secrets=old, encryption_keys=strong())
+    assert len(explicit.data_keys) == 1  # ENCRYPTION_KEYS set: the JWT secrets play no part
+
+
+def test_a_weak_metrics_token_is_refused_in_production():
+    assert "METRICS_TOKEN" in refusal(production(metrics_token="a" * 40))
+    production(metrics_token=strong()).check_production()
+    production(metrics_token="").check_production()  # empty: unset
+
+
 def test_every_problem_is_reported_at_once():
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,

@@ -18,7 +18,8 @@ from bigfootlive.config import Settings
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
-OUR_SERVICES = ("migrate", "api", "worker")  # built from our image; their env is our Settings
+# built from our image; their env is our Settings
+OUR_SERVICES = ("migrate", "api", "worker", "media-server")
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +41,8 @@ def setting_names() -> set[str]:
     return {name.upper() for name in Settings.model_fields}
 
 
-def test_compose_has_the_api_worker_postgres_and_redis(compose):
-    assert {"api", "worker", "postgres", "redis"} <= set(compose["services"])
+def test_compose_has_the_api_worker_media_server_postgres_and_redis(compose):
+    assert {"api", "worker", "media-server", "postgres", "redis"} <= set(compose["services"])
 
 
 def test_every_variable_given_to_our_services_is_a_real_setting(compose):
@@ -73,6 +74,7 @@ def test_our_services_run_the_right_commands_on_postgres_and_redis(compose):
     assert services["api"]["command"] == ["serve"]
     assert services["worker"]["command"] == ["worker"]
     assert services["migrate"]["command"] == ["migrate"]
+    assert services["media-server"]["command"] == ["media-server", "run"]
     for service in OUR_SERVICES:
         env = services[service]["environment"]
         assert env["DATABASE_URL"].startswith("postgresql+asyncpg://")
@@ -118,3 +120,27 @@ def test_the_image_runs_bigfootlive_serve_as_a_non_root_user(dockerfile):
 def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build():
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".env", ".git", ".venv", "var"} <= ignored
+
+
+def test_the_media_server_runs_nginx_rtmp_beside_the_api(compose, dockerfile):
+    media = compose["services"]["media-server"]
+    assert media["build"]["target"] == "media-server"
+    env = media["environment"]
+    assert env["MEDIA_SERVER_MODE"] == "external"
+    assert env["MEDIA_API_URL"] == "http://api:3001"  # the callbacks reach the API
+    assert env["MEDIA_LISTEN_HOST"] == "0.0.0.0"  # noqa: S104 - inside a container
+    assert {"1935:1935", "8080:8080"} <= set(media["ports"])
+    assert "/_bfl/health" in " ".join(media["healthcheck"]["test"])
+    assert media["depends_on"]["api"]["condition"] == "service_healthy"
+    start = dockerfile.index(
+        next(x for x in dockerfile if x.startswith("FROM base AS media-server"))
+    )
+    end = next(i for i in range(start + 1, len(dockerfile)) if dockerfile[i].startswith("FROM "))
+    stage = dockerfile[start:end]
+    installs = " ".join(line for line in stage if "apt-get install" in line)
+    assert "nginx" in installs
+    assert "libnginx-mod-rtmp" in installs
+    users = [line.split()[1] for line in stage if line.startswith("USER ")]
+    assert users
+    assert users[-1].split(":")[0] not in ("root", "0")
+    assert 'CMD ["media-server", "run"]' in stage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from enum import StrEnum
@@ -33,8 +34,12 @@ from bigfootlive.mfa.endpoints import router as mfa_router
 from bigfootlive.mfa.endpoints import tenant_router as mfa_tenant_router
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.notifications.endpoints import router as notifications_router
+from bigfootlive.observability.endpoints import authorized as metrics_authorized
+from bigfootlive.observability.endpoints import render_metrics
 from bigfootlive.observability.endpoints import router as observability_router
+from bigfootlive.observability.errortracking import init_error_tracking
 from bigfootlive.observability.logging import configure_logging
+from bigfootlive.observability.metrics_server import MetricsServer
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from bigfootlive.realtime.connection import CaptureRawSend
 from bigfootlive.realtime.gateway import router as realtime_router
@@ -73,6 +78,7 @@ def create_app(
     settings = settings or Settings()
     settings.check_production()
     configure_logging(settings.log_level, settings.log_json)
+    init_error_tracking(settings)
     for warning in settings.warnings:
         log.warning("settings_warning", detail=warning)
 
@@ -102,11 +108,22 @@ def create_app(
         containers = start_manager(state) if Loop.CONTAINER_MANAGER in loops else None
         if Loop.REALTIME in loops:
             state.hub.start()
+        metrics_server = None
+        if config.metrics_port is not None:
+            metrics_server = MetricsServer(
+                config.metrics_host or config.host,
+                config.metrics_port,
+                functools.partial(render_metrics, state),
+                functools.partial(metrics_authorized, config),
+            )
+            await metrics_server.start()
         restore_sigterm = install_sigterm_drain()
         try:
             yield
         finally:
             restore_sigterm()
+            if metrics_server is not None:
+                await metrics_server.stop()
             if containers is not None:
                 manager, loop = containers
                 await loop.stop()

@@ -8,12 +8,12 @@ import dataclasses
 import getpass
 import sys
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from bigfootlive.config import ConfigurationError, Settings
+from bigfootlive.cli_ops import backup_app, keys_app
+from bigfootlive.cli_settings import _refuse, load_settings
 
 if TYPE_CHECKING:
     from bigfootlive.composition import AppState
@@ -27,31 +27,8 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(container_app, name="container")
 app.add_typer(media_app, name="media-server")
-
-
-def load_settings(**values: Any) -> Settings:
-    """The settings of a command, checked before anything starts: an invalid value, or a
-    configuration NODE_ENV=production refuses, ends the command with its reasons (exit 2) and
-    no traceback. Messages name variables, never their values."""
-    try:
-        settings = Settings(**values)
-        settings.check_production()
-    except ValidationError as exc:
-        reasons = [
-            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
-            for error in exc.errors()
-        ]
-        _refuse("bigfootlive: invalid settings, not starting:", reasons)
-    except ConfigurationError as exc:
-        _refuse("bigfootlive: NODE_ENV=production refuses this configuration:", exc.problems)
-    for warning in settings.warnings:
-        typer.echo(f"bigfootlive: warning: {warning}", err=True)
-    return settings
-
-
-def _refuse(headline: str, reasons: list[str]) -> NoReturn:
-    typer.echo("\n".join([headline, *(f"  - {reason}" for reason in reasons)]), err=True)
-    raise typer.Exit(2)
+app.add_typer(backup_app, name="backup")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()
@@ -123,6 +100,25 @@ def media_server_config(
         _refuse("bigfootlive: cannot generate the configuration:", [str(exc)])
 
 
+@media_app.command("run")
+def media_server_run() -> None:
+    """Run the media server in the foreground (a container of its own, deploy/k8s
+    media-server.yaml): write the generated nginx configuration, then exec nginx."""
+    import os
+
+    from bigfootlive.streaming.managed.nginx_conf import LayoutError, MediaLayout
+
+    settings = load_settings()
+    layout = MediaLayout.from_settings(settings)
+    try:
+        conf = layout.write()
+    except LayoutError as exc:
+        _refuse("bigfootlive: cannot generate the configuration:", [str(exc)])
+    run = str(layout.runtime_dir)
+    binary = settings.nginx_binary
+    os.execvp(binary, [binary, "-p", run, "-e", str(layout.error_log), "-c", str(conf)])  # noqa: S606
+
+
 @app.command()
 def worker(
     threads: Annotated[
@@ -135,8 +131,10 @@ def worker(
 ) -> None:
     """Run background job workers on the configured broker (BROKER_URL or REDIS_URL)."""
     from bigfootlive.jobs.worker import run_worker
+    from bigfootlive.observability.errortracking import init_error_tracking
 
     settings = load_settings()
+    init_error_tracking(settings)
     if settings.should_auto_migrate:
         from bigfootlive.migrations import upgrade_database
 

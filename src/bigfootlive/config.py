@@ -88,6 +88,15 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:3001"
     log_level: str = "INFO"
     log_json: bool = True
+    # error tracking (Sentry): off unless SENTRY_DSN is set; events are scrubbed of secrets
+    sentry_dsn: SecretStr | None = None
+    sentry_environment: str | None = None  # default: NODE_ENV
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    # /metrics: with a token, only `Authorization: Bearer <METRICS_TOKEN>` is answered; with a
+    # port, /metrics is served there (bind it to a private network) and not on PORT
+    metrics_token: SecretStr | None = None
+    metrics_port: int | None = None
+    metrics_host: str | None = None  # where METRICS_PORT listens; default: HOST
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = 1_048_576
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -302,7 +311,16 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("auto_migrate", "jobs_inprocess_worker", mode="before")
+    @field_validator(
+        "auto_migrate",
+        "jobs_inprocess_worker",
+        "metrics_port",
+        "metrics_host",
+        "sentry_environment",
+        "sentry_dsn",
+        "metrics_token",
+        mode="before",
+    )
     @classmethod
     def _empty_means_default(cls, value: object) -> object:
         # `AUTO_MIGRATE=` (as in .env.example): the default, not an invalid boolean
@@ -325,10 +343,14 @@ class Settings(BaseSettings):
 
     @cached_property
     def data_keys(self) -> list[bytes]:
-        """AES-256 keys for secrets at rest, newest first; derived from JWT_SECRET when unset
-        (in production JWT_SECRET has passed the same checks as ENCRYPTION_KEYS would)."""
+        """AES-256 keys for secrets at rest, newest first (the first encrypts, every one
+        decrypts). Unset ENCRYPTION_KEYS, they derive from JWT_SECRET and then from each of
+        JWT_PREVIOUS_SECRETS (in production these passed the same checks as ENCRYPTION_KEYS
+        would): rotating JWT_SECRET with the old one in JWT_PREVIOUS_SECRETS keeps the stored
+        secrets readable until `bigfootlive keys reencrypt` moves them to the new key."""
         raw = [k.get_secret_value() for k in self.encryption_keys] or [
-            "derived:" + self.jwt_secret.get_secret_value()
+            "derived:" + secret.get_secret_value()
+            for secret in (self.jwt_secret, *self.jwt_previous_secrets)
         ]
         return [hashlib.sha256(k.encode()).digest() for k in raw]
 
@@ -365,6 +387,8 @@ class Settings(BaseSettings):
                 (f"{variable} (entry {i} of {len(values)})" if len(values) > 1 else variable, v)
                 for i, v in enumerate(values, 1)
             ]
+        if self.metrics_token is not None:  # whoever has it reads the platform's figures
+            named.append(("METRICS_TOKEN", self.metrics_token))
         problems = [p for n, v in named if (p := secret_problem(n, v.get_secret_value()))]
         if self._mongodb_uri_set:
             problems.append(self._mongodb_message())

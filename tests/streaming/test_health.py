@@ -80,3 +80,23 @@ async def test_absent_stream_is_offline():
     report = await HealthMonitor(_Fixed([]), stale_seconds=15).report("pb", on_air=True)
     assert report.verdict == "offline"
     assert report.reasons == ["no_publisher"]
+
+
+async def test_every_verdict_is_counted_by_verdict_only():
+    from bigfootlive.observability.metrics import REGISTRY
+
+    name = "bigfootlive_stream_health_verdicts_total"
+
+    def count(verdict: str) -> float:
+        return REGISTRY.get_sample_value(name, {"source": "api", "verdict": verdict}) or 0.0
+
+    before = {v: count(v) for v in ("ok", "degraded", "offline")}
+    degraded = StreamStats(
+        at=time.time(), publishing=True, bytes_in=1, bitrate_kbps=40.0, fps=8.0,
+        video_codec="H264", uptime_seconds=120,
+    )  # fmt: skip
+    await HealthMonitor(_Fixed([degraded]), stale_seconds=15).report("pb1", on_air=True)
+    await HealthMonitor(_Fixed([]), stale_seconds=15).report("pb2", on_air=True)
+    assert count("degraded") == before["degraded"] + 1
+    assert count("offline") == before["offline"] + 1
+    assert count("ok") == before["ok"]

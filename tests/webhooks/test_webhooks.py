@@ -9,6 +9,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.models import WebhookEndpoint
+from bigfootlive.observability.metrics import REGISTRY
 from tests.fixtures.jobs import settled
 from tests.webhooks.conftest import Receiver
 
@@ -112,6 +113,8 @@ async def test_delivery_that_never_succeeds_is_marked_failed(factory, client, re
     admin = await factory.user(tenant, role=Role.ADMIN)
     endpoint = await make_endpoint(client, admin, receiver.url, ["user.created"])
     receiver.statuses = [500] * 10
+    failed_attempts = "bigfootlive_webhook_attempts_total"
+    before = REGISTRY.get_sample_value(failed_attempts, {"outcome": "failed"}) or 0
     await factory.user(tenant, login=False)
     await wait_for_requests(receiver, 4)  # 1 + JOBS_MAX_RETRIES=3
     await settled(state.jobs)
@@ -119,6 +122,10 @@ async def test_delivery_that_never_succeeds_is_marked_failed(factory, client, re
     assert log["status"] == "failed"
     assert log["attempts"] == 4
     assert log["last_status_code"] == 500
+    # /metrics: the attempts (this process ran them) and the delivery failed for good
+    assert REGISTRY.get_sample_value(failed_attempts, {"outcome": "failed"}) == before + 4
+    scraped = (await client.get("/metrics")).text
+    assert "bigfootlive_webhook_deliveries_failed 1.0" in scraped
 
 
 async def test_manual_redelivery_sends_the_same_event_again(factory, client, receiver, state):

@@ -11,7 +11,12 @@ from bigfootlive.audit.actions import AuditAction
 from bigfootlive.db import Database
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import AuditRecord, User
-from bigfootlive.observability.metrics import AUTH_EVENTS
+from bigfootlive.observability.metrics import (
+    AUTH_EVENTS,
+    LOCKOUTS,
+    LOGIN_FAILURE_REASONS,
+    LOGIN_FAILURES,
+)
 
 
 def _build(
@@ -27,6 +32,11 @@ def _build(
 ) -> AuditRecord:
     if action.startswith("auth."):
         AUTH_EVENTS.labels(action.value, result).inc()
+        if action == AuditAction.AUTH_LOGIN and result == "failure":
+            reason = str((details or {}).get("reason", ""))
+            LOGIN_FAILURES.labels(reason if reason in LOGIN_FAILURE_REASONS else "other").inc()
+        elif action in (AuditAction.AUTH_LOCKOUT, AuditAction.AUTH_MFA_LOCKED):
+            LOCKOUTS.labels("mfa" if action == AuditAction.AUTH_MFA_LOCKED else "password").inc()
     return AuditRecord(
         id=uuid.uuid4(),
         tenant_id=tenant_id,

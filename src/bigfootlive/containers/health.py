@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import httpx
 
 from bigfootlive.analytics.schemas import HealthSample, HealthStatus
+from bigfootlive.observability import metrics
 from bigfootlive.streaming.nginx_rtmp import is_viewer
 
 MAX_STAT_BYTES = 4 * 1024 * 1024
@@ -135,6 +136,7 @@ _AS_RECORDED: dict[Health, tuple[HealthStatus, list[str]]] = {
 def health_sample(health: Health, sample: StreamSample | None) -> HealthSample:
     """One verdict as the analytics domain records it."""
     status, reasons = _AS_RECORDED[health]
+    metrics.STREAM_HEALTH_VERDICTS.labels("container", health.value).inc()
     if sample is None:
         return HealthSample(status=status, reasons=reasons)
     return HealthSample(

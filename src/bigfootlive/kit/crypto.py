@@ -31,6 +31,16 @@ class SecretBox:
         self._keys = {_fingerprint(k): AESGCM(k) for k in keys}
         self._current = _fingerprint(keys[0])
 
+    @property
+    def current(self) -> str:
+        """The fingerprint of the key new ciphertexts are written with."""
+        return self._current
+
+    def key_of(self, token: str) -> str | None:
+        """The fingerprint of the key `token` was written with, when that key is configured."""
+        parts = token.split(":", 2)
+        return parts[1] if len(parts) == 3 and parts[1] in self._keys else None
+
     def encrypt(self, plaintext: str, *, context: str = "") -> str:
         nonce = secrets.token_bytes(12)
         sealed = self._keys[self._current].encrypt(nonce, plaintext.encode(), context.encode())

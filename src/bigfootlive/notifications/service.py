@@ -63,8 +63,10 @@ async def update_preferences(
 # ---- unsubscribe links -----------------------------------------------------------------------
 
 
-def _signature(state: Infrastructure, tenant_id: str, user_id: str, kind: str) -> str:
-    key = state.settings.data_keys[0]
+def _signature(
+    state: Infrastructure, tenant_id: str, user_id: str, kind: str, key_index: int = 0
+) -> str:
+    key = state.settings.data_keys[key_index]
     return keyed_hash(key, f"unsubscribe:{tenant_id}:{user_id}:{kind}")[:32]
 
 
@@ -85,8 +87,12 @@ def check_unsubscribe_token(state: Infrastructure, token: str) -> tuple[uuid.UUI
         tenant_id, user_id = uuid.UUID(tenant_raw), uuid.UUID(user_raw)
     except ValueError as exc:
         raise BadRequest("The unsubscribe link is not valid", code="invalid_token") from exc
-    expected = _signature(state, str(tenant_id), str(user_id), kind)
-    if kind not in KINDS or not constant_time_equals(signature, expected):
+    # any data key still configured: links mailed before a key rotation keep working
+    candidates = [
+        _signature(state, str(tenant_id), str(user_id), kind, index)
+        for index in range(len(state.settings.data_keys))
+    ]
+    if kind not in KINDS or not any(constant_time_equals(signature, c) for c in candidates):
         raise BadRequest("The unsubscribe link is not valid", code="invalid_token")
     return tenant_id, user_id, kind
 

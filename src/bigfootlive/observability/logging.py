@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = frozenset(
+SECRET_KEYS = frozenset(
     {
         "password",
         "new_password",
@@ -87,7 +87,7 @@ def _scrub(value: Any) -> Any:
 
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event_dict):
-        if key.lower() in _SECRET_KEYS:
+        if key.lower() in SECRET_KEYS:
             event_dict[key] = REDACTED
     return event_dict
 

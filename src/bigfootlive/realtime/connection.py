@@ -203,6 +203,7 @@ class Room:
     event_id: uuid.UUID
     connections: dict[str, Connection] = field(default_factory=dict)
     pending: list[bytes] = field(default_factory=list)
+    pending_since: float = 0.0  # monotonic time the oldest pending message arrived
     flush_scheduled: bool = False
     broadcasting: bool = False
     unsubscribes: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

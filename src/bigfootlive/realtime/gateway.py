@@ -29,6 +29,7 @@ from bigfootlive.events import access
 from bigfootlive.events.schemas import Visibility
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
+from bigfootlive.observability import metrics
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.commands import Commands, Refused
 from bigfootlive.realtime.connection import Connection, OutFrame, fast_path_transport
@@ -219,6 +220,7 @@ class Gateway(Commands):
             if received["type"] == "websocket.disconnect":
                 return
             connection.last_seen = time.monotonic()
+            metrics.WS_MESSAGES_IN.inc()
             if connection.closing:
                 continue
             raw: str | bytes | None = received.get("text")

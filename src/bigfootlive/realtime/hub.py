@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from bigfootlive.events.wire import state_channel
 from bigfootlive.identity import revocation
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.backends import Cache, PubSub
+from bigfootlive.observability import metrics
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.connection import BACKGROUND, Connection, OutFrame, Room
 from bigfootlive.realtime.presence import Presence, presence_loop, reactions_loop
@@ -109,6 +111,8 @@ class Hub:
             if room is None:
                 room = self.rooms[connection.event_id] = Room(connection.event_id)
                 await self._subscribe(room)
+            if connection.id not in room.connections:
+                metrics.WS_CONNECTIONS.inc()
             room.connections[connection.id] = connection
             connection.room = room
         connection.start()
@@ -120,7 +124,8 @@ class Hub:
             room = self.rooms.get(connection.event_id)
             if room is None or room is not connection.room:
                 return
-            room.connections.pop(connection.id, None)
+            if room.connections.pop(connection.id, None) is not None:
+                metrics.WS_CONNECTIONS.dec()
             connection.room = None
             if room.connections:
                 return
@@ -222,6 +227,8 @@ class Hub:
     # --- fan-out -------------------------------------------------------------------------------
 
     def _enqueue(self, room: Room, data: bytes) -> None:
+        if not room.pending:
+            room.pending_since = time.monotonic()
         room.pending.append(data)
         if not room.flush_scheduled:
             room.flush_scheduled = True
@@ -236,11 +243,15 @@ class Hub:
         if room.broadcasting or not room.pending:
             return  # a broadcast still running flushes again when it is done
         frame = OutFrame(b"[" + b",".join(room.pending) + b"]")
+        targets = list(room.connections.values())
+        metrics.WS_MESSAGES_OUT.inc(len(room.pending) * len(targets))
+        since = room.pending_since
         room.pending = []
         room.broadcasting = True
-        _deliver(frame, list(room.connections.values()), 0, lambda: self._delivered(room))
+        _deliver(frame, targets, 0, lambda: self._delivered(room, since))
 
-    def _delivered(self, room: Room) -> None:
+    def _delivered(self, room: Room, since: float) -> None:
+        metrics.FANOUT_LAG.observe(time.monotonic() - since)
         room.broadcasting = False
         if room.pending and not room.flush_scheduled:
             # What arrived while the last frame went out goes now, as one frame: under load

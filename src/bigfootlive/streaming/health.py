@@ -22,6 +22,7 @@ import structlog
 
 from bigfootlive.config import Settings
 from bigfootlive.kit import jsonparse
+from bigfootlive.observability import metrics
 from bigfootlive.streaming.nginx_rtmp import is_viewer
 
 log = structlog.get_logger(__name__)
@@ -59,6 +60,9 @@ class HealthReport:
     current: dict[str, Any] | None
     history: list[dict[str, Any]] = field(default_factory=list)
     fresh: bool = False  # the media server was asked this time (not the last second's answer)
+
+    def __post_init__(self) -> None:
+        metrics.STREAM_HEALTH_VERDICTS.labels("api", self.verdict).inc()
 
 
 class StatsSource:

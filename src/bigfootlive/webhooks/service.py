@@ -22,6 +22,7 @@ from bigfootlive.kit import outbound
 from bigfootlive.kit.pagination import encode_cursor
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import WebhookDelivery, WebhookEndpoint
+from bigfootlive.observability import metrics
 from bigfootlive.state import Infrastructure
 from bigfootlive.webhooks import repository as repo
 from bigfootlive.webhooks import signing
@@ -323,6 +324,7 @@ async def attempt_delivery(
                 row.status, row.delivered_at = "succeeded", dt.datetime.now(dt.UTC)
             elif last_attempt:
                 row.status = "failed"
+    metrics.WEBHOOK_ATTEMPTS.labels("failed" if error else "succeeded").inc()
     if error is not None:
         log.info("webhook_delivery_failed", delivery_id=str(delivery_id), error=error)
         raise DeliveryFailed(error)
