@@ -72,9 +72,13 @@ async function ask(action, session) {
 function drop(session) {
   if (session.socket) {
     session.socket.destroy(); // RTMP: a paused socket would never see the client's FIN
-  } else {
-    session.close();
+    return;
   }
+  const res = session.res;
+  if (res && typeof res.setHeader === "function" && !res.headersSent) {
+    res.statusCode = 403; // HTTP-FLV: refused before any media, say so
+  }
+  session.close();
 }
 
 // Publisher side: stop reading its input until the answer.
@@ -116,7 +120,12 @@ async function gatePublish(session) {
   }
   publishers.add(session.id);
   const gone = () => donePublish(session);
-  (session.socket || session.req)?.once("close", gone);
+  // RTMP: its socket; HTTP-FLV push: the request's socket; WS-FLV push: the WebSocket
+  for (const closing of [session.socket, session.req?.socket, session.res]) {
+    if (closing && typeof closing.once === "function") {
+      closing.once("close", gone);
+    }
+  }
   release();
 }
 
