@@ -9,7 +9,7 @@ is named by `X-Original-URI` (the viewer's request line):
 |---|---|
 | `/hls/<playback id>.m3u8`, `/hls/<playback id>-<n>.ts` | live HLS (nginx-rtmp) |
 | `/live/<playback id>/...` | the ABR ladder |
-| `/live/<playback id>.m3u8`, `/live/<playback id>-<n>.ts`, `/live/<playback id>.flv` | SRS's HTTP server (nginx in front of it) |
+| `/live/<playback id>.m3u8`, `-<n>.ts`, `.flv` | SRS's HTTP server (nginx in front of it) |
 | `/vod/<event id>/...` | the recording, published as VOD |
 
 `public` events are open. `tenant` and `private` events need the signed playback token of the
