@@ -96,7 +96,7 @@ function holdOutput(session) {
   session.sendBuffer = (buffer) => queued.push(buffer);
   return (allowed) => {
     session.sendBuffer = send;
-    if (allowed) {
+    if (allowed && !session.socket?.destroyed) {
       queued.forEach((buffer) => send(buffer));
     }
   };
@@ -120,6 +120,10 @@ async function gatePublish(session) {
   }
   publishers.add(session.id);
   const gone = () => donePublish(session);
+  if (session.socket?.destroyed) {
+    gone(); // it left while we were asking
+    return;
+  }
   // RTMP: its socket; HTTP-FLV push: the request's socket; WS-FLV push: the WebSocket
   for (const closing of [session.socket, session.req?.socket, session.res]) {
     if (closing && typeof closing.once === "function") {
