@@ -197,6 +197,26 @@ async def test_publish_with_the_key_goes_live_viewers_need_a_token_and_stop_kick
         # 2. the right key: NMS holds the publish until BigfootLive says yes; the event is live
         await _wait_status(live, event, "live", within=15)
 
+        # health reads NMS's REST API (the frame rate is the encoder's declared one: NMS
+        # writes no segments this host could measure)
+        current: dict[str, Any] = {}
+        for _ in range(40):
+            health = (
+                await live.api.get(
+                    f"/api/streaming/events/{event['id']}/health", headers=live.streamer.headers
+                )
+            ).json()
+            current = health["current"] or {}
+            if current.get("uptime_seconds", 0) >= 3 and current.get("bitrate_kbps"):
+                break
+            await asyncio.sleep(0.5)
+        assert health["verdict"] == "ok", health
+        assert (current["width"], current["height"]) == (640, 360)
+        assert (current["video_codec"], current["audio_codec"]) == ("H264", "AAC")
+        assert 25 <= current["fps"] <= 35, current
+        assert current["fps_source"] == "declared"
+        assert 100 < current["bitrate_kbps"] < 5000, current
+
         # 3. a viewer without the playback token gets no media; with it, the FLV stream
         flv = config["hls_url"].split("?", 1)[0]
         assert flv.endswith(f"/live/{event['playback_id']}.flv")

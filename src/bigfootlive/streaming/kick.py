@@ -17,19 +17,18 @@ The kick runs after the stop has committed; a media server that cannot be reache
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Protocol
 from urllib.parse import quote
 
 import httpx
-import jwt
 import structlog
 
 from bigfootlive.config import Settings
 from bigfootlive.kit import jsonparse
 from bigfootlive.state import Infrastructure
+from bigfootlive.streaming import nms_api
 
 log = structlog.get_logger(__name__)
 
@@ -141,14 +140,10 @@ class NmsKicker:
         self.secret = secret
         self.app = app
 
-    def _headers(self) -> dict[str, str]:
-        now = int(time.time())
-        claims = {"username": "bigfootlive", "role": "admin", "iat": now, "exp": now + 60}
-        return {"Authorization": f"Bearer {jwt.encode(claims, self.secret, algorithm='HS256')}"}
-
     async def _delete(self, session_id: str) -> bool:
         answer = await self.client.delete(
-            f"{self.base}/api/v1/sessions/{quote(session_id, safe='')}", headers=self._headers()
+            f"{self.base}/api/v1/sessions/{quote(session_id, safe='')}",
+            headers=nms_api.auth_headers(self.secret),
         )
         if answer.status_code == 404:
             return False
@@ -158,9 +153,9 @@ class NmsKicker:
     async def kick(self, playback_id: str, publisher_id: str | None) -> list[str]:
         if publisher_id and await self._delete(publisher_id):
             return [publisher_id]
-        path = f"{quote(self.app, safe='')}/{quote(playback_id, safe='')}"
         response = await self.client.get(
-            f"{self.base}/api/v1/streams/{path}", headers=self._headers()
+            nms_api.stream_url(self.base, playback_id, self.app),
+            headers=nms_api.auth_headers(self.secret),
         )
         if response.status_code == 404:
             return []  # nobody publishes there (any more)
