@@ -114,3 +114,15 @@ async def test_unknown_actions_and_malformed_bodies_are_400(studio):
         response = await studio.client.post(HOOK, json=body, headers=headers)
         assert response.status_code == 400, body
         assert response.json()["error"]["code"] == "bad_callback"
+
+
+async def test_a_refused_publish_shows_the_encoders_address_to_the_streamer(studio):
+    event = await studio.event(start=False)
+    refused = await _publish(studio, event)
+    assert refused.status_code == 403
+    config = await studio.client.get(
+        f"/api/streaming/events/{event['id']}/stream", headers=studio.streamer.headers
+    )
+    shown = config.json()["last_refused_publish"]
+    assert shown["reason"] == "event_not_started"
+    assert shown["source"] == "192.0.2.10"  # NMS's "::ffff:192.0.2.10:50312"

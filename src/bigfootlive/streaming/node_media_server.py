@@ -51,6 +51,14 @@ def _query(value: object) -> dict[str, str]:
     return out
 
 
+def _address(ip: str) -> str:
+    """NMS gives `<remote address>:<remote port>`, IPv4 as `::ffff:a.b.c.d`: the address."""
+    host, _, port = ip.rpartition(":")
+    if host and not host.endswith(":") and port.isdigit():
+        ip = host
+    return ip.removeprefix("::ffff:")
+
+
 class NodeMediaServerAdapter:
     name = "node-media-server"
 
@@ -70,7 +78,7 @@ class NodeMediaServerAdapter:
             stream_key=(args.get("key") or None) if publish_side else None,
             playback_id=text(fields, "name") or None,
             playback_token=None if publish_side else (args.get("token") or None),
-            ip=text(fields, "ip"),
+            ip=_address(text(fields, "ip")),
             detail={"app": text(fields, "app"), "protocol": text(fields, "protocol")},
         )
 
