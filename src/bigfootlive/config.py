@@ -174,7 +174,7 @@ class Settings(BaseSettings):
     rtmp_port: int = 1935
     cdn_base_url: str = "https://cdn.bigfootlive.com"
     rtmp_ingest_host: str = "127.0.0.1"
-    media_server: Literal["nginx-rtmp", "srs", "mediamtx"] = "nginx-rtmp"
+    media_server: Literal["nginx-rtmp", "srs", "mediamtx", "node-media-server"] = "nginx-rtmp"
     reconnect_window_seconds: float = 30.0
     reconnect_sweep_interval_seconds: float = 2.0
     playback_token_ttl_seconds: int = 3600
@@ -182,6 +182,8 @@ class Settings(BaseSettings):
     nginx_rtmp_stat_url: str | None = None
     srs_api_url: str | None = None
     mediamtx_api_url: str | None = None
+    nms_api_url: str | None = None  # Node Media Server's REST API (kicks on stop)
+    nms_api_secret: SecretStr | None = None  # its HS256 JWT secret (BFL_NMS_API_SECRET)
     health_stale_seconds: float = 15.0
     # the media server itself (streaming/managed): `managed` runs nginx-rtmp under `bigfootlive
     # serve`, `external` leaves it to the operator (`bigfootlive media-server config` prints

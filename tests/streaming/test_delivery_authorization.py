@@ -68,6 +68,23 @@ async def test_private_and_tenant_media_need_the_events_token(studio):
         assert stray.status_code == 401
 
 
+async def test_srs_http_server_layout_behind_nginx_needs_the_token_too(studio):
+    # SRS writes `[app]/[stream].m3u8` and `[app]/[stream]-[seq].ts` and serves HTTP-FLV at
+    # `[app]/[stream].flv`; nginx in front of it asks for every file (docs/streaming.md)
+    event = await studio.event(visibility="private")
+    public = await studio.event()
+    pb, token = event["playback_id"], await _token(studio, event)
+    for uri in (f"/live/{pb}.m3u8", f"/live/{pb}-17.ts", f"/live/{pb}.flv",
+                f"/live/{pb}.m3u8?hls_ctx=k3c9x2m1"):  # fmt: skip
+        assert (await _ask(studio, uri)).status_code == 401, uri
+        allowed = await _ask(studio, uri, **{"X-Playback-Token": token})
+        assert allowed.status_code == 200, uri
+        open_ = await _ask(studio, uri.replace(pb, public["playback_id"]))
+        assert open_.status_code == 200, uri
+    for uri in (f"/live/{pb}.mp4", f"/live/{pb}-x.ts", f"/live/{pb}.m3u8.ts"):
+        assert (await _ask(studio, uri)).status_code == 403, uri
+
+
 async def test_an_expired_token_is_refused(studio, state):
     event = await studio.event(visibility="private")
     old, _ = state.playback_tokens.issue(

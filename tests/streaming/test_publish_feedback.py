@@ -81,7 +81,7 @@ async def test_mediamtx_wrong_key_on_the_events_path_is_recorded(studio):
         playback_id=event["playback_id"],
         stream_key="sk_not_this_one",
     )
-    assert refused.status_code == 403
+    assert refused.status_code == 401  # MediaMTX: any non-2xx refuses; 401 is its convention
     shown = (await _stream(studio, event, studio.streamer))["last_refused_publish"]
     assert shown["reason"] == "unknown_stream"
     assert shown["source"] == "127.0.0.1"

@@ -220,3 +220,18 @@ async def test_a_stale_cache_snapshot_does_not_refuse_a_legitimate_reconnect(stu
     )
     assert _allowed(await _call(studio, "on_publish.json", client_id="c2", **values))
     assert await studio.status(event) == "live"
+
+
+async def test_hls_on_play_names_the_playlist_file_and_needs_the_token(studio, state):
+    # SRS 5+ with hls_ctx: on_play for the first playlist request of a session, `stream` being
+    # the file name with its extension, `param` the playlist URL's query
+    event = await _live_event(studio, visibility="tenant")
+    pb = event["playback_id"]
+    values = {"client_id": "k3c9x2m1", "playback_id": pb}
+    missing = await _call(studio, "on_play_hls.json", token="", **values)
+    assert missing.status_code == 403
+    assert missing.json()["msg"] == "playback_token_required"
+    token, _ = state.playback_tokens.issue(
+        event_id=uuid.UUID(event["id"]), playback_id=pb, viewer_id=None
+    )
+    assert _allowed(await _call(studio, "on_play_hls.json", token=token, **values))

@@ -180,4 +180,6 @@ def hls_url(settings: Settings, playback_id: str) -> str:
         return f"{cdn}/live/{playback_id}/index.m3u8"
     if settings.media_server == "srs":
         return f"{cdn}/live/{playback_id}.m3u8"
+    if settings.media_server == "node-media-server":
+        return f"{cdn}/live/{playback_id}.flv"  # NMS 4 serves HTTP-FLV, no HLS
     return f"{cdn}/hls/{playback_id}.m3u8"

@@ -15,6 +15,7 @@ class CallbackKind(enum.StrEnum):
     UNPUBLISH = "unpublish"  # the publisher went away
     PUBLISHER_ALIVE = "publisher_alive"  # periodic: may the publisher go on?
     PLAY = "play"  # a player wants to read
+    PLAYBACK = "playback"  # a player wants to read a recording (the event may be over)
     PLAYER_ALIVE = "player_alive"  # periodic: may the player go on?
     STOP = "stop"  # a player went away
     SEGMENT = "segment"  # an HLS segment was written

@@ -9,6 +9,7 @@ is named by `X-Original-URI` (the viewer's request line):
 |---|---|
 | `/hls/<playback id>.m3u8`, `/hls/<playback id>-<n>.ts` | live HLS (nginx-rtmp) |
 | `/live/<playback id>/...` | the ABR ladder |
+| `/live/<playback id>.m3u8`, `-<n>.ts`, `.flv` | SRS's HTTP server (nginx in front of it) |
 | `/vod/<event id>/...` | the recording, published as VOD |
 
 `public` events are open. `tenant` and `private` events need the signed playback token of the
@@ -52,6 +53,7 @@ COOKIE_PREFIX = "bfl_playback"
 _PATH = re.compile(
     r"^/(?:hls/(?P<hls>[A-Za-z0-9_]+?)(?:-[0-9]+)?\.(?:m3u8|ts)"
     r"|live/(?P<ladder>[A-Za-z0-9_]+)/[A-Za-z0-9_./-]+"
+    r"|live/(?P<srs>[A-Za-z0-9_]+?)(?:-[0-9]+)?\.(?:m3u8|ts|flv)"
     r"|vod/(?P<vod>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/[A-Za-z0-9_./-]+)$"
 )
 
@@ -76,7 +78,7 @@ def _scope(original_uri: str) -> tuple[str | None, uuid.UUID | None]:
         return None, None
     if match["vod"]:
         return None, uuid.UUID(match["vod"])
-    return match["hls"] or match["ladder"], None
+    return match["hls"] or match["ladder"] or match["srs"], None
 
 
 def _token(request: Request, ref: EventRef) -> str | None:

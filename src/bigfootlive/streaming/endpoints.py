@@ -36,6 +36,7 @@ from bigfootlive.streaming.base import (
 from bigfootlive.streaming.managed import credential
 from bigfootlive.streaming.mediamtx import MediaMtxAdapter
 from bigfootlive.streaming.nginx_rtmp import NginxRtmpAdapter
+from bigfootlive.streaming.node_media_server import NodeMediaServerAdapter
 from bigfootlive.streaming.schemas import (
     StreamConfig,
     StreamHealth,
@@ -139,6 +140,14 @@ async def mediamtx_hook(
 ) -> Response:
     """MediaMTX `authHTTPAddress`."""
     return await _handle(MediaMtxAdapter(), request, state, session, principal)
+
+
+@router.post("/hooks/node-media-server")
+async def node_media_server_hook(
+    request: Request, state: State, session: DbSession, principal: MediaServer
+) -> Response:
+    """Node Media Server's events, posted by streaming/nms/bigfootlive-nms.js."""
+    return await _handle(NodeMediaServerAdapter(), request, state, session, principal)
 
 
 _WEBHOOK_KINDS = {

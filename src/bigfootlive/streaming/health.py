@@ -362,6 +362,13 @@ def make_health_monitor(settings: Settings) -> HealthMonitor:
     if settings.media_server == "srs" and settings.srs_api_url:
         client = httpx.AsyncClient(timeout=2.0)
         source = SrsStatSource(client, settings.srs_api_url)
+    elif settings.media_server == "node-media-server" and settings.nms_api_url:
+        from bigfootlive.streaming.nms_api import NmsStatSource  # here: nms_api imports this module
+
+        if settings.nms_api_secret is not None:
+            client = httpx.AsyncClient(timeout=2.0)
+            secret = settings.nms_api_secret.get_secret_value()
+            source = NmsStatSource(client, settings.nms_api_url, secret)
     elif settings.nginx_rtmp_stat_url:
         client = httpx.AsyncClient(timeout=2.0)
         source = NginxStatSource(client, settings.nginx_rtmp_stat_url)

@@ -6,6 +6,9 @@
 - MediaMTX (`MEDIAMTX_API_URL`, its control API v3): `GET /v3/paths/get/live/<playback id>`
   names the path's source (`{"type": "rtmpConn", "id": ...}`), which is kicked with
   `POST /v3/<rtmpconns|rtmpsconns|rtspsessions|rtspssessions|srtconns|webrtcsessions>/kick/{id}`.
+- Node Media Server (`NMS_API_URL`, its REST API v1, JWT HS256 signed with `NMS_API_SECRET`):
+  `DELETE /api/v1/sessions/{publisher id}`; when that session is unknown, the stream's current
+  publisher from `GET /api/v1/streams/live/<playback id>` (`data.publisher.id`).
 - nginx-rtmp needs no call: its next `on_update` for the publisher is answered 403.
 
 The kick runs after the stop has committed; a media server that cannot be reached is logged
@@ -25,6 +28,7 @@ import structlog
 from bigfootlive.config import Settings
 from bigfootlive.kit import jsonparse
 from bigfootlive.state import Infrastructure
+from bigfootlive.streaming import nms_api
 
 log = structlog.get_logger(__name__)
 
@@ -124,9 +128,55 @@ class MediaMtxKicker:
         return [source_id]
 
 
+class NmsKicker:
+    """Node Media Server 4: its REST API takes a JWT signed with the secret it is configured
+    with (`auth.jwt.secret`, BFL_NMS_API_SECRET of our wrapper), so no login round trip."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, api_url: str, secret: str, app: str = "live"
+    ) -> None:
+        self.client = client
+        self.base = api_url.rstrip("/")
+        self.secret = secret
+        self.app = app
+
+    async def _delete(self, session_id: str) -> bool:
+        answer = await self.client.delete(
+            f"{self.base}/api/v1/sessions/{quote(session_id, safe='')}",
+            headers=nms_api.auth_headers(self.secret),
+        )
+        if answer.status_code == 404:
+            return False
+        _json(answer)  # KickFailed unless 200
+        return True
+
+    async def kick(self, playback_id: str, publisher_id: str | None) -> list[str]:
+        if publisher_id and await self._delete(publisher_id):
+            return [publisher_id]
+        response = await self.client.get(
+            nms_api.stream_url(self.base, playback_id, self.app),
+            headers=nms_api.auth_headers(self.secret),
+        )
+        if response.status_code == 404:
+            return []  # nobody publishes there (any more)
+        data = _json(response).get("data")
+        publisher = data.get("publisher") if isinstance(data, dict) else None
+        current = str(publisher.get("id", "")) if isinstance(publisher, dict) else ""
+        if current and await self._delete(current):
+            return [current]
+        return []
+
+
 def _configured(settings: Settings) -> bool:
-    return (settings.media_server == "srs" and bool(settings.srs_api_url)) or (
-        settings.media_server == "mediamtx" and bool(settings.mediamtx_api_url)
+    server = settings.media_server
+    return (
+        (server == "srs" and bool(settings.srs_api_url))
+        or (server == "mediamtx" and bool(settings.mediamtx_api_url))
+        or (
+            server == "node-media-server"
+            and bool(settings.nms_api_url)
+            and settings.nms_api_secret is not None
+        )
     )
 
 
@@ -135,6 +185,12 @@ def kicker_for(settings: Settings, client: httpx.AsyncClient) -> Kicker | None:
         return SrsKicker(client, settings.srs_api_url)
     if settings.media_server == "mediamtx" and settings.mediamtx_api_url:
         return MediaMtxKicker(client, settings.mediamtx_api_url)
+    if (
+        settings.media_server == "node-media-server"
+        and settings.nms_api_url
+        and settings.nms_api_secret is not None
+    ):
+        return NmsKicker(client, settings.nms_api_url, settings.nms_api_secret.get_secret_value())
     return None
 
 

@@ -1,10 +1,16 @@
 """MediaMTX external HTTP authentication (`authMethod: http`, `authHTTPAddress`).
 
-MediaMTX posts JSON `{user, password, token, ip, action, path, protocol, id, query}` before a
-publish or read; any 2xx allows. Encoders publish to `live/<playback id>?key=<stream key>`
-(or pass the key as the password); players pass `?token=<playback token>`. MediaMTX has no
-unpublish in its auth hook: its `runOnNotReady` command posts `{"action": "unpublish",
-"path": "$MTX_PATH", "id": "$MTX_SOURCE_ID"}` here (docs/streaming.md).
+MediaMTX posts JSON `{user, password, token, ip, action, path, protocol, id, query, userAgent}`
+before a publish, a read (RTSP, RTMP, HLS, WebRTC, SRT) or a playback of a recording; any 2xx
+allows, anything else refuses (we answer 401, and MediaMTX then asks an HLS/WebRTC browser for
+credentials when it sent none). `query` is the raw query of the reader's URL; `token` is what
+MediaMTX extracted itself (a Bearer header, the password, or `?token=` for RTSP/RTMP).
+
+Encoders publish to `live/<playback id>?key=<stream key>` (or pass the key as the password);
+players add `?token=<playback token>` to the URL of any protocol (or use it as the password or
+a Bearer token). `read` needs the event on air; `playback` (MediaMTX's recordings server) does
+not. MediaMTX has no unpublish in its auth hook: its `runOnNotReady` command posts
+`{"action": "unpublish", "path": "$MTX_PATH", "id": "$MTX_SOURCE_ID"}` here (docs/streaming.md).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from bigfootlive.streaming.base import (
 _ACTIONS = {
     "publish": CallbackKind.PUBLISH,
     "read": CallbackKind.PLAY,
-    "playback": CallbackKind.PLAY,
+    "playback": CallbackKind.PLAYBACK,
     "unpublish": CallbackKind.UNPUBLISH,  # ours, from `runOnNotReady`
 }
 _INTERNAL = {"api", "metrics", "pprof"}
@@ -56,7 +62,7 @@ class MediaMtxAdapter:
             else None,
             playback_id=stream,
             playback_token=(args.get("token") or token or password or None)
-            if kind == CallbackKind.PLAY
+            if kind in (CallbackKind.PLAY, CallbackKind.PLAYBACK)
             else None,
             ip=text(fields, "ip"),
             detail={"app": app, "protocol": text(fields, "protocol"), "action": action},
@@ -64,7 +70,7 @@ class MediaMtxAdapter:
 
     def reply(self, callback: MediaCallback, decision: Decision) -> Reply:
         if callback.kind == CallbackKind.OTHER:
-            return Reply(403, b"internal endpoints are not open")
+            return Reply(401, b"internal endpoints are not open")
         if decision.allowed:
             return Reply(200, b"ok")
-        return Reply(403, decision.reason.encode())
+        return Reply(401, decision.reason.encode())

@@ -58,7 +58,7 @@ async def decide(
         decision = await _unpublish(state, session, ref, callback)
     elif callback.kind == CallbackKind.PUBLISHER_ALIVE:
         decision = _publisher_alive(ref, callback)
-    elif callback.kind in (CallbackKind.PLAY, CallbackKind.PLAYER_ALIVE):
+    elif callback.kind in (CallbackKind.PLAY, CallbackKind.PLAYER_ALIVE, CallbackKind.PLAYBACK):
         decision = _play(state, ref, callback)
     else:  # RECORDED
         decision = Decision.allow()
@@ -173,6 +173,8 @@ def _publisher_alive(ref: EventRef, callback: MediaCallback) -> Decision:
 
 
 def _play(state: StreamingState, ref: EventRef, callback: MediaCallback) -> Decision:
+    if callback.kind == CallbackKind.PLAYBACK:
+        return _viewer(state, ref, callback.playback_token)  # recordings: whatever the status
     if not ref.status.is_on_air:
         return Decision.deny("event_finished" if ref.status.is_finished else "event_not_live")
     token = callback.playback_token
@@ -182,14 +184,21 @@ def _play(state: StreamingState, ref: EventRef, callback: MediaCallback) -> Deci
         if state.playback_tokens.verify_internal_pull(token, ref.playback_id, allow_expired=alive):
             return Decision.allow()
         return Decision.deny("invalid_pull_credential")
+    return _viewer(state, ref, token)
+
+
+def _viewer(state: StreamingState, ref: EventRef, token: str | None) -> Decision:
+    """A viewer (not our own pull): public events are open, others need the event's token."""
     if ref.visibility == Visibility.PUBLIC:
         return Decision.allow()
-    if not callback.playback_token:
+    if not token:
         return Decision.deny("playback_token_required")
     try:
-        state.playback_tokens.verify_for(callback.playback_token, ref.id)
+        claims = state.playback_tokens.verify_for(token, ref.id)
     except InvalidPlaybackToken as exc:
         return Decision.deny(exc.code)
+    if claims.playback_id != ref.playback_id:
+        return Decision.deny(InvalidPlaybackToken.code)
     return Decision.allow()
 
 

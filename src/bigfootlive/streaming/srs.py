@@ -2,6 +2,12 @@
 
 Encoders publish to `live/<playback id>?key=<stream key>`; players add `?token=<playback token>`.
 SRS allows only on HTTP 200 with body `0` (or JSON `{"code": 0}`); anything else denies.
+
+HLS (SRS 5+, `hls_ctx on`): the first playlist request of a viewer's session fires `on_play`
+with the playlist's query as `param` and the file name as `stream` (`<playback id>.m3u8`,
+SRS's own remark: "the stream has extension now"); the extension is dropped here.
+SRS serves the `.ts` segments as plain files, unchecked: docs/streaming.md puts nginx's
+`auth_request` in front of SRS's HTTP server for `tenant` and `private` events.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from bigfootlive.streaming.base import (
     query_args,
     text,
 )
+
+_MEDIA_SUFFIXES = (".m3u8", ".flv")
 
 _ACTIONS = {
     "on_publish": CallbackKind.PUBLISH,
@@ -50,11 +58,14 @@ class SrsAdapter:
         for name in ("file", "url", "m3u8", "duration", "seq_no"):
             if name in fields:
                 detail[name] = text(fields, name)
+        stream = text(fields, "stream")
+        for suffix in _MEDIA_SUFFIXES:
+            stream = stream.removesuffix(suffix)
         return MediaCallback(
             kind=kind,
             client_id=client_id,
             stream_key=args.get("key") or None,
-            playback_id=text(fields, "stream") or None,
+            playback_id=stream or None,
             playback_token=args.get("token") or None,
             ip=text(fields, "ip"),
             detail=detail,
