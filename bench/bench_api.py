@@ -183,6 +183,7 @@ class Pair:
     bare: WrkResult
     round_ratios: list[float | None]
     load_average: float
+    cpu_ms_per_request: dict[str, float | None]  # the server processes' CPU, per request
 
 
 def _merge(runs: list[WrkResult]) -> WrkResult:
@@ -199,21 +200,32 @@ def _merge(runs: list[WrkResult]) -> WrkResult:
     )
 
 
-def side_by_side(url: str, real: str, bare: str, *, seconds: float, rounds: int) -> Pair:
+def side_by_side(server: Uvicorn, real: str, bare: str, *, seconds: float, rounds: int) -> Pair:
     """`rounds` short runs of each script, alternating (real, bare, bare, real, ...), so that
-    load from elsewhere on a shared machine falls on both sides alike."""
+    load from elsewhere on a shared machine falls on both sides alike. Also counts the server's
+    CPU time per request on each side (PostgreSQL's and Redis's not included)."""
     runs: dict[str, list[WrkResult]] = {"real": [], "bare": []}
+    cpu: dict[str, float] = {"real": 0.0, "bare": 0.0}
     ratios: list[float | None] = []
     loads: list[float] = []
     for n in range(rounds):
         order = [("real", real), ("bare", bare)]
         for name, script in order if n % 2 == 0 else order[::-1]:
             loads.append(os.getloadavg()[0])
+            before = server.cpu_seconds()
             runs[name].append(
-                run_wrk(url, script, seconds=seconds / rounds, connections=GET_CONNECTIONS)
+                run_wrk(
+                    server.base_url, script, seconds=seconds / rounds, connections=GET_CONNECTIONS
+                )
             )
+            cpu[name] += server.cpu_seconds() - before
         ratios.append(_ratio(runs["real"][-1].rps, runs["bare"][-1].rps))
-    return Pair(_merge(runs["real"]), _merge(runs["bare"]), ratios, statistics.mean(loads))
+    real_run, bare_run = _merge(runs["real"]), _merge(runs["bare"])
+    per_request = {
+        name: round(1000 * cpu[name] / run.requests, 3) if run.requests else None
+        for name, run in (("real", real_run), ("bare", bare_run))
+    }
+    return Pair(real_run, bare_run, ratios, statistics.mean(loads), per_request)
 
 
 def _side_by_side(pair: Pair) -> dict[str, Any]:
@@ -223,6 +235,14 @@ def _side_by_side(pair: Pair) -> dict[str, Any]:
         "throughput_ratio": _ratio(pair.real.rps, pair.bare.rps),
         "p99_ratio": _ratio(pair.real.p99_ms, pair.bare.p99_ms),
         "round_throughput_ratios": pair.round_ratios,
+        "server_cpu_ms_per_request": {
+            "bigfootlive": pair.cpu_ms_per_request["real"],
+            "bare_fastapi": pair.cpu_ms_per_request["bare"],
+        },
+        # bare / ours: the throughput ratio the server's CPU alone would allow
+        "cpu_ratio": _ratio(
+            pair.cpu_ms_per_request["bare"] or 0, pair.cpu_ms_per_request["real"] or 0
+        ),
         "load_average_1m": round(pair.load_average, 2),
     }
 
@@ -234,7 +254,8 @@ def _read_targets(me: Pair, users: Pair) -> list[dict[str, Any]]:
             _ratio(pair.real.rps, pair.bare.rps),
             goal,
             load_average=pair.load_average,
-            detail=f"{pair.real.rps:,.0f} vs {pair.bare.rps:,.0f} req/s",
+            detail=f"{pair.real.rps:,.0f} vs {pair.bare.rps:,.0f} req/s; server CPU/request "
+            f"{pair.cpu_ms_per_request['real']} vs {pair.cpu_ms_per_request['bare']} ms",
         )
         for path, pair, goal in (
             ("/api/auth/me", me, 0.5),
@@ -311,10 +332,10 @@ def run(
         for script in scripts.values():  # warm up every worker's pools and caches
             run_wrk(url, script, seconds=1, connections=GET_CONNECTIONS)
         me_pair = side_by_side(
-            url, scripts["me"], scripts["bare_me"], seconds=seconds, rounds=rounds
+            server, scripts["me"], scripts["bare_me"], seconds=seconds, rounds=rounds
         )
         users_pair = side_by_side(
-            url, scripts["users"], scripts["bare_users"], seconds=seconds, rounds=rounds
+            server, scripts["users"], scripts["bare_users"], seconds=seconds, rounds=rounds
         )
         read_targets = _read_targets(me_pair, users_pair)
 
