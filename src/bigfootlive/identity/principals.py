@@ -88,6 +88,9 @@ class PrincipalCache:
         self.db = db
         self.ttl = ttl
         self._entries: dict[uuid.UUID, _Entry] = {}
+        # The cached sessions of each user and tenant, to drop them without a scan.
+        self._by_user: dict[uuid.UUID, set[uuid.UUID]] = {}
+        self._by_tenant: dict[uuid.UUID, set[uuid.UUID]] = {}
 
     # ------------------------------------------------------------ reading
 
@@ -157,10 +160,26 @@ class PrincipalCache:
             tenant_stamp = await self._create_stamp(tenant_stamp_key(principal.tenant_id))
         if user_stamp is None or tenant_stamp is None:
             return
-        self._entries.pop(sid, None)
+        self._drop(sid)
         if len(self._entries) >= MAX_ENTRIES:
-            del self._entries[next(iter(self._entries))]  # the oldest
+            self._drop(next(iter(self._entries)))  # the oldest
         self._entries[sid] = _Entry(principal, user_stamp, tenant_stamp, time.monotonic())
+        self._by_user.setdefault(principal.user_id, set()).add(sid)
+        self._by_tenant.setdefault(principal.tenant_id, set()).add(sid)
+
+    def _drop(self, sid: uuid.UUID) -> None:
+        entry = self._entries.pop(sid, None)
+        if entry is None:
+            return
+        for index, key in (
+            (self._by_user, entry.principal.user_id),
+            (self._by_tenant, entry.principal.tenant_id),
+        ):
+            sids = index.get(key)
+            if sids is not None:
+                sids.discard(sid)
+                if not sids:
+                    del index[key]
 
     async def _create_stamp(self, key: str) -> bytes | None:
         stamp = secrets.token_hex(8).encode()
@@ -176,17 +195,13 @@ class PrincipalCache:
         tenants: Iterable[uuid.UUID] = (),
     ) -> None:
         """Drop this process's entries for these sessions, users and tenants."""
-        for sid in sessions:
-            self._entries.pop(sid, None)
-        users, tenants = set(users), set(tenants)
-        if users or tenants:
-            stale = [
-                sid
-                for sid, entry in self._entries.items()
-                if entry.principal.user_id in users or entry.principal.tenant_id in tenants
-            ]
-            for sid in stale:
-                del self._entries[sid]
+        stale = set(sessions)
+        for user in users:
+            stale |= self._by_user.get(user, set())
+        for tenant in tenants:
+            stale |= self._by_tenant.get(tenant, set())
+        for sid in stale:
+            self._drop(sid)
 
     async def changed(
         self, *, users: Iterable[uuid.UUID] = (), tenants: Iterable[uuid.UUID] = ()
@@ -207,6 +222,8 @@ class PrincipalCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._by_user.clear()
+        self._by_tenant.clear()
 
     # ------------------------------------------------------------ finding the changes
 
