@@ -25,18 +25,28 @@ import platform
 import secrets
 import shutil
 import socket
+import statistics
 import sys
 import tempfile
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import loadgen
-from bench.loadgen import Uvicorn, Wrk, get_script, plain_script, post_json_script, run_wrk
+from bench import loadgen, summary
+from bench.loadgen import (
+    Uvicorn,
+    Wrk,
+    WrkResult,
+    get_script,
+    plain_script,
+    post_json_script,
+    run_wrk,
+)
 from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
@@ -165,16 +175,109 @@ def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 3) if b else None
 
 
-def _side_by_side(real: Any, bare: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Pair:
+    """One route against its bare peer, measured in alternating rounds."""
+
+    real: WrkResult
+    bare: WrkResult
+    round_ratios: list[float | None]
+    load_average: float
+    cpu_ms_per_request: dict[str, float | None]  # the server processes' CPU, per request
+
+
+def _merge(runs: list[WrkResult]) -> WrkResult:
+    """Several runs of one script as one: totals, and the median of each latency figure."""
+    return WrkResult(
+        requests=sum(r.requests for r in runs),
+        seconds=sum(r.seconds for r in runs),
+        non_2xx=sum(r.non_2xx for r in runs),
+        socket_errors=sum(r.socket_errors for r in runs),
+        p50_ms=statistics.median(r.p50_ms for r in runs),
+        p90_ms=statistics.median(r.p90_ms for r in runs),
+        p99_ms=statistics.median(r.p99_ms for r in runs),
+        max_ms=max(r.max_ms for r in runs),
+    )
+
+
+def side_by_side(server: Uvicorn, real: str, bare: str, *, seconds: float, rounds: int) -> Pair:
+    """`rounds` short runs of each script, alternating (real, bare, bare, real, ...), so that
+    load from elsewhere on a shared machine falls on both sides alike. Also counts the server's
+    CPU time per request on each side (PostgreSQL's and Redis's not included)."""
+    runs: dict[str, list[WrkResult]] = {"real": [], "bare": []}
+    cpu: dict[str, float] = {"real": 0.0, "bare": 0.0}
+    ratios: list[float | None] = []
+    loads: list[float] = []
+    for n in range(rounds):
+        order = [("real", real), ("bare", bare)]
+        for name, script in order if n % 2 == 0 else order[::-1]:
+            loads.append(os.getloadavg()[0])
+            before = server.cpu_seconds()
+            runs[name].append(
+                run_wrk(
+                    server.base_url, script, seconds=seconds / rounds, connections=GET_CONNECTIONS
+                )
+            )
+            cpu[name] += server.cpu_seconds() - before
+        ratios.append(_ratio(runs["real"][-1].rps, runs["bare"][-1].rps))
+    real_run, bare_run = _merge(runs["real"]), _merge(runs["bare"])
+    per_request = {
+        name: round(1000 * cpu[name] / run.requests, 3) if run.requests else None
+        for name, run in (("real", real_run), ("bare", bare_run))
+    }
+    return Pair(real_run, bare_run, ratios, statistics.mean(loads), per_request)
+
+
+def _side_by_side(pair: Pair) -> dict[str, Any]:
     return {
-        "bigfootlive": real.figures(),
-        "bare_fastapi": bare.figures(),
-        "throughput_ratio": _ratio(real.rps, bare.rps),
-        "p99_ratio": _ratio(real.p99_ms, bare.p99_ms),
+        "bigfootlive": pair.real.figures(),
+        "bare_fastapi": pair.bare.figures(),
+        "throughput_ratio": _ratio(pair.real.rps, pair.bare.rps),
+        "p99_ratio": _ratio(pair.real.p99_ms, pair.bare.p99_ms),
+        "round_throughput_ratios": pair.round_ratios,
+        "server_cpu_ms_per_request": {
+            "bigfootlive": pair.cpu_ms_per_request["real"],
+            "bare_fastapi": pair.cpu_ms_per_request["bare"],
+        },
+        # bare / ours: the throughput ratio the server's CPU alone would allow
+        "cpu_ratio": _ratio(
+            pair.cpu_ms_per_request["bare"] or 0, pair.cpu_ms_per_request["real"] or 0
+        ),
+        "load_average_1m": round(pair.load_average, 2),
     }
 
 
-def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
+def _read_targets(me: Pair, users: Pair) -> list[dict[str, Any]]:
+    return [
+        summary.target(
+            f"GET {path} vs bare route, same bytes (req/s ratio)",
+            _ratio(pair.real.rps, pair.bare.rps),
+            goal,
+            load_average=pair.load_average,
+            detail=f"{pair.real.rps:,.0f} vs {pair.bare.rps:,.0f} req/s; server CPU/request "
+            f"{pair.cpu_ms_per_request['real']} vs {pair.cpu_ms_per_request['bare']} ms",
+        )
+        for path, pair, goal in (
+            ("/api/auth/me", me, 0.5),
+            ("/api/tenant/users (50)", users, 0.35),
+        )
+    ]
+
+
+def _machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count() or 1,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        # Other work on the machine skews every figure; ratios are the robust ones.
+        "load_average_1m_before": round(load_before[0], 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def run(
+    workers: int, seconds: float, users: int, *, rounds: int = 4, reads_only: bool = False
+) -> dict[str, Any]:
     for host, port, what in (("127.0.0.1", 5432, "PostgreSQL"), ("127.0.0.1", 6379, "Redis")):
         if not _port_open(host, port):
             sys.exit(f"{what} is not reachable on {host}:{port}")
@@ -228,11 +331,26 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
         }
         for script in scripts.values():  # warm up every worker's pools and caches
             run_wrk(url, script, seconds=1, connections=GET_CONNECTIONS)
-        measured = {
-            name: run_wrk(url, script, seconds=seconds, connections=GET_CONNECTIONS)
-            for name, script in scripts.items()
-        }
+        me_pair = side_by_side(
+            server, scripts["me"], scripts["bare_me"], seconds=seconds, rounds=rounds
+        )
+        users_pair = side_by_side(
+            server, scripts["users"], scripts["bare_users"], seconds=seconds, rounds=rounds
+        )
+        read_targets = _read_targets(me_pair, users_pair)
 
+        if reads_only:
+            server.stop()
+            server = None
+            succeeded = True
+            return {
+                "benchmark": "api",
+                "machine": _machine(load_before),
+                "auth_me": _side_by_side(me_pair),
+                "tenant_users_page_50": _side_by_side(users_pair),
+                "targets": read_targets,
+                "elapsed_s": round(time.monotonic() - started, 1),
+            }
         health_idle = run_wrk(url + "/health", plain_script(), seconds=4, connections=1)
         login_bodies = [
             json.dumps({"tenant": TENANT, "email": _email(i), "password": PASSWORD})
@@ -246,6 +364,7 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
             connections=LOGIN_CONNECTIONS,
         )
         time.sleep(1)  # let the storm build up before sampling /health
+        storm_load = os.getloadavg()[0]
         health_during = Wrk(
             url + "/health", plain_script(), seconds=storm_seconds - 2, connections=1
         ).result()
@@ -258,20 +377,14 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
         succeeded = True
         return {
             "benchmark": "api",
-            "machine": {
-                "cpus": cpus,
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                # Other work on the machine skews every figure; ratios are the robust ones.
-                "load_average_1m_before": round(load_before[0], 2),
-                "load_average_1m_after": round(os.getloadavg()[0], 2),
-            },
+            "machine": _machine(load_before),
             "config": {
                 "uvicorn_workers": workers,
                 "database": "postgresql",
                 "redis": True,
                 "users_seeded": users,
                 "seconds_per_run": seconds,
+                "rounds_per_run": rounds,
                 "get_connections": GET_CONNECTIONS,
                 "login_connections": LOGIN_CONNECTIONS,
                 "argon2": {
@@ -280,8 +393,8 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
                     "parallelism": settings.argon2_parallelism,
                 },
             },
-            "auth_me": _side_by_side(measured["me"], measured["bare_me"]),
-            "tenant_users_page_50": _side_by_side(measured["users"], measured["bare_users"]),
+            "auth_me": _side_by_side(me_pair),
+            "tenant_users_page_50": _side_by_side(users_pair),
             "login": {
                 "bigfootlive": login.figures(),
                 "logins_per_s": round(login.rps, 1),
@@ -293,6 +406,25 @@ def run(workers: int, seconds: float, users: int) -> dict[str, Any]:
                 "during_login_storm": health_during.figures(),
                 "p99_ratio_storm_vs_idle": _ratio(health_during.p99_ms, health_idle.p99_ms),
             },
+            "targets": [
+                *read_targets,
+                summary.target(
+                    "POST /api/auth/login vs argon2id ceiling, all cores",
+                    100 * login.rps / ceiling,
+                    90,
+                    unit="%",
+                    load_average=storm_load,
+                    detail=f"{login.rps:,.1f} logins/s vs {ceiling:,.1f} hashes/s",
+                ),
+                summary.target(
+                    "GET /health p99 during a login storm vs idle",
+                    _ratio(health_during.p99_ms, health_idle.p99_ms),
+                    3,
+                    better="lower",
+                    load_average=storm_load,
+                    detail=f"{health_during.p99_ms} vs {health_idle.p99_ms} ms",
+                ),
+            ],
             "elapsed_s": round(time.monotonic() - started, 1),
         }
     finally:
@@ -316,8 +448,22 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seconds", type=float, default=8, help="length of each measured run")
     parser.add_argument("--users", type=int, default=1000, help="users seeded in the tenant")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="each GET run is split in this many alternating rounds with its bare peer",
+    )
+    parser.add_argument(
+        "--reads-only",
+        action="store_true",
+        help="only the authenticated GETs (skip the login storm, /health and the argon2 ceiling)",
+    )
     args = parser.parse_args(argv)
-    print(json.dumps(run(args.workers, args.seconds, args.users), indent=2))
+    result = run(
+        args.workers, args.seconds, args.users, rounds=args.rounds, reads_only=args.reads_only
+    )
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

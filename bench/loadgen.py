@@ -257,6 +257,20 @@ class Uvicorn:
             time.sleep(0.1)
         raise RuntimeError(f"server not ready after {within}s; see {self._log.name}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server and its worker processes so far."""
+        import psutil
+
+        total = 0.0
+        root = psutil.Process(self._proc.pid)
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
     def stop(self) -> None:
         if self._proc.poll() is None:
             os.killpg(self._proc.pid, signal.SIGTERM)

@@ -1,19 +1,25 @@
-"""Run every `bench/bench_*.py` module in turn and print their figures as one JSON document.
+"""Run every `bench/bench_*.py` module in turn, print their figures as one JSON document
+(stdout) and, at the end, one table of every figure held against a target (stderr).
 
     python -m bench.run_all            # all of them (what `make bench` runs)
     python -m bench.run_all bench_api  # only the named ones
 
 Each module runs in its own process (`python -m bench.<name>`), so one benchmark's servers and
-worker pools cannot disturb the next. Exits non-zero if any benchmark failed.
+worker pools cannot disturb the next. The table is made of the `targets` rows each benchmark's
+JSON carries (`bench.summary`; the format is in bench/README.md). Exits non-zero if any
+benchmark failed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench import summary
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,7 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         if proc.returncode != 0:
             failed.append(name)
         print(f"    {name}: exit {proc.returncode} in {elapsed}s", file=sys.stderr, flush=True)
-    print(json.dumps(results, indent=2))
+    rows = summary.rows_of(results)
+    load = os.getloadavg()
+    print(json.dumps({**results, "summary": rows}, indent=2))
+    print(
+        f"\n==> targets (load average now {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f},"
+        f" {os.cpu_count()} cores)\n{summary.table(rows)}",
+        file=sys.stderr,
+    )
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

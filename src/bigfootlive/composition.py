@@ -25,6 +25,7 @@ from bigfootlive.events.hooks import EVENT_STARTING, EVENT_STOPPED, EVENT_TRANSI
 from bigfootlive.events.playback import PlaybackTokens
 from bigfootlive.identity.hooks import PASSWORD_SIGN_IN, SIGN_IN_CHALLENGE
 from bigfootlive.identity.passwords import Passwords
+from bigfootlive.identity.principals import PrincipalCache
 from bigfootlive.identity.revocation import RevokedSessions
 from bigfootlive.identity.tokens import TokenService
 from bigfootlive.jobs.queue import JobQueue
@@ -59,6 +60,7 @@ class AppState:
     passwords: Passwords
     tokens: TokenService
     revoked: RevokedSessions
+    principals: PrincipalCache
     beacons: BeaconBuffer
     playback_tokens: PlaybackTokens
     sms: SmsSender
@@ -88,6 +90,7 @@ class AppState:
             revoked=RevokedSessions(
                 cache, ttl=settings.access_token_ttl_seconds + 60, pubsub=pubsub
             ),
+            principals=PrincipalCache(cache, db, ttl=settings.auth_principal_ttl_seconds),
             secrets=SecretBox(settings.data_keys),
             jobs=jobs,
             beacons=BeaconBuffer(cache, settings.analytics_flush_seconds, jobs),
@@ -102,12 +105,14 @@ class AppState:
                 presence_interval=settings.presence_heartbeat_seconds,
             ),
         )
+        state.principals.watch(state.revoked)
         wire_hooks(state.hooks)
         return state
 
     async def close(self) -> None:
         await self.beacons.stop()  # what is still buffered goes out before the queue closes
         await self.hub.close()
+        self.principals.clear()
         await self.jobs.close()
         await self.stream_health.close()
         await self.pubsub.close()

@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     session_idle_timeout_seconds: int = 7 * 24 * 3600
+    # How long a process may answer from its authenticated-principal cache (0: read the
+    # session, user and tenant on every request). Changes are seen at once regardless.
+    auth_principal_ttl_seconds: float = 60.0
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     password_reset_ttl_seconds: int = 3600
     email_verification_ttl_seconds: int = 48 * 3600

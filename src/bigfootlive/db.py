@@ -19,12 +19,13 @@ from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from bigfootlive.config import Settings
@@ -110,7 +111,7 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-def after_commit(session: AsyncSession, action: AfterCommit) -> None:
+def after_commit(session: AsyncSession | Session, action: AfterCommit) -> None:
     """Run `action` once the session's transaction has committed; dropped on rollback."""
     session.info.setdefault("after_commit", []).append(action)
 
@@ -157,6 +158,14 @@ class Database:
                 await session.rollback()
                 raise
         await run_after_commit(session)
+
+    @asynccontextmanager
+    async def reads(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a few Core reads with no transaction around them (autocommit: no
+        BEGIN/ROLLBACK round trips), on the replica when there is one. Each statement sees
+        the latest committed data; use a session where several reads must agree."""
+        async with self.read_engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -13,6 +13,7 @@ import pytest
 from bigfootlive.config import Settings
 from bigfootlive.errors import Unauthorized
 from bigfootlive.identity.tokens import TokenService
+from tests.fixtures import polling
 
 SECRET = "test-secret-" + "x" * 60  # the same secret the app fixture uses
 
@@ -132,3 +133,32 @@ async def test_api_without_token_is_401(client) -> None:
     response = await client.get("/api/auth/me")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
+
+
+async def test_a_token_verified_before_is_refused_once_it_expires() -> None:
+    """`decode` keeps the claims of verified tokens; a kept token still expires on time."""
+    service = _service(access_token_ttl_seconds=1)
+    token = _issue(service)
+    claims = service.decode(token)
+    assert service.decode(token) == claims  # answered from the verified tokens
+
+    def expired() -> str | None:
+        try:
+            service.decode(token)
+        except Unauthorized as exc:
+            return exc.code
+        return None
+
+    await polling.until(expired, within=5)
+    assert expired() == "token_expired"
+
+
+def test_a_kept_token_changed_by_one_byte_is_verified_again() -> None:
+    service = _service()
+    token = _issue(service)
+    service.decode(token)
+    head, payload, signature = token.split(".")
+    forged = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    with pytest.raises(Unauthorized) as refused:
+        service.decode(forged)
+    assert refused.value.code == "invalid_token"

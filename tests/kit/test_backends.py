@@ -42,6 +42,14 @@ async def test_cache_get_set_add_delete_and_ttl(backends):
     assert await cache.get("k") is None
 
 
+async def test_mget_answers_in_the_order_asked_with_none_where_absent(backends):
+    cache, _, _ = backends
+    await cache.set("a", b"1")
+    await cache.set("c", b"3")
+    assert await cache.mget("c", "b", "a") == [b"3", None, b"1"]
+    assert await cache.mget() == []
+
+
 async def test_counters_increment_and_keep_their_first_ttl(backends):
     cache, _, _ = backends
     assert await cache.incr("c", ttl=0.2) == 1

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import make_transient_to_detached
 
 from bigfootlive.authz.roles import Permission, Role, role_allows
 from bigfootlive.errors import Unauthorized
@@ -26,21 +30,74 @@ class AccessClaims:
     expires_at: int
 
 
-@dataclass(frozen=True, slots=True)
-class AuthSubject:
-    """Who is calling, as of this request (role and status read from the database)."""
+@dataclass(frozen=True, slots=True, eq=False)
+class Principal:
+    """What authentication read about a session's user: their row, their tenant's slug and
+    status, the session's expiry. Immutable, so one instance may serve many requests
+    (`identity.principals.PrincipalCache` keeps it while nothing it depends on changes)."""
 
-    user: User
-    claims: AccessClaims
+    user_row: Mapping[str, Any] = field(repr=False)  # every column of the user's row
     tenant_slug: str
+    tenant_active: bool
+    session_expires_at: dt.datetime
+    # Response bodies that depend only on this principal (`/api/auth/me`), rendered once.
+    rendered: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def user_id(self) -> uuid.UUID:
-        return self.user.id
+        value: uuid.UUID = self.user_row["id"]
+        return value
 
     @property
     def tenant_id(self) -> uuid.UUID:
-        return self.user.tenant_id
+        value: uuid.UUID = self.user_row["tenant_id"]
+        return value
+
+    @property
+    def role(self) -> str:
+        return str(self.user_row["role"])
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return bool(self.user_row["is_platform_admin"])
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.user_row["is_active"])
+
+
+class AuthSubject:
+    """Who is calling, as of this request (role and status as the database had them when the
+    principal was read; every change to them invalidates it, see `identity.principals`)."""
+
+    __slots__ = ("_user", "claims", "principal")
+
+    def __init__(self, principal: Principal, claims: AccessClaims) -> None:
+        self.principal = principal
+        self.claims = claims
+        self._user: User | None = None
+
+    @property
+    def user(self) -> User:
+        """The caller's `User`, detached (not in any session): read it, do not change it; a
+        service that changes the account loads it in its own session."""
+        if self._user is None:
+            user = User(**self.principal.user_row)
+            make_transient_to_detached(user)
+            self._user = user
+        return self._user
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return self.principal.user_id
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.principal.tenant_id
+
+    @property
+    def tenant_slug(self) -> str:
+        return self.principal.tenant_slug
 
     @property
     def session_id(self) -> uuid.UUID:
@@ -48,11 +105,11 @@ class AuthSubject:
 
     @property
     def role(self) -> Role:
-        return Role(self.user.role)
+        return Role(self.principal.role)
 
     @property
     def is_platform_admin(self) -> bool:
-        return self.user.is_platform_admin
+        return self.principal.is_platform_admin
 
     @property
     def auth_time(self) -> dt.datetime:

@@ -24,6 +24,7 @@ from bigfootlive.identity.schemas import (
     TokenPair,
     UserOut,
 )
+from bigfootlive.kit.fastjson import JsonBytes
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
 from bigfootlive.routing import JsonRoute
 
@@ -66,9 +67,14 @@ async def logout(subject: CurrentSubject, state: State, session: DbSession, meta
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/me")
-async def me(subject: CurrentSubject) -> UserOut:
-    return accounts.user_out(subject.user, subject.tenant_slug)
+@router.get("/me", response_model=UserOut)
+async def me(subject: CurrentSubject) -> Response:
+    # A function of the principal alone: rendered once per principal (`identity.principals`).
+    body = subject.principal.rendered.get("me")
+    if body is None:
+        out = accounts.user_out(subject.user, subject.tenant_slug)
+        body = subject.principal.rendered["me"] = out.model_dump_json().encode()
+    return JsonBytes(body)
 
 
 @router.get("/sessions")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from bigfootlive.identity.passwords import Passwords
+from bigfootlive.identity.principals import PrincipalCache
 from bigfootlive.identity.revocation import RevokedSessions
 from bigfootlive.identity.tokens import TokenService
 from bigfootlive.state import Infrastructure
@@ -15,3 +16,4 @@ class IdentityState(Infrastructure, Protocol):
     passwords: Passwords
     tokens: TokenService
     revoked: RevokedSessions
+    principals: PrincipalCache

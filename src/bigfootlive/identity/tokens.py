@@ -1,9 +1,15 @@
-"""Access tokens: HS256 JWTs with a key id, a pinned algorithm, issuer and audience."""
+"""Access tokens: HS256 JWTs with a key id, a pinned algorithm, issuer and audience.
+
+A client sends the same access token with every request for its lifetime, so `decode` keeps the
+claims of the tokens it has verified (bounded, in the process): a token seen before, byte for
+byte, skips the signature and claim checks, and only its expiry is checked again.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 import uuid
 
 import jwt
@@ -13,6 +19,7 @@ from bigfootlive.config import Settings
 from bigfootlive.errors import Unauthorized
 
 ALGORITHM = "HS256"
+VERIFIED_TOKENS_KEPT = 8192
 
 
 def _kid(secret: str) -> str:
@@ -30,6 +37,7 @@ class TokenService:
         for old in settings.jwt_previous_secrets:
             secret = old.get_secret_value()
             self._keys[_kid(secret)] = secret
+        self._verified: dict[str, AccessClaims] = {}
 
     def issue(
         self,
@@ -61,6 +69,19 @@ class TokenService:
         return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": kid}), exp
 
     def decode(self, token: str) -> AccessClaims:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify(token)
+            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[token] = claims
+        # As PyJWT: expired once `exp` is reached (no leeway).
+        elif claims.expires_at <= time.time():
+            self._verified.pop(token, None)
+            raise Unauthorized("The access token has expired", code="token_expired")
+        return claims
+
+    def _verify(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
             secret = self._keys.get(str(header.get("kid")))

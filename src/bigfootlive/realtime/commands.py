@@ -78,7 +78,7 @@ class Commands:
 
     async def _authenticate(self, session: AsyncSession, token: str) -> AuthSubject:
         try:
-            return await authenticate(self.state, session, token)
+            return await authenticate(self.state, token)
         except Unauthorized as exc:
             raise Refused(p.CloseCode.UNAUTHORIZED, exc.code) from None
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.audit import AuditAction, AuditLog
@@ -176,14 +176,15 @@ async def is_active(state: Infrastructure, session: AsyncSession, tenant_id: uui
 
 
 async def list_users(
-    session: AsyncSession,
+    conn: AsyncSession | AsyncConnection,
     tenant_id: uuid.UUID,
     *,
     query: str | None,
     cursor: str | None,
     limit: int,
-) -> Sequence[User]:
-    return await repo.list_users(session, tenant_id, query=query, cursor=cursor, limit=limit)
+) -> Sequence[repo.UserListRow]:
+    """A page of members as rows (`repository.USER_LIST_COLUMNS`)."""
+    return await repo.list_users(conn, tenant_id, query=query, cursor=cursor, limit=limit)
 
 
 def check_role_change(actor_role: Role, actor_is_platform_admin: bool, target_role: Role) -> None:

@@ -12,6 +12,10 @@ Unsubscribe = Callable[[], Awaitable[None]]
 class Cache(Protocol):
     async def get(self, key: str) -> bytes | None: ...
 
+    async def mget(self, *keys: str) -> list[bytes | None]:
+        """Several values in one round trip, in the order of `keys` (None where absent)."""
+        ...
+
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None: ...
 
     async def add(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:

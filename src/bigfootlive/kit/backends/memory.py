@@ -36,6 +36,9 @@ class MemoryCache:
     async def get(self, key: str) -> bytes | None:
         return self._live(key)
 
+    async def mget(self, *keys: str) -> list[bytes | None]:
+        return [self._live(key) for key in keys]
+
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         self._data[key] = (value, self._deadline(ttl))
 

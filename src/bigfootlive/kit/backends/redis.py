@@ -27,6 +27,12 @@ class RedisCache:
         value = await self.client.get(self.key(key))
         return value if value is None or isinstance(value, bytes) else value.encode()
 
+    async def mget(self, *keys: str) -> list[bytes | None]:
+        if not keys:
+            return []
+        values = await self.client.mget([self.key(k) for k in keys])
+        return [v if v is None or isinstance(v, bytes) else str(v).encode() for v in values]
+
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         px = None if ttl is None else max(1, int(ttl * 1000))
         await self.client.set(self.key(key), value, px=px)
