@@ -1,6 +1,6 @@
 // The watch page: the hls.js player, the event's state, the chat over the WebSocket protocol
 // (docs/realtime.md) and the player's QoE beacons. No inline script: the page's data-* say what.
-import { csrfToken } from './app.mjs';
+const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content ?? '';
 
 const root = document.getElementById('watch');
 const eventId = root.dataset.eventId;
@@ -16,6 +16,7 @@ const STATE_TEXT = {
 };
 let status = root.dataset.status;
 let hls = null;
+let retries = 0;
 
 function showState(next, message) {
   status = next;
@@ -130,8 +131,10 @@ async function play(url) {
   hls.on(Hls.Events.ERROR, (_, data) => {
     if (!data.fatal) return;
     if (data.type === Hls.ErrorTypes.NETWORK_ERROR && ['live', 'reconnecting'].includes(status)) {
+      // the playlist appears a moment after the encoder connects, and comes back after a drop
       overlay.textContent = 'Waiting for the stream…';
-      setTimeout(() => hls && hls.startLoad(), 3000);
+      retries += 1;
+      setTimeout(() => play(url), Math.min(10000, 1000 * retries));
     } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
       hls.recoverMediaError();
     } else {
@@ -140,6 +143,7 @@ async function play(url) {
     }
   });
   hls.on(Hls.Events.FRAG_LOADED, () => {
+    retries = 0;
     if (status === 'live') overlay.textContent = '';
   });
   hls.loadSource(url);
@@ -172,7 +176,7 @@ function addMessage(message) {
   item.id = `m-${message.id}`;
   const author = document.createElement('span');
   author.className = 'author';
-  author.textContent = message.author?.display_name ?? 'someone';
+  author.textContent = typeof message.author === 'string' && message.author ? message.author : 'someone';
   const body = document.createElement('span');
   body.className = 'body';
   body.textContent = message.body;
