@@ -49,6 +49,7 @@ from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
 from bigfootlive.web.assets import STATIC_DIR
 from bigfootlive.web.endpoints import router as web_router
+from bigfootlive.web.studio import router as studio_router
 from bigfootlive.web.watch import router as watch_router
 from bigfootlive.webhooks.endpoints import router as webhooks_router
 
@@ -158,6 +159,7 @@ def create_app(
     # The web app's pages under /, its files under /static (docs/web.md)
     app.include_router(web_router)
     app.include_router(watch_router)
+    app.include_router(studio_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/api-docs", include_in_schema=False)
