@@ -202,3 +202,40 @@ def test_not_started_state(tabs: Any, site: b.Site) -> None:
     assert "Not started yet" in page.locator("#overlay").inner_text()
     page.wait_for_selector("#chat-status:has-text('Read-only')")
     assert b.axe_violations(page) == []
+
+
+def test_a_streamer_creates_an_event_in_the_studio_and_goes_live(tabs: Any, site: b.Site) -> None:
+    tab = tabs()
+    tab.sign_in("sam")
+    page = tab.page
+    page.get_by_role("link", name="Studio").click()
+    page.wait_for_url(f"{site.base}/studio")
+    assert b.axe_violations(page) == []
+    page.get_by_label("Title").fill("Studio launch")
+    page.get_by_role("button", name="Create the event").click()
+    page.wait_for_url(f"{site.base}/studio/events/*")
+    assert b.axe_violations(page) == []
+    page.get_by_role("button", name="Reveal the stream key").click()  # htmx swaps the key in
+    publish_url = page.get_by_label("Publish URL").input_value()
+    assert publish_url.startswith("rtmp://127.0.0.1:")
+    # publishing before the event is started is refused, and the panel says why
+    early = b.publish(publish_url, site.tmp / "ff-early.log")
+    site.encoders.append(early)
+    page.wait_for_selector("#last-refused:has-text('event_not_started')", timeout=30_000)
+    early.wait(30)
+    page.get_by_role("button", name="Start: let the encoder in").click()
+    page.wait_for_selector("#event-state:has-text('ready')")
+    site.encoders.append(b.publish(publish_url, site.tmp / "ff-studio.log"))
+    page.wait_for_selector("#event-state:has-text('live')", timeout=30_000)
+    assert b.axe_violations(page) == []
+    page.screenshot(path=str(b.docs_dir() / "studio-event.png"), full_page=True)
+    # the watch link plays what the encoder sends
+    viewer = tabs().page
+    viewer.goto(page.locator("#watch-link").get_attribute("href") or "")
+    viewer.wait_for_function(
+        "() => document.querySelector('video').currentTime > 1", timeout=60_000
+    )
+    page.get_by_role("button", name="Stop the event").click()
+    page.wait_for_selector("#event-state:has-text('ended')")
+    viewer.wait_for_selector("#state-badge:has-text('Ended')", timeout=15_000)
+    assert tab.csp_violations() == []
