@@ -6,11 +6,13 @@ who may create or manage an event is theirs to say."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from bigfootlive.authz.roles import Permission
@@ -20,6 +22,8 @@ from bigfootlive.errors import BigfootError, Forbidden
 from bigfootlive.events import access, crud, keys, lifecycle
 from bigfootlive.events.playback import ingest_for, watch_url
 from bigfootlive.events.schemas import EventCreate, EventStatus
+from bigfootlive.kit.request import RequestMeta
+from bigfootlive.models import Event
 from bigfootlive.routing import JsonRoute
 from bigfootlive.streaming import feedback
 from bigfootlive.web.render import page, redirect
@@ -33,6 +37,9 @@ router = APIRouter(
     include_in_schema=False,
     dependencies=[Depends(check_csrf)],
 )
+
+
+Step = Callable[..., Awaitable[Event]]
 
 
 class SignInRequired(Exception):
@@ -166,29 +173,19 @@ async def reveal_key(
     return page(request, "studio/key.html", {"ingest": ingest})
 
 
-@router.post("/events/{event_id}/{action}")
-async def transition(
-    event_id: uuid.UUID,
-    action: str,
+async def _transition(
     request: Request,
-    subject: BrowserSubject,
+    subject: AuthSubject | None,
     state: State,
-    session: DbSession,
-    meta: Meta,
+    session: AsyncSession,
+    meta: RequestMeta,
+    event_id: uuid.UUID,
+    step: Step,
 ) -> Response:
-    """Start (ready for the encoder), stop, or cancel the event."""
     try:
         me = _streamer(request, subject)
     except SignInRequired:
         return _sign_in(request)
-    steps = {
-        "start": lifecycle.start_event,
-        "stop": lifecycle.stop_event,
-        "cancel": lifecycle.cancel_event,
-    }
-    step = steps.get(action)
-    if step is None:
-        raise access.EventNotFound()
     try:
         await step(state, session, meta, me, event_id)
     except BigfootError as exc:
@@ -199,3 +196,44 @@ async def transition(
         context = {**(await _panel_context(state, event_id, event)), "error": exc.message}
         return page(request, "studio/panel.html", context, exc.status_code)
     return redirect(request, f"/studio/events/{event_id}")
+
+
+@router.post("/events/{event_id}/start")
+async def start(
+    event_id: uuid.UUID,
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> Response:
+    """Ready for the encoder: its publish is let in from now on."""
+    return await _transition(
+        request, subject, state, session, meta, event_id, lifecycle.start_event
+    )
+
+
+@router.post("/events/{event_id}/stop")
+async def stop(
+    event_id: uuid.UUID,
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> Response:
+    return await _transition(request, subject, state, session, meta, event_id, lifecycle.stop_event)
+
+
+@router.post("/events/{event_id}/cancel")
+async def cancel(
+    event_id: uuid.UUID,
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> Response:
+    return await _transition(
+        request, subject, state, session, meta, event_id, lifecycle.cancel_event
+    )
