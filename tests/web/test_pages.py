@@ -167,6 +167,14 @@ async def test_watch_page_of_a_restricted_event_is_refused_to_anonymous_visitors
     allowed = await client.get(f"/watch/{event['id']}", headers=HTML)
     assert allowed.status_code == 200
     assert f"/hls/{event['playback_id']}.m3u8?token=" in allowed.text
+    said = await client.post(
+        f"/api/events/{event['id']}/chat", json={"body": "First <i>post</i>"},
+        headers=streamer.headers,
+    )  # fmt: skip
+    assert said.status_code in (200, 201), said.text
+    again = await client.get(f"/watch/{event['id']}", headers=HTML)
+    assert f'id="m-{said.json()["id"]}"' in again.text  # recent messages come with the page
+    assert "First &lt;i&gt;post&lt;/i&gt;" in again.text
 
 
 async def test_public_watch_page_and_beacons_need_no_sign_in(

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from bigfootlive.analytics import service as analytics
 from bigfootlive.analytics.schemas import BeaconBatch, BeaconsAccepted
+from bigfootlive.chat import reads
 from bigfootlive.containers import repository as recordings_repo
 from bigfootlive.deps import Meta, ReadSession, State
 from bigfootlive.events import access
@@ -63,11 +64,13 @@ async def watch(
         recordings = await recordings_repo.recordings_of(session, event.tenant_id, event.id)
         ready = [r.playback_url for r in recordings if r.status == "ready" and r.playback_url]
         vod = with_token(ready[0], token) if ready else None
+    recent, _ = await reads.history(session, event, cursor=None, limit=30)
     return page(
         request,
         "watch.html",
         {
             "event": event,
+            "messages": list(reversed(recent)),
             "status": status.value,
             "status_text": _STATE_TEXT[status],
             "hls_url": with_token(hls_url(state.settings, event.playback_id), token),

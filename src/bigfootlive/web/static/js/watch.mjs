@@ -166,7 +166,7 @@ const input = document.getElementById('chat-input');
 const chatError = document.getElementById('chat-error');
 const viewers = document.getElementById('viewer-count');
 let socket = null;
-let lastId = null;
+let lastId = list.lastElementChild?.dataset.id ?? null;  // the page's recent messages
 let attempts = 0;
 let refs = 0;
 
@@ -174,6 +174,7 @@ function addMessage(message) {
   if (document.getElementById(`m-${message.id}`)) return;  // a resume overlaps broadcasts
   const item = document.createElement('li');
   item.id = `m-${message.id}`;
+  item.dataset.id = message.id;
   const author = document.createElement('span');
   author.className = 'author';
   author.textContent = typeof message.author === 'string' && message.author ? message.author : 'someone';
