@@ -19,6 +19,8 @@ async def test_the_studio_is_for_signed_in_streamers(client: httpx.AsyncClient, 
     tenant = await factory.tenant()
     viewer = await factory.user(tenant, login=False)
     await _signin(client, tenant.slug, viewer.user.email)
+    home = await client.get("/", headers=HTML)
+    assert 'href="/studio"' not in home.text  # no link to what the role cannot use
     refused = await client.get("/studio", headers=HTML)
     assert refused.status_code == 403
     assert "insufficient_role" in refused.text
@@ -30,6 +32,7 @@ async def test_create_reveal_the_key_start_and_stop(client: httpx.AsyncClient, f
     await _signin(client, tenant.slug, streamer.user.email)
     studio = await client.get("/studio", headers=HTML)
     assert studio.status_code == 200
+    assert 'href="/studio"' in studio.text
     created = await client.post(
         "/studio/events",
         data={"csrf_token": _csrf(studio), "title": "Launch", "visibility": "private"},

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import Response
 
+from bigfootlive.authz.roles import Permission
 from bigfootlive.config import Settings
 from bigfootlive.web.assets import TEMPLATES_DIR, static_url, vendor_file
 from bigfootlive.web.security import page_headers
@@ -30,6 +31,7 @@ def environment() -> Environment:
     )
     env.globals["static"] = static_url
     env.globals["vendor"] = lambda package: static_url(vendor_file(package))
+    env.globals["can_stream"] = lambda subject: subject.can(Permission.EVENTS_CREATE)
     return env
 
 
