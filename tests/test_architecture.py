@@ -145,6 +145,7 @@ EDGE_MODULES = {
     "bigfootlive.streaming.delivery",
 }
 EDGE_TAILS = {"endpoints", "tasks", "deps"}
+EDGE_PACKAGES = {"web"}  # the web app's pages: an edge package as a whole
 
 
 def _graph():
@@ -165,6 +166,8 @@ def _graph():
 def _package(module: str) -> str:
     parts = module.split(".")
     if module in EDGE_MODULES or (len(parts) > 2 and parts[2] in EDGE_TAILS):
+        return "edge"
+    if len(parts) > 1 and parts[1] in EDGE_PACKAGES:
         return "edge"
     return parts[1]
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from bigfootlive import __version__
 from bigfootlive.analytics.endpoints import platform_router as platform_stats_router
@@ -51,6 +52,10 @@ from bigfootlive.streaming.delivery import router as delivery_router
 from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
+from bigfootlive.web.assets import STATIC_DIR
+from bigfootlive.web.endpoints import router as web_router
+from bigfootlive.web.studio import router as studio_router
+from bigfootlive.web.watch import router as watch_router
 from bigfootlive.webhooks.endpoints import router as webhooks_router
 
 log = structlog.get_logger(__name__)
@@ -168,6 +173,11 @@ def create_app(
     app.include_router(recordings_router)
     app.include_router(chat_router)
     app.include_router(realtime_router)
+    # The web app's pages under /, its files under /static (docs/web.md)
+    app.include_router(web_router)
+    app.include_router(watch_router)
+    app.include_router(studio_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

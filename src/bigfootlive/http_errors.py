@@ -9,12 +9,14 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bigfootlive.errors import BigfootError, error_body
+from bigfootlive.kit import jsonparse
+from bigfootlive.web.render import error_page, wants_page
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +87,35 @@ def _method_not_allowed(request: Request, exc: StarletteHTTPException) -> JSONRe
     )
 
 
+def _as_page(request: Request, answer: Response) -> Response:
+    """A browser navigating to a page gets the error as a page; everyone else the JSON."""
+    if not wants_page(request) or not isinstance(answer, JSONResponse):
+        return answer
+    error = jsonparse.loads(bytes(answer.body)).get("error", {})
+    headers = {k: v for k, v in answer.headers.items() if k.lower() in ("allow", "retry-after")}
+    return error_page(
+        request,
+        answer.status_code,
+        str(error.get("code", "error")),
+        str(error.get("message", "")),
+        headers,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    _install_json_handlers(app)
+    for key, handler in list(app.exception_handlers.items()):
+
+        def paged(handler: Any = handler) -> Any:
+            async def handle(request: Request, exc: Exception) -> Response:
+                return _as_page(request, await handler(request, exc))
+
+            return handle
+
+        app.exception_handlers[key] = paged()
+
+
+def _install_json_handlers(app: FastAPI) -> None:
     @app.exception_handler(BigfootError)
     async def _domain(_: Request, exc: BigfootError) -> JSONResponse:
         return JSONResponse(

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Query, status
 from bigfootlive.authz.deps import CurrentSubject, OptionalSubject, require
 from bigfootlive.authz.roles import Permission
 from bigfootlive.authz.subject import AuthSubject
+from bigfootlive.config import Settings
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.events import access, crud, keys, lifecycle
-from bigfootlive.events.playback import ingest_for
+from bigfootlive.events.playback import ingest_for, watch_url
 from bigfootlive.events.schemas import (
     EventCreate,
     EventCreated,
@@ -29,8 +30,13 @@ EventCreator = Annotated[AuthSubject, Depends(require(Permission.EVENTS_CREATE))
 UPCOMING = [EventStatus.SCHEDULED, EventStatus.READY, EventStatus.LIVE, EventStatus.RECONNECTING]
 
 
-def event_out(event: Event) -> EventOut:
-    return EventOut.model_validate(event, from_attributes=True)
+def event_out(event: Event, settings: Settings) -> EventOut:
+    return EventOut.model_validate(
+        {
+            **{name: getattr(event, name) for name in EventOut.model_fields if name != "watch_url"},
+            "watch_url": watch_url(settings, event.id),
+        }
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -39,7 +45,7 @@ async def create_event(
 ) -> EventCreated:
     event, stream_key = await crud.create_event(state, session, meta, subject, body)
     return EventCreated(
-        **event_out(event).model_dump(),
+        **event_out(event, state.settings).model_dump(),
         ingest=ingest_for(state.settings, event.playback_id, stream_key),
     )
 
@@ -47,6 +53,7 @@ async def create_event(
 @router.get("")
 async def list_events(
     subject: OptionalSubject,
+    state: State,
     session: ReadSession,
     status_: Annotated[list[EventStatus] | None, Query(alias="status")] = None,
     owner_id: uuid.UUID | None = None,
@@ -63,7 +70,9 @@ async def list_events(
         limit=limit,
     )
     items, next_cursor = page_of(rows, limit)
-    return Page[EventOut](items=[event_out(e) for e in items], next_cursor=next_cursor)
+    return Page[EventOut](
+        items=[event_out(e, state.settings) for e in items], next_cursor=next_cursor
+    )
 
 
 @router.get("/{event_id}")
@@ -75,7 +84,10 @@ async def get_event(
     token: Annotated[str | None, Query(max_length=2000, description="playback token")] = None,
 ) -> EventOut:
     playback = None if token is None else state.playback_tokens.verify_for(token, event_id)
-    return event_out(await access.get_viewable_event(session, subject, event_id, playback=playback))
+    return event_out(
+        await access.get_viewable_event(session, subject, event_id, playback=playback),
+        state.settings,
+    )
 
 
 @router.put("/{event_id}")
@@ -87,7 +99,9 @@ async def update_event(
     session: DbSession,
     meta: Meta,
 ) -> EventOut:
-    return event_out(await crud.update_event(state, session, meta, subject, event_id, body))
+    return event_out(
+        await crud.update_event(state, session, meta, subject, event_id, body), state.settings
+    )
 
 
 @router.delete("/{event_id}")
@@ -95,21 +109,27 @@ async def cancel_event(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> EventOut:
     """Cancels an event that has not gone on air; the record stays for history."""
-    return event_out(await lifecycle.cancel_event(state, session, meta, subject, event_id))
+    return event_out(
+        await lifecycle.cancel_event(state, session, meta, subject, event_id), state.settings
+    )
 
 
 @router.post("/{event_id}/start")
 async def start_event(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> EventOut:
-    return event_out(await lifecycle.start_event(state, session, meta, subject, event_id))
+    return event_out(
+        await lifecycle.start_event(state, session, meta, subject, event_id), state.settings
+    )
 
 
 @router.post("/{event_id}/stop")
 async def stop_event(
     event_id: uuid.UUID, subject: CurrentSubject, state: State, session: DbSession, meta: Meta
 ) -> EventOut:
-    return event_out(await lifecycle.stop_event(state, session, meta, subject, event_id))
+    return event_out(
+        await lifecycle.stop_event(state, session, meta, subject, event_id), state.settings
+    )
 
 
 @router.post("/{event_id}/stream-key")

@@ -39,6 +39,7 @@ from bigfootlive.events.hooks import (
     Stopped,
     Transition,
 )
+from bigfootlive.events.playback import watch_url
 from bigfootlive.events.ports import EventsState
 from bigfootlive.events.schemas import EventStatus, StateChange
 from bigfootlive.events.wire import state_channel
@@ -378,5 +379,6 @@ async def _notify_transition(
             owner_id=event.owner_id,
             event_id=event.id,
             title=event.title,
+            watch_url=watch_url(state.settings, event.id),
         )
     await state.hooks.emit(EVENT_TRANSITIONED, Transition(state, session, event, previous))

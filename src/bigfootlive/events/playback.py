@@ -174,6 +174,30 @@ def ingest_for(settings: Settings, playback_id: str, stream_key: str) -> IngestO
     return IngestOut(server_url=server, stream_key=key, publish_url=f"{server}/{key}")
 
 
+def watch_url(settings: Settings, event_id: uuid.UUID) -> str:
+    """The event's watch page: the link streamers share."""
+    return f"{settings.public_base_url.rstrip('/')}/watch/{event_id}"
+
+
+def viewer_token(
+    tokens: PlaybackTokens,
+    *,
+    event_id: uuid.UUID,
+    playback_id: str,
+    visibility: str,
+    viewer_id: uuid.UUID | None,
+) -> tuple[str, int] | None:
+    """The playback token a viewer's player needs (token, expiry), None for a public event.
+    Call only for a viewer already allowed to see the event."""
+    if visibility == "public":
+        return None
+    return tokens.issue(event_id=event_id, playback_id=playback_id, viewer_id=viewer_id)
+
+
+def with_token(url: str, token: str | None) -> str:
+    return url if token is None else f"{url}?token={token}"
+
+
 def hls_url(settings: Settings, playback_id: str) -> str:
     cdn = settings.cdn_base_url.rstrip("/")
     if settings.media_server == "mediamtx":

@@ -83,6 +83,7 @@ class EventOut(BaseModel):
     ended_reason: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    watch_url: str = Field(description="The event's watch page: the link to share")
 
 
 class IngestOut(Credentials):

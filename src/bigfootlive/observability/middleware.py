@@ -65,8 +65,10 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
-                headers.extend(SECURITY_HEADERS)
-                if not scope["path"].startswith(_DOCS_PATHS):
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                # a page of the web app sets its own policy (bigfootlive.web.security)
+                if not scope["path"].startswith(_DOCS_PATHS) and _API_CSP[0] not in present:
                     headers.append(_API_CSP)
                 message["headers"] = headers
             await send(message)

@@ -33,6 +33,7 @@ from bigfootlive.observability import metrics
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.commands import Commands, Refused
 from bigfootlive.realtime.connection import Connection, OutFrame, fast_path_transport
+from bigfootlive.web.session import socket_token
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +47,8 @@ async def event_socket(websocket: WebSocket, event_id: str) -> None:
     token = next(
         (s[len(p.BEARER_PREFIX) :] for s in offered if s.startswith(p.BEARER_PREFIX)), None
     )
+    if token is None:  # a page of ours: the browser session's cookie (same origin only)
+        token = socket_token(websocket, state.settings)
     await websocket.accept(subprotocol=p.PROTOCOL if p.PROTOCOL in offered else None)
     gateway = Gateway(state, websocket)
     try:

@@ -21,7 +21,7 @@ from bigfootlive.containers.storage import public_url
 from bigfootlive.deps import DbSession, ReadSession, State
 from bigfootlive.errors import BadRequest, Forbidden
 from bigfootlive.events import access, keys
-from bigfootlive.events.playback import hls_url, ingest_for
+from bigfootlive.events.playback import hls_url, ingest_for, viewer_token, with_token
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.kit import jsonparse
 from bigfootlive.routing import JsonRoute
@@ -199,16 +199,19 @@ async def stream_config(
     recordings = await recordings_repo.recordings_of(session, event.tenant_id, event.id)
     vods = [r.playback_url for r in recordings if r.status == "ready" and r.playback_url]
     token = expires = rules = None
-    if event.visibility != Visibility.PUBLIC.value:
-        token, exp = state.playback_tokens.issue(
-            event_id=event.id,
-            playback_id=event.playback_id,
-            viewer_id=None if subject is None else subject.user_id,
-        )
+    issued = viewer_token(
+        state.playback_tokens,
+        event_id=event.id,
+        playback_id=event.playback_id,
+        visibility=event.visibility,
+        viewer_id=None if subject is None else subject.user_id,
+    )
+    if issued is not None:
+        token, exp = issued
         expires = dt.datetime.fromtimestamp(exp, dt.UTC)
-        url = f"{url}?token={token}"
-        abr = None if abr is None else f"{abr}?token={token}"
-        vods = [f"{v}?token={token}" for v in vods]
+        url = with_token(url, token)
+        abr = None if abr is None else with_token(abr, token)
+        vods = [with_token(v, token) for v in vods]
         applies = ["hls_url", *(["abr_master_url"] if abr else []), "vod_urls"]
         rules = TokenRules(applies_to=applies, expires_at=expires)
     ingest = refused = None

@@ -32,6 +32,11 @@ _TEXTS = {
 }
 
 
+def refusal_text(reason: str) -> str:
+    """What a refusal means, in words (the owner's notification, the studio)."""
+    return _TEXTS.get(reason, f"Publish refused: {reason}")
+
+
 def _key(event_id: uuid.UUID) -> str:
     return f"streaming:refused:{event_id}"
 
@@ -46,7 +51,7 @@ async def record_refusal(state: StreamingState, ref: EventRef, reason: str, sour
             event_id=ref.id,
             reason=reason,
             source=refusal.source,
-            text=_TEXTS.get(reason, f"Publish refused: {reason}"),
+            text=refusal_text(reason),
             at=at,
         )
         await state.pubsub.publish(user_channel(ref.owner_id), message.model_dump_json().encode())

@@ -314,6 +314,7 @@ http {{
             alias {q(str(self.hls_dir), "NGINX_RTMP_HLS_PATH")[:-1]}/$bfl_file";
             add_header Cache-Control no-cache;
             add_header Set-Cookie $bfl_token_cookie;
+            add_header Access-Control-Allow-Origin "*" always;  # players on other origins
             sub_filter_types application/vnd.apple.mpegurl;
             sub_filter_once off;
             sub_filter ".ts" ".ts$bfl_token_query";
@@ -326,6 +327,7 @@ http {{
             root {q(str(self.recordings_dir), "RECORDINGS_DIR")};
             add_header Cache-Control no-cache;
             add_header Set-Cookie $bfl_token_cookie;
+            add_header Access-Control-Allow-Origin "*" always;  # players on other origins
             sub_filter_types application/vnd.apple.mpegurl;
             sub_filter_once off;
             sub_filter ".ts" ".ts$bfl_token_query";
@@ -339,6 +341,7 @@ http {{
             set $bfl_cookie_path /vod/$bfl_scope/;
             root {q(str(self.recordings_dir), "RECORDINGS_DIR")};
             add_header Set-Cookie $bfl_token_cookie;
+            add_header Access-Control-Allow-Origin "*" always;  # players on other origins
             sub_filter_types application/vnd.apple.mpegurl;
             sub_filter_once off;
             sub_filter ".ts" ".ts$bfl_token_query";

@@ -1,0 +1,155 @@
+"""The watch page: time from navigation to the first video frame, against a bare page with
+hls.js playing the same stream in the same run; and the server's answer time for the watch
+page against a template page with no database read (`/signin`), through the same stack.
+
+A real `bigfootlive serve` (SQLite, managed nginx-rtmp), one ffmpeg encoder on a public event,
+Debian's chromium driven by Playwright. Each round opens a fresh browser context for each page,
+alternating which goes first. Prints one JSON document.
+
+    .venv/bin/python -m bench.bench_watch_page [--rounds 7] [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from bigfootlive.web.assets import STATIC_DIR, vendor_file
+
+FIRST_FRAME = """
+window.__bflFirstFrame = null;
+document.addEventListener('playing', () => {
+  if (window.__bflFirstFrame === null) window.__bflFirstFrame = performance.now();
+}, true);
+"""
+
+
+def _bare_page(hls_url: str) -> str:
+    return f"""<!doctype html><html><body><video id="v" muted playsinline></video>
+<script type="module">
+import Hls from './hls.mjs';
+const v = document.getElementById('v');
+const hls = new Hls({{enableWorker: false}});
+hls.on(Hls.Events.MANIFEST_PARSED, () => v.play());
+hls.loadSource({json.dumps(hls_url)});
+hls.attachMedia(v);
+</script></body></html>"""
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript"}
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _first_frame(context: Any, url: str) -> float:
+    page = context.new_page()
+    page.add_init_script(FIRST_FRAME)
+    page.goto(url)
+    page.wait_for_function("() => window.__bflFirstFrame !== null", timeout=60_000)
+    value = float(page.evaluate("window.__bflFirstFrame"))
+    page.close()
+    return value
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+    from tests.fixtures import browser as b
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    hls_module = (STATIC_DIR / vendor_file("hls.js")).read_bytes()
+    with tempfile.TemporaryDirectory() as tmp, b.serve(Path(tmp)) as site:
+        event = site.event("sam", "Bench", "public", live=True)
+        hls_url = event["stream"]["hls_url"]
+        watch_url = f"{site.base}/watch/{event['id']}"
+        # wait until the playlist has a few segments, so both pages start from the same state
+        b.wait_for(lambda: site.api.get(hls_url).text.count(".ts") >= 3, 60)
+        # the bare page: a static file server of its own on loopback (a page the browser
+        # fulfils itself counts as public and may not reach the loopback media origin)
+        bare_dir = Path(tmp) / "bare"
+        bare_dir.mkdir()
+        (bare_dir / "index.html").write_text(_bare_page(hls_url))
+        (bare_dir / "hls.mjs").write_bytes(hls_module)
+        handler = functools.partial(_Quiet, directory=str(bare_dir))
+        files = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=files.serve_forever, daemon=True).start()
+        bare_url = f"http://127.0.0.1:{files.server_address[1]}/"
+        watch: list[float] = []
+        bare: list[float] = []
+        with sync_playwright() as playwright:
+            chromium = b.launch(playwright)
+
+            for index in range(args.rounds):
+                order = ("watch", "bare") if index % 2 == 0 else ("bare", "watch")
+                for which in order:
+                    context = chromium.new_context()
+                    if which == "bare":
+                        bare.append(_first_frame(context, bare_url))
+                    else:
+                        watch.append(_first_frame(context, watch_url))
+                    context.close()
+            chromium.close()
+        files.shutdown()
+        render = _answer_times(site, f"/watch/{event['id']}", args.requests)
+        template = _answer_times(site, "/signin", args.requests)
+    watch_ms, bare_ms = statistics.median(watch), statistics.median(bare)
+    print(
+        json.dumps(
+            {
+                "benchmark": "watch_page",
+                "rounds": args.rounds,
+                "first_frame_ms": {
+                    "watch_page_median": round(watch_ms, 1),
+                    "bare_hls_page_median": round(bare_ms, 1),
+                    "ratio": round(watch_ms / bare_ms, 3),
+                    "watch_page_all": [round(v, 1) for v in watch],
+                    "bare_hls_page_all": [round(v, 1) for v in bare],
+                    "target_ratio": 1.3,
+                },
+                "server_answer_ms": {
+                    "requests": args.requests,
+                    "watch_page_median": render["median"],
+                    "watch_page_p95": render["p95"],
+                    "template_page_median": template["median"],
+                    "template_page_p95": template["p95"],
+                    "ratio": round(render["median"] / template["median"], 3),
+                },
+                "load_average": [round(v, 2) for v in os.getloadavg()],
+            },
+            indent=2,
+        )
+    )
+
+
+def _answer_times(site: Any, path: str, count: int) -> dict[str, float]:
+    headers = {"accept": "text/html"}
+    for _ in range(20):  # warm-up
+        site.api.get(path, headers=headers)
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        answer = site.api.get(path, headers=headers)
+        times.append((time.perf_counter() - start) * 1000)
+        assert answer.status_code == 200, answer.status_code
+    times.sort()
+    return {
+        "median": round(statistics.median(times), 2),
+        "p95": round(times[int(len(times) * 0.95) - 1], 2),
+    }
+
+
+if __name__ == "__main__":
+    main()

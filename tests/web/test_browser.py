@@ -1,0 +1,241 @@
+"""The web app in headless Chromium against a real server, nginx-rtmp and ffmpeg.
+
+One `bigfootlive serve` (with its managed nginx-rtmp) and one browser for the module; each test
+opens its own browser contexts (separate cookie jars). Waits are on conditions in the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.fixtures import browser as b
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[b.Site]:
+    with b.serve(tmp_path_factory.mktemp("web")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def chromium(site: b.Site) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = b.launch(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def live_event(site: b.Site) -> dict[str, Any]:
+    return site.event("sam", "Morning show", "public", live=True)
+
+
+class Tab:
+    """A browser context and its page, recording what the console said."""
+
+    def __init__(self, chromium: Any, site: b.Site) -> None:
+        self.context = chromium.new_context(
+            base_url=site.base, viewport={"width": 1280, "height": 800}
+        )
+        self.page = self.context.new_page()
+        self.console: list[str] = []
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        self.page.on("response", lambda r: self.console.append(f"response {r.status} {r.url}"))
+        self.site = site
+
+    def sign_in(self, who: str) -> None:
+        page = self.page
+        page.goto("/signin")
+        page.get_by_label("Email", exact=True).fill(self.site.users[who]["email"])
+        page.get_by_label("Password", exact=True).fill(b.PASSWORD)
+        page.get_by_label("Organisation").fill("acme")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{self.site.base}/")
+        assert "Signed in as" in page.content()
+
+    def csp_violations(self) -> list[str]:
+        return [line for line in self.console if "Content Security Policy" in line]
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def tabs(chromium: Any, site: b.Site) -> Iterator[Any]:
+    opened: list[Tab] = []
+
+    def tab() -> Tab:
+        opened.append(Tab(chromium, site))
+        return opened[-1]
+
+    yield tab
+    for t in opened:
+        t.close()
+
+
+def test_sign_in_through_the_page_and_pages_pass_axe(tabs: Any, site: b.Site) -> None:
+    tab = tabs()
+    page = tab.page
+    page.goto("/signin")
+    assert b.axe_violations(page) == []
+    page.get_by_label("Email", exact=True).fill("vera@acme.com")
+    page.get_by_label("Password", exact=True).fill("not-the-password-123")
+    page.get_by_label("Organisation").fill("acme")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("alert").inner_text() == "The email or password is incorrect"
+    assert b.axe_violations(page) == []  # the form with its error
+    tab.sign_in("vera")
+    assert b.axe_violations(page) == []  # the home page, signed in
+    cookies = {c["name"]: c for c in tab.context.cookies()}
+    assert cookies["bfl_session"]["httpOnly"]
+    assert cookies["bfl_session"]["sameSite"] == "Lax"
+    assert page.evaluate("document.cookie") == ""  # nothing of the session is readable
+    page.goto("/register")
+    assert b.axe_violations(page) == []
+    page.goto("/no-such-page")
+    assert "Page not found" in page.content()
+    assert b.axe_violations(page) == []
+    page.goto("/")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{site.base}/")
+    assert "Signed in as" not in page.content()
+    assert tab.csp_violations() == []
+
+
+def test_csrf_is_refused_without_the_token(tabs: Any) -> None:
+    tab = tabs()
+    tab.sign_in("vera")
+    page = tab.page
+    # a script of the page posting without the token (the cookies go along, SameSite allows it)
+    status = page.evaluate("async () => (await fetch('/signout', {method: 'POST'})).status")
+    assert status == 403
+    # the form with its token removed
+    page.goto("/")
+    page.evaluate(
+        "document.querySelector('form[action=\"/signout\"] input[name=csrf_token]').remove()"
+    )
+    page.get_by_role("button", name="Sign out").click()
+    assert "csrf_failed" in page.content()
+    page.goto("/")
+    assert "Signed in as" in page.content()  # still signed in: nothing happened
+
+
+def test_a_viewer_watches_a_live_event_and_chats(
+    tabs: Any, site: b.Site, live_event: dict[str, Any]
+) -> None:
+    viewer = tabs()
+    viewer.sign_in("vera")
+    page = viewer.page
+    with page.expect_response(lambda r: r.url.endswith("/beacons"), timeout=90_000) as beacon:
+        page.goto(f"/watch/{live_event['id']}")
+        try:
+            page.wait_for_function(
+                "() => document.querySelector('video').currentTime > 1", timeout=60_000
+            )
+        except Exception as exc:
+            raise AssertionError("\n".join(viewer.console[-40:])) from exc
+    assert beacon.value.status == 202  # the start beacon, with its startup time
+    start = page.evaluate("document.querySelector('video').currentTime")
+    page.wait_for_function(
+        f"() => document.querySelector('video').currentTime > {start + 1}", timeout=30_000
+    )
+    assert page.locator("#state-badge").inner_text() == "Live"
+    # chat from a second browser context (the streamer) appears for the viewer
+    streamer = tabs()
+    streamer.sign_in("sam")
+    streamer.page.goto(f"/watch/{live_event['id']}")
+    streamer.page.wait_for_selector("#chat-form:not([hidden])")
+    page.wait_for_selector("#chat-form:not([hidden])")
+    streamer.page.get_by_label("Message").fill("Hello from the studio")
+    streamer.page.get_by_role("button", name="Send").click()
+    page.wait_for_selector("#chat-messages li:has-text('Hello from the studio')", timeout=15_000)
+    assert "Sam Streamer" in page.locator("#chat-messages li").last.inner_text()
+    page.wait_for_function(
+        "() => Number(document.getElementById('viewer-count').textContent) >= 2", timeout=20_000
+    )
+    assert b.axe_violations(page) == []
+    page.screenshot(path=str(b.docs_dir() / "watch-page.png"))
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.screenshot(path=str(b.docs_dir() / "watch-page-phone.png"), full_page=True)
+    assert viewer.csp_violations() == []
+    assert streamer.csp_violations() == []
+
+
+def test_an_anonymous_visitor_is_refused_a_private_events_video(
+    tabs: Any, site: b.Site, live_event: dict[str, Any]
+) -> None:
+    private = site.event("sam", "Board meeting", "private", live=True)
+    hls = private["stream"]["hls_url"].split("?", 1)[0]
+    anonymous = tabs()
+    page = anonymous.page
+    answer = page.goto(f"/watch/{private['id']}")
+    assert answer is not None
+    assert answer.status == 404
+    assert private["playback_id"] not in page.content()
+    page.goto(f"/watch/{live_event['id']}")  # a page of ours, to fetch from
+    status = page.evaluate(f"async () => (await fetch('{hls}')).status")
+    assert status == 401
+    # the owner, signed in, plays it through the same delivery authorization
+    owner = tabs()
+    owner.sign_in("sam")
+    owner.page.goto(f"/watch/{private['id']}")
+    owner.page.wait_for_function(
+        "() => document.querySelector('video').currentTime > 1", timeout=60_000
+    )
+    assert "?token=" in owner.page.locator("#watch").get_attribute("data-hls-url")
+
+
+def test_not_started_state(tabs: Any, site: b.Site) -> None:
+    event = site.event("sam", "Later today", "public", live=False)
+    page = tabs().page
+    page.goto(f"/watch/{event['id']}")
+    assert page.locator("#state-badge").inner_text() == "Not started yet"
+    assert "Not started yet" in page.locator("#overlay").inner_text()
+    page.wait_for_selector("#chat-status:has-text('Read-only')")
+    assert b.axe_violations(page) == []
+
+
+def test_a_streamer_creates_an_event_in_the_studio_and_goes_live(tabs: Any, site: b.Site) -> None:
+    tab = tabs()
+    tab.sign_in("sam")
+    page = tab.page
+    page.get_by_role("link", name="Studio").click()
+    page.wait_for_url(f"{site.base}/studio")
+    assert b.axe_violations(page) == []
+    page.get_by_label("Title").fill("Studio launch")
+    page.get_by_role("button", name="Create the event").click()
+    page.wait_for_url(f"{site.base}/studio/events/*")
+    assert b.axe_violations(page) == []
+    page.get_by_role("button", name="Reveal the stream key").click()  # htmx swaps the key in
+    publish_url = page.get_by_label("Publish URL").input_value()
+    assert publish_url.startswith("rtmp://127.0.0.1:")
+    # publishing before the event is started is refused, and the panel says why
+    early = b.publish(publish_url, site.tmp / "ff-early.log")
+    site.encoders.append(early)
+    page.wait_for_selector("#last-refused:has-text('event_not_started')", timeout=30_000)
+    early.wait(30)
+    page.get_by_role("button", name="Start: let the encoder in").click()
+    page.wait_for_selector("#event-state:has-text('ready')")
+    site.encoders.append(b.publish(publish_url, site.tmp / "ff-studio.log"))
+    page.wait_for_selector("#event-state:has-text('live')", timeout=30_000)
+    assert b.axe_violations(page) == []
+    page.screenshot(path=str(b.docs_dir() / "studio-event.png"), full_page=True)
+    # the watch link plays what the encoder sends
+    viewer = tabs().page
+    viewer.goto(page.locator("#watch-link").get_attribute("href") or "")
+    viewer.wait_for_function(
+        "() => document.querySelector('video').currentTime > 1", timeout=60_000
+    )
+    page.get_by_role("button", name="Stop the event").click()
+    page.wait_for_selector("#event-state:has-text('ended')")
+    viewer.wait_for_selector("#state-badge:has-text('Ended')", timeout=15_000)
+    assert tab.csp_violations() == []
