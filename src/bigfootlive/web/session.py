@@ -118,7 +118,7 @@ class _Refresher:
             self.done = {k: v for k, v in self.done.items() if v[0] > now}
             if key in self.done:
                 return self.done[key][1]
-            meta = get_request_meta(request, state)
+            meta = await get_request_meta(request, state)
             async with state.db.transaction() as session:
                 pair = await sessions.refresh(state, session, meta, refresh_token=refresh_token)
             self.done[key] = (now + _REFRESH_MEMO_SECONDS, pair)
@@ -134,8 +134,7 @@ def _refresher(request: Request) -> _Refresher:
 
 
 async def _authenticate(state: AppState, token: str) -> AuthSubject:
-    async with state.db.read_sessionmaker() as session:
-        return await authenticate(state, session, token)
+    return await authenticate(state, token)
 
 
 async def browser_subject(request: Request) -> AuthSubject | None:
