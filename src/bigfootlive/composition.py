@@ -39,7 +39,8 @@ from bigfootlive.mfa.sms import SmsSender, make_sms_sender
 from bigfootlive.realtime.hub import Hub
 from bigfootlive.sso import policy as sso_policy
 from bigfootlive.streaming import kick as streaming_kick
-from bigfootlive.streaming.health import HealthMonitor, make_health_monitor
+from bigfootlive.streaming.health import HealthMonitor
+from bigfootlive.streaming.health_setup import make_health_monitor
 
 
 @dataclass
