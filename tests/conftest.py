@@ -64,7 +64,7 @@ def postgres_url() -> Iterator[str]:
         asyncio.run(upgrade_database(url))
         yield url
     finally:
-        asyncio.run(services.drop_database(url))
+        services.drop_database_later(url)
 
 
 @pytest.fixture(scope="session")

@@ -105,7 +105,7 @@ def _env(tmp_path: Path) -> Iterator[dict[str, str]]:
             "REDIS_KEY_PREFIX": prefix,
         }
     finally:
-        asyncio.run(services.drop_database(url))
+        services.drop_database_later(url)
         asyncio.run(services.redis_delete_prefix(services.REDIS_URL, prefix))
 
 
