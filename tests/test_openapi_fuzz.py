@@ -29,7 +29,6 @@ from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.identity import accounts
-from bigfootlive.migrations import upgrade_database
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import TenantSettings
 from tests.fixtures import services
@@ -81,7 +80,13 @@ async def _seed(settings: Settings) -> None:
         await state.close()
 
 
-def _env(tmp_path: Path) -> Iterator[dict[str, str]]:
+@pytest.fixture
+def server(
+    tmp_path: Path, postgres_url: str, postgres_emptying: str, redis_url: str
+) -> Iterator[Server]:
+    """The server on this worker's PostgreSQL database (migrated once per worker, emptied
+    afterwards as after any test) and a Redis key prefix of its own."""
+    prefix = f"fuzz:{uuid.uuid4().hex[:10]}:"
     env = {
         "NODE_ENV": "test",
         "JWT_SECRET": "fuzz-secret-" + uuid.uuid4().hex * 2,
@@ -92,28 +97,13 @@ def _env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "LOGIN_RATE_LIMIT": "100000/minute",
         "REGISTER_RATE_LIMIT": "100000/minute",
         "RESET_RATE_LIMIT": "100000/minute",
+        "AUTO_MIGRATE": "false",
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": prefix,
     }
-    services.require(services.port_open("127.0.0.1", 5432), "PostgreSQL on 127.0.0.1:5432")
-    services.require(services.port_open("127.0.0.1", 6379), "Redis on 127.0.0.1:6379")
-    url = asyncio.run(services.create_database())
-    prefix = f"fuzz:{uuid.uuid4().hex[:10]}:"
     try:
-        yield {
-            **env,
-            "DATABASE_URL": url,
-            "REDIS_URL": services.REDIS_URL,
-            "REDIS_KEY_PREFIX": prefix,
-        }
-    finally:
-        services.drop_database_later(url)
-        asyncio.run(services.redis_delete_prefix(services.REDIS_URL, prefix))
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    for env in _env(tmp_path):
         settings = Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})
-        asyncio.run(upgrade_database(settings.database_url))
         asyncio.run(_seed(settings))
         port = services.free_port()
         log = tmp_path / "server.log"
@@ -141,6 +131,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    finally:
+        asyncio.run(services.run_script(postgres_url, postgres_emptying))
+        asyncio.run(services.redis_delete_prefix(redis_url, prefix))
 
 
 def _wait_ready(base_url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
