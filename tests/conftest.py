@@ -155,8 +155,7 @@ def settings(
         tmp_path, smtp_sink, database_url=pg, redis_url=redis, redis_key_prefix=prefix
     )
     yield TestSettings(**{**values, **settings_overrides})
-    asyncio.run(services.run_script(pg, emptying))
-    asyncio.run(services.redis_delete_prefix(redis, prefix))
+    asyncio.run(services.clean_up(pg, emptying, redis, prefix))
 
 
 # The analytics buffer's flush is part of how the API answers (without it every beacon is rolled
