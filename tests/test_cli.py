@@ -120,7 +120,7 @@ def test_serve_migrates_sqlite_on_first_start_and_logs_json_with_request_ids(tmp
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # imports alone take 15 s+ on a busy 2-core box
         while True:
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:
