@@ -10,8 +10,10 @@
   `@pytest.mark.loops(...)` or a conftest overrides the `loops` fixture (containers, realtime).
 - Waiting: polling.until(condition) for something to happen; jobs.settled(state.jobs) for
   "and nothing more happens" after jobs; an injected clock (clock.ManualClock on state.clock)
-  for rules that count time down; rather than fixed sleeps (a few remain where real time is
-  what is tested: cache TTLs, MFA code lifetimes, the cron loop).
+  for rules that count time down; rather than fixed sleeps. Where real time is what is tested
+  (TTLs kept by Redis, MFA code lifetimes, the cron loop) a test waits for the outcome within a
+  bound; a few short sleeps remain in tests/kit (cache TTLs of each backend) and where a test
+  shows that nothing more happens.
 """
 
 from __future__ import annotations
