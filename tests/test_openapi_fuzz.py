@@ -189,7 +189,7 @@ def _fuzz(server: Server, cwd: Path, token: str, *selection: str) -> None:
         *selection,
     ]
     result = subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, timeout=150, check=False
+        command, cwd=cwd, capture_output=True, text=True, timeout=450, check=False
     )
     assert result.returncode == 0, (
         f"schemathesis found problems ({' '.join(selection)}):\n{result.stdout}\n{result.stderr}"
@@ -197,7 +197,7 @@ def _fuzz(server: Server, cwd: Path, token: str, *selection: str) -> None:
     )
 
 
-@pytest.mark.timeout(300)  # ~40 s normally; server start-up alone is slow on a busy machine
+@pytest.mark.timeout(600)  # ~1 min on an idle machine; 3-5 min at load 15-20
 def test_fuzzed_requests_get_no_server_error_and_match_the_schema(
     server: Server, tmp_path: Path
 ) -> None:
