@@ -1,16 +1,19 @@
 """Every API test runs twice: on PostgreSQL + Redis, and on the embedded SQLite + in-process.
 
 - Databases: SQLite is a copy of a template migrated once per worker; PostgreSQL is one database
-  per worker (random name, migrated once, dropped at the end), emptied after each test by DELETE
-  in foreign-key order (services.emptying_script).
+  per worker (random name, migrated once, dropped at the end by a detached process: DROP
+  DATABASE waits for a checkpoint), emptied after each test by DELETE in foreign-key order
+  (services.emptying_script) over one connection kept for the session (services.Cleaner).
 - The app: one per worker and shape (`app_for`); each test starts its lifespan afresh with its
   own settings (`TestSettings`: the test's values only, never the environment or a .env file).
 - Background loops: only the analytics flush, unless the test asks for more with
   `@pytest.mark.loops(...)` or a conftest overrides the `loops` fixture (containers, realtime).
 - Waiting: polling.until(condition) for something to happen; jobs.settled(state.jobs) for
   "and nothing more happens" after jobs; an injected clock (clock.ManualClock on state.clock)
-  for rules that count time down; rather than fixed sleeps (a few remain where real time is
-  what is tested: cache TTLs, MFA code lifetimes, the cron loop).
+  for rules that count time down; rather than fixed sleeps. Where real time is what is tested
+  (TTLs kept by Redis, MFA code lifetimes, the cron loop) a test waits for the outcome within a
+  bound; a few short sleeps remain in tests/kit (cache TTLs of each backend) and where a test
+  shows that nothing more happens.
 """
 
 from __future__ import annotations
@@ -64,13 +67,23 @@ def postgres_url() -> Iterator[str]:
         asyncio.run(upgrade_database(url))
         yield url
     finally:
-        asyncio.run(services.drop_database(url))
+        services.drop_database_later(url)
 
 
 @pytest.fixture(scope="session")
 def postgres_emptying(postgres_url: str) -> str:
     """The SQL that empties the database after each test (see services.emptying_script)."""
     return asyncio.run(services.emptying_script(postgres_url))
+
+
+@pytest.fixture(scope="session")
+def postgres_cleaner(
+    postgres_url: str, postgres_emptying: str, redis_url: str
+) -> Iterator[services.Cleaner]:
+    """Empties the database and a test's Redis keys after each PostgreSQL test."""
+    cleaner = services.Cleaner(postgres_url, postgres_emptying, redis_url)
+    yield cleaner
+    cleaner.close()
 
 
 @pytest.fixture(scope="session")
@@ -148,15 +161,14 @@ def settings(
         yield TestSettings(**{**values, **settings_overrides})
         return
     pg = request.getfixturevalue("postgres_url")
-    emptying = request.getfixturevalue("postgres_emptying")
     redis = request.getfixturevalue("redis_url")
+    cleaner: services.Cleaner = request.getfixturevalue("postgres_cleaner")
     prefix = f"test:{uuid.uuid4().hex[:10]}:"
     values = base_settings(
         tmp_path, smtp_sink, database_url=pg, redis_url=redis, redis_key_prefix=prefix
     )
     yield TestSettings(**{**values, **settings_overrides})
-    asyncio.run(services.run_script(pg, emptying))
-    asyncio.run(services.redis_delete_prefix(redis, prefix))
+    cleaner.clean(prefix)
 
 
 # The analytics buffer's flush is part of how the API answers (without it every beacon is rolled

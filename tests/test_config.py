@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bigfootlive.config import EXAMPLE_SECRETS, ConfigurationError, Settings
+from tests.fixtures.cli import invoke_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent / "bigfootlive"
@@ -256,6 +257,13 @@ def command_env(tmp_path: Path, **values: str) -> dict[str, str]:
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The command in this process (tests/fixtures/cli.py); `run_process` for a real one."""
+    return invoke_cli(args, env, cwd=cwd)
+
+
+def run_process(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
     # cwd: a directory without a .env file, so only `env` configures the command
     return subprocess.run(
         [str(BIN), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
@@ -280,7 +288,7 @@ def test_serve_refuses_the_example_secret_in_production_with_exit_2(tmp_path):
         ALLOW_SQLITE_IN_PRODUCTION="true",
         PORT="1",  # never bound: the command must stop before uvicorn
     )
-    done = run(["serve"], env, tmp_path)
+    done = run_process(["serve"], env, tmp_path)  # a real process: no traceback, exit 2
     assert_refused(
         done,
         "NODE_ENV=production refuses this configuration",

@@ -34,4 +34,4 @@ def test_downgrade_to_base_and_up_again_on_postgres(postgres_url, tmp_path) -> N
         command.upgrade(config, "heads")
         command.check(config)
     finally:
-        asyncio.run(services.drop_database(url))
+        services.drop_database_later(url)

@@ -3,7 +3,6 @@ ladder, VOD playlists, the lease, back-off."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from bigfootlive.containers.moderation import ChatAutoModerator, ChatMessage
 from bigfootlive.containers.transcoder import ffmpeg_command, parse_renditions
 from bigfootlive.containers.vod import duration_of, finalize_playlist
 from bigfootlive.streaming.health import measure_packets
+from tests.fixtures.clock import ManualClock
 
 STAT = Path(__file__).parent.parent / "fixtures" / "payloads" / "nginx_rtmp" / "stat.xml"
 
@@ -108,12 +108,16 @@ def test_restart_backoff_doubles_up_to_its_cap():
 
 
 async def test_lease_has_one_holder_until_it_expires(state):
-    first = DatabaseLease(state.db, "test-lease", "a", ttl_seconds=0.5)
-    second = DatabaseLease(state.db, "test-lease", "b", ttl_seconds=0.5)
+    clock = ManualClock()
+    first = DatabaseLease(state.db, "test-lease", "a", ttl_seconds=30, clock=clock)
+    second = DatabaseLease(state.db, "test-lease", "b", ttl_seconds=30, clock=clock)
     assert await first.acquire() is True
     assert await second.acquire() is False
-    assert await first.acquire() is True  # renewal
-    await asyncio.sleep(0.7)
+    clock.advance(20)
+    assert await first.acquire() is True  # renewal: 30 s from now
+    clock.advance(20)
+    assert await second.acquire() is False  # 40 s after the first acquisition, still renewed
+    clock.advance(11)
     assert await second.acquire() is True
     assert await first.acquire() is False
     await second.release()

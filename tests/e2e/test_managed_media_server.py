@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.fixtures import nginx_rtmp, services
+from tests.fixtures.cli import run_cli
 from tests.fixtures.polling import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -66,15 +67,6 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _cli(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [str(BIN), *args], env=env, cwd=cwd, input=stdin, capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def _serve(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -98,10 +90,12 @@ async def managed(tmp_path: Path) -> AsyncIterator[Managed]:
         MEDIA_RUNTIME_DIR=str(tmp_path / "media-server"),
         RECORDINGS_DIR=str(tmp_path / "media"),
     )
-    _cli(["tenant", "create", "--slug", "acme", "--name", "Acme"], env, tmp_path)
+    # The two commands run in this process (tests/fixtures/cli.py); test_cli runs them for real.
+    tenant = ["tenant", "create", "--slug", "acme", "--name", "Acme"]
+    await asyncio.to_thread(run_cli, tenant, env, cwd=tmp_path)
     user = ["user", "create", "--tenant", "acme", "--email", "sam@acme.com", "--name", "Sam",
             "--role", "streamer", "--password-stdin"]  # fmt: skip
-    _cli(user, env, tmp_path, stdin=PASSWORD + "\n")
+    await asyncio.to_thread(run_cli, user, env, cwd=tmp_path, stdin=PASSWORD + "\n")
     log = tmp_path / "serve.log"
     server = _serve(env, tmp_path, log)
     base = f"http://127.0.0.1:{api_port}"

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 
@@ -8,6 +7,7 @@ from bigfootlive.composition import AppState
 from bigfootlive.jobs.registry import CronSpec
 from bigfootlive.jobs.scheduler import Scheduler
 from tests.fixtures.jobs import settled
+from tests.fixtures.polling import until
 from tests.jobs import probe_tasks as probes
 
 
@@ -22,7 +22,9 @@ async def test_cron_entry_fires_on_schedule(state: AppState):
     scheduler = Scheduler(state.jobs, state.cache, [spec], tick_seconds=0.05)
     scheduler.start()
     try:
-        await asyncio.sleep(2.6)
+        # Two runs on two second boundaries (a scheduler firing at every 0.05 s tick instead
+        # would have enqueued dozens by then, all of which run before settled() returns).
+        await until(lambda: len(probes.RUNS[run]) >= 2, within=10)
     finally:
         await scheduler.stop()
     await settled(state.jobs)

@@ -9,6 +9,7 @@ TTL, seconds, is far above NTP skew).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError
@@ -18,8 +19,17 @@ from bigfootlive.models import Lease
 
 
 class DatabaseLease:
-    def __init__(self, db: Database, name: str, holder: str, ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        name: str,
+        holder: str,
+        ttl_seconds: float,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
         self.db = db
+        self.clock = clock  # "now" (tests move it by hand instead of waiting for the TTL)
         self.name = name
         self.holder = holder
         self.ttl = dt.timedelta(seconds=ttl_seconds)
@@ -27,7 +37,7 @@ class DatabaseLease:
 
     async def acquire(self) -> bool:
         """Take or renew the lease; True while this holder has it."""
-        now = utcnow()
+        now = self.clock()
         async with self.db.transaction() as session:
             result = await session.execute(
                 update(Lease)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import functools
 import shutil
 import uuid
 import warnings
@@ -16,16 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-
-with warnings.catch_warnings():
-    # pysaml2 still names cryptography's CFB mode where cryptography 46 deprecates it.
-    warnings.simplefilter("ignore")
-    from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
-    from saml2.client import Saml2Client
-    from saml2.config import SPConfig
-    from saml2.mdstore import MetadataStore
-    from saml2.metadata import entity_descriptor
-    from saml2.saml import NAMEID_FORMAT_UNSPECIFIED
 
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
@@ -35,8 +26,27 @@ from bigfootlive.sso.net import check_outbound_url
 from bigfootlive.sso.schemas import Check, ProviderOut, SamlConfig
 
 if TYPE_CHECKING:
+    from saml2.config import SPConfig
+
     from bigfootlive.identity.ports import IdentityState
     from bigfootlive.models import SsoProvider, Tenant
+
+
+@functools.cache
+def load_pysaml2() -> None:
+    """Import pysaml2 on first use, not with this module: its XML schema modules take a third
+    of a worker process's start-up, and most processes never read SAML. Functions here call
+    this before their own `from saml2 ... import`."""
+    with warnings.catch_warnings():
+        # pysaml2 still names cryptography's CFB mode where cryptography 46 deprecates it.
+        warnings.simplefilter("ignore")
+        import saml2.client
+        import saml2.config
+        import saml2.mdstore
+        import saml2.metadata
+        import saml2.response
+        import saml2.saml  # noqa: F401
+
 
 MAX_METADATA_BYTES = 1024 * 1024
 
@@ -64,6 +74,11 @@ def _xmlsec_binary() -> str:
 def sp_config(
     sp: SpEndpoints, cfg: SamlConfig, metadata_xml: str, *, allow_unsolicited: bool
 ) -> SPConfig:
+    load_pysaml2()
+    from saml2 import BINDING_HTTP_POST
+    from saml2.config import SPConfig
+    from saml2.saml import NAMEID_FORMAT_UNSPECIFIED
+
     conf = SPConfig()
     conf.load(
         {
@@ -88,12 +103,20 @@ def sp_config(
 
 
 def sp_metadata(sp: SpEndpoints, cfg: SamlConfig, metadata_xml: str) -> str:
+    load_pysaml2()
+    from saml2.metadata import entity_descriptor
+
     conf = sp_config(sp, cfg, metadata_xml, allow_unsolicited=False)
     return str(entity_descriptor(conf))
 
 
 def idp_info(metadata_xml: str) -> IdpInfo:
     """The one IdP a metadata document describes: entity id, SSO URL, signing certificates."""
+    load_pysaml2()
+    from saml2 import BINDING_HTTP_REDIRECT
+    from saml2.config import SPConfig
+    from saml2.mdstore import MetadataStore
+
     try:
         check_xml_text(metadata_xml.encode(), MAX_METADATA_BYTES, what="metadata")
     except SsoRejected as exc:
@@ -138,6 +161,10 @@ def authn_request(
     sp: SpEndpoints, cfg: SamlConfig, metadata_xml: str, *, relay_state: str
 ) -> tuple[str, str]:
     """(request id, URL to send the browser to) for an SP-initiated login (HTTP-Redirect)."""
+    load_pysaml2()
+    from saml2 import BINDING_HTTP_REDIRECT
+    from saml2.client import Saml2Client
+
     info = idp_info(metadata_xml)
     client = Saml2Client(sp_config(sp, cfg, metadata_xml, allow_unsolicited=False))
     request_id, http_info = client.prepare_for_authenticate(

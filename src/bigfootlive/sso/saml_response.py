@@ -15,24 +15,26 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-with warnings.catch_warnings():
-    # pysaml2 still names cryptography's CFB mode where cryptography 46 deprecates it.
-    warnings.simplefilter("ignore")
-    from saml2 import BINDING_HTTP_POST
-    from saml2.client import Saml2Client
-    from saml2.response import AuthnResponse
-
 from bigfootlive.sso.base import ExternalIdentity, SsoRejected, map_identity
-from bigfootlive.sso.saml import IdpInfo, SpEndpoints, check_xml_text, idp_info, sp_config
+from bigfootlive.sso.saml import (
+    IdpInfo,
+    SpEndpoints,
+    check_xml_text,
+    idp_info,
+    load_pysaml2,
+    sp_config,
+)
 from bigfootlive.sso.schemas import AttributeMapping, SamlConfig
+
+if TYPE_CHECKING:
+    from saml2.response import AuthnResponse
 
 MAX_RESPONSE_BYTES = 256 * 1024
 
@@ -213,6 +215,10 @@ def parse_response(
     expected_request_id: str | None,
 ) -> SamlAssertion:
     """Validate a posted SAMLResponse. Blocking (xmlsec1 runs as a subprocess): use a thread."""
+    load_pysaml2()
+    from saml2 import BINDING_HTTP_POST
+    from saml2.client import Saml2Client
+
     raw = decode_response(saml_response_b64)
     inspect_response(raw, allow_sha1=cfg.allow_sha1)
     idp = idp_info(metadata_xml)
