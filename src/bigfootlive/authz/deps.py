@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 
 from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.scoping import act_for_platform, act_for_tenant
 from bigfootlive.authz.subject import AuthSubject, TenantInactive
 from bigfootlive.deps import ReadSession, State
 from bigfootlive.errors import Forbidden, Unauthorized
@@ -31,6 +32,9 @@ def bearer_token(request: Request) -> str | None:
 async def authenticate(state: State, session: ReadSession, token: str) -> AuthSubject:
     # unscoped: the query is pinned to the token's own tenant (User.tenant_id == claims.tenant_id).
     claims = state.tokens.decode(token)
+    # The signed token names the tenant: from here on this request touches only its rows
+    # (row-level security on PostgreSQL), whatever a query forgets to say.
+    act_for_tenant(claims.tenant_id)
     if await state.revoked.is_revoked(claims.session_id):
         raise Unauthorized("The session has ended", code="session_revoked")
     # One round trip for the user, the session's state and the tenant's slug (which /me and
@@ -91,6 +95,7 @@ def require(permission: Permission) -> Callable[[AuthSubject], Awaitable[AuthSub
 async def _platform_admin(subject: CurrentSubject) -> AuthSubject:
     if not subject.is_platform_admin:
         raise Forbidden(code="platform_admin_required")
+    act_for_platform("platform admin request")
     return subject
 
 

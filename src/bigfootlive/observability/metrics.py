@@ -61,3 +61,11 @@ JOB_DURATION = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
     registry=REGISTRY,
 )
+
+PLATFORM_SCOPES = Counter(
+    "bigfootlive_platform_scopes_total",
+    "Blocks of code that read or wrote every tenant's rows (row-level security bypassed on "
+    "purpose), by reason (a fixed string in the code).",
+    ["reason"],
+    registry=REGISTRY,
+)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BadRequest, BigfootError, NotFound
@@ -199,6 +200,7 @@ async def _tenant_provider(
     tenant = await tenants.get_tenant_by_slug(session, tenant_slug)
     if tenant is None or not tenant.is_active:
         raise ProviderNotFound()
+    act_for_tenant(tenant.id)  # the sign-in names its tenant (row-level security)
     row = await repo.get_provider(session, tenant.id, provider_id)
     if row is None or row.protocol != protocol:
         raise ProviderNotFound()
@@ -282,6 +284,7 @@ async def ldap_login(
     tenant = await tenants.get_tenant_by_slug(session, body.tenant)
     if tenant is None or not tenant.is_active:
         raise NotFound("No such tenant", code="tenant_not_found")
+    act_for_tenant(tenant.id)  # the sign-in names its tenant (row-level security)
     await state.limiter.check(
         settings.login_rate_limit, "ldap-account", str(tenant.id), body.username.lower()
     )
