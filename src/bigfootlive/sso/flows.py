@@ -116,7 +116,9 @@ async def _take_flow(state: IdentityState, flow_state: str | None) -> dict[str, 
     if not await state.cache.add(f"sso:flow-used:{flow_state}", b"1", ttl=FLOW_TTL):
         return None
     await state.cache.delete(f"sso:flow:{flow_state}")
-    return dict(jsonparse.loads(raw))
+    flow = dict(jsonparse.loads(raw))
+    act_for_tenant(uuid.UUID(flow["tenant_id"]))  # our own stored flow names its tenant
+    return flow
 
 
 async def _flow_provider(
