@@ -111,6 +111,7 @@ PLATFORM_ROWS = RowScope(platform=True)
 
 _row_scope: ContextVar[RowScope] = ContextVar("bigfootlive_row_scope", default=NO_ROWS)
 _APPLIED = "bigfootlive_row_scope"
+_applying: ContextVar[bool] = ContextVar("bigfootlive_row_scope_applying", default=False)
 _SET_SCOPE = (
     "SELECT set_config('app.tenant_id', $1, true), set_config('app.platform', $2, true)"
 )
@@ -135,30 +136,37 @@ def row_scope(scope: RowScope) -> Iterator[None]:
         _row_scope.reset(token)
 
 
-def _apply_row_scope(
-    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-) -> None:
+def _apply_row_scope(conn: Connection, *_: Any) -> None:
     """Before each statement: make the transaction's settings match the current row scope.
 
     `set_config(..., true)` lasts until the end of the transaction, so the settings are sent
-    at the first statement of each transaction and again only when the scope changes within
-    it (a `platform_scope` block). Until then the policies show no tenant-owned row.
+    before the first statement of each transaction and again only when the scope changes
+    within it (a `platform_scope` block). Until they are, the policies show no tenant-owned
+    row. Sent as a statement of its own through the connection, so a dropped connection fails
+    (and is replaced) like any other statement.
     """
+    if _applying.get():
+        return
     scope = _row_scope.get()
     if conn.info.get(_APPLIED) == scope:
         return
     tenant = str(scope.tenant_id) if scope.tenant_id is not None else ""
-    cursor.execute(_SET_SCOPE, (tenant, "on" if scope.platform else ""))
+    token = _applying.set(True)
+    try:
+        conn.exec_driver_sql(_SET_SCOPE, (tenant, "on" if scope.platform else ""))
+    finally:
+        _applying.reset(token)
     conn.info[_APPLIED] = scope
 
 
 def _forget_row_scope(conn: Connection, *_: Any) -> None:
-    conn.info.pop(_APPLIED, None)
+    if not conn.invalidated:  # an invalidated connection's settings went with it
+        conn.info.pop(_APPLIED, None)
 
 
 def _install_row_scope(engine: AsyncEngine) -> None:
     target = engine.sync_engine
-    event.listen(target, "before_cursor_execute", _apply_row_scope)
+    event.listen(target, "before_execute", _apply_row_scope)
     # A new transaction, or the end of one (a rolled back savepoint undoes set_config too),
     # starts from the database's defaults again.
     for name in ("begin", "commit", "rollback", "rollback_savepoint"):
