@@ -17,14 +17,14 @@ from bigfootlive import __version__
 from bigfootlive.analytics.endpoints import platform_router as platform_stats_router
 from bigfootlive.analytics.endpoints import router as analytics_router
 from bigfootlive.apikeys.endpoints import router as api_keys_router
-from bigfootlive.chat.endpoints import router as chat_router
 from bigfootlive.authz.scoping import act_for_nobody, platform_scope
+from bigfootlive.chat.endpoints import router as chat_router
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
-from bigfootlive.db import NO_ROWS, row_scope
 from bigfootlive.containers.endpoints import recordings_router
 from bigfootlive.containers.endpoints import router as containers_router
 from bigfootlive.containers.tasks import start_manager
+from bigfootlive.db import NO_ROWS, row_scope
 from bigfootlive.events.endpoints import router as events_router
 from bigfootlive.events.tasks import reconnect_sweeper
 from bigfootlive.http_errors import install_error_handlers
@@ -39,7 +39,6 @@ from bigfootlive.notifications.endpoints import router as notifications_router
 from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-
 from bigfootlive.realtime.connection import CaptureRawSend
 from bigfootlive.realtime.gateway import router as realtime_router
 from bigfootlive.realtime.shutdown import install_sigterm_drain

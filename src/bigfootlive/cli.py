@@ -329,9 +329,8 @@ async def _state() -> AppState:
 
 
 def _run(coro: Coroutine[Any, Any, str]) -> str:
-    from bigfootlive.errors import BigfootError
-
     from bigfootlive.authz.scoping import platform_scope
+    from bigfootlive.errors import BigfootError
 
     try:
         with platform_scope("cli administration"):  # the operator acts for the platform

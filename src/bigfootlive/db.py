@@ -112,9 +112,7 @@ PLATFORM_ROWS = RowScope(platform=True)
 _row_scope: ContextVar[RowScope] = ContextVar("bigfootlive_row_scope", default=NO_ROWS)
 _APPLIED = "bigfootlive_row_scope"
 _applying: ContextVar[bool] = ContextVar("bigfootlive_row_scope_applying", default=False)
-_SET_SCOPE = (
-    "SELECT set_config('app.tenant_id', $1, true), set_config('app.platform', $2, true)"
-)
+_SET_SCOPE = "SELECT set_config('app.tenant_id', $1, true), set_config('app.platform', $2, true)"
 
 
 def current_row_scope() -> RowScope:
@@ -262,7 +260,8 @@ class Database:
         except (OSError, SQLAlchemyError) as exc:  # the database is down: /ready says so
             log.warning("row_security_check_failed", error=type(exc).__name__)
             return False
-        role, superuser, bypass = row
+        values: tuple[Any, ...] = tuple(row)
+        role, superuser, bypass = values
         if not (superuser or bypass):
             return True
         problem = (

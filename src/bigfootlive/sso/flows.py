@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BadRequest, BigfootError, NotFound
 from bigfootlive.identity.ports import IdentityState

@@ -13,10 +13,10 @@ import uuid
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.analytics import service as analytics
 from bigfootlive.analytics.schemas import HealthSample
 from bigfootlive.apikeys.service import ApiPrincipal
+from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
 from bigfootlive.events import keys, lifecycle

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
-from bigfootlive.db import after_commit
 from bigfootlive.authz.scoping import act_for_nobody, act_for_tenant, platform_scope
+from bigfootlive.db import after_commit
 from bigfootlive.errors import Conflict, Forbidden, NotFound, Unprocessable
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Tenant, TenantDomain, User
