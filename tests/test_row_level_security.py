@@ -15,7 +15,8 @@ from sqlalchemy.exc import DBAPIError
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.authz.scoping import platform_scope, tenant_scope
-from bigfootlive.db import NO_ROWS, Base, row_scope
+from bigfootlive.config import ConfigurationError
+from bigfootlive.db import NO_ROWS, Base, Database, row_scope
 from bigfootlive.models import Event
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -194,3 +195,23 @@ async def test_the_scope_lasts_one_transaction(state, factory, client) -> None:
         with row_scope(NO_ROWS):
             setting = await session.execute(text("SELECT current_setting('app.tenant_id', true)"))
             assert setting.scalar_one() in ("", None)
+
+
+async def test_a_role_that_bypasses_row_security_is_refused_in_production(
+    settings, postgres_url
+) -> None:
+    production = settings.model_copy(update={"node_env": "production"})
+    superuser = production.model_copy(update={"database_url": postgres_url})  # postgres
+    db = Database.from_settings(superuser)
+    try:
+        with pytest.raises(ConfigurationError, match="superuser"):
+            await db.check_row_security(superuser)
+        on_purpose = superuser.model_copy(update={"database_allow_rls_bypass": True})
+        assert await db.check_row_security(on_purpose) is False
+    finally:
+        await db.dispose()
+    app_role = Database.from_settings(production)  # the tests' application role
+    try:
+        assert await app_role.check_row_security(production) is True
+    finally:
+        await app_role.dispose()
