@@ -6,8 +6,8 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.scoping import act_for_platform, platform_scope
 from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.scoping import act_for_platform, platform_scope
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.containers import repository as repo
 from bigfootlive.containers.ports import ContainersState
