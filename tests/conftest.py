@@ -34,12 +34,20 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from bigfootlive.app import Loop, create_app
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
+from bigfootlive.db import PLATFORM_ROWS, bind_row_scope
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.observability.logging import configure_logging
 from tests.fixtures import services
 from tests.fixtures.factories import Factory
 
 BACKENDS = ["sqlite", "postgres"]
+
+# The tests' own code (factories, direct queries, assertions) acts for the platform: it builds
+# and checks every tenant's rows. The app under test does not inherit this: each request and
+# WebSocket, and the lifespan with its loops, start acting for nobody (app.RowScopePerRequest)
+# until authentication or an audited platform scope says otherwise, and the app connects as a
+# role that row-level security binds (services.APP_ROLE).
+bind_row_scope(PLATFORM_ROWS)
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +76,13 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         services.drop_database_later(url)
+
+
+@pytest.fixture(scope="session")
+def postgres_app_url(postgres_url: str) -> str:
+    """The same database as the application role: no owner, no superuser, so row-level
+    security applies to the app under test as it does in production."""
+    return asyncio.run(services.app_role_url(postgres_url))
 
 
 @pytest.fixture(scope="session")
@@ -160,12 +175,12 @@ def settings(
         )
         yield TestSettings(**{**values, **settings_overrides})
         return
-    pg = request.getfixturevalue("postgres_url")
+    app_url = request.getfixturevalue("postgres_app_url")
     redis = request.getfixturevalue("redis_url")
     cleaner: services.Cleaner = request.getfixturevalue("postgres_cleaner")
     prefix = f"test:{uuid.uuid4().hex[:10]}:"
     values = base_settings(
-        tmp_path, smtp_sink, database_url=pg, redis_url=redis, redis_key_prefix=prefix
+        tmp_path, smtp_sink, database_url=app_url, redis_url=redis, redis_key_prefix=prefix
     )
     yield TestSettings(**{**values, **settings_overrides})
     cleaner.clean(prefix)

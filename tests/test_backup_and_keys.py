@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -120,7 +119,7 @@ def databases(backend: str, tmp_path: Path) -> Iterator[list[str]]:
     yield made
     if backend == "postgres":
         for url in made:
-            asyncio.run(services.drop_database(url))
+            services.drop_database_later(url)
 
 
 async def new_database(backend: str, tmp_path: Path, made: list[str]) -> str:

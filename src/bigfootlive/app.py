@@ -13,17 +13,20 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bigfootlive import __version__
 from bigfootlive.analytics.endpoints import platform_router as platform_stats_router
 from bigfootlive.analytics.endpoints import router as analytics_router
 from bigfootlive.apikeys.endpoints import router as api_keys_router
+from bigfootlive.authz.scoping import act_for_nobody, platform_scope
 from bigfootlive.chat.endpoints import router as chat_router
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.containers.endpoints import recordings_router
 from bigfootlive.containers.endpoints import router as containers_router
 from bigfootlive.containers.tasks import start_manager
+from bigfootlive.db import NO_ROWS, row_scope
 from bigfootlive.events.endpoints import router as events_router
 from bigfootlive.events.tasks import reconnect_sweeper
 from bigfootlive.http_errors import install_error_handlers
@@ -71,6 +74,19 @@ class Loop(StrEnum):
     REALTIME = "realtime"  # presence heartbeats and reaction counts of the WebSocket hub
 
 
+class RowScopePerRequest:
+    """Each request and WebSocket starts acting for no tenant (row-level security shows it no
+    tenant-owned row) until its authentication says whose rows it may touch, and leaves the
+    scope as it found it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with row_scope(NO_ROWS):
+            await self.app(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None, *, loops: Collection[Loop] = tuple(Loop)
 ) -> FastAPI:
@@ -90,17 +106,25 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config: Settings = app.state.settings
+        act_for_nobody()  # the loops below say whose rows they touch
         if config.should_auto_migrate:
-            await upgrade_database(config.database_url)
+            await upgrade_database(config.migration_url)
         state = AppState.build(config)
         app.state.bigfoot = state
-        jobs = await JobRuntime.start(
-            state,
-            worker=state.jobs.runs_worker_in_api,
-            scheduler=config.jobs_scheduler and Loop.JOB_SCHEDULER in loops,
-        )
+        try:
+            await state.db.check_row_security(config)
+        except BaseException:
+            await state.close()
+            raise
+        with platform_scope("job runtime"):  # cron and outbox relay (each job sets its own)
+            jobs = await JobRuntime.start(
+                state,
+                worker=state.jobs.runs_worker_in_api,
+                scheduler=config.jobs_scheduler and Loop.JOB_SCHEDULER in loops,
+            )
         if Loop.ANALYTICS_FLUSH in loops:
-            state.beacons.start()
+            with platform_scope("analytics flush"):
+                state.beacons.start()
         log.info(
             "started",
             version=__version__,
@@ -109,8 +133,12 @@ def create_app(
         )
         sweeper = reconnect_sweeper(state)
         if Loop.RECONNECT_SWEEPER in loops:
-            sweeper.start()
-        containers = start_manager(state) if Loop.CONTAINER_MANAGER in loops else None
+            with platform_scope("reconnect sweeper"):
+                sweeper.start()
+        containers = None
+        if Loop.CONTAINER_MANAGER in loops:
+            with platform_scope("container manager"):
+                containers = start_manager(state)
         if Loop.REALTIME in loops:
             state.hub.start()
         metrics_server = None
@@ -196,6 +224,7 @@ def create_app(
             expose_headers=["X-Request-ID"],
             max_age=600,
         )
+    app.add_middleware(RowScopePerRequest)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(CaptureRawSend)  # outermost: sees the server's own WebSocket send
     return app

@@ -60,7 +60,7 @@ def serve(
     if settings.should_auto_migrate:
         from bigfootlive.migrations import upgrade_database
 
-        asyncio.run(upgrade_database(settings.database_url))
+        asyncio.run(upgrade_database(settings.migration_url))
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(media_server(settings, api_port=port or settings.port))
@@ -138,20 +138,26 @@ def worker(
     if settings.should_auto_migrate:
         from bigfootlive.migrations import upgrade_database
 
-        asyncio.run(upgrade_database(settings.database_url))
-    asyncio.run(
-        run_worker(settings, threads=threads, queues=set(queue) if queue else None, scheduler=cron)
-    )
+        asyncio.run(upgrade_database(settings.migration_url))
+    from bigfootlive.authz.scoping import platform_scope
+
+    with platform_scope("job worker"):  # cron and the outbox relay; each job logs its own
+        asyncio.run(
+            run_worker(
+                settings, threads=threads, queues=set(queue) if queue else None, scheduler=cron
+            )
+        )
 
 
 @app.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision")] = "heads") -> None:
-    """Apply database migrations to DATABASE_URL."""
+    """Apply database migrations (as DATABASE_MIGRATION_URL's role, else DATABASE_URL's)."""
     from bigfootlive.migrations import upgrade_database
 
     settings = load_settings()
-    typer.echo(f"migrating {settings.database_url.split('@')[-1]} to {revision} ...")
-    asyncio.run(upgrade_database(settings.database_url, revision))
+    url = settings.migration_url
+    typer.echo(f"migrating {url.split('@')[-1]} to {revision} ...")
+    asyncio.run(upgrade_database(url, revision))
     typer.echo("done")
 
 
@@ -304,7 +310,10 @@ def container_run(
         finally:
             await state.close()
 
-    raise typer.Exit(asyncio.run(run()))
+    from bigfootlive.authz.scoping import platform_scope
+
+    with platform_scope("event container"):
+        raise typer.Exit(asyncio.run(run()))
 
 
 async def _state() -> AppState:
@@ -313,15 +322,17 @@ async def _state() -> AppState:
 
     settings = load_settings()
     if settings.should_auto_migrate:
-        await upgrade_database(settings.database_url)
+        await upgrade_database(settings.migration_url)
     return AppState.build(settings)
 
 
 def _run(coro: Coroutine[Any, Any, str]) -> str:
+    from bigfootlive.authz.scoping import platform_scope
     from bigfootlive.errors import BigfootError
 
     try:
-        return asyncio.run(coro)
+        with platform_scope("cli administration"):  # the operator acts for the platform
+            return asyncio.run(coro)
     except BigfootError as exc:
         typer.echo(f"error: {exc.code}: {exc.message} {exc.details or ''}", err=True)
         raise typer.Exit(2) from exc

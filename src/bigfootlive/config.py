@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     # data
     database_url: str = "sqlite+aiosqlite:///./var/bigfootlive.db"
     database_read_url: str | None = None
+    # The role that owns the tables and runs the migrations, when DATABASE_URL's role is the
+    # application role (README, "Row-level security"); unset: migrations use DATABASE_URL.
+    database_migration_url: str | None = None
+    # PostgreSQL: a superuser or BYPASSRLS role escapes row-level security; refused at start in
+    # production unless this says it is on purpose (warned otherwise).
+    database_allow_rls_bypass: bool = False
     database_pool_size: int = 10
     database_max_overflow: int = 20
     # Off: no round trip per checkout; a connection the server dropped fails one request with
@@ -341,6 +347,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def migration_url(self) -> str:
+        return self.database_migration_url or self.database_url
 
     @property
     def should_auto_migrate(self) -> bool:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -28,7 +30,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from bigfootlive.config import Settings
+from bigfootlive.config import ConfigurationError, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -92,12 +94,90 @@ def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
     cursor.close()
 
 
+@dataclass(frozen=True)
+class RowScope:
+    """Whose rows the current code may touch, enforced on PostgreSQL by row-level security.
+
+    `tenant_id`: that tenant's rows; `platform`: every tenant's rows (sweeps, retention,
+    platform statistics, lookups that find the tenant from a token or a stream key). Neither:
+    no tenant-owned row at all. Set through `authz.tenancy` (which logs the platform scope).
+    """
+
+    tenant_id: uuid.UUID | None = None
+    platform: bool = False
+
+
+NO_ROWS = RowScope()
+PLATFORM_ROWS = RowScope(platform=True)
+
+_row_scope: ContextVar[RowScope] = ContextVar("bigfootlive_row_scope", default=NO_ROWS)
+_APPLIED = "bigfootlive_row_scope"
+_applying: ContextVar[bool] = ContextVar("bigfootlive_row_scope_applying", default=False)
+_SET_SCOPE = "SELECT set_config('app.tenant_id', $1, true), set_config('app.platform', $2, true)"
+
+
+def current_row_scope() -> RowScope:
+    return _row_scope.get()
+
+
+def bind_row_scope(scope: RowScope) -> None:
+    """The scope of the rest of the current task (a request, a WebSocket, a process)."""
+    _row_scope.set(scope)
+
+
+@contextmanager
+def row_scope(scope: RowScope) -> Iterator[None]:
+    """The scope of the statements run inside the block (then the previous one again)."""
+    token = _row_scope.set(scope)
+    try:
+        yield
+    finally:
+        _row_scope.reset(token)
+
+
+def _apply_row_scope(conn: Connection, *_: Any) -> None:
+    """Before each statement: make the transaction's settings match the current row scope.
+
+    `set_config(..., true)` lasts until the end of the transaction, so the settings are sent
+    before the first statement of each transaction and again only when the scope changes
+    within it (a `platform_scope` block). Until they are, the policies show no tenant-owned
+    row. Sent as a statement of its own through the connection, so a dropped connection fails
+    (and is replaced) like any other statement.
+    """
+    if _applying.get():
+        return
+    scope = _row_scope.get()
+    if conn.info.get(_APPLIED) == scope:
+        return
+    tenant = str(scope.tenant_id) if scope.tenant_id is not None else ""
+    token = _applying.set(True)
+    try:
+        conn.exec_driver_sql(_SET_SCOPE, (tenant, "on" if scope.platform else ""))
+    finally:
+        _applying.reset(token)
+    conn.info[_APPLIED] = scope
+
+
+def _forget_row_scope(conn: Connection, *_: Any) -> None:
+    if not conn.invalidated:  # an invalidated connection's settings went with it
+        conn.info.pop(_APPLIED, None)
+
+
+def _install_row_scope(engine: AsyncEngine) -> None:
+    target = engine.sync_engine
+    event.listen(target, "before_execute", _apply_row_scope)
+    # A new transaction, or the end of one (a rolled back savepoint undoes set_config too),
+    # starts from the database's defaults again.
+    for name in ("begin", "commit", "rollback", "rollback_savepoint"):
+        event.listen(target, name, _forget_row_scope)
+
+
 def make_engine(url: str, settings: Settings) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=settings.database_echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=settings.database_echo,
         pool_size=settings.database_pool_size,
@@ -106,6 +186,8 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         connect_args={"server_settings": {"application_name": settings.database_application_name}},
         pool_recycle=1800,
     )
+    _install_row_scope(engine)
+    return engine
 
 
 AfterCommit = Callable[[], Awaitable[None]]
@@ -161,11 +243,52 @@ class Database:
 
     @asynccontextmanager
     async def reads(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for a few Core reads with no transaction around them (autocommit: no
-        BEGIN/ROLLBACK round trips), on the replica when there is one. Each statement sees
-        the latest committed data; use a session where several reads must agree."""
+        """A connection for a few Core reads, on the replica when there is one, with no ORM
+        session. On PostgreSQL the reads run in one transaction: row-level security's tenant
+        setting (`set_config(..., true)`) lasts a transaction, so under autocommit it would be
+        gone before the query and the policies would show no row. SQLite reads autocommit."""
         async with self.read_engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if conn.dialect.name == "postgresql":
+                async with conn.begin():
+                    yield conn
+            else:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def check_row_security(self, settings: Settings) -> bool:
+        """Whether row-level security binds this process's database role (PostgreSQL).
+
+        A superuser or a role with BYPASSRLS sees every row whatever the policies say: refused
+        with NODE_ENV=production (unless DATABASE_ALLOW_RLS_BYPASS=true), a warning otherwise.
+        SQLite: False, nothing to check (the `scoped()` helper is the only wall there).
+        """
+        if self.engine.dialect.name != "postgresql":
+            return False
+        try:
+            async with self.engine.connect() as conn:
+                row = (
+                    await conn.exec_driver_sql(
+                        "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles "
+                        "WHERE rolname = current_user"
+                    )
+                ).one()
+        except (OSError, SQLAlchemyError) as exc:  # the database is down: /ready says so
+            log.warning("row_security_check_failed", error=type(exc).__name__)
+            return False
+        values: tuple[Any, ...] = tuple(row)
+        role, superuser, bypass = values
+        if not (superuser or bypass):
+            return True
+        problem = (
+            f"DATABASE_URL connects as PostgreSQL role {role!r}, a "
+            f"{'superuser' if superuser else 'role with BYPASSRLS'}: row-level security does "
+            "not apply to it. Connect as an application role without either (README, "
+            "'Row-level security'), or set DATABASE_ALLOW_RLS_BYPASS=true to run anyway."
+        )
+        if settings.node_env == "production" and not settings.database_allow_rls_bypass:
+            raise ConfigurationError([problem])
+        if not settings.database_allow_rls_bypass:
+            log.warning("row_level_security_bypassed", role=role, detail=problem)
+        return False
 
     async def dispose(self) -> None:
         await self.engine.dispose()

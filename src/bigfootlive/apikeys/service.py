@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.apikeys.schemas import ApiKeyCreate, ApiKeyOut, KeyScope
 from bigfootlive.audit import AuditAction, AuditLog
-from bigfootlive.authz.scoping import scoped
+from bigfootlive.authz.scoping import act_for_platform, act_for_tenant, platform_scope, scoped
 from bigfootlive.authz.subject import AuthSubject, TenantInactive
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import Forbidden, NotFound, Unauthorized
@@ -66,6 +66,8 @@ async def create_key(
 ) -> tuple[ApiKey, str]:
     if body.scope == KeyScope.PLATFORM and not subject.is_platform_admin:
         raise Forbidden("Only platform admins create platform keys", code="platform_admin_required")
+    if body.scope == KeyScope.PLATFORM:
+        act_for_platform("platform API key management")  # a key of no tenant
     secret = KEY_PREFIX + random_token(32)
     key = ApiKey(
         id=uuid.uuid4(),
@@ -95,6 +97,7 @@ async def list_keys(
     if scope == KeyScope.PLATFORM:
         if not subject.is_platform_admin:
             raise Forbidden(code="platform_admin_required")
+        act_for_platform("platform API key management")  # keys of no tenant
         stmt = select(ApiKey).where(ApiKey.tenant_id.is_(None))
     else:
         stmt = scoped(select(ApiKey), ApiKey, subject.tenant_id)
@@ -108,6 +111,8 @@ async def revoke_key(
     subject: AuthSubject,
     key_id: uuid.UUID,
 ) -> ApiKey:
+    if subject.is_platform_admin:  # platform keys belong to no tenant
+        act_for_platform("platform API key management")
     key = await session.get(ApiKey, key_id)
     visible = key is not None and (
         key.tenant_id == subject.tenant_id or (key.tenant_id is None and subject.is_platform_admin)
@@ -151,6 +156,12 @@ async def authenticate(state: Infrastructure, secret: str | None) -> ApiPrincipa
     if entry.get("off"):
         raise TenantInactive()
     tenant = entry.get("tid")
+    # The key names whose rows its caller may touch: its tenant's, or every tenant's for a
+    # platform key (row-level security).
+    if tenant is None:
+        act_for_platform("platform API key")
+    else:
+        act_for_tenant(uuid.UUID(tenant))
     return ApiPrincipal(
         key_id=uuid.UUID(entry["id"]), tenant_id=None if tenant is None else uuid.UUID(tenant)
     )
@@ -158,14 +169,15 @@ async def authenticate(state: Infrastructure, secret: str | None) -> ApiPrincipa
 
 async def _load(state: Infrastructure, digest: str) -> bytes:
     # unscoped: a key is found by its hash before its tenant is known
-    async with state.db.read_sessionmaker() as session:
-        row = (
-            await session.execute(
-                select(ApiKey, Tenant.is_active)
-                .outerjoin(Tenant, Tenant.id == ApiKey.tenant_id)
-                .where(ApiKey.key_hash == digest)
-            )
-        ).one_or_none()
+    with platform_scope("API key lookup"):
+        async with state.db.read_sessionmaker() as session:
+            row = (
+                await session.execute(
+                    select(ApiKey, Tenant.is_active)
+                    .outerjoin(Tenant, Tenant.id == ApiKey.tenant_id)
+                    .where(ApiKey.key_hash == digest)
+                )
+            ).one_or_none()
     if row is None or row[0].revoked_at is not None:
         return b"{}"
     key, tenant_active = row

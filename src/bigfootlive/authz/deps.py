@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.scoping import act_for_platform, act_for_tenant
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import State
 from bigfootlive.errors import Forbidden, Unauthorized
@@ -29,7 +30,11 @@ async def authenticate(state: State, token: str) -> AuthSubject:
     """The subject of a bearer token: the token verified (`identity.tokens`), the session not
     revoked, the user active, the tenant active; role and status as of the last change
     (`identity.principals`: cached in the process, checked against the cache on each call)."""
-    return await state.principals.subject(state.tokens.decode(token))
+    claims = state.tokens.decode(token)
+    # The signed token names the tenant: from here on this request touches only its rows
+    # (row-level security on PostgreSQL), whatever a query forgets to say.
+    act_for_tenant(claims.tenant_id)
+    return await state.principals.subject(claims)
 
 
 async def current_subject(request: Request, state: State) -> AuthSubject:
@@ -60,6 +65,7 @@ def require(permission: Permission) -> Callable[[AuthSubject], Awaitable[AuthSub
 async def _platform_admin(subject: CurrentSubject) -> AuthSubject:
     if not subject.is_platform_admin:
         raise Forbidden(code="platform_admin_required")
+    act_for_platform("platform admin request")
     return subject
 
 

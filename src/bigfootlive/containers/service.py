@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.scoping import act_for_platform, platform_scope
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.containers import repository as repo
 from bigfootlive.containers.ports import ContainersState
@@ -39,7 +40,8 @@ async def check_capacity(starting: Starting) -> None:
     tenant_count = await repo.count_armed(session, tenant_id=event.tenant_id, exclude=event.id)
     if tenant_count >= settings.container_max_per_tenant:
         raise TenantContainerLimit(limit=settings.container_max_per_tenant, running=tenant_count)
-    node_count = await repo.count_armed(session, tenant_id=None, exclude=event.id)
+    with platform_scope("node container capacity"):  # every tenant's containers on the node
+        node_count = await repo.count_armed(session, tenant_id=None, exclude=event.id)
     if node_count >= settings.container_max_per_node:
         raise NodeContainerLimit(
             retry_after=int(settings.container_reconcile_interval_seconds * 5) or 1,
@@ -52,6 +54,7 @@ async def container_stats(
 ) -> ContainerStatsOut:
     if subject.is_platform_admin:
         tenant_id: uuid.UUID | None = None
+        act_for_platform("platform container stats")
     elif subject.can(Permission.CONTAINERS_READ_TENANT):
         tenant_id = subject.tenant_id
     else:

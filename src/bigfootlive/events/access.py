@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.roles import Permission, Role
+from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import Forbidden, NotFound
 from bigfootlive.events import repository as repo
@@ -76,6 +77,9 @@ async def get_viewable_event(
     event = await repo.get_for_visibility_check(session, event_id)
     if event is None or not can_view(viewer, event, playback):
         raise EventNotFound()
+    # Whoever may watch the event (a public one, from any tenant or none) acts for its tenant
+    # for the rest of the request: its chat, presence and figures are that tenant's rows.
+    act_for_tenant(event.tenant_id)
     return event
 
 

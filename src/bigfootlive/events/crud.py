@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
+from bigfootlive.authz.scoping import platform_scope
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.config import Settings
 from bigfootlive.db import after_commit, utcnow
@@ -89,6 +90,9 @@ async def list_events(
         sees_all_in_tenant=viewer is not None
         and (viewer.is_platform_admin or viewer.role >= Role.MODERATOR),
     )
+    if viewer is None:  # the public directory: public events of every tenant, nothing else
+        with platform_scope("public event directory"):
+            return await repo.page(session, stmt, cursor=cursor, limit=limit)
     return await repo.page(session, stmt, cursor=cursor, limit=limit)
 
 

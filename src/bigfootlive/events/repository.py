@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.scoping import scoped
+from bigfootlive.authz.scoping import platform_scope, scoped
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.kit.pagination import paginate
 from bigfootlive.models import Event
@@ -24,7 +24,8 @@ async def get_for_visibility_check(session: AsyncSession, event_id: uuid.UUID) -
     `service.can_view` before returning anything."""
     # unscoped: see the docstring.
     stmt = select(Event).where(Event.id == event_id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    with platform_scope("event visibility check"):
+        return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def find_by_key_hashes(session: AsyncSession, hashes: Sequence[str]) -> Event | None:
@@ -32,14 +33,16 @@ async def find_by_key_hashes(session: AsyncSession, hashes: Sequence[str]) -> Ev
     the callback's API key against the event's."""
     # unscoped: see the docstring.
     stmt = select(Event).where(Event.stream_key_hash.in_(list(hashes)))
-    return (await session.execute(stmt)).scalars().first()
+    with platform_scope("event by stream key"):
+        return (await session.execute(stmt)).scalars().first()
 
 
 async def find_by_playback_id(session: AsyncSession, playback_id: str) -> Event | None:
     """Unscoped on purpose (as above): a playback id is public."""
     # unscoped: see the docstring.
     stmt = select(Event).where(Event.playback_id == playback_id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    with platform_scope("event by playback id"):
+        return (await session.execute(stmt)).scalar_one_or_none()
 
 
 def page_query(

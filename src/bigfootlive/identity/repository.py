@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.authz.scoping import scoped
+from bigfootlive.authz.scoping import act_for_tenant, platform_scope, scoped
 from bigfootlive.kit.pagination import paginate
 from bigfootlive.models import (
     AuditRecord,
@@ -50,14 +50,18 @@ async def find_refresh_token(
     session: AsyncSession, token_hash: str
 ) -> tuple[RefreshToken, AuthSession] | None:
     # unscoped: the token itself names its session; the tenant comes from that row.
-    row = (
-        await session.execute(
-            select(RefreshToken, AuthSession)
-            .join(AuthSession, AuthSession.id == RefreshToken.session_id)
-            .where(RefreshToken.token_hash == token_hash)
-        )
-    ).one_or_none()
-    return None if row is None else (row[0], row[1])
+    with platform_scope("refresh token lookup"):
+        row = (
+            await session.execute(
+                select(RefreshToken, AuthSession)
+                .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+                .where(RefreshToken.token_hash == token_hash)
+            )
+        ).one_or_none()
+    if row is None:
+        return None
+    act_for_tenant(row[1].tenant_id)  # the token's tenant, from here on
+    return (row[0], row[1])
 
 
 async def claim_refresh_token(session: AsyncSession, token_id: uuid.UUID, now: dt.datetime) -> bool:
@@ -161,7 +165,11 @@ async def find_pending_registration(
 ) -> PendingRegistration | None:
     # unscoped: the emailed token itself names the tenant.
     stmt = select(PendingRegistration).where(PendingRegistration.token_hash == token_hash)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    with platform_scope("registration token lookup"):
+        found = (await session.execute(stmt)).scalar_one_or_none()
+    if found is not None:
+        act_for_tenant(found.tenant_id)  # the token's tenant, from here on
+    return found
 
 
 async def claim_pending_registration(session: AsyncSession, registration_id: uuid.UUID) -> bool:
@@ -185,7 +193,11 @@ async def drop_pending_registrations(
 async def find_user_token(session: AsyncSession, token_hash: str, purpose: str) -> UserToken | None:
     # unscoped: a single-use token names its user and tenant.
     stmt = select(UserToken).where(UserToken.token_hash == token_hash, UserToken.purpose == purpose)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    with platform_scope("user token lookup"):
+        found = (await session.execute(stmt)).scalar_one_or_none()
+    if found is not None:
+        act_for_tenant(found.tenant_id)  # the token's tenant, from here on
+    return found
 
 
 async def audit_for_user(

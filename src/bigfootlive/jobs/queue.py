@@ -21,6 +21,7 @@ import structlog
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Middleware, Retries
 
+from bigfootlive.authz.scoping import platform_scope
 from bigfootlive.config import Settings
 from bigfootlive.db import Database
 from bigfootlive.jobs.dead import add_dead_job
@@ -202,7 +203,10 @@ class JobQueue:
         await self._count(spec.name, "running")
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(spec.fn(ctx, **kwargs), timeout=limit)
+            # A job is the platform's own code, given ids it wrote itself (an event, a delivery):
+            # it may find and touch any tenant's rows, and the scope is logged with its name.
+            with platform_scope(f"job {spec.name}"):
+                await asyncio.wait_for(spec.fn(ctx, **kwargs), timeout=limit)
         except TimeoutError as exc:
             await self._finished(spec, queue, "failed")
             log.warning("job_timed_out", task=spec.name, message_id=ctx.message_id, limit=limit)

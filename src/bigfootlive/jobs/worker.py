@@ -51,6 +51,11 @@ async def run_worker(
 ) -> None:
     """Process jobs until SIGINT/SIGTERM; unfinished jobs go back to the broker."""
     state = AppState.build(settings)
+    try:
+        await state.db.check_row_security(settings)
+    except BaseException:
+        await state.close()
+        raise
     state.jobs.bind(state, asyncio.get_running_loop())
     state.jobs.start_worker(threads=threads, queues=queues)
     cron = Scheduler(state.jobs, state.cache) if scheduler else None

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.crypto import hash_token, random_token
 from bigfootlive.state import Infrastructure
@@ -87,7 +88,10 @@ async def load(state: Infrastructure, token: str) -> Challenge | None:
     if raw is None:
         return None
     challenge = Challenge.from_json(raw)
-    return challenge if challenge.expires_at > time.time() else None
+    if challenge.expires_at <= time.time():
+        return None
+    act_for_tenant(challenge.tenant_id)  # the challenge (ours, in the cache) names its tenant
+    return challenge
 
 
 async def count_failure(state: Infrastructure, challenge: Challenge) -> int:

@@ -13,6 +13,11 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Migrations act for the whole platform: a data migration must see every tenant's rows
+        # through the row-level security policies (0017), which FORCE applies to the owner too.
+        connection.exec_driver_sql("SELECT set_config('app.platform', 'on', false)")
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

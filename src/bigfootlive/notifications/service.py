@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.errors import BadRequest
 from bigfootlive.jobs import enqueue_after_commit
@@ -100,6 +101,7 @@ def check_unsubscribe_token(state: Infrastructure, token: str) -> tuple[uuid.UUI
 async def unsubscribe(state: Infrastructure, session: AsyncSession, token: str) -> Unsubscribed:
     """Works without signing in (the link is the credential); doing it twice is harmless."""
     tenant_id, user_id, kind = check_unsubscribe_token(state, token)
+    act_for_tenant(tenant_id)  # the signed link names its tenant
     row = await _row(session, tenant_id, user_id)
     row.email_event_live = False
     if kind == "all":

@@ -152,3 +152,10 @@ LOCKOUTS = Counter(
 LOGIN_FAILURE_REASONS = frozenset(
     {"bad_password", "unknown_user", "unknown_tenant", "locked", "inactive", "disabled"}
 )
+PLATFORM_SCOPES = Counter(
+    "bigfootlive_platform_scopes_total",
+    "Blocks of code that read or wrote every tenant's rows (row-level security bypassed on "
+    "purpose), by reason (a fixed string in the code).",
+    ["reason"],
+    registry=REGISTRY,
+)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BadRequest, BigfootError, NotFound
 from bigfootlive.identity.ports import IdentityState
@@ -115,7 +116,9 @@ async def _take_flow(state: IdentityState, flow_state: str | None) -> dict[str, 
     if not await state.cache.add(f"sso:flow-used:{flow_state}", b"1", ttl=FLOW_TTL):
         return None
     await state.cache.delete(f"sso:flow:{flow_state}")
-    return dict(jsonparse.loads(raw))
+    flow = dict(jsonparse.loads(raw))
+    act_for_tenant(uuid.UUID(flow["tenant_id"]))  # our own stored flow names its tenant
+    return flow
 
 
 async def _flow_provider(
@@ -199,6 +202,7 @@ async def _tenant_provider(
     tenant = await tenants.get_tenant_by_slug(session, tenant_slug)
     if tenant is None or not tenant.is_active:
         raise ProviderNotFound()
+    act_for_tenant(tenant.id)  # the sign-in names its tenant (row-level security)
     row = await repo.get_provider(session, tenant.id, provider_id)
     if row is None or row.protocol != protocol:
         raise ProviderNotFound()
@@ -282,6 +286,7 @@ async def ldap_login(
     tenant = await tenants.get_tenant_by_slug(session, body.tenant)
     if tenant is None or not tenant.is_active:
         raise NotFound("No such tenant", code="tenant_not_found")
+    act_for_tenant(tenant.id)  # the sign-in names its tenant (row-level security)
     await state.limiter.check(
         settings.login_rate_limit, "ldap-account", str(tenant.id), body.username.lower()
     )

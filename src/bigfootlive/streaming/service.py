@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.analytics import service as analytics
 from bigfootlive.analytics.schemas import HealthSample
 from bigfootlive.apikeys.service import ApiPrincipal
+from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
 from bigfootlive.events import keys, lifecycle
@@ -46,6 +47,10 @@ async def decide(
     if callback.kind in (CallbackKind.OTHER, CallbackKind.SEGMENT, CallbackKind.STOP):
         return Decision.allow()
     ref = await _resolve(state, session, callback, event_id)
+    if ref is not None and principal.may_act_for(ref.tenant_id):
+        # The stream key (or playback id) named the event, the key may act for its tenant:
+        # the rest of the callback touches that tenant's rows only (row-level security).
+        act_for_tenant(ref.tenant_id)
     if ref is None or not principal.may_act_for(ref.tenant_id):
         decision = Decision.deny("unknown_stream")
     elif callback.kind != CallbackKind.UNPUBLISH and not await _tenant_active(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
+from bigfootlive.authz.scoping import act_for_nobody, act_for_tenant, platform_scope
 from bigfootlive.db import after_commit
 from bigfootlive.errors import Conflict, Forbidden, NotFound, Unprocessable
 from bigfootlive.kit.request import RequestMeta
@@ -46,12 +47,20 @@ async def get_tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
 
 
 async def resolve_tenant(session: AsyncSession, slug: str | None, email: str) -> Tenant | None:
-    """The tenant named by slug, else the one owning the email's verified domain."""
+    """The tenant named by slug, else the one owning the email's verified domain.
+
+    A sign-in (or registration, or recovery) names its tenant: from here on the caller's task
+    acts for it (row-level security), and for no tenant when there is none."""
     if slug:
         tenant = await repo.get_tenant_by_slug(session, slug)
     else:
-        tenant = await repo.get_tenant_by_domain(session, email.rsplit("@", 1)[-1])
-    return tenant if tenant is not None and tenant.is_active else None
+        with platform_scope("tenant by email domain"):
+            tenant = await repo.get_tenant_by_domain(session, email.rsplit("@", 1)[-1])
+    if tenant is None or not tenant.is_active:
+        act_for_nobody()
+        return None
+    act_for_tenant(tenant.id)
+    return tenant
 
 
 async def create_tenant(
