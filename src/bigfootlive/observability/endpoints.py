@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 
 from bigfootlive import __version__
+from bigfootlive.authz.scoping import platform_scope
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.db import utcnow
@@ -110,7 +111,13 @@ def _age(oldest: dt.datetime | None, now: dt.datetime) -> float:
 
 
 async def collect_platform(state: AppState) -> None:
-    """Platform-wide gauges, from the database (the same whichever process is scraped)."""
+    """Platform-wide gauges, from the database (the same whichever process is scraped): every
+    tenant's rows, counted, never labelled by tenant (row-level security's platform scope)."""
+    with platform_scope("metrics scrape"):
+        await _collect_platform(state)
+
+
+async def _collect_platform(state: AppState) -> None:
     now = utcnow()
     async with state.db.transaction() as session:
         # unscoped: platform metrics count every tenant's rows, and label none of them
