@@ -100,6 +100,7 @@ class AppState:
                 queue_size=settings.ws_send_queue_size,
                 batch_window=settings.ws_batch_window_ms / 1000,
                 presence_interval=settings.presence_heartbeat_seconds,
+                admission_ttl=settings.ws_admission_cache_seconds,
             ),
         )
         wire_hooks(state.hooks)

@@ -194,6 +194,7 @@ class Settings(BaseSettings):
     chat_max_timeout_seconds: int = 7 * 24 * 3600
     ws_send_queue_size: int = 256
     ws_batch_window_ms: float = 40.0
+    ws_admission_cache_seconds: float = Field(default=5.0, ge=0)
     ws_heartbeat_seconds: float = 20.0
     ws_idle_timeout_seconds: float = 60.0
     ws_auth_timeout_seconds: float = 5.0

@@ -30,6 +30,7 @@ from bigfootlive.events.schemas import Visibility
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
 from bigfootlive.realtime import protocol as p
+from bigfootlive.realtime.admission import Admission, load_admission
 from bigfootlive.realtime.commands import Commands, Refused
 from bigfootlive.realtime.connection import Connection, OutFrame, fast_path_transport
 
@@ -76,13 +77,16 @@ class Gateway(Commands):
             event_id = uuid.UUID(raw_event_id)
         except ValueError:
             raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event") from None
-        # One read session for the token, the event, bans and the room: a reconnect storm of
-        # thousands of viewers costs one transaction each.
-        async with self.state.db.read_sessionmaker() as session:
-            if token is not None:
+        room: RoomSettingsOut | None = None
+        if token is None:
+            # Anonymous: from the process's admission snapshot, no transaction (admission.py).
+            room = await self._admit_anonymous(event_id)
+        else:
+            # Signed in: one read session for the token, the event, bans and the room.
+            async with self.state.db.read_sessionmaker() as session:
                 self.subject = await self._authenticate(session, token)
-            self.event = await self._find_event(session, event_id)
-            room = None if self.event is None else await self._admit(session, self.event)
+                self.event = await self._find_event(session, event_id)
+                room = None if self.event is None else await self._admit(session, self.event)
         if self.event is None or room is None:
             # Anonymous on a non-public event: a first `auth` message may still identify it.
             token = await self._await_auth_token()
@@ -128,6 +132,22 @@ class Gateway(Commands):
             room=p.RoomState(**room.model_dump()),
             heartbeat_seconds=self.settings.ws_heartbeat_seconds,
         )
+
+    async def _admit_anonymous(self, event_id: uuid.UUID) -> RoomSettingsOut | None:
+        """The room when the event is public (the event is then `self.event`); None when it
+        exists but is not (a first `auth` message may still open it). Refuses with 4404 when
+        there is no such event or its tenant is deactivated."""
+        admission = await self.hub.admissions.get(event_id, self._load_admission)
+        if admission is None or not admission.tenant_active:
+            raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event")
+        if admission.event.visibility != Visibility.PUBLIC:
+            return None
+        self.event = admission.event
+        return admission.room
+
+    async def _load_admission(self, event_id: uuid.UUID) -> Admission | None:
+        async with self.state.db.read_sessionmaker() as session:
+            return await load_admission(session, event_id)
 
     async def _find_event(self, session: AsyncSession, event_id: uuid.UUID) -> Event | None:
         """The event if the subject may watch it; None when anonymous and it is not public.

@@ -27,12 +27,16 @@ from bigfootlive.identity import revocation
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.backends import Cache, PubSub
 from bigfootlive.realtime import protocol as p
+from bigfootlive.realtime.admission import Admissions
 from bigfootlive.realtime.connection import BACKGROUND, Connection, OutFrame, Room
 from bigfootlive.realtime.presence import Presence, presence_loop, reactions_loop
 
 log = structlog.get_logger(__name__)
 
 _LIVE_HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
+# How a chat message's broadcast starts (pydantic writes `type` first, with no spaces): every
+# other broadcast (room settings, pin, delete, moderation) drops the event's admission snapshot.
+_PLAIN_MESSAGE = b'{"type":"message"'
 
 
 @dataclass(eq=False)
@@ -53,6 +57,7 @@ class Hub:
         queue_size: int,
         batch_window: float,
         presence_interval: float,
+        admission_ttl: float = 5.0,
     ) -> None:
         self.pubsub = pubsub
         self.cache = cache
@@ -66,6 +71,7 @@ class Hub:
         self.users: dict[uuid.UUID, UserRoom] = {}
         self._users_lock = asyncio.Lock()
         self._revocations: Callable[[], Awaitable[None]] | None = None
+        self.admissions = Admissions(pubsub, admission_ttl)
         _LIVE_HUBS.add(self)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -91,6 +97,7 @@ class Hub:
                     await unsubscribe()
         self.rooms.clear()
         await self._close_users()
+        await self.admissions.close()
 
     async def shutdown_connections(self, code: int = p.CloseCode.SHUTTING_DOWN) -> None:
         self.shutting_down = True
@@ -109,6 +116,8 @@ class Hub:
             if room is None:
                 room = self.rooms[connection.event_id] = Room(connection.event_id)
                 await self._subscribe(room)
+                # What was admitted before the subscription may have missed a change.
+                self.admissions.invalidate(connection.event_id)
             room.connections[connection.id] = connection
             connection.room = room
         connection.start()
@@ -125,6 +134,7 @@ class Hub:
             if room.connections:
                 return
             del self.rooms[room.event_id]
+            self.admissions.invalidate(room.event_id)  # nothing tells it of changes any more
             for unsubscribe in room.unsubscribes:
                 with contextlib.suppress(Exception):
                     await unsubscribe()
@@ -135,12 +145,15 @@ class Hub:
         event_id = room.event_id
 
         async def on_chat(data: bytes) -> None:
+            if not data.startswith(_PLAIN_MESSAGE):
+                self.admissions.invalidate(event_id)  # the room's settings or pin may change
             self._enqueue(room, data)
 
         async def on_control(data: bytes) -> None:
             self._control(room, data)
 
         async def on_state(data: bytes) -> None:
+            self.admissions.invalidate(event_id)
             system = _system_message(data)
             if system is not None:
                 self._enqueue(room, system.model_dump_json().encode())
