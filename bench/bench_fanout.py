@@ -1,6 +1,6 @@
 """Fan-out benchmark: N viewers on one event, senders at R msgs/s, BigfootLive vs socket.io.
 
-    python -m bench.bench_fanout [--viewers 1000,5000,10000] [--rate 20] [--duration 10]
+    python -m bench.bench_fanout [--viewers 1000,5000,10000,20000] [--rate 20] [--duration 10]
                                  [--servers <cores>] [--clients 1] [--no-reference]
 
 Both peers run as many server processes as there are cores (one port each; viewers are spread
@@ -43,6 +43,7 @@ from typing import Any
 import httpx
 
 from bench import loadgen
+from bench.targets import target
 from bigfootlive.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -357,6 +358,9 @@ def measure(
 ) -> dict[str, Any]:
     pids = [p.pid for p in peer.procs]
     rss_before = sum(proc_rss_bytes(pid) for pid in pids)
+    connect_cpu_before = sum(proc_cpu_seconds(pid) for pid in pids)
+    # One load generator holds at most ~15k sockets (the open-file limit is often 20k).
+    clients = max(clients, -(-viewers // 15_000))
     probe_every = max(1, min(50, viewers // 20))
     per = [viewers // clients + (1 if i < viewers % clients else 0) for i in range(clients)]
     offsets = [sum(per[:i]) for i in range(clients)]
@@ -367,6 +371,7 @@ def measure(
     ]
     ready = [viewer.read() for viewer in loadgen]
     connect_seconds = time.monotonic() - connect_started
+    connect_cpu = sum(proc_cpu_seconds(pid) for pid in pids) - connect_cpu_before
     connected = sum(r["connected"] for r in ready)
     time.sleep(1.0)
     rss_after = sum(proc_rss_bytes(pid) for pid in pids)
@@ -400,6 +405,9 @@ def measure(
         "connected": connected,
         "connect_failures": sum(r["failed"] for r in ready),
         "connect_seconds": round(connect_seconds, 1),
+        # Server CPU spent while the viewers connected, per 1,000: less sensitive than the wall
+        # time to what else the machine runs.
+        "connect_cpu_ms_per_1k": round(1000 * connect_cpu / max(1, connected) * 1000, 1),
         "dropped_during_run": sum(r["closed"] for r in results),
         "sent": sent,
         "send_rate": round(sent / duration, 1),
@@ -422,9 +430,79 @@ def measure(
     }
 
 
+def _ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    def ratio(key: str) -> float | None:
+        if not ours.get(key) or not theirs.get(key):
+            return None
+        return round(float(ours[key]) / float(theirs[key]), 3)
+
+    return {
+        "viewers": ours["viewers"],
+        "delivered_per_second_ratio": ratio("delivered_per_second"),
+        "p99_ratio": ratio("latency_ms_p99"),
+        "cpu_ratio": ratio("server_cpu_percent"),
+        "connect_seconds_ratio": ratio("connect_seconds"),
+        "connect_cpu_ratio": ratio("connect_cpu_ms_per_1k"),
+        "memory_per_connection_ratio": ratio("memory_per_connection_kb"),
+    }
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 17's targets for this benchmark, from the levels that were measured."""
+    ours = {row["viewers"]: row for row in report["results"].get("bigfootlive", [])}
+    vs = {row["viewers"]: row for row in report.get("bigfootlive_vs_reference", [])}
+    found: list[dict[str, Any]] = []
+    if 10_000 in ours:
+        found.append(
+            target(
+                "ws_connect_storm_10k_vs_socketio",
+                vs.get(10_000, {}).get("connect_seconds_ratio"),
+                "<=",
+                2.0,
+                "x",
+            )
+        )
+        found.append(
+            target("fanout_p99_10k_20msgs", ours[10_000]["latency_ms_p99"], "<=", 100.0, "ms")
+        )
+    for n in (1_000, 5_000):
+        if n in ours:
+            found.append(
+                target(
+                    f"fanout_p99_{n // 1000}k_vs_socketio",
+                    vs.get(n, {}).get("p99_ratio"),
+                    "<=",
+                    2.0,
+                    "x",
+                )
+            )
+    if 20_000 in ours:
+        found.append(
+            target(
+                "fanout_delivered_20k_vs_socketio",
+                vs.get(20_000, {}).get("delivered_per_second_ratio"),
+                ">=",
+                1.5,
+                "x",
+            )
+        )
+    if ours:
+        largest = ours[max(ours)]
+        found.append(
+            target(
+                "memory_per_viewer_connection",
+                largest["memory_per_connection_kb"],
+                "<=",
+                15.0,
+                "KB",
+            )
+        )
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--viewers", default="1000,5000,10000")
+    parser.add_argument("--viewers", default="1000,5000,10000,20000")
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--servers", type=int, default=os.cpu_count() or 2)
@@ -454,49 +532,36 @@ def main() -> None:
         "results": {},
     }
     database_url = asyncio.run(loadgen.create_database("bench_fanout"))
-    peers: list[Any] = [lambda: start_bigfoot(args.servers, workdir, prefix, database_url)[0]]
-    if not args.no_reference:
-        peers.append(lambda: start_socketio(args.servers, prefix + "sio"))
+    peers: list[Peer] = []
     try:
-        for make in peers:
-            peer = make()
-            try:
-                rows = []
-                for n in levels:
-                    row = measure(peer, binary, n, args.rate, args.duration, args.clients)
-                    row["load_average"] = os.getloadavg()
-                    print(json.dumps({"peer": peer.name, **row}), file=sys.stderr, flush=True)
-                    rows.append(row)
-                report["results"][peer.name] = rows
-            finally:
-                stop(peer)
+        # Both peers are up for the whole run and each level is measured for one, then at once
+        # for the other: on a shared machine both see the same background load.
+        peers.append(start_bigfoot(args.servers, workdir, prefix, database_url)[0])
+        if not args.no_reference:
+            peers.append(start_socketio(args.servers, prefix + "sio"))
+        for peer in peers:
+            report["results"][peer.name] = []
+        for n in levels:
+            for peer in peers:
+                row = measure(peer, binary, n, args.rate, args.duration, args.clients)
+                row["load_average"] = os.getloadavg()
+                print(json.dumps({"peer": peer.name, **row}), file=sys.stderr, flush=True)
+                report["results"][peer.name].append(row)
         if "socket.io+redis-adapter" in report["results"]:
-            ratios = []
-            for ours, theirs in zip(
-                report["results"]["bigfootlive"],
-                report["results"]["socket.io+redis-adapter"],
-                strict=True,
-            ):
-                ratios.append(
-                    {
-                        "viewers": ours["viewers"],
-                        "delivered_per_second_ratio": round(
-                            ours["delivered_per_second"] / max(1, theirs["delivered_per_second"]), 3
-                        ),
-                        "p99_ratio": (
-                            round(ours["latency_ms_p99"] / theirs["latency_ms_p99"], 3)
-                            if ours["latency_ms_p99"] and theirs["latency_ms_p99"]
-                            else None
-                        ),
-                        "cpu_ratio": round(
-                            ours["server_cpu_percent"] / max(0.1, theirs["server_cpu_percent"]), 3
-                        ),
-                    }
+            report["bigfootlive_vs_reference"] = [
+                _ratios(ours, theirs)
+                for ours, theirs in zip(
+                    report["results"]["bigfootlive"],
+                    report["results"]["socket.io+redis-adapter"],
+                    strict=True,
                 )
-            report["bigfootlive_vs_reference"] = ratios
+            ]
+        report["targets"] = targets(report)
         report["load_average_at_end"] = os.getloadavg()
         print(json.dumps(report, indent=2))
     finally:
+        for peer in peers:
+            stop(peer)
         shutil.rmtree(workdir, ignore_errors=True)
         with contextlib.suppress(Exception):
             asyncio.run(loadgen.drop_database(database_url))

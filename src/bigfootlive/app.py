@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from enum import StrEnum
+from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -37,6 +39,7 @@ from bigfootlive.observability.endpoints import router as observability_router
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from bigfootlive.realtime.connection import CaptureRawSend
+from bigfootlive.realtime.gateway import event_socket
 from bigfootlive.realtime.gateway import router as realtime_router
 from bigfootlive.realtime.shutdown import install_sigterm_drain
 from bigfootlive.routing import JsonRoute
@@ -103,6 +106,11 @@ def create_app(
         if Loop.REALTIME in loops:
             state.hub.start()
         restore_sigterm = install_sigterm_drain()
+        if config.gc_freeze_at_startup:
+            # What start-up built (modules, the app, pools) lives as long as the process: out of
+            # the collector's reach, a full collection under load (a connect storm of thousands
+            # of sockets) no longer walks it each time.
+            gc.freeze()
         try:
             yield
         finally:
@@ -170,5 +178,11 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(CaptureRawSend)  # outermost: sees the server's own WebSocket send
+    # Outermost: sees the server's own WebSocket send; event sockets skip the layers below.
+    app.add_middleware(CaptureRawSend, direct={"/ws/events/": _event_socket})
     return app
+
+
+async def _event_socket(scope: Any, receive: Any, send: Any, event_id: str) -> None:
+    """`/ws/events/{event_id}` as `CaptureRawSend` calls it, without the HTTP stack."""
+    await event_socket(WebSocket(scope, receive, send), event_id)

@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketDisconnect
 
-from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import reads, rules
 from bigfootlive.chat.schemas import RoomSettingsOut
 from bigfootlive.composition import AppState
@@ -32,7 +31,7 @@ from bigfootlive.models import Event
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.admission import Admission, load_admission
 from bigfootlive.realtime.commands import Commands, Refused
-from bigfootlive.realtime.connection import Connection, OutFrame, fast_path_transport
+from bigfootlive.realtime.connection import Connection, fast_path_transport
 
 log = structlog.get_logger(__name__)
 
@@ -111,8 +110,7 @@ class Gateway(Commands):
         if self.subject is not None:
             await self.hub.join_user(self.connection, self.subject.session_id)
         viewer = f"user:{self.subject.user_id}" if self.subject else f"anon:{self.meta.ip}"
-        with contextlib.suppress(Exception):
-            await self.hub.presence.seen(self.event.id, viewer)
+        self.hub.presence.seen(self.event.id, viewer)
         self._send(self._welcome(room))
 
     async def _closer(self, code: int, reason: str) -> None:
@@ -195,38 +193,12 @@ class Gateway(Commands):
     # --- running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat())
+        # Pings, the idle cut-off and the revocation check: the hub's heartbeat (heartbeat.py).
         try:
             await self._read_loop()
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
             await self.hub.leave(self.conn)
             await self.hub.leave_user(self.conn)
-
-    async def _heartbeat(self) -> None:
-        connection = self.conn
-        interval = self.settings.ws_heartbeat_seconds
-        ping = OutFrame.of(p.encode(p.Ping()))
-        while not connection.closing:
-            await asyncio.sleep(min(interval, self.settings.ws_idle_timeout_seconds / 2))
-            if time.monotonic() - connection.last_seen > self.settings.ws_idle_timeout_seconds:
-                connection.shut(p.CloseCode.IDLE_TIMEOUT, "no heartbeat")
-                return
-            # The hub closes a socket as soon as its revocation is published; this catches one
-            # it missed (published while the socket was opening, or lost in transit).
-            if self.subject is not None and await self._session_revoked(self.subject):
-                connection.shut(p.CloseCode.UNAUTHORIZED, "session revoked")
-                return
-            connection.offer(ping)
-
-    async def _session_revoked(self, subject: AuthSubject) -> bool:
-        try:
-            return await self.state.revoked.is_revoked(subject.session_id)
-        except Exception:  # the cache is away: keep the socket, look again next time
-            log.warning("ws_revocation_check_failed", exc_info=True)
-            return False
 
     async def _read_loop(self) -> None:
         connection = self.conn
