@@ -219,6 +219,8 @@ class Settings(BaseSettings):
 
     # event containers (one unit of compute per live event)
     container_runtime: Literal["inprocess", "subprocess", "kubernetes"] = "inprocess"
+    # subprocess runtime: fork workers from a pre-imported template (else one interpreter each)
+    container_worker_template: bool = True
     container_manager_enabled: bool = True
     container_node_name: str = ""  # default: this machine's hostname
     container_reconcile_interval_seconds: float = 2.0

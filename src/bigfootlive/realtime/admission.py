@@ -130,6 +130,10 @@ class Admissions:
         future.set_result(admission)
         return admission
 
+    def holds(self, event_id: uuid.UUID) -> bool:
+        """Whether a snapshot of the event is kept (tests)."""
+        return event_id in self._entries
+
     def invalidate(self, event_id: uuid.UUID) -> None:
         self._generation += 1
         self._entries.pop(event_id, None)

@@ -38,6 +38,7 @@ class Presence:
         self.process_id = uuid.uuid4().hex
         self._seen: dict[uuid.UUID, set[str]] = {}
         self._flushing: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()  # counts read after the PFADDs in flight land
 
     @staticmethod
     def _key(event_id: uuid.UUID) -> str:
@@ -57,6 +58,10 @@ class Presence:
         await self.flush_seen()
 
     async def flush_seen(self) -> None:
+        async with self._flush_lock:
+            await self._flush_seen()
+
+    async def _flush_seen(self) -> None:
         seen, self._seen = self._seen, {}
         for event_id, viewers in seen.items():
             try:
@@ -78,8 +83,7 @@ class Presence:
         return await self.counts(event_id)
 
     async def counts(self, event_id: uuid.UUID) -> PresenceMessage:
-        if self._seen:
-            await self.flush_seen()
+        await self.flush_seen()
         now = time.time()
         total, stale = 0, []
         for process, raw in (await self.cache.hgetall(self._key(event_id))).items():
