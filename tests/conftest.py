@@ -123,7 +123,7 @@ class TestSettings(Settings):
         return (init_settings,)
 
     # Many apps start in one test process: frozen, their cycles would never be collected.
-    gc_freeze_at_startup: bool = False
+    gc_tuning: bool = False
 
 
 @pytest.fixture

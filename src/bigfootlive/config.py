@@ -196,7 +196,7 @@ class Settings(BaseSettings):
     ws_batch_window_ms: float = 40.0
     ws_admission_cache_seconds: float = Field(default=5.0, ge=0)
     ws_heartbeat_seconds: float = 20.0
-    gc_freeze_at_startup: bool = True  # keep start-up objects out of the garbage collector
+    gc_tuning: bool = True  # keep start-up objects out of the garbage collector
     ws_idle_timeout_seconds: float = 60.0
     ws_auth_timeout_seconds: float = 5.0
     ws_max_frame_bytes: int = 16_384

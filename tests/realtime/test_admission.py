@@ -34,7 +34,7 @@ async def test_an_event_made_private_refuses_the_next_anonymous_viewer(
     event = await create_event(client, world["owner"])
     event_id, url = uuid.UUID(event["id"]), live_server.url(event["id"])
     await _warm(state, url, event_id)
-    response = await client.patch(
+    response = await client.put(
         f"/api/events/{event_id}", json={"visibility": "private"}, headers=world["owner"].headers
     )
     assert response.status_code == 200, response.text
