@@ -32,6 +32,7 @@ from sqlalchemy.orm import configure_mappers
 import bigfootlive.cli
 import bigfootlive.composition
 import bigfootlive.containers.worker
+import bigfootlive.observability.logging
 from bigfootlive.jobs.registry import load_tasks
 
 load_tasks()  # every task module (the app state's job queue imports them, SSO's SAML included)
