@@ -43,82 +43,13 @@ from typing import Any
 import httpx
 
 from bench import loadgen
-from bench.targets import target
+from bench.fanout_report import ratios, targets
+from bench.wsload import ViewerProcess, build_viewers, proc_cpu_seconds, proc_rss_bytes
 from bigfootlive.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "bench" / "reference" / "socketio"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# --- load generator -------------------------------------------------------------------------------
-
-
-def build_viewers(workdir: Path) -> Path:
-    """Compile bench/wsviewers.c (the viewers' epoll loop) into `workdir`."""
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        raise SystemExit("bench_fanout needs a C compiler (apt install gcc) for bench/wsviewers.c")
-    binary = workdir / "wsviewers"
-    subprocess.run(
-        [compiler, "-O2", "-o", str(binary), str(ROOT / "bench" / "wsviewers.c")], check=True
-    )
-    return binary
-
-
-class ViewerProcess:
-    """One wsviewers process: `count` viewer connections, controlled over its stdin/stdout."""
-
-    def __init__(self, binary: Path, peer: Peer, count: int, probe_every: int, offset: int) -> None:
-        self.proc = subprocess.Popen(
-            [
-                str(binary),
-                peer.kind,
-                peer.path,
-                str(count),
-                str(probe_every),
-                str(offset),
-                *(str(port) for port in peer.ports),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"wsviewers exited with {self.proc.wait()}")
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    def tell(self, command: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-
-    def finish(self) -> dict[str, Any]:
-        self.tell("stop")
-        result = self.read()
-        self.proc.wait(30)
-        return result
-
-
-# --- servers -------------------------------------------------------------------------------------
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def wait_http(port: int, within: float = 180.0) -> None:
@@ -430,76 +361,6 @@ def measure(
     }
 
 
-def _ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
-    def ratio(key: str) -> float | None:
-        if not ours.get(key) or not theirs.get(key):
-            return None
-        return round(float(ours[key]) / float(theirs[key]), 3)
-
-    return {
-        "viewers": ours["viewers"],
-        "delivered_per_second_ratio": ratio("delivered_per_second"),
-        "p99_ratio": ratio("latency_ms_p99"),
-        "cpu_ratio": ratio("server_cpu_percent"),
-        "connect_seconds_ratio": ratio("connect_seconds"),
-        "connect_cpu_ratio": ratio("connect_cpu_ms_per_1k"),
-        "memory_per_connection_ratio": ratio("memory_per_connection_kb"),
-    }
-
-
-def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 17's targets for this benchmark, from the levels that were measured."""
-    ours = {row["viewers"]: row for row in report["results"].get("bigfootlive", [])}
-    vs = {row["viewers"]: row for row in report.get("bigfootlive_vs_reference", [])}
-    found: list[dict[str, Any]] = []
-    if 10_000 in ours:
-        found.append(
-            target(
-                "ws_connect_storm_10k_vs_socketio",
-                vs.get(10_000, {}).get("connect_seconds_ratio"),
-                "<=",
-                2.0,
-                "x",
-            )
-        )
-        found.append(
-            target("fanout_p99_10k_20msgs", ours[10_000]["latency_ms_p99"], "<=", 100.0, "ms")
-        )
-    for n in (1_000, 5_000):
-        if n in ours:
-            found.append(
-                target(
-                    f"fanout_p99_{n // 1000}k_vs_socketio",
-                    vs.get(n, {}).get("p99_ratio"),
-                    "<=",
-                    2.0,
-                    "x",
-                )
-            )
-    if 20_000 in ours:
-        found.append(
-            target(
-                "fanout_delivered_20k_vs_socketio",
-                vs.get(20_000, {}).get("delivered_per_second_ratio"),
-                ">=",
-                1.5,
-                "x",
-            )
-        )
-    if ours:
-        largest = ours[max(ours)]
-        found.append(
-            target(
-                "memory_per_viewer_connection",
-                largest["memory_per_connection_kb"],
-                "<=",
-                15.0,
-                "KB",
-            )
-        )
-    return found
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--viewers", default="1000,5000,10000,20000")
@@ -549,7 +410,7 @@ def main() -> None:
                 report["results"][peer.name].append(row)
         if "socket.io+redis-adapter" in report["results"]:
             report["bigfootlive_vs_reference"] = [
-                _ratios(ours, theirs)
+                ratios(ours, theirs)
                 for ours, theirs in zip(
                     report["results"]["bigfootlive"],
                     report["results"]["socket.io+redis-adapter"],
