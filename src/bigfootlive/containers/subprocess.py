@@ -81,6 +81,7 @@ class _Proc:
         self.measured: psutil.Process | None = None
         self.children: list[psutil.Process] = []
         self.forked = False  # by the template, which reports its exit
+        self.exited = asyncio.Event()
 
 
 class SubprocessRuntime:
@@ -149,6 +150,7 @@ class SubprocessRuntime:
         proc.forked = True
         proc.cgroup = self._apply_cgroup(spec.event_id, proc.pid)
         self._procs[spec.event_id] = proc
+        proc.reaper = asyncio.create_task(self._await_exit(proc), name=f"reap-{proc.pid}")
         early = self._early_exits.pop(proc.pid, None)
         if early is not None:
             self._on_worker_exit(proc.pid, early)
@@ -158,11 +160,21 @@ class SubprocessRuntime:
         for proc in self._procs.values():
             if proc.forked and proc.pid == pid and proc.exit_code is None:
                 proc.exit_code = code
+                proc.exited.set()
                 if proc.cgroup is not None:
                     with contextlib.suppress(OSError):
                         proc.cgroup.rmdir()
                 return
         self._early_exits[pid] = code  # before `launch` knew the pid
+
+    async def _await_exit(self, proc: _Proc) -> None:
+        """A forked worker's reaper: its exit as the template reports it (or, should the
+        template be gone, as psutil sees it)."""
+        while proc.exit_code is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.exited.wait(), 1.0)
+            if proc.exit_code is None and not self._alive(proc):
+                return
 
     def _apply_cgroup(self, event_id: uuid.UUID, pid: int) -> Path | None:
         if not self.cgroups:
@@ -282,6 +294,9 @@ class SubprocessRuntime:
             )
         if self.template is not None:
             await self.template.close()  # its workers are not its to stop
+        for proc in self._procs.values():
+            if proc.forked and proc.reaper is not None:
+                proc.reaper.cancel()
         self._procs.clear()
 
     def _info(self, proc: _Proc) -> ContainerInfo:
