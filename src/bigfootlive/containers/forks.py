@@ -100,19 +100,14 @@ class WorkerTemplate:
         process, self._process = self._process, None
         if process is None:
             return
-        # Not ready: still importing, no worker forked yet; ready: stdin's end makes it exit.
-        if not self.ready:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+        # Its workers are in sessions of their own and their exits were reported (the runtime
+        # stopped them first, or leaves them to be adopted): nothing is lost by not waiting.
         self.ready = False
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
         if process.stdin is not None:
             process.stdin.close()
-        try:
-            await asyncio.wait_for(process.wait(), timeout=3)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        await process.wait()
         if self._reader is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._reader, timeout=2)
