@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.targets import target
 from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
@@ -191,6 +192,22 @@ async def main(events: int, scheduled: int) -> dict[str, Any]:
                 )
         finally:
             kube.stop()
+    by_runtime = {
+        r["runtime"]: r["start_to_running_ms"]["median"] for r in results["start_to_running"]
+    }
+    results["subprocess_vs_inprocess"] = round(
+        by_runtime["subprocess"] / by_runtime["inprocess"], 2
+    )
+    # The first subprocess start also starts the worker template: the median leaves it out.
+    results["targets"] = [
+        target(
+            "container_start_subprocess_vs_inprocess",
+            results["subprocess_vs_inprocess"],
+            "<=",
+            5.0,
+            "x",
+        )
+    ]
     return results
 
 

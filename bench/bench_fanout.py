@@ -1,6 +1,6 @@
 """Fan-out benchmark: N viewers on one event, senders at R msgs/s, BigfootLive vs socket.io.
 
-    python -m bench.bench_fanout [--viewers 1000,5000,10000] [--rate 20] [--duration 10]
+    python -m bench.bench_fanout [--viewers 1000,5000,10000,20000] [--rate 20] [--duration 10]
                                  [--servers <cores>] [--clients 1] [--no-reference]
 
 Both peers run as many server processes as there are cores (one port each; viewers are spread
@@ -43,81 +43,13 @@ from typing import Any
 import httpx
 
 from bench import loadgen
+from bench.fanout_report import ratios, targets
+from bench.wsload import ViewerProcess, build_viewers, proc_cpu_seconds, proc_rss_bytes
 from bigfootlive.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "bench" / "reference" / "socketio"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# --- load generator -------------------------------------------------------------------------------
-
-
-def build_viewers(workdir: Path) -> Path:
-    """Compile bench/wsviewers.c (the viewers' epoll loop) into `workdir`."""
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        raise SystemExit("bench_fanout needs a C compiler (apt install gcc) for bench/wsviewers.c")
-    binary = workdir / "wsviewers"
-    subprocess.run(
-        [compiler, "-O2", "-o", str(binary), str(ROOT / "bench" / "wsviewers.c")], check=True
-    )
-    return binary
-
-
-class ViewerProcess:
-    """One wsviewers process: `count` viewer connections, controlled over its stdin/stdout."""
-
-    def __init__(self, binary: Path, peer: Peer, count: int, probe_every: int, offset: int) -> None:
-        self.proc = subprocess.Popen(
-            [
-                str(binary),
-                peer.kind,
-                peer.path,
-                str(count),
-                str(probe_every),
-                str(offset),
-                *(str(port) for port in peer.ports),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"wsviewers exited with {self.proc.wait()}")
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    def tell(self, command: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-
-    def finish(self) -> dict[str, Any]:
-        self.tell("stop")
-        result = self.read()
-        self.proc.wait(30)
-        return result
-
-
-# --- servers -------------------------------------------------------------------------------------
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def wait_http(port: int, within: float = 180.0) -> None:
@@ -357,6 +289,9 @@ def measure(
 ) -> dict[str, Any]:
     pids = [p.pid for p in peer.procs]
     rss_before = sum(proc_rss_bytes(pid) for pid in pids)
+    connect_cpu_before = sum(proc_cpu_seconds(pid) for pid in pids)
+    # One load generator holds at most ~15k sockets (the open-file limit is often 20k).
+    clients = max(clients, -(-viewers // 15_000))
     probe_every = max(1, min(50, viewers // 20))
     per = [viewers // clients + (1 if i < viewers % clients else 0) for i in range(clients)]
     offsets = [sum(per[:i]) for i in range(clients)]
@@ -367,6 +302,7 @@ def measure(
     ]
     ready = [viewer.read() for viewer in loadgen]
     connect_seconds = time.monotonic() - connect_started
+    connect_cpu = sum(proc_cpu_seconds(pid) for pid in pids) - connect_cpu_before
     connected = sum(r["connected"] for r in ready)
     time.sleep(1.0)
     rss_after = sum(proc_rss_bytes(pid) for pid in pids)
@@ -400,6 +336,9 @@ def measure(
         "connected": connected,
         "connect_failures": sum(r["failed"] for r in ready),
         "connect_seconds": round(connect_seconds, 1),
+        # Server CPU spent while the viewers connected, per 1,000: less sensitive than the wall
+        # time to what else the machine runs.
+        "connect_cpu_ms_per_1k": round(1000 * connect_cpu / max(1, connected) * 1000, 1),
         "dropped_during_run": sum(r["closed"] for r in results),
         "sent": sent,
         "send_rate": round(sent / duration, 1),
@@ -424,7 +363,7 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--viewers", default="1000,5000,10000")
+    parser.add_argument("--viewers", default="1000,5000,10000,20000")
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--servers", type=int, default=os.cpu_count() or 2)
@@ -454,49 +393,36 @@ def main() -> None:
         "results": {},
     }
     database_url = asyncio.run(loadgen.create_database("bench_fanout"))
-    peers: list[Any] = [lambda: start_bigfoot(args.servers, workdir, prefix, database_url)[0]]
-    if not args.no_reference:
-        peers.append(lambda: start_socketio(args.servers, prefix + "sio"))
+    peers: list[Peer] = []
     try:
-        for make in peers:
-            peer = make()
-            try:
-                rows = []
-                for n in levels:
-                    row = measure(peer, binary, n, args.rate, args.duration, args.clients)
-                    row["load_average"] = os.getloadavg()
-                    print(json.dumps({"peer": peer.name, **row}), file=sys.stderr, flush=True)
-                    rows.append(row)
-                report["results"][peer.name] = rows
-            finally:
-                stop(peer)
+        # Both peers are up for the whole run and each level is measured for one, then at once
+        # for the other: on a shared machine both see the same background load.
+        peers.append(start_bigfoot(args.servers, workdir, prefix, database_url)[0])
+        if not args.no_reference:
+            peers.append(start_socketio(args.servers, prefix + "sio"))
+        for peer in peers:
+            report["results"][peer.name] = []
+        for n in levels:
+            for peer in peers:
+                row = measure(peer, binary, n, args.rate, args.duration, args.clients)
+                row["load_average"] = os.getloadavg()
+                print(json.dumps({"peer": peer.name, **row}), file=sys.stderr, flush=True)
+                report["results"][peer.name].append(row)
         if "socket.io+redis-adapter" in report["results"]:
-            ratios = []
-            for ours, theirs in zip(
-                report["results"]["bigfootlive"],
-                report["results"]["socket.io+redis-adapter"],
-                strict=True,
-            ):
-                ratios.append(
-                    {
-                        "viewers": ours["viewers"],
-                        "delivered_per_second_ratio": round(
-                            ours["delivered_per_second"] / max(1, theirs["delivered_per_second"]), 3
-                        ),
-                        "p99_ratio": (
-                            round(ours["latency_ms_p99"] / theirs["latency_ms_p99"], 3)
-                            if ours["latency_ms_p99"] and theirs["latency_ms_p99"]
-                            else None
-                        ),
-                        "cpu_ratio": round(
-                            ours["server_cpu_percent"] / max(0.1, theirs["server_cpu_percent"]), 3
-                        ),
-                    }
+            report["bigfootlive_vs_reference"] = [
+                ratios(ours, theirs)
+                for ours, theirs in zip(
+                    report["results"]["bigfootlive"],
+                    report["results"]["socket.io+redis-adapter"],
+                    strict=True,
                 )
-            report["bigfootlive_vs_reference"] = ratios
+            ]
+        report["targets"] = targets(report)
         report["load_average_at_end"] = os.getloadavg()
         print(json.dumps(report, indent=2))
     finally:
+        for peer in peers:
+            stop(peer)
         shutil.rmtree(workdir, ignore_errors=True)
         with contextlib.suppress(Exception):
             asyncio.run(loadgen.drop_database(database_url))

@@ -150,6 +150,9 @@ class TestSettings(Settings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 
+    # Many apps start in one test process: frozen, their cycles would never be collected.
+    gc_tuning: bool = False
+
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:

@@ -104,9 +104,13 @@ class AppState:
                 queue_size=settings.ws_send_queue_size,
                 batch_window=settings.ws_batch_window_ms / 1000,
                 presence_interval=settings.presence_heartbeat_seconds,
+                admission_ttl=settings.ws_admission_cache_seconds,
+                heartbeat_seconds=settings.ws_heartbeat_seconds,
+                idle_timeout_seconds=settings.ws_idle_timeout_seconds,
             ),
         )
         state.principals.watch(state.revoked)
+        state.hub.is_revoked = state.revoked.is_revoked
         wire_hooks(state.hooks)
         return state
 

@@ -214,7 +214,9 @@ class Settings(BaseSettings):
     chat_max_timeout_seconds: int = 7 * 24 * 3600
     ws_send_queue_size: int = 256
     ws_batch_window_ms: float = 40.0
+    ws_admission_cache_seconds: float = Field(default=5.0, ge=0)
     ws_heartbeat_seconds: float = 20.0
+    gc_tuning: bool = True  # keep start-up objects out of the garbage collector
     ws_idle_timeout_seconds: float = 60.0
     ws_auth_timeout_seconds: float = 5.0
     ws_max_frame_bytes: int = 16_384
@@ -237,6 +239,8 @@ class Settings(BaseSettings):
 
     # event containers (one unit of compute per live event)
     container_runtime: Literal["inprocess", "subprocess", "kubernetes"] = "inprocess"
+    # subprocess runtime: fork workers from a pre-imported template (else one interpreter each)
+    container_worker_template: bool = True
     container_manager_enabled: bool = True
     container_node_name: str = ""  # default: this machine's hostname
     container_reconcile_interval_seconds: float = 2.0

@@ -15,6 +15,10 @@ def uvicorn_options(**overrides: Any) -> dict[str, Any]:
         # Uncompressed frames are the same bytes for every viewer: the hub's fast path writes
         # one pre-built frame to every socket (realtime/connection.py).
         "ws_per_message_deflate": False,
+        # No protocol-level pings from uvicorn: the hub's heartbeat pings every socket with one
+        # shared frame and closes the silent ones (WS_IDLE_TIMEOUT_SECONDS); uvicorn's own kept
+        # a timer per socket and answered tens of thousands of pongs a minute at 10k viewers.
+        "ws_ping_interval": None,
         "proxy_headers": False,  # TRUSTED_PROXIES decides whose X-Forwarded-For is believed
         "server_header": False,  # no `Server: uvicorn`: do not advertise the stack
         # Our middleware writes the access line (route template, request id, no query string).

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from bigfootlive.containers.subprocess import SubprocessRuntime
 from bigfootlive.models import Event
 from tests.containers.helpers import FAST, armed_event, running, stop, streamer, wait_row
+from tests.fixtures.polling import until
 
 
 @pytest.fixture
@@ -172,3 +173,26 @@ def with_suppress_kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+async def test_a_worker_forked_from_the_template_runs_and_stops_like_a_started_one(
+    factory, client, state
+):
+    runtime = state.containers.runtime
+    assert runtime.template is not None
+    runtime.template.warm()
+    await until(lambda: runtime.template.ready, within=120)
+    event = await armed_event(client, await streamer(factory))
+    await wait_row(state, event["id"], lambda r: running(r) and r.memory_bytes > 0)
+    pid = await _pid(state, event["id"])
+    proc = runtime._procs[uuid.UUID(event["id"])]
+    assert proc.forked
+    process = psutil.Process(pid)
+    # what `adopt` and the operators look for, the same limits, its own process group
+    assert "container" in process.cmdline()
+    assert event["id"] in process.cmdline()
+    assert process.rlimit(resource.RLIMIT_AS) == (1536 * 1024 * 1024,) * 2
+    assert os.getpgid(pid) == pid
+    os.kill(pid, signal.SIGTERM)
+    await asyncio.wait_for(proc.reaper, 30)
+    assert proc.exit_code == 0  # drained, as the template saw it exit

@@ -11,6 +11,7 @@ from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import repository as repo
 from bigfootlive.chat.rules import Banned, to_out
 from bigfootlive.chat.schemas import ChatMessageOut, RoomSettingsOut
+from bigfootlive.events.cache import EventRef
 from bigfootlive.kit.pagination import page_of
 from bigfootlive.models import Event
 
@@ -50,7 +51,7 @@ async def history(
 
 
 async def missed_since(
-    session: AsyncSession, event: Event, last_id: uuid.UUID, limit: int
+    session: AsyncSession, event: Event | EventRef, last_id: uuid.UUID, limit: int
 ) -> tuple[list[ChatMessageOut], bool]:
     """Messages after `last_id`, oldest first, at most `limit`; the flag says nothing more was
     missed. An unknown id gives the newest `limit` messages, flagged incomplete."""

@@ -13,6 +13,7 @@ from bigfootlive.authz.roles import Permission
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat.schemas import ChatMessageOut
 from bigfootlive.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
+from bigfootlive.events.cache import EventRef
 from bigfootlive.models import ChatMessage, Event
 
 
@@ -85,7 +86,7 @@ class UserNotFound(NotFound):
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-def can_moderate(subject: AuthSubject | None, event: Event) -> bool:
+def can_moderate(subject: AuthSubject | None, event: Event | EventRef) -> bool:
     """The event's owner, the tenant's moderators and admins, platform admins."""
     if subject is None:
         return False

@@ -1,5 +1,9 @@
 """One OS process per event: `python -m bigfootlive.cli container run --event ID`.
 
+With CONTAINER_WORKER_TEMPLATE (the default) the process is forked from a template that has
+already started Python and imported the worker (template.py, forks.py), and shows that command
+line as its title; without it (or when the template fails) it is started with that command.
+
 Limits: with a writable cgroup v2 hierarchy each worker gets its own cgroup (`cpu.max`,
 `memory.max`); otherwise (containers, macOS) the address space is capped with RLIMIT_AS and
 the CPU share lowered with nice. Each worker leads its own process group, so stopping it also
@@ -29,6 +33,7 @@ from pydantic import SecretStr
 
 from bigfootlive.config import Settings
 from bigfootlive.containers.base import ContainerInfo, ContainerSpec, ContainerStats, RunState
+from bigfootlive.containers.forks import WorkerTemplate
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +80,8 @@ class _Proc:
         self.reaper: asyncio.Task[None] | None = None
         self.measured: psutil.Process | None = None
         self.children: list[psutil.Process] = []
+        self.forked = False  # by the template, which reports its exit
+        self.exited = asyncio.Event()
 
 
 class SubprocessRuntime:
@@ -90,6 +97,10 @@ class SubprocessRuntime:
         self._settings_file.write_text(json.dumps(settings_payload(settings), default=str))
         self._settings_file.chmod(0o600)
         self.cgroups = self._cgroups_available()
+        self.template: WorkerTemplate | None = None
+        if settings.container_worker_template:
+            self.template = WorkerTemplate(self._on_worker_exit, self._dir / "template.log")
+        self._early_exits: dict[int, int] = {}
 
     def _cgroups_available(self) -> bool:
         controllers = CGROUP_ROOT / "cgroup.controllers"
@@ -110,6 +121,15 @@ class SubprocessRuntime:
             return self._info(known)
         memory = self.settings.container_memory_limit_mb * 1024 * 1024
         log_path = self._dir / f"{spec.event_id}.log"
+        if self.template is not None:
+            self.template.warm()
+        if self.template is not None and self.template.ready:
+            try:
+                pid = await self.template.spawn(self.command(spec)[3:], log_path, memory)
+            except Exception:
+                log.warning("worker_template_failed", exc_info=True)
+            else:
+                return self._launched(spec, _Proc(pid, spec.event_id, dt.datetime.now(dt.UTC)))
         with log_path.open("ab") as log_file:
             process = await asyncio.create_subprocess_exec(
                 *self.command(spec),
@@ -125,6 +145,36 @@ class SubprocessRuntime:
         self._procs[spec.event_id] = proc
         proc.reaper = asyncio.create_task(self._reap(proc), name=f"reap-{process.pid}")
         return self._info(proc)
+
+    def _launched(self, spec: ContainerSpec, proc: _Proc) -> ContainerInfo:
+        proc.forked = True
+        proc.cgroup = self._apply_cgroup(spec.event_id, proc.pid)
+        self._procs[spec.event_id] = proc
+        proc.reaper = asyncio.create_task(self._await_exit(proc), name=f"reap-{proc.pid}")
+        early = self._early_exits.pop(proc.pid, None)
+        if early is not None:
+            self._on_worker_exit(proc.pid, early)
+        return self._info(proc)
+
+    def _on_worker_exit(self, pid: int, code: int) -> None:
+        for proc in self._procs.values():
+            if proc.forked and proc.pid == pid and proc.exit_code is None:
+                proc.exit_code = code
+                proc.exited.set()
+                if proc.cgroup is not None:
+                    with contextlib.suppress(OSError):
+                        proc.cgroup.rmdir()
+                return
+        self._early_exits[pid] = code  # before `launch` knew the pid
+
+    async def _await_exit(self, proc: _Proc) -> None:
+        """A forked worker's reaper: its exit as the template reports it (or, should the
+        template be gone, as psutil sees it)."""
+        while proc.exit_code is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.exited.wait(), 1.0)
+            if proc.exit_code is None and not self._alive(proc):
+                return
 
     def _apply_cgroup(self, event_id: uuid.UUID, pid: int) -> Path | None:
         if not self.cgroups:
@@ -171,6 +221,10 @@ class SubprocessRuntime:
     def _alive(self, proc: _Proc) -> bool:
         if proc.process is not None:
             return proc.exit_code is None
+        if proc.forked and proc.exit_code is not None:
+            return False
+        if proc.forked and self.template is not None and self.template.running:
+            return True  # the template reaps it and reports its exit
         try:
             return psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
@@ -238,6 +292,11 @@ class SubprocessRuntime:
                 *(self.stop(e, grace_seconds=CLOSE_GRACE_SECONDS) for e in list(self._procs)),
                 return_exceptions=True,
             )
+        if self.template is not None:
+            await self.template.close()  # its workers are not its to stop
+        for proc in self._procs.values():
+            if proc.forked and proc.reaper is not None:
+                proc.reaper.cancel()
         self._procs.clear()
 
     def _info(self, proc: _Proc) -> ContainerInfo:

@@ -21,6 +21,7 @@ from bigfootlive.events.keys import new_playback_id, new_stream_key, set_stream_
 from bigfootlive.events.lifecycle import event_cache, illegal
 from bigfootlive.events.ports import EventsState
 from bigfootlive.events.schemas import EventCreate, EventStatus, EventUpdate
+from bigfootlive.events.wire import CHANGED_CHANNEL
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
 
@@ -153,5 +154,6 @@ def _remember_after_commit(state: EventsState, session: AsyncSession, event: Eve
 
     async def remember() -> None:
         await cache.remember(event)
+        await state.pubsub.publish(CHANGED_CHANNEL, str(event.id).encode())
 
     after_commit(session, remember)

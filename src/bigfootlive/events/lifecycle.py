@@ -42,7 +42,7 @@ from bigfootlive.events.hooks import (
 from bigfootlive.events.playback import watch_url
 from bigfootlive.events.ports import EventsState
 from bigfootlive.events.schemas import EventStatus, StateChange
-from bigfootlive.events.wire import state_channel
+from bigfootlive.events.wire import CHANGED_CHANNEL, state_channel
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
 from bigfootlive.notifications import service as notifications
@@ -336,6 +336,7 @@ def _announce_after_commit(
     async def announce() -> None:
         ref = await cache.remember(event)
         await state.pubsub.publish(state_channel(ref.id), message.model_dump_json().encode())
+        await state.pubsub.publish(CHANGED_CHANNEL, str(ref.id).encode())
         log.info("event_state_changed", event_id=str(ref.id), status=ref.status.value)
 
     after_commit(session, announce)

@@ -23,6 +23,7 @@ from bigfootlive.chat.send import send_message
 from bigfootlive.composition import AppState
 from bigfootlive.errors import BigfootError, Unauthorized
 from bigfootlive.events import access
+from bigfootlive.events.cache import EventRef
 from bigfootlive.kit.net import client_ip, user_agent
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
@@ -47,7 +48,8 @@ class Commands:
         self.hub: Hub = state.hub
         self.websocket = websocket
         self.subject: AuthSubject | None = None
-        self.event: Event | None = None
+        # The ORM row when signed in; the admission snapshot for an anonymous viewer.
+        self.event: Event | EventRef | None = None
         self.connection: Connection | None = None
         self.meta = RequestMeta(
             ip=client_ip(websocket, self.settings.trusted_proxies),
@@ -62,7 +64,7 @@ class Commands:
         return self.open_event.id
 
     @property
-    def open_event(self) -> Event:
+    def open_event(self) -> Event | EventRef:
         if self.event is None:
             raise RuntimeError("the gateway is not open")
         return self.event

@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketDisconnect
 
-from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.chat import reads, rules
 from bigfootlive.chat.schemas import RoomSettingsOut
 from bigfootlive.composition import AppState
@@ -31,8 +30,9 @@ from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
 from bigfootlive.observability import metrics
 from bigfootlive.realtime import protocol as p
+from bigfootlive.realtime.admission import Admission, load_admission
 from bigfootlive.realtime.commands import Commands, Refused
-from bigfootlive.realtime.connection import Connection, OutFrame, fast_path_transport
+from bigfootlive.realtime.connection import Connection, fast_path_transport
 from bigfootlive.web.session import socket_token
 
 log = structlog.get_logger(__name__)
@@ -80,13 +80,16 @@ class Gateway(Commands):
             event_id = uuid.UUID(raw_event_id)
         except ValueError:
             raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event") from None
-        # One read session for the token, the event, bans and the room: a reconnect storm of
-        # thousands of viewers costs one transaction each.
-        async with self.state.db.read_sessionmaker() as session:
-            if token is not None:
+        room: RoomSettingsOut | None = None
+        if token is None:
+            # Anonymous: from the process's admission snapshot, no transaction (admission.py).
+            room = await self._admit_anonymous(event_id)
+        else:
+            # Signed in: one read session for the token, the event, bans and the room.
+            async with self.state.db.read_sessionmaker() as session:
                 self.subject = await self._authenticate(session, token)
-            self.event = await self._find_event(session, event_id)
-            room = None if self.event is None else await self._admit(session, self.event)
+                self.event = await self._find_event(session, event_id)
+                room = None if self.event is None else await self._admit(session, self.event)
         if self.event is None or room is None:
             # Anonymous on a non-public event: a first `auth` message may still identify it.
             token = await self._await_auth_token()
@@ -111,8 +114,7 @@ class Gateway(Commands):
         if self.subject is not None:
             await self.hub.join_user(self.connection, self.subject.session_id)
         viewer = f"user:{self.subject.user_id}" if self.subject else f"anon:{self.meta.ip}"
-        with contextlib.suppress(Exception):
-            await self.hub.presence.seen(self.event.id, viewer)
+        self.hub.presence.seen(self.event.id, viewer)
         self._send(self._welcome(room))
 
     async def _closer(self, code: int, reason: str) -> None:
@@ -132,6 +134,22 @@ class Gateway(Commands):
             room=p.RoomState(**room.model_dump()),
             heartbeat_seconds=self.settings.ws_heartbeat_seconds,
         )
+
+    async def _admit_anonymous(self, event_id: uuid.UUID) -> RoomSettingsOut | None:
+        """The room when the event is public (the event is then `self.event`); None when it
+        exists but is not (a first `auth` message may still open it). Refuses with 4404 when
+        there is no such event or its tenant is deactivated."""
+        admission = await self.hub.admissions.get(event_id, self._load_admission)
+        if admission is None or not admission.tenant_active:
+            raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event")
+        if admission.event.visibility != Visibility.PUBLIC:
+            return None
+        self.event = admission.event
+        return admission.room
+
+    async def _load_admission(self, event_id: uuid.UUID) -> Admission | None:
+        async with self.state.db.read_sessionmaker() as session:
+            return await load_admission(session, event_id)
 
     async def _find_event(self, session: AsyncSession, event_id: uuid.UUID) -> Event | None:
         """The event if the subject may watch it; None when anonymous and it is not public.
@@ -179,38 +197,12 @@ class Gateway(Commands):
     # --- running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat())
+        # Pings, the idle cut-off and the revocation check: the hub's heartbeat (heartbeat.py).
         try:
             await self._read_loop()
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
             await self.hub.leave(self.conn)
             await self.hub.leave_user(self.conn)
-
-    async def _heartbeat(self) -> None:
-        connection = self.conn
-        interval = self.settings.ws_heartbeat_seconds
-        ping = OutFrame.of(p.encode(p.Ping()))
-        while not connection.closing:
-            await asyncio.sleep(min(interval, self.settings.ws_idle_timeout_seconds / 2))
-            if time.monotonic() - connection.last_seen > self.settings.ws_idle_timeout_seconds:
-                connection.shut(p.CloseCode.IDLE_TIMEOUT, "no heartbeat")
-                return
-            # The hub closes a socket as soon as its revocation is published; this catches one
-            # it missed (published while the socket was opening, or lost in transit).
-            if self.subject is not None and await self._session_revoked(self.subject):
-                connection.shut(p.CloseCode.UNAUTHORIZED, "session revoked")
-                return
-            connection.offer(ping)
-
-    async def _session_revoked(self, subject: AuthSubject) -> bool:
-        try:
-            return await self.state.revoked.is_revoked(subject.session_id)
-        except Exception:  # the cache is away: keep the socket, look again next time
-            log.warning("ws_revocation_check_failed", exc_info=True)
-            return False
 
     async def _read_loop(self) -> None:
         connection = self.conn

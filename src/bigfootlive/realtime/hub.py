@@ -4,8 +4,9 @@ Each process subscribes ONCE per event that has local viewers (three channels: c
 gateway control, and the events domain's `event:{id}:state`). A broadcast arrives as bytes that
 were serialized once by the publisher; the hub joins the messages of one short window into one
 frame (a JSON array), decodes it once, and offers the same string to every local connection,
-in slices that give the event loop back between them (see `_deliver`). Each connection is cut
-off when it falls behind (connection.py); presence and reactions run as loops (presence.py).
+in slices that give the event loop back between them (`connection.deliver`). Each connection
+is cut off when it falls behind (connection.py); presence and reactions run as loops
+(presence.py), the sockets' pings and idle cut-off as one loop (heartbeat.py).
 """
 
 from __future__ import annotations
@@ -29,12 +30,17 @@ from bigfootlive.kit import jsonparse
 from bigfootlive.kit.backends import Cache, PubSub
 from bigfootlive.observability import metrics
 from bigfootlive.realtime import protocol as p
-from bigfootlive.realtime.connection import BACKGROUND, Connection, OutFrame, Room
+from bigfootlive.realtime.admission import Admissions
+from bigfootlive.realtime.connection import BACKGROUND, Connection, OutFrame, Room, deliver
+from bigfootlive.realtime.heartbeat import heartbeat_loop
 from bigfootlive.realtime.presence import Presence, presence_loop, reactions_loop
 
 log = structlog.get_logger(__name__)
 
 _LIVE_HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
+# How a chat message's broadcast starts (pydantic writes `type` first, with no spaces): every
+# other broadcast (room settings, pin, delete, moderation) drops the event's admission snapshot.
+_PLAIN_MESSAGE = b'{"type":"message"'
 
 
 @dataclass(eq=False)
@@ -55,6 +61,9 @@ class Hub:
         queue_size: int,
         batch_window: float,
         presence_interval: float,
+        admission_ttl: float = 5.0,
+        heartbeat_seconds: float = 20.0,
+        idle_timeout_seconds: float = 60.0,
     ) -> None:
         self.pubsub = pubsub
         self.cache = cache
@@ -68,6 +77,12 @@ class Hub:
         self.users: dict[uuid.UUID, UserRoom] = {}
         self._users_lock = asyncio.Lock()
         self._revocations: Callable[[], Awaitable[None]] | None = None
+        self.admissions = Admissions(pubsub, admission_ttl)
+        self.heartbeat_seconds = heartbeat_seconds
+        self.idle_timeout_seconds = idle_timeout_seconds
+        # Whether a signed-in socket's session was revoked (set by the composition root).
+        self.is_revoked: Callable[[uuid.UUID], Awaitable[bool]] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         _LIVE_HUBS.add(self)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -81,7 +96,8 @@ class Hub:
     async def close(self, code: int = p.CloseCode.SHUTTING_DOWN) -> None:
         """Close every local connection with `code`, stop the loops, drop subscriptions."""
         await self.shutdown_connections(code)
-        for task in self._tasks:
+        heartbeat, self._heartbeat = self._heartbeat, None
+        for task in [*self._tasks, *([heartbeat] if heartbeat is not None else [])]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -93,6 +109,7 @@ class Hub:
                     await unsubscribe()
         self.rooms.clear()
         await self._close_users()
+        await self.admissions.close()
 
     async def shutdown_connections(self, code: int = p.CloseCode.SHUTTING_DOWN) -> None:
         self.shutting_down = True
@@ -111,11 +128,15 @@ class Hub:
             if room is None:
                 room = self.rooms[connection.event_id] = Room(connection.event_id)
                 await self._subscribe(room)
+                # What was admitted before the subscription may have missed a change.
+                self.admissions.invalidate(connection.event_id)
             if connection.id not in room.connections:
                 metrics.WS_CONNECTIONS.inc()
             room.connections[connection.id] = connection
             connection.room = room
         connection.start()
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(heartbeat_loop(self), name="ws-heartbeat")
         return room
 
     async def leave(self, connection: Connection) -> None:
@@ -130,6 +151,7 @@ class Hub:
             if room.connections:
                 return
             del self.rooms[room.event_id]
+            self.admissions.invalidate(room.event_id)  # nothing tells it of changes any more
             for unsubscribe in room.unsubscribes:
                 with contextlib.suppress(Exception):
                     await unsubscribe()
@@ -140,12 +162,15 @@ class Hub:
         event_id = room.event_id
 
         async def on_chat(data: bytes) -> None:
+            if not data.startswith(_PLAIN_MESSAGE):
+                self.admissions.invalidate(event_id)  # the room's settings or pin may change
             self._enqueue(room, data)
 
         async def on_control(data: bytes) -> None:
             self._control(room, data)
 
         async def on_state(data: bytes) -> None:
+            self.admissions.invalidate(event_id)
             system = _system_message(data)
             if system is not None:
                 self._enqueue(room, system.model_dump_json().encode())
@@ -232,9 +257,13 @@ class Hub:
         room.pending.append(data)
         if not room.flush_scheduled:
             room.flush_scheduled = True
+            # Batch only when the rate calls for it: a message goes out at once unless the
+            # room's last frame left less than one window ago, so a quiet room adds no delay
+            # and a busy one sends at most one frame a window.
             loop = asyncio.get_running_loop()
-            if self.batch_window > 0:
-                loop.call_later(self.batch_window, self._flush, room)
+            wait = room.last_flush + self.batch_window - loop.time()
+            if wait > 0:
+                loop.call_later(wait, self._flush, room)
             else:
                 loop.call_soon(self._flush, room)
 
@@ -247,8 +276,9 @@ class Hub:
         metrics.WS_MESSAGES_OUT.inc(len(room.pending) * len(targets))
         since = room.pending_since
         room.pending = []
+        room.last_flush = asyncio.get_running_loop().time()
         room.broadcasting = True
-        _deliver(frame, targets, 0, lambda: self._delivered(room, since))
+        deliver(frame, targets, 0, lambda: self._delivered(room, since))
 
     def _delivered(self, room: Room, since: float) -> None:
         metrics.FANOUT_LAG.observe(time.monotonic() - since)
@@ -260,7 +290,7 @@ class Hub:
             asyncio.get_running_loop().call_soon(self._flush, room)
 
     def broadcast_frame(self, room: Room, frame: OutFrame) -> None:
-        _deliver(frame, list(room.connections.values()), 0, None)
+        deliver(frame, list(room.connections.values()), 0, None)
 
     def _control(self, room: Room, data: bytes) -> None:
         try:
@@ -279,28 +309,6 @@ class Hub:
         room = self.rooms.get(event_id)
         if room is not None:
             room.reactions[kind] += 1
-
-
-# Sockets written per turn of the event loop. A broadcast to thousands of local viewers yields
-# between slices, so this process's chat sends, acks and database replies wait for one slice,
-# not for the whole fan-out (at 10k viewers, ack p99 76 ms with 128 against 112 ms with 512).
-# One room sends one frame at a time, so each viewer gets frames in order.
-_SLICE = 128
-
-
-def _deliver(
-    frame: OutFrame,
-    targets: list[Connection],
-    start: int,
-    done: Callable[[], None] | None,
-) -> None:
-    end = start + _SLICE
-    for connection in targets[start:end]:
-        connection.offer(frame)
-    if end < len(targets):
-        asyncio.get_running_loop().call_soon(_deliver, frame, targets, end, done)
-    elif done is not None:
-        done()
 
 
 def _system_message(data: bytes) -> p.System | None:

@@ -4,7 +4,9 @@ the loops that send viewers the counts of presence and of reactions.
 Each process writes its own local count into the hash `presence:{event}` under its process id,
 with an expiry time inside the value; readers sum the fields that have not expired and drop the
 others. A process that dies stops refreshing its field, so its viewers vanish from the total
-within 3 heartbeats. Unique viewers: a HyperLogLog per event (an exact set in memory).
+within 3 heartbeats. Unique viewers: a HyperLogLog per event (an exact set in memory); the
+viewers seen within `SEEN_FLUSH_SECONDS` go in one PFADD per event (a connect storm is not one
+round trip per socket).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ log = structlog.get_logger(__name__)
 
 TTL_BEATS = 3
 UNIQUE_TTL_SECONDS = 7 * 24 * 3600
+SEEN_FLUSH_SECONDS = 0.05
 
 
 class Presence:
@@ -33,13 +36,40 @@ class Presence:
         self.cache = cache
         self.interval = interval
         self.process_id = uuid.uuid4().hex
+        self._seen: dict[uuid.UUID, set[str]] = {}
+        self._flushing: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()  # counts read after the PFADDs in flight land
 
     @staticmethod
     def _key(event_id: uuid.UUID) -> str:
         return f"presence:{event_id}"
 
-    async def seen(self, event_id: uuid.UUID, viewer: str) -> None:
-        await self.cache.pfadd(f"{self._key(event_id)}:unique", viewer, ttl=UNIQUE_TTL_SECONDS)
+    def seen(self, event_id: uuid.UUID, viewer: str) -> None:
+        """Count `viewer` among the event's unique viewers (written within a moment)."""
+        self._seen.setdefault(event_id, set()).add(viewer)
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush_later(), name="presence-seen")
+
+    async def _flush_later(self) -> None:
+        try:
+            await asyncio.sleep(SEEN_FLUSH_SECONDS)
+        finally:
+            self._flushing = None
+        await self.flush_seen()
+
+    async def flush_seen(self) -> None:
+        async with self._flush_lock:
+            await self._flush_seen()
+
+    async def _flush_seen(self) -> None:
+        seen, self._seen = self._seen, {}
+        for event_id, viewers in seen.items():
+            try:
+                await self.cache.pfadd(
+                    f"{self._key(event_id)}:unique", *viewers, ttl=UNIQUE_TTL_SECONDS
+                )
+            except Exception:
+                log.warning("presence_seen_failed", exc_info=True)
 
     async def beat(self, event_id: uuid.UUID, count: int) -> PresenceMessage:
         """Publish this process's count, then read the total."""
@@ -53,6 +83,7 @@ class Presence:
         return await self.counts(event_id)
 
     async def counts(self, event_id: uuid.UUID) -> PresenceMessage:
+        await self.flush_seen()
         now = time.time()
         total, stale = 0, []
         for process, raw in (await self.cache.hgetall(self._key(event_id))).items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 
@@ -158,9 +159,17 @@ async def set_active(
 
     async def remember_status() -> None:
         await state.cache.set(_status_key(tenant_id), _status_value(active), ttl=_STATUS_TTL)
+        # Processes that keep what depends on the status (the WebSocket admission) drop it.
+        await state.pubsub.publish(
+            STATUS_CHANNEL, json.dumps({"tenant_id": str(tenant_id), "active": active}).encode()
+        )
 
     after_commit(session, remember_status)
     return True
+
+
+STATUS_CHANNEL = "tenants:status"
+"""Published after the commit of each activation or deactivation: {"tenant_id", "active"}."""
 
 
 def _status_key(tenant_id: uuid.UUID) -> str:

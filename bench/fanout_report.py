@@ -1,0 +1,77 @@
+"""The fan-out benchmark's ratios against the reference and its targets (issue 17)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.targets import target
+
+
+def ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    def ratio(key: str) -> float | None:
+        if not ours.get(key) or not theirs.get(key):
+            return None
+        return round(float(ours[key]) / float(theirs[key]), 3)
+
+    return {
+        "viewers": ours["viewers"],
+        "delivered_per_second_ratio": ratio("delivered_per_second"),
+        "p99_ratio": ratio("latency_ms_p99"),
+        "cpu_ratio": ratio("server_cpu_percent"),
+        "connect_seconds_ratio": ratio("connect_seconds"),
+        "connect_cpu_ratio": ratio("connect_cpu_ms_per_1k"),
+        "memory_per_connection_ratio": ratio("memory_per_connection_kb"),
+    }
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 17's targets for this benchmark, from the levels that were measured."""
+    ours = {row["viewers"]: row for row in report["results"].get("bigfootlive", [])}
+    vs = {row["viewers"]: row for row in report.get("bigfootlive_vs_reference", [])}
+    found: list[dict[str, Any]] = []
+    if 10_000 in ours:
+        found.append(
+            target(
+                "ws_connect_storm_10k_vs_socketio",
+                vs.get(10_000, {}).get("connect_seconds_ratio"),
+                "<=",
+                2.0,
+                "x",
+            )
+        )
+        found.append(
+            target("fanout_p99_10k_20msgs", ours[10_000]["latency_ms_p99"], "<=", 100.0, "ms")
+        )
+    for n in (1_000, 5_000):
+        if n in ours:
+            found.append(
+                target(
+                    f"fanout_p99_{n // 1000}k_vs_socketio",
+                    vs.get(n, {}).get("p99_ratio"),
+                    "<=",
+                    2.0,
+                    "x",
+                )
+            )
+    if 20_000 in ours:
+        found.append(
+            target(
+                "fanout_delivered_20k_vs_socketio",
+                vs.get(20_000, {}).get("delivered_per_second_ratio"),
+                ">=",
+                1.5,
+                "x",
+            )
+        )
+    if ours:
+        largest = ours[max(ours)]
+        found.append(
+            target(
+                "memory_per_viewer_connection",
+                largest["memory_per_connection_kb"],
+                "<=",
+                15.0,
+                "KB",
+            )
+        )
+    return found

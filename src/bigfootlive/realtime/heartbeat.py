@@ -1,0 +1,71 @@
+"""The sockets' heartbeat: one loop per process for every local socket, instead of a task (and
+its coroutine, timer and memory) per socket.
+
+Every `min(WS_HEARTBEAT_SECONDS, WS_IDLE_TIMEOUT_SECONDS / 2)` the loop closes (4410) the sockets
+that sent nothing for `WS_IDLE_TIMEOUT_SECONDS`, pings the others (one frame shared by all, sent
+in slices like a broadcast), and asks the revocation cache about each signed-in socket's session:
+the hub closes a socket as soon as its revocation is published, and this catches one it missed
+(published while the socket was opening, or lost in transit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import structlog
+
+from bigfootlive.realtime import protocol as p
+from bigfootlive.realtime.connection import Connection, OutFrame, deliver
+
+if TYPE_CHECKING:
+    from bigfootlive.realtime.hub import Hub
+
+log = structlog.get_logger(__name__)
+
+
+async def heartbeat_loop(hub: Hub) -> None:
+    """Runs while the hub has rooms; the hub starts it again with the next socket."""
+    interval = min(hub.heartbeat_seconds, hub.idle_timeout_seconds / 2)
+    while hub.rooms or hub.users:
+        await asyncio.sleep(interval)
+        try:
+            beat(hub)
+            if hub.is_revoked is not None:
+                await _revocations(hub, hub.is_revoked)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("ws_heartbeat_failed")
+
+
+def beat(hub: Hub) -> None:
+    """Close the idle sockets, ping the others."""
+    now = time.monotonic()
+    limit = hub.idle_timeout_seconds
+    ping = OutFrame.of(p.encode(p.Ping()))
+    for room in list(hub.rooms.values()):
+        alive: list[Connection] = []
+        for connection in list(room.connections.values()):
+            if now - connection.last_seen > limit:
+                connection.shut(p.CloseCode.IDLE_TIMEOUT, "no heartbeat")
+            else:
+                alive.append(connection)
+        deliver(ping, alive, 0, None)
+
+
+async def _revocations(hub: Hub, is_revoked: Callable[[uuid.UUID], Awaitable[bool]]) -> None:
+    for room in list(hub.users.values()):
+        for connection, session_id in list(room.sessions.items()):
+            if connection.closing:
+                continue
+            try:
+                revoked = await is_revoked(session_id)
+            except Exception:  # the cache is away: keep the socket, look again next time
+                log.warning("ws_revocation_check_failed", exc_info=True)
+                return
+            if revoked:
+                connection.shut(p.CloseCode.UNAUTHORIZED, "session revoked")
