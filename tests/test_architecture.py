@@ -140,6 +140,7 @@ EDGE_MODULES = {
     "bigfootlive.routing",
     "bigfootlive.serving",
     "bigfootlive.jobs.worker",
+    "bigfootlive.containers.template",
     "bigfootlive.realtime.gateway",
     "bigfootlive.realtime.commands",
     "bigfootlive.streaming.delivery",

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import structlog
 
+from bigfootlive.kit import jsonparse
+
 log = structlog.get_logger(__name__)
 
 ExitHandler = Callable[[int, int], None]  # (pid, exit code)
@@ -80,7 +82,7 @@ class WorkerTemplate:
             return
         while line := await process.stdout.readline():
             try:
-                message = json.loads(line)
+                message = jsonparse.loads(line)
             except ValueError:
                 continue
             if "exited" in message:

@@ -34,6 +34,7 @@ import bigfootlive.composition
 import bigfootlive.containers.worker
 import bigfootlive.observability.logging
 from bigfootlive.jobs.registry import load_tasks
+from bigfootlive.kit import jsonparse
 
 load_tasks()  # every task module (the app state's job queue imports them, SSO's SAML included)
 configure_mappers()  # the ORM's mappers, which the first query would otherwise configure
@@ -67,7 +68,7 @@ def main() -> None:
             while b"\n" in buffered:
                 line, buffered = buffered.split(b"\n", 1)
                 if line.strip():
-                    _answer(_spawn(json.loads(line), (wake_r, wake_w)))
+                    _answer(_spawn(jsonparse.loads(line), (wake_r, wake_w)))
 
 
 def _answer(message: dict[str, Any]) -> None:

@@ -13,16 +13,36 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 import structlog
 
 from bigfootlive.realtime import protocol as p
-from bigfootlive.realtime.connection import Connection, OutFrame, deliver
+from bigfootlive.realtime.connection import Connection, OutFrame, Room, deliver
 
-if TYPE_CHECKING:
-    from bigfootlive.realtime.hub import Hub
+
+class _SignedIn(Protocol):
+    """A user's room: the user's sockets on this process, each with its session."""
+
+    @property
+    def sessions(self) -> Mapping[Connection, uuid.UUID]: ...
+
+
+class Hub(Protocol):
+    """What the heartbeat reads of the hub (`realtime.hub.Hub`)."""
+
+    @property
+    def heartbeat_seconds(self) -> float: ...
+    @property
+    def idle_timeout_seconds(self) -> float: ...
+    @property
+    def rooms(self) -> Mapping[uuid.UUID, Room]: ...
+    @property
+    def users(self) -> Mapping[uuid.UUID, _SignedIn]: ...
+    @property
+    def is_revoked(self) -> Callable[[uuid.UUID], Awaitable[bool]] | None: ...
+
 
 log = structlog.get_logger(__name__)
 
