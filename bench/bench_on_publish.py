@@ -90,6 +90,20 @@ async def seed(state: AppState, n_events: int) -> tuple[str, list[tuple[uuid.UUI
     return secret, keys
 
 
+async def drop_redis_keys(*patterns: str) -> None:
+    """The run's cache entries and its job queues."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    try:
+        for pattern in patterns:
+            batch = [key async for key in client.scan_iter(match=pattern, count=1000)]
+            for start in range(0, len(batch), 1000):
+                await client.delete(*batch[start : start + 1000])
+    finally:
+        await client.aclose()
+
+
 async def wrk(url: str, args: list[str], *, seconds: int, connections: int, threads: int) -> Any:
     cmd = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
@@ -120,17 +134,20 @@ async def main(n_events: int, seconds: int, connections: int, threads: int) -> d
     load_before = round(os.getloadavg()[0], 2)
     db_url = await loadgen.create_database()
     tmp = Path(tempfile.mkdtemp(prefix="bfl-bench-"))
+    key_prefix, queue_prefix = f"bench:{uuid.uuid4().hex[:8]}:", f"bench{uuid.uuid4().hex[:8]}"
     try:
         await upgrade_database(db_url)
         port = loadgen.free_port()
         settings = Settings(
             node_env="test", database_url=db_url, redis_url=REDIS_URL,
-            redis_key_prefix=f"bench:{uuid.uuid4().hex[:8]}:", log_level="WARNING",
+            redis_key_prefix=key_prefix, log_level="WARNING",
             mail_outbox_dir=str(tmp / "outbox"), auto_migrate=False,
             database_pool_size=20, stream_lookup_cache_seconds=300,
             # thousands of armed events; their containers are not what this measures
             container_manager_enabled=False, container_max_per_tenant=1_000_000,
             container_max_per_node=1_000_000,
+            # the jobs (followers' notifications) go to the Redis broker; no worker here
+            jobs_queue_prefix=queue_prefix,
         )  # fmt: skip
         app: FastAPI = create_app(settings)
 
@@ -149,7 +166,7 @@ async def main(n_events: int, seconds: int, connections: int, threads: int) -> d
         state: AppState = app.state.bigfoot
         api_key, keys = await seed(state, n_events)
         keys_file = tmp / "keys.txt"
-        keys_file.write_text("\n".join(key for _, key in keys) + "\n")
+        keys_file.write_text("".join(f"{key} c{i}\n" for i, (_, key) in enumerate(keys)))
         base = f"http://127.0.0.1:{port}"
         hook = f"{base}/api/streaming/hooks/nginx-rtmp"
         opts = {"connections": connections, "threads": threads}
@@ -165,7 +182,9 @@ async def main(n_events: int, seconds: int, connections: int, threads: int) -> d
                 (await session.execute(select(Event.id).where(Event.status == "live"))).scalars()
             )
         live_file = tmp / "live.txt"
-        live_file.write_text("\n".join(key for id_, key in keys if id_ in live) + "\n")
+        live_file.write_text(
+            "".join(f"{key} c{i}\n" for i, (id_, key) in enumerate(keys) if id_ in live)
+        )
         repeat = await wrk(
             hook, [str(live_file), str(threads), api_key, "0"], seconds=seconds, **opts
         )
@@ -176,6 +195,7 @@ async def main(n_events: int, seconds: int, connections: int, threads: int) -> d
         await serving
     finally:
         await loadgen.drop_database(db_url)
+        await drop_redis_keys(f"{key_prefix}*", f"*{queue_prefix}*")
         shutil.rmtree(tmp, ignore_errors=True)
 
     def ratios(run: dict[str, Any]) -> dict[str, float]:

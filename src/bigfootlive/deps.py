@@ -14,7 +14,9 @@ from bigfootlive.kit.net import client_ip, user_agent
 from bigfootlive.kit.request import RequestMeta
 
 
-def get_state(request: Request) -> AppState:
+# Dependencies are `async def` even when they never await: FastAPI runs a plain `def`
+# dependency in a worker thread, a thread hop on every request for a getattr.
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.bigfoot
     return state
 
@@ -45,7 +47,7 @@ DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
 
 
-def get_request_meta(request: Request, state: State) -> RequestMeta:
+async def get_request_meta(request: Request, state: State) -> RequestMeta:
     return RequestMeta(
         ip=client_ip(request, state.settings.trusted_proxies),
         user_agent=user_agent(request),
