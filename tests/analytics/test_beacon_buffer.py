@@ -107,7 +107,7 @@ async def test_no_beacon_is_lost_or_counted_twice_across_flushes_and_at_shutdown
     """Requests keep adding while the buffer flushes every few milliseconds (some sends fail
     and go out with the next), then it stops: every beacon is in exactly one roll-up, and each
     viewer is counted once in the real-time counters."""
-    tenant, streamer, event_id = await live_event(factory, client, state)
+    tenant, _streamer, event_id = await live_event(factory, client, state)
     event = uuid.UUID(event_id)
     queue = Recording(state.jobs, fail_every=3)
     buffer = BeaconBuffer(state.cache, 0.02, queue)  # type: ignore[arg-type]
