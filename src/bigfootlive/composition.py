@@ -116,6 +116,7 @@ class AppState:
         await self.limiter.close()
         await outbox.deleted_sent_rows(self.db.engine)  # else the relay would send them again
         await self.db.dispose()
+        self.passwords.close()
 
 
 def wire_hooks(hooks: Hooks) -> None:
