@@ -14,8 +14,8 @@ class Cache(Protocol):
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None: ...
 
-    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        """The values of `keys`, in order, in one round trip."""
+    async def mget(self, *keys: str) -> list[bytes | None]:
+        """Several values in one round trip, in the order of `keys` (None where absent)."""
         ...
 
     async def set_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:

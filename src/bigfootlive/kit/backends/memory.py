@@ -40,8 +40,8 @@ class MemoryCache:
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         self._data[key] = (value, self._deadline(ttl))
 
-    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return [self._live(k) for k in keys]
+    async def mget(self, *keys: str) -> list[bytes | None]:
+        return [self._live(key) for key in keys]
 
     async def set_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:
         deadline = self._deadline(ttl)

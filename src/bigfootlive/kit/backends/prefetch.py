@@ -22,7 +22,7 @@ class PrefetchedCache:
     @classmethod
     async def load(cls, cache: Cache, keys: Sequence[str]) -> PrefetchedCache:
         unique = list(dict.fromkeys(keys))
-        values = await cache.get_many(unique) if unique else []
+        values = await cache.mget(*unique) if unique else []
         return cls(cache, dict(zip(unique, values, strict=True)))
 
     def _forget(self, *keys: str) -> None:
@@ -34,10 +34,10 @@ class PrefetchedCache:
             return self._values[key]
         return await self.cache.get(key)
 
-    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+    async def mget(self, *keys: str) -> list[bytes | None]:
         missing = [k for k in keys if k not in self._values]
         if missing:
-            self._values.update(zip(missing, await self.cache.get_many(missing), strict=True))
+            self._values.update(zip(missing, await self.cache.mget(*missing), strict=True))
         return [self._values[k] for k in keys]
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:

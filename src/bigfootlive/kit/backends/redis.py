@@ -46,11 +46,11 @@ class RedisCache:
         px = None if ttl is None else max(1, int(ttl * 1000))
         await self.client.set(self.key(key), value, px=px)
 
-    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+    async def mget(self, *keys: str) -> list[bytes | None]:
         if not keys:
             return []
         values = await self.client.mget([self.key(k) for k in keys])
-        return [v if v is None or isinstance(v, bytes) else v.encode() for v in values]
+        return [v if v is None or isinstance(v, bytes) else str(v).encode() for v in values]
 
     async def set_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:
         if not items:
