@@ -1,11 +1,18 @@
-"""Beacon ingest: beacons/s for one API process and client-side latency percentiles.
+"""Beacon ingest: beacons/s for one API process, next to a bare endpoint taking the same bytes.
 
-    python -m bench.bench_beacons [--requests 4000] [--concurrency 32] [--batch 1] [--redis]
+    python -m bench.bench_beacons [--seconds 6] [--connections 16] [--batches 1,10,50] [--memory]
 
-Starts `bigfootlive serve` (one uvicorn process) on a free loopback port with a fresh SQLite
-database (and, with --redis, the Redis on 127.0.0.1:6379 for counters and the job broker),
-creates a tenant, a streamer and an armed public event through the CLI and the API, then posts
-heartbeat batches from many distinct viewers. Prints JSON.
+Starts `bigfootlive serve` (one uvicorn process, the production options) on PostgreSQL and the
+Redis on 127.0.0.1:6379 (`--memory`: SQLite and the in-process backends), creates a tenant, a
+streamer and an armed public event through the CLI and the API, then drives with wrk:
+
+- `POST /api/analytics/events/{id}/beacons`: heartbeat batches of `--batches` beacons from 5,000
+  distinct anonymous viewers in turn (the real validation, rate limits, counters and buffer);
+- `POST /bench/bare-beacons/{id}`, added by this benchmark's app factory: reads the same bytes
+  and answers the same 202 body, with no validation and no work, behind the same middleware.
+
+Prints JSON: for each batch size requests/s, beacons/s, latency, and the ratio to the bare
+route; the `targets` list for the `make bench` summary table; the load average.
 """
 
 from __future__ import annotations
@@ -17,20 +24,59 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
+from fastapi import FastAPI, Request, Response
 
 from bench import loadgen
 
 PASSWORD = "plausible-tundra-velvet-42"
+VIEWERS = 5000
+BATCH_TARGET = 10  # the batch size the targets are measured with
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def create_bench_app() -> FastAPI:
+    """The production app plus the bare reference route (uvicorn factory)."""
+    from bigfootlive.app import create_app
+    from bigfootlive.config import Settings
+
+    app = create_app(Settings())
+
+    @app.post("/bench/bare-beacons/{event_id}", include_in_schema=False, status_code=202)
+    async def bare_beacons(event_id: str, request: Request) -> Response:
+        body = await request.body()
+        accepted = body.count(b'"type"')  # the same answer, without parsing anything
+        return Response(b'{"accepted":%d}' % accepted, 202, media_type="application/json")
+
+    return app
+
+
+def target(
+    name: str, value: float, goal: float, unit: str = "x", detail: str = ""
+) -> dict[str, Any]:
+    """One row of the `make bench` summary table (the shape of bench/README.md, "Targets"):
+    higher is better, measured now."""
+    return {
+        "name": name,
+        "value": round(value, 3),
+        "target": goal,
+        "unit": unit,
+        "better": "higher",
+        "met": value >= goal,
+        "load_average": round(os.getloadavg()[0], 2),
+        "detail": detail,
+    }
+
+
+def bodies(batch: int) -> list[str]:
+    beacon = {"type": "heartbeat", "watched_ms": 10_000, "bitrate_kbps": 2500}
+    return [
+        json.dumps({"viewer_id": f"viewer-{n:05d}", "beacons": [beacon] * batch})
+        for n in range(VIEWERS)
+    ]
 
 
 def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
@@ -44,108 +90,71 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
     )
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bigfootlive.cli", "serve", "--port", str(port)],
-        env={"MEDIA_SERVER_MODE": "none", **env},  # the API is measured, not nginx
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-async def wait_ready(base: str) -> None:
-    async with httpx.AsyncClient() as http:
-        for _ in range(300):
-            try:
-                if (await http.get(f"{base}/health")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the server did not start")
-
-
-async def load(base: str, event_id: str, requests: int, concurrency: int, batch: int) -> dict:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    counter = iter(range(requests))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async def worker(http: httpx.AsyncClient) -> None:
-        for n in counter:
-            body = {
-                "viewer_id": f"viewer-{n % 5000:05d}",
-                "beacons": [{"type": "heartbeat", "watched_ms": 10_000, "bitrate_kbps": 2500}]
-                * batch,
-            }
-            started = time.perf_counter()
-            response = await http.post(f"{base}/api/analytics/events/{event_id}/beacons", json=body)
-            latencies.append((time.perf_counter() - started) * 1000)
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-
-    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
-        began = time.perf_counter()
-        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    accepted = statuses.get(202, 0)
-    return {
-        "requests": requests,
-        "concurrency": concurrency,
-        "beacons_per_request": batch,
-        "statuses": statuses,
-        "requests_per_s": round(requests / elapsed),
-        "beacons_per_s": round(accepted * batch / elapsed),
-        "latency_ms_p50": round(percentile(latencies, 0.5), 2),
-        "latency_ms_p99": round(percentile(latencies, 0.99), 2),
-    }
+def run(url: str, batch: int, seconds: float, connections: int) -> dict[str, Any]:
+    path = "/" + url.split("/", 3)[3]
+    result = loadgen.Wrk(
+        url,
+        loadgen.post_json_script(path, bodies(batch)),
+        seconds=seconds,
+        connections=connections,
+    ).result()
+    figures = result.figures()
+    figures["beacons_per_request"] = batch
+    figures["beacons_per_s"] = round(result.rps * batch) if not result.non_2xx else None
+    return figures
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=4000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--redis", action="store_true")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--batches", default="1,10,50")
+    parser.add_argument("--memory", action="store_true", help="SQLite + in-process backends")
     args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    load_before = round(os.getloadavg()[0], 2)
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    db_url = None
     with tempfile.TemporaryDirectory() as tmp:
-        port = loadgen.free_port()
-        base = f"http://127.0.0.1:{port}"
         env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}",
-            "AUTO_MIGRATE": "true",
-            "PUBLIC_BASE_URL": base,
+            "NODE_ENV": "production",
+            "JWT_SECRET": "bench-" + uuid.uuid4().hex + uuid.uuid4().hex,
             "LOG_LEVEL": "WARNING",
             "MAIL_OUTBOX_DIR": str(Path(tmp) / "outbox"),
-            "ANALYTICS_BEACON_RATE_LIMIT": "100000/minute",
-            "ANALYTICS_BEACON_IP_RATE_LIMIT": "1000000/minute",
+            # the benchmark measures the path, not the limits (which stay in the path)
+            "ANALYTICS_BEACON_RATE_LIMIT": "1000000/minute",
+            "ANALYTICS_BEACON_IP_RATE_LIMIT": "100000000/minute",
             "JOBS_SCHEDULER": "false",
+            "CONTAINER_MANAGER_ENABLED": "false",
         }
-        if args.redis:
-            env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
-            env["REDIS_KEY_PREFIX"] = f"bench:{uuid.uuid4().hex[:8]}:"
-            env["JOBS_INPROCESS_WORKER"] = "true"
-            env["JOBS_QUEUE_PREFIX"] = f"bench{uuid.uuid4().hex[:8]}"
-        cli(env, "migrate")
-        cli(env, "tenant", "create", "--slug", "bench", "--name", "Bench")
-        cli(
-            env,
-            "user",
-            "create",
-            "--tenant",
-            "bench",
-            "--email",
-            "streamer@example.com",
-            "--name",
-            "Streamer",
-            "--role",
-            "streamer",
-            "--password-stdin",
-            stdin=PASSWORD + "\n",
-        )
-        server = start_server(env, port)
+        if args.memory:
+            env["DATABASE_URL"] = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+            env["ALLOW_SQLITE_IN_PRODUCTION"] = "true"
+        else:
+            db_url = await loadgen.create_database()
+            env["DATABASE_URL"] = db_url
+            env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+            env["REDIS_KEY_PREFIX"] = f"{prefix}:"
+            env["JOBS_QUEUE_PREFIX"] = prefix
+            env["JOBS_INPROCESS_WORKER"] = "true"  # the roll-up jobs run here, as embedded
+        server = None
         try:
-            await wait_ready(base)
+            cli(env, "migrate")
+            cli(env, "tenant", "create", "--slug", "bench", "--name", "Bench")
+            cli(
+                env, "user", "create", "--tenant", "bench", "--email", "streamer@example.com",
+                "--name", "Streamer", "--role", "streamer", "--password-stdin",
+                stdin=PASSWORD + "\n",
+            )  # fmt: skip
+            server = loadgen.Uvicorn(
+                "bench.bench_beacons:create_bench_app",
+                env=env,
+                workers=1,
+                log=Path(tmp) / "server.log",
+            )
+            server.wait_ready()
+            base = server.base_url
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
                 login = await http.post(
                     "/api/auth/login",
@@ -155,23 +164,77 @@ async def main() -> None:
                 event = (
                     await http.post("/api/events", json={"title": "Bench"}, headers=headers)
                 ).json()
-                await http.post(f"/api/events/{event['id']}/start", headers=headers)
-            await load(base, event["id"], 200, args.concurrency, args.batch)  # warm-up
-            result = await load(base, event["id"], args.requests, args.concurrency, args.batch)
+                started = await http.post(f"/api/events/{event['id']}/start", headers=headers)
+                started.raise_for_status()
+            ours_url = f"{base}/api/analytics/events/{event['id']}/beacons"
+            bare_url = f"{base}/bench/bare-beacons/{event['id']}"
+            opts = {"seconds": args.seconds, "connections": args.connections}
+            run(bare_url, 1, seconds=1, connections=args.connections)  # warm-up
+            run(ours_url, 1, seconds=1, connections=args.connections)
+            results: dict[str, Any] = {}
+            for batch in batches:
+                ours = run(ours_url, batch, **opts)
+                bare = run(bare_url, batch, **opts)
+                results[f"batch_{batch}"] = {
+                    "ours": ours,
+                    "bare": bare,
+                    "throughput_ratio": round(
+                        ours["requests_per_s"] / max(bare["requests_per_s"], 1e-9), 3
+                    ),
+                }
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            if server is not None:
+                server.stop()
+            if db_url is not None:
+                await loadgen.drop_database(db_url)
+                await drop_redis_keys(f"{prefix}*", f"*{prefix}*")
+    targets = []
+    main_run = results.get(f"batch_{BATCH_TARGET}")
+    if main_run is not None:
+        ours, bare = main_run["ours"], main_run["bare"]
+        targets = [
+            target(
+                f"player beacons per process, batches of {BATCH_TARGET}",
+                ours["beacons_per_s"] or 0,
+                20_000,
+                unit="beacons/s",
+                detail=f"{ours['requests_per_s']:,.1f} requests/s",
+            ),
+            target(
+                f"player beacons vs bare endpoint, same bytes (batches of {BATCH_TARGET})",
+                main_run["throughput_ratio"],
+                0.5,
+                detail=f"{ours['requests_per_s']:,.1f} vs {bare['requests_per_s']:,.1f} req/s",
+            ),
+        ]
     json.dump(
         {
             "benchmark": "beacons",
-            "server": "1 uvicorn process (uvloop, httptools)",
-            "backend": "sqlite + Redis" if args.redis else "sqlite + in-process",
-            "result": result,
+            "server": "1 uvicorn process (uvloop, httptools), NODE_ENV=production",
+            "backend": "sqlite + in-process" if args.memory else "postgresql + redis",
+            "load": f"wrk -t1 -c{args.connections}, {args.seconds} s per run",
+            "load_average_1m_before": load_before,
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
+            "targets": targets,
+            "results": results,
         },
         sys.stdout,
         indent=2,
     )
     print()
+
+
+async def drop_redis_keys(*patterns: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    try:
+        for pattern in patterns:
+            found = [key async for key in client.scan_iter(match=pattern, count=1000)]
+            for start in range(0, len(found), 1000):
+                await client.delete(*found[start : start + 1000])
+    finally:
+        await client.aclose()
 
 
 if __name__ == "__main__":

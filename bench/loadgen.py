@@ -236,7 +236,15 @@ class Uvicorn:
                 **os.environ,
                 "MEDIA_SERVER_MODE": "none",
                 **env,
-                "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                # (then BENCH_PYTHONPATH: another checkout's src/ to measure it with this bench)
+                "PYTHONPATH": os.pathsep.join(
+                    p
+                    for p in (
+                        str(Path(__file__).resolve().parents[1]),
+                        os.environ.get("BENCH_PYTHONPATH", ""),
+                    )
+                    if p
+                ),
             },
             stdout=self._log,
             stderr=subprocess.STDOUT,

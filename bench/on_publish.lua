@@ -11,8 +11,16 @@ end
 
 function init(args)
   keys = {}
+  clients = {}
   if args[1] ~= "-" then
-    for line in io.lines(args[1]) do table.insert(keys, line) end
+    -- a line is "<stream key> <client id>" (the id the publish of that key is made with)
+    for line in io.lines(args[1]) do
+      local key, client = line:match("^(%S+)%s*(%S*)$")
+      if key then
+        table.insert(keys, key)
+        table.insert(clients, client ~= "" and client or ("c" .. #keys - 1))
+      end
+    end
   end
   nthreads = tonumber(args[2])
   apikey = args[3]
@@ -34,7 +42,7 @@ function request()
   local idx = next_index % #keys
   next_index = next_index + nthreads
   local body = "app=ingest&flashver=FMLE/3.0&tcurl=rtmp://127.0.0.1/ingest&addr=127.0.0.1"
-    .. "&clientid=c" .. idx .. "&call=publish&name=" .. keys[idx + 1] .. "&type=live"
+    .. "&clientid=" .. clients[idx + 1] .. "&call=publish&name=" .. keys[idx + 1] .. "&type=live"
   return wrk.format("POST", nil, headers, body)
 end
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import getpass
+import os
 import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
@@ -61,6 +62,8 @@ def serve(
         from bigfootlive.migrations import upgrade_database
 
         asyncio.run(upgrade_database(settings.migration_url))
+    if workers:  # each process sizes its share of the host by it (password-hashing pool)
+        os.environ["WEB_CONCURRENCY"] = str(workers)
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(media_server(settings, api_port=port or settings.port))

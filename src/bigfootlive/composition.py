@@ -28,6 +28,7 @@ from bigfootlive.identity.passwords import Passwords
 from bigfootlive.identity.principals import PrincipalCache
 from bigfootlive.identity.revocation import RevokedSessions
 from bigfootlive.identity.tokens import TokenService
+from bigfootlive.jobs import outbox
 from bigfootlive.jobs.queue import JobQueue
 from bigfootlive.kit.backends import Cache, PubSub, open_backends
 from bigfootlive.kit.crypto import SecretBox
@@ -123,7 +124,9 @@ class AppState:
         await self.pubsub.close()
         await self.cache.close()
         await self.limiter.close()
+        await outbox.deleted_sent_rows(self.db.engine)  # else the relay would send them again
         await self.db.dispose()
+        self.passwords.close()
 
 
 def wire_hooks(hooks: Hooks) -> None:

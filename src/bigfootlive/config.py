@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19_456
     argon2_parallelism: int = 1
+    # The password-hashing pool of each process: threads (default: the cores divided among
+    # WEB_CONCURRENCY processes), hashes allowed to wait for one (more: 503 Retry-After) and
+    # the threads' nice value (the event loop, hence /health, goes first).
+    password_hash_threads: int | None = Field(default=None, ge=1)
+    password_hash_max_waiting: int = Field(default=32, ge=0)
+    password_hash_nice: int = Field(default=10, ge=0, le=19)
 
     # sso
     sso_allow_private_networks: bool = False

@@ -14,6 +14,8 @@ from bigfootlive.kit.net import client_ip, user_agent
 from bigfootlive.kit.request import RequestMeta
 
 
+# Dependencies are `async def` even when they never await: FastAPI runs a plain `def`
+# dependency in a worker thread, a thread hop on every request for a getattr.
 async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.bigfoot
     return state

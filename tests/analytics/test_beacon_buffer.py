@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from bigfootlive.analytics.ingest import BeaconBuffer
+from bigfootlive.analytics.ingest import BeaconBuffer, active_viewers, minute_of, uniques_key
 from bigfootlive.analytics.schemas import HeartbeatBeacon, StartBeacon
 from bigfootlive.db import utcnow
 from tests.analytics.conftest import live_event
@@ -80,3 +80,60 @@ async def test_sums_of_a_flush_that_failed_go_out_with_the_next(factory, client,
     assert queue.failed
     await buffer.add_activity(uuid.UUID(event_id), tenant.id, "chat", now, 1)
     await wait_for_figures(client, streamer, event_id, chat_messages=4)
+
+
+class Recording:
+    """The app's real job queue, recording every roll-up it sends; `fail_every`: every n-th
+    send fails first (a broker outage mid-run)."""
+
+    def __init__(self, queue: Any, fail_every: int = 0) -> None:
+        self.queue = queue
+        self.fail_every = fail_every
+        self.calls = 0
+        self.sent: list[dict[str, Any]] = []
+
+    async def enqueue(self, *args: Any, **kwargs: Any) -> str:
+        self.calls += 1
+        if self.fail_every and self.calls % self.fail_every == 0:
+            raise ConnectionError("broker unavailable")
+        result: str = await self.queue.enqueue(*args, **kwargs)
+        self.sent.append(kwargs)
+        return result
+
+
+async def test_no_beacon_is_lost_or_counted_twice_across_flushes_and_at_shutdown(
+    factory, client, state
+):
+    """Requests keep adding while the buffer flushes every few milliseconds (some sends fail
+    and go out with the next), then it stops: every beacon is in exactly one roll-up, and each
+    viewer is counted once in the real-time counters."""
+    tenant, _streamer, event_id = await live_event(factory, client, state)
+    event = uuid.UUID(event_id)
+    queue = Recording(state.jobs, fail_every=3)
+    buffer = BeaconBuffer(state.cache, 0.02, queue)  # type: ignore[arg-type]
+    buffer.start()
+    now = utcnow()
+    viewers = [f"a:viewer-{n}" for n in range(40)]
+
+    async def player(viewer: str) -> None:
+        for _ in range(25):
+            beat = HeartbeatBeacon(type="heartbeat", watched_ms=1000)
+            await buffer.add_beacons(event, tenant.id, viewer, [beat, beat], now)
+            await asyncio.sleep(0.01)  # the run spans many flushes
+
+    await asyncio.gather(*(player(v) for v in viewers))
+    queue.fail_every = 0  # the broker is back for the last flush
+    await buffer.stop()  # it waits for a flush under way, then sends what is left
+    minutes = [m for job in queue.sent for m in job["minutes"]]
+    assert sum(m["heartbeats"] for m in minutes) == 40 * 25 * 2
+    assert sum(m["watch_ms"] for m in minutes) == 40 * 25 * 2 * 1000
+    watched = {}
+    for job in queue.sent:
+        for row in job["viewers"]:
+            watched[row["viewer"]] = watched.get(row["viewer"], 0) + row["watch_ms"]
+    assert watched == dict.fromkeys(viewers, 25 * 2 * 1000)
+    assert queue.calls > len(queue.sent) > 1  # several flushes, some of them retried
+    minute = minute_of(now)
+    assert await active_viewers(state.cache, event, minute) == 40
+    assert int(await state.cache.get(uniques_key(event)) or 0) == 40
+    assert buffer.take() == {}

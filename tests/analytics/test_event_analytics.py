@@ -269,9 +269,19 @@ async def test_platform_stats_are_for_platform_admins(factory, client, state):
     tenant, streamer, event_id = await live_event(factory, client, state)
     root = await factory.user(tenant, platform_admin=True)
     await post(client, event_id, "viewer-one-1", [{"type": "start", "startup_ms": 900}])
-    response = await client.get("/api/platform/stats", headers=root.headers)
-    assert response.status_code == 200
-    stats = response.json()
+    seen: list[dict] = []
+
+    async def counted() -> bool:  # viewers are counted by the next flush of the beacon buffer
+        response = await client.get("/api/platform/stats", headers=root.headers)
+        assert response.status_code == 200
+        seen[:] = [response.json()]
+        return bool(seen[0]["viewers_now"] == 1)
+
+    for _ in range(100):
+        if await counted():
+            break
+        await asyncio.sleep(0.05)
+    stats = seen[0]
     assert stats["tenants"] == 1
     assert stats["users"] == 2
     assert stats["live_events"] == 1

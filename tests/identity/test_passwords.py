@@ -44,3 +44,28 @@ async def test_hashing_does_not_block_the_event_loop() -> None:
     task.cancel()
     # The loop kept ticking while four hashes ran in worker threads.
     assert ticks >= max(3, int(elapsed / 0.001 * 0.2))
+
+
+async def test_hashing_pool_is_bounded_and_answers_busy_beyond_it():
+    """One thread and one waiting place: of five verifications at once, two run (one after
+    the other) and three are refused at once with 503 and Retry-After, not queued."""
+    from bigfootlive.identity.passwords import HashingBusy
+
+    passwords = Passwords(
+        Settings(password_hash_threads=1, password_hash_max_waiting=1, argon2_memory_kib=8192)
+    )
+    try:
+        stored = await passwords.hash("correct horse battery staple")
+        results = await asyncio.gather(
+            *(passwords.verify(stored, "correct horse battery staple") for _ in range(5)),
+            return_exceptions=True,
+        )
+        assert [r for r in results if not isinstance(r, BaseException)] == [(True, False)] * 2
+        busy = [r for r in results if isinstance(r, HashingBusy)]
+        assert len(busy) == 3
+        assert busy[0].status_code == 503
+        assert busy[0].headers["Retry-After"] == "1"
+        assert passwords.in_flight == 0
+        assert await passwords.verify(stored, "correct horse battery staple") == (True, False)
+    finally:
+        passwords.close()

@@ -15,7 +15,7 @@ from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.db import utcnow
-from bigfootlive.jobs import enqueue_after_commit
+from bigfootlive.jobs import enqueue_after_commit, outbox
 from bigfootlive.jobs.outbox import OutboxRelay
 from bigfootlive.models import DeadJob, JobOutbox
 from tests.fixtures.jobs import settled
@@ -49,6 +49,7 @@ async def test_job_is_sent_after_commit_and_its_outbox_row_removed(state: AppSta
         assert len(await outbox_rows(state)) == 0  # not visible before the commit
     await until(lambda: len(probes.RUNS[run]) == 1)
     assert probes.RUNS[run][0]["label"] == "committed"
+    await outbox.deleted_sent_rows(state.db.engine)  # one DELETE for the rows sent together
     assert await outbox_rows(state) == []
 
 
@@ -215,3 +216,23 @@ async def test_row_still_within_its_attempts_stays_in_the_outbox(state: AppState
     async with state.db.transaction() as session:
         dead = (await session.execute(select(func.count()).select_from(DeadJob))).scalar()
     assert dead == 0
+
+
+async def test_rows_of_jobs_sent_together_are_all_deleted_and_each_job_runs_once(
+    state: AppState,
+):
+    """Requests committing at once share a DELETE of their sent rows: none is left for the
+    relay (which would send it twice), none is deleted before its job was sent."""
+    run = run_id()
+
+    async def one(i: int) -> None:
+        async with state.db.transaction() as session:
+            enqueue_after_commit(session, probes.record, run=run, label=str(i))
+
+    await asyncio.gather(*(one(i) for i in range(30)))
+    await outbox.deleted_sent_rows(state.db.engine)
+    assert await outbox_rows(state) == []
+    assert await relay(state).relay_once() == 0
+    await until(lambda: len(probes.RUNS[run]) == 30)
+    await settled(state.jobs)
+    assert sorted(int(r["label"]) for r in probes.RUNS[run]) == list(range(30))

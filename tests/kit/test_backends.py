@@ -10,6 +10,7 @@ import pytest
 
 from bigfootlive.errors import TooManyRequests
 from bigfootlive.kit.backends import MemoryCache, MemoryPubSub
+from bigfootlive.kit.backends.prefetch import PrefetchedCache
 from bigfootlive.kit.backends.redis import open_redis_backends
 from bigfootlive.kit.ratelimit import RateLimiter
 from tests.fixtures import services
@@ -137,3 +138,28 @@ async def test_cardinality_counts_distinct_items(backends):
     await cache.pfadd("u", "alice", "carol")
     assert await cache.pfcount("u") == 3
     assert await cache.pfcount("nobody") == 0
+
+
+async def test_mget_set_many_and_a_prefetched_view(backends):
+    cache, _, _ = backends
+    await cache.set_many({"a": b"1", "b": b"2"}, ttl=0.2)
+    assert await cache.mget("a", "missing", "b") == [b"1", None, b"2"]
+    view = await PrefetchedCache.load(cache, ["a", "missing"])
+    await cache.set("a", b"changed")  # the view answers with what its one round trip read
+    assert await view.get("a") == b"1"
+    assert await view.get("b") == b"2"  # not prefetched: read through
+    await view.set("missing", b"now")  # writes go through and are seen by the view
+    assert await view.get("missing") == b"now"
+    assert await cache.get("missing") == b"now"
+    await asyncio.sleep(0.3)
+    assert await cache.mget("b") == [None]
+
+
+async def test_add_many_count_counts_each_member_once(backends):
+    cache, _, _ = backends
+    assert await cache.add_many_count(["m:1", "m:2"], "n", ttl=10, counter_ttl=0.3) == 2
+    assert await cache.add_many_count(["m:2", "m:3"], "n", ttl=10, counter_ttl=10) == 3
+    assert await cache.add_many_count([], "n", ttl=10, counter_ttl=10) == 3
+    await asyncio.sleep(0.4)  # the counter keeps the TTL it was created with
+    assert await cache.get("n") is None
+    assert await cache.add_many_count(["m:1", "m:4"], "n", ttl=10, counter_ttl=10) == 1

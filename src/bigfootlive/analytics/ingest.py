@@ -1,5 +1,7 @@
-"""Beacon ingest: real-time counters in the cache (Redis when configured) at once, everything
-else summed in memory per (event, minute) and rolled up into the database by one job per flush.
+"""Beacon ingest: everything summed in memory per (event, minute); each flush (every
+ANALYTICS_FLUSH_SECONDS) counts the viewers it saw into the real-time counters in the cache
+(Redis when configured; one script per event and minute) and rolls the sums up into the
+database with one job.
 
 A flush is one `analytics.tasks.apply_rollup` job with a batch id; the job records the id in
 the same transaction as the sums, so a redelivered job never counts twice.
@@ -96,6 +98,8 @@ class _EventBuffer:
         default_factory=lambda: defaultdict(lambda: dict.fromkeys(MINUTE_FIELDS, 0))
     )
     viewers: dict[str, list[Any]] = field(default_factory=dict)  # viewer -> [first seen, ms]
+    # For the real-time counters, sent with the flush: who was seen in which minute.
+    seen: dict[dt.datetime, set[str]] = field(default_factory=lambda: defaultdict(set))
 
 
 class BeaconBuffer:
@@ -113,6 +117,7 @@ class BeaconBuffer:
         self.queue = queue
         self._events: dict[uuid.UUID, _EventBuffer] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()
 
     def _event(self, event_id: uuid.UUID, tenant_id: uuid.UUID) -> _EventBuffer:
@@ -129,21 +134,16 @@ class BeaconBuffer:
         beacons: list[StartBeacon | HeartbeatBeacon | StopBeacon],
         now: dt.datetime,
     ) -> None:
-        # Real-time first: one viewer counts once per minute and once per event, fleet-wide.
-        # A flush reads these counters for the minutes it carries, so they must be up to date
-        # before the sums below can be flushed.
+        # Everything in memory, with no await (a flush cannot take half of a batch). The
+        # real-time counters (one viewer counts once per minute and once per event,
+        # fleet-wide) are updated by the flush, in one cache round trip per event and minute.
         times = [beacon_time(b.ts, now) for b in beacons]
-        for minute in {minute_of(t) for t in times}:
-            stamp = int(minute.timestamp())
-            if await self.cache.add(f"an:{event_id}:seen:{viewer}:{stamp}", b"1", ttl=900):
-                await self.cache.incr(active_key(event_id, minute), ttl=3 * 3600)
-        if await self.cache.add(f"an:{event_id}:viewer:{viewer}", b"1", ttl=3 * 24 * 3600):
-            await self.cache.incr(uniques_key(event_id), ttl=3 * 24 * 3600)
-        # Then the sums, with no await in between (a flush cannot take half of them).
         buf = self._event(event_id, tenant_id)
         watched = 0
         for beacon, at in zip(beacons, times, strict=True):
-            row = buf.minutes[minute_of(at)]
+            minute = minute_of(at)
+            buf.seen[minute].add(viewer)
+            row = buf.minutes[minute]
             if isinstance(beacon, StartBeacon):
                 row["views_started"] += 1
                 if beacon.startup_ms is not None:
@@ -205,9 +205,12 @@ class BeaconBuffer:
         return events
 
     def _put_back(self, events: dict[uuid.UUID, _EventBuffer]) -> None:
-        """Add sums taken for a flush that failed back into the buffer."""
+        """Add sums taken for a flush that failed back into the buffer (the viewers seen too:
+        counting one again is harmless, the counters count each viewer once)."""
         for event_id, taken in events.items():
             buf = self._event(event_id, taken.tenant_id)
+            for minute, viewers in taken.seen.items():
+                buf.seen[minute] |= viewers
             for minute, sums in taken.minutes.items():
                 row = buf.minutes[minute]
                 for name, value in sums.items():
@@ -236,13 +239,17 @@ class BeaconBuffer:
         minutes: list[dict[str, Any]] = []
         viewers: list[dict[str, Any]] = []
         for event_id, buf in events.items():
+            active = await self._count_viewers(event_id, buf)
             for minute, sums in buf.minutes.items():
+                viewers_then = active.get(minute)
+                if viewers_then is None:
+                    viewers_then = await active_viewers(self.cache, event_id, minute)
                 minutes.append(
                     {
                         "event_id": str(event_id),
                         "tenant_id": str(buf.tenant_id),
                         "minute": minute.isoformat(),
-                        "viewers": await active_viewers(self.cache, event_id, minute),
+                        "viewers": viewers_then,
                         **sums,
                     }
                 )
@@ -260,20 +267,49 @@ class BeaconBuffer:
         await self.queue.enqueue(APPLY_ROLLUP_TASK, batch=batch, minutes=minutes, viewers=viewers)
         return batch
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_seconds)
+    async def _count_viewers(
+        self, event_id: uuid.UUID, buf: _EventBuffer
+    ) -> dict[dt.datetime, int]:
+        """Count the viewers this flush saw into the fleet-wide real-time counters (each one
+        once per minute and once per event); returns the active viewers of each minute."""
+        active: dict[dt.datetime, int] = {}
+        for minute, viewers in buf.seen.items():
+            stamp = int(minute.timestamp())
+            active[minute] = await self.cache.add_many_count(
+                [f"an:{event_id}:seen:{viewer}:{stamp}" for viewer in sorted(viewers)],
+                active_key(event_id, minute),
+                ttl=900,
+                counter_ttl=3 * 3600,
+            )
+        everyone = sorted(set().union(*buf.seen.values())) if buf.seen else []
+        if everyone:
+            await self.cache.add_many_count(
+                [f"an:{event_id}:viewer:{viewer}" for viewer in everyone],
+                uniques_key(event_id),
+                ttl=3 * 24 * 3600,
+                counter_ttl=3 * 24 * 3600,
+            )
+        buf.seen.clear()  # counted: a retry of this flush need not count them again
+        return active
+
+    async def _run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.flush_seconds)
             try:
                 await self.flush()
             except Exception:
                 log.exception("analytics_flush_failed")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="analytics-flush")
+        self._stopping = asyncio.Event()
+        self._task = asyncio.create_task(self._run(self._stopping), name="analytics-flush")
 
     async def stop(self) -> None:
+        """Let a flush under way finish (cancelled after its job was sent, it would put the
+        sums back and send them twice), then send what is left."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None

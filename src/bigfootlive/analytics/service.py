@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import time
 import uuid
 from typing import Any
 
@@ -62,7 +63,19 @@ def viewer_key(subject: AuthSubject | None, viewer_id: str) -> str:
     return f"u:{subject.user_id}" if subject is not None else f"a:{viewer_id}"
 
 
+# Players send beacons for the same few events over and over: the event's snapshot is kept in
+# the process this long (bounded), on top of the shared cache. A visibility or status change
+# reaches the beacon path at most this much later (beacons only feed figures).
+_REF_MEMO_SECONDS = 1.0
+_REF_MEMO_SIZE = 10_000
+_ref_memo: dict[uuid.UUID, tuple[float, EventRef]] = {}
+
+
 async def _event_ref(state: AnalyticsState, session: AsyncSession, event_id: uuid.UUID) -> EventRef:
+    now = time.monotonic()
+    memo = _ref_memo.get(event_id)
+    if memo is not None and memo[0] > now:
+        return memo[1]
     cache = lifecycle.event_cache(state)
     ref = await cache.ref(event_id)
     if ref is None:
@@ -70,6 +83,9 @@ async def _event_ref(state: AnalyticsState, session: AsyncSession, event_id: uui
         if event is None:
             raise access.EventNotFound()
         ref = await cache.remember(event)
+    if len(_ref_memo) >= _REF_MEMO_SIZE:
+        _ref_memo.clear()
+    _ref_memo[event_id] = (now + _REF_MEMO_SECONDS, ref)
     return ref
 
 

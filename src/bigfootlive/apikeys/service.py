@@ -22,6 +22,7 @@ from bigfootlive.authz.subject import AuthSubject, TenantInactive
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import Forbidden, NotFound, Unauthorized
 from bigfootlive.kit import jsonparse
+from bigfootlive.kit.backends import Cache
 from bigfootlive.kit.crypto import hash_token, random_token
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import ApiKey, Tenant
@@ -137,16 +138,27 @@ async def revoke_key(
     return key
 
 
-async def authenticate(state: Infrastructure, secret: str | None) -> ApiPrincipal:
-    """The principal for an API key secret, from the cache when possible."""
+def cache_key(secret: str | None) -> str | None:
+    """The cache entry `authenticate` reads for `secret` (None for what it refuses unread),
+    so a caller can fetch it together with the other entries of its decision."""
     if not secret or not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+        return None
+    return f"apikeys:{hash_token(secret)}"
+
+
+async def authenticate(
+    state: Infrastructure, secret: str | None, *, cache: Cache | None = None
+) -> ApiPrincipal:
+    """The principal for an API key secret, from the cache when possible (`cache`: a view of
+    `state.cache` that may already hold the entry)."""
+    key = cache_key(secret)
+    if key is None:
         raise InvalidApiKey()
-    digest = hash_token(secret)
-    cache_key = f"apikeys:{digest}"
-    raw = await state.cache.get(cache_key)
+    cache = state.cache if cache is None else cache
+    raw = await cache.get(key)
     if raw is None:
-        raw = await _load(state, digest)
-        await state.cache.set(cache_key, raw, ttl=_CACHE_TTL)
+        raw = await _load(state, key.removeprefix("apikeys:"))
+        await cache.set(key, raw, ttl=_CACHE_TTL)
     entry = jsonparse.loads(raw)
     if not entry:
         raise InvalidApiKey()

@@ -82,29 +82,46 @@ class EventCache:
 
     async def by_key(self, key_hash: str) -> EventRef | bool | None:
         """The snapshot, None on a miss, False when the key is known not to exist."""
-        return _decode(await self.cache.get(f"events:key:{key_hash}"))
+        return _decode(await self.cache.get(by_key_entry(key_hash)))
 
     async def by_playback_id(self, playback_id: str) -> EventRef | bool | None:
-        return _decode(await self.cache.get(f"events:pb:{playback_id}"))
+        return _decode(await self.cache.get(by_playback_entry(playback_id)))
 
     async def ref(self, event_id: uuid.UUID) -> EventRef | None:
-        found = _decode(await self.cache.get(f"events:ref:{event_id}"))
+        found = _decode(await self.cache.get(by_id_entry(event_id)))
         return found if isinstance(found, EventRef) else None
 
     async def remember(self, event: Event) -> EventRef:
-        """Write the snapshot under all three lookups (one GET answers a callback)."""
+        """Write the snapshot under all three lookups (one GET answers a callback), in one
+        round trip."""
         ref = EventRef.of(event)
         raw = ref.dumps()
-        await self.cache.set(f"events:ref:{event.id}", raw, ttl=self.ttl)
-        await self.cache.set(f"events:pb:{event.playback_id}", raw, ttl=self.ttl)
-        await self.cache.set(f"events:key:{event.stream_key_hash}", raw, ttl=self.ttl)
+        entries = (
+            by_id_entry(event.id),
+            by_playback_entry(event.playback_id),
+            by_key_entry(event.stream_key_hash),
+        )
+        await self.cache.set_many(dict.fromkeys(entries, raw), ttl=self.ttl)
         return ref
 
     async def remember_unknown_key(self, key_hash: str) -> None:
-        await self.cache.set(f"events:key:{key_hash}", _UNKNOWN, ttl=min(self.ttl, 10.0))
+        await self.cache.set(by_key_entry(key_hash), _UNKNOWN, ttl=min(self.ttl, 10.0))
 
     async def remember_unknown_playback(self, playback_id: str) -> None:
-        await self.cache.set(f"events:pb:{playback_id}", _UNKNOWN, ttl=min(self.ttl, 10.0))
+        await self.cache.set(by_playback_entry(playback_id), _UNKNOWN, ttl=min(self.ttl, 10.0))
+
+
+# The cache entries of the three lookups (for callers that fetch several entries at once).
+def by_key_entry(key_hash: str) -> str:
+    return f"events:key:{key_hash}"
+
+
+def by_playback_entry(playback_id: str) -> str:
+    return f"events:pb:{playback_id}"
+
+
+def by_id_entry(event_id: uuid.UUID) -> str:
+    return f"events:ref:{event_id}"
 
 
 def _decode(raw: bytes | None) -> EventRef | bool | None:

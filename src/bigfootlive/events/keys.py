@@ -20,6 +20,7 @@ from bigfootlive.events.cache import EventRef
 from bigfootlive.events.lifecycle import event_cache, illegal
 from bigfootlive.events.ports import EventsState
 from bigfootlive.events.schemas import EventStatus
+from bigfootlive.kit.backends import Cache
 from bigfootlive.kit.crypto import keyed_hash
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa.policy import ensure_recent_mfa
@@ -99,10 +100,11 @@ async def rotate_stream_key(
 
 
 async def find_by_stream_key(
-    state: EventsState, session: AsyncSession, stream_key: str
+    state: EventsState, session: AsyncSession, stream_key: str, *, via: Cache | None = None
 ) -> EventRef | None:
-    """The event a stream key belongs to: from the cache, else one query (then cached)."""
-    cache = event_cache(state)
+    """The event a stream key belongs to: from the cache, else one query (then cached).
+    `via`: a view of the cache that may already hold the entry (see `lookup_entries`)."""
+    cache = event_cache(state, via)
     hashes = stream_key_hashes(state.settings, stream_key)
     cached = await cache.by_key(hashes[0])
     if isinstance(cached, EventRef):
@@ -117,9 +119,9 @@ async def find_by_stream_key(
 
 
 async def find_by_playback_id(
-    state: EventsState, session: AsyncSession, playback_id: str
+    state: EventsState, session: AsyncSession, playback_id: str, *, via: Cache | None = None
 ) -> EventRef | None:
-    cache = event_cache(state)
+    cache = event_cache(state, via)
     cached = await cache.by_playback_id(playback_id)
     if isinstance(cached, EventRef):
         return cached
@@ -133,10 +135,10 @@ async def find_by_playback_id(
 
 
 async def find_ref(
-    state: EventsState, session: AsyncSession, event_id: uuid.UUID
+    state: EventsState, session: AsyncSession, event_id: uuid.UUID, *, via: Cache | None = None
 ) -> EventRef | None:
     """The cache snapshot of an event (unscoped: callers check the tenant)."""
-    cache = event_cache(state)
+    cache = event_cache(state, via)
     ref = await cache.ref(event_id)
     if ref is not None:
         return ref

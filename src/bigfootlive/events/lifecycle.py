@@ -43,6 +43,7 @@ from bigfootlive.events.playback import watch_url
 from bigfootlive.events.ports import EventsState
 from bigfootlive.events.schemas import EventStatus, StateChange
 from bigfootlive.events.wire import CHANGED_CHANNEL, state_channel
+from bigfootlive.kit.backends import Cache
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
 from bigfootlive.notifications import service as notifications
@@ -316,8 +317,11 @@ def _values_for(action: str, publisher_id: str | None) -> dict[str, Any]:
 # --- after commit: cache and pub/sub -------------------------------------------------------------
 
 
-def event_cache(state: EventsState) -> EventCache:
-    return EventCache(state.cache, state.settings.stream_lookup_cache_seconds)
+def event_cache(state: EventsState, cache: Cache | None = None) -> EventCache:
+    """The event snapshots in `state.cache` (or in `cache`, a view of it)."""
+    return EventCache(
+        state.cache if cache is None else cache, state.settings.stream_lookup_cache_seconds
+    )
 
 
 def _announce_after_commit(

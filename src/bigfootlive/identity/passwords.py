@@ -1,19 +1,48 @@
-"""Password hashing (argon2id, OWASP parameters) in worker threads, and the password policy."""
+"""Password hashing (argon2id, OWASP parameters) in a bounded pool of its own, and the password
+policy."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import TypeVar
 
 import bcrypt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from bigfootlive.config import Settings
-from bigfootlive.errors import Unprocessable
+from bigfootlive.errors import ServiceUnavailable, Unprocessable
+
+_T = TypeVar("_T")
+
+
+class HashingBusy(ServiceUnavailable):
+    code = "busy"
+    message = "Too many sign-ins at once; try again in a moment"
+
+    def __init__(self) -> None:
+        super().__init__(retry_after=1)
+        self.headers["Retry-After"] = "1"
+
+
+def default_threads(settings: Settings) -> int:
+    """The cores, shared among the API processes of this host."""
+    return max(1, (os.cpu_count() or 1) // max(1, settings.web_concurrency))
 
 
 class Passwords:
+    """argon2id in a pool of its own, bounded: `threads` hash at once (argon2 releases the GIL,
+    so they use as many cores), at most `max_waiting` more wait for one, and beyond that the
+    caller gets HashingBusy (503, Retry-After: 1) at once instead of a queue that grows
+    without bound. The threads run at a lower priority (`nice`) than the event loop, which
+    therefore answers everything else (/health, reads) while a sign-in storm uses the rest."""
+
     def __init__(self, settings: Settings) -> None:
         self.hasher = PasswordHasher(
             time_cost=settings.argon2_time_cost,
@@ -21,15 +50,39 @@ class Passwords:
             parallelism=settings.argon2_parallelism,
             type=Type.ID,
         )
+        self.threads = settings.password_hash_threads or default_threads(settings)
+        self.max_waiting = settings.password_hash_max_waiting
+        self._nice = settings.password_hash_nice
+        self._pool = ThreadPoolExecutor(
+            self.threads, thread_name_prefix="password-hash", initializer=self._lower_priority
+        )
+        self.in_flight = 0  # hashing or waiting for a thread (event loop only)
         # Verified against for unknown accounts so both paths cost the same.
         self._dummy_hash = self.hasher.hash("not-a-real-password-timing-equaliser")
 
+    def _lower_priority(self) -> None:
+        if self._nice:
+            with contextlib.suppress(OSError, AttributeError):  # Linux: per thread
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+
+    async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
+        if self.in_flight >= self.threads + self.max_waiting:
+            raise HashingBusy()
+        self.in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            self.in_flight -= 1
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self.hasher.hash, password)
+        return await self._run(self.hasher.hash, password)
 
     async def verify(self, stored_hash: str | None, password: str) -> tuple[bool, bool]:
         """(matches, needs_rehash). A bcrypt hash that matches always needs a rehash."""
-        return await asyncio.to_thread(self._verify, stored_hash, password)
+        return await self._run(self._verify, stored_hash, password)
 
     def _verify(self, stored_hash: str | None, password: str) -> tuple[bool, bool]:
         if stored_hash is None:

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.requests import ClientDisconnect
 
+from bigfootlive.apikeys import service as apikeys
 from bigfootlive.apikeys.service import ApiPrincipal
 from bigfootlive.authz.deps import CurrentSubject, OptionalSubject
 from bigfootlive.authz.roles import Role
@@ -24,6 +25,7 @@ from bigfootlive.events import access, keys
 from bigfootlive.events.playback import hls_url, ingest_for, viewer_token, with_token
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.kit import jsonparse
+from bigfootlive.kit.backends.prefetch import PrefetchedCache
 from bigfootlive.routing import JsonRoute
 from bigfootlive.streaming import feedback, service
 from bigfootlive.streaming.base import (
@@ -64,17 +66,20 @@ def _authorization_key(value: str) -> str | None:
     return None
 
 
-async def _principal(request: Request, state: State) -> ApiPrincipal:
+def _secret(request: Request) -> str | None:
     # A header keeps the key out of URLs the media server logs (docs/streaming.md says how for
     # each server); ?api_key= stays for media servers that can neither set a header nor go
     # through a proxy that adds one. The managed media server's own credential comes in the
     # header (streaming/managed/credential.py).
-    secret = (
+    return (
         request.headers.get("x-api-key")
         or _authorization_key(request.headers.get("authorization", ""))
         or request.query_params.get("api_key")
     )
-    return await credential.principal(state, secret)
+
+
+async def _principal(request: Request, state: State) -> ApiPrincipal:
+    return await credential.principal(state, _secret(request))
 
 
 MediaServer = Annotated[ApiPrincipal, Depends(_principal)]
@@ -100,54 +105,62 @@ async def _fields(request: Request) -> Mapping[str, object]:
     return body
 
 
-async def _handle(
-    adapter: MediaServerAdapter,
-    request: Request,
-    state: State,
-    session: DbSession,
-    principal: ApiPrincipal,
-) -> Response:
-    fields = await _fields(request)
+async def _callback(
+    adapter: MediaServerAdapter, request: Request, state: State, secret: str | None
+) -> MediaCallback:
     try:
-        callback = adapter.parse(fields)
-    except BadCallback as exc:
+        fields = await _fields(request)
+        return adapter.parse(fields)
+    except (BadCallback, BadRequest) as exc:
+        # A caller without a valid credential hears 401 whatever it sent.
+        await credential.principal(state, secret)
+        if isinstance(exc, BadRequest):
+            raise
         raise BadRequest(str(exc), code="bad_callback") from exc
-    decision = await service.decide(state, session, principal, callback)
+
+
+async def _handle(
+    adapter: MediaServerAdapter, request: Request, state: State, session: DbSession
+) -> Response:
+    """One cache round trip for the credential and every entry the decision reads."""
+    secret = _secret(request)
+    if secret is None or not secret.startswith((credential.PREFIX, apikeys.KEY_PREFIX)):
+        await credential.principal(state, secret)  # refused before the body is read
+    callback = await _callback(adapter, request, state, secret)
+    entries = service.cache_entries(state, callback)
+    api_key_entry = apikeys.cache_key(secret)
+    if api_key_entry is not None:
+        entries.append(api_key_entry)
+    view = await PrefetchedCache.load(state.cache, entries)
+    principal = await credential.principal(state, secret, cache=view)
+    decision = await service.decide(state, session, principal, callback, via=view)
     reply = adapter.reply(callback, decision)
     return Response(reply.body, reply.status, dict(reply.headers), media_type=reply.media_type)
 
 
 @router.post("/hooks/nginx-rtmp", include_in_schema=True)
-async def nginx_rtmp_hook(
-    request: Request, state: State, session: DbSession, principal: MediaServer
-) -> Response:
+async def nginx_rtmp_hook(request: Request, state: State, session: DbSession) -> Response:
     """Every nginx-rtmp `on_*` directive points here; the `call` field says which."""
     relay = f"rtmp://127.0.0.1:{state.settings.rtmp_port}/live"
-    return await _handle(NginxRtmpAdapter(relay), request, state, session, principal)
+    return await _handle(NginxRtmpAdapter(relay), request, state, session)
 
 
 @router.post("/hooks/srs")
-async def srs_hook(
-    request: Request, state: State, session: DbSession, principal: MediaServer
-) -> Response:
+async def srs_hook(request: Request, state: State, session: DbSession) -> Response:
     """Every SRS `http_hooks` entry points here; the `action` field says which."""
-    return await _handle(SrsAdapter(), request, state, session, principal)
+    return await _handle(SrsAdapter(), request, state, session)
 
 
 @router.post("/hooks/mediamtx")
-async def mediamtx_hook(
-    request: Request, state: State, session: DbSession, principal: MediaServer
-) -> Response:
+async def mediamtx_hook(request: Request, state: State, session: DbSession) -> Response:
     """MediaMTX `authHTTPAddress`."""
-    return await _handle(MediaMtxAdapter(), request, state, session, principal)
+    return await _handle(MediaMtxAdapter(), request, state, session)
 
 
 @router.post("/hooks/node-media-server")
-async def node_media_server_hook(
-    request: Request, state: State, session: DbSession, principal: MediaServer
-) -> Response:
+async def node_media_server_hook(request: Request, state: State, session: DbSession) -> Response:
     """Node Media Server's events, posted by streaming/nms/bigfootlive-nms.js."""
-    return await _handle(NodeMediaServerAdapter(), request, state, session, principal)
+    return await _handle(NodeMediaServerAdapter(), request, state, session)
 
 
 _WEBHOOK_KINDS = {

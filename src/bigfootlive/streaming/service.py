@@ -19,10 +19,12 @@ from bigfootlive.apikeys.service import ApiPrincipal
 from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
+from bigfootlive.events import cache as event_cache
 from bigfootlive.events import keys, lifecycle
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.playback import INTERNAL_PULL_PREFIX, InvalidPlaybackToken
 from bigfootlive.events.schemas import EventStatus, Visibility
+from bigfootlive.kit.backends import Cache
 from bigfootlive.models import Event
 from bigfootlive.streaming import feedback
 from bigfootlive.streaming.base import CallbackKind, Decision, MediaCallback
@@ -35,6 +37,29 @@ log = structlog.get_logger(__name__)
 _TOMBSTONE_TTL = 120.0
 
 
+_NOTHING_TO_DECIDE = (CallbackKind.OTHER, CallbackKind.SEGMENT, CallbackKind.STOP)
+
+
+def cache_entries(
+    state: StreamingState, callback: MediaCallback, event_id: uuid.UUID | None = None
+) -> list[str]:
+    """The cache entries `decide` will read for this callback, so that the caller can fetch
+    them (with its credential's) in one round trip and hand them over as `via`."""
+    if callback.kind in _NOTHING_TO_DECIDE:
+        return []
+    if callback.stream_key:
+        key_hash = keys.stream_key_hashes(state.settings, callback.stream_key)[0]
+        entries = [event_cache.by_key_entry(key_hash)]
+        if callback.kind == CallbackKind.PUBLISH:
+            entries.append(_tombstone(key_hash, callback.client_id))
+        return entries
+    if callback.playback_id:
+        return [event_cache.by_playback_entry(callback.playback_id)]
+    if event_id is not None:
+        return [event_cache.by_id_entry(event_id)]
+    return []
+
+
 async def decide(
     state: StreamingState,
     session: AsyncSession,
@@ -42,11 +67,14 @@ async def decide(
     callback: MediaCallback,
     *,
     event_id: uuid.UUID | None = None,
+    via: Cache | None = None,
 ) -> Decision:
-    """Answer one callback. `event_id` pins the event (generic per-event webhook)."""
-    if callback.kind in (CallbackKind.OTHER, CallbackKind.SEGMENT, CallbackKind.STOP):
+    """Answer one callback. `event_id` pins the event (generic per-event webhook); `via`: a
+    view of the cache holding the entries of `cache_entries` (one round trip for them all)."""
+    if callback.kind in _NOTHING_TO_DECIDE:
         return Decision.allow()
-    ref = await _resolve(state, session, callback, event_id)
+    cache = state.cache if via is None else via
+    ref = await _resolve(state, session, callback, event_id, cache)
     if ref is not None and principal.may_act_for(ref.tenant_id):
         # The stream key (or playback id) named the event, the key may act for its tenant:
         # the rest of the callback touches that tenant's rows only (row-level security).
@@ -58,7 +86,7 @@ async def decide(
     ):
         decision = Decision.deny("tenant_inactive")
     elif callback.kind == CallbackKind.PUBLISH:
-        decision = await _publish(state, session, ref, callback)
+        decision = await _publish(state, session, ref, callback, cache)
     elif callback.kind == CallbackKind.UNPUBLISH:
         decision = await _unpublish(state, session, ref, callback)
     elif callback.kind == CallbackKind.PUBLISHER_ALIVE:
@@ -71,7 +99,7 @@ async def decide(
         if ref is not None and principal.may_act_for(ref.tenant_id):
             target: EventRef | None = ref
         else:
-            target = await _refused_event(state, session, principal, callback, event_id)
+            target = await _refused_event(state, session, principal, callback, event_id, cache)
         if target is not None:
             await feedback.record_refusal(state, target, decision.reason, callback.ip)
     log.info(
@@ -90,15 +118,16 @@ async def _resolve(
     session: AsyncSession,
     callback: MediaCallback,
     event_id: uuid.UUID | None,
+    cache: Cache,
 ) -> EventRef | None:
     if callback.stream_key:
-        ref = await keys.find_by_stream_key(state, session, callback.stream_key)
+        ref = await keys.find_by_stream_key(state, session, callback.stream_key, via=cache)
         if ref is not None and callback.playback_id and callback.playback_id != ref.playback_id:
             return None  # a valid key for another event's path
     elif callback.playback_id:
-        ref = await keys.find_by_playback_id(state, session, callback.playback_id)
+        ref = await keys.find_by_playback_id(state, session, callback.playback_id, via=cache)
     elif event_id is not None:
-        ref = await keys.find_ref(state, session, event_id)
+        ref = await keys.find_ref(state, session, event_id, via=cache)
     else:
         return None
     if ref is not None and event_id is not None and ref.id != event_id:
@@ -112,13 +141,14 @@ async def _refused_event(
     principal: ApiPrincipal,
     callback: MediaCallback,
     event_id: uuid.UUID | None,
+    cache: Cache,
 ) -> EventRef | None:
     """The event a refused publish was aimed at when its key did not lead there: the path's
     playback id (SRS, MediaMTX) or the generic webhook's event, in the principal's reach."""
     if callback.playback_id:
-        ref = await keys.find_by_playback_id(state, session, callback.playback_id)
+        ref = await keys.find_by_playback_id(state, session, callback.playback_id, via=cache)
     elif event_id is not None:
-        ref = await keys.find_ref(state, session, event_id)
+        ref = await keys.find_ref(state, session, event_id, via=cache)
     else:
         return None
     if ref is None or not principal.may_act_for(ref.tenant_id):
@@ -136,12 +166,17 @@ async def _tenant_active(
     return await tenants.is_active(state, session, ref.tenant_id)
 
 
-def _tombstone(ref: EventRef, client_id: str) -> str:
-    return f"streaming:gone:{ref.id}:{client_id}"
+def _tombstone(key_hash: str, client_id: str) -> str:
+    """A publisher (by its stream key and client id) whose `done` came before its `publish`."""
+    return f"streaming:gone:{key_hash}:{client_id}"
 
 
 async def _publish(
-    state: StreamingState, session: AsyncSession, ref: EventRef, callback: MediaCallback
+    state: StreamingState,
+    session: AsyncSession,
+    ref: EventRef,
+    callback: MediaCallback,
+    cache: Cache,
 ) -> Decision:
     if callback.stream_key is None:
         return Decision.deny("stream_key_required")
@@ -150,7 +185,8 @@ async def _publish(
         return Decision.deny("event_finished")
     if status == EventStatus.LIVE and ref.publisher_id == callback.client_id:
         return Decision.allow(relay_to=ref.playback_id)  # a retried callback
-    if await state.cache.get(_tombstone(ref, callback.client_id)) is not None:
+    key_hash = keys.stream_key_hashes(state.settings, callback.stream_key)[0]
+    if await cache.get(_tombstone(key_hash, callback.client_id)) is not None:
         return Decision.deny("publisher_already_left")
     try:
         await lifecycle.publisher_connected(state, session, ref, callback.client_id)
@@ -165,7 +201,8 @@ async def _unpublish(
     moved = await lifecycle.publisher_disconnected(state, session, ref, callback.client_id or None)
     if moved is None and callback.client_id and callback.stream_key:
         # Not the connected publisher: a repeat, or a `done` overtaking its `publish`.
-        await state.cache.set(_tombstone(ref, callback.client_id), b"1", ttl=_TOMBSTONE_TTL)
+        key_hash = keys.stream_key_hashes(state.settings, callback.stream_key)[0]
+        await state.cache.set(_tombstone(key_hash, callback.client_id), b"1", ttl=_TOMBSTONE_TTL)
     return Decision.allow()
 
 

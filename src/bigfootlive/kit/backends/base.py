@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 MessageHandler = Callable[[bytes], Awaitable[None]]
@@ -17,6 +17,18 @@ class Cache(Protocol):
         ...
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None: ...
+
+    async def set_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:
+        """Set every item (all with the same `ttl`) in one round trip."""
+        ...
+
+    async def add_many_count(
+        self, keys: Sequence[str], counter: str, *, ttl: float, counter_ttl: float
+    ) -> int:
+        """Set each of `keys` only if absent (`ttl`), add the number newly set to `counter`
+        (created with `counter_ttl`) and return the counter, in one round trip and atomically.
+        Deduplicates members fleet-wide: a key stands for one member seen once."""
+        ...
 
     async def add(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
         """Set only if absent; True when this call set it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -41,6 +42,21 @@ class MemoryCache:
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         self._data[key] = (value, self._deadline(ttl))
+
+    async def set_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:
+        deadline = self._deadline(ttl)
+        for key, value in items.items():
+            self._data[key] = (value, deadline)
+
+    async def add_many_count(
+        self, keys: Sequence[str], counter: str, *, ttl: float, counter_ttl: float
+    ) -> int:
+        added = 0
+        for key in keys:
+            if self._live(key) is None:
+                self._data[key] = (b"1", self._deadline(ttl))
+                added += 1
+        return await self.incr(counter, added, ttl=counter_ttl)
 
     async def add(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
         if self._live(key) is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 
 import structlog
 from redis.asyncio import Redis
@@ -15,10 +16,24 @@ from bigfootlive.kit.backends.base import MessageHandler, Unsubscribe
 log = structlog.get_logger(__name__)
 
 
+# KEYS[1] the counter, KEYS[2..] the members' keys; ARGV[1] their TTL, ARGV[2] the counter's
+# (ms). One script: the members and the count they add can never disagree.
+_ADD_COUNT = """
+local added = 0
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'PX', ARGV[1], 'NX') then added = added + 1 end
+end
+local value = redis.call('INCRBY', KEYS[1], added)
+redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
+return value
+"""
+
+
 class RedisCache:
     def __init__(self, client: Redis, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
+        self._add_count = client.register_script(_ADD_COUNT)
 
     def key(self, key: str) -> str:
         return self.prefix + key
@@ -36,6 +51,22 @@ class RedisCache:
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         px = None if ttl is None else max(1, int(ttl * 1000))
         await self.client.set(self.key(key), value, px=px)
+
+    async def set_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:
+        if not items:
+            return
+        px = None if ttl is None else max(1, int(ttl * 1000))
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, value in items.items():
+                pipe.set(self.key(key), value, px=px)
+            await pipe.execute()
+
+    async def add_many_count(
+        self, keys: Sequence[str], counter: str, *, ttl: float, counter_ttl: float
+    ) -> int:
+        full = [self.key(counter), *(self.key(k) for k in keys)]
+        ms = (max(1, int(ttl * 1000)), max(1, int(counter_ttl * 1000)))
+        return int(await self._add_count(keys=full, args=ms))
 
     async def add(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
         px = None if ttl is None else max(1, int(ttl * 1000))

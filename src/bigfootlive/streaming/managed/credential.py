@@ -16,6 +16,7 @@ import uuid
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.apikeys.service import ApiPrincipal, InvalidApiKey
 from bigfootlive.config import Settings
+from bigfootlive.kit.backends import Cache
 from bigfootlive.streaming.ports import StreamingState
 
 PREFIX = "bfm_"
@@ -43,11 +44,14 @@ def credential(settings: Settings) -> str:
     return credentials(settings)[0]
 
 
-async def principal(state: StreamingState, secret: str | None) -> ApiPrincipal:
-    """The media server's derived credential, or an API key (`bfk_...`)."""
+async def principal(
+    state: StreamingState, secret: str | None, *, cache: Cache | None = None
+) -> ApiPrincipal:
+    """The media server's derived credential, or an API key (`bfk_...`; `cache`: a view of
+    the cache that may already hold its entry)."""
     if secret is not None and secret.startswith(PREFIX):
         encoded = secret.encode()
         if any(hmac.compare_digest(encoded, c.encode()) for c in credentials(state.settings)):
             return MEDIA_SERVER_PRINCIPAL
         raise InvalidApiKey()
-    return await apikeys.authenticate(state, secret)
+    return await apikeys.authenticate(state, secret, cache=cache)
