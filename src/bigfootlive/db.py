@@ -126,6 +126,11 @@ async def run_after_commit(session: AsyncSession) -> None:
 
 @dataclass
 class Database:
+    """`engine` / `sessionmaker`: the primary, for every write and every read that must see
+    them. `read_engine` / `read_sessionmaker`: the streaming read replica (`DATABASE_READ_URL`)
+    for analytics and report reads that may lag by the replication delay (`deps.ReportSession`);
+    the primary itself when no replica is configured."""
+
     engine: AsyncEngine
     read_engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]

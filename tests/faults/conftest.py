@@ -60,6 +60,15 @@ def primary(scratch: Path) -> Iterator[PostgresCluster]:
         cluster.stop("immediate")
 
 
+@pytest.fixture(scope="module")
+def replica(scratch: Path, primary: PostgresCluster) -> Iterator[PostgresCluster]:
+    """A streaming read replica of `primary` (pg_basebackup -R), on its own port."""
+    standby = primary.replica(scratch / "replica")
+    standby.start()
+    yield standby
+    standby.stop("immediate")
+
+
 @pytest.fixture
 def own_redis(scratch: Path) -> Iterator[RedisServer]:
     services.require(shutil.which("redis-server") is not None, "redis-server")
@@ -86,13 +95,22 @@ def own_settings(
 
 
 @pytest.fixture
+def own_overrides() -> dict[str, Any]:
+    """Override in a test module to add settings (e.g. DATABASE_READ_URL)."""
+    return {}
+
+
+@pytest.fixture
 async def own_app(
     tmp_path: Path,
     smtp_sink: services.SMTPSink,
     primary: PostgresCluster,
     own_redis: RedisServer,
+    own_overrides: dict[str, Any],
 ) -> AsyncIterator[FastAPI]:
-    settings = own_settings(tmp_path, smtp_sink, primary.url(DATABASE), own_redis.url)
+    settings = own_settings(
+        tmp_path, smtp_sink, primary.url(DATABASE), own_redis.url, **own_overrides
+    )
     application = create_app(settings, loops=DEFAULT_LOOPS)
     async with LifespanManager(application, startup_timeout=60, shutdown_timeout=60):
         yield application

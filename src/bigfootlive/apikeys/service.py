@@ -158,7 +158,7 @@ async def authenticate(state: Infrastructure, secret: str | None) -> ApiPrincipa
 
 async def _load(state: Infrastructure, digest: str) -> bytes:
     # unscoped: a key is found by its hash before its tenant is known
-    async with state.db.read_sessionmaker() as session:
+    async with state.db.sessionmaker() as session:
         row = (
             await session.execute(
                 select(ApiKey, Tenant.is_active)

@@ -79,7 +79,7 @@ class Gateway(Commands):
             raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event") from None
         # One read session for the token, the event, bans and the room: a reconnect storm of
         # thousands of viewers costs one transaction each.
-        async with self.state.db.read_sessionmaker() as session:
+        async with self.state.db.sessionmaker() as session:
             if token is not None:
                 self.subject = await self._authenticate(session, token)
             self.event = await self._find_event(session, event_id)
@@ -87,7 +87,7 @@ class Gateway(Commands):
         if self.event is None or room is None:
             # Anonymous on a non-public event: a first `auth` message may still identify it.
             token = await self._await_auth_token()
-            async with self.state.db.read_sessionmaker() as session:
+            async with self.state.db.sessionmaker() as session:
                 self.subject = await self._authenticate(session, token)
                 self.event = await self._find_event(session, event_id)
                 if self.event is None:
