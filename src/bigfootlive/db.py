@@ -91,6 +91,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
     cursor.close()
 
 
+def _server_settings(settings: Settings) -> dict[str, str]:
+    """Per-connection PostgreSQL settings: our name in pg_stat_activity, and how long a
+    statement may wait for a lock (0: forever) before it fails with 503 database_busy."""
+    values = {"application_name": settings.database_application_name}
+    if settings.database_lock_timeout_ms:
+        values["lock_timeout"] = str(settings.database_lock_timeout_ms)
+    return values
+
+
 def make_engine(url: str, settings: Settings) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=settings.database_echo)
@@ -102,7 +111,7 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=settings.database_pool_pre_ping,
-        connect_args={"server_settings": {"application_name": settings.database_application_name}},
+        connect_args={"server_settings": _server_settings(settings)},
         pool_recycle=1800,
     )
 
