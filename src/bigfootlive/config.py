@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     # 503 database_unavailable and the pool replaces its connections.
     database_pool_pre_ping: bool = False
     database_application_name: str = "bigfootlive"  # shown in pg_stat_activity
+    # PostgreSQL lock_timeout: a request waiting longer for a row or table lock (a migration,
+    # a long transaction) fails with 503 database_busy + Retry-After instead of hanging; 0: off
+    database_lock_timeout_ms: int = Field(default=5000, ge=0)
     database_echo: bool = False
     auto_migrate: bool | None = None  # default: on for SQLite, off otherwise
     redis_url: str | None = None

@@ -172,6 +172,15 @@ def _install_row_scope(engine: AsyncEngine) -> None:
         event.listen(target, name, _forget_row_scope)
 
 
+def _server_settings(settings: Settings) -> dict[str, str]:
+    """Per-connection PostgreSQL settings: our name in pg_stat_activity, and how long a
+    statement may wait for a lock (0: forever) before it fails with 503 database_busy."""
+    values = {"application_name": settings.database_application_name}
+    if settings.database_lock_timeout_ms:
+        values["lock_timeout"] = str(settings.database_lock_timeout_ms)
+    return values
+
+
 def make_engine(url: str, settings: Settings) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=settings.database_echo)
@@ -183,7 +192,7 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=settings.database_pool_pre_ping,
-        connect_args={"server_settings": {"application_name": settings.database_application_name}},
+        connect_args={"server_settings": _server_settings(settings)},
         pool_recycle=1800,
     )
     _install_row_scope(engine)
@@ -209,6 +218,11 @@ async def run_after_commit(session: AsyncSession) -> None:
 
 @dataclass
 class Database:
+    """`engine` / `sessionmaker`: the primary, for every write and every read that must see
+    them. `read_engine` / `read_sessionmaker`: the streaming read replica (`DATABASE_READ_URL`)
+    for analytics and report reads that may lag by the replication delay (`deps.ReportSession`);
+    the primary itself when no replica is configured."""
+
     engine: AsyncEngine
     read_engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -243,11 +257,11 @@ class Database:
 
     @asynccontextmanager
     async def reads(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for a few Core reads, on the replica when there is one, with no ORM
-        session. On PostgreSQL the reads run in one transaction: row-level security's tenant
+        """A connection for a few Core reads on the primary (lists a user edits must show what
+        was just written), with no ORM session. On PostgreSQL the reads run in one transaction: row-level security's tenant
         setting (`set_config(..., true)`) lasts a transaction, so under autocommit it would be
         gone before the query and the policies would show no row. SQLite reads autocommit."""
-        async with self.read_engine.connect() as conn:
+        async with self.engine.connect() as conn:
             if conn.dialect.name == "postgresql":
                 async with conn.begin():
                     yield conn

@@ -37,7 +37,15 @@ async def get_session(state: State) -> AsyncIterator[AsyncSession]:
 
 
 async def get_read_session(state: State) -> AsyncIterator[AsyncSession]:
-    """Read-only queries; served by `DATABASE_READ_URL` when a replica is configured."""
+    """Read-only queries that must see every committed write (authentication, a resource just
+    created, lists a user edits): served by the primary, never committed."""
+    async with state.db.sessionmaker() as session:
+        yield session
+
+
+async def get_report_session(state: State) -> AsyncIterator[AsyncSession]:
+    """Analytics and report reads that may lag by the replication delay: served by the read
+    replica (`DATABASE_READ_URL`) when one is configured, else by the primary."""
     async with state.db.read_sessionmaker() as session:
         yield session
 
@@ -45,6 +53,7 @@ async def get_read_session(state: State) -> AsyncIterator[AsyncSession]:
 # scope="function": commit before the response is sent, so a 2xx means the data is durable.
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
+ReportSession = Annotated[AsyncSession, Depends(get_report_session)]
 
 
 async def get_request_meta(request: Request, state: State) -> RequestMeta:

@@ -11,7 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bigfootlive.errors import BigfootError, error_body
@@ -46,6 +49,78 @@ _SQLITE_BUSY_MESSAGES = ("database is locked", "database table is locked")
 def _is_sqlite_busy(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) and any(
         text in str(exc.orig) for text in _SQLITE_BUSY_MESSAGES
+    )
+
+
+# The database is (for now) unreachable: the connection was refused or dropped (class 08), the
+# server is shutting down or starting up (57P01-57P03), or it has no connection slot left.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "53400"})
+# The database is up but the request lost a race: a lock it waited out (lock_timeout), a
+# serialization failure, a deadlock, a statement timeout. A retry usually goes through.
+_BUSY_SQLSTATES = frozenset({"55P03", "40001", "40P01", "57014"})
+RETRY_AFTER_SECONDS = 1
+
+
+def _sqlstate(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(state, str):
+            return state
+    return ""
+
+
+def _raised_in(exc: BaseException, *packages: str) -> bool:
+    """Whether `exc` (or what it was raised from) was raised inside one of `packages`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None:
+            module = str(tb.tb_frame.f_globals.get("__name__", ""))
+            if module.split(".")[0] in packages:
+                return True
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def unavailable(exc: BaseException) -> tuple[str, str] | None:
+    """(code, message) of a 503 when `exc` means a dependency is unreachable or busy for now
+    (retrying shortly will do), else None."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return "cache_unavailable", "The cache is unavailable; retry shortly"
+    if isinstance(exc, DBAPIError):
+        state = _sqlstate(exc)
+        if _is_sqlite_busy(exc) or state in _BUSY_SQLSTATES:
+            return "database_busy", "The database is busy; retry shortly"
+        if exc.connection_invalidated or state.startswith("08") or state in _UNAVAILABLE_SQLSTATES:
+            return "database_unavailable", "The database is unavailable; retry shortly"
+        if isinstance(exc, OperationalError) and _raised_in(exc, "asyncpg"):
+            return "database_unavailable", "The database is unavailable; retry shortly"
+        return None
+    if isinstance(exc, PoolTimeoutError):  # every pooled connection is busy
+        return "database_busy", "The database is busy; retry shortly"
+    if isinstance(exc, OSError | TimeoutError):
+        # A connection refused or reset while connecting (not every driver wraps these).
+        if _raised_in(exc, "asyncpg", "sqlalchemy", "aiosqlite"):
+            return "database_unavailable", "The database is unavailable; retry shortly"
+        if _raised_in(exc, "redis"):
+            return "cache_unavailable", "The cache is unavailable; retry shortly"
+    return None
+
+
+def unavailable_response(exc: BaseException) -> JSONResponse | None:
+    found = unavailable(exc)
+    if found is None:
+        return None
+    code, message = found
+    log.warning("dependency_unavailable", code=code, exc_type=type(exc).__name__)
+    return JSONResponse(
+        error_body(code, message),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 
@@ -158,10 +233,19 @@ def _install_json_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Also reached by what a middleware raises (the rate limiter's Redis, ...).
+        if (response := unavailable_response(exc)) is not None:
+            return response
         log.exception("unhandled_error", exc_type=type(exc).__name__)
         return JSONResponse(
             error_body("internal_error", "Something went wrong on our side"), status_code=500
         )
+
+    async def _dependency(request: Request, exc: Exception) -> JSONResponse:
+        return unavailable_response(exc) or await _unexpected(request, exc)
+
+    for kind in (RedisConnectionError, RedisTimeoutError, PoolTimeoutError, ConnectionError):
+        app.add_exception_handler(kind, _dependency)
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
@@ -170,20 +254,8 @@ def _install_json_handlers(app: FastAPI) -> None:
                 error_body("invalid_characters", "Text must not contain NUL characters"),
                 status_code=422,
             )
-        if _is_sqlite_busy(exc):
-            log.warning("database_busy", exc_type=type(exc.orig).__name__)
-            return JSONResponse(
-                error_body("database_busy", "The database is busy; retry shortly"),
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
-        if exc.connection_invalidated:
-            # The database dropped this pooled connection (restart, failover, idle kill); the
-            # pool has replaced its connections, so a retry goes through.
-            log.warning("database_connection_lost", exc_type=type(exc.orig).__name__)
-            return JSONResponse(
-                error_body("database_unavailable", "The database connection was lost; retry"),
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
+        if (response := unavailable_response(exc)) is not None:
+            # A pooled connection the server dropped (restart, failover, idle kill) is
+            # invalidated: the pool replaces its connections, so a retry goes through.
+            return response
         return await _unexpected(request, exc)

@@ -80,3 +80,12 @@ async def file_probe(ctx: JobContext, *, path: str, seconds: float) -> None:
 def _append(path: Path, line: str) -> None:
     with path.open("a") as f:
         f.write(line)
+
+
+@task(name="tests.record_once", priority=Priority.DEFAULT)
+async def record_once(ctx: JobContext[Any], *, run: str, label: str) -> None:
+    """An idempotent job, as real ones are: every delivery is noted, its effect (a database
+    key, committed with it) happens once; `effect=True` marks the delivery that had it."""
+    async with ctx.state.db.transaction() as session:
+        first = await idempotency.first_time(session, f"probe:{run}:{label}")
+    _note(ctx, run, label=label, effect=first)

@@ -17,7 +17,7 @@ from bigfootlive.analytics.schemas import (
     PlatformStats,
 )
 from bigfootlive.authz.deps import CurrentSubject, OptionalSubject, PlatformAdmin
-from bigfootlive.deps import Meta, ReadSession, State
+from bigfootlive.deps import Meta, ReadSession, ReportSession, State
 from bigfootlive.routing import JsonRoute
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"], route_class=JsonRoute)
@@ -40,7 +40,7 @@ async def post_beacons(
 
 @router.get("/events/{event_id}")
 async def event_analytics(
-    event_id: uuid.UUID, subject: CurrentSubject, state: State, session: ReadSession
+    event_id: uuid.UUID, subject: CurrentSubject, state: State, session: ReportSession
 ) -> EventAnalytics:
     return await service.event_analytics(state, session, subject, event_id)
 
@@ -49,7 +49,7 @@ async def event_analytics(
 async def event_health(
     event_id: uuid.UUID,
     subject: CurrentSubject,
-    session: ReadSession,
+    session: ReportSession,
     before: Annotated[
         AwareDatetime | None,
         Query(description="Only minutes before this one (a page's next_before)"),
@@ -67,7 +67,7 @@ async def event_health(
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def event_timeline_csv(
-    event_id: uuid.UUID, subject: CurrentSubject, session: ReadSession
+    event_id: uuid.UUID, subject: CurrentSubject, session: ReportSession
 ) -> Response:
     body = await service.timeline_csv(session, subject, event_id)
     return Response(
@@ -78,15 +78,15 @@ async def event_timeline_csv(
 
 
 @router.get("/dashboard")
-async def dashboard(subject: CurrentSubject, session: ReadSession) -> Dashboard:
+async def dashboard(subject: CurrentSubject, session: ReportSession) -> Dashboard:
     return await service.dashboard(session, subject)
 
 
 @router.get("/platform")
-async def platform(_: PlatformAdmin, state: State, session: ReadSession) -> PlatformAnalytics:
+async def platform(_: PlatformAdmin, state: State, session: ReportSession) -> PlatformAnalytics:
     return await service.platform_analytics(state, session)
 
 
 @platform_router.get("/stats")
-async def platform_stats(_: PlatformAdmin, state: State, session: ReadSession) -> PlatformStats:
+async def platform_stats(_: PlatformAdmin, state: State, session: ReportSession) -> PlatformStats:
     return await service.platform_stats(state, session)

@@ -182,7 +182,7 @@ async def authenticate(
 async def _load(state: Infrastructure, digest: str) -> bytes:
     # unscoped: a key is found by its hash before its tenant is known
     with platform_scope("API key lookup"):
-        async with state.db.read_sessionmaker() as session:
+        async with state.db.sessionmaker() as session:
             row = (
                 await session.execute(
                     select(ApiKey, Tenant.is_active)

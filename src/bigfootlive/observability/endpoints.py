@@ -38,15 +38,22 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", responses={503: {"description": "A dependency is unreachable"}})
 async def ready(state: State) -> JSONResponse:
-    """Readiness: the database and (when configured) Redis answer within two seconds, and the
-    managed media server (MEDIA_SERVER_MODE=managed) answers on its HTTP port."""
+    """Readiness: the database, its read replica and Redis (when configured) answer within two
+    seconds, and the managed media server (MEDIA_SERVER_MODE=managed) answers on its HTTP port."""
     checks: dict[str, str] = {}
 
     async def database() -> None:
         async with state.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
-    for name, probe in (("database", database), ("cache", state.cache.ping)):
+    async def replica() -> None:
+        async with state.db.read_engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    probes = [("database", database), ("cache", state.cache.ping)]
+    if state.db.read_engine is not state.db.engine:  # DATABASE_READ_URL: the read replica
+        probes.append(("database_replica", replica))
+    for name, probe in probes:
         try:
             await asyncio.wait_for(probe(), timeout=2)
             checks[name] = "ok"

@@ -104,7 +104,7 @@ class Commands:
     async def _on_auth(self, message: p.AuthIn) -> None:
         if self.subject is not None:
             raise BigfootError("Already signed in on this connection", code="already_authenticated")
-        async with self.state.db.read_sessionmaker() as session:
+        async with self.state.db.sessionmaker() as session:
             subject = await self._authenticate(session, message.token)
             try:
                 event = await access.get_viewable_event(session, subject, self.event_id)
@@ -153,7 +153,7 @@ class Commands:
             self._send(p.Ack(ref=message.ref))
 
     async def _on_resume(self, message: p.ResumeIn) -> None:
-        async with self.state.db.read_sessionmaker() as session:
+        async with self.state.db.sessionmaker() as session:
             missed, complete = await reads.missed_since(
                 session, self.open_event, message.last_id, self.settings.chat_resume_limit
             )

@@ -86,14 +86,14 @@ class Gateway(Commands):
             room = await self._admit_anonymous(event_id)
         else:
             # Signed in: one read session for the token, the event, bans and the room.
-            async with self.state.db.read_sessionmaker() as session:
+            async with self.state.db.sessionmaker() as session:
                 self.subject = await self._authenticate(session, token)
                 self.event = await self._find_event(session, event_id)
                 room = None if self.event is None else await self._admit(session, self.event)
         if self.event is None or room is None:
             # Anonymous on a non-public event: a first `auth` message may still identify it.
             token = await self._await_auth_token()
-            async with self.state.db.read_sessionmaker() as session:
+            async with self.state.db.sessionmaker() as session:
                 self.subject = await self._authenticate(session, token)
                 self.event = await self._find_event(session, event_id)
                 if self.event is None:
@@ -148,7 +148,7 @@ class Gateway(Commands):
         return admission.room
 
     async def _load_admission(self, event_id: uuid.UUID) -> Admission | None:
-        async with self.state.db.read_sessionmaker() as session:
+        async with self.state.db.sessionmaker() as session:
             return await load_admission(session, event_id)
 
     async def _find_event(self, session: AsyncSession, event_id: uuid.UUID) -> Event | None:
