@@ -258,9 +258,10 @@ class Database:
     @asynccontextmanager
     async def reads(self) -> AsyncIterator[AsyncConnection]:
         """A connection for a few Core reads on the primary (lists a user edits must show what
-        was just written), with no ORM session. On PostgreSQL the reads run in one transaction: row-level security's tenant
-        setting (`set_config(..., true)`) lasts a transaction, so under autocommit it would be
-        gone before the query and the policies would show no row. SQLite reads autocommit."""
+        was just written), with no ORM session. On PostgreSQL the reads run in one
+        transaction: row-level security's tenant setting (`set_config(..., true)`) lasts a
+        transaction, so under autocommit it would be gone before the query and the policies
+        would show no row. SQLite reads autocommit."""
         async with self.engine.connect() as conn:
             if conn.dialect.name == "postgresql":
                 async with conn.begin():
