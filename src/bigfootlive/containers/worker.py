@@ -54,6 +54,7 @@ from bigfootlive.containers.moderation import (
     inbound_channel,
     verdict_channel,
 )
+from bigfootlive.containers.simulcast import Restreamer
 from bigfootlive.containers.storage import Storage, TreeSync, make_storage
 from bigfootlive.containers.transcoder import (
     RECORDER_RENDITION,
@@ -118,6 +119,7 @@ class EventWorker:
         self.stop_reason = "terminated"
         self.worker_state: dict[str, Any] = {}
         self.transcoder: Transcoder | None = None
+        self.restreamer: Restreamer | None = None  # simulcast, once the event is known
         self.moderator = ChatAutoModerator(
             self.settings.chat_blocked_terms,
             flood_messages=self.settings.chat_flood_messages,
@@ -203,6 +205,7 @@ class EventWorker:
                 session.add(row)
                 await session.flush()
             self._tenant_id = event.tenant_id
+            self.restreamer = Restreamer(self.state, event.tenant_id, event.id, self.pull_url)
             self._playback_id = event.playback_id
             self._recording = event.recording
             self._event_status = EventStatus(event.status)
@@ -229,6 +232,8 @@ class EventWorker:
 
     async def _drain(self) -> int:
         ended = self._event_status.is_finished
+        if self.restreamer is not None:
+            await self.restreamer.close()
         if self.transcoder is not None:
             await self.transcoder.stop()
             if self._sync is not None:
@@ -380,6 +385,8 @@ class EventWorker:
             await self._sync.sync()
 
     async def _react_to_status(self) -> None:
+        if self.restreamer is not None:
+            await self.restreamer.follow(self._event_status)
         if self._event_status.is_finished:
             self.stop("event_ended")
 
