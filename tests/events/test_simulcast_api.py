@@ -9,8 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.containers.simulcast import Restreamer, simulcast_channel
 from bigfootlive.events import simulcast
+from bigfootlive.events.simulcast_schemas import DestinationState
 from bigfootlive.models import SimulcastDestination
+from tests.fixtures.polling import until
 
 KEY = "yt-live-key-abcd-1234-SECRET"
 
@@ -141,3 +144,33 @@ async def test_only_managers_and_only_in_the_tenant(client, world):
         f"/api/events/{uuid.uuid4()}/simulcast", headers=world["owner"].headers
     )
     assert unknown.status_code == 404
+
+
+async def test_the_containers_state_reports_show_in_the_api_and_on_pubsub(client, state, world):
+    headers = world["owner"].headers
+    created = await client.post(
+        _url(world), json={"platform": "twitch", "stream_key": KEY}, headers=headers
+    )
+    event_id = uuid.UUID(world["event"]["id"])
+    seen: list[bytes] = []
+
+    async def on_message(payload: bytes) -> None:
+        seen.append(payload)
+
+    unsubscribe = await state.pubsub.subscribe(simulcast_channel(event_id), on_message)
+    try:
+        restreamer = Restreamer(
+            state, uuid.UUID(world["event"]["tenant_id"]), event_id, lambda: "rtmp://x/live/pb"
+        )
+        destination_id = uuid.UUID(created.json()["id"])
+        await restreamer._report(destination_id, DestinationState.RETRYING, "refused", 2)
+        await until(lambda: len(seen) == 1)
+    finally:
+        await unsubscribe()
+    listed = (await client.get(_url(world), headers=headers)).json()
+    assert listed[0]["state"] == "retrying"
+    assert listed[0]["state_reason"] == "refused"
+    assert listed[0]["attempts"] == 2
+    assert listed[0]["state_changed_at"] is not None
+    assert b'"state": "retrying"' in seen[0]
+    assert KEY.encode() not in seen[0]

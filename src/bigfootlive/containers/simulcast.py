@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import uuid
 from collections.abc import Callable
@@ -32,6 +33,11 @@ from bigfootlive.streaming.ports import StreamingState
 
 log = structlog.get_logger(__name__)
 S = DestinationState
+
+
+def simulcast_channel(event_id: uuid.UUID) -> str:
+    """Where each destination's state change is published (as `event:{id}:health` is)."""
+    return f"event:{event_id}:simulcast"
 
 
 def push_command(pull_url: str, push_url: str, *, ffmpeg: str = "ffmpeg") -> list[str]:
@@ -234,6 +240,12 @@ class Restreamer:
                 )  # fmt: skip
         except Exception:
             log.exception("simulcast_state_write_failed", destination=str(destination_id))
+        message = {"event_id": str(self.event_id), "destination_id": str(destination_id),
+                   "state": state.value, "reason": reason, "attempts": attempts}  # fmt: skip
+        with contextlib.suppress(Exception):
+            await self.state.pubsub.publish(
+                simulcast_channel(self.event_id), json.dumps(message).encode()
+            )
         log.info(
             "simulcast_state", event_id=str(self.event_id), destination=str(destination_id),
             state=state.value, reason=reason,
