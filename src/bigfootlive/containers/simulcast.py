@@ -81,6 +81,7 @@ class Pusher:
         self.report = report
         self.process: asyncio.subprocess.Process | None = None
         self.attempts = 0
+        self.gave_up = False  # `failed`: kept as such (with its reason) after the event
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -104,6 +105,7 @@ class Pusher:
             failures = 0 if went_live else failures + 1
             limit = self.settings.simulcast_max_attempts
             if limit and failures >= limit:
+                self.gave_up = True
                 await self._say(S.FAILED, reason)
                 log.info("simulcast_failed", destination=str(self.target.id), reason=reason)
                 return
@@ -227,7 +229,8 @@ class Restreamer:
             pushers, self.pushers = self.pushers, {}
             for destination_id, pusher in pushers.items():
                 await pusher.stop()
-                await self._report(destination_id, S.STOPPED, None, pusher.attempts)
+                if not pusher.gave_up:
+                    await self._report(destination_id, S.STOPPED, None, pusher.attempts)
 
     async def _report(
         self, destination_id: uuid.UUID, state: DestinationState, reason: str | None, attempts: int
