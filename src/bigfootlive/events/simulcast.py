@@ -81,9 +81,24 @@ def check_url(url: str) -> str:
         raise InvalidDestinationUrl(
             "Put the stream key in stream_key, not in the URL (no user, query or fragment)"
         )
-    if port == 0 or any(c.isspace() for c in url):
+    if port == 0 or not _printable(url):
         raise InvalidDestinationUrl()
     return url.rstrip("/")
+
+
+class InvalidStreamKey(Unprocessable):
+    code = "invalid_stream_key"
+    message = "The stream key must not contain spaces or control characters"
+
+
+def check_key(key: str) -> str:
+    if not _printable(key):
+        raise InvalidStreamKey()
+    return key
+
+
+def _printable(text: str) -> bool:
+    return all(c.isprintable() and not c.isspace() for c in text)
 
 
 def push_url(destination: SimulcastDestination, stream_key: str) -> str:
@@ -218,7 +233,7 @@ async def create_destination(
         state=DestinationState.IDLE.value,
         attempts=0,
     )
-    _set_key(state.secrets, destination, body.stream_key)
+    _set_key(state.secrets, destination, check_key(body.stream_key))
     session.add(destination)
     await session.flush()
     await AuditLog(session, meta, subject.user_id).record(
@@ -247,7 +262,7 @@ async def update_destination(
     if body.name is not None:
         destination.name = body.name
     if body.stream_key is not None:
-        _set_key(state.secrets, destination, body.stream_key)
+        _set_key(state.secrets, destination, check_key(body.stream_key))
     if body.enabled is not None:
         destination.enabled = body.enabled
     destination.updated_at = utcnow()
