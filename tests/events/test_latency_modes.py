@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.events.latency import segment_seconds
+from bigfootlive.events.schemas import LatencyMode
 
 
 @pytest.fixture
@@ -75,3 +77,12 @@ async def test_playback_info_carries_the_live_sync_settings(client, owner, mode,
         assert player["target_latency_seconds"] <= 4
     else:
         assert "liveSyncDuration" not in player["hls_js"]  # hls.js refuses both styles at once
+
+
+def test_the_ladder_cuts_shorter_segments_for_low_latency(settings):
+    settings.transcoder_segment_seconds = 2.0
+    assert segment_seconds(settings, LatencyMode.NORMAL) == 2.0
+    assert segment_seconds(settings, LatencyMode.LOW) == 1.0
+    assert segment_seconds(settings, LatencyMode.ULTRA_LOW) == 1.0
+    settings.transcoder_segment_seconds = 0.5
+    assert segment_seconds(settings, LatencyMode.LOW) == 0.5

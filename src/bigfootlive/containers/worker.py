@@ -65,7 +65,8 @@ from bigfootlive.containers.transcoder import (
 )
 from bigfootlive.containers.vod import publish_recording
 from bigfootlive.db import utcnow
-from bigfootlive.events.schemas import EventStatus
+from bigfootlive.events.latency import segment_seconds
+from bigfootlive.events.schemas import EventStatus, LatencyMode
 from bigfootlive.events.wire import state_channel
 from bigfootlive.kit import jsonparse
 from bigfootlive.models import EventContainer
@@ -133,6 +134,7 @@ class EventWorker:
         self._tenant_id: uuid.UUID | None = None
         self._playback_id = ""
         self._recording = False
+        self._segment_seconds = self.settings.transcoder_segment_seconds  # per latency mode
         self._sync: TreeSync | None = None
         # Per-minute figures not yet handed to the sinks: minute -> {"viewers", "chat_messages"}.
         self._minutes: dict[dt.datetime, dict[str, int]] = {}
@@ -208,6 +210,7 @@ class EventWorker:
             self.restreamer = Restreamer(self.state, event.tenant_id, event.id, self.pull_url)
             self._playback_id = event.playback_id
             self._recording = event.recording
+            self._segment_seconds = segment_seconds(self.settings, LatencyMode(event.latency_mode))
             self._event_status = EventStatus(event.status)
             self.worker_state = dict(row.worker_state or {})
             self.worker_state["runs"] = int(self.worker_state.get("runs", 0)) + 1
@@ -285,7 +288,7 @@ class EventWorker:
                 self.pull_url(),
                 out_dir,
                 renditions,
-                segment_seconds=self.settings.transcoder_segment_seconds,
+                segment_seconds=self._segment_seconds,
                 record=self._recording,
                 preset=self.settings.transcoder_preset,
                 ffmpeg=self.settings.ffmpeg_path,

@@ -60,6 +60,17 @@ def supported_modes(settings: Settings) -> list[LatencyMode]:
     return [*modes, LatencyMode.ULTRA_LOW] if ultra_low_supported(settings) else modes
 
 
+LOW_LATENCY_SEGMENT_SECONDS = 1.0
+
+
+def segment_seconds(settings: Settings, mode: LatencyMode) -> float:
+    """The ABR ladder's segment length for the mode: TRANSCODER_SEGMENT_SECONDS for `normal`,
+    at most 1 s for `low` and `ultra_low` (a player can only sit a few segments from the edge)."""
+    if mode == LatencyMode.NORMAL:
+        return settings.transcoder_segment_seconds
+    return min(settings.transcoder_segment_seconds, LOW_LATENCY_SEGMENT_SECONDS)
+
+
 def player_settings(settings: Settings, mode: LatencyMode) -> PlayerSettings:
     segment = settings.transcoder_segment_seconds
     if mode == LatencyMode.NORMAL:
