@@ -277,6 +277,12 @@ class Settings(BaseSettings):
     # ffmpeg (transcoder, copy-only recorder) and ffprobe (measured stream health)
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
+    # simulcast / restream (containers/simulcast.py): destinations per tenant across its events
+    # that have not ended; back-off between reconnects of one destination
+    simulcast_max_destinations: int = Field(default=10, ge=0)
+    simulcast_retry_min_seconds: float = Field(default=1.0, gt=0)
+    simulcast_retry_max_seconds: float = Field(default=30.0, gt=0)
+    simulcast_max_attempts: int = Field(default=0, ge=0)  # 0: retry while the event is live
     chat_blocked_terms: Annotated[list[str], NoDecode] = Field(default_factory=list)
     chat_flood_messages: int = 5  # more than this per user within chat_flood_seconds is hidden
     chat_flood_seconds: float = 10.0

@@ -54,6 +54,7 @@ from bigfootlive.containers.moderation import (
     inbound_channel,
     verdict_channel,
 )
+from bigfootlive.containers.simulcast import Restreamer
 from bigfootlive.containers.storage import Storage, TreeSync, make_storage
 from bigfootlive.containers.transcoder import (
     RECORDER_RENDITION,
@@ -64,7 +65,8 @@ from bigfootlive.containers.transcoder import (
 )
 from bigfootlive.containers.vod import publish_recording
 from bigfootlive.db import utcnow
-from bigfootlive.events.schemas import EventStatus
+from bigfootlive.events.latency import segment_seconds
+from bigfootlive.events.schemas import EventStatus, LatencyMode
 from bigfootlive.events.wire import state_channel
 from bigfootlive.kit import jsonparse
 from bigfootlive.models import EventContainer
@@ -118,6 +120,7 @@ class EventWorker:
         self.stop_reason = "terminated"
         self.worker_state: dict[str, Any] = {}
         self.transcoder: Transcoder | None = None
+        self.restreamer: Restreamer | None = None  # simulcast, once the event is known
         self.moderator = ChatAutoModerator(
             self.settings.chat_blocked_terms,
             flood_messages=self.settings.chat_flood_messages,
@@ -131,6 +134,7 @@ class EventWorker:
         self._tenant_id: uuid.UUID | None = None
         self._playback_id = ""
         self._recording = False
+        self._segment_seconds = self.settings.transcoder_segment_seconds  # per latency mode
         self._sync: TreeSync | None = None
         # Per-minute figures not yet handed to the sinks: minute -> {"viewers", "chat_messages"}.
         self._minutes: dict[dt.datetime, dict[str, int]] = {}
@@ -203,8 +207,10 @@ class EventWorker:
                 session.add(row)
                 await session.flush()
             self._tenant_id = event.tenant_id
+            self.restreamer = Restreamer(self.state, event.tenant_id, event.id, self.pull_url)
             self._playback_id = event.playback_id
             self._recording = event.recording
+            self._segment_seconds = segment_seconds(self.settings, LatencyMode(event.latency_mode))
             self._event_status = EventStatus(event.status)
             self.worker_state = dict(row.worker_state or {})
             self.worker_state["runs"] = int(self.worker_state.get("runs", 0)) + 1
@@ -229,6 +235,8 @@ class EventWorker:
 
     async def _drain(self) -> int:
         ended = self._event_status.is_finished
+        if self.restreamer is not None:
+            await self.restreamer.close()
         if self.transcoder is not None:
             await self.transcoder.stop()
             if self._sync is not None:
@@ -280,7 +288,7 @@ class EventWorker:
                 self.pull_url(),
                 out_dir,
                 renditions,
-                segment_seconds=self.settings.transcoder_segment_seconds,
+                segment_seconds=self._segment_seconds,
                 record=self._recording,
                 preset=self.settings.transcoder_preset,
                 ffmpeg=self.settings.ffmpeg_path,
@@ -380,6 +388,8 @@ class EventWorker:
             await self._sync.sync()
 
     async def _react_to_status(self) -> None:
+        if self.restreamer is not None:
+            await self.restreamer.follow(self._event_status)
         if self._event_status.is_finished:
             self.stop("event_ended")
 

@@ -18,6 +18,7 @@ from bigfootlive.errors import Conflict, Unprocessable
 from bigfootlive.events import repository as repo
 from bigfootlive.events.access import get_managed_event
 from bigfootlive.events.keys import new_playback_id, new_stream_key, set_stream_key
+from bigfootlive.events.latency import require_latency_mode
 from bigfootlive.events.lifecycle import event_cache, illegal
 from bigfootlive.events.ports import EventsState
 from bigfootlive.events.schemas import EventCreate, EventStatus, EventUpdate
@@ -44,6 +45,7 @@ async def create_event(
     to its managers)."""
     if body.recording:
         require_recording(state.settings)
+    require_latency_mode(state.settings, body.latency_mode)
     event = Event(
         id=uuid.uuid4(),
         tenant_id=subject.tenant_id,
@@ -116,6 +118,8 @@ async def update_event(
         return event
     if changes.get("recording"):
         require_recording(state.settings)
+    if patch.latency_mode is not None:
+        require_latency_mode(state.settings, patch.latency_mode)
     for field, value in changes.items():
         setattr(event, field, value.value if hasattr(value, "value") else value)
     event.version += 1

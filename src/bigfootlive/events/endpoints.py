@@ -3,14 +3,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from bigfootlive.authz.deps import CurrentSubject, OptionalSubject, require
 from bigfootlive.authz.roles import Permission
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.config import Settings
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.events import access, crud, keys, lifecycle
+from bigfootlive.events import access, crud, keys, lifecycle, simulcast
 from bigfootlive.events.playback import ingest_for, watch_url
 from bigfootlive.events.schemas import (
     EventCreate,
@@ -19,6 +19,11 @@ from bigfootlive.events.schemas import (
     EventStatus,
     EventUpdate,
     IngestOut,
+)
+from bigfootlive.events.simulcast_schemas import (
+    DestinationCreate,
+    DestinationOut,
+    DestinationUpdate,
 )
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
 from bigfootlive.models import Event
@@ -139,3 +144,57 @@ async def rotate_stream_key(
     """Replace the stream key; the old one is refused from now on. Needs a recent MFA (step-up)."""
     event, stream_key = await keys.rotate_stream_key(state, session, meta, subject, event_id)
     return ingest_for(state.settings, event.playback_id, stream_key)
+
+
+# --- simulcast destinations (managers only; keys go in, never out) ---------------------------
+
+
+@router.get("/{event_id}/simulcast")
+async def list_simulcast(
+    event_id: uuid.UUID, subject: CurrentSubject, session: ReadSession
+) -> list[DestinationOut]:
+    rows = await simulcast.list_destinations(session, subject, event_id)
+    return [simulcast.destination_out(d) for d in rows]
+
+
+@router.post("/{event_id}/simulcast", status_code=status.HTTP_201_CREATED)
+async def add_simulcast(
+    event_id: uuid.UUID,
+    body: DestinationCreate,
+    subject: CurrentSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> DestinationOut:
+    """Restream the event to a platform (YouTube, Twitch, Facebook, Kick) or any RTMP/RTMPS
+    URL while it is live. The stream key is stored encrypted and only shown as a hint."""
+    destination = await simulcast.create_destination(state, session, meta, subject, event_id, body)
+    return simulcast.destination_out(destination)
+
+
+@router.patch("/{event_id}/simulcast/{destination_id}")
+async def update_simulcast(
+    event_id: uuid.UUID,
+    destination_id: uuid.UUID,
+    body: DestinationUpdate,
+    subject: CurrentSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> DestinationOut:
+    destination = await simulcast.update_destination(
+        state, session, meta, subject, event_id, destination_id, body
+    )
+    return simulcast.destination_out(destination)
+
+
+@router.delete("/{event_id}/simulcast/{destination_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_simulcast(
+    event_id: uuid.UUID,
+    destination_id: uuid.UUID,
+    subject: CurrentSubject,
+    session: DbSession,
+    meta: Meta,
+) -> Response:
+    await simulcast.delete_destination(session, meta, subject, event_id, destination_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -21,6 +21,7 @@ from bigfootlive.models.event import Event
 from bigfootlive.models.jobs import DeadJob, JobKey, JobOutbox
 from bigfootlive.models.mfa import MfaBackupCode, MfaFactor
 from bigfootlive.models.notification import NotificationPreference
+from bigfootlive.models.simulcast import SimulcastDestination
 from bigfootlive.models.sso import SsoIdentity, SsoProvider
 from bigfootlive.models.tenant import Tenant, TenantDomain
 from bigfootlive.models.user import Follow, PasswordHistory, User
@@ -52,6 +53,7 @@ __all__ = [
     "PendingRegistration",
     "Recording",
     "RefreshToken",
+    "SimulcastDestination",
     "SsoIdentity",
     "SsoProvider",
     "Tenant",

@@ -22,8 +22,9 @@ from bigfootlive.containers.storage import public_url
 from bigfootlive.deps import DbSession, ReadSession, State
 from bigfootlive.errors import BadRequest, Forbidden
 from bigfootlive.events import access, keys
+from bigfootlive.events.latency import player_settings
 from bigfootlive.events.playback import hls_url, ingest_for, viewer_token, with_token
-from bigfootlive.events.schemas import EventStatus, Visibility
+from bigfootlive.events.schemas import EventStatus, LatencyMode, Visibility
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.backends.prefetch import PrefetchedCache
 from bigfootlive.routing import JsonRoute
@@ -245,6 +246,7 @@ async def stream_config(
         abr_master_url=abr,
         vod_urls=vods,
         token_rules=rules,
+        player=player_settings(state.settings, LatencyMode(event.latency_mode)),
     )
 
 

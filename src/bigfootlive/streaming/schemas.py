@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bigfootlive.events.latency import PlayerSettings
 from bigfootlive.events.schemas import EventStatus, IngestOut, Visibility
 from bigfootlive.kit.credentials import Credentials
 
@@ -47,6 +48,7 @@ class StreamConfig(Credentials):
     token_rules: TokenRules | None = Field(
         None, description="How the playback token goes with the URLs (tenant-only and private)"
     )
+    player: PlayerSettings = Field(description="Live-sync settings of the event's latency mode")
 
 
 class StreamHealth(BaseModel):
