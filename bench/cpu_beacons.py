@@ -19,7 +19,7 @@ import uuid
 import httpx
 
 
-async def main():
+async def main(backend: str = "memory") -> None:
     tmp = tempfile.mkdtemp()
     os.environ.update(
         {
@@ -34,7 +34,7 @@ async def main():
             "MEDIA_SERVER_MODE": "none",
         }
     )
-    if sys.argv[1] == "redis":
+    if backend == "redis":
         os.environ.update(
             {
                 "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -106,4 +106,5 @@ async def main():
             print(f"{label} cpu us/request ours {ours:.0f} bare {bare:.0f} ratio {bare / ours:.3f}")
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "memory"))
