@@ -25,13 +25,13 @@ import pytest
 from tests.e2e.test_managed_media_server import (
     PASSWORD,
     Managed,
-    _cli,
     _env,
     _publish,
     _serve,
     _until_async,
 )
 from tests.fixtures import nginx_rtmp, services
+from tests.fixtures.cli import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -56,10 +56,10 @@ async def managed(tmp_path: Path) -> AsyncIterator[Managed]:
         SIMULCAST_RETRY_MAX_SECONDS="1",
         CONTAINER_HEARTBEAT_INTERVAL_SECONDS="1",
     )
-    _cli(["tenant", "create", "--slug", "acme", "--name", "Acme"], env, tmp_path)
+    run_cli(["tenant", "create", "--slug", "acme", "--name", "Acme"], env, cwd=tmp_path)
     user = ["user", "create", "--tenant", "acme", "--email", "sam@acme.com", "--name", "Sam",
             "--role", "streamer", "--password-stdin"]  # fmt: skip
-    _cli(user, env, tmp_path, stdin=PASSWORD + "\n")
+    run_cli(user, env, cwd=tmp_path, stdin=PASSWORD + "\n")
     log = tmp_path / "serve.log"
     server = _serve(env, tmp_path, log)
     try:
