@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import StreamingResponse
 
 from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.deps import require
@@ -19,7 +21,7 @@ from bigfootlive.mfa.deps import RecentMfa
 from bigfootlive.mfa.policy import ensure_recent_mfa
 from bigfootlive.models import User
 from bigfootlive.routing import JsonRoute
-from bigfootlive.tenants import service
+from bigfootlive.tenants import audit_export, service
 from bigfootlive.tenants.schemas import (
     TenantOut,
     TenantUpdate,
@@ -34,6 +36,7 @@ TenantReader = Annotated[AuthSubject, Depends(require(Permission.TENANT_READ))]
 TenantAdmin = Annotated[AuthSubject, Depends(require(Permission.TENANT_UPDATE))]
 UserLister = Annotated[AuthSubject, Depends(require(Permission.USERS_LIST))]
 UserManager = Annotated[AuthSubject, Depends(require(Permission.USERS_MANAGE))]
+AuditReader = Annotated[AuthSubject, Depends(require(Permission.AUDIT_READ_TENANT))]
 
 
 def _user_out(user: User) -> TenantUserOut:
@@ -201,3 +204,33 @@ async def update_user(
                 reason="account_disabled",
             )
     return _user_out(user)
+
+
+@router.get(
+    "/audit/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
+)
+async def export_audit(
+    subject: AuditReader,
+    state: State,
+    format: Annotated[audit_export.ExportFormat, Query()] = "csv",
+    actor: Annotated[uuid.UUID | None, Query()] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[dt.datetime | None, Query()] = None,
+    until: Annotated[dt.datetime | None, Query()] = None,
+    ip: Annotated[str | None, Query(max_length=64)] = None,
+) -> StreamingResponse:
+    """The tenant's audit records matching the filters (oldest first) as CSV or JSON Lines,
+    streamed: the server holds one chunk of records at a time, whatever the file's size."""
+    flt = audit_export.AuditFilter(actor_id=actor, action=action, since=since, until=until, ip=ip)
+    stamp = state.clock().strftime("%Y%m%dT%H%M%SZ")
+    filename = f"audit-{stamp}.{format}"
+    return StreamingResponse(
+        audit_export.export(state.db, subject.tenant_id, flt, format),
+        media_type=audit_export.MEDIA_TYPES[format],
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
