@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from bigfootlive.audit import AuditAction, AuditLog
-from bigfootlive.authz.deps import require
+from bigfootlive.authz.deps import PlatformAdmin, require
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
+from bigfootlive.errors import NotFound
 from bigfootlive.identity import accounts, recovery, sessions
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.kit import fastjson
@@ -24,6 +25,7 @@ from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import audit_export, service
 from bigfootlive.tenants.schemas import (
     TenantOut,
+    TenantStatusOut,
     TenantUpdate,
     TenantUserCreate,
     TenantUserOut,
@@ -31,6 +33,9 @@ from bigfootlive.tenants.schemas import (
 )
 
 router = APIRouter(prefix="/api/tenant", tags=["tenant"], route_class=JsonRoute)
+platform_router = APIRouter(
+    prefix="/api/platform/tenants", tags=["platform"], route_class=JsonRoute
+)
 
 TenantReader = Annotated[AuthSubject, Depends(require(Permission.TENANT_READ))]
 TenantAdmin = Annotated[AuthSubject, Depends(require(Permission.TENANT_UPDATE))]
@@ -234,3 +239,49 @@ async def export_audit(
             "Cache-Control": "no-store",
         },
     )
+
+
+async def _set_tenant_active(
+    tenant_id: uuid.UUID,
+    active: bool,
+    subject: AuthSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> TenantStatusOut:
+    tenant = await service.get_tenant(session, tenant_id)
+    if tenant is None:
+        raise NotFound("No such tenant", code="tenant_not_found")
+    changed = await service.set_active(
+        state, session, meta, tenant, active, actor_id=subject.user_id
+    )
+    return TenantStatusOut(
+        id=tenant.id, slug=tenant.slug, name=tenant.name, is_active=active, changed=changed
+    )
+
+
+@platform_router.post("/{tenant_id}/deactivate")
+async def deactivate_tenant(
+    tenant_id: uuid.UUID,
+    subject: PlatformAdmin,
+    _: RecentMfa,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> TenantStatusOut:
+    """Refuse the tenant's members (every request, refresh and sign-in), sessions and API keys
+    until it is activated again (the same service as `bigfootlive tenant deactivate`; audited)."""
+    return await _set_tenant_active(tenant_id, False, subject, state, session, meta)
+
+
+@platform_router.post("/{tenant_id}/activate")
+async def activate_tenant(
+    tenant_id: uuid.UUID,
+    subject: PlatformAdmin,
+    _: RecentMfa,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> TenantStatusOut:
+    """Let a deactivated tenant's members, sessions and API keys in again (audited)."""
+    return await _set_tenant_active(tenant_id, True, subject, state, session, meta)
