@@ -53,6 +53,7 @@ from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import platform_router as platform_tenants_router
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
+from bigfootlive.web.admin import router as admin_router
 from bigfootlive.web.assets import STATIC_DIR
 from bigfootlive.web.endpoints import router as web_router
 from bigfootlive.web.studio import router as studio_router
@@ -179,6 +180,7 @@ def create_app(
     app.include_router(web_router)
     app.include_router(watch_router)
     app.include_router(studio_router)
+    app.include_router(admin_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/api-docs", include_in_schema=False)
