@@ -168,3 +168,29 @@ async def test_bad_filters_are_a_422_json_error(client, world, params):
     error = response.json()["error"]
     assert error["code"]
     assert error["message"]
+
+
+async def test_the_audit_list_takes_the_same_filters(client, world):
+    params = {
+        "actor": str(X),
+        "ip": "10.0.0.1",
+        "since": (T0 + dt.timedelta(minutes=1)).isoformat(),
+        "until": (T0 + dt.timedelta(minutes=3, seconds=30)).isoformat(),
+    }
+    listed = await client.get(
+        "/api/auth/audit",
+        params={"scope": "tenant", **params},
+        headers=world["admin_a"].headers,
+    )
+    assert listed.status_code == 200, listed.text
+    exported = await _export(client, world["admin_a"], format="jsonl", **params)
+    # The list is newest first, the export oldest first: the same records.
+    assert [r["id"] for r in listed.json()["items"]] == _jsonl_ids(exported)[::-1]
+    assert _jsonl_ids(exported) == [world["a"][2], world["a"][3]]
+    bad = await client.get(
+        "/api/auth/audit",
+        params={"scope": "tenant", "since": "2026-11-01T00:00:00"},
+        headers=world["admin_a"].headers,
+    )
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "invalid_filter"

@@ -7,7 +7,6 @@ no connection between chunks and the process never holds more than one chunk of 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
 import io
 import uuid
@@ -17,10 +16,12 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import Row, and_, or_, select
 
+from bigfootlive.audit.filters import AuditFilter
 from bigfootlive.authz.scoping import scoped
 from bigfootlive.db import Database
-from bigfootlive.errors import Unprocessable
 from bigfootlive.models import AuditRecord
+
+__all__ = ["AuditFilter", "chunks", "export"]
 
 ExportFormat = Literal["csv", "jsonl"]
 CHUNK_SIZE = 500
@@ -44,44 +45,8 @@ MEDIA_TYPES: dict[ExportFormat, str] = {
 }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AuditFilter:
-    """The filters of the audit list and its export (all optional, combined with AND)."""
-
-    actor_id: uuid.UUID | None = None
-    action: str | None = None
-    since: dt.datetime | None = None  # inclusive
-    until: dt.datetime | None = None  # exclusive
-    ip: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("since", "until"):
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                raise Unprocessable(
-                    f"`{name}` needs a time zone (e.g. 2026-12-01T00:00:00Z)",
-                    code="invalid_filter",
-                    field=name,
-                )
-        if self.since is not None and self.until is not None and self.until <= self.since:
-            raise Unprocessable(
-                "`until` must be after `since`", code="invalid_filter", field="until"
-            )
-
-
 def _select(tenant_id: uuid.UUID, flt: AuditFilter) -> Any:
-    stmt = scoped(select(*_COLUMNS), AuditRecord, tenant_id)
-    if flt.actor_id is not None:
-        stmt = stmt.where(AuditRecord.actor_id == flt.actor_id)
-    if flt.action:
-        stmt = stmt.where(AuditRecord.action == flt.action)
-    if flt.since is not None:
-        stmt = stmt.where(AuditRecord.created_at >= flt.since)
-    if flt.until is not None:
-        stmt = stmt.where(AuditRecord.created_at < flt.until)
-    if flt.ip:
-        stmt = stmt.where(AuditRecord.ip == flt.ip)
-    return stmt
+    return flt.apply(scoped(select(*_COLUMNS), AuditRecord, tenant_id))
 
 
 async def chunks(
