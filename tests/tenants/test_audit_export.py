@@ -194,3 +194,25 @@ async def test_the_audit_list_takes_the_same_filters(client, world):
     )
     assert bad.status_code == 422
     assert bad.json()["error"]["code"] == "invalid_filter"
+
+
+async def test_an_export_is_itself_audited(client, world):
+    admin = world["admin_a"]
+    response = await _export(client, admin, format="jsonl", action="event.delete")
+    assert response.status_code == 200
+    listed = await client.get(
+        "/api/auth/audit",
+        params={"scope": "tenant", "action": "tenant.audit_export"},
+        headers=admin.headers,
+    )
+    [record] = listed.json()["items"]
+    assert record["actor_id"] == str(admin.user.id)
+    assert record["details"] == {"format": "jsonl", "filters": {"action": "event.delete"}}
+    # A refused export leaves no such record.
+    await _export(client, world["mod_a"], format="csv")
+    again = await client.get(
+        "/api/auth/audit",
+        params={"scope": "tenant", "action": "tenant.audit_export"},
+        headers=admin.headers,
+    )
+    assert len(again.json()["items"]) == 1

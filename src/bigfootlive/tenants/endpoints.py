@@ -219,6 +219,8 @@ async def update_user(
 async def export_audit(
     subject: AuditReader,
     state: State,
+    session: DbSession,
+    meta: Meta,
     format: Annotated[audit_export.ExportFormat, Query()] = "csv",
     actor: Annotated[uuid.UUID | None, Query()] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
@@ -229,6 +231,25 @@ async def export_audit(
     """The tenant's audit records matching the filters (oldest first) as CSV or JSON Lines,
     streamed: the server holds one chunk of records at a time, whatever the file's size."""
     flt = audit_export.AuditFilter(actor_id=actor, action=action, since=since, until=until, ip=ip)
+    # Who exported what is itself on the trail (committed before the file starts).
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.TENANT_AUDIT_EXPORT,
+        tenant_id=subject.tenant_id,
+        details={
+            "format": format,
+            "filters": {
+                k: str(v)
+                for k, v in {
+                    "actor": actor,
+                    "action": action,
+                    "since": since,
+                    "until": until,
+                    "ip": ip,
+                }.items()
+                if v is not None
+            },
+        },
+    )
     stamp = state.clock().strftime("%Y%m%dT%H%M%SZ")
     filename = f"audit-{stamp}.{format}"
     return StreamingResponse(
