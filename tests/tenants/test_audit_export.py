@@ -121,8 +121,8 @@ async def test_chunks_page_through_every_record_once(world, state, factory):
     ids = await _seed(
         state,
         tenant.id,
-        [(X, "event.create", "10.0.0.1", 0)] * 3
-        + [(X, "event.create", "10.0.0.1", m) for m in range(1, 8)],
+        [(X, "event.create", "10.0.0.1", 0)] * 5  # ties across a chunk boundary
+        + [(X, "event.create", "10.0.0.1", m) for m in range(1, 6)],
     )
     flt = audit_export.AuditFilter(action="event.create")
     chunks = [c async for c in audit_export.chunks(state.db, tenant.id, flt, size=3)]

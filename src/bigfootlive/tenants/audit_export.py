@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import Row, select, tuple_
 
 from bigfootlive.audit.filters import AuditFilter
 from bigfootlive.authz.scoping import scoped
@@ -58,11 +58,10 @@ async def chunks(
         stmt = _select(tenant_id, flt)
         if last is not None:
             when, last_id = last
+            # A row-value comparison: both databases seek the (tenant_id, created_at) index to
+            # it, where the OR of the two cases made SQLite re-read the skipped rows.
             stmt = stmt.where(
-                or_(
-                    AuditRecord.created_at > when,
-                    and_(AuditRecord.created_at == when, AuditRecord.id > last_id),
-                )
+                tuple_(AuditRecord.created_at, AuditRecord.id) > tuple_(when, last_id)
             )
         stmt = stmt.order_by(AuditRecord.created_at, AuditRecord.id).limit(size)
         async with db.reads() as conn:
