@@ -56,8 +56,10 @@ from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.streaming.delivery import router as delivery_router
 from bigfootlive.streaming.endpoints import router as streaming_router
+from bigfootlive.tenants.endpoints import platform_router as platform_tenants_router
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
+from bigfootlive.web.admin import router as admin_router
 from bigfootlive.web.assets import STATIC_DIR
 from bigfootlive.web.endpoints import router as web_router
 from bigfootlive.web.studio import router as studio_router
@@ -198,6 +200,7 @@ def create_app(
     app.include_router(events_router)
     app.include_router(mfa_router)
     app.include_router(mfa_tenant_router)
+    app.include_router(platform_tenants_router)
     for router in (
         jobs_router,
         webhooks_router,
@@ -219,6 +222,7 @@ def create_app(
     app.include_router(web_router)
     app.include_router(watch_router)
     app.include_router(studio_router)
+    app.include_router(admin_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/api-docs", include_in_schema=False)

@@ -63,6 +63,7 @@ class AuditAction(enum.StrEnum):
     SSO_ROLE_MAPPING_SKIPPED = "sso.role_mapping_skipped"
     SSO_USER_PROVISIONED = "sso.user_provisioned"
     TENANT_ACTIVATE = "tenant.activate"
+    TENANT_AUDIT_EXPORT = "tenant.audit_export"
     TENANT_DEACTIVATE = "tenant.deactivate"
     TENANT_ROLE_CHANGE = "tenant.role_change"
     TENANT_SETTINGS_CHANGE = "tenant.settings_change"

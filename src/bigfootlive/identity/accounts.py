@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit.filters import AuditFilter
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import utcnow
@@ -141,7 +142,7 @@ async def list_audit(
     subject: AuthSubject,
     *,
     scope: str,
-    action: str | None,
+    filters: AuditFilter,
     cursor: str | None,
     limit: int,
 ) -> Sequence[AuditRecord]:
@@ -149,8 +150,8 @@ async def list_audit(
         if not subject.can(Permission.AUDIT_READ_TENANT):
             raise Forbidden(code="insufficient_role", required=str(Permission.AUDIT_READ_TENANT))
         return await repo.audit_for_user(
-            session, subject.tenant_id, None, action=action, cursor=cursor, limit=limit
+            session, subject.tenant_id, None, filters=filters, cursor=cursor, limit=limit
         )
     return await repo.audit_for_user(
-        session, subject.tenant_id, subject.user_id, action=action, cursor=cursor, limit=limit
+        session, subject.tenant_id, subject.user_id, filters=filters, cursor=cursor, limit=limit
     )

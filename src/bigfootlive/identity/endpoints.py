@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
+from bigfootlive.audit.filters import AuditFilter
 from bigfootlive.authz.deps import CurrentSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.identity import accounts, recovery, registration, sessions, sign_in
@@ -109,11 +111,18 @@ async def audit(
     session: ReadSession,
     scope: Literal["self", "tenant"] = "self",
     action: Annotated[str | None, Query(max_length=64)] = None,
+    actor: Annotated[uuid.UUID | None, Query()] = None,
+    since: Annotated[dt.datetime | None, Query()] = None,
+    until: Annotated[dt.datetime | None, Query()] = None,
+    ip: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Page[AuditOut]:
+    """Newest first. The filters are those of `GET /api/tenant/audit/export` (`since`
+    inclusive, `until` exclusive, both with a time zone)."""
+    filters = AuditFilter(actor_id=actor, action=action, since=since, until=until, ip=ip)
     rows = await accounts.list_audit(
-        session, subject, scope=scope, action=action, cursor=cursor, limit=limit
+        session, subject, scope=scope, filters=filters, cursor=cursor, limit=limit
     )
     items, next_cursor = page_of(rows, limit)
     return Page[AuditOut](

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit.filters import AuditFilter
 from bigfootlive.authz.scoping import act_for_tenant, platform_scope, scoped
 from bigfootlive.kit.pagination import paginate
 from bigfootlive.models import (
@@ -205,11 +206,11 @@ async def audit_for_user(
     tenant_id: uuid.UUID,
     user_id: uuid.UUID | None,
     *,
-    action: str | None,
+    filters: AuditFilter,
     cursor: str | None,
     limit: int,
 ) -> Sequence[AuditRecord]:
-    stmt = scoped(select(AuditRecord), AuditRecord, tenant_id)
+    stmt = filters.apply(scoped(select(AuditRecord), AuditRecord, tenant_id))
     if user_id is not None:
         stmt = stmt.where(
             or_(
@@ -217,7 +218,5 @@ async def audit_for_user(
                 (AuditRecord.target_type == "user") & (AuditRecord.target_id == str(user_id)),
             )
         )
-    if action:
-        stmt = stmt.where(AuditRecord.action == action)
     stmt = paginate(stmt, AuditRecord.created_at, AuditRecord.id, cursor=cursor, limit=limit)
     return (await session.execute(stmt)).scalars().all()

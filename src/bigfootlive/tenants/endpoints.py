@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import StreamingResponse
 
 from bigfootlive.audit import AuditAction, AuditLog
-from bigfootlive.authz.deps import require
+from bigfootlive.authz.deps import PlatformAdmin, require
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
+from bigfootlive.errors import NotFound
 from bigfootlive.identity import accounts, recovery, sessions
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.kit import fastjson
@@ -19,9 +22,10 @@ from bigfootlive.mfa.deps import RecentMfa
 from bigfootlive.mfa.policy import ensure_recent_mfa
 from bigfootlive.models import User
 from bigfootlive.routing import JsonRoute
-from bigfootlive.tenants import service
+from bigfootlive.tenants import audit_export, service
 from bigfootlive.tenants.schemas import (
     TenantOut,
+    TenantStatusOut,
     TenantUpdate,
     TenantUserCreate,
     TenantUserOut,
@@ -29,11 +33,15 @@ from bigfootlive.tenants.schemas import (
 )
 
 router = APIRouter(prefix="/api/tenant", tags=["tenant"], route_class=JsonRoute)
+platform_router = APIRouter(
+    prefix="/api/platform/tenants", tags=["platform"], route_class=JsonRoute
+)
 
 TenantReader = Annotated[AuthSubject, Depends(require(Permission.TENANT_READ))]
 TenantAdmin = Annotated[AuthSubject, Depends(require(Permission.TENANT_UPDATE))]
 UserLister = Annotated[AuthSubject, Depends(require(Permission.USERS_LIST))]
 UserManager = Annotated[AuthSubject, Depends(require(Permission.USERS_MANAGE))]
+AuditReader = Annotated[AuthSubject, Depends(require(Permission.AUDIT_READ_TENANT))]
 
 
 def _user_out(user: User) -> TenantUserOut:
@@ -201,3 +209,100 @@ async def update_user(
                 reason="account_disabled",
             )
     return _user_out(user)
+
+
+@router.get(
+    "/audit/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
+)
+async def export_audit(
+    subject: AuditReader,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+    format: Annotated[audit_export.ExportFormat, Query()] = "csv",
+    actor: Annotated[uuid.UUID | None, Query()] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[dt.datetime | None, Query()] = None,
+    until: Annotated[dt.datetime | None, Query()] = None,
+    ip: Annotated[str | None, Query(max_length=64)] = None,
+) -> StreamingResponse:
+    """The tenant's audit records matching the filters (oldest first) as CSV or JSON Lines,
+    streamed: the server holds one chunk of records at a time, whatever the file's size."""
+    flt = audit_export.AuditFilter(actor_id=actor, action=action, since=since, until=until, ip=ip)
+    # Who exported what is itself on the trail (committed before the file starts).
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.TENANT_AUDIT_EXPORT,
+        tenant_id=subject.tenant_id,
+        details={
+            "format": format,
+            "filters": {
+                k: str(v)
+                for k, v in {
+                    "actor": actor,
+                    "action": action,
+                    "since": since,
+                    "until": until,
+                    "ip": ip,
+                }.items()
+                if v is not None
+            },
+        },
+    )
+    stamp = state.clock().strftime("%Y%m%dT%H%M%SZ")
+    filename = f"audit-{stamp}.{format}"
+    return StreamingResponse(
+        audit_export.export(state.db, subject.tenant_id, flt, format),
+        media_type=audit_export.MEDIA_TYPES[format],
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def _set_tenant_active(
+    tenant_id: uuid.UUID,
+    active: bool,
+    subject: AuthSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> TenantStatusOut:
+    tenant = await service.get_tenant(session, tenant_id)
+    if tenant is None:
+        raise NotFound("No such tenant", code="tenant_not_found")
+    changed = await service.set_active(
+        state, session, meta, tenant, active, actor_id=subject.user_id
+    )
+    return TenantStatusOut(
+        id=tenant.id, slug=tenant.slug, name=tenant.name, is_active=active, changed=changed
+    )
+
+
+@platform_router.post("/{tenant_id}/deactivate")
+async def deactivate_tenant(
+    tenant_id: uuid.UUID,
+    subject: PlatformAdmin,
+    _: RecentMfa,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> TenantStatusOut:
+    """Refuse the tenant's members (every request, refresh and sign-in), sessions and API keys
+    until it is activated again (the same service as `bigfootlive tenant deactivate`; audited)."""
+    return await _set_tenant_active(tenant_id, False, subject, state, session, meta)
+
+
+@platform_router.post("/{tenant_id}/activate")
+async def activate_tenant(
+    tenant_id: uuid.UUID,
+    subject: PlatformAdmin,
+    _: RecentMfa,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> TenantStatusOut:
+    """Let a deactivated tenant's members, sessions and API keys in again (audited)."""
+    return await _set_tenant_active(tenant_id, True, subject, state, session, meta)

@@ -137,3 +137,11 @@ class TenantUserUpdate(BaseModel):
 
     role: Role | None = None
     is_active: bool | None = None
+
+
+class TenantStatusOut(BaseModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+    is_active: bool
+    changed: bool  # False when the tenant already had this status

@@ -32,6 +32,7 @@ def environment() -> Environment:
     env.globals["static"] = static_url
     env.globals["vendor"] = lambda package: static_url(vendor_file(package))
     env.globals["can_stream"] = lambda subject: subject.can(Permission.EVENTS_CREATE)
+    env.globals["can_admin"] = lambda subject: subject.can(Permission.USERS_MANAGE)
     return env
 
 
