@@ -10,9 +10,10 @@ runs at fixed rates: sign-ins, authenticated reads, chat over WebSockets fanned 
 connections (a few of which reconnect every interval), player beacons and media-server
 callbacks. Every `--interval` seconds it samples the server's RSS and open file descriptors (the
 process and its children, /proc/<pid>/fd), the database's connections (pg_stat_activity) and
-Redis `used_memory` (plus the number of this run's keys). It prints one JSON document: the series,
-a least-squares slope per metric (per minute, samples after `--warmup`), and a verdict: no
-growth trend when every slope is within `--tolerance` % of the metric's mean per minute.
+Redis `used_memory` (plus the number of this run's keys, reported but not judged: see
+`soak_metrics.INFORMATIONAL`). It prints one JSON document: the series, a least-squares slope per
+metric (per minute, samples after `--warmup`), and a verdict: no growth trend when every slope is
+within `--tolerance` % of the metric's mean per minute. `make bench` runs it for 3 minutes.
 """
 
 from __future__ import annotations
@@ -35,7 +36,15 @@ import httpx
 
 from bench import loadgen, summary
 from bench.loadgen import Uvicorn
-from bench.soak_metrics import METRICS, sample, slope_per_minute, trend, verdict
+from bench.soak_metrics import (
+    INFORMATIONAL,
+    METRICS,
+    redis_key_kinds,
+    sample,
+    slope_per_minute,
+    trend,
+    verdict,
+)
 
 __all__ = ["main", "slope_per_minute", "trend", "verdict"]
 
@@ -151,7 +160,26 @@ class Soak:
             await self.http.post(f"/api/events/{self.event_id}/start", headers=streamer)
         ).raise_for_status()
         published = await self._hook("publish")
-        return {"event_id": self.event_id, "publish_status": published}
+        began = time.monotonic()
+        container = await self.container()
+        while container.get("state") != "running" and time.monotonic() - began < 60:
+            await asyncio.sleep(0.5)
+            container = await self.container()
+        return {
+            "event_id": self.event_id,
+            "publish_status": published,
+            "container_at_start": container,
+            "seconds_to_running_container": round(time.monotonic() - began, 2),
+        }
+
+    async def container(self) -> dict[str, Any]:
+        """The live event's container as the admin's `/api/containers/stats` shows it."""
+        admin = {"Authorization": f"Bearer {self.tokens[0]}"}
+        stats = (await self.http.get("/api/containers/stats", headers=admin)).json()
+        for item in stats.get("items", []):
+            if item["event_id"] == self.event_id:
+                return {k: item[k] for k in ("state", "runtime", "restarts", "event_status")}
+        return {}
 
     async def _hook(self, call: str) -> int:
         response = await self.http.post(
@@ -296,11 +324,14 @@ async def soak(server: Uvicorn, db_name: str, prefix: str, args: Any) -> dict[st
             await asyncio.sleep(min(args.interval, max(0.0, until - time.monotonic())))
         await traffic
         elapsed = time.monotonic() - started
+        setup["container_at_end"] = await run.container()
+        kinds = await redis_key_kinds(prefix, REDIS_URL)
     finally:
         await run.close()
     return {
         "setup": setup,
         "samples": samples,
+        "redis_key_kinds": kinds,
         "loads": loads,
         "elapsed_s": elapsed,
         "counters": counters,
@@ -312,6 +343,9 @@ def _report(result: dict[str, Any], args: Any, load_before: float) -> dict[str, 
     steady = [s for s in samples if s["t_s"] >= args.warmup] or samples
     series = {m: [(s["t_s"], float(s[m])) for s in steady] for m in METRICS}
     judged = verdict(series, args.tolerance)
+    informational = {
+        m: trend([(s["t_s"], float(s[m])) for s in steady], args.tolerance) for m in INFORMATIONAL
+    }
     load = sum(result["loads"]) / len(result["loads"])
     counters: Counters = result["counters"]
     elapsed = result["elapsed_s"]
@@ -358,6 +392,8 @@ def _report(result: dict[str, Any], args: Any, load_before: float) -> dict[str, 
         },
         "series": samples,
         **judged,
+        "informational_trends": informational,
+        "redis_key_kinds": result["redis_key_kinds"],
         "targets": targets,
         "elapsed_s": round(elapsed, 1),
     }
@@ -418,8 +454,7 @@ def run(args: Any) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_minutes = float(os.environ.get("BENCH_SOAK_MINUTES", "20"))
-    parser.add_argument("--minutes", type=float, default=default_minutes)
+    parser.add_argument("--minutes", type=float, default=20, help="length of the soak")
     parser.add_argument("--interval", type=float, default=10, help="seconds between samples")
     parser.add_argument("--warmup", type=float, default=60, help="seconds left out of the slopes")
     parser.add_argument(
