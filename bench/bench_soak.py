@@ -65,6 +65,7 @@ class Counters:
     failed: dict[str, int] = field(default_factory=dict)
     chat_received: int = 0  # chat messages delivered to viewers
     reconnects: int = 0
+    ws_closed: dict[str, int] = field(default_factory=dict)  # close code -> viewers
 
     def count(self, kind: str, good: bool) -> None:
         bucket = self.ok if good else self.failed
@@ -199,18 +200,25 @@ class Soak:
         )  # fmt: skip
 
     async def _viewer(self, token: str) -> None:
+        """A viewer as the player runs it: counts chat messages, answers the server's pings."""
+        connected = False
         try:
             async with self._ws(token) as ws:
+                connected = True
                 self.counters.count("ws_connect", True)
                 async for frame in ws:
                     text = frame if isinstance(frame, str) else frame.decode()
-                    self.counters.chat_received += text.count('"type":"message"') + text.count(
-                        '"type": "message"'
-                    )
+                    compact = text.replace(" ", "")
+                    self.counters.chat_received += compact.count('"type":"message"')
+                    if '"type":"ping"' in compact:
+                        await ws.send('{"type":"pong"}')
         except asyncio.CancelledError:
             raise
-        except Exception:
-            self.counters.count("ws_connect", False)
+        except Exception as exc:
+            # a refused connection, or one the server closed (close code in `ws_closed`)
+            self.counters.count("ws_connect" if not connected else "ws_dropped", False)
+            code = getattr(getattr(exc, "rcvd", None), "code", None)
+            self.counters.ws_closed[str(code)] = self.counters.ws_closed.get(str(code), 0) + 1
 
     def start_viewers(self) -> None:
         for i in range(VIEWERS):
@@ -389,6 +397,7 @@ def _report(result: dict[str, Any], args: Any, load_before: float) -> dict[str, 
             "ok_per_s": rates,
             "chat_messages_delivered": counters.chat_received,
             "viewer_reconnects": counters.reconnects,
+            "viewer_sockets_lost_by_close_code": counters.ws_closed,
         },
         "series": samples,
         **judged,
