@@ -7,6 +7,7 @@ that decides its verdict, on series whose answer is known.
 from __future__ import annotations
 
 import importlib
+import os
 
 import pytest
 from bench.soak_metrics import slope_per_minute, trend, verdict
@@ -76,3 +77,11 @@ def test_verdict_names_the_growing_metrics() -> None:
     judged = verdict({"open_fds": leaking, "rss_mb": flat}, 1.0)
     assert judged["growing"] == ["open_fds"]
     assert judged["verdict"] == "growth: open_fds"
+
+
+def test_make_bench_runs_the_soak_for_a_few_minutes_only() -> None:
+    from bench import run_all
+
+    options = run_all.SHORT_DEFAULTS["bench_soak"]
+    assert options[0] == "--minutes"
+    assert float(options[1]) <= 5 or "BENCH_SOAK_MINUTES" in os.environ
