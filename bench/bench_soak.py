@@ -348,9 +348,12 @@ async def soak(server: Uvicorn, db_name: str, prefix: str, args: Any) -> dict[st
 
 def _report(result: dict[str, Any], args: Any, load_before: float) -> dict[str, Any]:
     samples = result["samples"]
-    steady = [s for s in samples if s["t_s"] >= args.warmup] or samples
+    steady = [s for s in samples if s["t_s"] >= args.warmup]
     series = {m: [(s["t_s"], float(s[m])) for s in steady] for m in METRICS}
     judged = verdict(series, args.tolerance)
+    too_short = len(steady) < 3  # a slope needs a few samples after the warm-up
+    if too_short:
+        judged["verdict"] = f"too short to judge: {len(steady)} samples after the warm-up"
     informational = {
         m: trend([(s["t_s"], float(s[m])) for s in steady], args.tolerance) for m in INFORMATIONAL
     }
@@ -364,7 +367,7 @@ def _report(result: dict[str, Any], args: Any, load_before: float) -> dict[str, 
         targets.append(
             summary.target(
                 f"soak {metric} slope (% of mean per minute, {args.minutes:g} min)",
-                t["slope_pct_of_mean_per_min"],
+                None if too_short else t["slope_pct_of_mean_per_min"],
                 args.tolerance,
                 unit="%",
                 better="lower",
