@@ -265,6 +265,11 @@ class Uvicorn:
             time.sleep(0.1)
         raise RuntimeError(f"server not ready after {within}s; see {self._log.name}")
 
+    @property
+    def pid(self) -> int:
+        """The server's root process (`bigfootlive serve`); workers are its children."""
+        return self._proc.pid
+
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server and its worker processes so far."""
         import psutil

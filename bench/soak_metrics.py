@@ -1,0 +1,141 @@
+"""The soak benchmark's measurements: resource samples of the server and its services, and the
+least-squares trend of each series with the "no growth" verdict (pure functions, unit-tested in
+tests/test_bench_soak.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import loadgen
+
+# Judged by the verdict.
+METRICS = ("rss_mb", "open_fds", "pg_connections", "redis_used_memory_mb")
+# Reported with their slope, not judged: this run's Redis keys include time-windowed ones (the
+# beacon de-duplication keys live 15 minutes per viewer and window), so their count climbs for the
+# first 15 minutes of any run by design before it levels off; `redis_key_kinds` shows them.
+INFORMATIONAL = ("redis_keys",)
+
+
+# ---------------------------------------------------------------- the trend (pure, tested)
+
+
+def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, value) points, in value units per minute."""
+    n = len(points)
+    if n < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var == 0:
+        return 0.0
+    cov = sum((t - mean_t) * (v - mean_v) for t, v in points)
+    return cov / var * 60.0
+
+
+def trend(points: Sequence[tuple[float, float]], tolerance_pct: float) -> dict[str, Any]:
+    """Slope per minute, mean, slope as % of the mean per minute, and whether it grows:
+    `growing` when the slope exceeds `tolerance_pct` % of the mean per minute (a falling or flat
+    series never grows; with a zero mean, any positive slope is growth)."""
+    slope = slope_per_minute(points)
+    mean = sum(v for _, v in points) / len(points) if points else 0.0
+    if mean > 0:
+        relative: float | None = 100.0 * slope / mean
+    else:
+        relative = 0.0 if slope <= 0 else None
+    growing = relative is None or relative > tolerance_pct
+    return {
+        "samples": len(points),
+        "mean": round(mean, 3),
+        "slope_per_min": round(slope, 4),
+        "slope_pct_of_mean_per_min": None if relative is None else round(relative, 3),
+        "growing": growing,
+    }
+
+
+def verdict(series: dict[str, list[tuple[float, float]]], tolerance_pct: float) -> dict[str, Any]:
+    trends = {name: trend(points, tolerance_pct) for name, points in series.items()}
+    growing = [name for name, t in trends.items() if t["growing"]]
+    return {
+        "trends": trends,
+        "growing": growing,
+        "verdict": "no growth trend" if not growing else "growth: " + ", ".join(growing),
+    }
+
+
+def _tree(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root.pid, *(p.pid for p in root.children(recursive=True))]
+    except psutil.Error:
+        return []
+
+
+def rss_and_fds(pid: int) -> tuple[float, int]:
+    """RSS (MB) and open file descriptors of the server process and its children."""
+    rss = 0
+    fds = 0
+    for p in _tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss += int(line.split()[1]) * 1024
+            fds += len(os.listdir(f"/proc/{p}/fd"))
+        except OSError:
+            continue
+    return rss / 2**20, fds
+
+
+async def sample(server_pid: int, db_name: str, prefix: str, redis_url: str) -> dict[str, float]:
+    import asyncpg
+    from redis.asyncio import Redis
+
+    rss, fds = rss_and_fds(server_pid)
+    conn = await asyncpg.connect(loadgen.PG_ADMIN_URL)
+    try:
+        pg = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", db_name
+        )
+    finally:
+        await conn.close()
+    redis = Redis.from_url(redis_url)
+    try:
+        used = (await redis.info("memory"))["used_memory"]
+        keys = sum([1 async for _ in redis.scan_iter(match=prefix + "*", count=1000)])
+    finally:
+        await redis.aclose()
+    return {
+        "rss_mb": round(rss, 2),
+        "open_fds": fds,
+        "pg_connections": int(pg),
+        "redis_used_memory_mb": round(used / 2**20, 3),
+        "redis_keys": keys,
+    }
+
+
+async def redis_key_kinds(prefix: str, redis_url: str) -> dict[str, dict[str, int]]:
+    """This run's Redis keys grouped by shape (ids and numbers folded): count and longest TTL."""
+    import re
+
+    from redis.asyncio import Redis
+
+    kinds: dict[str, dict[str, int]] = {}
+    redis = Redis.from_url(redis_url)
+    try:
+        async for raw in redis.scan_iter(match=prefix + "*", count=1000):
+            key = raw.decode()[len(prefix) :]
+            shape = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}|[0-9a-f]{16,}|\d+", "N", key)
+            kind = kinds.setdefault(shape, {"keys": 0, "max_ttl_s": -1})
+            kind["keys"] += 1
+            if kind["keys"] <= 20:  # a sample of TTLs is enough
+                kind["max_ttl_s"] = max(kind["max_ttl_s"], int(await redis.ttl(raw)))
+    finally:
+        await redis.aclose()
+    top = sorted(kinds.items(), key=lambda item: -item[1]["keys"])[:15]
+    return dict(top)
