@@ -56,10 +56,12 @@ async def managed(tmp_path: Path) -> AsyncIterator[Managed]:
         SIMULCAST_RETRY_MAX_SECONDS="1",
         CONTAINER_HEARTBEAT_INTERVAL_SECONDS="1",
     )
-    run_cli(["tenant", "create", "--slug", "acme", "--name", "Acme"], env, cwd=tmp_path)
+    # In a thread: the in-process CLI runs its own event loop.
+    create = ["tenant", "create", "--slug", "acme", "--name", "Acme"]
+    await asyncio.to_thread(run_cli, create, env, cwd=tmp_path)
     user = ["user", "create", "--tenant", "acme", "--email", "sam@acme.com", "--name", "Sam",
             "--role", "streamer", "--password-stdin"]  # fmt: skip
-    run_cli(user, env, cwd=tmp_path, stdin=PASSWORD + "\n")
+    await asyncio.to_thread(run_cli, user, env, cwd=tmp_path, stdin=PASSWORD + "\n")
     log = tmp_path / "serve.log"
     server = _serve(env, tmp_path, log)
     try:
