@@ -13,6 +13,7 @@ from bigfootlive.containers.manager import backoff
 from bigfootlive.containers.moderation import ChatAutoModerator, ChatMessage
 from bigfootlive.containers.transcoder import ffmpeg_command, parse_renditions
 from bigfootlive.containers.vod import duration_of, finalize_playlist
+from bigfootlive.db import Database
 from bigfootlive.streaming.health import measure_packets
 from tests.fixtures.clock import ManualClock
 
@@ -132,3 +133,16 @@ def test_frame_rate_and_keyframe_interval_come_from_packet_timestamps():
     assert measured.fps == 10.0
     assert measured.keyframe_interval_seconds == 2.0
     assert measure_packets("0.000000,K_,\n").fps is None
+
+
+async def test_a_holder_that_cannot_reach_the_database_does_not_hold_the_lease(settings, tmp_path):
+    # A database file that cannot be opened: every statement fails with OperationalError.
+    url = f"sqlite+aiosqlite:///{tmp_path}/missing-folder/db.sqlite"
+    db = Database.from_settings(settings.model_copy(update={"database_url": url}))
+    lease = DatabaseLease(db, "test-lease", "a", ttl_seconds=30, clock=ManualClock())
+    lease.held = True  # it held the lease before the database went away
+    try:
+        assert await lease.acquire() is False
+        assert lease.held is False
+    finally:
+        await db.dispose()

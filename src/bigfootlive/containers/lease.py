@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+import structlog
 from sqlalchemy import delete, or_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bigfootlive.db import Database, utcnow
 from bigfootlive.models import Lease
+
+log = structlog.get_logger(__name__)
 
 
 class DatabaseLease:
@@ -36,7 +39,17 @@ class DatabaseLease:
         self.held = False
 
     async def acquire(self) -> bool:
-        """Take or renew the lease; True while this holder has it."""
+        """Take or renew the lease; True while this holder has it. A holder that cannot reach
+        the database (down, or SQLite busy beyond its timeout) cannot show that it still holds
+        the lease: False for this round, and the next round tries again."""
+        try:
+            return await self._acquire()
+        except OperationalError as exc:
+            log.warning("lease_unreachable", lease=self.name, error=type(exc.orig).__name__)
+            self.held = False
+            return False
+
+    async def _acquire(self) -> bool:
         now = self.clock()
         async with self.db.transaction() as session:
             result = await session.execute(
