@@ -155,8 +155,8 @@ class Pusher:
                 await process.wait()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # gather, not suppress(CancelledError): a cancel of the caller itself must propagate.
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 class Restreamer:
