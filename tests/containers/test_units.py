@@ -135,9 +135,9 @@ def test_frame_rate_and_keyframe_interval_come_from_packet_timestamps():
     assert measure_packets("0.000000,K_,\n").fps is None
 
 
-async def test_a_holder_that_cannot_reach_the_database_does_not_hold_the_lease(settings, tmp_path):
-    # A database file that cannot be opened: every statement fails with OperationalError.
-    url = f"sqlite+aiosqlite:///{tmp_path}/missing-folder/db.sqlite"
+async def test_a_holder_that_cannot_reach_the_database_does_not_hold_the_lease(settings):
+    # A PostgreSQL server that is not there: every statement fails to connect.
+    url = "postgresql+asyncpg://postgres@127.0.0.1:1/gone"
     db = Database.from_settings(settings.model_copy(update={"database_url": url}))
     lease = DatabaseLease(db, "test-lease", "a", ttl_seconds=30, clock=ManualClock())
     lease.held = True  # it held the lease before the database went away

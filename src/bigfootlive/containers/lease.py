@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import structlog
 from sqlalchemy import delete, or_, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bigfootlive.db import Database, utcnow
 from bigfootlive.models import Lease
@@ -44,8 +44,8 @@ class DatabaseLease:
         the lease: False for this round, and the next round tries again."""
         try:
             return await self._acquire()
-        except OperationalError as exc:
-            log.warning("lease_unreachable", lease=self.name, error=type(exc.orig).__name__)
+        except (DBAPIError, OSError) as exc:  # OSError: refused before any DBAPI call
+            log.warning("lease_unreachable", lease=self.name, error=type(exc).__name__)
             self.held = False
             return False
 
