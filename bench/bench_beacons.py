@@ -32,6 +32,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 
 from bench import loadgen
+from bench.summary import target
 
 PASSWORD = "plausible-tundra-velvet-42"
 VIEWERS = 5000
@@ -52,23 +53,6 @@ def create_bench_app() -> FastAPI:
         return Response(b'{"accepted":%d}' % accepted, 202, media_type="application/json")
 
     return app
-
-
-def target(
-    name: str, value: float, goal: float, unit: str = "x", detail: str = ""
-) -> dict[str, Any]:
-    """One row of the `make bench` summary table (the shape of bench/README.md, "Targets"):
-    higher is better, measured now."""
-    return {
-        "name": name,
-        "value": round(value, 3),
-        "target": goal,
-        "unit": unit,
-        "better": "higher",
-        "met": value >= goal,
-        "load_average": round(os.getloadavg()[0], 2),
-        "detail": detail,
-    }
 
 
 def bodies(batch: int) -> list[str]:

@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.targets import target
+from bench.summary import target
 from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
@@ -203,9 +203,9 @@ async def main(events: int, scheduled: int) -> dict[str, Any]:
         target(
             "container_start_subprocess_vs_inprocess",
             results["subprocess_vs_inprocess"],
-            "<=",
             5.0,
-            "x",
+            unit="x",
+            better="lower",
         )
     ]
     return results

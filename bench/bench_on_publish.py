@@ -31,6 +31,7 @@ from fastapi import FastAPI, Response
 from sqlalchemy import select
 
 from bench import loadgen
+from bench.summary import target
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.apikeys.schemas import ApiKeyCreate
 from bigfootlive.app import create_app
@@ -47,24 +48,6 @@ from bigfootlive.models import Event
 from bigfootlive.serving import uvicorn_options
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import TenantSettings
-
-
-def target(
-    name: str, value: float, goal: float, unit: str = "x", detail: str = ""
-) -> dict[str, Any]:
-    """One row of the `make bench` summary table (the shape of bench/README.md, "Targets"):
-    higher is better, measured now."""
-    return {
-        "name": name,
-        "value": round(value, 3),
-        "target": goal,
-        "unit": unit,
-        "better": "higher",
-        "met": value >= goal,
-        "load_average": round(os.getloadavg()[0], 2),
-        "detail": detail,
-    }
-
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 LUA = Path(__file__).with_name("on_publish.lua")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.targets import target
+from bench.summary import target
 
 
 def ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
@@ -34,13 +34,19 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             target(
                 "ws_connect_storm_10k_vs_socketio",
                 vs.get(10_000, {}).get("connect_seconds_ratio"),
-                "<=",
                 2.0,
-                "x",
+                unit="x",
+                better="lower",
             )
         )
         found.append(
-            target("fanout_p99_10k_20msgs", ours[10_000]["latency_ms_p99"], "<=", 100.0, "ms")
+            target(
+                "fanout_p99_10k_20msgs",
+                ours[10_000]["latency_ms_p99"],
+                100.0,
+                unit="ms",
+                better="lower",
+            )
         )
     for n in (1_000, 5_000):
         if n in ours:
@@ -48,9 +54,9 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                 target(
                     f"fanout_p99_{n // 1000}k_vs_socketio",
                     vs.get(n, {}).get("p99_ratio"),
-                    "<=",
                     2.0,
-                    "x",
+                    unit="x",
+                    better="lower",
                 )
             )
     if 20_000 in ours:
@@ -58,9 +64,9 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             target(
                 "fanout_delivered_20k_vs_socketio",
                 vs.get(20_000, {}).get("delivered_per_second_ratio"),
-                ">=",
                 1.5,
-                "x",
+                unit="x",
+                better="higher",
             )
         )
     if ours:
@@ -69,9 +75,9 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             target(
                 "memory_per_viewer_connection",
                 largest["memory_per_connection_kb"],
-                "<=",
                 15.0,
-                "KB",
+                unit="KB",
+                better="lower",
             )
         )
     return found
