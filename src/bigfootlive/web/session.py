@@ -133,10 +133,6 @@ def _refresher(request: Request) -> _Refresher:
     return found
 
 
-async def _authenticate(state: AppState, token: str) -> AuthSubject:
-    return await authenticate(state, token)
-
-
 async def browser_subject(request: Request) -> AuthSubject | None:
     """Who the browser is signed in as, or None; renews an expired access token."""
     state: AppState = request.app.state.bigfoot
@@ -151,12 +147,12 @@ async def browser_subject(request: Request) -> AuthSubject | None:
     try:
         if not token:
             raise Unauthorized(code="token_expired")
-        subject = await _authenticate(state, token)
+        subject = await authenticate(state, token)
     except Unauthorized as exc:
         if exc.code == "token_expired" and refresh_token:
             try:
                 pair = await _refresher(request).refresh(request, state, refresh_token)
-                subject = await _authenticate(state, pair.access_token)
+                subject = await authenticate(state, pair.access_token)
                 start(request, pair)
             except Unauthorized:
                 subject = None
