@@ -3,8 +3,10 @@
 .PHONY: run test check lint format typecheck imports pytest coverage bench
 
 # Three workers on two cores: many tests wait on processes (servers, nginx, ffmpeg) rather
-# than compute (6:58 for the suite vs 8:53 with -n auto on this 2-core machine).
-PYTEST_ARGS ?= -n 3 --dist worksteal
+# than compute (6:58 for the suite vs 8:53 with -n auto on this 2-core machine). Each file is a
+# unit of work (its module-scoped servers start once), longest first from tests/durations.json
+# (tests/fixtures/scheduling.py; refresh with `.venv/bin/pytest $(PYTEST_ARGS) --store-durations`).
+PYTEST_ARGS ?= -n 3 --dist loadfile --no-loadscope-reorder
 
 run:
 	scripts/bootstrap

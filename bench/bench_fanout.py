@@ -2,6 +2,7 @@
 
     python -m bench.bench_fanout [--viewers 1000,5000,10000,20000] [--rate 20] [--duration 10]
                                  [--servers <cores>] [--clients 1] [--no-reference]
+                                 [--warmup 3]
 
 Both peers run as many server processes as there are cores (one port each; viewers are spread
 round-robin) sharing one Redis: BigfootLive (uvicorn, uvloop, the hub in realtime/hub.py) and
@@ -101,6 +102,10 @@ def start_bigfoot(
 
     asyncio.run(upgrade_database(env["DATABASE_URL"]))
     token_env = asyncio.run(_seed(env))
+    # Seeded as the tables' owner; the servers as the application role (row-level security
+    # applies, as in production).
+    env["DATABASE_MIGRATION_URL"] = database_url
+    env["DATABASE_URL"] = asyncio.run(loadgen.app_role_url(database_url))
     ports = [loadgen.free_port() for _ in range(servers)]
     procs = [
         subprocess.Popen(
@@ -116,6 +121,7 @@ def start_bigfoot(
             ],
             env=env,
             cwd=workdir,
+            stdout=sys.stderr,  # their log lines; stdout is the report's
         )
         for port in ports
     ]
@@ -369,6 +375,9 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--no-reference", action="store_true")
+    # Seconds of chat sent to each peer before the first level (no viewers), so that the first
+    # level measures a running server, not its first database round trips (0: none).
+    parser.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -387,6 +396,7 @@ def main() -> None:
             or Settings.model_fields["ws_batch_window_ms"].default
         ),
         "client_processes": args.clients,
+        "warmup_seconds": args.warmup,
         "cores": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
         "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
@@ -402,6 +412,8 @@ def main() -> None:
             peers.append(start_socketio(args.servers, prefix + "sio"))
         for peer in peers:
             report["results"][peer.name] = []
+            if args.warmup > 0:
+                asyncio.run(peer.send(args.rate, args.warmup, 0.5))
         for n in levels:
             for peer in peers:
                 row = measure(peer, binary, n, args.rate, args.duration, args.clients)

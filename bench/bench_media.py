@@ -41,7 +41,7 @@ from fastapi import FastAPI, Response
 from bench import loadgen
 from bigfootlive.app import create_app
 from bigfootlive.authz.roles import Role
-from bigfootlive.authz.subject import AccessClaims, AuthSubject
+from bigfootlive.authz.subject import AccessClaims
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.events import crud, lifecycle
@@ -94,7 +94,7 @@ async def seed(state: AppState, n: int) -> list[tuple[Event, str, str]]:
         user_id=user.id, tenant_id=tenant.id, session_id=uuid.uuid4(), roles=("admin",),
         amr=("pwd",), auth_time=0, expires_at=0,
     )  # fmt: skip
-    subject = AuthSubject(user=user, claims=claims, tenant_slug=tenant.slug)
+    subject = loadgen.subject_of(user, tenant, claims)
     out: list[tuple[Event, str, str]] = []
     async with state.db.transaction() as session:
         for i in range(n):

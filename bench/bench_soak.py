@@ -12,14 +12,18 @@ callbacks. Every `--interval` seconds it samples the server's RSS and open file 
 process and its children, /proc/<pid>/fd), the database's connections (pg_stat_activity) and
 Redis `used_memory` (plus the number of this run's keys, reported but not judged: see
 `soak_metrics.INFORMATIONAL`). It prints one JSON document: the series, a least-squares slope per
-metric (per minute, samples after `--warmup`), and a verdict: no growth trend when every slope is
-within `--tolerance` % of the metric's mean per minute. `make bench` runs it for 3 minutes.
+metric (per minute, on its steady-state window: after `--warmup`, and for the Redis series after
+the longest TTL of the keys the load makes, from the server's settings; `windows` in the JSON),
+and a verdict: no growth trend when every slope is within `--tolerance` % of the metric's mean
+per minute. The accounts stay signed in as a client keeps them (`soak_client`: tokens refreshed
+before they expire). `make bench` runs it for 3 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -36,23 +40,24 @@ import httpx
 
 from bench import loadgen, summary
 from bench.loadgen import Uvicorn
+from bench.soak_client import USERS, Accounts, close_code, credentials, seed
 from bench.soak_metrics import (
     INFORMATIONAL,
     METRICS,
+    TTL_BOUNDED,
+    judge,
     redis_key_kinds,
     sample,
     slope_per_minute,
     trend,
+    ttl_warmup,
     verdict,
 )
 
 __all__ = ["main", "slope_per_minute", "trend", "verdict"]
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-PASSWORD = "plausible-tundra-velvet-42"
-TENANT = "soak"
 VIEWERS = 40  # chat WebSocket viewers (authenticated users)
-USERS = 50  # viewers + the streamer's and admin's accounts come on top
 
 # Requests per second for each kind of traffic (bounded: a soak, not a stress test).
 RATES = {"sign_in": 0.5, "read": 20.0, "chat": 4.0, "beacon": 10.0, "callback": 1.0}
@@ -66,54 +71,17 @@ class Counters:
     chat_received: int = 0  # chat messages delivered to viewers
     reconnects: int = 0
     ws_closed: dict[str, int] = field(default_factory=dict)  # close code -> viewers
+    failed_by_status: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> status
 
-    def count(self, kind: str, good: bool) -> None:
+    def count(self, kind: str, good: bool, status: int | str | None = None) -> None:
         bucket = self.ok if good else self.failed
         bucket[kind] = bucket.get(kind, 0) + 1
+        if not good:
+            codes = self.failed_by_status.setdefault(kind, {})
+            codes[str(status)] = codes.get(str(status), 0) + 1
 
 
 # ---------------------------------------------------------------- seed and traffic
-
-
-async def _seed(database_url: str, jwt_secret: str) -> None:
-    """Tenant, admin, streamer and viewers (cheap argon2: the soak is not a login benchmark)."""
-    from bigfootlive.authz.roles import Role
-    from bigfootlive.composition import AppState
-    from bigfootlive.config import Settings
-    from bigfootlive.identity import accounts
-    from bigfootlive.tenants import service as tenants
-    from bigfootlive.tenants.schemas import TenantSettings
-
-    settings = Settings(
-        _env_file=None, database_url=database_url, jwt_secret=jwt_secret,
-        argon2_memory_kib=1024, argon2_time_cost=1,
-    )  # fmt: skip
-    state = AppState.build(settings)
-    try:
-        async with state.db.transaction() as session:
-            tenant = await tenants.create_tenant(
-                session, slug=TENANT, name="Soak", settings=TenantSettings(), email_domains=[]
-            )
-            for i in range(USERS + 2):
-                role = Role.ADMIN if i == 0 else Role.STREAMER if i == 1 else Role.VIEWER
-                await accounts.create_account(
-                    state, session, tenant=tenant, email=_email(i), display_name=f"Soak {i}",
-                    role=role, password=PASSWORD, email_verified=True,
-                )  # fmt: skip
-    finally:
-        await state.close()
-
-
-def _email(i: int) -> str:
-    return f"user{i:03d}@soak.example"
-
-
-async def _login(http: httpx.AsyncClient, i: int) -> str:
-    response = await http.post(
-        "/api/auth/login", json={"tenant": TENANT, "email": _email(i), "password": PASSWORD}
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
 
 
 def _callback(call: str, key: str) -> dict[str, str]:
@@ -141,18 +109,20 @@ class Soak:
         self.api_key = ""
         self.counters = counters
         self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
-        self.tokens: list[str] = []
+        # every account's token pair, refreshed before it expires (`soak_client`)
+        self.accounts = Accounts(self.http, credentials, counters.count)
         self.event_id = ""
         self.stream_key = ""
         self.viewers: list[asyncio.Task[None]] = []
 
     async def setup(self) -> dict[str, Any]:
-        self.tokens = [await _login(self.http, i) for i in range(USERS + 2)]
-        admin = {"Authorization": f"Bearer {self.tokens[0]}"}
+        for i in range(USERS + 2):
+            await self.accounts.sign_in(i)
+        admin = {"Authorization": f"Bearer {await self.accounts.access(0)}"}
         key = await self.http.post("/api/api-keys", json={"name": "soak"}, headers=admin)
         key.raise_for_status()
         self.api_key = key.json()["key"]  # the media server's credential for the callbacks
-        streamer = {"Authorization": f"Bearer {self.tokens[1]}"}
+        streamer = {"Authorization": f"Bearer {await self.accounts.access(1)}"}
         created = await self.http.post("/api/events", json={"title": "Soak"}, headers=streamer)
         created.raise_for_status()
         self.event_id = created.json()["id"]
@@ -175,8 +145,7 @@ class Soak:
 
     async def container(self) -> dict[str, Any]:
         """The live event's container as the admin's `/api/containers/stats` shows it."""
-        admin = {"Authorization": f"Bearer {self.tokens[0]}"}
-        stats = (await self.http.get("/api/containers/stats", headers=admin)).json()
+        stats = (await self.accounts.get(0, "/api/containers/stats")).json()
         for item in stats.get("items", []):
             if item["event_id"] == self.event_id:
                 return {k: item[k] for k in ("state", "runtime", "restarts", "event_status")}
@@ -199,60 +168,68 @@ class Soak:
             max_size=None, open_timeout=30,
         )  # fmt: skip
 
-    async def _viewer(self, token: str) -> None:
-        """A viewer as the player runs it: counts chat messages, answers the server's pings."""
-        connected = False
-        try:
-            async with self._ws(token) as ws:
-                connected = True
-                self.counters.count("ws_connect", True)
-                async for frame in ws:
-                    text = frame if isinstance(frame, str) else frame.decode()
-                    compact = text.replace(" ", "")
-                    self.counters.chat_received += compact.count('"type":"message"')
-                    if '"type":"ping"' in compact:
-                        await ws.send('{"type":"pong"}')
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # a refused connection, or one the server closed (close code in `ws_closed`)
-            self.counters.count("ws_connect" if not connected else "ws_dropped", False)
-            code = getattr(getattr(exc, "rcvd", None), "code", None)
+    async def _viewer(self, i: int) -> None:
+        """A viewer as the player runs it (`chat.mjs`): counts chat messages, answers the server's
+        pings, and when the server closes its socket connects again after a back-off (its token
+        refreshed first after a 4401; not after a ban or an unknown event)."""
+        attempts = 0
+        while True:
+            connected = False
+            token = await self.accounts.access(i)
+            try:
+                async with self._ws(token) as ws:
+                    connected = True
+                    attempts = 0
+                    self.counters.count("ws_connect", True)
+                    async for frame in ws:
+                        text = frame if isinstance(frame, str) else frame.decode()
+                        compact = text.replace(" ", "")
+                        self.counters.chat_received += compact.count('"type":"message"')
+                        if '"type":"ping"' in compact:
+                            await ws.send('{"type":"pong"}')
+                code = ws.close_code  # the server closed it cleanly
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # a refused connection, or one the server closed (close code in `ws_closed`)
+                code = close_code(exc)
+                self.counters.count("ws_connect" if not connected else "ws_dropped", False, code)
             self.counters.ws_closed[str(code)] = self.counters.ws_closed.get(str(code), 0) + 1
+            if code in (4403, 4404, 4405, 4406, 4411):
+                return
+            if code == 4401:
+                await self.accounts.refresh(i, token)
+            attempts += 1
+            await asyncio.sleep(min(30.0, 0.5 * 2 ** min(attempts, 6)))
 
     def start_viewers(self) -> None:
         for i in range(VIEWERS):
-            self.viewers.append(asyncio.create_task(self._viewer(self.tokens[2 + i])))
+            self.viewers.append(asyncio.create_task(self._viewer(2 + i)))
 
     def reconnect_some(self, round_: int) -> None:
         for k in range(RECONNECT_PER_INTERVAL):
             i = (round_ * RECONNECT_PER_INTERVAL + k) % VIEWERS
             self.viewers[i].cancel()
-            self.viewers[i] = asyncio.create_task(self._viewer(self.tokens[2 + i]))
+            self.viewers[i] = asyncio.create_task(self._viewer(2 + i))
             self.counters.reconnects += 1
 
     async def _request(self, kind: str, coro: Any) -> None:
         try:
             response = await coro
-            self.counters.count(kind, response.status_code < 400)
-        except httpx.HTTPError:
-            self.counters.count(kind, False)
+            self.counters.count(kind, response.status_code < 400, response.status_code)
+        except httpx.HTTPError as exc:
+            self.counters.count(kind, False, type(exc).__name__)
 
     async def traffic(self, until: float) -> None:
         reads = ("/api/auth/me", "/api/events", f"/api/events/{self.event_id}")
 
         async def sign_in(n: int) -> None:
-            try:
-                await _login(self.http, 2 + n % USERS)
-                self.counters.count("sign_in", True)
-            except httpx.HTTPError:
-                self.counters.count("sign_in", False)
+            # someone signing in (again): a session of its own, its tokens not kept
+            body = credentials(2 + n % USERS)
+            await self._request("sign_in", self.http.post("/api/auth/login", json=body))
 
         async def read(n: int) -> None:
-            token = self.tokens[n % len(self.tokens)]
-            await self._request(
-                "read", self.http.get(reads[n % 3], headers={"Authorization": f"Bearer {token}"})
-            )
+            await self._request("read", self.accounts.get(n % (USERS + 2), reads[n % 3]))
 
         async def beacon(n: int) -> None:
             body = {
@@ -268,23 +245,34 @@ class Soak:
                 "publish_done" if n % 60 == 58 else "publish" if n % 60 == 59 else "update_publish"
             )
             status = await self._hook(call)
-            self.counters.count("callback", status < 400)
+            self.counters.count("callback", status < 400, status)
+
+        sent = 0
 
         async def chat() -> None:
-            try:
-                async with self._ws(self.tokens[1]) as ws:
-                    drain = asyncio.create_task(_drain(ws))
+            # the streamer's socket; connected again (token refreshed) if the server closes it
+            nonlocal sent
+            while time.monotonic() < until:
+                token = await self.accounts.access(1)
+                try:
+                    async with self._ws(token) as ws:
+                        drain = asyncio.create_task(_drain(ws))
 
-                    async def send(n: int) -> None:
-                        await ws.send(
-                            json.dumps({"type": "send", "body": f"soak {n}", "ref": str(n)})
-                        )
-                        self.counters.count("chat_sent", True)
+                        async def send(_: int) -> None:
+                            nonlocal sent
+                            body = {"type": "send", "body": f"soak {sent}", "ref": str(sent)}
+                            await ws.send(json.dumps(body))
+                            sent += 1
+                            self.counters.count("chat_sent", True)
 
-                    await _paced(RATES["chat"], until, send)
-                    drain.cancel()
-            except Exception:
-                self.counters.count("chat_sent", False)
+                        await _paced(RATES["chat"], until, send)
+                        drain.cancel()
+                except Exception as exc:
+                    code = close_code(exc)
+                    self.counters.count("chat_sent", False, code)
+                    if code == 4401:
+                        await self.accounts.refresh(1, token)
+                    await asyncio.sleep(1.0)
 
         await asyncio.gather(
             _paced(RATES["sign_in"], until, sign_in),
@@ -302,8 +290,9 @@ class Soak:
 
 
 async def _drain(ws: Any) -> None:
-    async for _ in ws:
-        pass
+    with contextlib.suppress(Exception):  # a closed socket: the sender's next send says so
+        async for _ in ws:
+            pass
 
 
 async def soak(server: Uvicorn, db_name: str, prefix: str, args: Any) -> dict[str, Any]:
@@ -346,17 +335,20 @@ async def soak(server: Uvicorn, db_name: str, prefix: str, args: Any) -> dict[st
     }
 
 
-def _report(result: dict[str, Any], args: Any, load_before: float) -> dict[str, Any]:
+def _report(
+    result: dict[str, Any], args: Any, load_before: float, ttl: tuple[float, str]
+) -> dict[str, Any]:
     samples = result["samples"]
-    steady = [s for s in samples if s["t_s"] >= args.warmup]
-    series = {m: [(s["t_s"], float(s[m])) for s in steady] for m in METRICS}
-    judged = verdict(series, args.tolerance)
-    too_short = len(steady) < 3  # a slope needs a few samples after the warm-up
-    if too_short:
-        judged["verdict"] = f"too short to judge: {len(steady)} samples after the warm-up"
-    informational = {
-        m: trend([(s["t_s"], float(s[m])) for s in steady], args.tolerance) for m in INFORMATIONAL
+    # each metric judged on its steady state: after `--warmup`, and the Redis series only after
+    # the longest TTL of the keys the load makes (they fill up until then: `ttl_warmup`)
+    starts = {
+        m: max(args.warmup, ttl[0]) if m in TTL_BOUNDED else args.warmup
+        for m in (*METRICS, *INFORMATIONAL)
     }
+    judged = judge(samples, {m: starts[m] for m in METRICS}, args.tolerance)
+    info = judge(samples, {m: starts[m] for m in INFORMATIONAL}, args.tolerance)
+    informational = info["trends"]
+    judged["windows"]["ttl_warmup"] = {"seconds": ttl[0], "setting": ttl[1]}
     load = sum(result["loads"]) / len(result["loads"])
     counters: Counters = result["counters"]
     elapsed = result["elapsed_s"]
@@ -367,7 +359,7 @@ def _report(result: dict[str, Any], args: Any, load_before: float) -> dict[str, 
         targets.append(
             summary.target(
                 f"soak {metric} slope (% of mean per minute, {args.minutes:g} min)",
-                None if too_short else t["slope_pct_of_mean_per_min"],
+                None if metric in judged["too_short"] else t["slope_pct_of_mean_per_min"],
                 args.tolerance,
                 unit="%",
                 better="lower",
@@ -400,6 +392,7 @@ def _report(result: dict[str, Any], args: Any, load_before: float) -> dict[str, 
             "ok_per_s": rates,
             "chat_messages_delivered": counters.chat_received,
             "viewer_reconnects": counters.reconnects,
+            "failed_by_status": counters.failed_by_status,
             "viewer_sockets_lost_by_close_code": counters.ws_closed,
         },
         "series": samples,
@@ -424,13 +417,18 @@ def run(args: Any) -> dict[str, Any]:
 
         asyncio.run(upgrade_database(database_url))
         jwt_secret = secrets.token_urlsafe(48)
-        asyncio.run(_seed(database_url, jwt_secret))
+        asyncio.run(seed(database_url, jwt_secret))
         env = {
             "NODE_ENV": "production",
-            "DATABASE_URL": database_url,
             "REDIS_URL": REDIS_URL,
             "REDIS_KEY_PREFIX": prefix,
             "JOBS_QUEUE_PREFIX": f"soak{uuid.uuid4().hex[:8]}",
+            # A deployment runs a worker for the jobs the API sends (the analytics roll-up, one
+            # a second here): without one, the queue grew in Redis for the whole run (~2.8 KB a
+            # job, 1,200 after 25 minutes), which the Redis memory slope took for a leak.
+            # Here it runs in the server process (as bench_beacons does), so its threads, memory
+            # and connections are measured with the server's.
+            "JOBS_INPROCESS_WORKER": "true",
             "JWT_SECRET": jwt_secret,
             "AUTO_MIGRATE": "false",
             "ARGON2_MEMORY_KIB": "1024",
@@ -441,6 +439,10 @@ def run(args: Any) -> dict[str, Any]:
             "ANALYTICS_BEACON_IP_RATE_LIMIT": "1000000/minute",
             "MAIL_OUTBOX_DIR": str(workdir / "outbox"),
             "BENCH_FIXTURE_DIR": str(workdir),
+            # Seeded as the tables' owner; the server as the application role, as production
+            # requires (row-level security applies to it).
+            "DATABASE_URL": asyncio.run(loadgen.app_role_url(database_url)),
+            "DATABASE_MIGRATION_URL": database_url,
         }
         server = Uvicorn(
             "bench.server:create_bench_app", env=env, workers=1, log=workdir / "server.log"
@@ -450,18 +452,25 @@ def run(args: Any) -> dict[str, Any]:
         server.stop()
         server = None
         succeeded = True
-        return _report(result, args, load_before)
+        return _report(result, args, load_before, ttl_warmup(_settings(env)))
     finally:
         if server is not None:
             server.stop()
         asyncio.run(loadgen.drop_database(database_url))
-        from bench.bench_api import _delete_redis_prefix
-
-        asyncio.run(_delete_redis_prefix(prefix))
+        asyncio.run(loadgen.delete_redis_prefix(REDIS_URL, prefix))
         if succeeded:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"server log kept in {workdir}", file=sys.stderr)
+
+
+def _settings(env: dict[str, str]) -> Any:
+    """The server's settings: its environment (this one plus `env`, as `Uvicorn` passes it)."""
+    from bigfootlive.config import Settings
+
+    fields = Settings.model_fields
+    given: dict[str, Any] = {k.lower(): v for k, v in env.items() if k.lower() in fields}
+    return Settings(**given)
 
 
 def main(argv: list[str] | None = None) -> None:

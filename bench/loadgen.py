@@ -199,6 +199,65 @@ async def create_database(prefix: str = "bfl_bench") -> str:
     return f"{base}/{name}"
 
 
+# The role the benchmarked server connects as, like a production application role (README,
+# "Row-level security"): no superuser, no BYPASSRLS, so the policies apply and cost what they
+# cost in production (and `NODE_ENV=production` accepts it). The tables belong to the admin role
+# that migrated them; seeding goes through that role too.
+APP_ROLE = "bfl_bench_app"
+
+
+async def app_role_url(url: str) -> str:
+    """`url` (a migrated database, admin role) as the application role, privileges granted."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        try:
+            await conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
+        except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+            pass  # made by an earlier run (roles belong to the whole cluster)
+        await conn.execute(
+            f"GRANT USAGE ON SCHEMA public TO {APP_ROLE};"
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE};"
+            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}"
+        )
+    finally:
+        await conn.close()
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{APP_ROLE}@{rest.split('@', 1)[1]}"
+
+
+def subject_of(user: Any, tenant: Any, claims: Any) -> Any:
+    """An `AuthSubject` for a seeded user (what authentication builds from the principal)."""
+    import datetime as dt
+
+    from sqlalchemy import inspect
+
+    from bigfootlive.authz.subject import AuthSubject, Principal
+
+    row = {column.key: getattr(user, column.key) for column in inspect(user).mapper.column_attrs}
+    principal = Principal(
+        user_row=row,
+        tenant_slug=tenant.slug,
+        tenant_active=True,
+        session_expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+    )
+    return AuthSubject(principal, claims)
+
+
+async def delete_redis_prefix(url: str, prefix: str) -> None:
+    """Delete every key under `prefix` (a run's own keys)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=prefix + "*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await client.delete(*keys[start : start + 1000])
+    finally:
+        await client.aclose()
+
+
 async def drop_database(url: str) -> None:
     import asyncpg
 

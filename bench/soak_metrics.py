@@ -14,10 +14,28 @@ from bench import loadgen
 
 # Judged by the verdict.
 METRICS = ("rss_mb", "open_fds", "pg_connections", "redis_used_memory_mb")
-# Reported with their slope, not judged: this run's Redis keys include time-windowed ones (the
-# beacon de-duplication keys live 15 minutes per viewer and window), so their count climbs for the
-# first 15 minutes of any run by design before it levels off; `redis_key_kinds` shows them.
-INFORMATIONAL = ("redis_keys",)
+# Reported with their slope, not judged (other programs' keys do not move it, but it is what
+# moves `redis_used_memory_mb`); `redis_key_kinds` shows the keys by shape.
+INFORMATIONAL = ("redis_keys", "jobs_pending")
+# The series the run's Redis keys move. Keys that expire fill up for as long as they live and
+# then level off (as many expire as are made): growth bounded by a TTL, not a leak. These are
+# judged only on the steady state, after the longest TTL of the keys the load makes in numbers
+# that grow with time (`ttl_warmup`); the others after `--warmup`.
+TTL_BOUNDED = ("redis_used_memory_mb", "redis_keys")
+
+
+def ttl_warmup(settings: Any) -> tuple[float, str]:
+    """Seconds until the Redis keys the soak's load keeps making level off, and the setting
+    that says so: the longest TTL among them. Per viewer and minute, the analytics keys
+    (`an:{event}:seen:<viewer>:<minute>`, `ANALYTICS_SEEN_TTL_SECONDS`); per account, the
+    authenticated principals (`AUTH_PRINCIPAL_TTL_SECONDS`). (The keys the load makes in bounded
+    numbers whatever their TTL, one per viewer or one a minute, weigh nothing next to them.)"""
+    ttls = {
+        "analytics_seen_ttl_seconds": float(settings.analytics_seen_ttl_seconds),
+        "auth_principal_ttl_seconds": float(settings.auth_principal_ttl_seconds),
+    }
+    name = max(ttls, key=lambda k: ttls[k])
+    return ttls[name], name
 
 
 # ---------------------------------------------------------------- the trend (pure, tested)
@@ -67,6 +85,32 @@ def verdict(series: dict[str, list[tuple[float, float]]], tolerance_pct: float) 
     }
 
 
+def judge(
+    samples: Sequence[dict[str, float]],
+    starts: dict[str, float],
+    tolerance_pct: float,
+    min_samples: int = 3,
+) -> dict[str, Any]:
+    """The verdict on `samples` (each with `t_s` and every metric of `starts`), each metric
+    judged on its window: the samples from `starts[metric]` seconds on. A metric with fewer
+    than `min_samples` there is not judged (`too_short`); the verdict names the growing ones."""
+    series = {
+        m: [(s["t_s"], float(s[m])) for s in samples if s["t_s"] >= t] for m, t in starts.items()
+    }
+    last = max((s["t_s"] for s in samples), default=0.0)
+    windows = {m: {"from_s": t, "to_s": last, "samples": len(series[m])} for m, t in starts.items()}
+    short = [m for m in starts if len(series[m]) < min_samples]
+    judged = verdict({m: p for m, p in series.items() if m not in short}, tolerance_pct)
+    judged["trends"].update({m: trend(series[m], tolerance_pct) for m in short})
+    if short and len(short) == len(starts):
+        judged["verdict"] = f"too short to judge: fewer than {min_samples} samples in every window"
+    elif short:
+        judged["verdict"] += "; too short to judge: " + ", ".join(
+            f"{m} (steady state from {starts[m]:g} s)" for m in short
+        )
+    return {**judged, "too_short": short, "windows": windows}
+
+
 def _tree(pid: int) -> list[int]:
     import psutil
 
@@ -107,7 +151,13 @@ async def sample(server_pid: int, db_name: str, prefix: str, redis_url: str) -> 
     redis = Redis.from_url(redis_url)
     try:
         used = (await redis.info("memory"))["used_memory"]
-        keys = sum([1 async for _ in redis.scan_iter(match=prefix + "*", count=1000)])
+        keys = 0
+        queues = []  # the job broker's messages by queue (dramatiq: `<queue>.msgs` hashes)
+        async for key in redis.scan_iter(match=prefix + "*", count=1000):
+            keys += 1
+            if key.endswith(b".msgs"):
+                queues.append(key)
+        pending = sum([int(await redis.hlen(q)) for q in queues])
     finally:
         await redis.aclose()
     return {
@@ -116,6 +166,7 @@ async def sample(server_pid: int, db_name: str, prefix: str, redis_url: str) -> 
         "pg_connections": int(pg),
         "redis_used_memory_mb": round(used / 2**20, 3),
         "redis_keys": keys,
+        "jobs_pending": pending,
     }
 
 

@@ -6,6 +6,10 @@
   (services.emptying_script) over one connection kept for the session (services.Cleaner).
 - The app: one per worker and shape (`app_for`); each test starts its lifespan afresh with its
   own settings (`TestSettings`: the test's values only, never the environment or a .env file).
+- Cost: what lives for the session (modules, collected tests, each shape's app) is out of the
+  garbage collector's reach (`keep_out_of_the_collector`); test databases commit without
+  waiting for the disk (services.create_database); the factory's users share one password hash
+  and sign in in-process (tests/fixtures/factories.py).
 - Background loops: only the analytics flush, unless the test asks for more with
   `@pytest.mark.loops(...)` or a conftest overrides the `loops` fixture (containers, realtime).
 - Waiting: polling.until(condition) for something to happen; jobs.settled(state.jobs) for
@@ -19,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -31,14 +36,20 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from bigfootlive.app import Loop, create_app
+from bigfootlive.app import GC_THRESHOLDS, Loop, create_app
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.db import PLATFORM_ROWS, bind_row_scope
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.observability.logging import configure_logging
 from tests.fixtures import services
-from tests.fixtures.factories import Factory
+from tests.fixtures.factories import CLIENT_IP, Factory
+from tests.fixtures.scheduling import (  # noqa: F401 (hooks: longest tests first)
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_xdist_make_scheduler,
+)
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -48,6 +59,21 @@ BACKENDS = ["sqlite", "postgres"]
 # until authentication or an audited platform scope says otherwise, and the app connects as a
 # role that row-level security binds (services.APP_ROLE).
 bind_row_scope(PLATFORM_ROWS)
+
+
+def keep_out_of_the_collector() -> None:
+    """What lives for the whole session (modules, collected tests, a shape's app) out of the
+    garbage collector's reach, as the app's own `gc_tuning` does in production (TestSettings
+    turns that off: a lifespan per test would freeze each test's garbage). Without it a full
+    collection walks ~450k long-lived objects every few tests: measured a third of a worker's
+    CPU. A test's own cycles are still collected (collected first here, never frozen)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    keep_out_of_the_collector()
 
 
 @pytest.fixture(scope="session")
@@ -121,6 +147,8 @@ def base_settings(tmp_path: Path, smtp: services.SMTPSink, **overrides: Any) -> 
         "smtp_port": smtp.port,
         "smtp_starttls": False,
         "mail_outbox_dir": str(tmp_path / "outbox"),
+        # the event containers' files (DVR copy, thumbnails, recordings): never the checkout's
+        "recordings_dir": str(tmp_path / "media"),
         "auto_migrate": False,
         "log_json": True,
         "log_level": "WARNING",
@@ -218,6 +246,7 @@ def app_for(settings: Settings, loops: frozenset[Loop]) -> FastAPI:
     application = _APPS.get(shape)
     if application is None:
         application = _APPS[shape] = create_app(settings, loops=loops)
+        keep_out_of_the_collector()  # kept for the session
     else:  # what create_app does besides building the app
         settings.check_production()
         configure_logging(settings.log_level, settings.log_json)  # a test may have changed it
@@ -240,11 +269,11 @@ def state(app: FastAPI) -> AppState:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    transport = httpx.ASGITransport(app=app, client=(CLIENT_IP, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
 
 
 @pytest.fixture
 def factory(state: AppState, client: httpx.AsyncClient) -> Factory:
-    return Factory(state, client)
+    return Factory(state, client, client_ip=CLIENT_IP)  # `client` is the app's, in-process

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 
 import pytest
-from bench.soak_metrics import slope_per_minute, trend, verdict
+from bench.soak_metrics import judge, slope_per_minute, trend, ttl_warmup, verdict
+
+from bigfootlive.config import Settings
 
 
 def test_the_module_imports_and_exposes_its_trend_functions() -> None:
@@ -85,3 +88,64 @@ def test_make_bench_runs_the_soak_for_a_few_minutes_only() -> None:
     options = run_all.SHORT_DEFAULTS["bench_soak"]
     assert options[0] == "--minutes"
     assert float(options[1]) <= 5 or "BENCH_SOAK_MINUTES" in os.environ
+
+
+# ---------------------------------------------------------------- the steady-state window
+
+
+def _redis_memory(t: float, ttl: float, leak_per_min: float = 0.0) -> float:
+    """Redis memory (MB) as the soak's keys move it: ~0.6 MB of other data, keys made at a
+    steady rate that each live `ttl` seconds (so their number climbs for `ttl`, then holds),
+    plus an optional leak that never stops."""
+    keys = 500 * min(t, ttl) / 60  # 500 a minute, none expired before `ttl`
+    return 0.6 + keys * 100 / 2**20 + leak_per_min * t / 60
+
+
+def _samples(memory: Callable[[float], float], minutes: int = 30) -> list[dict[str, float]]:
+    return [
+        {"t_s": float(t), "redis_used_memory_mb": memory(t), "rss_mb": 120.0}
+        for t in range(0, minutes * 60 + 1, 10)
+    ]
+
+
+def test_a_warm_up_bounded_by_a_ttl_is_not_judged_as_growth() -> None:
+    ttl, _ = ttl_warmup(Settings(_env_file=None))
+    samples = _samples(lambda t: _redis_memory(t, ttl))
+    # judged from the start, the fill-up looks like a leak (the false "growth" of issue 18)
+    assert judge(samples, {"redis_used_memory_mb": 60.0}, 1.0)["growing"] == [
+        "redis_used_memory_mb"
+    ]
+    # judged on the steady state after the longest TTL, it is flat
+    judged = judge(samples, {"redis_used_memory_mb": ttl, "rss_mb": 60.0}, 1.0)
+    assert judged["verdict"] == "no growth trend"
+    assert judged["windows"]["redis_used_memory_mb"] == {
+        "from_s": ttl, "to_s": 1800.0, "samples": int((1800 - ttl) / 10) + 1
+    }  # fmt: skip
+
+
+def test_a_steady_leak_is_still_growth_in_the_steady_state_window() -> None:
+    ttl, _ = ttl_warmup(Settings(_env_file=None))
+    # 0.03 MB a minute on ~2 MB: ~1.5 % of the mean a minute, on top of the same warm-up
+    samples = _samples(lambda t: _redis_memory(t, ttl, leak_per_min=0.03))
+    judged = judge(samples, {"redis_used_memory_mb": ttl, "rss_mb": 60.0}, 1.0)
+    assert judged["growing"] == ["redis_used_memory_mb"]
+    assert judged["verdict"] == "growth: redis_used_memory_mb"
+
+
+def test_a_run_shorter_than_the_warm_up_says_which_metric_it_cannot_judge() -> None:
+    samples = _samples(lambda t: _redis_memory(t, 900.0), minutes=3)
+    judged = judge(samples, {"redis_used_memory_mb": 900.0, "rss_mb": 60.0}, 1.0)
+    assert judged["too_short"] == ["redis_used_memory_mb"]
+    assert judged["verdict"] == (
+        "no growth trend; too short to judge: redis_used_memory_mb (steady state from 900 s)"
+    )
+    nothing = judge(samples, {"redis_used_memory_mb": 900.0}, 1.0)
+    assert nothing["verdict"].startswith("too short to judge")
+
+
+def test_the_warm_up_is_the_longest_ttl_of_the_keys_the_load_makes_from_settings() -> None:
+    assert ttl_warmup(Settings(_env_file=None)) == (900.0, "analytics_seen_ttl_seconds")
+    shorter = Settings(_env_file=None, analytics_seen_ttl_seconds=300)
+    assert ttl_warmup(shorter) == (300.0, "analytics_seen_ttl_seconds")
+    longer_principals = Settings(_env_file=None, auth_principal_ttl_seconds=1200)
+    assert ttl_warmup(longer_principals) == (1200.0, "auth_principal_ttl_seconds")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bigfootlive.config import EXAMPLE_SECRETS, ConfigurationError, Settings
+from bigfootlive.containers.transcoder import ingest_pull_url
 from tests.fixtures.cli import invoke_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -345,3 +346,15 @@ def test_a_strong_production_configuration_runs_and_mongodb_uri_warns_in_develop
     assert done.returncode == 0, done.stderr
     assert "warning: MONGODB_URI is set, but MongoDB is not supported" in done.stderr
     assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_the_transcoder_pulls_from_the_configured_rtmp_port():
+    """Unset, TRANSCODER_INPUT_URL follows RTMP_PORT: the recorder of a server on another port
+    found no stream at 1935 and no recording was ever made."""
+    moved = Settings(_env_file=None, jwt_secret=strong(), rtmp_port=19350)  # type: ignore[call-arg]
+    assert ingest_pull_url(moved, "pb1") == "rtmp://127.0.0.1:19350/live/pb1"
+    explicit = "rtmp://media.internal:1935/live/{playback_id}"
+    kept = Settings(  # type: ignore[call-arg]
+        _env_file=None, jwt_secret=strong(), rtmp_port=19350, transcoder_input_url=explicit
+    )
+    assert ingest_pull_url(kept, "pb1") == "rtmp://media.internal:1935/live/pb1"

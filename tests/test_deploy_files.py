@@ -6,10 +6,13 @@ in .env.example, and the images are built and run the way the deployment depends
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -18,6 +21,8 @@ from bigfootlive.config import Settings
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+# The Compose Specification's own schema, vendored (source and licence: tests/schemas/README.md)
+COMPOSE_SCHEMA = ROOT / "tests" / "schemas" / "compose-spec.json"
 # built from our image; their env is our Settings
 OUR_SERVICES = ("migrate", "api", "worker", "media-server")
 
@@ -37,8 +42,45 @@ def dockerfile() -> list[str]:
     ]
 
 
+@pytest.fixture(scope="module")
+def compose_validator() -> jsonschema.Draft7Validator:
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def compose_errors(validator: jsonschema.Draft7Validator, document: Any) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+        for e in validator.iter_errors(document)
+    ]
+
+
 def setting_names() -> set[str]:
     return {name.upper() for name in Settings.model_fields}
+
+
+def test_the_compose_file_is_valid_against_the_compose_specification(compose, compose_validator):
+    errors = compose_errors(compose_validator, compose)
+    assert not errors, errors
+
+
+@pytest.mark.parametrize(
+    ("breakage", "where"),
+    [
+        (lambda c: c["services"]["api"].update(restart=["always"]), "services/api/restart"),
+        (lambda c: c["services"]["api"].update(prots=["3001:3001"]), "services/api"),
+        (lambda c: c["services"]["worker"].update(depends_on={"redis": {"condition": "up"}}),
+         "services/worker/depends_on"),
+        (lambda c: c.update(services=["api"]), "services"),
+    ],
+    ids=["restart-not-a-string", "misspelt-key", "unknown-depends-on-condition", "services-a-list"],
+)  # fmt: skip
+def test_an_invalid_compose_file_is_refused(compose, compose_validator, breakage, where):
+    broken = copy.deepcopy(compose)
+    breakage(broken)
+    errors = compose_errors(compose_validator, broken)
+    assert any(e.startswith(f"{where}:") for e in errors), errors
 
 
 def test_compose_has_the_api_worker_media_server_postgres_and_redis(compose):

@@ -6,13 +6,16 @@ from __future__ import annotations
 import sqlite3
 import uuid
 
+import coredis.exceptions
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from bigfootlive.authz.roles import Role
-from bigfootlive.http_errors import install_error_handlers
+from bigfootlive.http_errors import install_error_handlers, unavailable
+from bigfootlive.kit.ratelimit import RateLimiter
+from tests.fixtures import services
 
 
 async def test_nul_character_in_a_body_is_refused_on_postgres_and_nothing_is_written(
@@ -170,3 +173,19 @@ async def test_fastapi_own_body_parsing_of_deep_json_is_malformed_json_without_j
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_json"
+
+
+async def test_the_rate_limits_redis_gone_is_a_503_cache_unavailable():
+    """The rate limits reach Redis through `limits`' own client (coredis), not redis-py: its
+    errors, and an OSError (a broken pipe to a Redis that died) raised in it, are a 503 to
+    retry like the cache's (the Redis restart fault test saw 500s before)."""
+    limiter = RateLimiter(f"redis://127.0.0.1:{services.free_port()}/0", "t:")
+    try:
+        with pytest.raises(coredis.exceptions.ConnectionError) as caught:
+            await limiter.check("5/minute", "someone")
+    finally:
+        await limiter.close()
+    assert unavailable(caught.value) == (
+        "cache_unavailable",
+        "The cache is unavailable; retry shortly",
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Collection
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from typing import Any
@@ -14,7 +14,6 @@ from fastapi import FastAPI, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bigfootlive import __version__
@@ -33,6 +32,7 @@ from bigfootlive.events.endpoints import router as events_router
 from bigfootlive.events.tasks import reconnect_sweeper
 from bigfootlive.http_errors import install_error_handlers
 from bigfootlive.identity.endpoints import router as auth_router
+from bigfootlive.identity.endpoints import tenant_router as tenant_members_router
 from bigfootlive.jobs.endpoints import router as jobs_router
 from bigfootlive.jobs.worker import JobRuntime
 from bigfootlive.kit.nostore import NoStoreMiddleware
@@ -47,11 +47,12 @@ from bigfootlive.observability.errortracking import init_error_tracking
 from bigfootlive.observability.logging import configure_logging
 from bigfootlive.observability.metrics_server import MetricsServer
 from bigfootlive.observability.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from bigfootlive.realtime.connection import CaptureRawSend
+from bigfootlive.realtime.connection import CaptureRawSend, DirectSockets
 from bigfootlive.realtime.gateway import event_socket
 from bigfootlive.realtime.gateway import router as realtime_router
 from bigfootlive.realtime.shutdown import install_sigterm_drain
 from bigfootlive.routing import JsonRoute
+from bigfootlive.serving import DIRECT_SOCKETS
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.streaming.delivery import router as delivery_router
@@ -59,11 +60,28 @@ from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import platform_router as platform_tenants_router
 from bigfootlive.tenants.endpoints import router as tenant_router
 from bigfootlive.users.endpoints import router as users_router
+from bigfootlive.web.account import router as account_router
 from bigfootlive.web.admin import router as admin_router
+from bigfootlive.web.admin_dashboard import router as admin_dashboard_router
+from bigfootlive.web.admin_integrations import router as admin_integrations_router
+from bigfootlive.web.admin_settings import public_router as branding_router
+from bigfootlive.web.admin_settings import router as admin_settings_router
 from bigfootlive.web.assets import STATIC_DIR
+from bigfootlive.web.channel import router as channel_router
 from bigfootlive.web.endpoints import router as web_router
+from bigfootlive.web.invite import router as invite_router
+from bigfootlive.web.platform import router as platform_console_router
+from bigfootlive.web.signin import router as signin_router
+from bigfootlive.web.static_files import MemoryStaticFiles
+from bigfootlive.web.stepup import router as step_up_router
+from bigfootlive.web.studio import SignInRequired, sign_in_redirect
 from bigfootlive.web.studio import router as studio_router
+from bigfootlive.web.studio_analytics import router as studio_analytics_router
+from bigfootlive.web.studio_edit import router as studio_edit_router
+from bigfootlive.web.studio_simulcast import router as studio_simulcast_router
+from bigfootlive.web.studio_stream import router as studio_stream_router
 from bigfootlive.web.watch import router as watch_router
+from bigfootlive.web.watch_chat import router as watch_chat_router
 from bigfootlive.webhooks.endpoints import router as webhooks_router
 
 log = structlog.get_logger(__name__)
@@ -121,6 +139,7 @@ def create_app(
         app.state.bigfoot = state
         try:
             await state.db.check_row_security(config)
+            await state.start_caches()
         except BaseException:
             await state.close()
             raise
@@ -194,13 +213,19 @@ def create_app(
     app.state.settings = settings
     app.router.route_class = JsonRoute  # the app's own routes (/api-docs), like every router's
     install_error_handlers(app)
+    # The web app's files (docs/web.md), from memory; first, so a file is the router's first match
+    app.mount("/static", MemoryStaticFiles(STATIC_DIR), name="static")
 
+    # The watch page first: the router tries the routes in order, and the viewers' page (and
+    # its beacons) paid ~5 ms of failed matches behind the API's routers (no path overlaps)
+    app.include_router(watch_router)
     for router in (observability_router, auth_router, tenant_router, users_router):
         app.include_router(router)
     app.include_router(events_router)
     app.include_router(mfa_router)
     app.include_router(mfa_tenant_router)
     app.include_router(platform_tenants_router)
+    app.include_router(tenant_members_router)
     for router in (
         jobs_router,
         webhooks_router,
@@ -218,12 +243,26 @@ def create_app(
     app.include_router(recordings_router)
     app.include_router(chat_router)
     app.include_router(realtime_router)
-    # The web app's pages under /, its files under /static (docs/web.md)
+    # The web app's pages under / (docs/web.md)
     app.include_router(web_router)
-    app.include_router(watch_router)
+    app.include_router(signin_router)
     app.include_router(studio_router)
+    app.add_exception_handler(SignInRequired, sign_in_redirect)
+    app.include_router(studio_analytics_router)
+    app.include_router(studio_edit_router)
+    app.include_router(studio_simulcast_router)
     app.include_router(admin_router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(account_router)
+    app.include_router(channel_router)
+    app.include_router(watch_chat_router)
+    app.include_router(studio_stream_router)
+    app.include_router(invite_router)
+    app.include_router(admin_integrations_router)
+    app.include_router(admin_dashboard_router)
+    app.include_router(admin_settings_router)
+    app.include_router(branding_router)
+    app.include_router(platform_console_router)
+    app.include_router(step_up_router)
 
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:
@@ -245,10 +284,14 @@ def create_app(
     app.add_middleware(RowScopePerRequest)
     app.add_middleware(RequestContextMiddleware)
     # Outermost: sees the server's own WebSocket send; event sockets skip the layers below.
-    app.add_middleware(CaptureRawSend, direct={"/ws/events/": _event_socket})
+    # `/ws/events/{id}` sockets skip the HTTP stack: the server's protocol hands them over
+    # directly (serving.LeanWebSocketProtocol), CaptureRawSend under other servers.
+    direct = DirectSockets(app, {"/ws/events/": _event_socket})
+    setattr(app.state, DIRECT_SOCKETS, direct)
+    app.add_middleware(CaptureRawSend, direct=direct)
     return app
 
 
-async def _event_socket(scope: Any, receive: Any, send: Any, event_id: str) -> None:
-    """`/ws/events/{event_id}` as `CaptureRawSend` calls it, without the HTTP stack."""
-    await event_socket(WebSocket(scope, receive, send), event_id)
+def _event_socket(scope: Any, receive: Any, send: Any, event_id: str) -> Awaitable[None]:
+    """`/ws/events/{event_id}` without the HTTP stack (no frame of its own per socket)."""
+    return event_socket(WebSocket(scope, receive, send), event_id)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bigfootlive.cli_ops import backup_app, keys_app
-from bigfootlive.cli_settings import _refuse, load_settings
+from bigfootlive.cli_settings import _refuse, load_settings, load_settings_file
 
 if TYPE_CHECKING:
     from bigfootlive.composition import AppState
@@ -282,7 +282,6 @@ def container_run(
     ] = None,
 ) -> None:
     """Run one event's worker until the event ends or SIGTERM (drains, exits 0)."""
-    import json
     import signal
     import uuid
 
@@ -290,11 +289,7 @@ def container_run(
     from bigfootlive.containers.worker import EventWorker
     from bigfootlive.observability.logging import configure_logging
 
-    if settings_file:
-        with open(settings_file) as f:
-            settings = load_settings(**json.load(f))
-    else:
-        settings = load_settings()
+    settings = load_settings_file(settings_file) if settings_file else load_settings()
     configure_logging(settings.log_level, settings.log_json)
 
     async def run() -> int:

@@ -39,9 +39,11 @@ from bigfootlive.mfa import policy as mfa_policy
 from bigfootlive.mfa.sms import SmsSender, make_sms_sender
 from bigfootlive.realtime.hub import Hub
 from bigfootlive.sso import policy as sso_policy
+from bigfootlive.sso.policy_cache import SsoPolicyCache
 from bigfootlive.streaming import kick as streaming_kick
 from bigfootlive.streaming.health import HealthMonitor
 from bigfootlive.streaming.health_setup import make_health_monitor
+from bigfootlive.tenants.cache import TenantCache
 
 
 @dataclass
@@ -63,6 +65,8 @@ class AppState:
     tokens: TokenService
     revoked: RevokedSessions
     principals: PrincipalCache
+    tenant_cache: TenantCache
+    sso_policies: SsoPolicyCache
     beacons: BeaconBuffer
     playback_tokens: PlaybackTokens
     sms: SmsSender
@@ -85,7 +89,11 @@ class AppState:
             db=db,
             cache=cache,
             pubsub=pubsub,
-            limiter=RateLimiter(settings.redis_url, settings.redis_key_prefix),
+            limiter=RateLimiter(
+                settings.redis_url,
+                settings.redis_key_prefix,
+                cluster=settings.uses_redis_cluster,
+            ),
             mailer=make_mailer(settings),
             passwords=Passwords(settings),
             tokens=TokenService(settings),
@@ -93,9 +101,16 @@ class AppState:
                 cache, ttl=settings.access_token_ttl_seconds + 60, pubsub=pubsub
             ),
             principals=PrincipalCache(cache, db, ttl=settings.auth_principal_ttl_seconds),
+            tenant_cache=TenantCache(pubsub, ttl=settings.sign_in_policy_cache_seconds),
+            sso_policies=SsoPolicyCache(pubsub, ttl=settings.sign_in_policy_cache_seconds),
             secrets=SecretBox(settings.data_keys),
             jobs=jobs,
-            beacons=BeaconBuffer(cache, settings.analytics_flush_seconds, jobs),
+            beacons=BeaconBuffer(
+                cache,
+                settings.analytics_flush_seconds,
+                jobs,
+                seen_ttl_seconds=settings.analytics_seen_ttl_seconds,
+            ),
             playback_tokens=PlaybackTokens(settings),
             sms=make_sms_sender(settings),
             stream_health=make_health_monitor(settings),
@@ -111,14 +126,24 @@ class AppState:
             ),
         )
         state.principals.watch(state.revoked)
+        state.tenant_cache.watch(db.sessionmaker)
+        state.sso_policies.watch(db.sessionmaker)
         state.hub.is_revoked = state.revoked.is_revoked
-        wire_hooks(state.hooks)
+        wire_hooks(state.hooks, state.sso_policies)
         return state
+
+    async def start_caches(self) -> None:
+        """Listen for the invalidations of the in-process caches that need them (API
+        processes: until then those caches keep nothing)."""
+        await self.tenant_cache.local.start()
+        await self.sso_policies.local.start()
 
     async def close(self) -> None:
         await self.beacons.stop()  # what is still buffered goes out before the queue closes
         await self.hub.close()
         self.principals.clear()
+        await self.tenant_cache.local.stop()
+        await self.sso_policies.local.stop()
         await self.jobs.close()
         await self.stream_health.close()
         await self.pubsub.close()
@@ -129,14 +154,23 @@ class AppState:
         self.passwords.close()
 
 
-def wire_hooks(hooks: Hooks) -> None:
+def wire_hooks(hooks: Hooks, sso_policies: SsoPolicyCache) -> None:
     """Who reacts to what, across domains (see docs/architecture.md, "Hooks")."""
     # identity asks SSO and MFA at sign-in
-    hooks.on(PASSWORD_SIGN_IN, lambda p: sso_policy.check_password_login(p.session, p.user))
+    hooks.on(
+        PASSWORD_SIGN_IN,
+        lambda p: sso_policy.check_password_login(sso_policies, p.session, p.user),
+    )
     hooks.answer(
         SIGN_IN_CHALLENGE,
         lambda s: mfa_policy.sign_in_challenge(
-            s.state, s.session, user=s.user, tenant=s.tenant, meta=s.meta, amr=s.amr
+            s.state,
+            s.session,
+            user=s.user,
+            tenant=s.tenant,
+            meta=s.meta,
+            amr=s.amr,
+            known_usable_factors=s.usable_factors,
         ),
     )
     # events: compute capacity before arming; the summary and the HLS retention after an end

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     database_echo: bool = False
     auto_migrate: bool | None = None  # default: on for SQLite, off otherwise
     redis_url: str | None = None
+    # REDIS_URL names nodes of a Redis Cluster (redis://h:p[,h:p]; one reachable seed is
+    # enough); also implied by a redis+cluster:// or rediss+cluster:// URL
+    redis_cluster: bool = False
     redis_key_prefix: str = "bfl:"
     # production runs on PostgreSQL; SQLite (one process, one local file) only when asked for
     allow_sqlite_in_production: bool = False
@@ -142,8 +145,13 @@ class Settings(BaseSettings):
     # How long a process may answer from its authenticated-principal cache (0: read the
     # session, user and tenant on every request). Changes are seen at once regardless.
     auth_principal_ttl_seconds: float = 60.0
+    # How long a process may sign in from its copy of a tenant and its SSO policy (0: read
+    # them at every sign-in). A change is seen at once regardless (pub/sub); this bounds a
+    # lost message.
+    sign_in_policy_cache_seconds: float = 10.0
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     password_reset_ttl_seconds: int = 3600
+    invitation_ttl_seconds: int = 7 * 86400
     email_verification_ttl_seconds: int = 48 * 3600
     login_rate_limit: str = "20/minute"
     register_rate_limit: str = "10/minute"
@@ -197,6 +205,10 @@ class Settings(BaseSettings):
     media_server: Literal["nginx-rtmp", "srs", "mediamtx", "node-media-server"] = "nginx-rtmp"
     reconnect_window_seconds: float = 30.0
     reconnect_sweep_interval_seconds: float = 2.0
+    # A live event whose media server sent no publish or "publisher alive" callback (nginx-rtmp
+    # on_update) for this long goes to `reconnecting`, as when the media server is killed
+    # without an unpublish; 0: off. About 3x the update interval (notify_update_timeout).
+    publisher_silence_seconds: float = Field(default=0.0, ge=0)
     playback_token_ttl_seconds: int = 3600
     stream_lookup_cache_seconds: float = 30.0
     nginx_rtmp_stat_url: str | None = None
@@ -270,7 +282,8 @@ class Settings(BaseSettings):
     container_health_interval_seconds: float = 5.0
     container_rollup_interval_seconds: float = 10.0
     container_transcoder: bool = False
-    transcoder_input_url: str = "rtmp://127.0.0.1:1935/live/{playback_id}"
+    # where the container pulls the ingest; unset: the local media server on RTMP_PORT
+    transcoder_input_url: str | None = None
     transcoder_renditions: str = (
         "1080p:1920x1080:5000k,720p:1280x720:2800k,480p:854x480:1200k,audio:128k"
     )
@@ -285,6 +298,12 @@ class Settings(BaseSettings):
     simulcast_retry_min_seconds: float = Field(default=1.0, gt=0)
     simulcast_retry_max_seconds: float = Field(default=30.0, gt=0)
     simulcast_max_attempts: int = Field(default=0, ge=0)  # 0: retry while the event is live
+    # previews and DVR (containers/previews.py): while live the event's container copies the
+    # ingest into a DVR playlist of the event's window and grabs a thumbnail from it this often
+    previews_enabled: bool = True
+    preview_interval_seconds: float = Field(default=5.0, gt=0)
+    dvr_max_window_seconds: int = Field(default=14400, ge=0)  # the most an event may ask for
+    clip_max_seconds: float = Field(default=600.0, gt=0)  # the longest clip
     chat_blocked_terms: Annotated[list[str], NoDecode] = Field(default_factory=list)
     chat_flood_messages: int = 5  # more than this per user within chat_flood_seconds is hidden
     chat_flood_seconds: float = 10.0
@@ -316,6 +335,10 @@ class Settings(BaseSettings):
     analytics_beacon_rate_limit: str = "60/minute"  # per viewer and event
     analytics_beacon_ip_rate_limit: str = "600/minute"  # per client address and event
     analytics_flush_seconds: float = 1.0  # beacons are buffered, then rolled up in one job
+    # How long a viewer stays counted once in a minute's real-time figure (one Redis key per
+    # viewer, event and minute, `an:{event}:seen:...`): with steady viewers their number levels
+    # off after this long (the soak benchmark judges Redis memory only after it).
+    analytics_seen_ttl_seconds: int = Field(default=900, ge=120)
 
     # webhooks and notifications
     webhook_timeout_seconds: float = 10.0
@@ -364,6 +387,18 @@ class Settings(BaseSettings):
         if len(value.get_secret_value()) < 32:
             raise ValueError("JWT_SECRET must be at least 32 characters")
         return value
+
+    @property
+    def uses_redis_cluster(self) -> bool:
+        url = self.redis_url or ""
+        return bool(url) and (
+            self.redis_cluster or url.startswith(("redis+cluster:", "rediss+cluster:"))
+        )
+
+    @property
+    def media_server_off(self) -> bool:
+        """MEDIA_SERVER_MODE=none: no media server to pull the ingest from, probe or call."""
+        return self.media_server_mode == "none"
 
     @property
     def is_sqlite(self) -> bool:

@@ -7,19 +7,24 @@ registered with `after_commit` and run only once the transaction is durable.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
+import aiosqlite
+import asyncpg  # type: ignore[import-untyped]
 import structlog
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -29,6 +34,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from bigfootlive.config import ConfigurationError, Settings
 
@@ -135,19 +142,58 @@ def row_scope(scope: RowScope) -> Iterator[None]:
         _row_scope.reset(token)
 
 
+class ScopedConnection(asyncpg.Connection):  # type: ignore[misc]
+    """The asyncpg connection of the PostgreSQL engines: a transaction's `BEGIN` carries the
+    row scope's settings (`pending_scope`, put there by `_apply_row_scope` just before the
+    statement that starts the transaction), one round trip instead of two. Any other call
+    drops a pending scope unused, so it can only ever join the `BEGIN` it was meant for."""
+
+    pending_scope: str | None = None
+
+    async def execute(
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - asyncpg's own signature
+    ) -> str:
+        pending, self.pending_scope = self.pending_scope, None
+        if pending is not None and not args and query.startswith("BEGIN"):
+            query = f"{query}; {pending}"
+        status: str = await super().execute(query, *args, timeout=timeout)
+        return status
+
+
+def _scope_settings(scope: RowScope) -> str:
+    """The scope's `set_config` calls as one literal statement (no parameters: the values are
+    a UUID's canonical text and a constant, nothing else can be in them)."""
+    tenant = str(uuid.UUID(str(scope.tenant_id))) if scope.tenant_id is not None else ""
+    platform = "on" if scope.platform else ""
+    return (
+        f"SELECT set_config('app.tenant_id', '{tenant}', true), "
+        f"set_config('app.platform', '{platform}', true)"
+    )
+
+
 def _apply_row_scope(conn: Connection, *_: Any) -> None:
     """Before each statement: make the transaction's settings match the current row scope.
 
     `set_config(..., true)` lasts until the end of the transaction, so the settings are sent
     before the first statement of each transaction and again only when the scope changes
     within it (a `platform_scope` block). Until they are, the policies show no tenant-owned
-    row. Sent as a statement of its own through the connection, so a dropped connection fails
-    (and is replaced) like any other statement.
+    row. At the start of a transaction they go with its `BEGIN` (`ScopedConnection`: the
+    driver sends `BEGIN` just before the statement); within one, as a statement of their own
+    through the connection, so a dropped connection fails (and is replaced) like any other
+    statement.
     """
     if _applying.get():
         return
     scope = _row_scope.get()
     if conn.info.get(_APPLIED) == scope:
+        return
+    driver = conn.connection.driver_connection
+    if isinstance(driver, ScopedConnection) and not driver.is_in_transaction():
+        driver.pending_scope = _scope_settings(scope)
+        conn.info[_APPLIED] = scope
         return
     tenant = str(scope.tenant_id) if scope.tenant_id is not None else ""
     token = _applying.set(True)
@@ -181,9 +227,38 @@ def _server_settings(settings: Settings) -> dict[str, str]:
     return values
 
 
+class _RollbackOnClose(aiosqlite.Connection):
+    """An aiosqlite connection that rolls back before it closes.
+
+    A task cancelled between a statement and its fetch (a request given up, a worker stopped)
+    leaves a cursor with a stepped statement, which the traceback keeps alive; SQLAlchemy then
+    closes the connection, and `sqlite3_close_v2` with a statement still alive leaves a zombie
+    that keeps its transaction, and with it the database's write lock, until the garbage
+    collector finalises the cursor: every other writer got "database is locked" meanwhile.
+    ROLLBACK first ends the transaction whatever statements remain."""
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            with suppress(Exception):
+                await asyncio.shield(self.rollback())
+        await super().close()
+
+
+def _sqlite_connector(url: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:
+    args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
+    open_file: Any = sqlite3.connect  # the same arguments as SQLAlchemy's own connect
+
+    async def connect() -> aiosqlite.Connection:
+        return await _RollbackOnClose(lambda: open_file(*args, **kwargs), 64)
+
+    return connect
+
+
 def make_engine(url: str, settings: Settings) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=settings.database_echo)
+        engine = create_async_engine(
+            url, echo=settings.database_echo, async_creator=_sqlite_connector(url)
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     engine = create_async_engine(
@@ -192,7 +267,10 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=settings.database_pool_pre_ping,
-        connect_args={"server_settings": _server_settings(settings)},
+        connect_args={
+            "server_settings": _server_settings(settings),
+            "connection_class": ScopedConnection,
+        },
         pool_recycle=1800,
     )
     _install_row_scope(engine)
@@ -216,6 +294,25 @@ async def run_after_commit(session: AsyncSession) -> None:
             log.exception("after_commit_action_failed")
 
 
+async def _abandon(
+    conn: AsyncConnection, driver: Any, exc: Exception, sql: str, args: Sequence[Any]
+) -> StatementError:
+    """After a failed raw call: roll back, or drop the connection from the pool when even that
+    fails (the pool must never hand out a connection inside our transaction); the error to
+    raise, a lost connection marked as such (the database unavailable: 503, as for sessions)."""
+    lost = driver.is_closed() or isinstance(
+        exc, (asyncpg.exceptions.ConnectionDoesNotExistError, OSError)
+    )
+    try:
+        if driver.is_closed():
+            await conn.invalidate()  # lost (a restart, a dropped socket): a fresh one next time
+        elif driver.is_in_transaction():
+            await driver.execute("ROLLBACK")
+    except Exception:
+        await conn.invalidate()
+    return DBAPIError.instance(sql, args, exc, Exception, connection_invalidated=lost)
+
+
 @dataclass
 class Database:
     """`engine` / `sessionmaker`: the primary, for every write and every read that must see
@@ -227,6 +324,9 @@ class Database:
     read_engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     read_sessionmaker: async_sessionmaker[AsyncSession]
+    _statements: dict[Executable, tuple[str, tuple[str, ...], dict[str, Any]]] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -268,6 +368,83 @@ class Database:
                     yield conn
             else:
                 yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def read_rows(
+        self, stmt: Executable, params: Mapping[str, Any] | None = None
+    ) -> Sequence[Sequence[Any]]:
+        """The rows of one hot Core read on the primary, in the current row scope, as tuples in
+        the statement's column order. PostgreSQL: straight on the pooled asyncpg connection,
+        three round trips (`BEGIN READ ONLY` and the row scope in one simple query, the
+        statement, `COMMIT`) and no SQLAlchemy execution or result processing, which cost
+        more than the query itself on a list. Give a statement built once (cached): its
+        compiled form is kept per statement object. SQLite: `reads()`."""
+        if self.engine.dialect.name != "postgresql":
+            async with self.reads() as conn:
+                return (await conn.execute(stmt, dict(params or {}))).all()
+        return await self._raw(stmt, params, "BEGIN READ ONLY")
+
+    async def write_rows(
+        self, stmt: Executable, params: Mapping[str, Any] | None = None
+    ) -> Sequence[Sequence[Any]]:
+        """One hot Core write (e.g. a conditional UPDATE ... RETURNING) in a transaction of its
+        own, committed when this returns: as `read_rows`, three round trips and no SQLAlchemy
+        execution on PostgreSQL. For a change that needs no other statement in its
+        transaction; give a statement built once. SQLite: `engine.begin()`."""
+        if self.engine.dialect.name != "postgresql":
+            async with self.engine.begin() as conn:
+                return (await conn.execute(stmt, dict(params or {}))).all()
+        return await self._raw(stmt, params, "BEGIN")
+
+    async def call_scoped(self, function: str, *args: Any) -> Sequence[Mapping[str, Any]]:
+        """`SELECT * FROM function(tenant scope, platform scope, *args)` in an implicit
+        transaction: ONE round trip, committed when this returns. For the database functions
+        of the migrations that set the current row scope from their first two arguments and
+        then change rows (`bfl_go_live`). `function` is a name from the code, never input.
+        PostgreSQL only."""
+        scope = _row_scope.get()
+        tenant = str(uuid.UUID(str(scope.tenant_id))) if scope.tenant_id is not None else ""
+        values = (tenant, "on" if scope.platform else "", *args)
+        placeholders = ", ".join(f"${n}" for n in range(1, len(values) + 1))
+        if not function.isidentifier():
+            raise ValueError(f"not a function name: {function!r}")
+        sql = f"SELECT * FROM {function}({placeholders})"  # noqa: S608 - a name, then $n
+        async with self.engine.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            driver: Any = pooled.driver_connection
+            try:
+                rows: Sequence[Mapping[str, Any]] = await driver.fetch(sql, *values)
+            except Exception as exc:
+                raise await _abandon(conn, driver, exc, sql, values) from exc
+        return rows
+
+    async def _raw(
+        self, stmt: Executable, params: Mapping[str, Any] | None, begin: str
+    ) -> Sequence[Sequence[Any]]:
+        sql, names, defaults = self._compiled(stmt)
+        given = params or {}
+        args = [given[name] if name in given else defaults[name] for name in names]
+        async with self.engine.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            driver: Any = pooled.driver_connection
+            try:
+                await driver.execute(f"{begin}; {_scope_settings(_row_scope.get())}")
+                rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *args)
+                await driver.execute("COMMIT")
+            except Exception as exc:
+                raise await _abandon(conn, driver, exc, sql, args) from exc
+        return rows
+
+    def _compiled(self, stmt: Executable) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        found = self._statements.get(stmt)
+        if found is None:
+            compiled = cast(
+                SQLCompiler, cast(ClauseElement, stmt).compile(dialect=self.engine.dialect)
+            )
+            names = tuple(compiled.positiontup or ())
+            found = (compiled.string, names, dict(compiled.params))
+            if len(self._statements) < 256:  # cached statements only; a bound on mistakes
+                self._statements[stmt] = found
+        return found
 
     async def check_row_security(self, settings: Settings) -> bool:
         """Whether row-level security binds this process's database role (PostgreSQL).

@@ -7,10 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from coredis.exceptions import ConnectionError as CoredisConnectionError
+from coredis.exceptions import TimeoutError as CoredisTimeoutError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
+from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -86,10 +89,16 @@ def _raised_in(exc: BaseException, *packages: str) -> bool:
     return False
 
 
+# A Redis Cluster with a master down (CLUSTERDOWN, its slots uncovered) or mid-resharding.
+_CLUSTER_UNAVAILABLE = (ClusterDownError, SlotNotCoveredError, TryAgainError)
+
+
 def unavailable(exc: BaseException) -> tuple[str, str] | None:
     """(code, message) of a 503 when `exc` means a dependency is unreachable or busy for now
     (retrying shortly will do), else None."""
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+    # coredis: the Redis client of the rate limits (`limits` on a redis:// URL)
+    cache_errors = (RedisConnectionError, RedisTimeoutError, *_CLUSTER_UNAVAILABLE)
+    if isinstance(exc, (*cache_errors, CoredisConnectionError, CoredisTimeoutError)):
         return "cache_unavailable", "The cache is unavailable; retry shortly"
     if isinstance(exc, DBAPIError):
         state = _sqlstate(exc)
@@ -106,7 +115,7 @@ def unavailable(exc: BaseException) -> tuple[str, str] | None:
         # A connection refused or reset while connecting (not every driver wraps these).
         if _raised_in(exc, "asyncpg", "sqlalchemy", "aiosqlite"):
             return "database_unavailable", "The database is unavailable; retry shortly"
-        if _raised_in(exc, "redis"):
+        if _raised_in(exc, "redis", "coredis"):  # e.g. a broken pipe to a Redis that died
             return "cache_unavailable", "The cache is unavailable; retry shortly"
     return None
 
@@ -244,7 +253,13 @@ def _install_json_handlers(app: FastAPI) -> None:
     async def _dependency(request: Request, exc: Exception) -> JSONResponse:
         return unavailable_response(exc) or await _unexpected(request, exc)
 
-    for kind in (RedisConnectionError, RedisTimeoutError, PoolTimeoutError, ConnectionError):
+    for kind in (
+        RedisConnectionError,
+        RedisTimeoutError,
+        *_CLUSTER_UNAVAILABLE,
+        PoolTimeoutError,
+        ConnectionError,
+    ):
         app.add_exception_handler(kind, _dependency)
 
     @app.exception_handler(DBAPIError)

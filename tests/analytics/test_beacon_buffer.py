@@ -82,6 +82,35 @@ async def test_sums_of_a_flush_that_failed_go_out_with_the_next(factory, client,
     await wait_for_figures(client, streamer, event_id, chat_messages=4)
 
 
+class AnswerLostOnce:
+    """The app's real job queue, except that the first send reaches the broker and then fails
+    (the connection dropped before the broker's answer)."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.batches: list[str] = []
+
+    async def enqueue(self, *args: Any, **kwargs: Any) -> str:
+        result: str = await self.queue.enqueue(*args, **kwargs)
+        self.batches.append(kwargs["batch"])
+        if len(self.batches) == 1:
+            raise ConnectionError("connection lost before the broker's answer")
+        return result
+
+
+async def test_a_flush_sent_again_after_a_lost_answer_is_counted_once(factory, client, state):
+    tenant, streamer, event_id = await live_event(factory, client, state)
+    queue = AnswerLostOnce(state.jobs)
+    buffer = BeaconBuffer(state.cache, 3600, queue)  # type: ignore[arg-type]
+    now = utcnow()
+    await buffer.add_activity(uuid.UUID(event_id), tenant.id, "chat", now, 3)  # "fails"
+    await buffer.add_activity(uuid.UUID(event_id), tenant.id, "chat", now, 1)
+    first, again, second = queue.batches
+    assert first == again != second  # sent again as it was, then the new sums
+    await wait_for_figures(client, streamer, event_id, chat_messages=4)
+    assert not buffer.pending
+
+
 class Recording:
     """The app's real job queue, recording every roll-up it sends; `fail_every`: every n-th
     send fails first (a broker outage mid-run)."""
@@ -137,3 +166,32 @@ async def test_no_beacon_is_lost_or_counted_twice_across_flushes_and_at_shutdown
     assert await active_viewers(state.cache, event, minute) == 40
     assert int(await state.cache.get(uniques_key(event)) or 0) == 40
     assert buffer.take() == {}
+
+
+async def test_a_viewer_is_counted_once_a_minute_for_as_long_as_the_setting_says(
+    factory, client, state, redis_url
+):
+    """The 'seen' keys live `ANALYTICS_SEEN_TTL_SECONDS`: how long Redis holds one key per viewer
+    and minute, and so where their number levels off (the soak benchmark's Redis warm-up)."""
+    from bigfootlive.kit.backends.redis import open_redis_backends
+
+    assert state.beacons.seen_ttl_seconds == state.settings.analytics_seen_ttl_seconds == 900
+    tenant, _, event_id = await live_event(factory, client, state)
+    prefix = f"test:{uuid.uuid4().hex[:10]}:"
+    cache, _ = open_redis_backends(redis_url, prefix)
+    try:
+        buffer = BeaconBuffer(cache, 3600, state.jobs, seen_ttl_seconds=300)
+        now = utcnow()
+        beat = [HeartbeatBeacon(type="heartbeat", watched_ms=10_000)]
+        await buffer.add_beacons(uuid.UUID(event_id), tenant.id, "a:viewer-1", beat, now)
+        stamp = int(minute_of(now).timestamp())
+        key = f"{prefix}an:{{{event_id}}}:seen:a:viewer-1:{stamp}"
+        assert 290 < await cache.client.ttl(key) <= 300
+        assert await active_viewers(cache, uuid.UUID(event_id), minute_of(now)) == 1
+        await buffer.add_beacons(uuid.UUID(event_id), tenant.id, "a:viewer-1", beat, now)
+        assert await active_viewers(cache, uuid.UUID(event_id), minute_of(now)) == 1  # once
+    finally:
+        keys = [k async for k in cache.client.scan_iter(match=prefix + "*")]
+        if keys:
+            await cache.client.delete(*keys)
+        await cache.client.aclose()

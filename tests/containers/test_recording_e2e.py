@@ -249,4 +249,8 @@ async def test_a_tenant_events_recording_and_measured_health(stack: Stack, tmp_p
     assert config["vod_urls"] == [f"{vod['playback_url']}?token={token}"]
     assert config["abr_master_url"] is None  # no ladder runs
     assert config["token_rules"]["query_parameter"] == "token"
-    assert set(config["token_rules"]["applies_to"]) == {"hls_url", "vod_urls"}
+    assert set(config["token_rules"]["applies_to"]) == {"hls_url", "vod_urls", "poster_url"}
+    # the recording's first frame is its poster, and the VOD leaves the DVR window behind
+    assert config["poster_url"] == f"{vod['poster_url']}?token={token}"
+    assert (vod_dir / "poster.jpg").read_bytes()[:2] == b"\xff\xd8"
+    assert not (vod_dir / "dvr").exists()

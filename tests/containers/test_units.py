@@ -3,10 +3,13 @@ ladder, VOD playlists, the lease, back-off."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import typer
 
+from bigfootlive.cli_settings import load_settings_file, preload_settings_file
 from bigfootlive.containers.health import Health, HealthTracker, StreamSample, parse_nginx_rtmp_stat
 from bigfootlive.containers.lease import DatabaseLease
 from bigfootlive.containers.manager import backoff
@@ -146,3 +149,23 @@ async def test_a_holder_that_cannot_reach_the_database_does_not_hold_the_lease(s
         assert lease.held is False
     finally:
         await db.dispose()
+
+
+def test_a_worker_takes_the_templates_parsed_settings_only_while_the_file_is_unchanged(tmp_path):
+    """The template parses the runtime's settings file before it forks; a worker given that
+    file takes those settings, but a file changed since (or never preloaded) is parsed again,
+    and an invalid one is still refused with its reasons."""
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"node_env": "test", "log_level": "ERROR"}))
+    assert preload_settings_file(str(path))
+    first = load_settings_file(str(path))
+    assert load_settings_file(str(path)) is first
+    path.write_text(json.dumps({"node_env": "test", "log_level": "DEBUG"}))
+    changed = load_settings_file(str(path))
+    assert changed is not first
+    assert changed.log_level == "DEBUG"
+    path.write_text(json.dumps({"node_env": "test", "port": "not a port"}))
+    assert not preload_settings_file(str(path))
+    with pytest.raises(typer.Exit) as refused:
+        load_settings_file(str(path))
+    assert refused.value.exit_code == 2

@@ -78,8 +78,12 @@ def _alive(pid: int | None) -> bool:
     return pid is not None and Path(f"/proc/{pid}").exists()
 
 
-@pytest.fixture
-async def managed(tmp_path: Path) -> AsyncIterator[Managed]:
+@contextlib.asynccontextmanager
+async def managed_server(
+    tmp_path: Path, *, api_timeout: float = 10, **extra_env: str
+) -> AsyncIterator[Managed]:
+    """`bigfootlive serve` with its managed nginx-rtmp on ports of its own, tenant `acme` and
+    the streamer `sam` signed in; `extra_env`: more settings of the server."""
     services.require(nginx_rtmp.available(), "nginx with libnginx-mod-rtmp and ffmpeg")
     api_port, rtmp_port, http_port = (services.free_port() for _ in range(3))
     env = _env(
@@ -89,6 +93,7 @@ async def managed(tmp_path: Path) -> AsyncIterator[Managed]:
         MEDIA_HTTP_PORT=str(http_port),
         MEDIA_RUNTIME_DIR=str(tmp_path / "media-server"),
         RECORDINGS_DIR=str(tmp_path / "media"),
+        **extra_env,
     )
     # The two commands run in this process (tests/fixtures/cli.py); test_cli runs them for real.
     tenant = ["tenant", "create", "--slug", "acme", "--name", "Acme"]
@@ -101,7 +106,7 @@ async def managed(tmp_path: Path) -> AsyncIterator[Managed]:
     base = f"http://127.0.0.1:{api_port}"
     try:
         async with (
-            httpx.AsyncClient(base_url=base, timeout=10) as api,
+            httpx.AsyncClient(base_url=base, timeout=api_timeout) as api,
             httpx.AsyncClient(timeout=10) as cdn,
         ):
             ready: dict[str, Any] = {}
@@ -141,6 +146,12 @@ async def managed(tmp_path: Path) -> AsyncIterator[Managed]:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+@pytest.fixture
+async def managed(tmp_path: Path) -> AsyncIterator[Managed]:
+    async with managed_server(tmp_path) as m:
+        yield m
 
 
 async def _until_async(check: Any, within: float, why: Any = None) -> None:
@@ -359,3 +370,61 @@ async def test_nginx_is_restarted_after_a_crash_and_stopped_with_the_server(mana
     await until(lambda: not _alive(second), within=10)
     assert not services.port_open("127.0.0.1", m.rtmp_port)
     assert not services.port_open("127.0.0.1", m.http_port)
+
+
+async def test_a_low_latency_event_plays_one_second_segments_from_its_container(
+    managed: Managed,
+):
+    """nginx-rtmp's own HLS has one fragment length for every stream: a `low` event's
+    container packages the ingest (a copy, no re-encode) in 1 s segments, and the playback
+    info points players at that playlist, behind the same delivery rule."""
+    m = managed
+    created = await m.api.post(
+        "/api/events",
+        json={"title": "Fast", "visibility": "tenant", "latency_mode": "low"},
+        headers=m.headers,
+    )
+    assert created.status_code == 201, created.text
+    event = created.json()
+    started = await m.api.post(f"/api/events/{event['id']}/start", headers=m.headers)
+    assert started.status_code == 200, started.text
+    stream = (
+        await m.api.get(f"/api/streaming/events/{event['id']}/stream", headers=m.headers)
+    ).json()
+    origin = f"http://127.0.0.1:{m.http_port}"
+    master = f"{origin}/live/{event['playback_id']}/master.m3u8"
+    assert _bare(stream["hls_url"]) == master
+    assert stream["player"]["hls_js"]["lowLatencyMode"] is True
+    token = stream["playback_token"]
+    encoder = await _publish(stream["ingest"]["publish_url"], m.tmp / "ff-low.log")
+    media = f"{origin}/live/{event['playback_id']}/source/index.m3u8"
+    playlist = ""
+    try:
+
+        async def three_segments() -> bool:
+            nonlocal playlist
+            got = await m.cdn.get(media, params={"token": token})
+            playlist = got.text if got.status_code == 200 else ""
+            return playlist.count("#EXTINF") >= 3
+
+        await _until_async(three_segments, 40, lambda: m.log.read_text()[-2000:])
+        durations = [
+            float(line.split(":", 1)[1].rstrip(","))
+            for line in playlist.splitlines()
+            if line.startswith("#EXTINF")
+        ]
+        # cut at the encoder's 1 s keyframes (the normal events' HLS is cut at 2 s)
+        assert max(durations) <= 1.2, playlist
+        m.cdn.cookies.clear()
+        assert (await m.cdn.get(master)).status_code == 401  # tenant-only: anonymous refused
+        probe = await asyncio.create_subprocess_exec(
+            "ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height",
+            "-of", "csv=p=0", stream["hls_url"],
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(probe.communicate(), 30)
+        assert "h264,320,180" in out.decode(), err.decode()
+    finally:
+        if encoder.returncode is None:
+            encoder.kill()
+            await encoder.wait()

@@ -266,3 +266,49 @@ async def test_killed_encoder_ends_the_event_after_the_reconnect_window(live: Li
     await _wait_status(live, event["id"], "reconnecting", within=10)
     ended = await _wait_status(live, event["id"], "ended", within=RECONNECT_WINDOW + 5)
     assert ended["ended_reason"] == "publisher_gone"
+
+
+async def _uptime(live: Live, event_id: str) -> float:
+    health = await live.api.get(
+        f"/api/streaming/events/{event_id}/health", headers=live.streamer.headers
+    )
+    current = health.json()["current"] or {}
+    return float(current.get("uptime_seconds") or 0.0)
+
+
+async def test_a_key_rotated_while_live_keeps_the_publisher_and_its_end_is_seen(live: Live):
+    """nginx names the running publisher by its old key in every on_update and in its
+    publish_done: the publisher stays on air, its leaving marks the event `reconnecting`,
+    and the old key publishes nothing new."""
+    event = await _new_live_ready_event(live)
+    config = (
+        await live.api.get(
+            f"/api/streaming/events/{event['id']}/stream", headers=live.streamer.headers
+        )
+    ).json()
+    old_url = config["ingest"]["publish_url"]
+    encoder = await nginx_rtmp.publish(old_url, log=live.logs / "ff-rotate.log")
+    try:
+        await _wait_status(live, event["id"], "live", within=15)
+        rotated = await live.api.post(
+            f"/api/events/{event['id']}/stream-key", headers=live.streamer.headers
+        )
+        assert rotated.status_code == 200, rotated.text
+        assert rotated.json()["publish_url"] != old_url
+        # three of nginx's on_update rounds (one a second here) with the old key go by
+        since = await _uptime(live, event["id"])
+        for _ in range(60):
+            if await _uptime(live, event["id"]) >= since + 3.5:
+                break
+            await asyncio.sleep(0.3)
+        assert await _uptime(live, event["id"]) >= since + 3.5, "the stream did not go on"
+        assert encoder.returncode is None, "the running publisher was dropped by the rotation"
+        assert (await live.api.get(
+            f"/api/events/{event['id']}", headers=live.streamer.headers
+        )).json()["status"] == "live"  # fmt: skip
+    finally:
+        await _kill(encoder)
+    # its publish_done, with the old key, is the event's
+    await _wait_status(live, event["id"], "reconnecting", within=10)
+    again = await nginx_rtmp.publish(old_url, seconds=3, log=live.logs / "ff-old-key.log")
+    assert await _wait_exit(again, 20) not in (None, 0), "a new publish with the old key worked"

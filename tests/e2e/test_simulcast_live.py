@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
-import signal
-import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,17 +20,16 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
+from websockets.typing import Subprotocol
 
 from tests.e2e.test_managed_media_server import (
-    PASSWORD,
     Managed,
-    _env,
     _publish,
-    _serve,
     _until_async,
+    managed_server,
 )
 from tests.fixtures import nginx_rtmp, services
-from tests.fixtures.cli import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -41,60 +39,15 @@ BAD_KEY = "restream-refused-key-9a2c"
 
 @pytest.fixture
 async def managed(tmp_path: Path) -> AsyncIterator[Managed]:
-    services.require(nginx_rtmp.available(), "nginx with libnginx-mod-rtmp and ffmpeg")
-    api_port, rtmp_port, http_port = (services.free_port() for _ in range(3))
-    env = _env(
+    async with managed_server(
         tmp_path,
-        PORT=str(api_port),
-        RTMP_PORT=str(rtmp_port),
-        MEDIA_HTTP_PORT=str(http_port),
-        MEDIA_RUNTIME_DIR=str(tmp_path / "media-server"),
-        RECORDINGS_DIR=str(tmp_path / "media"),
-        TRANSCODER_INPUT_URL=f"rtmp://127.0.0.1:{rtmp_port}/live/{{playback_id}}",
+        api_timeout=30,  # a loaded machine
         SIMULCAST_MAX_ATTEMPTS="3",
         SIMULCAST_RETRY_MIN_SECONDS="0.5",
         SIMULCAST_RETRY_MAX_SECONDS="1",
         CONTAINER_HEARTBEAT_INTERVAL_SECONDS="1",
-    )
-    # In a thread: the in-process CLI runs its own event loop.
-    create = ["tenant", "create", "--slug", "acme", "--name", "Acme"]
-    await asyncio.to_thread(run_cli, create, env, cwd=tmp_path)
-    user = ["user", "create", "--tenant", "acme", "--email", "sam@acme.com", "--name", "Sam",
-            "--role", "streamer", "--password-stdin"]  # fmt: skip
-    await asyncio.to_thread(run_cli, user, env, cwd=tmp_path, stdin=PASSWORD + "\n")
-    log = tmp_path / "serve.log"
-    server = _serve(env, tmp_path, log)
-    try:
-        async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as api,
-            httpx.AsyncClient(timeout=10) as cdn,
-        ):
-
-            async def is_ready() -> bool:
-                with contextlib.suppress(httpx.TransportError):
-                    return (await api.get("/ready")).status_code == 200
-                return False
-
-            await _until_async(is_ready, 40, lambda: log.read_text())
-            login = await api.post(
-                "/api/auth/login",
-                json={"tenant": "acme", "email": "sam@acme.com", "password": PASSWORD},
-            )
-            assert login.status_code == 200, login.text
-            yield Managed(
-                api=api, cdn=cdn,
-                headers={"Authorization": f"Bearer {login.json()['access_token']}"},
-                runtime=tmp_path / "media-server", log=log, tmp=tmp_path, server=server,
-                rtmp_port=rtmp_port, http_port=http_port,
-            )  # fmt: skip
-    finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+    ) as m:
+        yield m
 
 
 @pytest.fixture
@@ -152,6 +105,23 @@ async def test_simulcast_to_a_second_nginx_rtmp(
     assert started.status_code == 200, started.text
     assert all(d["state"] == "idle" for d in (await _states(m, event["id"])).values())
 
+    # the streamer's socket (the studio's channel): each state change arrives as a system message
+    told: list[dict[str, Any]] = []
+    token = m.headers["Authorization"].removeprefix("Bearer ")
+    socket = await websockets.connect(
+        f"ws://{m.api.base_url.host}:{m.api.base_url.port}/ws/events/{event['id']}",
+        subprotocols=[Subprotocol("bigfootlive.v1"), Subprotocol(f"bearer.{token}")],
+    )
+
+    async def listen() -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in socket:
+                frame = json.loads(raw)  # one message, or a batch of them
+                for message in frame if isinstance(frame, list) else [frame]:
+                    if message.get("kind") == "simulcast_state":
+                        told.append(message)
+
+    listener = asyncio.create_task(listen())
     encoder = await _publish(event["ingest"]["publish_url"], m.tmp / "encoder.log")
     try:
         states: dict[str, dict[str, Any]] = {}
@@ -174,6 +144,13 @@ async def test_simulcast_to_a_second_nginx_rtmp(
         assert states["closed"]["state_reason"]
         assert BAD_KEY not in str(states)
         assert states["good"]["state_reason"] is None
+        # ...and the streamer was told, in words, with the reason
+        failed = [t for t in told if t["name"] == "refused" and t["state"] == "failed"]
+        assert failed, told
+        assert failed[-1]["reason"] == states["refused"]["state_reason"]
+        assert failed[-1]["text"].startswith("Simulcast to refused: failed (")
+        assert {"connecting", "live"} <= {t["state"] for t in told if t["name"] == "good"}
+        assert BAD_KEY not in json.dumps(told)
 
         # the destination plays what we push (no re-encode: the encoder's 320x180 H.264)
         playlist = f"{dest.http_url}/hls/{GOOD_KEY}.m3u8"
@@ -200,6 +177,10 @@ async def test_simulcast_to_a_second_nginx_rtmp(
         if encoder.returncode is None:
             encoder.kill()
             await encoder.wait()
+        await socket.close()
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
 
     # the event ends: every push stops
     stopped = await m.api.post(f"/api/events/{event['id']}/stop", headers=m.headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 
 import pytest
@@ -226,3 +227,26 @@ async def test_malformed_json_is_400(client, world):
 def settings_overrides():
     # Six accounts per test: cheap password hashing keeps the module fast.
     return {"argon2_time_cost": 1, "argon2_memory_kib": 1024}
+
+
+async def test_a_public_events_views_are_counted_not_logged_as_platform_scopes(
+    client, world, caplog
+):
+    """Finding an event's tenant from its id is a platform-wide read on every anonymous view:
+    counted (bigfootlive_platform_scopes_total) and logged at DEBUG only, while a platform
+    sweep's scope is still logged at INFO."""
+    from bigfootlive.authz.scoping import platform_scope
+    from bigfootlive.observability.metrics import PLATFORM_SCOPES
+
+    public = await _create(client, world["owner"], visibility="public")
+    views = PLATFORM_SCOPES.labels(reason="event visibility check")
+    before = views._value.get()
+    caplog.set_level(logging.INFO, logger="bigfootlive")
+    for _ in range(3):
+        assert (await client.get(f"/api/events/{public['id']}")).status_code == 200
+    assert views._value.get() >= before + 3
+    scopes = [r for r in caplog.records if "platform_scope" in str(r.msg)]
+    assert scopes == []
+    with platform_scope("test sweep"):
+        pass
+    assert [r.levelno for r in caplog.records if "platform_scope" in str(r.msg)] == [logging.INFO]

@@ -86,3 +86,23 @@ def test_the_ladder_cuts_shorter_segments_for_low_latency(settings):
     assert segment_seconds(settings, LatencyMode.ULTRA_LOW) == 1.0
     settings.transcoder_segment_seconds = 0.5
     assert segment_seconds(settings, LatencyMode.LOW) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("server", "mode", "path"),
+    [("nginx-rtmp", "normal", "/hls/{pb}.m3u8"), ("nginx-rtmp", "low", "/live/{pb}/master.m3u8"),
+     ("mediamtx", "low", "/live/{pb}/index.m3u8")],
+)  # fmt: skip
+async def test_a_low_latency_event_on_nginx_rtmp_plays_its_containers_playlist(
+    client, owner, settings, server, mode, path
+):
+    """nginx-rtmp cuts every stream's HLS alike: a low event's container packages 1 s
+    segments, and the playback info sends players there (other servers cut per stream)."""
+    settings.media_server = server
+    created = await _create(client, owner, mode)
+    assert created.status_code == 201, created.text
+    event = created.json()
+    stream = await client.get(f"/api/streaming/events/{event['id']}/stream", headers=owner.headers)
+    assert stream.status_code == 200, stream.text
+    expected = settings.cdn_base_url.rstrip("/") + path.format(pb=event["playback_id"])
+    assert stream.json()["hls_url"].split("?")[0] == expected

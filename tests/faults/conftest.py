@@ -16,11 +16,12 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from bigfootlive.app import create_app
+from bigfootlive.app import Loop, create_app
 from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.migrations import upgrade_database
 from tests.conftest import DEFAULT_LOOPS, TestSettings, base_settings
+from tests.faults.deliveries import FLOW_SETTINGS, Deliveries, start_deliveries
 from tests.fixtures import services
 from tests.fixtures.factories import Account, Factory
 from tests.fixtures.own_servers import PostgresCluster, RedisServer, postgres_bindir, scratch_dir
@@ -101,17 +102,44 @@ def own_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
+def own_loops() -> frozenset[Loop]:
+    """Override in a test module for more background loops (e.g. the outbox relay's)."""
+    return DEFAULT_LOOPS
+
+
+@pytest.fixture
+def own_broker(scratch: Path) -> Iterator[RedisServer]:
+    """A job broker of the test's own: a Redis apart from the cache's, persistent (every
+    write in the append-only file) as a broker must be."""
+    services.require(shutil.which("redis-server") is not None, "redis-server")
+    server = RedisServer(scratch / f"broker-{uuid.uuid4().hex[:6]}", persistent=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+def flow_overrides(broker_url: str) -> dict[str, Any]:
+    """Settings for webhooks and beacons flowing through jobs run in the app (`deliveries`)."""
+    return {**FLOW_SETTINGS, "broker_url": broker_url, "jobs_queue_prefix": _prefix()}
+
+
+def _prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
 async def own_app(
     tmp_path: Path,
     smtp_sink: services.SMTPSink,
     primary: PostgresCluster,
     own_redis: RedisServer,
     own_overrides: dict[str, Any],
+    own_loops: frozenset[Loop],
 ) -> AsyncIterator[FastAPI]:
     settings = own_settings(
         tmp_path, smtp_sink, primary.url(DATABASE), own_redis.url, **own_overrides
     )
-    application = create_app(settings, loops=DEFAULT_LOOPS)
+    application = create_app(settings, loops=own_loops)
     async with LifespanManager(application, startup_timeout=60, shutdown_timeout=60):
         yield application
 
@@ -138,3 +166,15 @@ async def streamer(own_state: AppState, own_client: httpx.AsyncClient) -> Accoun
     factory = Factory(own_state, own_client)
     tenant = await factory.tenant()
     return await factory.user(tenant, role=Role.STREAMER)
+
+
+@pytest.fixture
+async def deliveries(
+    own_state: AppState, own_client: httpx.AsyncClient, streamer: Account
+) -> AsyncIterator[Deliveries]:
+    """Webhook deliveries (an admin of the streamer's tenant creates users) and beacons (for a
+    live event of the streamer's), not started; needs `flow_overrides` in `own_overrides`."""
+    admin = await Factory(own_state, own_client).user(streamer.tenant, role=Role.ADMIN)
+    flows = await start_deliveries(own_client, own_state, streamer, admin)
+    yield flows
+    flows.receiver.close()

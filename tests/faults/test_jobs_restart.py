@@ -6,7 +6,6 @@ while the broker was down."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,13 +13,13 @@ from pathlib import Path
 
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bigfootlive.app import Loop, create_app
 from bigfootlive.composition import AppState
-from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.models import JobOutbox
 from tests.faults.conftest import DATABASE, own_settings
+from tests.faults.traffic import Producer, effects_once, jobs_ran, outbox_rows
 from tests.fixtures import services
 from tests.fixtures.own_servers import PostgresCluster, RedisServer
 from tests.jobs import probe_tasks as probes
@@ -57,63 +56,6 @@ async def job_state(
         yield application.state.bigfoot
 
 
-class Producer:
-    """Commits one job per transaction, as fast as it can; `acknowledged`: the committed ones."""
-
-    def __init__(self, state: AppState, run: str) -> None:
-        self.state, self.run = state, run
-        self.acknowledged: list[str] = []
-        self.failed = 0
-        self._numbers = itertools.count()
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._produce())
-
-    async def stop(self) -> None:
-        self._stop.set()
-        assert self._task is not None
-        await self._task
-
-    async def _produce(self) -> None:
-        while not self._stop.is_set():
-            label = str(next(self._numbers))
-            try:
-                async with asyncio.timeout(15):
-                    async with self.state.db.transaction() as session:
-                        enqueue_after_commit(session, probes.record_once, run=self.run, label=label)
-            except Exception:  # the database is down: not acknowledged
-                self.failed += 1
-                await asyncio.sleep(0.05)
-                continue
-            self.acknowledged.append(label)
-            await asyncio.sleep(0.01)
-
-    async def progress(self, more: int = 10, within: float = 60.0) -> None:
-        target = len(self.acknowledged) + more
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while len(self.acknowledged) < target:
-            assert loop.time() < deadline, "jobs are no longer committed"
-            await asyncio.sleep(0.05)
-
-
-async def _outbox(state: AppState) -> int:
-    async with state.db.transaction() as session:
-        return int(
-            (await session.execute(select(func.count()).select_from(JobOutbox))).scalar_one()
-        )
-
-
-async def _ran(run: str, labels: list[str], within: float = 90.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not set(labels) <= {r["label"] for r in probes.RUNS[run] if r["effect"]}:
-        assert loop.time() < deadline, "acknowledged jobs never ran"
-        await asyncio.sleep(0.1)
-
-
 async def test_jobs_survive_broker_and_database_restarts(
     job_state: AppState, broker: RedisServer, primary: PostgresCluster
 ) -> None:
@@ -124,7 +66,7 @@ async def test_jobs_survive_broker_and_database_restarts(
         await producer.progress()
         broker.stop()
         await producer.progress()  # commits go on: their jobs wait in the outbox
-        assert await _outbox(job_state) > 0
+        assert await outbox_rows(job_state) > 0
         broker.start()
         await producer.progress()
         primary.stop("fast")
@@ -138,17 +80,11 @@ async def test_jobs_survive_broker_and_database_restarts(
         await producer.progress()
     finally:
         await producer.stop()
-    await _ran(run, producer.acknowledged)
+    await jobs_ran(run, producer.acknowledged)
     # Rows left in the outbox are sends whose delete failed while the database was down:
     # already delivered, they are sent again once their relay lease runs out (at least once).
     async with job_state.db.transaction() as session:
         pending = (await session.execute(select(JobOutbox))).scalars().all()
     delivered = {r["label"] for r in probes.RUNS[run]}
     assert {row.kwargs["label"] for row in pending if row.kwargs.get("run") == run} <= delivered
-    # Delivery is at least once (a send whose outbox delete failed is sent again by the
-    # relay); the effect of each acknowledged job happens exactly once.
-    effects = [r["label"] for r in probes.RUNS[run] if r["effect"]]
-    doubled = sorted({label for label in effects if effects.count(label) > 1}, key=int)
-    assert not doubled, f"{len(doubled)} job effects happened twice: {doubled[:10]}"
-    lost = set(producer.acknowledged) - set(effects)
-    assert not lost, f"acknowledged jobs without their effect: {sorted(lost, key=int)[:10]}"
+    effects_once(run, producer.acknowledged)

@@ -1,29 +1,61 @@
 """DATABASE_READ_URL on a real streaming replica (pg_basebackup -R of the test's own primary):
 analytics and report reads are served by the replica, reads that must be fresh (sign-in, the
 event just created, chat) by the primary. Proven by pausing the replica's WAL replay: writes go
-on and are read back at once, while the report does not see them until replay resumes."""
+on and are read back at once, while the report does not see them until replay resumes; in this
+process, and across two API processes (`bigfootlive serve`) on the same primary, replica and
+Redis, where what one process writes the other reads back at once.
+
+One primary and one replica serve the whole module (they take seconds to make); each test
+works in tenants of its own."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
+from bigfootlive.config import Settings
 from tests.faults.conftest import DATABASE
 from tests.fixtures.factories import Account, Factory
 from tests.fixtures.own_servers import PostgresCluster
+from tests.realtime.test_processes import ServerProcess
+
+
+class ReplicaServer(ServerProcess):
+    def env(self) -> dict[str, str]:
+        values = super().env()
+        values["DATABASE_READ_URL"] = self.settings.database_read_url or ""
+        return values
 
 
 @pytest.fixture
 def own_overrides(replica: PostgresCluster) -> dict[str, Any]:
     return {"database_read_url": replica.url(DATABASE)}
+
+
+@pytest.fixture
+def servers(own_app: FastAPI, tmp_path: Path) -> Iterator[Callable[[], ReplicaServer]]:
+    settings: Settings = own_app.state.settings
+    started: list[ReplicaServer] = []
+
+    def spawn() -> ReplicaServer:
+        server = ReplicaServer(settings, tmp_path)
+        started.append(server)
+        server.start()
+        return server
+
+    yield spawn
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture
@@ -92,3 +124,32 @@ async def test_a_lagging_replica_delays_reports_but_never_fresh_reads(
             break
         await asyncio.sleep(0.05)
     assert "During" in await _dashboard_titles(own_client, late)
+
+
+@pytest.mark.timeout(360)  # two server processes start in ~10-60 s each on a busy box
+async def test_two_processes_read_fresh_from_the_primary_and_reports_from_the_replica(
+    servers: Callable[[], ReplicaServer], streamer: Account, paused: asyncpg.Connection
+) -> None:
+    # started side by side: each is an interpreter importing the app, one per core
+    a, b = await asyncio.gather(asyncio.to_thread(servers), asyncio.to_thread(servers))
+    async with (
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{a.port}", timeout=20) as on_a,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{b.port}", timeout=20) as on_b,
+    ):
+        ready = (await on_a.get("/ready")).json()
+        assert ready["checks"]["database_replica"] == "ok", ready
+        await paused.execute("SELECT pg_wal_replay_pause()")
+        created = await on_a.post("/api/events", json={"title": "Fresh"}, headers=streamer.headers)
+        assert created.status_code == 201, created.text
+        event_id = created.json()["id"]
+        read = await on_b.get(f"/api/events/{event_id}", headers=streamer.headers)
+        assert read.status_code == 200, read.text
+        for http in (on_a, on_b):
+            assert "Fresh" not in await _dashboard_titles(http, streamer)
+        await paused.execute("SELECT pg_wal_replay_resume()")
+        for http in (on_a, on_b):
+            for _ in range(200):
+                if "Fresh" in await _dashboard_titles(http, streamer):
+                    break
+                await asyncio.sleep(0.05)
+            assert "Fresh" in await _dashboard_titles(http, streamer)

@@ -1,5 +1,6 @@
-"""Chat traffic that keeps flowing while a test breaks a dependency, and the reconciliation
-of what the API acknowledged against what the database holds."""
+"""Chat traffic and committed jobs that keep flowing while a test breaks a dependency, and the
+reconciliation of what the API acknowledged (or the transaction committed) against what the
+database holds and the jobs did. Webhook deliveries and beacons: tests/faults/deliveries.py."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy import func, select
 
+from bigfootlive.composition import AppState
+from bigfootlive.jobs import enqueue_after_commit
+from bigfootlive.models import JobOutbox
 from tests.fixtures.factories import Account
+from tests.jobs import probe_tasks as probes
 
 
 @dataclass
@@ -20,6 +26,11 @@ class ChatTraffic:
     account: Account
     event_id: str
     workers: int = 3
+    label: str = "m"  # bodies are f"{label}-{n}": distinct labels for traffics on one event
+    # An API process that may die under the traffic: a dropped connection is not an answer
+    # (the message may or may not be stored, never twice), noted in `unanswered`.
+    tolerate_disconnects: bool = False
+    unanswered: list[str] = field(default_factory=list)
     acknowledged: dict[str, str] = field(default_factory=dict)  # body -> message id
     refused: list[httpx.Response] = field(default_factory=list)  # 503s, checked by the test
     wrong: list[str] = field(default_factory=list)  # anything else: hangs, 500s, bad bodies
@@ -40,7 +51,7 @@ class ChatTraffic:
 
     async def _worker(self) -> None:
         while not self._stop.is_set():
-            body = f"m-{next(self._numbers)}"
+            body = f"{self.label}-{next(self._numbers)}"
             try:
                 response = await asyncio.wait_for(
                     self.client.post(
@@ -52,6 +63,12 @@ class ChatTraffic:
                 )
             except TimeoutError:
                 self.wrong.append(f"{body}: no answer within 15 s")
+                continue
+            except httpx.TransportError as exc:
+                if not self.tolerate_disconnects:
+                    raise
+                self.unanswered.append(f"{body}: {type(exc).__name__}")
+                await asyncio.sleep(0.05)
                 continue
             if response.status_code == 201:
                 self.acknowledged[body] = response.json()["id"]
@@ -99,3 +116,71 @@ async def reconcile(dsn: str, traffic: ChatTraffic) -> None:
     assert not doubled, f"messages stored twice: {doubled}"
     lost = {b: i for b, i in traffic.acknowledged.items() if stored.get(b) != [i]}
     assert not lost, f"acknowledged messages lost: {lost}"
+
+
+class Producer:
+    """Commits one job per transaction, as fast as it can; `acknowledged`: the committed ones."""
+
+    def __init__(self, state: AppState, run: str) -> None:
+        self.state, self.run = state, run
+        self.acknowledged: list[str] = []
+        self.failed = 0
+        self._numbers = itertools.count()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._produce())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+
+    async def _produce(self) -> None:
+        while not self._stop.is_set():
+            label = str(next(self._numbers))
+            try:
+                async with asyncio.timeout(15):
+                    async with self.state.db.transaction() as session:
+                        enqueue_after_commit(session, probes.record_once, run=self.run, label=label)
+            except Exception:  # the database is down: not acknowledged
+                self.failed += 1
+                await asyncio.sleep(0.05)
+                continue
+            self.acknowledged.append(label)
+            await asyncio.sleep(0.01)
+
+    async def progress(self, more: int = 10, within: float = 60.0) -> None:
+        target = len(self.acknowledged) + more
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while len(self.acknowledged) < target:
+            assert loop.time() < deadline, "jobs are no longer committed"
+            await asyncio.sleep(0.05)
+
+
+async def outbox_rows(state: AppState) -> int:
+    async with state.db.transaction() as session:
+        return int(
+            (await session.execute(select(func.count()).select_from(JobOutbox))).scalar_one()
+        )
+
+
+async def jobs_ran(run: str, labels: list[str], within: float = 90.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not set(labels) <= {r["label"] for r in probes.RUNS[run] if r["effect"]}:
+        assert loop.time() < deadline, "acknowledged jobs never ran"
+        await asyncio.sleep(0.1)
+
+
+def effects_once(run: str, acknowledged: list[str]) -> None:
+    """Delivery is at least once (a send whose outbox delete failed is sent again by the relay,
+    a message whose ack was lost is redelivered); the effect of each acknowledged job happens
+    exactly once."""
+    effects = [r["label"] for r in probes.RUNS[run] if r["effect"]]
+    doubled = sorted({label for label in effects if effects.count(label) > 1}, key=int)
+    assert not doubled, f"{len(doubled)} job effects happened twice: {doubled[:10]}"
+    lost = set(acknowledged) - set(effects)
+    assert not lost, f"acknowledged jobs without their effect: {sorted(lost, key=int)[:10]}"

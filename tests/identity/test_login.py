@@ -90,6 +90,23 @@ async def test_account_locks_after_the_tenant_threshold_even_for_the_right_passw
     assert lockout.details["failures"] == 3
 
 
+async def test_a_successful_sign_in_forgets_the_failures_before_it(client, factory):
+    """Failures below the threshold, then the right password: they are forgotten (the sign-in
+    deletes the record it found), so as many failures again do not lock the account."""
+    tenant = await factory.tenant(lockout={"threshold": 3, "base_delay_seconds": 60})
+    ann = await factory.user(tenant, login=False)
+    for _ in range(2):
+        assert (
+            await _login(client, tenant, ann.user.email, "wrong-password-xyz")
+        ).status_code == 401
+    assert (await _login(client, tenant, ann.user.email)).status_code == 200
+    for _ in range(2):
+        assert (
+            await _login(client, tenant, ann.user.email, "wrong-password-xyz")
+        ).status_code == 401
+    assert (await _login(client, tenant, ann.user.email)).status_code == 200
+
+
 async def test_lock_delay_grows_with_further_failures(client, factory, state):
     tenant = await factory.tenant(lockout={"threshold": 3, "base_delay_seconds": 10})
     ann = await factory.user(tenant, login=False)

@@ -1,5 +1,6 @@
 """Unknown accounts cost a full password hash, like known ones (production parameters): at sign-in
-and at registration."""
+and at registration. Measured in CPU time of this process (the app runs in it, its hashing
+threads too): wall time on a loaded machine measured the neighbours as much as the hash."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ async def test_unknown_user_costs_a_password_hash_like_a_known_one(client, facto
     ann = await factory.user(tenant, login=False)
     timings = {}
     for label, email in (("known", ann.user.email), ("unknown", "ghost@example.com")):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(3):
             await _login(client, tenant, email, "not-the-password-at-all")
-        timings[label] = time.perf_counter() - start
+        timings[label] = time.process_time() - start
     # Both paths run one argon2 verification; neither is an order of magnitude faster.
     assert timings["unknown"] > timings["known"] / 3
 
@@ -36,7 +37,7 @@ async def test_registering_a_taken_address_costs_a_password_hash_like_a_new_one(
         ("new", [f"new{i}@example.com" for i in range(3)]),
         ("taken", [ann.user.email] * 3),
     ):
-        start = time.perf_counter()
+        start = time.process_time()
         for email in emails:
             response = await client.post(
                 "/api/auth/register",
@@ -48,5 +49,5 @@ async def test_registering_a_taken_address_costs_a_password_hash_like_a_new_one(
                 },
             )
             assert response.status_code == 202, response.text
-        timings[label] = time.perf_counter() - start
+        timings[label] = time.process_time() - start
     assert timings["taken"] > timings["new"] / 3

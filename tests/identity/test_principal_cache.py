@@ -10,21 +10,18 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 
-from bigfootlive.app import create_app
 from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
 from bigfootlive.identity.principals import user_stamp_key
 from bigfootlive.identity.revocation import revoked_key
 from bigfootlive.models import Tenant
 from bigfootlive.tenants import service as tenants
+from tests.fixtures.instances import second_instance
 
 NEW_PASSWORD = "another-plausible-tundra-77"
 
 # The second instance: one app per worker, started afresh with each test's settings.
-_OTHER_APPS: list[FastAPI] = []
 
 
 @pytest.fixture
@@ -36,14 +33,8 @@ async def instances(
     if backend == "sqlite":
         yield [client]
         return
-    if not _OTHER_APPS:
-        _OTHER_APPS.append(create_app(settings, loops=()))
-    other = _OTHER_APPS[0]
-    other.state.settings = settings
-    async with LifespanManager(other):
-        transport = httpx.ASGITransport(app=other, client=("203.0.113.8", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://other") as http:
-            yield [client, http]
+    async with second_instance(settings) as (http, _):
+        yield [client, http]
 
 
 async def _me(http: httpx.AsyncClient, account) -> httpx.Response:

@@ -15,6 +15,14 @@ async def _refresh(client, token):
     return await client.post("/api/auth/refresh", json={"refresh_token": token})
 
 
+async def _reuse_records(state) -> list[AuditRecord]:
+    async with state.db.sessionmaker() as session:
+        found = await session.execute(
+            select(AuditRecord).where(AuditRecord.action == "auth.refresh_reuse")
+        )
+        return list(found.scalars().all())
+
+
 async def test_refresh_rotates_the_refresh_token(client, factory):
     ann = await factory.user(await factory.tenant())
     first = await _refresh(client, ann.refresh_token)
@@ -40,21 +48,36 @@ async def test_reusing_a_refresh_token_ends_the_session_and_is_audited(client, f
     for token in (ann.access_token, rotated["access_token"]):
         me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 401
+    records = await _reuse_records(state)
     async with state.db.sessionmaker() as session:
-        records = (
-            (
-                await session.execute(
-                    select(AuditRecord).where(AuditRecord.action == "auth.refresh_reuse")
-                )
-            )
-            .scalars()
-            .all()
-        )
         auth_session = await session.get(AuthSession, uuid.UUID(rotated["session_id"]))
     assert len(records) == 1
     assert records[0].result == "failure"
     assert auth_session is not None
     assert auth_session.revoked_reason == "refresh_token_reuse"
+
+
+async def test_a_used_token_presented_after_its_session_ended_is_still_a_reuse(
+    client, factory, state
+):
+    """What a late racer sees: the session another reuse ended is no excuse to call it otherwise."""
+    ann = await factory.user(await factory.tenant())
+    assert (await _refresh(client, ann.refresh_token)).status_code == 200
+    for _ in range(2):
+        again = await _refresh(client, ann.refresh_token)
+        assert again.status_code == 401
+        assert again.json()["error"]["code"] == "refresh_token_reused"
+    reuses = await _reuse_records(state)
+    assert len(reuses) == 2
+
+
+async def test_an_unused_token_of_an_ended_session_is_refused_as_ended(client, factory):
+    ann = await factory.user(await factory.tenant())
+    headers = {"Authorization": f"Bearer {ann.access_token}"}
+    assert (await client.post("/api/auth/logout", headers=headers)).status_code in (200, 204)
+    refused = await _refresh(client, ann.refresh_token)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "session_revoked"
 
 
 @pytest.mark.parametrize("requests", [3, 10])
@@ -76,16 +99,7 @@ async def test_concurrent_refreshes_with_one_token_issue_one_pair_and_end_the_se
         "/api/auth/me", headers={"Authorization": f"Bearer {winner['access_token']}"}
     )
     assert me.status_code == 401
-    async with state.db.sessionmaker() as session:
-        reuses = (
-            (
-                await session.execute(
-                    select(AuditRecord).where(AuditRecord.action == "auth.refresh_reuse")
-                )
-            )
-            .scalars()
-            .all()
-        )
+    reuses = await _reuse_records(state)
     assert len(reuses) == requests - 1
 
 

@@ -236,3 +236,33 @@ async def test_rows_of_jobs_sent_together_are_all_deleted_and_each_job_runs_once
     await until(lambda: len(probes.RUNS[run]) == 30)
     await settled(state.jobs)
     assert sorted(int(r["label"]) for r in probes.RUNS[run]) == list(range(30))
+
+
+async def test_a_failed_send_is_tried_again_after_a_backoff_not_a_whole_lease(state: AppState):
+    """The broker refused a row (down): the next attempt comes after RELAY_AFTER doubled per
+    attempt, capped by the lease, so the jobs go out soon after the broker is back."""
+    async with state.db.transaction() as session:
+        session.add(
+            JobOutbox(
+                message_id="msg-refused",
+                task="tests.removed_task",  # refused at every send, as by a broker that is down
+                kwargs={"run": "x"},
+                created_at=utcnow(),
+                attempts=0,
+            )
+        )
+    relayer = OutboxRelay(
+        state.jobs, state.db, after_seconds=0.1, interval_seconds=0.1, lease_seconds=60
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10  # well within the 60 s lease
+    attempts = 0
+    while attempts < 3:
+        assert loop.time() < deadline, f"tried {attempts} times only"
+        await relayer.relay_once()
+        [row] = await outbox_rows(state)
+        attempts = row.attempts
+        await asyncio.sleep(0.05)
+    assert [relayer.backoff(JobOutbox(attempts=n)).total_seconds() for n in (1, 2, 4, 20)] == [
+        0.1, 0.2, 0.8, 60,
+    ]  # fmt: skip

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bigfootlive.authz.scoping import tenant_scope
+from bigfootlive.db import NO_ROWS, RowScope, current_row_scope, row_scope
 from bigfootlive.errors import TooManyRequests
 from bigfootlive.kit.backends import MemoryCache, MemoryPubSub
 from bigfootlive.kit.backends.prefetch import PrefetchedCache
@@ -100,6 +102,35 @@ async def test_redis_pubsub_reaches_another_connection():
     await two.close()
 
 
+async def test_redis_pubsub_handlers_act_in_their_own_subscribers_scope():
+    """Whoever subscribes first (a request acting for one tenant, the app's start) must not lend
+    its row scope to every handler of the process: each handler runs in its subscriber's."""
+    services.require(services.port_open("127.0.0.1", 6379), "Redis")
+    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+    cache, pubsub = open_redis_backends(services.REDIS_URL, prefix)
+    tenant = uuid.uuid4()
+    scopes: dict[str, RowScope] = {}
+
+    def handler(name: str):  # type: ignore[no-untyped-def]
+        async def heard(message: bytes) -> None:
+            scopes[name] = current_row_scope()
+
+        return heard
+
+    try:
+        with tenant_scope(tenant):  # the first subscriber acts for a tenant
+            await pubsub.subscribe("event:1", handler("tenant"))
+        with row_scope(NO_ROWS):  # the next for nobody
+            await pubsub.subscribe("event:1", handler("nobody"))
+        await asyncio.sleep(0.05)
+        await pubsub.publish("event:1", b"hello")
+        await _eventually(lambda: len(scopes) == 2)
+        assert scopes == {"tenant": RowScope(tenant_id=tenant), "nobody": NO_ROWS}
+    finally:
+        await pubsub.close()
+        await cache.close()
+
+
 async def test_rate_limiter_counts_per_identifier(backends):
     _, _, prefix = backends
     limiter = RateLimiter(services.REDIS_URL if prefix else None, prefix or "")
@@ -108,6 +139,26 @@ async def test_rate_limiter_counts_per_identifier(backends):
     with pytest.raises(TooManyRequests) as info:
         await limiter.check("2/minute", "ip", "a")
     assert info.value.headers["Retry-After"]
+
+
+async def test_limits_checked_together_count_as_checks_in_turn(backends):
+    """`check_all` (one round trip on Redis) counts each limit as successive `check`s would, in
+    the same windows: a full limit refuses, the limits before it keep the hit, the ones after
+    it are not counted."""
+    _, _, prefix = backends
+    limiter = RateLimiter(services.REDIS_URL if prefix else None, prefix or "")
+    viewer, ip = ("5/minute", ("v", "one")), ("3/minute", ("ip", "a"))
+    for _ in range(3):
+        await limiter.check_all(viewer, ip)
+    with pytest.raises(TooManyRequests) as info:  # the IP's 4th
+        await limiter.check_all(viewer, ip)
+    assert int(info.value.headers["Retry-After"]) >= 1
+    assert await limiter.hit("5/minute", "v", "one") is True  # the viewer's 5th: 4 counted
+    assert await limiter.hit("5/minute", "v", "one") is False
+    with pytest.raises(TooManyRequests):  # the viewer is full: the IP is not counted
+        await limiter.check_all(viewer, ("3/minute", ("ip", "b")))
+    assert [await limiter.hit("3/minute", "ip", "b") for _ in range(4)] == [True] * 3 + [False]
+    await limiter.close()
 
 
 async def _eventually(predicate, within: float = 2.0) -> None:

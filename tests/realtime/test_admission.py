@@ -87,3 +87,32 @@ async def test_the_snapshot_goes_with_the_last_local_viewer(client, world, live_
     # no room, so no subscription would tell it of a change: it is not kept
     await until(lambda: event_id not in state.hub.rooms)
     assert not state.hub.admissions.holds(event_id)
+
+
+async def test_an_ended_event_refuses_the_next_anonymous_viewer(client, world, live_server, state):
+    event = await create_event(client, world["owner"])
+    event_id, url = uuid.UUID(event["id"]), live_server.url(event["id"])
+    await _warm(state, url, event_id)
+    headers = world["owner"].headers
+    response = await client.post(f"/api/events/{event_id}/start", headers=headers)
+    assert response.status_code == 200, response.text
+    response = await client.post(f"/api/events/{event_id}/stop", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ended"
+    await until(lambda: not state.hub.admissions.holds(event_id))
+    # nothing more to watch: refused at once (4411), not admitted from the old snapshot
+    assert await (await connect(url)).closed_with() == 4411
+    # a signed-in viewer still opens it (a moderator may still moderate its chat history)
+    welcome = await (await connect(url, world["viewer"])).next("welcome")
+    assert welcome["event_status"] == "ended"
+
+
+async def test_a_revoked_session_is_refused_at_once_on_its_next_socket(client, world, live_server):
+    event = await create_event(client, world["owner"])
+    url = live_server.url(event["id"])
+    first = await join(url, world["viewer"])  # the session is known and its principal cached
+    response = await client.post("/api/auth/logout", headers=world["viewer"].headers)
+    assert response.status_code in (200, 204), response.text
+    # the very next socket with the same token is refused: no cache lets it in
+    assert await (await connect(url, world["viewer"])).closed_with() == 4401
+    assert await first.closed_with() == 4401

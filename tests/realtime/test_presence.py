@@ -26,6 +26,19 @@ async def test_viewer_count_follows_joins_and_leaves(client, world, live_server)
     assert response.json() == {"viewers": 1, "unique_viewers": 2}
 
 
+async def test_the_streamer_in_their_own_room_is_not_a_viewer(client, world, live_server):
+    event = await create_event(client, world["owner"])
+    url = live_server.url(event["id"])
+    studio = await join(url, world["owner"])  # the studio's chat panel
+    viewer = await join(url, world["viewer"])
+    presence = await studio.next("presence", viewers=1)
+    assert presence["unique_viewers"] == 1
+    await viewer.close()
+    await studio.next("presence", viewers=0)
+    response = await client.get(f"/api/events/{event['id']}/presence")
+    assert response.json() == {"viewers": 0, "unique_viewers": 1}
+
+
 async def test_reactions_are_aggregated_per_second(client, world, live_server):
     event = await create_event(client, world["owner"])
     url = live_server.url(event["id"])

@@ -6,6 +6,7 @@ test_printed_media_config.py."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import Any
 
@@ -128,8 +129,9 @@ async def test_the_caller_must_be_the_media_server(studio, factory, settings):
 
 
 async def test_the_media_server_credential_works_for_callbacks_and_never_in_a_log(
-    studio, settings, capsys
+    studio, settings, caplog
 ):
+    caplog.set_level(logging.INFO)
     event = await studio.event()
     secret = credential.credential(settings)
     answer = await studio.client.post(
@@ -145,4 +147,6 @@ async def test_the_media_server_credential_works_for_callbacks_and_never_in_a_lo
     )
     assert answer.status_code == 302
     assert answer.headers["location"].endswith(f"/live/{event['playback_id']}")
-    assert secret not in capsys.readouterr().out
+    logged = "\n".join(str(r.msg) for r in caplog.records if r.name.startswith("bigfootlive"))
+    assert "media_callback" in logged  # the callback was logged ...
+    assert secret not in logged  # ... without the credential

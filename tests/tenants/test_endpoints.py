@@ -120,7 +120,7 @@ async def test_admin_creates_a_user_with_an_invitation_email(client, acme, smtp_
     assert response.json()["email"] == "new.hire@acme.com"
     assert response.json()["role"] == "streamer"
     [mail] = await smtp_sink.wait_for("new.hire@acme.com")
-    assert "reset-password?token=" in mail.get_payload()
+    assert "/invite/accept?token=" in mail.get_payload()
 
 
 async def test_creating_an_existing_email_is_409(client, acme):
@@ -205,3 +205,25 @@ async def test_unknown_user_id_is_404(client, acme):
         f"/api/tenant/users/{uuid.uuid4()}", json={"role": "viewer"}, headers=acme["admin"].headers
     )
     assert response.status_code == 404
+
+
+async def test_the_first_page_lists_only_the_callers_tenant_and_is_fresh(client, factory, acme):
+    # The first page is the hot path (`Database.read_rows`): it shows the caller's tenant
+    # only, and a change made a moment ago.
+    other = await factory.tenant("initech")
+    outsider = await factory.user(other, role=Role.ADMIN)
+    theirs = await client.get("/api/tenant/users", headers=outsider.headers)
+    assert [u["email"] for u in theirs.json()["items"]] == [outsider.user.email]
+    ours = await client.get("/api/tenant/users", headers=acme["admin"].headers)
+    emails = {u["email"] for u in ours.json()["items"]}
+    assert outsider.user.email not in emails
+    assert len(emails) == 4
+    member = next(u for u in ours.json()["items"] if u["role"] == "viewer")
+    changed = await client.put(
+        f"/api/tenant/users/{member['id']}", json={"role": "moderator"},
+        headers=acme["admin"].headers,
+    )  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    again = await client.get("/api/tenant/users", headers=acme["admin"].headers)
+    roles = {u["id"]: u["role"] for u in again.json()["items"]}
+    assert roles[member["id"]] == "moderator"

@@ -10,7 +10,13 @@ from bigfootlive.web.assets import MANIFEST, STATIC_DIR, VENDOR_DIR, manifest
 
 def test_every_vendor_file_matches_its_pinned_sha256() -> None:
     entries = manifest()
-    assert {e["package"] for e in entries} == {"htmx.org", "hls.js", "axe-core"}
+    assert {e["package"] for e in entries} == {
+        "htmx.org",
+        "hls.js",
+        "axe-core",
+        "uplot",
+        "uplot/css",
+    }
     for entry in entries:
         data = (VENDOR_DIR / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["file"]

@@ -4,6 +4,8 @@ access rules and the event's `watch_url`."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 import httpx
@@ -201,3 +203,23 @@ async def test_public_watch_page_and_beacons_need_no_sign_in(
     assert not_on_air.status_code == 409  # the analytics service's own rule
     no_token = await client.post(f"/watch/{event['id']}/beacons", json=beacon)
     assert no_token.status_code == 403
+
+
+async def test_the_watch_page_player_follows_the_events_latency_mode(
+    client: httpx.AsyncClient, factory: Factory
+):
+    """The page hands the player the mode's hls.js live-sync settings (the API's `player`)
+    and the mode's playlist (a low event's is its container's 1 s segments)."""
+    streamer = await factory.user(await factory.tenant(), role=Role.STREAMER)
+    for mode in ("normal", "low"):
+        created = await client.post(
+            "/api/events", json={"title": mode, "latency_mode": mode}, headers=streamer.headers
+        )
+        event = created.json()
+        info = await client.get(f"/api/streaming/events/{event['id']}/stream")
+        page = await client.get(f"/watch/{event['id']}", headers=HTML)
+        found = re.search(r'data-player="([^"]+)"', page.text)
+        assert found is not None
+        assert json.loads(html.unescape(found.group(1))) == info.json()["player"]["hls_js"]
+        url = re.search(r'data-hls-url="([^"]+)"', page.text).group(1)
+        assert html.unescape(url) == info.json()["hls_url"]

@@ -4,7 +4,9 @@ ANALYTICS_FLUSH_SECONDS) counts the viewers it saw into the real-time counters i
 database with one job.
 
 A flush is one `analytics.tasks.apply_rollup` job with a batch id; the job records the id in
-the same transaction as the sums, so a redelivered job never counts twice.
+the same transaction as the sums, so a redelivered job never counts twice. A job whose send
+failed is sent again as it was, under the same batch id: the broker may have taken it before
+the failure (a connection lost before its answer), and the job then counts it once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import datetime as dt
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +24,7 @@ import structlog
 
 from bigfootlive.analytics.schemas import HeartbeatBeacon, StartBeacon, StopBeacon
 from bigfootlive.kit.backends import Cache
+from bigfootlive.kit.periodic import start_phase
 
 if TYPE_CHECKING:
     from bigfootlive.jobs.queue import JobQueue
@@ -65,12 +69,14 @@ def beacon_time(ts: dt.datetime | None, now: dt.datetime) -> dt.datetime:
 # ---- cache keys for real-time figures ----------------------------------------------------
 
 
+# The event id is a hash tag ({…}): an event's counters and members share one Redis Cluster slot,
+# as the add_many_count script needs.
 def active_key(event_id: uuid.UUID, minute: dt.datetime) -> str:
-    return f"an:{event_id}:active:{int(minute.timestamp())}"
+    return f"an:{{{event_id}}}:active:{int(minute.timestamp())}"
 
 
 def uniques_key(event_id: uuid.UUID) -> str:
-    return f"an:{event_id}:uniques"
+    return f"an:{{{event_id}}}:uniques"
 
 
 def chat_key(minute: dt.datetime) -> str:
@@ -107,15 +113,21 @@ class BeaconBuffer:
 
     Started (`start()`, by the API's lifespan) it flushes every `flush_seconds`. Never started
     (a job worker, an event container's process) or stopped, it flushes at once on every add:
-    nothing waits in a buffer that nobody flushes. Sums whose job could not be sent stay for
-    the next flush; `stop()` (also in `AppState.close()`) makes the last one.
+    nothing waits in a buffer that nobody flushes. A job that could not be sent is sent again,
+    with the same batch id, by the next flush; `stop()` (also in `AppState.close()`) makes the
+    last one.
     """
 
-    def __init__(self, cache: Cache, flush_seconds: float, queue: JobQueue) -> None:
+    def __init__(
+        self, cache: Cache, flush_seconds: float, queue: JobQueue, *, seen_ttl_seconds: int = 900
+    ) -> None:
         self.cache = cache
         self.flush_seconds = flush_seconds
+        self.phase: Callable[[float], float] = start_phase  # a test may fix it
+        self.seen_ttl_seconds = seen_ttl_seconds  # `Settings.analytics_seen_ttl_seconds`
         self.queue = queue
         self._events: dict[uuid.UUID, _EventBuffer] = {}
+        self._unsent: list[dict[str, Any]] = []  # roll-up jobs whose send failed, in order
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -200,6 +212,11 @@ class BeaconBuffer:
             except Exception:  # kept: the next add, flush or `stop()` sends it
                 log.exception("analytics_flush_failed")
 
+    @property
+    def pending(self) -> bool:
+        """Sums buffered, or a roll-up job not sent yet."""
+        return bool(self._events or self._unsent)
+
     def take(self) -> dict[uuid.UUID, _EventBuffer]:
         events, self._events = self._events, {}
         return events
@@ -223,19 +240,29 @@ class BeaconBuffer:
                     entry[0], entry[1] = min(entry[0], first_seen), entry[1] + watched
 
     async def flush(self) -> str | None:
-        """Send what was buffered as one roll-up job; returns its batch id. If the job cannot
-        be sent, the sums go back into the buffer for the next flush (and the error is raised)."""
+        """Send what was buffered as one roll-up job; returns its batch id. The jobs of earlier
+        flushes whose send failed go first, unchanged; if a send fails, its job waits for the
+        next flush (and the error is raised)."""
         async with self._lock:
+            await self._send_unsent()
             events = self.take()
             if not events:
                 return None
             try:
-                return await self._send(events)
-            except BaseException:
+                job = await self._job(events)
+            except BaseException:  # nothing sent: the sums go back into the buffer
                 self._put_back(events)
                 raise
+            self._unsent.append(job)
+            await self._send_unsent()
+            return str(job["batch"])
 
-    async def _send(self, events: dict[uuid.UUID, _EventBuffer]) -> str:
+    async def _send_unsent(self) -> None:
+        while self._unsent:
+            await self.queue.enqueue(APPLY_ROLLUP_TASK, **self._unsent[0])
+            self._unsent.pop(0)
+
+    async def _job(self, events: dict[uuid.UUID, _EventBuffer]) -> dict[str, Any]:
         minutes: list[dict[str, Any]] = []
         viewers: list[dict[str, Any]] = []
         for event_id, buf in events.items():
@@ -263,9 +290,7 @@ class BeaconBuffer:
                         "watch_ms": watched,
                     }
                 )
-        batch = uuid.uuid4().hex
-        await self.queue.enqueue(APPLY_ROLLUP_TASK, batch=batch, minutes=minutes, viewers=viewers)
-        return batch
+        return {"batch": uuid.uuid4().hex, "minutes": minutes, "viewers": viewers}
 
     async def _count_viewers(
         self, event_id: uuid.UUID, buf: _EventBuffer
@@ -276,15 +301,15 @@ class BeaconBuffer:
         for minute, viewers in buf.seen.items():
             stamp = int(minute.timestamp())
             active[minute] = await self.cache.add_many_count(
-                [f"an:{event_id}:seen:{viewer}:{stamp}" for viewer in sorted(viewers)],
+                [f"an:{{{event_id}}}:seen:{viewer}:{stamp}" for viewer in sorted(viewers)],
                 active_key(event_id, minute),
-                ttl=900,
+                ttl=self.seen_ttl_seconds,
                 counter_ttl=3 * 3600,
             )
         everyone = sorted(set().union(*buf.seen.values())) if buf.seen else []
         if everyone:
             await self.cache.add_many_count(
-                [f"an:{event_id}:viewer:{viewer}" for viewer in everyone],
+                [f"an:{{{event_id}}}:viewer:{viewer}" for viewer in everyone],
                 uniques_key(event_id),
                 ttl=3 * 24 * 3600,
                 counter_ttl=3 * 24 * 3600,
@@ -293,9 +318,13 @@ class BeaconBuffer:
         return active
 
     async def _run(self, stopping: asyncio.Event) -> None:
+        # The first flush one interval and a random phase after the start: the processes of
+        # a fleet started together do not flush into Redis and the queue in lockstep.
+        wait = self.flush_seconds + self.phase(self.flush_seconds)
         while not stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.flush_seconds)
+                await asyncio.wait_for(stopping.wait(), wait)
+            wait = self.flush_seconds
             try:
                 await self.flush()
             except Exception:

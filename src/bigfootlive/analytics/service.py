@@ -71,18 +71,19 @@ _REF_MEMO_SIZE = 10_000
 _ref_memo: dict[uuid.UUID, tuple[float, EventRef]] = {}
 
 
-async def _event_ref(state: AnalyticsState, session: AsyncSession, event_id: uuid.UUID) -> EventRef:
+async def _event_ref(state: AnalyticsState, event_id: uuid.UUID) -> EventRef:
     now = time.monotonic()
     memo = _ref_memo.get(event_id)
     if memo is not None and memo[0] > now:
         return memo[1]
     cache = lifecycle.event_cache(state)
     ref = await cache.ref(event_id)
-    if ref is None:
-        event = await event_repo.get_for_visibility_check(session, event_id)
-        if event is None:
-            raise access.EventNotFound()
-        ref = await cache.remember(event)
+    if ref is None:  # a session only when the shared cache does not know the event
+        async with state.db.sessionmaker() as session:
+            event = await event_repo.get_for_visibility_check(session, event_id)
+            if event is None:
+                raise access.EventNotFound()
+            ref = await cache.remember(event)
     if len(_ref_memo) >= _REF_MEMO_SIZE:
         _ref_memo.clear()
     _ref_memo[event_id] = (now + _REF_MEMO_SECONDS, ref)
@@ -91,22 +92,21 @@ async def _event_ref(state: AnalyticsState, session: AsyncSession, event_id: uui
 
 async def ingest_beacons(
     state: AnalyticsState,
-    session: AsyncSession,
     subject: AuthSubject | None,
     event_id: uuid.UUID,
     batch: BeaconBatch,
     client_ip: str,
 ) -> int:
-    ref = await _event_ref(state, session, event_id)
+    ref = await _event_ref(state, event_id)
     if not access.can_view(subject, ref):
         raise access.EventNotFound()
     if ref.status in (EventStatus.SCHEDULED, EventStatus.CANCELLED):
         raise Conflict("The event is not on air", code="event_not_on_air")
     viewer = viewer_key(subject, batch.viewer_id)
     settings = state.settings
-    await state.limiter.check(settings.analytics_beacon_rate_limit, "beacon", str(event_id), viewer)
-    await state.limiter.check(
-        settings.analytics_beacon_ip_rate_limit, "beacon-ip", str(event_id), client_ip
+    await state.limiter.check_all(  # one round trip for both
+        (settings.analytics_beacon_rate_limit, ("beacon", str(event_id), viewer)),
+        (settings.analytics_beacon_ip_rate_limit, ("beacon-ip", str(event_id), client_ip)),
     )
     await state.beacons.add_beacons(event_id, ref.tenant_id, viewer, batch.beacons, utcnow())
     return len(batch.beacons)

@@ -8,7 +8,7 @@ from typing import Any, TypedDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.audit.actions import AuditAction
-from bigfootlive.db import Database
+from bigfootlive.db import Database, utcnow
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import AuditRecord, User
 from bigfootlive.observability.metrics import (
@@ -82,6 +82,31 @@ class AuditLog:
     ) -> DetachedAuditLog:
         return DetachedAuditLog(db, meta, actor_id)
 
+    def build(
+        self,
+        action: AuditAction,
+        *,
+        tenant_id: uuid.UUID | None,
+        result: str = "success",
+        target_type: str | None = None,
+        target_id: object | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditRecord:
+        """The record `record` would add, dated now, for the caller to write with the rows
+        of its change (counted in the metrics like any)."""
+        row = _build(
+            action=action,
+            meta=self.meta,
+            tenant_id=tenant_id,
+            actor_id=self.actor_id,
+            result=result,
+            target_type=target_type,
+            target_id=target_id,
+            details=details,
+        )
+        row.created_at = utcnow()
+        return row
+
     async def record(
         self,
         action: AuditAction,
@@ -93,11 +118,9 @@ class AuditLog:
         details: dict[str, Any] | None = None,
     ) -> None:
         self.session.add(
-            _build(
-                action=action,
-                meta=self.meta,
+            self.build(
+                action,
                 tenant_id=tenant_id,
-                actor_id=self.actor_id,
                 result=result,
                 target_type=target_type,
                 target_id=target_id,

@@ -6,7 +6,9 @@
    accept only the rows of the tenant the code acts for, whatever the query says. The edge sets
    it from the authenticated tenant (`act_for_tenant`); code that must see every tenant (sweeps,
    retention, platform statistics, platform admins, lookups that find the tenant from a token
-   or a stream key) says so with `platform_scope(reason)`, which is logged and counted.
+   or a stream key) says so with `platform_scope(reason)`, which is logged and counted
+   (`lookup=True`: a lookup by a public identifier, on every request that carries one, is
+   counted and logged at DEBUG only, so that it does not log a line per page view).
    SQLite has no row-level security: there `scoped` is the only wall.
 """
 
@@ -18,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 import structlog
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from bigfootlive.db import NO_ROWS, PLATFORM_ROWS, RowScope, bind_row_scope, row_scope
@@ -34,8 +36,9 @@ class TenantOwned(Protocol):
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 
-def scoped(stmt: S, model: Any, tenant_id: uuid.UUID) -> S:
-    """Restrict `stmt` to rows of `model` that belong to `tenant_id`."""
+def scoped(stmt: S, model: Any, tenant_id: uuid.UUID | ColumnElement[uuid.UUID]) -> S:
+    """Restrict `stmt` to rows of `model` that belong to `tenant_id` (a value, or a column of
+    an enclosing statement for a correlated subquery)."""
     column = model.tenant_id
     return stmt.where(column == tenant_id)
 
@@ -57,15 +60,17 @@ def tenant_scope(tenant_id: uuid.UUID) -> Iterator[None]:
         yield
 
 
-def _audit_platform(reason: str) -> None:
+def _audit_platform(reason: str, *, lookup: bool = False) -> None:
     PLATFORM_SCOPES.labels(reason=reason).inc()
-    log.info("platform_scope", reason=reason)
+    (log.debug if lookup else log.info)("platform_scope", reason=reason)
 
 
 @contextmanager
-def platform_scope(reason: str) -> Iterator[None]:
-    """Every tenant's rows inside the block; `reason` (a fixed string) is logged and counted."""
-    _audit_platform(reason)
+def platform_scope(reason: str, *, lookup: bool = False) -> Iterator[None]:
+    """Every tenant's rows inside the block; `reason` (a fixed string) is logged and counted.
+    `lookup`: finding one row's tenant by a public identifier (an event id, a playback id, a
+    stream key): counted, logged at DEBUG."""
+    _audit_platform(reason, lookup=lookup)
     with row_scope(PLATFORM_ROWS):
         yield
 

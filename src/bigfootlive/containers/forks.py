@@ -24,9 +24,12 @@ ExitHandler = Callable[[int, int], None]  # (pid, exit code)
 
 
 class WorkerTemplate:
-    def __init__(self, on_exit: ExitHandler, stderr: Path) -> None:
+    def __init__(
+        self, on_exit: ExitHandler, stderr: Path, settings_file: Path | None = None
+    ) -> None:
         self.on_exit = on_exit
         self.stderr = stderr
+        self.settings_file = settings_file  # the workers' (parsed once, by the template)
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._answers: asyncio.Queue[dict[str, object]] = asyncio.Queue()
@@ -53,6 +56,7 @@ class WorkerTemplate:
                 sys.executable,
                 "-m",
                 "bigfootlive.containers.template",
+                *(["--settings-file", str(self.settings_file)] if self.settings_file else []),
                 "-" * 512,  # room for the workers' process titles
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,

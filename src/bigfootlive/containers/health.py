@@ -14,6 +14,8 @@ from typing import Any, Protocol
 import httpx
 
 from bigfootlive.analytics.schemas import HealthSample, HealthStatus
+from bigfootlive.config import Settings
+from bigfootlive.kit.backoff import Backoff
 from bigfootlive.observability import metrics
 from bigfootlive.streaming.nginx_rtmp import is_viewer
 
@@ -100,6 +102,25 @@ class NoProbe:
         return None
 
 
+class ProbePace:
+    """When to probe next: every `interval` while the media server answers; after failures in
+    a row, the back-off (kit.backoff: 0.5 s doubling to 30 s, reset by an answer) once it is
+    longer than the interval, so a server that is down is not asked every few seconds."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.backoff = Backoff()
+        self.wait = interval
+
+    def after(self, *, answered: bool) -> float:
+        if answered:
+            self.backoff.succeeded()
+            self.wait = self.interval
+        else:
+            self.wait = max(self.interval, self.backoff.failed())
+        return self.wait
+
+
 class HealthTracker:
     """Turns successive samples into a health verdict (stalled = bytes stopped growing)."""
 
@@ -149,5 +170,9 @@ def health_sample(health: Health, sample: StreamSample | None) -> HealthSample:
     )
 
 
-def make_probe(stat_url: str | None) -> HealthProbe:
-    return NginxRtmpStatProbe(stat_url) if stat_url else NoProbe()
+def make_probe(settings: Settings) -> HealthProbe:
+    """nginx-rtmp's `/stat` when NGINX_RTMP_STAT_URL is set; nothing is asked with
+    MEDIA_SERVER_MODE=none, whatever the URL says."""
+    if settings.media_server_off or not settings.nginx_rtmp_stat_url:
+        return NoProbe()
+    return NginxRtmpStatProbe(settings.nginx_rtmp_stat_url)

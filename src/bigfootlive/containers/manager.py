@@ -99,6 +99,9 @@ class ContainerManager:
             if leader and adopt is not None:
                 # Workers of a previous leader on this machine keep running: take them over.
                 log.info("containers_adopted", count=adopt())
+            warm = getattr(self.runtime, "warm", None)
+            if leader and warm is not None:
+                warm()  # ready before the first event needs a worker (the subprocess template)
         if not leader:
             return None
         self.last_report = await self.reconcile()

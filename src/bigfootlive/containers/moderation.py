@@ -8,8 +8,10 @@ and publishes every verdict on `event:{id}:chat:moderation`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
@@ -78,3 +80,10 @@ class ChatAutoModerator:
         if len(letters) >= 12 and sum(c.isupper() for c in letters) / len(letters) > 0.7:
             return "shouting"
         return None
+
+
+def message_uuid(value: str) -> uuid.UUID | None:
+    """A chat message's id as the inbound channel carries it (None when it is not one)."""
+    with contextlib.suppress(ValueError):
+        return uuid.UUID(value)
+    return None

@@ -142,6 +142,21 @@ async def recordings_of(
     return (await session.execute(stmt.order_by(Recording.created_at))).scalars().all()
 
 
+async def ready_recordings(
+    session: AsyncSession, tenant_id: uuid.UUID, event_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Recording]:
+    """The first ready recording of each of `event_ids` that has one (a channel's past events)."""
+    if not event_ids:
+        return {}
+    stmt = scoped(select(Recording), Recording, tenant_id).where(
+        Recording.event_id.in_(list(event_ids)), Recording.status == "ready"
+    )
+    found: dict[uuid.UUID, Recording] = {}
+    for row in (await session.execute(stmt.order_by(Recording.created_at))).scalars():
+        found.setdefault(row.event_id, row)
+    return found
+
+
 async def events_ended_between(
     session: AsyncSession, start: dt.datetime, end: dt.datetime, *, limit: int = 500
 ) -> Sequence[Event]:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class ContainerOut(BaseModel):
@@ -51,5 +52,43 @@ class RecordingOut(BaseModel):
     playback_url: str
     duration_seconds: float
     renditions: list[str]
+    poster_url: str | None = None
     published_at: dt.datetime | None
     created_at: dt.datetime
+
+
+class ClipCreate(BaseModel):
+    """A cut of the event. `dvr` (while on air): `start_at` / `end_at`, wall-clock times within
+    the event's DVR window (the DVR playlist's EXT-X-PROGRAM-DATE-TIME, hls.js `playingDate`).
+    `recording`: `start_seconds` / `end_seconds` into the event's published recording."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field("", max_length=200)
+    source: Literal["dvr", "recording"] = "dvr"
+    start_at: AwareDatetime | None = None
+    end_at: AwareDatetime | None = None
+    start_seconds: float | None = Field(None, ge=0)
+    end_seconds: float | None = Field(None, ge=0)
+
+
+class ClipOut(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    title: str
+    source: str
+    start_at: dt.datetime | None
+    end_at: dt.datetime | None
+    start_seconds: float | None
+    end_seconds: float | None
+    status: str = Field(description="pending (being cut), ready or failed (failure_reason)")
+    failure_reason: str | None
+    duration_seconds: float
+    playback_url: str | None = Field(
+        description="HLS VOD under CDN_BASE_URL/vod/<event id>/clips/<clip id>/ (tenant and "
+        "private events: ?token= from the stream endpoint)"
+    )
+    poster_url: str | None
+    created_by: uuid.UUID | None
+    created_at: dt.datetime
+    ready_at: dt.datetime | None

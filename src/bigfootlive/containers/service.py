@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Permission
 from bigfootlive.authz.scoping import act_for_platform, platform_scope
 from bigfootlive.authz.subject import AuthSubject
@@ -18,9 +19,10 @@ from bigfootlive.containers.schemas import (
     TenantUsage,
 )
 from bigfootlive.db import utcnow
-from bigfootlive.errors import Conflict, Forbidden, TooManyRequests
+from bigfootlive.errors import Conflict, Forbidden, NotFound, TooManyRequests
 from bigfootlive.events import access
 from bigfootlive.events.hooks import Starting
+from bigfootlive.kit.request import RequestMeta
 
 
 class TenantContainerLimit(Conflict):
@@ -111,3 +113,42 @@ async def recordings_of(
     event = await access.get_viewable_event(session, viewer, event_id)
     rows = await repo.recordings_of(session, event.tenant_id, event.id)
     return [RecordingOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+RESTARTABLE = ("running", "starting", "crashed")
+
+
+async def request_restart(
+    session: AsyncSession, meta: RequestMeta, subject: AuthSubject, event_id: uuid.UUID
+) -> None:
+    """A platform admin's restart of an event's container, on whatever node it runs: the row
+    gets a new handle, which fences the current worker off (its next heartbeat fails and it
+    stops, `worker.FencedOff`), and is marked crashed with no backoff, so the manager's next
+    reconcile launches a new worker as soon as the old one is gone. Audited."""
+    if not subject.is_platform_admin:
+        raise Forbidden(code="platform_admin_required")
+    act_for_platform("platform container restart")
+    row = await repo.get_container(session, event_id)
+    if row is None:
+        raise NotFound("No container for this event", code="container_not_found")
+    if row.state not in RESTARTABLE:
+        raise Conflict(
+            f"The container is {row.state}: only a running one can be restarted",
+            code="container_not_running",
+        )
+    now = utcnow()
+    row.handle = f"restart:{uuid.uuid4().hex[:16]}"
+    row.state = "crashed"
+    row.stop_reason = "restart_requested"
+    row.stopped_at = now
+    row.next_restart_at = now
+    row.restarts += 1
+    row.updated_at = now
+    await AuditLog(session, meta, subject.user_id).record(
+        AuditAction.CONTAINER_RESTART,
+        tenant_id=row.tenant_id,
+        target_type="event",
+        target_id=event_id,
+        details={"node": row.node, "restarts": row.restarts},
+    )
+    await session.flush()

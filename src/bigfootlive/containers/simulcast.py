@@ -21,14 +21,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy import select
 
+from bigfootlive.authz.scoping import scoped
 from bigfootlive.config import Settings
 from bigfootlive.db import utcnow
 from bigfootlive.events import simulcast as destinations
 from bigfootlive.events.playback import INTERNAL_PULL_FLASHVER
 from bigfootlive.events.schemas import EventStatus
-from bigfootlive.events.simulcast_schemas import DestinationState
+from bigfootlive.events.simulcast_schemas import DestinationState, SimulcastStateMessage
 from bigfootlive.kit.crypto import DecryptionError
+from bigfootlive.models import Event
+from bigfootlive.notifications.wire import user_channel
 from bigfootlive.streaming.ports import StreamingState
 
 log = structlog.get_logger(__name__)
@@ -175,6 +179,8 @@ class Restreamer:
         self.event_id = event_id
         self.pull_url = pull_url
         self.pushers: dict[uuid.UUID, Pusher] = {}
+        self._owner_id: uuid.UUID | None = None  # told of each state change (system message)
+        self._names: dict[uuid.UUID, str] = {}
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -192,7 +198,13 @@ class Restreamer:
         idle: list[uuid.UUID] = []
         async with self.state.db.transaction() as session:
             rows = await destinations.list_for_event(session, self.tenant_id, self.event_id)
+            self._owner_id = await session.scalar(
+                scoped(select(Event.owner_id), Event, self.tenant_id).where(
+                    Event.id == self.event_id
+                )
+            )
             for row in rows:
+                self._names[row.id] = row.name
                 if not row.enabled:
                     if row.state != S.IDLE.value:
                         idle.append(row.id)
@@ -249,6 +261,17 @@ class Restreamer:
             await self.state.pubsub.publish(
                 simulcast_channel(self.event_id), json.dumps(message).encode()
             )
+        if self._owner_id is not None:
+            name = self._names.get(destination_id, "a destination")
+            told = SimulcastStateMessage(
+                event_id=self.event_id, destination_id=destination_id, name=name, state=state,
+                reason=reason, attempts=attempts, at=utcnow(),
+                text=f"Simulcast to {name}: {state.value}" + (f" ({reason})" if reason else ""),
+            )  # fmt: skip
+            with contextlib.suppress(Exception):
+                await self.state.pubsub.publish(
+                    user_channel(self._owner_id), told.model_dump_json().encode()
+                )
         log.info(
             "simulcast_state", event_id=str(self.event_id), destination=str(destination_id),
             state=state.value, reason=reason,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +23,7 @@ CONTENT_TYPES = {
     ".ts": "video/mp2t",
     ".m4s": "video/iso.segment",
     ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
 }
 
 
@@ -148,6 +150,15 @@ def make_storage(settings: Settings) -> Storage:
     return LocalStorage(Path(settings.recordings_dir))
 
 
+def hls_dir_for(settings: Settings, event_id: uuid.UUID, playback_id: str) -> Path:
+    """Where the event's ffmpeg write: the served tree itself (`live/<playback id>/`) for
+    local storage, a scratch dir for S3 (synced to `live/<playback id>/`)."""
+    root = Path(settings.recordings_dir)
+    if settings.recordings_storage == "local":
+        return root / "live" / playback_id
+    return root / "work" / str(event_id)
+
+
 def public_url(settings: Settings, key: str) -> str:
     return f"{settings.cdn_base_url.rstrip('/')}/{key}"
 
@@ -155,10 +166,13 @@ def public_url(settings: Settings, key: str) -> str:
 class TreeSync:
     """Uploads new and changed files of a local directory under a key prefix (live HLS)."""
 
-    def __init__(self, storage: Storage, local_dir: Path, prefix: str) -> None:
+    def __init__(
+        self, storage: Storage, local_dir: Path, prefix: str, *, skip: tuple[str, ...] = ()
+    ) -> None:
         self.storage = storage
         self.local_dir = local_dir
         self.prefix = prefix.rstrip("/")
+        self.skip = skip  # top-level names left out (the DVR window and thumbnail of a VOD)
         self._seen: dict[Path, float] = {}
 
     async def sync(self, *, playlists_last: bool = True) -> int:
@@ -166,6 +180,7 @@ class TreeSync:
             return 0
         files = [p for p in sorted(self.local_dir.rglob("*")) if p.is_file()]
         files = [p for p in files if not p.name.endswith((".part", ".tmp"))]
+        files = [p for p in files if p.relative_to(self.local_dir).parts[0] not in self.skip]
         # Segments before playlists: a playlist never names a segment that is not there yet.
         if playlists_last:
             files.sort(key=lambda p: p.suffix == ".m3u8")

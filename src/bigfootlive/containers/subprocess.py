@@ -99,12 +99,20 @@ class SubprocessRuntime:
         self.cgroups = self._cgroups_available()
         self.template: WorkerTemplate | None = None
         if settings.container_worker_template:
-            self.template = WorkerTemplate(self._on_worker_exit, self._dir / "template.log")
+            self.template = WorkerTemplate(
+                self._on_worker_exit, self._dir / "template.log", self._settings_file
+            )
         self._early_exits: dict[int, int] = {}
 
     def _cgroups_available(self) -> bool:
         controllers = CGROUP_ROOT / "cgroup.controllers"
         return controllers.exists() and os.access(CGROUP_ROOT, os.W_OK)
+
+    def warm(self) -> None:
+        """Start the worker template now (in the background) rather than at the first launch,
+        which would otherwise start its worker the slow way while the template warms up."""
+        if self.template is not None:
+            self.template.warm()
 
     def command(self, spec: ContainerSpec) -> list[str]:
         return [

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 from bigfootlive.composition import AppState
-from bigfootlive.containers import retention
+from bigfootlive.containers import cutting, retention
 from bigfootlive.containers.base import Runtime
+from bigfootlive.containers.clips import CUT_CLIP_TASK
 from bigfootlive.containers.manager import ContainerManager
 from bigfootlive.containers.retention import PURGE_EVENT_HLS_TASK
 from bigfootlive.jobs.registry import JobContext, Priority, cron, task
@@ -45,6 +46,12 @@ def start_manager(state: AppState) -> tuple[ContainerManager, Periodic] | None:
 async def purge_event_hls(ctx: JobContext[AppState], *, event_id: str) -> None:
     """An ended event's live HLS, once HLS_RETENTION_HOURS are over (VOD is kept)."""
     await retention.purge_event(ctx.state, uuid.UUID(event_id))
+
+
+@task(CUT_CLIP_TASK, priority=Priority.DEFAULT, time_limit=900)
+async def cut_clip(ctx: JobContext[AppState], *, clip_id: str) -> None:
+    """Cut a pending clip into its own VOD asset with a poster (cutting.py); idempotent."""
+    await cutting.cut_clip(ctx.state, uuid.UUID(clip_id))
 
 
 @task(priority=Priority.LOW, time_limit=1800)

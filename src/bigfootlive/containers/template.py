@@ -2,7 +2,7 @@
 imported the worker, and forks a worker per event on request (instead of a new interpreter
 paying its start-up and imports per container: seconds, against milliseconds for a fork).
 
-    python -m bigfootlive.containers.template <room for the process titles>
+    python -m bigfootlive.containers.template [--settings-file PATH] <room for the titles>
 
 Protocol, one JSON object a line. In (stdin): {"argv": [...], "log": path, "memory": bytes}:
 fork a worker that runs `bigfootlive <argv>`. Out (stdout): {"ready": true} once everything is
@@ -12,12 +12,19 @@ parent and reaps it). When stdin closes (the API process is gone) the template e
 workers keep running: as before, the next API process adopts them by their command line,
 which each worker sets as its process title.
 
+Before it says it is ready the template also does, once, what every worker would otherwise do
+first: it builds the CLI's click command, parses the runtime's settings file (a worker given it
+unchanged takes the parsed settings) and freezes its objects out of the garbage collector (a
+worker's first collections would otherwise walk, and so copy, every page the imports made). No
+socket, connection or thread is opened before a fork: each worker opens its own.
+
 A worker is what `bigfootlive container run` would be: its own session and process group, stdin
 from /dev/null, stdout and stderr to its log, RLIMIT_AS and nice (`subprocess._limit_resources`).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -25,6 +32,7 @@ import signal
 import sys
 from typing import Any
 
+import typer.main
 from sqlalchemy.orm import configure_mappers
 
 # Pre-imported: what every worker needs (the CLI, the app state, the worker and their
@@ -33,24 +41,31 @@ import bigfootlive.cli
 import bigfootlive.composition
 import bigfootlive.containers.worker
 import bigfootlive.observability.logging
+from bigfootlive.cli_settings import preload_settings_file
 from bigfootlive.jobs.registry import load_tasks
 from bigfootlive.kit import jsonparse
 
 load_tasks()  # every task module (the app state's job queue imports them, SSO's SAML included)
 configure_mappers()  # the ORM's mappers, which the first query would otherwise configure
+# The CLI as click runs it (typer builds it from every command's signature at each call).
+COMMAND = typer.main.get_command(bigfootlive.cli.app)
 
 # Bytes of command line each worker may show as its title (the template's own argv gives room).
 TITLE_ROOM = 2048
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--settings-file"]:
+        preload_settings_file(sys.argv[2])
+    gc.collect()
+    gc.freeze()  # what is here now stays shared with the workers, untouched by their collections
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     stdin = sys.stdin.fileno()
-    _answer({"ready": True})  # everything is imported
+    _answer({"ready": True})  # everything is imported and prepared
     buffered = b""
     while True:
         try:
@@ -148,7 +163,7 @@ def _set_title(words: list[str]) -> None:
 def _run_cli(argv: list[str]) -> int:
     sys.argv = ["bigfootlive", *argv]
     try:
-        bigfootlive.cli.app(args=argv, prog_name="bigfootlive")
+        COMMAND.main(args=argv, prog_name="bigfootlive")
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

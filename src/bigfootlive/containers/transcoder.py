@@ -12,13 +12,16 @@ import asyncio
 import contextlib
 import re
 import signal
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from bigfootlive.config import Settings
 from bigfootlive.events.playback import INTERNAL_PULL_FLASHVER
+from bigfootlive.kit.backoff import Backoff
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +77,7 @@ def ffmpeg_command(
     ffmpeg: str = "ffmpeg",
 ) -> list[str]:
     videos = [r for r in renditions if not r.audio_only]
-    cmd = _input(ffmpeg, input_url)
+    cmd = pull_args(ffmpeg, input_url)
     if videos:
         splits = "".join(f"[s{i}]" for i in range(len(videos)))
         chains = [f"[0:v]split={len(videos)}{splits}"]
@@ -125,7 +128,7 @@ def ffmpeg_command(
     return cmd
 
 
-def _input(ffmpeg: str, input_url: str) -> list[str]:
+def pull_args(ffmpeg: str, input_url: str) -> list[str]:
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     if input_url.startswith("rtmp"):
         # Our pull announces itself, so the media server's stats do not count it as a viewer.
@@ -133,23 +136,40 @@ def _input(ffmpeg: str, input_url: str) -> list[str]:
     return [*cmd, "-i", input_url]
 
 
+def ingest_pull_url(settings: Settings, playback_id: str) -> str:
+    """Where the container pulls the ingest: TRANSCODER_INPUT_URL, by default the local media
+    server on RTMP_PORT."""
+    template = (
+        settings.transcoder_input_url
+        or f"rtmp://127.0.0.1:{settings.rtmp_port}/live/{{playback_id}}"
+    )
+    return template.format(playback_id=playback_id)
+
+
 RECORDER_RENDITION = Rendition(name="source", bitrate="0k")
 
 
 def recorder_command(
-    input_url: str, out_dir: Path, *, segment_seconds: float, ffmpeg: str = "ffmpeg"
+    input_url: str,
+    out_dir: Path,
+    *,
+    segment_seconds: float,
+    keep_all: bool = True,
+    ffmpeg: str = "ffmpeg",
 ) -> list[str]:
-    """The copy-only recorder (no ladder): the ingest as it is, cut into an EVENT-type HLS
-    playlist that keeps every segment, laid out like a one-rendition ladder
-    (`master.m3u8`, `source/index.m3u8`) so it is published as VOD the same way."""
+    """The copy-only recorder (no ladder): the ingest as it is, laid out like a one-rendition
+    ladder (`master.m3u8`, `source/index.m3u8`). With `keep_all` (a recording), an EVENT-type
+    playlist that keeps every segment, published as VOD the same way as the ladder's; without
+    (low-latency packaging only), a sliding live playlist whose old segments are deleted."""
+    keep = ["-hls_list_size", "0", "-hls_flags", "independent_segments+append_list",
+            "-hls_playlist_type", "event"]  # fmt: skip
+    slide = ["-hls_list_size", "6", "-hls_flags", "independent_segments+delete_segments"]
     return [
-        *_input(ffmpeg, input_url),
+        *pull_args(ffmpeg, input_url),
         "-map", "0:v?", "-map", "0:a?", "-c", "copy",
         "-f", "hls",
         "-hls_time", str(segment_seconds),
-        "-hls_list_size", "0",
-        "-hls_flags", "independent_segments+append_list",
-        "-hls_playlist_type", "event",
+        *(keep if keep_all else slide),
         "-hls_segment_filename", str(out_dir / "%v" / "seg_%05d.ts"),
         "-master_pl_name", "master.m3u8",
         "-var_stream_map", f"v:0,a:0,name:{RECORDER_RENDITION.name}",
@@ -163,7 +183,10 @@ def _double(bitrate: str) -> str:
 
 class Transcoder:
     """Keeps one ffmpeg running while started: the ingest may not be there yet, or drop and
-    come back, so an exited ffmpeg is started again after a short pause."""
+    come back, so an exited ffmpeg is started again after a pause. The pause backs off while
+    the pulls fail (kit.backoff: 0.5 s doubling to 30 s; a media server that is down is not
+    asked every two seconds for ever) and starts again from 0.5 s after a run that wrote its
+    playlist (it had the stream)."""
 
     def __init__(
         self,
@@ -180,6 +203,9 @@ class Transcoder:
         self.renditions = renditions
         self.process: asyncio.subprocess.Process | None = None
         self.runs = 0
+        self.backoff = Backoff()
+        self.sleep: Callable[[float], Awaitable[None]] = self._pause  # a test records them
+        self._woken = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -193,9 +219,27 @@ class Transcoder:
     def pid(self) -> int | None:
         return None if self.process is None else self.process.pid
 
+    def wake(self) -> None:
+        """The ingest is there again (the event went live): end a back-off pause now."""
+        self.backoff.succeeded()
+        self._woken.set()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), seconds)
+        self._woken.clear()
+
+    def wrote_since(self, started: float) -> bool:
+        """Whether a run begun at `started` (time.time()) wrote a rendition's playlist."""
+        for rendition in self.renditions:
+            with contextlib.suppress(OSError):
+                if (self.out_dir / rendition.name / "index.m3u8").stat().st_mtime >= started:
+                    return True
+        return False
+
     async def _supervise(self) -> None:
-        pause = 0.5
         while not self._stopping:
+            started = time.time()
             command = self.command() if callable(self.command) else self.command
             self.process = await asyncio.create_subprocess_exec(
                 *command,
@@ -208,13 +252,16 @@ class Transcoder:
             await self.process.wait()
             if self._stopping:
                 return
+            if self.wrote_since(started):
+                self.backoff.succeeded()
+            pause = self.backoff.failed()
             log.info(
                 f"{self.name}_exited",
                 exit_code=self.process.returncode,  # not `code`: the logger redacts that key
                 error=stderr.decode(errors="replace")[-300:],
+                retry_in=pause,
             )
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 2.0)
+            await self.sleep(pause)
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Ask ffmpeg to finish (SIGINT: it closes the playlists properly), then kill it."""

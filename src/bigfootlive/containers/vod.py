@@ -9,15 +9,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.scoping import scoped
 from bigfootlive.config import Settings
+from bigfootlive.containers.previews import DVR_DIR, POSTER, THUMBNAIL, grab_frame, segments_of
 from bigfootlive.containers.storage import Storage, TreeSync, public_url
 from bigfootlive.db import utcnow
 from bigfootlive.jobs import idempotency
-from bigfootlive.models import Recording
+from bigfootlive.models import Event, Recording
 from bigfootlive.webhooks import service as webhooks
 
 _EXTINF = re.compile(r"^#EXTINF:([0-9.]+)", re.MULTILINE)
@@ -53,6 +54,8 @@ def finalize_tree(hls_dir: Path) -> tuple[list[str], float]:
     renditions: list[str] = []
     duration = 0.0
     for playlist in sorted(hls_dir.glob("*/index.m3u8")):
+        if playlist.parent.name == DVR_DIR:
+            continue  # the live rewind window, not a rendition
         text = finalize_playlist(playlist.read_text())
         if "#EXTINF" not in text:
             continue
@@ -86,7 +89,9 @@ async def publish_recording(
     if not await idempotency.first_time(session, f"recording:{event_id}"):
         return await _recording_of(session, tenant_id, event_id)
     prefix = vod_prefix(event_id)
-    await TreeSync(storage, hls_dir, prefix).sync()
+    poster = await make_poster(settings, hls_dir, renditions)
+    await TreeSync(storage, hls_dir, prefix, skip=(DVR_DIR, THUMBNAIL)).sync()
+    poster_url = public_url(settings, f"{prefix}/{POSTER}") if poster else None
     recording = Recording(
         id=uuid.uuid4(),
         tenant_id=tenant_id,
@@ -98,11 +103,24 @@ async def publish_recording(
         duration_seconds=duration,
         renditions=renditions,
         published_at=utcnow(),
+        poster_url=poster_url,
     )
     session.add(recording)
+    if poster_url is not None:
+        stmt = update(Event).where(Event.tenant_id == tenant_id, Event.id == event_id)
+        await session.execute(stmt.values(poster_url=poster_url))
     await session.flush()
     await webhooks.emit(session, tenant_id, "recording.ready", recording_ready_payload(recording))
     return recording
+
+
+async def make_poster(settings: Settings, hls_dir: Path, renditions: list[str]) -> bool:
+    """`<hls_dir>/poster.jpg`: the first frame of the first rendition with a picture."""
+    for name in renditions:
+        segments = segments_of(hls_dir / name / "index.m3u8")
+        if segments and await grab_frame(settings.ffmpeg_path, segments[0], hls_dir / POSTER):
+            return True
+    return False
 
 
 async def _recording_of(

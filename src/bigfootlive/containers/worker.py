@@ -9,13 +9,12 @@ runtime runs the same class as an asyncio task. It
   `event:{id}:health` and records it in the event's per-minute health history (analytics);
 - rolls up the event's figures (peak viewers, bytes in, time on air, moderation counts) into
   `worker_state["rollup"]`, publishes them on `event:{id}:analytics` and hands them, with the
-  per-minute figures seen since the last hand-off (media-server viewers, chat messages), to
-  every handler of the `containers.hooks.CONTAINER_ROLLUP` hook: the analytics domain's
-  `record_container_rollup`, wired in the composition root (which writes the
-  minutes into the event's per-minute analytics), once more when the worker drains;
+  per-minute figures since the last hand-off, to the `CONTAINER_ROLLUP` hook's handlers
+  (analytics' `record_container_rollup`), once more when the worker drains;
 - auto-moderates chat (`moderation.py`) from `event:{id}:chat:inbound`;
-- optionally transcodes the ingest into an HLS ladder, and publishes the recording as VOD when
-  the event ends;
+- while on air, keeps the DVR playlist and the live thumbnail (`previews.py`); optionally
+  transcodes the ingest into an HLS ladder, or copies it into HLS (recording, or the 1 s
+  segments of a low-latency event), and publishes the recording as VOD when it ends;
 - drains and exits 0 on SIGTERM (or `stop()`) and when its event ends.
 """
 
@@ -25,25 +24,23 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-import psutil
 import structlog
 
 from bigfootlive.analytics import service as analytics
+from bigfootlive.authz.scoping import tenant_scope
 from bigfootlive.chat.moderation import hide_flagged
-from bigfootlive.config import Settings
 from bigfootlive.containers import repository as repo
 from bigfootlive.containers.health import (
     Health,
     HealthProbe,
     HealthTracker,
     NoProbe,
+    ProbePace,
     health_sample,
     make_probe,
 )
@@ -52,23 +49,29 @@ from bigfootlive.containers.moderation import (
     ChatAutoModerator,
     ChatMessage,
     inbound_channel,
+    message_uuid,
     verdict_channel,
 )
+from bigfootlive.containers.previews import Previews
+from bigfootlive.containers.resources import ResourceMeter
 from bigfootlive.containers.simulcast import Restreamer
-from bigfootlive.containers.storage import Storage, TreeSync, make_storage
+from bigfootlive.containers.storage import Storage, TreeSync, hls_dir_for, make_storage
 from bigfootlive.containers.transcoder import (
     RECORDER_RENDITION,
     Transcoder,
     ffmpeg_command,
+    ingest_pull_url,
     parse_renditions,
     recorder_command,
 )
 from bigfootlive.containers.vod import publish_recording
 from bigfootlive.db import utcnow
 from bigfootlive.events.latency import segment_seconds
+from bigfootlive.events.playback import container_packages
 from bigfootlive.events.schemas import EventStatus, LatencyMode
 from bigfootlive.events.wire import state_channel
 from bigfootlive.kit import jsonparse
+from bigfootlive.kit.periodic import start_phase
 from bigfootlive.models import EventContainer
 from bigfootlive.streaming.ports import StreamingState
 
@@ -81,14 +84,6 @@ def health_channel(event_id: uuid.UUID) -> str:
 
 def analytics_channel(event_id: uuid.UUID) -> str:
     return f"event:{event_id}:analytics"
-
-
-def hls_dir_for(settings: Settings, event_id: uuid.UUID, playback_id: str) -> Path:
-    """Where ffmpeg writes: the served tree itself for local storage, a scratch dir for S3."""
-    root = Path(settings.recordings_dir)
-    if settings.recordings_storage == "local":
-        return root / "live" / playback_id
-    return root / "work" / str(event_id)
 
 
 class FencedOff(Exception):
@@ -114,27 +109,30 @@ class EventWorker:
         self.measure_process = measure_process
         self.takeover = takeover
         self._last_ok = time.monotonic()
-        self.probe = probe or make_probe(self.settings.nginx_rtmp_stat_url)
+        self.probe = probe or make_probe(self.settings)  # NoProbe with MEDIA_SERVER_MODE=none
+        self.phase = start_phase  # when in its interval each loop starts (a test may fix it)
+        self._pace = ProbePace(self.settings.container_health_interval_seconds)
         self._storage = storage
         self.stopping = asyncio.Event()
         self.stop_reason = "terminated"
         self.worker_state: dict[str, Any] = {}
         self.transcoder: Transcoder | None = None
         self.restreamer: Restreamer | None = None  # simulcast, once the event is known
+        self.previews: Previews | None = None  # DVR and thumbnails, once the event is known
         self.moderator = ChatAutoModerator(
             self.settings.chat_blocked_terms,
             flood_messages=self.settings.chat_flood_messages,
             flood_seconds=self.settings.chat_flood_seconds,
         )
         self._tracker = HealthTracker(self.settings.health_stale_seconds)
-        self._process = psutil.Process(os.getpid())
-        self._child: psutil.Process | None = None
+        self._meter = ResourceMeter(measure_process)
         self._last_tick = time.monotonic()
         self._event_status = EventStatus.SCHEDULED
         self._tenant_id: uuid.UUID | None = None
         self._playback_id = ""
         self._recording = False
         self._segment_seconds = self.settings.transcoder_segment_seconds  # per latency mode
+        self._packages = False  # players read our HLS (a low-latency event): see hls_url
         self._sync: TreeSync | None = None
         # Per-minute figures not yet handed to the sinks: minute -> {"viewers", "chat_messages"}.
         self._minutes: dict[dt.datetime, dict[str, int]] = {}
@@ -157,21 +155,25 @@ class EventWorker:
             log.warning("container_event_missing", event_id=str(self.event_id))
             return 2
         log.info("container_started", event_id=str(self.event_id), handle=self.handle)
-        unsubscribers = [
-            await self.state.pubsub.subscribe(inbound_channel(self.event_id), self._on_chat),
-            await self.state.pubsub.subscribe(state_channel(self.event_id), self._on_state),
-        ]
+        # Claimed (the row says running) first; the subscriptions then go out together.
+        unsubscribers = await asyncio.gather(
+            self.state.pubsub.subscribe(inbound_channel(self.event_id), self._on_chat),
+            self.state.pubsub.subscribe(state_channel(self.event_id), self._on_state),
+        )
         loops = [
             asyncio.create_task(self._every(self.settings.container_heartbeat_interval_seconds,
                                             self._heartbeat), name="heartbeat"),
             asyncio.create_task(self._every(self.settings.container_health_interval_seconds,
-                                            self._check_health), name="health"),
+                                            self._check_health, lambda: self._pace.wait),
+                                name="health"),
             asyncio.create_task(self._every(self.settings.container_rollup_interval_seconds,
                                             self._rollup), name="rollup"),
         ]  # fmt: skip
-        if self.settings.container_transcoder:
+        if self.settings.media_server_off:
+            pass  # MEDIA_SERVER_MODE=none: no transcoder or recorder pulling the ingest
+        elif self.settings.container_transcoder:
             self._start_transcoder()
-        elif self._recording:
+        elif self._recording or self._packages:
             self._start_recorder()
         try:
             await self._react_to_status()
@@ -207,10 +209,16 @@ class EventWorker:
                 session.add(row)
                 await session.flush()
             self._tenant_id = event.tenant_id
-            self.restreamer = Restreamer(self.state, event.tenant_id, event.id, self.pull_url)
+            if media := not self.settings.media_server_off:  # none: no ingest to pull from
+                self.restreamer = Restreamer(self.state, event.tenant_id, event.id, self.pull_url)
             self._playback_id = event.playback_id
             self._recording = event.recording
             self._segment_seconds = segment_seconds(self.settings, LatencyMode(event.latency_mode))
+            self._packages = container_packages(self.settings, event.latency_mode)
+            self.previews = Previews(
+                self.settings, hls_dir_for(self.settings, event.id, event.playback_id),
+                self.pull_url, self._segment_seconds, event.dvr_window_seconds,
+            ) if media else None  # fmt: skip
             self._event_status = EventStatus(event.status)
             self.worker_state = dict(row.worker_state or {})
             self.worker_state["runs"] = int(self.worker_state.get("runs", 0)) + 1
@@ -230,13 +238,15 @@ class EventWorker:
             )
         if not claimed:
             return False  # a newer launch of this event owns the row
-        self._process.cpu_percent(None)
+        self._meter.prime()
         return True
 
     async def _drain(self) -> int:
         ended = self._event_status.is_finished
         if self.restreamer is not None:
             await self.restreamer.close()
+        if self.previews is not None:
+            await self.previews.close()
         if self.transcoder is not None:
             await self.transcoder.stop()
             if self._sync is not None:
@@ -275,7 +285,7 @@ class EventWorker:
     def pull_url(self) -> str:
         """The ingest as our transcoder or recorder pulls it, with a short credential the
         media server's play callback accepts for every visibility (minted per run)."""
-        url = self.settings.transcoder_input_url.format(playback_id=self._playback_id)
+        url = ingest_pull_url(self.settings, self._playback_id)
         token = self.state.playback_tokens.issue_internal_pull(self._playback_id)
         return f"{url}{'&' if '?' in url else '?'}token={token}"
 
@@ -297,14 +307,16 @@ class EventWorker:
         self._run_output(Transcoder(command, out_dir, renditions))
 
     def _start_recorder(self) -> None:
-        """Recording without a ladder: a copy-only ffmpeg (no re-encode)."""
+        """Recording, or low-latency packaging, without a ladder: a copy-only ffmpeg (no
+        re-encode) cutting at the encoder's keyframes, every segment kept when recording."""
         out_dir = hls_dir_for(self.settings, self.event_id, self._playback_id)
 
         def command() -> list[str]:
             return recorder_command(
                 self.pull_url(),
                 out_dir,
-                segment_seconds=self.settings.transcoder_segment_seconds,
+                segment_seconds=self._segment_seconds,
+                keep_all=self._recording,
                 ffmpeg=self.settings.ffmpeg_path,
             )
 
@@ -319,7 +331,14 @@ class EventWorker:
 
     # --- loops ---------------------------------------------------------------------------
 
-    async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:
+    async def _every(
+        self,
+        seconds: float,
+        step: Callable[[], Awaitable[None]],
+        wait: Callable[[], float] | None = None,
+    ) -> None:
+        """`step` every `seconds` (or `wait()`) from a random phase (no lockstep of workers)."""
+        await asyncio.sleep(self.phase(seconds))
         while True:
             try:
                 await step()
@@ -337,43 +356,26 @@ class EventWorker:
                 if lost_for > self.settings.container_heartbeat_timeout_seconds:
                     self.stop("lost_database")
                     return
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(seconds if wait is None else wait())
 
     def _resources(self) -> tuple[float, int]:
-        processes: list[psutil.Process] = []
-        if self.measure_process:
-            processes.append(self._process)
-        pid = None if self.transcoder is None else self.transcoder.pid
-        if pid is not None:
-            # One psutil.Process per child, kept across heartbeats: cpu_percent(None) measures
-            # since the previous call on the same object (a new object always reads 0).
-            if self._child is None or self._child.pid != pid:
-                with contextlib.suppress(psutil.Error):
-                    self._child = psutil.Process(pid)
-                    self._child.cpu_percent(None)
-            if self._child is not None and self._child.pid == pid:
-                processes.append(self._child)
-        cpu, memory = 0.0, 0
-        for process in processes:
-            with contextlib.suppress(psutil.Error):
-                cpu += process.cpu_percent(None)
-                memory += process.memory_info().rss
-        return cpu, memory
+        return self._meter.measure(None if self.transcoder is None else self.transcoder.pid)
 
     async def _heartbeat(self, *, final: bool = False) -> None:
         now_mono = time.monotonic()
         elapsed, self._last_tick = now_mono - self._last_tick, now_mono
         cpu, memory = self._resources()
 
+        now = utcnow()
+        if final:  # kept across runs: the next launch clears the row's own stop fields
+            self.worker_state["last_stop"] = {"reason": self.stop_reason, "at": now.isoformat()}
         values: dict[str, Any] = {
-            "last_heartbeat_at": utcnow(),
-            "cpu_percent": round(cpu, 2),
-            "memory_bytes": memory,
+            "last_heartbeat_at": now, "cpu_percent": round(cpu, 2), "memory_bytes": memory,
             "container_seconds": EventContainer.container_seconds + elapsed,
             "worker_state": self.worker_state,
-        }
+        }  # fmt: skip
         if final:
-            values |= {"state": "stopped", "stopped_at": utcnow(), "stop_reason": self.stop_reason}
+            values |= {"state": "stopped", "stopped_at": now, "stop_reason": self.stop_reason}
         async with self.state.db.transaction() as session:
             if not await repo.update_container(
                 session, self.event_id, handle=self.handle, **values
@@ -390,16 +392,23 @@ class EventWorker:
     async def _react_to_status(self) -> None:
         if self.restreamer is not None:
             await self.restreamer.follow(self._event_status)
+        if self.previews is not None:
+            await self.previews.follow(self._event_status)
         if self._event_status.is_finished:
             self.stop("event_ended")
 
     async def _on_state(self, payload: bytes) -> None:
         with contextlib.suppress(ValueError, KeyError):
             self._event_status = EventStatus(jsonparse.loads(payload)["status"])
+            if self._event_status == EventStatus.LIVE:  # the ingest is back: pull it at once
+                for pull in (self.transcoder, self.previews.copy if self.previews else None):
+                    if pull is not None:
+                        pull.wake()
             await self._react_to_status()
 
     async def _check_health(self) -> None:
         sample = await self.probe.sample(self._playback_id)
+        self._pace.after(answered=sample is not None or isinstance(self.probe, NoProbe))
         health = self._tracker.judge(sample, time.monotonic())
         report: dict[str, Any] = {"health": health.value, "at": utcnow().isoformat()}
         if sample is not None:
@@ -473,22 +482,16 @@ class EventWorker:
         self._minute()["chat_messages"] += 1
         stored = self.worker_state.setdefault("moderation", {})
         stored.update(self.moderator.counts)
-        flagged = _uuid(message.message_id) if verdict.action == "hide" else None
+        flagged = message_uuid(message.message_id) if verdict.action == "hide" else None
         if flagged is not None and self._tenant_id is not None:
-            async with self.state.db.transaction() as session:
-                await hide_flagged(
-                    self.state, session, self._tenant_id, self.event_id, flagged, verdict.reason
-                )
+            # Its own tenant's rows: a pub/sub handler runs in the reader's context, not ours.
+            with tenant_scope(self._tenant_id):
+                async with self.state.db.transaction() as session:
+                    await hide_flagged(self.state, session, self._tenant_id, self.event_id,
+                                       flagged, verdict.reason)  # fmt: skip
         await self.state.pubsub.publish(
             verdict_channel(self.event_id), verdict.model_dump_json().encode()
         )
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 def _json(value: dict[str, Any]) -> bytes:

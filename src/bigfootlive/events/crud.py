@@ -46,6 +46,7 @@ async def create_event(
     if body.recording:
         require_recording(state.settings)
     require_latency_mode(state.settings, body.latency_mode)
+    require_dvr_window(state.settings, body.dvr_window_seconds)
     event = Event(
         id=uuid.uuid4(),
         tenant_id=subject.tenant_id,
@@ -56,6 +57,7 @@ async def create_event(
         scheduled_start=body.scheduled_start,
         recording=body.recording,
         latency_mode=body.latency_mode.value,
+        dvr_window_seconds=body.dvr_window_seconds,
         status=S.SCHEDULED.value,
         version=1,
         playback_id=new_playback_id(),
@@ -120,6 +122,8 @@ async def update_event(
         require_recording(state.settings)
     if patch.latency_mode is not None:
         require_latency_mode(state.settings, patch.latency_mode)
+    if patch.dvr_window_seconds is not None:
+        require_dvr_window(state.settings, patch.dvr_window_seconds)
     for field, value in changes.items():
         setattr(event, field, value.value if hasattr(value, "value") else value)
     event.version += 1
@@ -150,6 +154,20 @@ def require_recording(settings: Settings) -> None:
         raise RecordingUnavailable(
             f"Recording needs ffmpeg ({settings.ffmpeg_path!r} is not installed on the media "
             "worker); create the event without recording or install ffmpeg"
+        )
+
+
+class DvrWindowTooLong(Unprocessable):
+    code = "dvr_window_too_long"
+    message = "The DVR window is longer than this deployment allows"
+
+
+def require_dvr_window(settings: Settings, seconds: int) -> None:
+    if seconds > settings.dvr_max_window_seconds:
+        raise DvrWindowTooLong(
+            f"dvr_window_seconds is at most {settings.dvr_max_window_seconds} here "
+            "(DVR_MAX_WINDOW_SECONDS)",
+            max_seconds=settings.dvr_max_window_seconds,
         )
 
 

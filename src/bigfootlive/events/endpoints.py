@@ -11,7 +11,7 @@ from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.config import Settings
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.events import access, crud, keys, lifecycle, simulcast
-from bigfootlive.events.playback import ingest_for, watch_url
+from bigfootlive.events.playback import ingest_for, thumbnail_url, watch_url
 from bigfootlive.events.schemas import (
     EventCreate,
     EventCreated,
@@ -35,11 +35,20 @@ EventCreator = Annotated[AuthSubject, Depends(require(Permission.EVENTS_CREATE))
 UPCOMING = [EventStatus.SCHEDULED, EventStatus.READY, EventStatus.LIVE, EventStatus.RECONNECTING]
 
 
+_COMPUTED = {"watch_url", "thumbnail_url"}
+
+
 def event_out(event: Event, settings: Settings) -> EventOut:
+    on_air = EventStatus(event.status).is_on_air and settings.previews_enabled
     return EventOut.model_validate(
         {
-            **{name: getattr(event, name) for name in EventOut.model_fields if name != "watch_url"},
+            **{
+                name: getattr(event, name)
+                for name in EventOut.model_fields
+                if name not in _COMPUTED
+            },
             "watch_url": watch_url(settings, event.id),
+            "thumbnail_url": thumbnail_url(settings, event.playback_id) if on_air else None,
         }
     )
 

@@ -69,13 +69,21 @@ async def rotate_stream_key(
     subject: AuthSubject,
     event_id: uuid.UUID,
 ) -> tuple[Event, str]:
-    """A new key; the old one stops working at once. A connected publisher stays connected
-    (stop the event to cut it off); its reconnects need the new key."""
+    """A new key; the old one stops working at once for every new publish. A connected
+    publisher stays connected (stop the event to cut it off): the media server names it by
+    the key it published with, so that key's hash is kept (`rotated_key_hash`) and its
+    `publish_done` and `on_update` still reach the event, for that publisher only
+    (`streaming.service`); its reconnects need the new key."""
     event = await get_managed_event(session, subject, event_id)  # 404/403 before any step-up
     await ensure_recent_mfa(state, session, meta, subject)
     if EventStatus(event.status).is_finished:
         raise illegal("rotate_key", EventStatus(event.status))
     old_hash = event.stream_key_hash
+    if EventStatus(event.status) == EventStatus.LIVE and event.publisher_id:
+        # The running publisher's key: the first rotation's old key, kept over later ones.
+        event.rotated_key_hash = event.rotated_key_hash or old_hash
+    else:
+        event.rotated_key_hash = None  # nobody is publishing with an older key
     stream_key = new_stream_key()
     set_stream_key(state, event, stream_key)
     event.updated_at = utcnow()
@@ -116,6 +124,18 @@ async def find_by_stream_key(
         await cache.remember_unknown_key(hashes[0])
         return None
     return await cache.remember(event)
+
+
+async def find_by_rotated_key(
+    state: EventsState, session: AsyncSession, stream_key: str
+) -> EventRef | None:
+    """The live event whose running publisher published with this key before a rotation
+    (one query, not cached: only that publisher's `publish_done` / `on_update` ask). The
+    caller accepts it only for that publisher (its client id is `publisher_id`)."""
+    event = await repo.find_by_rotated_key_hashes(
+        session, stream_key_hashes(state.settings, stream_key)
+    )
+    return None if event is None else EventRef.of(event)
 
 
 async def find_by_playback_id(

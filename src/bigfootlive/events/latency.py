@@ -34,6 +34,12 @@ class PlayerSettings(BaseModel):
         description="Options for hls.js (`new Hls(options)`): live-sync distance, catch-up "
         "rate, low-latency mode"
     )
+    dvr_window_seconds: int = Field(
+        0,
+        description="How far back the DVR playlist (`dvr_url`) lets a viewer rewind; 0: live "
+        "edge only. With a window, hls_js has no maximum latency, so a rewound player stays "
+        "where the viewer put it until it seeks back to `hls.liveSyncPosition` (return to live)",
+    )
 
 
 def ultra_low_supported(settings: Settings) -> bool:
@@ -71,7 +77,19 @@ def segment_seconds(settings: Settings, mode: LatencyMode) -> float:
     return min(settings.transcoder_segment_seconds, LOW_LATENCY_SEGMENT_SECONDS)
 
 
-def player_settings(settings: Settings, mode: LatencyMode) -> PlayerSettings:
+def player_settings(
+    settings: Settings, mode: LatencyMode, dvr_window_seconds: int = 0
+) -> PlayerSettings:
+    player = _player_settings(settings, mode)
+    if dvr_window_seconds > 0:
+        # hls.js jumps back to the live edge past liveMaxLatencyDuration(Count): not on a
+        # rewound player (its catch-up rate applies only near the target latency anyway)
+        player.hls_js = {k: v for k, v in player.hls_js.items() if "MaxLatency" not in k}
+        player.dvr_window_seconds = dvr_window_seconds
+    return player
+
+
+def _player_settings(settings: Settings, mode: LatencyMode) -> PlayerSettings:
     segment = settings.transcoder_segment_seconds
     if mode == LatencyMode.NORMAL:
         # hls.js defaults, said explicitly: three segments behind the edge

@@ -193,7 +193,35 @@ async def publisher_connected(
     is a fresh cache snapshot."""
     if EventStatus(event.status) == S.LIVE and event.publisher_id == publisher_id:
         return event
+    if isinstance(event, EventRef) and event.status in (S.READY, S.RECONNECTING):
+        moved = await _go_live(state, session, event, publisher_id)
+        if moved is not None:
+            return moved
     return await _apply(state, session, event, "publish", publisher_id=publisher_id)
+
+
+async def _go_live(
+    state: EventsState, session: AsyncSession, ref: EventRef, publisher_id: str
+) -> Event | None:
+    """The media server's publish on the word of a cache snapshot, when nobody listens: one
+    statement committed on its own (`repo.go_live`: one round trip on PostgreSQL, no ORM).
+    None when it changed nothing (a stale snapshot, or webhooks or followers to serve):
+    `_apply` then re-reads and decides, writing those rows in the session's transaction.
+    Hooks for the change run in `session` after it committed (none acts on a go-live)."""
+    event = await repo.go_live(
+        state.db,
+        tenant_id=ref.tenant_id,
+        event_id=ref.id,
+        expected=ref.status,
+        publisher_id=publisher_id,
+    )
+    if event is None:
+        return None
+    _announce_after_commit(state, session, event, previous=ref.status)
+    await _notify_transition(
+        state, session, event, previous=ref.status, webhooks_wanted=False, followers_wanted=False
+    )
+    return event
 
 
 async def publisher_disconnected(
@@ -304,13 +332,19 @@ def _values_for(action: str, publisher_id: str | None) -> dict[str, Any]:
             "went_live_at": func.coalesce(Event.went_live_at, now),
             "disconnected_at": None,
         }
+    # The publisher leaves: a key kept for it after a rotation (`rotated_key_hash`) goes too.
     if action == "unpublish":
-        return {"publisher_id": None, "disconnected_at": now}
+        return {"publisher_id": None, "disconnected_at": now, "rotated_key_hash": None}
     if action in ("stop", "expire"):
         reason = "stopped" if action == "stop" else "publisher_gone"
-        return {"publisher_id": None, "ended_at": now, "ended_reason": reason}
+        return {
+            "publisher_id": None,
+            "ended_at": now,
+            "ended_reason": reason,
+            "rotated_key_hash": None,
+        }
     if action == "cancel":
-        return {"ended_at": now, "ended_reason": "cancelled"}
+        return {"ended_at": now, "ended_reason": "cancelled", "rotated_key_hash": None}
     raise ValueError(action)
 
 
@@ -357,12 +391,19 @@ _WEBHOOK_EVENTS = {
 
 
 async def _notify_transition(
-    state: EventsState, session: AsyncSession, event: Event, *, previous: EventStatus
+    state: EventsState,
+    session: AsyncSession,
+    event: Event,
+    *,
+    previous: EventStatus,
+    webhooks_wanted: bool = True,
+    followers_wanted: bool = True,
 ) -> None:
-
+    """`webhooks_wanted` / `followers_wanted` False: the caller knows (from the statement
+    that made the change) that the tenant has no active endpoint / the owner no follower."""
     status = EventStatus(event.status)
     kind = _WEBHOOK_EVENTS.get(status)
-    if kind is not None:
+    if kind is not None and webhooks_wanted:
         await webhooks.emit(
             session,
             event.tenant_id,
@@ -377,7 +418,7 @@ async def _notify_transition(
                 "version": event.version,
             },
         )
-    if status == S.LIVE and previous == S.READY:  # on air for the first time, not a resume
+    if status == S.LIVE and previous == S.READY and followers_wanted:  # on air, not a resume
         notifications.notify_followers_live(
             session,
             tenant_id=event.tenant_id,

@@ -198,7 +198,22 @@ def with_token(url: str, token: str | None) -> str:
     return url if token is None else f"{url}?token={token}"
 
 
-def hls_url(settings: Settings, playback_id: str) -> str:
+def hls_url(settings: Settings, playback_id: str, latency_mode: str = "normal") -> str:
+    """The playlist a player opens for the event: the media server's HLS, except for a
+    low-latency event on nginx-rtmp, whose HLS has one fragment length for every stream: there
+    the event's container packages the stream in 1 s segments (the ABR ladder, or a copy of the
+    ingest when there is no ladder) and players open its playlist."""
+    if container_packages(settings, latency_mode):
+        return f"{settings.cdn_base_url.rstrip('/')}/live/{playback_id}/master.m3u8"
+    return media_server_hls_url(settings, playback_id)
+
+
+def container_packages(settings: Settings, latency_mode: str) -> bool:
+    """Whether players read the HLS the event's container writes (see `hls_url`)."""
+    return settings.media_server == "nginx-rtmp" and latency_mode != "normal"
+
+
+def media_server_hls_url(settings: Settings, playback_id: str) -> str:
     cdn = settings.cdn_base_url.rstrip("/")
     if settings.media_server == "mediamtx":
         return f"{cdn}/live/{playback_id}/index.m3u8"
@@ -207,3 +222,14 @@ def hls_url(settings: Settings, playback_id: str) -> str:
     if settings.media_server == "node-media-server":
         return f"{cdn}/live/{playback_id}.flv"  # NMS 4 serves HTTP-FLV, no HLS
     return f"{cdn}/hls/{playback_id}.m3u8"
+
+
+def thumbnail_url(settings: Settings, playback_id: str) -> str:
+    """The live thumbnail the event's container refreshes while on air (containers/previews.py);
+    served like the ladder, under the same delivery authorization as the video."""
+    return f"{settings.cdn_base_url.rstrip('/')}/live/{playback_id}/thumbnail.jpg"
+
+
+def dvr_url(settings: Settings, playback_id: str) -> str:
+    """The DVR playlist: the live stream with the event's rewind window (a sliding window)."""
+    return f"{settings.cdn_base_url.rstrip('/')}/live/{playback_id}/dvr/index.m3u8"

@@ -3,15 +3,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.scoping import platform_scope, scoped
+from bigfootlive.db import Database
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.kit.pagination import paginate
 from bigfootlive.models import Event
+from bigfootlive.notifications.repository import has_followers
+from bigfootlive.webhooks.repository import has_active_endpoint
 
 
 async def get(session: AsyncSession, tenant_id: uuid.UUID, event_id: uuid.UUID) -> Event | None:
@@ -24,7 +27,7 @@ async def get_for_visibility_check(session: AsyncSession, event_id: uuid.UUID) -
     `service.can_view` before returning anything."""
     # unscoped: see the docstring.
     stmt = select(Event).where(Event.id == event_id)
-    with platform_scope("event visibility check"):
+    with platform_scope("event visibility check", lookup=True):
         return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -33,7 +36,17 @@ async def find_by_key_hashes(session: AsyncSession, hashes: Sequence[str]) -> Ev
     the callback's API key against the event's."""
     # unscoped: see the docstring.
     stmt = select(Event).where(Event.stream_key_hash.in_(list(hashes)))
-    with platform_scope("event by stream key"):
+    with platform_scope("event by stream key", lookup=True):
+        return (await session.execute(stmt)).scalars().first()
+
+
+async def find_by_rotated_key_hashes(session: AsyncSession, hashes: Sequence[str]) -> Event | None:
+    """Unscoped on purpose (as above): the live event a rotated-away key still publishes to."""
+    # unscoped: see the docstring.
+    stmt = select(Event).where(
+        Event.rotated_key_hash.in_(list(hashes)), Event.status == EventStatus.LIVE.value
+    )
+    with platform_scope("event by rotated stream key", lookup=True):
         return (await session.execute(stmt)).scalars().first()
 
 
@@ -41,7 +54,7 @@ async def find_by_playback_id(session: AsyncSession, playback_id: str) -> Event 
     """Unscoped on purpose (as above): a playback id is public."""
     # unscoped: see the docstring.
     stmt = select(Event).where(Event.playback_id == playback_id)
-    with platform_scope("event by playback id"):
+    with platform_scope("event by playback id", lookup=True):
         return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -103,6 +116,70 @@ async def transition(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+_TABLE = cast(Table, Event.__table__)
+_WENT_LIVE = (
+    "id", "tenant_id", "owner_id", "playback_id", "visibility", "status", "version",
+    "publisher_id", "stream_key_hash", "title", "went_live_at", "updated_at",
+)  # fmt: skip
+
+# The media server's publish when nothing else needs writing in its transaction: the
+# conditional UPDATE, only if the tenant has no active webhook endpoint and the owner no
+# follower (those need delivery and outbox rows committed with the change). Built once:
+# `Database.write_rows` keeps its compiled form. Keep in step with `bfl_go_live` (migration
+# 0020), the same statement as a PostgreSQL function.
+GO_LIVE = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.tenant_id == bindparam("b_tenant"),
+        _TABLE.c.id == bindparam("b_event"),
+        _TABLE.c.status == bindparam("b_expected"),
+        ~has_active_endpoint(_TABLE.c.tenant_id),
+        ~has_followers(_TABLE.c.tenant_id, _TABLE.c.owner_id),
+    )
+    .values(
+        status=EventStatus.LIVE.value,
+        version=_TABLE.c.version + 1,
+        updated_at=bindparam("b_now"),
+        publisher_id=bindparam("b_publisher"),
+        went_live_at=func.coalesce(_TABLE.c.went_live_at, bindparam("b_now")),
+        disconnected_at=None,
+    )
+    .returning(*(_TABLE.c[name] for name in _WENT_LIVE))
+)
+
+
+async def go_live(
+    db: Database,
+    *,
+    tenant_id: uuid.UUID,
+    event_id: uuid.UUID,
+    expected: EventStatus,
+    publisher_id: str,
+) -> Event | None:
+    """`GO_LIVE` committed on its own, in the current row scope: on PostgreSQL one round trip
+    (the `bfl_go_live` function of migration 0020, the same statement); SQLite runs the Core
+    statement. The event comes back as a transient `Event` (never added to a session)
+    holding the columns the after-commit work and the hooks read; None when nothing changed
+    (the status was no longer `expected`, or there are webhooks or followers to serve)."""
+    now = _now()
+    if db.engine.dialect.name == "postgresql":
+        found = await db.call_scoped(
+            "bfl_go_live", tenant_id, event_id, expected.value, publisher_id, now
+        )
+        rows = [{name: row[name] for name in _WENT_LIVE} for row in found]
+    else:
+        params = {
+            "b_tenant": tenant_id,
+            "b_event": event_id,
+            "b_expected": expected.value,
+            "b_publisher": publisher_id,
+            "b_now": now,
+        }
+        written = await db.write_rows(GO_LIVE, params)
+        rows = [dict(zip(_WENT_LIVE, row, strict=True)) for row in written]
+    return Event(**rows[0]) if rows else None
+
+
 async def end_expired_reconnects(
     session: AsyncSession, cutoff: dt.datetime, now: dt.datetime
 ) -> Sequence[Event]:
@@ -121,6 +198,7 @@ async def end_expired_reconnects(
             ended_at=now,
             ended_reason="publisher_gone",
             publisher_id=None,
+            rotated_key_hash=None,
         )
         .returning(Event)
         .execution_options(populate_existing=True, synchronize_session=False)

@@ -8,6 +8,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from bigfootlive.kit.credentials import Credentials
 
+DEFAULT_DVR_WINDOW_SECONDS = 1800
+
 
 class EventStatus(enum.StrEnum):
     SCHEDULED = "scheduled"
@@ -47,6 +49,13 @@ class EventCreate(BaseModel):
     scheduled_start: AwareDatetime | None = None
     recording: bool = False
     latency_mode: LatencyMode = LatencyMode.NORMAL
+    dvr_window_seconds: int = Field(
+        DEFAULT_DVR_WINDOW_SECONDS,
+        ge=0,
+        le=86400,
+        description="How far back viewers can rewind while live (0: no rewind); at most "
+        "DVR_MAX_WINDOW_SECONDS",
+    )
 
 
 class EventUpdate(BaseModel):
@@ -60,6 +69,7 @@ class EventUpdate(BaseModel):
     scheduled_start: AwareDatetime | None = None
     recording: bool | None = None
     latency_mode: LatencyMode | None = None
+    dvr_window_seconds: int | None = Field(None, ge=0, le=86400)
     version: int | None = Field(None, ge=1)
 
 
@@ -75,6 +85,7 @@ class EventOut(BaseModel):
     scheduled_start: dt.datetime | None
     recording: bool
     latency_mode: LatencyMode
+    dvr_window_seconds: int
     status: EventStatus
     version: int
     playback_id: str
@@ -84,6 +95,14 @@ class EventOut(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     watch_url: str = Field(description="The event's watch page: the link to share")
+    thumbnail_url: str | None = Field(
+        None,
+        description="While on air: a frame of the live stream, refreshed every few seconds "
+        "(tenant and private events: add ?token= from the stream endpoint)",
+    )
+    poster_url: str | None = Field(
+        None, description="A frame of the event's published recording, once there is one"
+    )
 
 
 class IngestOut(Credentials):

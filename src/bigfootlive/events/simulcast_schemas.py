@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +25,22 @@ class DestinationState(enum.StrEnum):
     RETRYING = "retrying"  # the last attempt failed; another one follows after a back-off
     FAILED = "failed"  # given up (or refused for good) until the event goes live again
     STOPPED = "stopped"  # the event ended
+
+
+class SimulcastStateMessage(BaseModel):
+    """For the event's owner (on `user_channel(owner_id)`, published by the event's container;
+    realtime relays it as is): a destination's state changed, and why."""
+
+    type: Literal["system"] = "system"
+    kind: Literal["simulcast_state"] = "simulcast_state"
+    event_id: uuid.UUID
+    destination_id: uuid.UUID
+    name: str
+    state: DestinationState
+    reason: str | None = None
+    attempts: int = 0
+    text: str
+    at: dt.datetime
 
 
 class DestinationCreate(BaseModel):

@@ -4,16 +4,19 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from bigfootlive.audit.filters import AuditFilter
-from bigfootlive.authz.deps import CurrentSubject
+from bigfootlive.authz.deps import CurrentSubject, require
+from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.identity import accounts, recovery, registration, sessions, sign_in
+from bigfootlive.identity import accounts, invitations, recovery, registration, sessions, sign_in
 from bigfootlive.identity.schemas import (
     Accepted,
     AuditOut,
     EmailVerifyIn,
+    InvitationAcceptIn,
     LoginIn,
     PasswordChangeIn,
     PasswordForgotIn,
@@ -28,9 +31,15 @@ from bigfootlive.identity.schemas import (
 )
 from bigfootlive.kit.fastjson import JsonBytes
 from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
+from bigfootlive.mfa.deps import RecentMfa
 from bigfootlive.routing import JsonRoute
+from bigfootlive.tenants.endpoints import user_out
+from bigfootlive.tenants.schemas import TenantUserOut
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=JsonRoute)
+# What a tenant admin does to one member beyond role and status (`tenants.endpoints`).
+tenant_router = APIRouter(prefix="/api/tenant/users", tags=["tenant"], route_class=JsonRoute)
+UserManager = Annotated[AuthSubject, Depends(require(Permission.USERS_MANAGE))]
 
 
 @router.post("/register", status_code=status.HTTP_202_ACCEPTED)
@@ -51,11 +60,13 @@ async def register(
     return RegistrationStarted()
 
 
-@router.post("/login")
-async def login(body: LoginIn, state: State, session: DbSession, meta: Meta) -> SignInResult:
-    return await sign_in.login(
+@router.post("/login", response_model=SignInResult)
+async def login(body: LoginIn, state: State, session: DbSession, meta: Meta) -> Response:
+    result = await sign_in.login(
         state, session, meta, tenant_slug=body.tenant, email=str(body.email), password=body.password
     )
+    # One serialization pass: the result is already the validated model (`kit.fastjson`).
+    return JsonBytes(result.model_dump_json().encode())
 
 
 @router.post("/refresh")
@@ -166,6 +177,20 @@ async def reset_password(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@router.post("/invitation/accept")
+async def accept_invitation(
+    body: InvitationAcceptIn, state: State, session: DbSession, meta: Meta
+) -> SignInResult:
+    """Use an invitation's one-time link: choose the password (the tenant's policy), then sign
+    in as `POST /api/auth/login` does (a token pair, or the MFA challenge the policy asks)."""
+    user, tenant = await invitations.accept(
+        state, session, meta, token=body.token, password=body.password
+    )
+    return await sign_in.login(
+        state, session, meta, tenant_slug=tenant.slug, email=user.email, password=body.password
+    )
+
+
 @router.post("/email/verify", status_code=status.HTTP_204_NO_CONTENT)
 async def verify_email(
     body: EmailVerifyIn, state: State, session: DbSession, meta: Meta
@@ -180,3 +205,65 @@ async def resend_verification(
 ) -> Accepted:
     await recovery.resend_verification(state, session, meta, subject)
     return Accepted()
+
+
+# ---------------------------------------------------------------- a member (tenant admins)
+
+
+@tenant_router.post("/{user_id}/invitation", status_code=status.HTTP_202_ACCEPTED)
+async def resend_invitation(
+    user_id: uuid.UUID,
+    subject: UserManager,
+    _: RecentMfa,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> TenantUserOut:
+    """Email the member a new one-time link to choose a password (409 `invitation_accepted`
+    once they have one). Earlier links stay valid until used or expired."""
+    user = await invitations.resend(state, session, meta, subject, user_id)
+    return user_out(user)
+
+
+@tenant_router.get("/{user_id}/sessions")
+async def member_sessions(
+    user_id: uuid.UUID, subject: UserManager, session: ReadSession
+) -> list[SessionOut]:
+    """The member's open sessions, most recently used first."""
+    _, rows = await sessions.member_sessions(session, subject, user_id)
+    return [
+        SessionOut(
+            id=s.id,
+            current=s.id == subject.session_id,
+            user_agent=s.user_agent,
+            ip=s.ip,
+            amr=s.amr.split(),
+            created_at=s.created_at,
+            last_seen_at=s.last_seen_at,
+            expires_at=s.expires_at,
+        )
+        for s in rows
+    ]
+
+
+@tenant_router.delete("/{user_id}/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def end_member_session(
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    subject: UserManager,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> Response:
+    """End one of the member's sessions (its tokens are refused from the next request)."""
+    await sessions.end_member_session(state, session, meta, subject, user_id, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@tenant_router.delete("/{user_id}/sessions", status_code=status.HTTP_204_NO_CONTENT)
+async def end_member_sessions(
+    user_id: uuid.UUID, subject: UserManager, state: State, session: DbSession, meta: Meta
+) -> Response:
+    """End every session of the member."""
+    await sessions.end_member_session(state, session, meta, subject, user_id, None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

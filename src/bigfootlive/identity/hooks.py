@@ -37,6 +37,9 @@ class SignIn:
     tenant: Tenant
     meta: RequestMeta
     amr: list[str]
+    # How many usable second factors the user has, when the sign-in read it with the account
+    # (confirmed, of the tenant's allowed types); None: not read, ask the database.
+    usable_factors: int | None = None
 
 
 # The SSO domain refuses when its provider requires SSO (break-glass admins excepted).

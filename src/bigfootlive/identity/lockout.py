@@ -31,7 +31,8 @@ class AccountLocked(TooManyRequests):
     message = "Too many failed sign-ins; try again later"
 
 
-def _key(email: str) -> str:
+def key(email: str) -> str:
+    """The address as its lockout record names it."""
     return hash_token(email.lower())
 
 
@@ -48,18 +49,20 @@ def lock_delay(failures: int, policy: LockoutPolicy) -> int:
 
 async def check(
     state: Infrastructure,
-    session: AsyncSession,
     meta: RequestMeta,
     *,
     tenant_id: uuid.UUID,
-    email: str,
     user: User | None,
+    on_record: bool,
+    locked_until: dt.datetime | None,
     now: dt.datetime,
-) -> None:
-    """Raise AccountLocked (with the seconds left) while the address is locked."""
-    record = await repo.get_lockout(session, tenant_id, _key(email))
-    if record is None or record.locked_until is None or record.locked_until <= now:
-        return
+) -> bool:
+    """Given the address's record as read (`repository.sign_in_read`: whether there is one,
+    its `locked_until`): raise AccountLocked (with the seconds left) while the address is
+    locked; else whether it has failures on record (if not, a successful sign-in has nothing
+    to `clear`)."""
+    if locked_until is None or locked_until <= now:
+        return on_record
     user_id = user.id if user is not None else None
     await AuditLog.detached(state.db, meta, user_id).record(
         AuditAction.AUTH_LOGIN,
@@ -68,7 +71,7 @@ async def check(
         target_id=user_id,
         details={"reason": "locked"},
     )
-    raise AccountLocked(retry_after=math.ceil((record.locked_until - now).total_seconds()))
+    raise AccountLocked(retry_after=math.ceil((locked_until - now).total_seconds()))
 
 
 async def record_failure(
@@ -86,13 +89,13 @@ async def record_failure(
     target_type = "user" if user is not None else None
     reason = "bad_password" if user is not None else "unknown_user"
     async with state.db.transaction() as tx:
-        failures = await repo.count_login_failure(tx, tenant_id, _key(email), now)
+        failures = await repo.count_login_failure(tx, tenant_id, key(email), now)
         delay = lock_delay(failures, policy)
         locked_until = now + dt.timedelta(seconds=delay) if delay else None
         await repo.set_lockout(
             tx,
             tenant_id,
-            _key(email),
+            key(email),
             locked_until=locked_until,
             expires_at=(locked_until or now) + dt.timedelta(seconds=policy.max_delay_seconds),
         )
@@ -117,4 +120,4 @@ async def record_failure(
 
 async def clear(session: AsyncSession, tenant_id: uuid.UUID, email: str) -> None:
     """Forget the address's failures (a successful sign-in, a password reset)."""
-    await repo.clear_lockout(session, tenant_id, _key(email))
+    await repo.clear_lockout_record(session, tenant_id, key(email))

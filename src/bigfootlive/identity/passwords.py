@@ -57,8 +57,16 @@ class Passwords:
             self.threads, thread_name_prefix="password-hash", initializer=self._lower_priority
         )
         self.in_flight = 0  # hashing or waiting for a thread (event loop only)
-        # Verified against for unknown accounts so both paths cost the same.
-        self._dummy_hash = self.hasher.hash("not-a-real-password-timing-equaliser")
+        # Verified against for unknown accounts so both paths cost the same. Made on first use
+        # (in the pool), once per process and parameters: one hash at the production parameters
+        # is tens of milliseconds of CPU that every process (an event container's worker too)
+        # and every app start (a test suite starts hundreds) would otherwise pay.
+        self._params = (
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+        )  # fmt: skip
+
+    def _dummy_hash(self) -> str:
+        return _dummy_hash(*self._params)
 
     def _lower_priority(self) -> None:
         if self._nice:
@@ -86,7 +94,7 @@ class Passwords:
 
     def _verify(self, stored_hash: str | None, password: str) -> tuple[bool, bool]:
         if stored_hash is None:
-            self._argon2_verify(self._dummy_hash, password)
+            self._argon2_verify(self._dummy_hash(), password)
             return False, False
         if stored_hash.startswith(("$2a$", "$2b$", "$2y$")):
             try:
@@ -110,6 +118,15 @@ class Passwords:
             if ok:
                 return True
         return False
+
+
+@lru_cache(maxsize=8)
+def _dummy_hash(time_cost: int, memory_kib: int, parallelism: int) -> str:
+    """One per hashing parameters and process (two threads racing both make a valid hash)."""
+    hasher = PasswordHasher(
+        time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+    )
+    return hasher.hash("not-a-real-password-timing-equaliser")
 
 
 @lru_cache(maxsize=1)

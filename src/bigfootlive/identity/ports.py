@@ -10,6 +10,7 @@ from bigfootlive.identity.principals import PrincipalCache
 from bigfootlive.identity.revocation import RevokedSessions
 from bigfootlive.identity.tokens import TokenService
 from bigfootlive.state import Infrastructure
+from bigfootlive.tenants.cache import TenantCache
 
 
 class IdentityState(Infrastructure, Protocol):
@@ -17,3 +18,4 @@ class IdentityState(Infrastructure, Protocol):
     tokens: TokenService
     revoked: RevokedSessions
     principals: PrincipalCache
+    tenant_cache: TenantCache

@@ -121,7 +121,7 @@ async def request_password_reset(
 async def reset_password(
     state: IdentityState, session: AsyncSession, meta: RequestMeta, *, token: str, new_password: str
 ) -> None:
-    record = await _consume_user_token(session, token, PURPOSE_RESET)
+    record = await consume_user_token(session, token, PURPOSE_RESET)
     user = await repo.get_user(session, record.tenant_id, record.user_id)
     tenant = await tenants.get_tenant(session, record.tenant_id)
     if user is None or tenant is None:
@@ -172,7 +172,7 @@ async def resend_verification(
 async def verify_email(
     state: IdentityState, session: AsyncSession, meta: RequestMeta, *, token: str
 ) -> None:
-    record = await _consume_user_token(session, token, PURPOSE_VERIFY)
+    record = await consume_user_token(session, token, PURPOSE_VERIFY)
     user = await repo.get_user(session, record.tenant_id, record.user_id)
     if user is None:
         raise InvalidOneTimeToken()
@@ -180,6 +180,15 @@ async def verify_email(
     await AuditLog(session, meta, user.id).record(
         AuditAction.AUTH_EMAIL_VERIFIED, **own_account(user)
     )
+
+
+async def reset_link_usable(session: AsyncSession, token: str) -> bool:
+    """Whether a password-reset link would still be accepted (not used, not expired), without
+    spending it: the reset page says so before the user types a new password."""
+    if not 10 <= len(token) <= 200:
+        return False
+    record = await repo.find_user_token(session, hash_token(token), PURPOSE_RESET)
+    return record is not None and record.used_at is None and record.expires_at > utcnow()
 
 
 def new_user_token(session: AsyncSession, user: User, purpose: str, ttl_seconds: int) -> str:
@@ -196,7 +205,7 @@ def new_user_token(session: AsyncSession, user: User, purpose: str, ttl_seconds:
     return token
 
 
-async def _consume_user_token(session: AsyncSession, token: str, purpose: str) -> UserToken:
+async def consume_user_token(session: AsyncSession, token: str, purpose: str) -> UserToken:
     record = await repo.find_user_token(session, hash_token(token), purpose)
     now = utcnow()
     if record is None or record.used_at is not None or record.expires_at <= now:

@@ -2,21 +2,25 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bigfootlive.audit.filters import AuditFilter
 from bigfootlive.authz.scoping import act_for_tenant, platform_scope, scoped
+from bigfootlive.db import Base, utcnow
 from bigfootlive.kit.pagination import paginate
 from bigfootlive.models import (
     AuditRecord,
     AuthSession,
     LoginLockout,
+    MfaFactor,
     PasswordHistory,
     PendingRegistration,
     RefreshToken,
@@ -28,6 +32,168 @@ from bigfootlive.models import (
 async def get_user_by_email(session: AsyncSession, tenant_id: uuid.UUID, email: str) -> User | None:
     stmt = scoped(select(User), User, tenant_id).where(User.email == email.lower())
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class SignInRead:
+    """What a password sign-in reads before the hash, in one statement."""
+
+    user: User | None
+    lockout_on_record: bool  # the address has a lockout record (failures or a lock)
+    locked_until: dt.datetime | None
+    usable_factors: int | None  # the user's confirmed factors of `factor_types` (None: not read)
+
+
+def _sign_in_read_statement(with_factors: bool) -> Any:
+    # Built once (module level): a statement built per call costs more CPU to construct and
+    # to key for SQLAlchemy's compiled cache than PostgreSQL spends running it.
+    one_row = select(literal(1).label("one")).subquery("one_row")
+    tenant_id = bindparam("tenant_id", type_=User.__table__.c.tenant_id.type)
+    columns: list[Any] = [User, LoginLockout.email_hash, LoginLockout.locked_until]
+    if with_factors:
+        columns.append(
+            select(func.count())
+            .where(
+                MfaFactor.tenant_id == tenant_id,
+                MfaFactor.user_id == User.id,
+                MfaFactor.confirmed_at.is_not(None),
+                MfaFactor.type.in_(bindparam("factor_types", expanding=True)),
+            )
+            .scalar_subquery()
+        )
+    return (
+        select(*columns)
+        .select_from(one_row)
+        .outerjoin(User, and_(User.tenant_id == tenant_id, User.email == bindparam("email")))
+        .outerjoin(
+            LoginLockout,
+            and_(
+                LoginLockout.tenant_id == tenant_id,
+                LoginLockout.email_hash == bindparam("email_hash"),
+            ),
+        )
+    )
+
+
+_SIGN_IN_READ = {flag: _sign_in_read_statement(flag) for flag in (False, True)}
+
+
+async def sign_in_read(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    email: str,
+    email_hash: str,
+    *,
+    factor_types: Collection[str] | None,
+) -> SignInRead:
+    """The account with this address, the address's lockout record and (with `factor_types`)
+    how many confirmed second factors of those types the account has: one statement, whether
+    or not the account or the record exists."""
+    # unscoped: every table is pinned to `tenant_id` in its join condition.
+    params: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "email": email.lower(),
+        "email_hash": email_hash,
+    }
+    if factor_types is not None:
+        params["factor_types"] = list(factor_types)
+    row = (await session.execute(_SIGN_IN_READ[factor_types is not None], params)).one()
+    return SignInRead(
+        user=row[0],
+        lockout_on_record=row[1] is not None,
+        locked_until=row[2],
+        usable_factors=(int(row[3] or 0) if row[0] is not None else 0)
+        if factor_types is not None
+        else None,
+    )
+
+
+_SignInWrite = tuple[tuple[Any, ...], bool, bool]  # the rows' tables, lockout cleared, user updated
+_SIGN_IN_WRITES: dict[_SignInWrite, Any] = {}
+
+
+def _sign_in_write_statement(shape: _SignInWrite) -> Any:
+    """The write of `insert_sign_in_rows` for one shape, built once: row n's column c is the
+    parameter `r{n}_{c}`."""
+    found = _SIGN_IN_WRITES.get(shape)
+    if found is not None:
+        return found
+    tables, clears_lockout, updates_user = shape
+    ctes: list[Any] = []
+    for n, table in enumerate(tables):
+        values = {c.key: bindparam(f"r{n}_{c.key}", type_=c.type) for c in table.columns}
+        ctes.append(insert(table).values(values).returning(table.c.id).cte(f"row{n}"))
+    if clears_lockout:
+        lockouts: Any = LoginLockout.__table__
+        ctes.append(
+            delete(lockouts)
+            .where(
+                lockouts.c.tenant_id
+                == bindparam("lockout_tenant_id", type_=lockouts.c.tenant_id.type),
+                lockouts.c.email_hash == bindparam("lockout_email_hash"),
+            )
+            .returning(lockouts.c.tenant_id)
+            .cte("cleared")
+        )
+    users: Any = User.__table__
+    stmt: Any = (
+        update(users)
+        .where(users.c.id == bindparam("user_id", type_=users.c.id.type))
+        .values(
+            last_login_at=bindparam("signed_in_at", type_=users.c.last_login_at.type),
+            updated_at=bindparam("updated_at", type_=users.c.updated_at.type),
+        )
+        if updates_user
+        else select(literal(1))
+    )
+    stmt = stmt.add_cte(*ctes)
+    _SIGN_IN_WRITES[shape] = stmt
+    return stmt
+
+
+async def insert_sign_in_rows(
+    session: AsyncSession,
+    rows: Sequence[Base],
+    *,
+    user: User,
+    signed_in_at: dt.datetime | None = None,
+    clear_lockout: str | None = None,
+) -> None:
+    """Insert a new session's rows (the session first, then the rows that reference it, e.g.
+    its refresh token and the audit record) and, for a password sign-in, the user's
+    `last_login_at` and the address's lockout record to forget (its email hash).
+
+    PostgreSQL: ONE statement, the inserts and the delete as data-modifying CTEs of the
+    UPDATE (foreign keys are checked at the end of the statement). The user's row is changed
+    without the ORM: `last_login_at` is in no cached principal's answer, so no process need
+    read the user again. Elsewhere: through the ORM, as any change."""
+    if session.get_bind().dialect.name != "postgresql":
+        first, *rest = rows
+        session.add(first)
+        await session.flush()  # the rows after it reference it
+        session.add_all(rest)
+        if signed_in_at is not None:
+            user.last_login_at = signed_in_at
+        if clear_lockout is not None:
+            await clear_lockout_record(session, user.tenant_id, clear_lockout)
+        return
+    tables = tuple(type(row).__table__ for row in rows)
+    params: dict[str, Any] = {}
+    for n, (row, table) in enumerate(zip(rows, tables, strict=True)):
+        for column in table.columns:
+            params[f"r{n}_{column.key}"] = getattr(row, column.key)
+    if clear_lockout is not None:
+        params["lockout_tenant_id"] = user.tenant_id
+        params["lockout_email_hash"] = clear_lockout
+    if signed_in_at is not None:
+        params["user_id"] = user.id
+        params["signed_in_at"] = signed_in_at
+        params["updated_at"] = updated_at = utcnow()  # as the ORM's onupdate would
+    shape = (tables, clear_lockout is not None, signed_in_at is not None)
+    await session.execute(_sign_in_write_statement(shape), params)
+    if signed_in_at is not None:
+        set_committed_value(user, "last_login_at", signed_in_at)
+        set_committed_value(user, "updated_at", updated_at)
 
 
 async def get_user(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
@@ -112,15 +278,6 @@ async def revoke_sessions(
         )
 
 
-async def get_lockout(
-    session: AsyncSession, tenant_id: uuid.UUID, email_hash: str
-) -> LoginLockout | None:
-    stmt = scoped(select(LoginLockout), LoginLockout, tenant_id).where(
-        LoginLockout.email_hash == email_hash
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
 async def count_login_failure(
     session: AsyncSession, tenant_id: uuid.UUID, email_hash: str, now: dt.datetime
 ) -> int:
@@ -153,7 +310,9 @@ async def set_lockout(
     )
 
 
-async def clear_lockout(session: AsyncSession, tenant_id: uuid.UUID, email_hash: str) -> None:
+async def clear_lockout_record(
+    session: AsyncSession, tenant_id: uuid.UUID, email_hash: str
+) -> None:
     await session.execute(
         delete(LoginLockout).where(
             LoginLockout.tenant_id == tenant_id, LoginLockout.email_hash == email_hash

@@ -49,6 +49,13 @@ class PasswordForgotIn(BaseModel):
     email: EmailStr
 
 
+class InvitationAcceptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=10, max_length=200)
+    password: str = Field(max_length=128)
+
+
 class PasswordResetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.subject import AuthSubject, TenantInactive
-from bigfootlive.db import utcnow
+from bigfootlive.db import Base, utcnow
 from bigfootlive.errors import NotFound, Unauthorized
 from bigfootlive.identity import repository as repo
 from bigfootlive.identity.accounts import user_out
@@ -19,7 +20,7 @@ from bigfootlive.identity.ports import IdentityState
 from bigfootlive.identity.schemas import TokenPair
 from bigfootlive.kit.crypto import hash_token, random_token
 from bigfootlive.kit.request import RequestMeta
-from bigfootlive.models import AuthSession, RefreshToken, Tenant, User
+from bigfootlive.models import AuditRecord, AuthSession, RefreshToken, Tenant, User
 from bigfootlive.tenants import service as tenants
 
 
@@ -39,8 +40,14 @@ async def start_session(
     tenant: Tenant,
     meta: RequestMeta,
     amr: list[str],
+    audit: AuditRecord | None = None,
+    signed_in_at: dt.datetime | None = None,
+    clear_lockout: str | None = None,
 ) -> TokenPair:
-    """Create a session row and its first token pair. Every sign-in method ends here."""
+    """Create a session row and its first token pair. Every sign-in method ends here.
+
+    A password sign-in passes its audit record, its time (`last_login_at`) and the lockout
+    record to forget, written with the session's rows (one statement on PostgreSQL)."""
     now = utcnow()
     auth_session = AuthSession(
         id=uuid.uuid4(),
@@ -53,24 +60,41 @@ async def start_session(
         created_at=now,
         last_seen_at=now,
         expires_at=now + dt.timedelta(seconds=state.settings.refresh_token_ttl_seconds),
+        revoked_at=None,
+        revoked_reason=None,
     )
-    session.add(auth_session)
-    await session.flush()  # the refresh token row references it
-    return await _issue_pair(
-        state, session, user=user, tenant_slug=tenant.slug, auth_session=auth_session
+    refresh, token_row = _refresh_token(auth_session, now)
+    rows: list[Base] = [auth_session, token_row]
+    if audit is not None:
+        rows.append(audit)
+    await repo.insert_sign_in_rows(
+        session, rows, user=user, signed_in_at=signed_in_at, clear_lockout=clear_lockout
+    )
+    return _pair(
+        state, user=user, tenant_slug=tenant.slug, auth_session=auth_session, refresh=refresh
     )
 
 
-async def _issue_pair(
+def _refresh_token(auth_session: AuthSession, now: dt.datetime) -> tuple[str, RefreshToken]:
+    refresh = random_token()
+    row = RefreshToken(
+        id=uuid.uuid4(),
+        session_id=auth_session.id,
+        token_hash=hash_token(refresh),
+        created_at=now,
+        used_at=None,
+    )
+    return refresh, row
+
+
+def _pair(
     state: IdentityState,
-    session: AsyncSession,
     *,
     user: User,
     tenant_slug: str,
     auth_session: AuthSession,
+    refresh: str,
 ) -> TokenPair:
-    refresh = random_token()
-    session.add(RefreshToken(session_id=auth_session.id, token_hash=hash_token(refresh)))
     roles = [user.role, *(["platform_admin"] if user.is_platform_admin else [])]
     access, _ = state.tokens.issue(
         user_id=user.id,
@@ -96,6 +120,10 @@ async def refresh(
     if found is None:
         raise InvalidRefreshToken()
     token, auth_session = found
+    if token.used_at is not None:
+        # A used token presented again is a reuse whatever became of its session since (a
+        # concurrent reuse may already have ended it): each one is refused and audited as such.
+        await _refuse_reuse(state, session, meta, auth_session)
     now = utcnow()
     if auth_session.revoked_at is not None or auth_session.expires_at <= now:
         raise InvalidRefreshToken("The session has ended", code="session_revoked")
@@ -105,19 +133,8 @@ async def refresh(
             state, meta, auth_session, reason="idle_timeout", result="success"
         )
         raise InvalidRefreshToken("The session has ended", code="session_revoked")
-    claimed = token.used_at is None and await repo.claim_refresh_token(session, token.id, now)
-    if not claimed:
-        # A claim that lost the race still opened a write transaction: on SQLite that holds the
-        # database's one write lock, and the revocation below (another connection) would wait
-        # for it until the busy timeout. Nothing of this request is kept, so let go of it first
-        # (expunged, the session row keeps its loaded fields through the rollback).
-        session.expunge(auth_session)
-        await session.rollback()
-        await _end_sessions_detached(state, meta, auth_session, reason="refresh_token_reuse")
-        raise InvalidRefreshToken(
-            "The refresh token was already used; the session has been ended",
-            code="refresh_token_reused",
-        )
+    if not await repo.claim_refresh_token(session, token.id, now):
+        await _refuse_reuse(state, session, meta, auth_session)
     user = await repo.get_user(session, auth_session.tenant_id, auth_session.user_id)
     tenant = await tenants.get_tenant(session, auth_session.tenant_id)
     if user is None or tenant is None or not user.is_active:
@@ -126,8 +143,27 @@ async def refresh(
         raise TenantInactive()
     auth_session.last_seen_at = now
     auth_session.ip = meta.ip
-    return await _issue_pair(
-        state, session, user=user, tenant_slug=tenant.slug, auth_session=auth_session
+    new_refresh, token_row = _refresh_token(auth_session, now)
+    session.add(token_row)
+    return _pair(
+        state, user=user, tenant_slug=tenant.slug, auth_session=auth_session, refresh=new_refresh
+    )
+
+
+async def _refuse_reuse(
+    state: IdentityState, session: AsyncSession, meta: RequestMeta, auth_session: AuthSession
+) -> NoReturn:
+    """End the session a reused refresh token belongs to, audit the reuse and refuse it."""
+    # A claim that lost the race still opened a write transaction: on SQLite that holds the
+    # database's one write lock, and the revocation below (another connection) would wait for it
+    # until the busy timeout. Nothing of this request is kept, so let go of it first (expunged,
+    # the session row keeps its loaded fields through the rollback).
+    session.expunge(auth_session)
+    await session.rollback()
+    await _end_sessions_detached(state, meta, auth_session, reason="refresh_token_reuse")
+    raise InvalidRefreshToken(
+        "The refresh token was already used; the session has been ended",
+        code="refresh_token_reused",
     )
 
 
@@ -218,3 +254,35 @@ async def terminate_session(
         session_ids=[session_id],
         reason="terminated",
     )
+
+
+# ---------------------------------------------------------------- a member's sessions (admins)
+
+
+async def member_sessions(
+    session: AsyncSession, actor: AuthSubject, user_id: uuid.UUID
+) -> tuple[User, Sequence[AuthSession]]:
+    """A member of the actor's tenant and their open sessions; another tenant's: not found."""
+    user = await repo.get_user(session, actor.tenant_id, user_id)
+    if user is None:
+        raise NotFound("No such user", code="user_not_found")
+    return user, await repo.user_sessions(session, user.id, utcnow())
+
+
+async def end_member_session(
+    state: IdentityState,
+    session: AsyncSession,
+    meta: RequestMeta,
+    actor: AuthSubject,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID | None,
+) -> int:
+    """End one session of a member (or all of them with `session_id=None`); how many ended."""
+    user, open_sessions = await member_sessions(session, actor, user_id)
+    ids = [s.id for s in open_sessions if session_id is None or s.id == session_id]
+    if session_id is not None and not ids:
+        raise NotFound("No such session", code="session_not_found")
+    await end_sessions(
+        state, session, meta, actor=actor, user=user, session_ids=ids, reason="ended_by_admin"
+    )
+    return len(ids)

@@ -39,32 +39,56 @@ async def login(
     email: str,
     password: str,
 ) -> TokenPair | MfaChallenge:
+    """A password sign-in. Its statements: the tenant (unless cached, `tenants.cache`), one
+    read (account, lockout record, usable factor count), and on success one write (session,
+    refresh token, audit record, `last_login_at`, lockout record cleared); the SSO policy comes
+    from its cache too. The rate limits cost one Redis round trip."""
     settings = state.settings
     email = email.lower()
-    await state.limiter.check(settings.login_rate_limit, "login-ip", meta.ip)
-    tenant = await tenants.resolve_tenant(session, tenant_slug, email)
+    tenant = await state.tenant_cache.resolve(session, tenant_slug, email)
     if tenant is None:
+        await state.limiter.check(settings.login_rate_limit, "login-ip", meta.ip)
         await state.passwords.verify(None, password)
         await AuditLog.detached(state.db, meta, None).record(
             AuditAction.AUTH_LOGIN, tenant_id=None, details={"reason": "unknown_tenant"}
         )
         raise InvalidCredentials()
-    await state.limiter.check(settings.login_rate_limit, "login-account", str(tenant.id), email)
-    policy = tenants.settings_of(tenant).lockout
-    user = await repo.get_user_by_email(session, tenant.id, email)
+    await state.limiter.check_all(
+        (settings.login_rate_limit, ("login-ip", meta.ip)),
+        (settings.login_rate_limit, ("login-account", str(tenant.id), email)),
+    )
+    policy = tenants.settings_of(tenant)
+    mfa = policy.mfa
+    email_hash = lockout.key(email)
+    found = await repo.sign_in_read(
+        session,
+        tenant.id,
+        email,
+        email_hash,
+        factor_types=mfa.allowed_factors if mfa.mode != "off" else None,
+    )
+    user = found.user
     now = state.clock()
-    await lockout.check(state, session, meta, tenant_id=tenant.id, email=email, user=user, now=now)
+    failures_on_record = await lockout.check(
+        state,
+        meta,
+        tenant_id=tenant.id,
+        user=user,
+        on_record=found.lockout_on_record,
+        locked_until=found.locked_until,
+        now=now,
+    )
     if user is None:
         await state.passwords.verify(None, password)  # the same cost as a real account's
         await lockout.record_failure(
-            state, meta, tenant_id=tenant.id, email=email, user=None, policy=policy, now=now
+            state, meta, tenant_id=tenant.id, email=email, user=None, policy=policy.lockout, now=now
         )
         raise InvalidCredentials()
 
     ok, needs_rehash = await state.passwords.verify(user.password_hash, password)
     if not ok:
         await lockout.record_failure(
-            state, meta, tenant_id=tenant.id, email=email, user=user, policy=policy, now=now
+            state, meta, tenant_id=tenant.id, email=email, user=user, policy=policy.lockout, now=now
         )
         raise InvalidCredentials()
     if not user.is_active:
@@ -90,17 +114,45 @@ async def login(
         raise
 
     if needs_rehash:
-        user.password_hash = await state.passwords.hash(password)
-    await lockout.clear(session, tenant.id, email)
-    user.last_login_at = now
-    await AuditLog(session, meta, user.id).record(
+        user.password_hash = await state.passwords.hash(password)  # ORM: the principals see it
+    audit = AuditLog(session, meta, user.id).build(
         AuditAction.AUTH_LOGIN,
         tenant_id=tenant.id,
         target_type="user",
         target_id=user.id,
         details={"method": "pwd", "rehashed": needs_rehash},
     )
-    return await finish_sign_in(state, session, user=user, tenant=tenant, meta=meta, amr=["pwd"])
+    amr = ["pwd"]
+    challenge = await state.hooks.ask(
+        SIGN_IN_CHALLENGE,
+        SignIn(
+            state=state,
+            session=session,
+            user=user,
+            tenant=tenant,
+            meta=meta,
+            amr=amr,
+            usable_factors=found.usable_factors,
+        ),
+    )
+    if challenge is not None:  # the first factor passed all the same
+        session.add(audit)
+        user.last_login_at = now
+        if failures_on_record:
+            await lockout.clear(session, tenant.id, email)
+        return challenge
+    return await start_session(
+        state,
+        session,
+        user=user,
+        tenant=tenant,
+        meta=meta,
+        amr=amr,
+        audit=audit,
+        signed_in_at=now,
+        # else nothing to delete
+        clear_lockout=email_hash if failures_on_record else None,
+    )
 
 
 async def finish_sign_in(

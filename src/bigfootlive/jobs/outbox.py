@@ -8,7 +8,9 @@ wants it, so a committed change always has its job, and a rolled-back one has no
   rows by a conditional UPDATE (claim token + lease), so two relays never send the same row at
   the same time; a relay that dies after sending but before deleting leaves the row to be sent
   again once its lease runs out. That is at-least-once, like the broker itself: every job
-  carries the message id chosen when its row was written, and tasks are idempotent.
+  carries the message id chosen when its row was written, and tasks are idempotent. A send
+  that failed is tried again after a back-off (`OutboxRelay.backoff`: doubling from
+  RELAY_AFTER, at most the lease).
 - A row the relay has failed to send `JOBS_OUTBOX_MAX_ATTEMPTS` times (a task no longer
   registered, a broker that keeps refusing it) goes to the dead letters, where failed jobs go
   (`jobs.dead.add_dead_job`; admins list, retry or discard them), and leaves the outbox in the
@@ -246,14 +248,22 @@ class OutboxRelay:
             for row, error, trace in failed.values():
                 if row.attempts >= self.max_attempts:
                     await self._bury(session, token, row, error, trace)
-                else:  # retried once the lease runs out
+                else:  # retried after a back-off, not a whole lease: the broker may be back
                     await session.execute(
                         update(JobOutbox)
                         .where(JobOutbox.id == row.id, JobOutbox.claimed_by == token)
-                        .values(last_error=error)
+                        .values(last_error=error, claimed_until=utcnow() + self.backoff(row))
                     )
         self.relayed += len(sent)
         return len(sent)
+
+    def backoff(self, row: JobOutbox) -> dt.timedelta:
+        """How long a row whose send failed waits for its next attempt: RELAY_AFTER doubled
+        at each attempt, at most the lease (with the defaults 5, 10, 20, 40 s, then 60 s: a
+        broker back after an outage gets the jobs within seconds, not a lease later, and the
+        10 attempts span about 6 minutes before a row goes to the dead letters)."""
+        doubling = float(2 ** max(0, row.attempts - 1))
+        return min(self.lease, self.after * doubling)
 
     async def _bury(
         self, session: AsyncSession, token: str, row: JobOutbox, error: str, trace: str

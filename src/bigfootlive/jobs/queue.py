@@ -1,7 +1,8 @@
 """`JobQueue`: a Dramatiq broker chosen by settings, our tasks declared on it as actors, and the
 glue that runs each async task on an event loop that owns the process's resources.
 
-Brokers: `BROKER_URL=amqp://…` (RabbitMQ) or `redis://…`; else the Redis at `REDIS_URL`; else
+Brokers: `BROKER_URL=amqp://…` (RabbitMQ) or `redis://…`; else the Redis (or Redis Cluster) at
+`REDIS_URL`; else
 Dramatiq's in-process StubBroker with a worker inside the API process (the embedded default).
 """
 
@@ -72,6 +73,8 @@ class _DeadLetters(Middleware):
 
 def make_broker(settings: Settings, middleware: list[Middleware]) -> dramatiq.Broker:
     url = settings.broker_url or settings.redis_url
+    if url and not settings.broker_url and settings.uses_redis_cluster:
+        return _cluster_broker(settings, url, middleware)
     if url and url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -89,6 +92,29 @@ def make_broker(settings: Settings, middleware: list[Middleware]) -> dramatiq.Br
     if url:
         raise ValueError("BROKER_URL must be amqp://, amqps://, redis://, rediss:// or unix://")
     return StubBroker(middleware=middleware)
+
+
+def _cluster_broker(settings: Settings, url: str, middleware: list[Middleware]) -> dramatiq.Broker:
+    """Dramatiq's Redis broker on a Redis Cluster: its script builds every key from the
+    namespace, so a hash-tagged namespace (`{bfl:dramatiq}`) keeps all of them in one slot,
+    on one master, and the cluster client sends the script there."""
+    from dramatiq.brokers.redis import RedisBroker
+    from redis.cluster import ClusterNode, RedisCluster
+
+    from bigfootlive.kit.backends.redis_cluster import cluster_nodes
+
+    seeds, options = cluster_nodes(url)
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in seeds],  # type: ignore[no-untyped-call]
+        **options,  # type: ignore[arg-type]
+    )
+    return RedisBroker(  # type: ignore[no-untyped-call]
+        client=client,
+        middleware=middleware,
+        namespace="{" + settings.redis_key_prefix + "dramatiq}",
+        heartbeat_timeout=settings.jobs_redis_heartbeat_timeout_ms,
+        maintenance_chance=settings.jobs_redis_maintenance_chance,
+    )
 
 
 class JobQueue:

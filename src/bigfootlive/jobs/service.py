@@ -59,6 +59,10 @@ async def _get(session: AsyncSession, dead_id: uuid.UUID) -> DeadJob:
     return row
 
 
+async def get_dead(session: AsyncSession, dead_id: uuid.UUID) -> DeadJobOut:
+    return _out(await _get(session, dead_id))
+
+
 async def retry_dead(
     session: AsyncSession,
     queue: JobQueue,

@@ -100,12 +100,18 @@ async def sign_in_challenge(
     tenant: Tenant,
     meta: RequestMeta,
     amr: list[str],
+    known_usable_factors: int | None = None,
 ) -> MfaChallenge | None:
-    """None when the sign-in may go straight to a session; else the challenge to answer."""
+    """None when the sign-in may go straight to a session; else the challenge to answer.
+    `known_usable_factors`: the user's usable factor count when the sign-in read it (0: no
+    query for them)."""
     policy = tenants.settings_of(tenant).mfa
     if policy.mode == "off" or has_mfa(amr):
         return None
-    factors = await usable_factors(session, user, policy)
+    if known_usable_factors == 0:
+        factors: Sequence[MfaFactor] = []
+    else:
+        factors = await usable_factors(session, user, policy)
     if factors:
         purpose: challenges.Purpose = "login"
         status = "mfa_required"

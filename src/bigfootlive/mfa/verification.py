@@ -61,6 +61,15 @@ async def _challenge_user(
     return user, tenant, rules_of(tenant)
 
 
+async def challenge_factors(
+    state: MfaState, session: AsyncSession, *, token: str
+) -> list[MfaFactor]:
+    """The factors that may answer this challenge (what `prepare_challenge` accepts)."""
+    challenge = await _load_challenge(state, token)
+    user, _, rules = await _challenge_user(session, challenge)
+    return list(await policy.usable_factors(session, user, rules))
+
+
 async def prepare_challenge(
     state: MfaState,
     session: AsyncSession,

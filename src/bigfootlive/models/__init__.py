@@ -16,6 +16,7 @@ from bigfootlive.models.auth import (
     UserToken,
 )
 from bigfootlive.models.chat import ChatBan, ChatMessage, ChatRoom
+from bigfootlive.models.clip import Clip
 from bigfootlive.models.container import EventContainer, Lease, Recording
 from bigfootlive.models.event import Event
 from bigfootlive.models.jobs import DeadJob, JobKey, JobOutbox
@@ -37,6 +38,7 @@ __all__ = [
     "ChatBan",
     "ChatMessage",
     "ChatRoom",
+    "Clip",
     "DeadJob",
     "Event",
     "EventContainer",

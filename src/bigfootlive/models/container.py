@@ -59,6 +59,7 @@ class Recording(IdMixin, TimestampMixin, Base):
     playback_url: Mapped[str] = mapped_column(String(1024))
     duration_seconds: Mapped[float] = mapped_column(default=0.0)
     renditions: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    poster_url: Mapped[str | None] = mapped_column(String(1024))
     published_at: Mapped[dt.datetime | None]
 
 

@@ -35,10 +35,17 @@ class Event(IdMixin, TimestampMixin, Base):
     scheduled_start: Mapped[dt.datetime | None]
     recording: Mapped[bool] = mapped_column(default=False)
     latency_mode: Mapped[str] = mapped_column(String(16), default="normal")
+    # how far back viewers can rewind while live (seconds; 0: no rewind)
+    dvr_window_seconds: Mapped[int] = mapped_column(default=1800)
+    # the poster of the event's published recording (a frame of it), once there is one
+    poster_url: Mapped[str | None] = mapped_column(String(1024))
     status: Mapped[str] = mapped_column(String(16), default="scheduled")
     version: Mapped[int] = mapped_column(default=1)
     stream_key_ciphertext: Mapped[str] = mapped_column(String(255))
     stream_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The previous key's hash after a rotation while live: the running publisher's callbacks
+    # (nginx-rtmp names it by the old key) still reach the event; cleared when it leaves.
+    rotated_key_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     playback_id: Mapped[str] = mapped_column(String(32), unique=True)
     # The media server's id for the connected publisher: a second one is refused.
     publisher_id: Mapped[str | None] = mapped_column(String(128))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.scoping import scoped
@@ -15,6 +15,15 @@ async def get_preferences(
 ) -> NotificationPreference | None:
     stmt = scoped(select(NotificationPreference), NotificationPreference, tenant_id)
     return (await session.execute(stmt.where(NotificationPreference.user_id == user_id))).scalar()
+
+
+def has_followers(
+    tenant_id: ColumnElement[uuid.UUID], owner_id: ColumnElement[uuid.UUID]
+) -> Exists:
+    """SQL `EXISTS`: someone follows the owner (columns of the enclosing statement), so the
+    go-live fan-out has an audience (the job itself picks the active ones)."""
+    stmt = scoped(select(Follow.follower_id), Follow, tenant_id)
+    return stmt.where(Follow.followee_id == owner_id).exists()
 
 
 async def live_audience(

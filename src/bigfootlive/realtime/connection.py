@@ -92,6 +92,7 @@ class Connection:
         "_writer",
         "close_code",
         "event_id",
+        "host",
         "id",
         "last_seen",
         "room",
@@ -117,6 +118,8 @@ class Connection:
         self._queue: asyncio.Queue[str] | None = None
         self._writer: asyncio.Task[None] | None = None
         self.close_code: int | None = None
+        # The event's own streamer (the studio's chat): in the room, not among its viewers.
+        self.host = False
         self.last_seen = time.monotonic()
         self.room: Room | None = None
         self.transport = transport
@@ -231,6 +234,7 @@ class Room:
 
     event_id: uuid.UUID
     connections: dict[str, Connection] = field(default_factory=dict)
+    hosts: int = 0  # connections of the event's streamer: not counted as viewers
     pending: list[bytes] = field(default_factory=list)
     pending_since: float = 0.0  # monotonic time the oldest pending message arrived
     flush_scheduled: bool = False
@@ -238,6 +242,10 @@ class Room:
     broadcasting: bool = False
     unsubscribes: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     reactions: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def viewers(self) -> int:
+        return len(self.connections) - self.hosts
 
 
 RAW_SEND_KEY = "bigfootlive.raw_send"
@@ -247,52 +255,76 @@ RAW_SEND_KEY = "bigfootlive.raw_send"
 DirectSocket = Callable[[Any, Any, Any, str], Awaitable[None]]
 
 
-class CaptureRawSend:
-    """Outermost ASGI middleware: keeps the server's own `send` for WebSocket scopes, so the
-    gateway can reach the socket's transport for the fast path (see `Connection`).
+class DirectSockets:
+    """The socket paths served without the HTTP stack: `prefix` followed by one path segment,
+    each with its handler. uvicorn's protocol (serving.LeanWebSocketProtocol) calls this for a
+    matched socket at once; `CaptureRawSend` does under other servers.
 
-    `direct` maps a path prefix to a socket handler called here, without the middleware and
-    routing layers below: a socket lives as long as its viewer watches, and each layer keeps a
-    coroutine frame (and FastAPI its exit stacks) per socket: at 10k viewers they were a third of
-    the memory per socket and a large part of each connect's CPU. The layers add nothing to a
+    A socket lives as long as its viewer watches, and each layer of the stack keeps a coroutine
+    frame (and FastAPI its exit stacks) per socket: at 10k viewers they were a third of the
+    memory per socket and a large part of each connect's CPU. The layers add nothing to a
     WebSocket (no body, no HTTP headers; the request id is bound here as the request context
-    middleware would). The rest of the path must be one segment; anything else goes through.
+    middleware would).
     """
 
-    def __init__(self, app: Any, direct: dict[str, DirectSocket] | None = None) -> None:
+    __slots__ = ("app", "routes")
+
+    def __init__(self, app: Any, routes: dict[str, DirectSocket]) -> None:
         self.app = app
-        self.direct = dict(direct or {})
+        self.routes = dict(routes)
+
+    def match(self, path: str) -> tuple[DirectSocket, str] | None:
+        for prefix, handler in self.routes.items():
+            rest = path[len(prefix) :]
+            if path.startswith(prefix) and rest and "/" not in rest:
+                return handler, rest
+        return None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        found = self.match(scope["path"]) if scope["type"] == "websocket" else None
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        handler, rest = found
+        scope["app"] = self.app
+        scope[RAW_SEND_KEY] = send
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await handler(scope, receive, send, rest)
+        except Exception:
+            log.exception("ws_failed", path=scope["path"])
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": 1011})
+
+
+class CaptureRawSend:
+    """Outermost ASGI middleware: keeps the server's own `send` for WebSocket scopes, so the
+    gateway can reach the socket's transport for the fast path (see `Connection`), and hands
+    the paths of `direct` to their handlers without the middleware and routing layers below
+    (what `LeanWebSocketProtocol` does before the app is called at all)."""
+
+    def __init__(self, app: Any, direct: DirectSockets | None = None) -> None:
+        self.app = app
+        self.direct = direct
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "websocket":
             scope[RAW_SEND_KEY] = send
-            path: str = scope["path"]
-            for prefix, handler in self.direct.items():
-                rest = path[len(prefix) :]
-                if path.startswith(prefix) and rest and "/" not in rest:
-                    await _direct(handler, scope, receive, send, rest)
-                    return
+            if self.direct is not None and self.direct.match(scope["path"]) is not None:
+                await self.direct(scope, receive, send)
+                return
         await self.app(scope, receive, send)
-
-
-async def _direct(handler: DirectSocket, scope: Any, receive: Any, send: Any, rest: str) -> None:
-    request_id = uuid.uuid4().hex
-    scope.setdefault("state", {})["request_id"] = request_id
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    try:
-        await handler(scope, receive, send, rest)
-    except Exception:
-        log.exception("ws_failed", path=scope["path"])
-        with contextlib.suppress(Exception):
-            await send({"type": "websocket.close", "code": 1011})
 
 
 def fast_path_transport(scope: Any) -> asyncio.WriteTransport | None:
     """The transport, when frames may be written to it directly: uvicorn's websockets-sansio
-    protocol with no extension negotiated. Otherwise None (frames go through ASGI)."""
+    protocol (or `LeanWebSocketProtocol`, which is one) with no extension negotiated. Otherwise
+    None (frames go through ASGI)."""
     protocol = getattr(scope.get(RAW_SEND_KEY), "__self__", None)
-    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+    if not any(kind.__name__ == "WebSocketsSansIOProtocol" for kind in type(protocol).__mro__):
         return None
     connection = getattr(protocol, "conn", None)
     transport = getattr(protocol, "transport", None)

@@ -107,15 +107,24 @@ class Gateway(Commands):
             self.settings.ws_send_queue_size,
             transport=fast_path_transport(self.websocket.scope),
         )
+        self.connection.host = (
+            self.subject is not None and self.subject.user_id == self.event.owner_id
+        )
         self.meta = RequestMeta(
             ip=self.meta.ip, user_agent=self.meta.user_agent, request_id=f"ws:{self.connection.id}"
         )
         await self.hub.join(self.connection)
         if self.subject is not None:
             await self.hub.join_user(self.connection, self.subject.session_id)
-        viewer = f"user:{self.subject.user_id}" if self.subject else f"anon:{self.meta.ip}"
-        self.hub.presence.seen(self.event.id, viewer)
+        if not self.connection.host:
+            viewer = f"user:{self.subject.user_id}" if self.subject else f"anon:{self.meta.ip}"
+            self.hub.presence.seen(self.event.id, viewer)
         self._send(self._welcome(room))
+        # The handshake's headers are not needed any more (the client's address and user agent
+        # are in `meta`): not kept for the socket's life (memory per viewer, docs/realtime.md).
+        headers = self.websocket.scope.get("headers")
+        if isinstance(headers, list):
+            headers.clear()
 
     async def _closer(self, code: int, reason: str) -> None:
         await self.websocket.close(code=code, reason=reason)
@@ -138,12 +147,15 @@ class Gateway(Commands):
     async def _admit_anonymous(self, event_id: uuid.UUID) -> RoomSettingsOut | None:
         """The room when the event is public (the event is then `self.event`); None when it
         exists but is not (a first `auth` message may still open it). Refuses with 4404 when
-        there is no such event or its tenant is deactivated."""
+        there is no such event or its tenant is deactivated, with 4411 when it has ended or was
+        cancelled (its chat is closed; history stays readable over REST)."""
         admission = await self.hub.admissions.get(event_id, self._load_admission)
         if admission is None or not admission.tenant_active:
             raise Refused(p.CloseCode.NO_SUCH_EVENT, "no such event")
         if admission.event.visibility != Visibility.PUBLIC:
             return None
+        if admission.event.status.is_finished:
+            raise Refused(p.CloseCode.EVENT_ENDED, "event ended")
         self.event = admission.event
         return admission.room
 

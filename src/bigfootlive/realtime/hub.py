@@ -132,6 +132,7 @@ class Hub:
                 self.admissions.invalidate(connection.event_id)
             if connection.id not in room.connections:
                 metrics.WS_CONNECTIONS.inc()
+                room.hosts += connection.host
             room.connections[connection.id] = connection
             connection.room = room
         connection.start()
@@ -147,6 +148,7 @@ class Hub:
                 return
             if room.connections.pop(connection.id, None) is not None:
                 metrics.WS_CONNECTIONS.dec()
+                room.hosts -= connection.host
             connection.room = None
             if room.connections:
                 return

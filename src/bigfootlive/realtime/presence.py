@@ -118,7 +118,7 @@ async def presence_loop(hub: LiveRooms) -> None:
     while True:
         try:
             for room in list(hub.rooms.values()):
-                counts = await hub.presence.beat(room.event_id, len(room.connections))
+                counts = await hub.presence.beat(room.event_id, room.viewers)
                 if room.connections:
                     hub.broadcast_frame(room, OutFrame.of(p.encode(counts)))
         except asyncio.CancelledError:

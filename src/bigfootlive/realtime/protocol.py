@@ -25,6 +25,7 @@ from bigfootlive.chat.wire import Pinned as Pinned
 from bigfootlive.chat.wire import RoomUpdated as RoomUpdated
 from bigfootlive.chat.wire import chat_channel as chat_channel
 from bigfootlive.chat.wire import control_channel as control_channel
+from bigfootlive.events.simulcast_schemas import SimulcastStateMessage as SimulcastStateMessage
 from bigfootlive.notifications.wire import Notification as Notification
 from bigfootlive.notifications.wire import user_channel as user_channel
 from bigfootlive.streaming.wire import PublishRefused as PublishRefused
@@ -46,6 +47,7 @@ class CloseCode(enum.IntEnum):
     AUTH_TIMEOUT = 4408  # no `auth` message in time
     SLOW_CONSUMER = 4409  # the send queue overflowed
     IDLE_TIMEOUT = 4410  # no frame (pong or other) from the client in time
+    EVENT_ENDED = 4411  # anonymous viewer of an ended or cancelled event: nothing more to watch
     SHUTTING_DOWN = 4503  # the server process is stopping; reconnect elsewhere
 
 
@@ -221,7 +223,10 @@ class System(BaseModel):
     at: dt.datetime
 
 
-UserMessage = Annotated[Notification | PublishRefused, Field(discriminator="type")]
+# what the owner's sockets get on `user_channel`: notifications, and system messages about
+# their own streams (a refused publish, a simulcast destination's state)
+UserSystem = Annotated[PublishRefused | SimulcastStateMessage, Field(discriminator="kind")]
+UserMessage = Annotated[Notification | UserSystem, Field(discriminator="type")]
 user_message: TypeAdapter[UserMessage] = TypeAdapter(UserMessage)
 
 

@@ -50,9 +50,16 @@ class InvalidState(SsoRejected):
     message = "The sign-in request is unknown, expired or already used"
 
 
-def _check_redirect(tenant: Tenant, uri: str | None) -> str | None:
+# The web app's own landing page for a browser sign-in (web/sso.py): always allowed, since it
+# is this platform's origin; it checks the browser's binding cookie before using the code.
+BROWSER_RETURN_PATH = "/signin/sso/done"
+
+
+def _check_redirect(state: IdentityState, tenant: Tenant, uri: str | None) -> str | None:
     if uri is None:
         return None
+    if uri.startswith(f"{state.settings.public_base_url}{BROWSER_RETURN_PATH}?"):
+        return uri
     if uri not in tenants.settings_of(tenant).allowed_redirect_urls:
         raise InvalidRedirect()
     return uri
@@ -83,7 +90,7 @@ async def initiate(
     provider = await _choose_provider(
         session, tenant, body.provider_id, str(body.email) if body.email else None
     )
-    redirect_uri = _check_redirect(tenant, body.redirect_uri)
+    redirect_uri = _check_redirect(state, tenant, body.redirect_uri)
     cfg = provider.config
     row = provider.row
     flow_state = random_token()
@@ -247,7 +254,7 @@ async def saml_acs(
         else:
             # IdP-initiated: RelayState, if any, is where the user wants to go.
             expected = None
-            redirect_uri = _check_redirect(tenant, relay_state) if relay_state else None
+            redirect_uri = _check_redirect(state, tenant, relay_state) if relay_state else None
         result = await asyncio.to_thread(
             parse_response,
             saml.sp_endpoints(state, tenant.slug, provider.row.id),

@@ -23,7 +23,14 @@ from bigfootlive.deps import DbSession, ReadSession, State
 from bigfootlive.errors import BadRequest, Forbidden
 from bigfootlive.events import access, keys
 from bigfootlive.events.latency import player_settings
-from bigfootlive.events.playback import hls_url, ingest_for, viewer_token, with_token
+from bigfootlive.events.playback import (
+    dvr_url,
+    hls_url,
+    ingest_for,
+    thumbnail_url,
+    viewer_token,
+    with_token,
+)
 from bigfootlive.events.schemas import EventStatus, LatencyMode, Visibility
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.backends.prefetch import PrefetchedCache
@@ -206,12 +213,17 @@ async def stream_config(
     """HLS URLs for whoever may watch; a playback token for tenant-only and private events;
     the ingest URL and stream key only for the event's owner and admins."""
     event = await access.get_viewable_event(session, subject, event_id)
-    url = hls_url(state.settings, event.playback_id)
+    url = hls_url(state.settings, event.playback_id, event.latency_mode)
     abr = None
     if state.settings.container_transcoder:
         abr = public_url(state.settings, f"live/{event.playback_id}/master.m3u8")
     recordings = await recordings_repo.recordings_of(session, event.tenant_id, event.id)
     vods = [r.playback_url for r in recordings if r.status == "ready" and r.playback_url]
+    on_air = EventStatus(event.status).is_on_air and state.settings.previews_enabled
+    thumb = thumbnail_url(state.settings, event.playback_id) if on_air else None
+    rewind = on_air and event.dvr_window_seconds > 0
+    dvr = dvr_url(state.settings, event.playback_id) if rewind else None
+    poster = event.poster_url
     token = expires = rules = None
     issued = viewer_token(
         state.playback_tokens,
@@ -226,7 +238,10 @@ async def stream_config(
         url = with_token(url, token)
         abr = None if abr is None else with_token(abr, token)
         vods = [with_token(v, token) for v in vods]
-        applies = ["hls_url", *(["abr_master_url"] if abr else []), "vod_urls"]
+        thumb, dvr, poster = (u and with_token(u, token) for u in (thumb, dvr, poster))
+        named = (("abr_master_url", abr), ("dvr_url", dvr), ("thumbnail_url", thumb))
+        extra = [n for n, u in (*named, ("poster_url", poster)) if u]
+        applies = ["hls_url", *extra, "vod_urls"]
         rules = TokenRules(applies_to=applies, expires_at=expires)
     ingest = refused = None
     if subject is not None and access.can_manage(subject, event):
@@ -245,8 +260,15 @@ async def stream_config(
         last_refused_publish=refused,
         abr_master_url=abr,
         vod_urls=vods,
+        dvr_url=dvr,
+        thumbnail_url=thumb,
+        poster_url=poster,
         token_rules=rules,
-        player=player_settings(state.settings, LatencyMode(event.latency_mode)),
+        player=player_settings(
+            state.settings,
+            LatencyMode(event.latency_mode),
+            event.dvr_window_seconds if dvr else 0,
+        ),
     )
 
 

@@ -21,6 +21,7 @@ import httpx
 import structlog
 
 from bigfootlive.kit import jsonparse
+from bigfootlive.kit.backoff import Backoff
 from bigfootlive.observability import metrics
 from bigfootlive.streaming.nginx_rtmp import is_viewer
 
@@ -252,7 +253,10 @@ class MediaMeter:
 
 
 class HealthMonitor:
-    """Samples on demand (at most once a second per event) and keeps the last samples."""
+    """Samples on demand (at most once a second per event) and keeps the last samples. While
+    the media server does not answer, it is asked again only after a back-off (kit.backoff:
+    0.5 s doubling to 30 s, reset by an answer), whichever event is asked about: the studio
+    pages polling health do not queue requests to a server that is down."""
 
     def __init__(
         self,
@@ -268,6 +272,9 @@ class HealthMonitor:
         self._history: dict[str, deque[StreamStats]] = {}
         self._asked: dict[str, float] = {}  # when each stream's stats were last read
         self.client: httpx.AsyncClient | None = None
+        self.backoff = Backoff()
+        self.clock: Callable[[], float] = time.monotonic  # a test moves its own
+        self._retry_at = 0.0  # (clock) the media server failed: not asked again before this
 
     async def close(self) -> None:
         if self.client is not None:
@@ -277,6 +284,8 @@ class HealthMonitor:
         if self.source is None:
             return HealthReport("offline", ["no_stats_source_configured"], None)
         history = self._history.setdefault(stream_name, deque(maxlen=self.keep))
+        if self.backoff.failing and self.clock() < self._retry_at:
+            return HealthReport("offline", ["media_server_unreachable"], None)
         now = time.time()
         fresh = now - self._asked.get(stream_name, 0.0) >= 1.0
         try:
@@ -290,8 +299,12 @@ class HealthMonitor:
                 elif history:
                     history.clear()
         except (httpx.HTTPError, ET.ParseError, ValueError) as exc:
-            log.warning("stream_stats_unavailable", error=type(exc).__name__)
+            if not self.backoff.failing:  # once per outage, not once per question
+                log.warning("stream_stats_unavailable", error=type(exc).__name__)
+            self._retry_at = self.clock() + self.backoff.failed()
             return HealthReport("offline", ["media_server_unreachable"], None, fresh=True)
+        if fresh:
+            self.backoff.succeeded()
         report = self._judge(history, on_air=on_air)
         report.fresh = fresh
         return report

@@ -23,7 +23,9 @@ def make_health_monitor(settings: Settings) -> HealthMonitor:
     # A client only when there is a stats URL to poll: making one loads the CA bundle.
     client: httpx.AsyncClient | None = None
     source: StatsSource | None = None
-    if settings.media_server == "srs" and settings.srs_api_url:
+    if settings.media_server_off:  # MEDIA_SERVER_MODE=none: no server to ask
+        pass
+    elif settings.media_server == "srs" and settings.srs_api_url:
         client = httpx.AsyncClient(timeout=2.0)
         source = SrsStatSource(client, settings.srs_api_url)
     elif settings.media_server == "node-media-server" and settings.nms_api_url:

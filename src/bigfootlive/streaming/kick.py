@@ -169,7 +169,7 @@ class NmsKicker:
 
 def _configured(settings: Settings) -> bool:
     server = settings.media_server
-    return (
+    return not settings.media_server_off and (
         (server == "srs" and bool(settings.srs_api_url))
         or (server == "mediamtx" and bool(settings.mediamtx_api_url))
         or (

@@ -45,6 +45,15 @@ class StreamConfig(Credentials):
     vod_urls: list[str] = Field(
         default_factory=list, description="Master playlists of the event's published recordings"
     )
+    dvr_url: str | None = Field(
+        None,
+        description="While on air with a DVR window: the live playlist with the event's rewind "
+        "window (player.dvr_window_seconds); seek back in it, seek to its end to return to live",
+    )
+    thumbnail_url: str | None = Field(
+        None, description="While on air: a frame of the live stream, refreshed every few seconds"
+    )
+    poster_url: str | None = Field(None, description="A frame of the published recording")
     token_rules: TokenRules | None = Field(
         None, description="How the playback token goes with the URLs (tenant-only and private)"
     )

@@ -20,7 +20,7 @@ from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.db import utcnow
 from bigfootlive.errors import BigfootError
 from bigfootlive.events import cache as event_cache
-from bigfootlive.events import keys, lifecycle
+from bigfootlive.events import keys, lifecycle, silence
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.playback import INTERNAL_PULL_PREFIX, InvalidPlaybackToken
 from bigfootlive.events.schemas import EventStatus, Visibility
@@ -86,11 +86,14 @@ async def decide(
     ):
         decision = Decision.deny("tenant_inactive")
     elif callback.kind == CallbackKind.PUBLISH:
+        await silence.heard_from_publisher(state, state.cache, ref.id)  # before it goes live
         decision = await _publish(state, session, ref, callback, cache)
     elif callback.kind == CallbackKind.UNPUBLISH:
         decision = await _unpublish(state, session, ref, callback)
     elif callback.kind == CallbackKind.PUBLISHER_ALIVE:
         decision = _publisher_alive(ref, callback)
+        if decision.allowed:
+            await silence.heard_from_publisher(state, state.cache, ref.id)
     elif callback.kind in (CallbackKind.PLAY, CallbackKind.PLAYER_ALIVE, CallbackKind.PLAYBACK):
         decision = _play(state, ref, callback)
     else:  # RECORDED
@@ -122,6 +125,8 @@ async def _resolve(
 ) -> EventRef | None:
     if callback.stream_key:
         ref = await keys.find_by_stream_key(state, session, callback.stream_key, via=cache)
+        if ref is None and callback.kind in _RUNNING_PUBLISHER:
+            ref = await _rotated_away(state, session, callback, callback.stream_key)
         if ref is not None and callback.playback_id and callback.playback_id != ref.playback_id:
             return None  # a valid key for another event's path
     elif callback.playback_id:
@@ -131,6 +136,24 @@ async def _resolve(
     else:
         return None
     if ref is not None and event_id is not None and ref.id != event_id:
+        return None
+    return ref
+
+
+# What the running publisher says after its key was rotated (the media server still names it
+# by the old key); a new publish with that key is refused as an unknown key.
+_RUNNING_PUBLISHER = (CallbackKind.UNPUBLISH, CallbackKind.PUBLISHER_ALIVE)
+
+
+async def _rotated_away(
+    state: StreamingState, session: AsyncSession, callback: MediaCallback, stream_key: str
+) -> EventRef | None:
+    """The live event whose key was rotated while this very publisher was publishing with
+    `stream_key`; None for anyone else (another client id, or the event no longer live)."""
+    if not callback.client_id:
+        return None
+    ref = await keys.find_by_rotated_key(state, session, stream_key)
+    if ref is None or ref.status != EventStatus.LIVE or ref.publisher_id != callback.client_id:
         return None
     return ref
 

@@ -15,13 +15,16 @@ from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Row, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.audit.filters import AuditFilter
 from bigfootlive.authz.scoping import scoped
 from bigfootlive.db import Database
+from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import AuditRecord
 
-__all__ = ["AuditFilter", "chunks", "export"]
+__all__ = ["AuditFilter", "chunks", "export", "get_record", "start_export"]
 
 ExportFormat = Literal["csv", "jsonl"]
 CHUNK_SIZE = 500
@@ -111,3 +114,41 @@ async def export(
         yield render_csv((), header=True)
     async for rows in chunks(db, tenant_id, flt):
         yield render_csv(rows, header=False) if fmt == "csv" else render_jsonl(rows)
+
+
+async def start_export(
+    session: AsyncSession,
+    meta: RequestMeta,
+    *,
+    actor_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    flt: AuditFilter,
+    fmt: ExportFormat,
+    now: dt.datetime,
+) -> str:
+    """Put the export itself on the trail (who exported what; committed with the caller's
+    transaction, before the file starts) and name the file. The bytes: `export`."""
+    filters = {
+        "actor": flt.actor_id,
+        "action": flt.action,
+        "since": flt.since,
+        "until": flt.until,
+        "ip": flt.ip,
+    }
+    await AuditLog(session, meta, actor_id).record(
+        AuditAction.TENANT_AUDIT_EXPORT,
+        tenant_id=tenant_id,
+        details={
+            "format": fmt,
+            "filters": {k: str(v) for k, v in filters.items() if v is not None},
+        },
+    )
+    return f"audit-{now.strftime('%Y%m%dT%H%M%SZ')}.{fmt}"
+
+
+async def get_record(
+    session: AsyncSession, tenant_id: uuid.UUID, record_id: uuid.UUID
+) -> AuditRecord | None:
+    """One record of the tenant's trail (another tenant's: None)."""
+    stmt = scoped(select(AuditRecord), AuditRecord, tenant_id).where(AuditRecord.id == record_id)
+    return (await session.execute(stmt)).scalar_one_or_none()

@@ -13,17 +13,20 @@ from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.errors import NotFound
-from bigfootlive.identity import accounts, recovery, sessions
-from bigfootlive.identity import repository as identity_repo
+from bigfootlive.identity import accounts, invitations, members
 from bigfootlive.kit import fastjson
 from bigfootlive.kit.fastjson import JsonBytes
-from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
+from bigfootlive.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, encode_cursor
 from bigfootlive.mfa.deps import RecentMfa
 from bigfootlive.mfa.policy import ensure_recent_mfa
 from bigfootlive.models import User
 from bigfootlive.routing import JsonRoute
-from bigfootlive.tenants import audit_export, service
+from bigfootlive.tenants import audit_export, platform, service
+from bigfootlive.tenants.repository import USER_PAGE_FIELDS
 from bigfootlive.tenants.schemas import (
+    PlatformTenantCreate,
+    PlatformTenantOut,
+    PlatformTenantUpdate,
     TenantOut,
     TenantStatusOut,
     TenantUpdate,
@@ -44,7 +47,7 @@ UserManager = Annotated[AuthSubject, Depends(require(Permission.USERS_MANAGE))]
 AuditReader = Annotated[AuthSubject, Depends(require(Permission.AUDIT_READ_TENANT))]
 
 
-def _user_out(user: User) -> TenantUserOut:
+def user_out(user: User) -> TenantUserOut:
     return TenantUserOut(
         id=user.id,
         email=user.email,
@@ -82,16 +85,7 @@ async def update_info(
         # Weakening MFA would otherwise be one stolen session away.
         await ensure_recent_mfa(state, session, meta, subject)
     tenant = await service.require_tenant(session, subject.tenant_id)
-    changed = await service.update_tenant(session, tenant, body)
-    if changed:
-        await AuditLog(session, meta, subject.user_id).record(
-            AuditAction.TENANT_SETTINGS_CHANGE,
-            tenant_id=tenant.id,
-            target_type="tenant",
-            target_id=tenant.id,
-            details={"changed": changed},
-        )
-    await session.flush()
+    await service.update_tenant_audited(session, meta, subject.user_id, tenant, body)
     return await _tenant_out(session, tenant.id)
 
 
@@ -102,31 +96,21 @@ async def list_users(
     q: Annotated[str | None, Query(max_length=100)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    role: Annotated[Role | None, Query()] = None,
+    active: Annotated[bool | None, Query()] = None,
 ) -> Response:
-    # A hot read: plain rows, no transaction, and one serialization pass (the same JSON as
+    """Members, oldest first: `q` searches name and email; `role` and `active` filter."""
+    # A hot read: plain rows and one serialization pass (the same JSON as
     # `Page[TenantUserOut]`, which documents it).
-    async with state.db.reads() as conn:
-        rows = await service.list_users(
-            conn, subject.tenant_id, query=q, cursor=cursor, limit=limit
-        )
-    items, next_cursor = page_of(rows, limit)
-    page = {
-        "items": [
-            {
-                "id": row.id,
-                "email": row.email,
-                "display_name": row.display_name,
-                "role": row.role,
-                "is_active": row.is_active,
-                "email_verified": row.email_verified_at is not None,
-                "created_at": row.created_at,
-                "last_login_at": row.last_login_at,
-            }
-            for row in items
-        ],
-        "next_cursor": next_cursor,
-    }
-    return JsonBytes(fastjson.dumps(page))
+    rows = await service.users_page(
+        state.db, subject.tenant_id, query=q, cursor=cursor, limit=limit, role=role, active=active
+    )
+    fields = USER_PAGE_FIELDS
+    items = [dict(zip(fields, row, strict=True)) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit and items:
+        next_cursor = encode_cursor(items[-1]["created_at"], items[-1]["id"])
+    return JsonBytes(fastjson.dumps({"items": items, "next_cursor": next_cursor}))
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED)
@@ -157,11 +141,11 @@ async def create_user(
         details={"role": body.role.value},
     )
     if body.password is None:
-        # An invitation: the new member chooses a password through the reset flow.
-        await recovery.request_password_reset(
-            state, session, meta, tenant_slug=tenant.slug, email=user.email
+        # An invitation: the new member chooses a password through the emailed one-time link.
+        await invitations.send_invitation(
+            state, session, meta, actor=subject, tenant=tenant, user=user
         )
-    return _user_out(user)
+    return user_out(user)
 
 
 @router.put("/users/{user_id}")
@@ -174,41 +158,10 @@ async def update_user(
     session: DbSession,
     meta: Meta,
 ) -> TenantUserOut:
-    user = await identity_repo.get_user(session, subject.tenant_id, user_id)
-    if user is None:
-        raise service.tenant_not_found()
-    if body.role is not None:
-        service.check_role_change(subject.role, subject.is_platform_admin, body.role)
-    await service.ensure_not_last_admin(session, user, body.role, body.is_active)
-    if body.role is not None and body.role.value != user.role:
-        await AuditLog(session, meta, subject.user_id).record(
-            AuditAction.TENANT_ROLE_CHANGE,
-            tenant_id=user.tenant_id,
-            target_type="user",
-            target_id=user.id,
-            details={"from": user.role, "to": body.role.value},
-        )
-        user.role = body.role.value
-    if body.is_active is not None and body.is_active != user.is_active:
-        user.is_active = body.is_active
-        await AuditLog(session, meta, subject.user_id).record(
-            AuditAction.TENANT_USER_STATUS,
-            tenant_id=user.tenant_id,
-            target_type="user",
-            target_id=user.id,
-            details={"active": body.is_active},
-        )
-        if not body.is_active:
-            await sessions.end_sessions(
-                state,
-                session,
-                meta,
-                actor=subject,
-                user=user,
-                session_ids=await identity_repo.active_session_ids(session, user.id),
-                reason="account_disabled",
-            )
-    return _user_out(user)
+    user = await members.update_member(
+        state, session, meta, subject, user_id, role=body.role, is_active=body.is_active
+    )
+    return user_out(user)
 
 
 @router.get(
@@ -231,27 +184,10 @@ async def export_audit(
     """The tenant's audit records matching the filters (oldest first) as CSV or JSON Lines,
     streamed: the server holds one chunk of records at a time, whatever the file's size."""
     flt = audit_export.AuditFilter(actor_id=actor, action=action, since=since, until=until, ip=ip)
-    # Who exported what is itself on the trail (committed before the file starts).
-    await AuditLog(session, meta, subject.user_id).record(
-        AuditAction.TENANT_AUDIT_EXPORT,
-        tenant_id=subject.tenant_id,
-        details={
-            "format": format,
-            "filters": {
-                k: str(v)
-                for k, v in {
-                    "actor": actor,
-                    "action": action,
-                    "since": since,
-                    "until": until,
-                    "ip": ip,
-                }.items()
-                if v is not None
-            },
-        },
-    )
-    stamp = state.clock().strftime("%Y%m%dT%H%M%SZ")
-    filename = f"audit-{stamp}.{format}"
+    filename = await audit_export.start_export(
+        session, meta, actor_id=subject.user_id, tenant_id=subject.tenant_id, flt=flt,
+        fmt=format, now=state.clock(),
+    )  # fmt: skip
     return StreamingResponse(
         audit_export.export(state.db, subject.tenant_id, flt, format),
         media_type=audit_export.MEDIA_TYPES[format],
@@ -306,3 +242,44 @@ async def activate_tenant(
 ) -> TenantStatusOut:
     """Let a deactivated tenant's members, sessions and API keys in again (audited)."""
     return await _set_tenant_active(tenant_id, True, subject, state, session, meta)
+
+
+@platform_router.get("")
+async def list_tenants(
+    _: PlatformAdmin,
+    session: ReadSession,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> Page[PlatformTenantOut]:
+    """Every tenant, newest first, with its member count; `q` matches the slug or the name."""
+    items, next_cursor = await platform.list_tenants(
+        session, query=(q or "").strip() or None, cursor=cursor, limit=limit
+    )
+    return Page[PlatformTenantOut](items=items, next_cursor=next_cursor)
+
+
+@platform_router.post("", status_code=status.HTTP_201_CREATED)
+async def create_tenant(
+    body: PlatformTenantCreate, subject: PlatformAdmin, session: DbSession, meta: Meta
+) -> PlatformTenantOut:
+    """A new tenant (the same service as `bigfootlive tenant create`; audited)."""
+    return await platform.create(session, meta, subject.user_id, body)
+
+
+@platform_router.get("/{tenant_id}")
+async def get_tenant(
+    tenant_id: uuid.UUID, _: PlatformAdmin, session: ReadSession
+) -> PlatformTenantOut:
+    return await platform.get(session, tenant_id)
+
+
+@platform_router.patch("/{tenant_id}")
+async def rename_tenant(
+    tenant_id: uuid.UUID,
+    body: PlatformTenantUpdate,
+    subject: PlatformAdmin,
+    session: DbSession,
+    meta: Meta,
+) -> PlatformTenantOut:
+    return await platform.rename(session, meta, subject.user_id, tenant_id, body)

@@ -58,6 +58,21 @@ UserListRow = Row[
 ]
 
 
+# The member list as the API gives it (`TenantUserOut`'s fields, in order): each row zips
+# with `USER_PAGE_FIELDS` into the response's item, with nothing to convert.
+USER_PAGE_COLUMNS = (
+    User.id,
+    User.email,
+    User.display_name,
+    User.role,
+    User.is_active,
+    User.email_verified_at.is_not(None).label("email_verified"),
+    User.created_at,
+    User.last_login_at,
+)
+USER_PAGE_FIELDS = tuple(column.key for column in USER_PAGE_COLUMNS)
+
+
 async def list_users(
     conn: AsyncSession | AsyncConnection,
     tenant_id: uuid.UUID,
@@ -65,27 +80,40 @@ async def list_users(
     query: str | None,
     cursor: str | None,
     limit: int,
-) -> Sequence[UserListRow]:
+    role: str | None = None,
+    active: bool | None = None,
+    columns: tuple[Any, ...] = USER_LIST_COLUMNS,
+) -> Sequence[Any]:
     """A page of the tenant's members (`limit + 1` rows, see `kit.pagination`), as Core rows
-    with the columns of `USER_LIST_COLUMNS`: no ORM objects to build for a list."""
-    if not query and not cursor:  # the common request: its statement is built once per limit
-        return (await conn.execute(_first_page(limit), {"tenant_id": tenant_id})).all()
-    stmt = scoped(select(*USER_LIST_COLUMNS), User, tenant_id)
+    with `columns` (`USER_LIST_COLUMNS`, or `USER_PAGE_COLUMNS` for the API): no ORM objects
+    to build for a list. `role` and `active` filter."""
+    if not query and not cursor and role is None and active is None:
+        # the common request: its statement is built once per limit
+        rows: Sequence[Any] = (
+            await conn.execute(first_page(limit, columns), {"tenant_id": tenant_id})
+        ).all()
+        return rows
+    stmt = scoped(select(*columns), User, tenant_id)
     if query:
         pattern = f"%{query.lower().replace('%', '').replace('_', '')}%"
         stmt = stmt.where(
             or_(func.lower(User.email).like(pattern), func.lower(User.display_name).like(pattern))
         )
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if active is not None:
+        stmt = stmt.where(User.is_active.is_(active))
     stmt = paginate(stmt, User.created_at, User.id, cursor=cursor, limit=limit)
     return (await conn.execute(stmt)).all()
 
 
 @functools.cache
-def _first_page(limit: int) -> Select[*tuple[Any, ...]]:
-    # The tenant is a bound parameter, given at execution (building the statement is a third
-    # of the query's cost in Python).
+def first_page(limit: int, columns: tuple[Any, ...] = USER_LIST_COLUMNS) -> Select[Any]:
+    """The first page's statement, built once per limit; the tenant is the bound parameter
+    `tenant_id`, given at execution (building the statement is a third of the query's cost in
+    Python)."""
     tenant = cast(uuid.UUID, bindparam("tenant_id", type_=User.__table__.c.tenant_id.type))
-    stmt = scoped(select(*USER_LIST_COLUMNS), User, tenant)
+    stmt = scoped(select(*columns), User, tenant)
     return paginate(stmt, User.created_at, User.id, cursor=None, limit=limit)
 
 

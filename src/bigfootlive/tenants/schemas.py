@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bigfootlive.authz.roles import Role
+from bigfootlive.tenants.branding import Branding
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -73,6 +74,8 @@ class TenantSettings(BaseModel):
     chat_blocked_words: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=1000
     )
+    # The tenant's name, logo and accent colour on its viewer pages (tenants/branding.py).
+    branding: Branding = Field(default_factory=Branding)
 
     @field_validator("default_role")
     @classmethod
@@ -94,6 +97,7 @@ class TenantSettingsPatch(BaseModel):
     chat_blocked_words: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
         None, max_length=1000
     )
+    branding: Branding | None = None
 
 
 class TenantOut(BaseModel):
@@ -145,3 +149,30 @@ class TenantStatusOut(BaseModel):
     name: str
     is_active: bool
     changed: bool  # False when the tenant already had this status
+
+
+class PlatformTenantOut(BaseModel):
+    """A tenant as the platform console lists it."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    is_active: bool
+    members: int
+    created_at: dt.datetime
+
+
+class PlatformTenantCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str = Field(min_length=1, max_length=63)
+    name: str = Field(min_length=1, max_length=200)
+    email_domains: list[Annotated[str, Field(min_length=3, max_length=253)]] = Field(
+        default_factory=list, max_length=20
+    )
+
+
+class PlatformTenantUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +15,7 @@ from bigfootlive.apikeys import service as apikeys
 from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Role
 from bigfootlive.authz.scoping import act_for_nobody, act_for_tenant, platform_scope
-from bigfootlive.db import after_commit
+from bigfootlive.db import Database, after_commit
 from bigfootlive.errors import Conflict, Forbidden, NotFound, Unprocessable
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Tenant, TenantDomain, User
@@ -126,6 +127,27 @@ async def update_tenant(session: AsyncSession, tenant: Tenant, patch: TenantUpda
     return changed
 
 
+async def update_tenant_audited(
+    session: AsyncSession,
+    meta: RequestMeta,
+    actor_id: uuid.UUID,
+    tenant: Tenant,
+    patch: TenantUpdate,
+) -> list[str]:
+    """`update_tenant`, and the change on the audit trail (when there was one)."""
+    changed = await update_tenant(session, tenant, patch)
+    if changed:
+        await AuditLog(session, meta, actor_id).record(
+            AuditAction.TENANT_SETTINGS_CHANGE,
+            tenant_id=tenant.id,
+            target_type="tenant",
+            target_id=tenant.id,
+            details={"changed": changed},
+        )
+    await session.flush()
+    return changed
+
+
 async def set_active(
     state: Infrastructure,
     session: AsyncSession,
@@ -200,9 +222,44 @@ async def list_users(
     query: str | None,
     cursor: str | None,
     limit: int,
+    role: Role | None = None,
+    active: bool | None = None,
 ) -> Sequence[repo.UserListRow]:
-    """A page of members as rows (`repository.USER_LIST_COLUMNS`)."""
-    return await repo.list_users(conn, tenant_id, query=query, cursor=cursor, limit=limit)
+    """A page of members as rows (`repository.USER_LIST_COLUMNS`), optionally only those
+    with `role` or with the status `active`."""
+    return await repo.list_users(
+        conn,
+        tenant_id,
+        query=query,
+        cursor=cursor,
+        limit=limit,
+        role=role.value if role is not None else None,
+        active=active,
+    )
+
+
+async def users_page(
+    db: Database,
+    tenant_id: uuid.UUID,
+    *,
+    query: str | None,
+    cursor: str | None,
+    limit: int,
+    role: str | None = None,
+    active: bool | None = None,
+) -> Sequence[Sequence[Any]]:
+    """A page of members for the API (`limit + 1` rows of `repository.USER_PAGE_COLUMNS`).
+    The first page, by far the most read, is one cached statement through
+    `Database.read_rows`; a search, a filter or a later page goes through `Database.reads`."""
+    if not query and not cursor and role is None and active is None:
+        return await db.read_rows(
+            repo.first_page(limit, repo.USER_PAGE_COLUMNS), {"tenant_id": tenant_id}
+        )
+    async with db.reads() as conn:
+        return await repo.list_users(
+            conn, tenant_id, query=query, cursor=cursor, limit=limit, role=role,
+            active=active, columns=repo.USER_PAGE_COLUMNS,
+        )  # fmt: skip
 
 
 def check_role_change(actor_role: Role, actor_is_platform_admin: bool, target_role: Role) -> None:

@@ -23,6 +23,7 @@ from bigfootlive.mfa import verification
 from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import service as tenants
 from bigfootlive.web import session as web_session
+from bigfootlive.web.outcome import describe, mfa_landing
 from bigfootlive.web.render import finish, page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import CHALLENGE_COOKIE, BrowserSubject, cookies_of
@@ -45,8 +46,7 @@ def safe_next(value: str | None) -> str:
 
 
 def _message(exc: BigfootError) -> str:
-    retry = exc.details.get("retry_after")
-    return f"{exc.message} (try again in {retry} s)" if retry else exc.message
+    return describe(exc)  # with the wait of a lockout or rate limit, in words
 
 
 @router.get("/")
@@ -76,7 +76,7 @@ async def signin_form(request: Request, subject: BrowserSubject, next: str = "/"
     return page(request, "signin.html", {"next": safe_next(next), "form": {}})
 
 
-async def _signed_in(request: Request, result: object, next_url: str) -> Response:
+async def signed_in(request: Request, result: object, next_url: str) -> Response:
     if isinstance(result, MfaChallenge):
         if result.status != "mfa_required":
             return page(
@@ -91,7 +91,7 @@ async def _signed_in(request: Request, result: object, next_url: str) -> Respons
                 status=403,
             )
         cookies_of(request).set(CHALLENGE_COOKIE, result.challenge_token, result.expires_in)
-        return redirect(request, f"/signin/mfa?next={quote(next_url)}")
+        return redirect(request, mfa_landing(result, next_url))
     web_session.start(request, result)  # type: ignore[arg-type]
     return redirect(request, next_url)
 
@@ -127,7 +127,7 @@ async def signin(
             {"next": next_url, "form": form, "error": _message(exc)},
             exc.status_code,
         )
-    return await _signed_in(request, result, next_url)
+    return await signed_in(request, result, next_url)
 
 
 @router.get("/signin/mfa")
@@ -160,7 +160,7 @@ async def mfa_verify(
         await session.rollback()
         context = {"next": next_url, "error": _message(exc), "method": method}
         return page(request, "mfa.html", context, exc.status_code)
-    return await _signed_in(request, result, next_url)
+    return await signed_in(request, result, next_url)
 
 
 @router.post("/signout")

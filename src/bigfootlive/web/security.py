@@ -44,7 +44,7 @@ def content_security_policy(settings: Settings) -> str:
             "default-src 'self'",
             "script-src 'self'",
             "style-src 'self'",
-            "img-src 'self' data:",
+            f"img-src 'self' data: {media}",  # thumbnails and posters
             f"media-src 'self' blob: {media}",
             f"connect-src 'self' {media}",
             "worker-src 'self' blob:",

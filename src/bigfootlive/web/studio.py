@@ -1,6 +1,7 @@
 """The streamer studio: my events, creating one, and an event's page with its encoder settings
 (server URL, stream key revealed on request), the go-live panel (state, last refused publish,
-start and stop) and its watch link. The same services as `/api/events` and the stream endpoint:
+start and stop), its watch link and its live chat with the moderation controls (the watch page's
+chat panel, `web.chat_panel`). The same services as `/api/events` and the stream endpoint:
 who may create or manage an event is theirs to say."""
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.errors import BigfootError, Forbidden
 from bigfootlive.events import access, crud, keys, lifecycle
-from bigfootlive.events.playback import ingest_for, watch_url
+from bigfootlive.events.playback import hls_url, ingest_for, viewer_token, watch_url, with_token
 from bigfootlive.events.schemas import EventCreate, EventStatus
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
 from bigfootlive.routing import JsonRoute
 from bigfootlive.streaming import feedback
+from bigfootlive.web.chat_panel import chat_context
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import BrowserSubject
@@ -58,12 +60,15 @@ def _sign_in(request: Request) -> Response:
     return redirect(request, f"/signin?next={quote(request.url.path)}")
 
 
+async def sign_in_redirect(request: Request, exc: Exception) -> Response:
+    """The app's handler of `SignInRequired` (raised by `_streamer` in every studio page): the
+    browser goes to sign in, and comes back to the page after."""
+    return _sign_in(request)
+
+
 @router.get("")
 async def my_events(request: Request, subject: BrowserSubject, session: ReadSession) -> Response:
-    try:
-        me = _streamer(request, subject)
-    except SignInRequired:
-        return _sign_in(request)
+    me = _streamer(request, subject)  # SignInRequired: to the sign-in page
     events = await crud.list_events(
         session, me, statuses=list(EventStatus), owner_id=me.user_id, cursor=None, limit=50
     )
@@ -83,10 +88,7 @@ async def create(
     latency_mode: Annotated[str, Form(max_length=10)] = "normal",
     recording: Annotated[bool, Form()] = False,
 ) -> Response:
-    try:
-        me = _streamer(request, subject)
-    except SignInRequired:
-        return _sign_in(request)
+    me = _streamer(request, subject)  # SignInRequired: to the sign-in page
     form = {"title": title, "description": description, "visibility": visibility}
     try:
         body = EventCreate(
@@ -123,17 +125,25 @@ async def event_page(
     state: State,
     session: ReadSession,
 ) -> Response:
-    try:
-        me = _streamer(request, subject)
-    except SignInRequired:
-        return _sign_in(request)
+    me = _streamer(request, subject)  # SignInRequired: to the sign-in page
     event = await access.get_managed_event(session, me, event_id)
     ingest = ingest_for(state.settings, event.playback_id, "KEY")
+    preview = None
+    if EventStatus(event.status).is_on_air:  # the stream as viewers get it, with our token
+        issued = viewer_token(
+            state.playback_tokens, event_id=event.id, playback_id=event.playback_id,
+            visibility=event.visibility, viewer_id=me.user_id,
+        )  # fmt: skip
+        url = hls_url(state.settings, event.playback_id, event.latency_mode)
+        preview = with_token(url, None if issued is None else issued[0])
     context = {
+        "preview_url": preview,
         **(await _panel_context(state, event_id, event)),
         "server_url": ingest.server_url,
         "watch_url": watch_url(state.settings, event.id),
         "media_server": state.settings.media_server,
+        **(await chat_context(session, me, event)),
+        "chat_viewers": True,
     }
     return page(request, "studio/event.html", context)
 
@@ -147,10 +157,7 @@ async def panel(
     session: ReadSession,
 ) -> Response:
     """The go-live panel alone (htmx refreshes it every few seconds)."""
-    try:
-        me = _streamer(request, subject)
-    except SignInRequired:
-        return _sign_in(request)
+    me = _streamer(request, subject)  # SignInRequired: to the sign-in page
     event = await access.get_managed_event(session, me, event_id)
     return page(request, "studio/panel.html", await _panel_context(state, event_id, event))
 
@@ -164,10 +171,7 @@ async def reveal_key(
     session: ReadSession,
 ) -> Response:
     """The stream key and publish URL, on request (a POST: never in a cached page)."""
-    try:
-        me = _streamer(request, subject)
-    except SignInRequired:
-        return _sign_in(request)
+    me = _streamer(request, subject)  # SignInRequired: to the sign-in page
     event = await access.get_managed_event(session, me, event_id)
     ingest = ingest_for(state.settings, event.playback_id, keys.stream_key_of(state, event))
     return page(request, "studio/key.html", {"ingest": ingest})
@@ -182,10 +186,7 @@ async def _transition(
     event_id: uuid.UUID,
     step: Step,
 ) -> Response:
-    try:
-        me = _streamer(request, subject)
-    except SignInRequired:
-        return _sign_in(request)
+    me = _streamer(request, subject)  # SignInRequired: to the sign-in page
     try:
         await step(state, session, meta, me, event_id)
     except BigfootError as exc:

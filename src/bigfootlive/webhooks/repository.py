@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.scoping import scoped
@@ -28,6 +28,14 @@ async def active_endpoints(
 ) -> Sequence[WebhookEndpoint]:
     stmt = scoped(select(WebhookEndpoint), WebhookEndpoint, tenant_id)
     return (await session.execute(stmt.where(WebhookEndpoint.is_active))).scalars().all()
+
+
+def has_active_endpoint(tenant_id: ColumnElement[uuid.UUID]) -> Exists:
+    """SQL `EXISTS`: the tenant (a column of the enclosing statement) has an active endpoint,
+    so `service.emit` may have work: for a statement that changes a row only when nothing
+    else needs writing in its transaction."""
+    stmt = scoped(select(WebhookEndpoint.id), WebhookEndpoint, tenant_id)
+    return stmt.where(WebhookEndpoint.is_active).exists()
 
 
 async def get_delivery(

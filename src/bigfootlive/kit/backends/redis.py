@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub as RedisPubSubConn
+from redis.asyncio.cluster import RedisCluster
 
 from bigfootlive.kit.backends.base import MessageHandler, Unsubscribe
 
 log = structlog.get_logger(__name__)
+
+
+async def _call(handler: MessageHandler, message: bytes) -> None:
+    await handler(message)
 
 
 # KEYS[1] the counter, KEYS[2..] the members' keys; ARGV[1] their TTL, ARGV[2] the counter's
@@ -30,7 +36,7 @@ return value
 
 
 class RedisCache:
-    def __init__(self, client: Redis, prefix: str) -> None:
+    def __init__(self, client: Redis | RedisCluster, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
         self._add_count = client.register_script(_ADD_COUNT)
@@ -138,12 +144,17 @@ class RedisCache:
 
 
 class RedisPubSub:
-    """Subscribes each channel once per process and dispatches to local handlers."""
+    """Subscribes each channel once per process and dispatches to local handlers. `sharded`:
+    SSUBSCRIBE on this client's node (Redis 7 sharded pub/sub; the cluster backend keeps one
+    per node and publishes with SPUBLISH)."""
 
-    def __init__(self, client: Redis, prefix: str) -> None:
+    def __init__(self, client: Redis, prefix: str, *, sharded: bool = False) -> None:
         self.client = client
         self.prefix = prefix
-        self._handlers: dict[str, list[MessageHandler]] = defaultdict(list)
+        self.sharded = sharded
+        self._handlers: dict[str, list[tuple[MessageHandler, contextvars.Context]]] = defaultdict(
+            list
+        )
         self._conn: RedisPubSubConn | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -157,20 +168,30 @@ class RedisPubSub:
             if self._conn is None:
                 self._conn = self.client.pubsub(ignore_subscribe_messages=True)
             first = not self._handlers[full]
-            self._handlers[full].append(handler)
+            # Each handler runs in its subscriber's context (its row scope, its request id),
+            # not in the reader's, which is whichever task happened to subscribe first.
+            self._handlers[full].append((handler, contextvars.copy_context()))
             if first:
-                await self._conn.subscribe(full)
+                if self.sharded:
+                    await self._conn.ssubscribe(full)
+                else:
+                    await self._conn.subscribe(full)
             if self._reader is None or self._reader.done():
-                self._reader = asyncio.create_task(self._read(), name="redis-pubsub-reader")
+                self._reader = asyncio.create_task(
+                    self._read(), name="redis-pubsub-reader", context=contextvars.Context()
+                )
 
         async def unsubscribe() -> None:
             async with self._lock:
                 handlers = self._handlers.get(full)
-                if handlers and handler in handlers:
-                    handlers.remove(handler)
+                mine = [entry for entry in handlers or () if entry[0] is handler]
+                if handlers and mine:
+                    handlers.remove(mine[0])
                     if not handlers:
                         del self._handlers[full]
-                        if self._conn is not None:
+                        if self._conn is not None and self.sharded:
+                            await self._conn.sunsubscribe(full)
+                        elif self._conn is not None:
                             await self._conn.unsubscribe(full)
 
         return unsubscribe
@@ -185,13 +206,13 @@ class RedisPubSub:
                 log.exception("redis_pubsub_read_failed")
                 await asyncio.sleep(0.5)
                 continue
-            if message is None or message.get("type") != "message":
+            if message is None or message.get("type") not in ("message", "smessage"):
                 continue
             channel = message["channel"]
             channel = channel.decode() if isinstance(channel, bytes) else channel
-            for handler in list(self._handlers.get(channel, ())):
+            for handler, context in list(self._handlers.get(channel, ())):
                 try:
-                    await handler(message["data"])
+                    await asyncio.create_task(_call(handler, message["data"]), context=context)
                 except Exception:
                     log.exception("pubsub_handler_failed", channel=channel)
 

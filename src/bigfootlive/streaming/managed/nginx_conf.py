@@ -233,6 +233,7 @@ http {{
         video/mp2t ts;
         video/mp4 mp4 m4s;
         audio/aac aac;
+        image/jpeg jpg;
     }}
     server_tokens off;
     sendfile on;

@@ -1,5 +1,10 @@
-// The watch page: the hls.js player, the event's state, the chat over the WebSocket protocol
-// (docs/realtime.md) and the player's QoE beacons. No inline script: the page's data-* say what.
+// The watch page: the hls.js player, the event's state (from the live channel chat.mjs runs)
+// and the player's QoE beacons. No inline script: the page's data-* say what.
+// Loaded async (it runs as soon as it arrives): the player starts before anything else, the chat
+// (its modules and socket) after the first frame, so neither competes with the video's start.
+if (document.readyState === 'loading') {
+  await new Promise((done) => document.addEventListener('DOMContentLoaded', done, { once: true }));
+}
 const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content ?? '';
 
 const root = document.getElementById('watch');
@@ -104,9 +109,12 @@ window.addEventListener('pagehide', () => {
 
 // ------------------------------------------------------------------ player
 
+let hlsModule = null;  // the page preloads it (modulepreload)
+
 async function play(url) {
   if (!url) return;
-  const { default: Hls } = await import(root.dataset.hlsModule);
+  hlsModule ??= import(root.dataset.hlsModule);
+  const { default: Hls } = await hlsModule;
   if (hls) hls.destroy();
   if (!Hls.isSupported()) {
     if (video.canPlayType('application/vnd.apple.mpegurl')) {  // Safari plays HLS itself
@@ -117,8 +125,10 @@ async function play(url) {
     }
     return;
   }
-  const low = root.dataset.latency !== 'normal';
-  hls = new Hls({ enableWorker: false, lowLatencyMode: low, liveSyncDurationCount: low ? 2 : 3 });
+  // the event's latency mode says how close to the live edge to sit (GET .../stream `player`)
+  const options = JSON.parse(root.dataset.player || '{}');
+  // fast start: the first fragment is fetched while the media source opens
+  hls = new Hls({ enableWorker: false, startFragPrefetch: true, ...options });
   hls.on(Hls.Events.MANIFEST_PARSED, () => {
     quality.replaceChildren(new Option('Auto', '-1'));
     hls.levels.forEach((level, index) => {
@@ -126,11 +136,17 @@ async function play(url) {
       quality.append(new Option(label, String(index)));
     });
     quality.disabled = hls.levels.length < 2;
-    video.play().catch(() => {});
+    video.play().catch(afterStart);  // autoplay refused: the viewer needs the controls now
   });
   hls.on(Hls.Events.ERROR, (_, data) => {
     if (!data.fatal) return;
-    if (data.type === Hls.ErrorTypes.NETWORK_ERROR && ['live', 'reconnecting'].includes(status)) {
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR && url === root.dataset.dvrUrl) {
+      root.dataset.dvrUrl = '';  // no DVR playlist (yet): the live edge only
+      play(liveUrl());
+    } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR && url === root.dataset.abrUrl && retries >= 2) {
+      retries = 0;  // no ladder (yet): the stream as the encoder sends it
+      play(root.dataset.hlsUrl);
+    } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR && ['live', 'reconnecting'].includes(status)) {
       // the playlist appears a moment after the encoder connects, and comes back after a drop
       overlay.textContent = 'Waiting for the stream…';
       retries += 1;
@@ -140,6 +156,7 @@ async function play(url) {
     } else {
       overlay.textContent = 'The video cannot be played.';
       root.dataset.playerError = data.details;
+      afterStart();
     }
   });
   hls.on(Hls.Events.FRAG_LOADED, () => {
@@ -154,43 +171,51 @@ quality.addEventListener('change', () => {
   if (hls) hls.currentLevel = Number(quality.value);
 });
 
-if (status === 'live' || status === 'reconnecting') play(root.dataset.hlsUrl);
-else if (status === 'ended' && root.dataset.vodUrl) play(root.dataset.vodUrl);
+// With a DVR window the player follows the DVR playlist: the viewer rewinds with the seek bar
+// (hls.js keeps no maximum latency for it) and "Back to live" jumps to the live edge.
+const goLive = document.getElementById('go-live');
+// the DVR playlist when there is one, else the ladder, else the stream as the encoder sends it
+const liveUrl = () => root.dataset.dvrUrl || root.dataset.abrUrl || root.dataset.hlsUrl;
+goLive.addEventListener('click', () => {
+  if (hls && hls.liveSyncPosition !== null) video.currentTime = hls.liveSyncPosition;
+  video.play().catch(() => {});
+});
+video.addEventListener('timeupdate', () => {
+  const edge = hls ? hls.liveSyncPosition : null;
+  goLive.hidden = !(root.dataset.dvrUrl && edge !== null && video.currentTime < edge - 10);
+});
 
-// ------------------------------------------------------------------ chat
+// ------------------------------------------------------------------ the live channel
 
-const list = document.getElementById('chat-messages');
-const chatStatus = document.getElementById('chat-status');
-const form = document.getElementById('chat-form');
-const input = document.getElementById('chat-input');
-const chatError = document.getElementById('chat-error');
-const viewers = document.getElementById('viewer-count');
-let socket = null;
-let lastId = list.lastElementChild?.dataset.id ?? null;  // the page's recent messages
-let attempts = 0;
-let refs = 0;
+// What waits for the first frame: the video's controls and the chat panel's modules
+// (chat_tools.mjs, then chat.mjs, which opens the socket); at once when there is no video to
+// wait for, after a fatal player error, and after AT_LATEST_MS in any case.
+const AT_LATEST_MS = 3000;
+let chatStarted = false;
 
-function addMessage(message) {
-  if (document.getElementById(`m-${message.id}`)) return;  // a resume overlaps broadcasts
-  const item = document.createElement('li');
-  item.id = `m-${message.id}`;
-  item.dataset.id = message.id;
-  const author = document.createElement('span');
-  author.className = 'author';
-  author.textContent = typeof message.author === 'string' && message.author ? message.author : 'someone';
-  const body = document.createElement('span');
-  body.className = 'body';
-  body.textContent = message.body;
-  item.append(author, body);
-  list.append(item);
-  list.scrollTop = list.scrollHeight;
-  lastId = message.id;
+function afterStart() {
+  video.controls = true;
+  if (chatStarted) return;
+  chatStarted = true;
+  const [tools, chat] = root.dataset.chatModules.split(' ');
+  import(tools).then(() => import(chat)).catch(() => {});
 }
 
+if (status === 'live' || status === 'reconnecting') play(liveUrl());
+else if (status === 'ended' && root.dataset.vodUrl) play(root.dataset.vodUrl);
+if (hlsModule) {
+  video.addEventListener('playing', afterStart, { once: true });
+  setTimeout(afterStart, AT_LATEST_MS);
+} else {
+  afterStart();
+}
+
+// chat.mjs owns the event's socket and passes every server message on as `bfl:chat`: the
+// stream's state follows its `system` messages, and the `welcome` after a reconnect
 function onSystem(message) {
   if (message.kind === 'stream_live' || message.kind === 'stream_resumed') {
     showState('live', '');
-    if (!hls) play(root.dataset.hlsUrl);
+    if (!hls) play(liveUrl());
   } else if (message.kind === 'stream_reconnecting') {
     showState('reconnecting', 'Reconnecting to the streamer…');
   } else if (message.kind === 'stream_ended') {
@@ -198,62 +223,14 @@ function onSystem(message) {
   }
 }
 
-function handle(message) {
-  switch (message.type) {
-    case 'welcome':
-      attempts = 0;
-      chatStatus.textContent = message.read_only ? 'Read-only: sign in to chat.' : 'Connected.';
-      form.hidden = message.read_only;
-      if (message.event_status && message.event_status !== status && STATE_TEXT[message.event_status]) {
-        if (message.event_status === 'live' && !hls) { showState('live', ''); play(root.dataset.hlsUrl); }
-      }
-      if (lastId) socket.send(JSON.stringify({ type: 'resume', last_id: lastId }));
-      break;
-    case 'message': addMessage(message.message); break;
-    case 'history': message.messages.forEach(addMessage); break;
-    case 'deleted': document.getElementById(`m-${message.message_id}`)?.remove(); break;
-    case 'presence': viewers.textContent = String(message.viewers); break;
-    case 'system': onSystem(message); break;
-    case 'ping': socket.send(JSON.stringify({ type: 'pong' })); break;
-    case 'error':
-      chatError.textContent = message.message;
-      chatError.hidden = false;
-      break;
-    case 'ack': chatError.hidden = true; break;
-    default: break;
+document.addEventListener('bfl:chat', (event) => {
+  const message = event.detail;
+  if (message.type === 'system') onSystem(message);
+  else if (message.type === 'welcome' && message.event_status && message.event_status !== status
+    && STATE_TEXT[message.event_status]) {
+    // what changed while the socket was away (a reconnect, a page left open)
+    if (message.event_status === 'live' && !hls) { showState('live', ''); play(liveUrl()); }
+    else if (message.event_status === 'reconnecting') showState('reconnecting', 'Reconnecting to the streamer…');
+    else if (message.event_status === 'ended') showState('ended', 'This event has ended.');
   }
-}
-
-async function connect() {
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  socket = new WebSocket(`${scheme}//${location.host}/ws/events/${eventId}`, ['bigfootlive.v1']);
-  socket.addEventListener('message', (frame) => {
-    let messages;
-    try { messages = JSON.parse(frame.data); } catch { return; }
-    (Array.isArray(messages) ? messages : [messages]).forEach(handle);
-  });
-  socket.addEventListener('close', async (closed) => {
-    form.hidden = true;
-    if ([4403, 4404, 4405, 4406].includes(closed.code)) {
-      chatStatus.textContent = closed.code === 4405 || closed.code === 4406
-        ? 'You are banned from this chat.' : 'The chat is not available.';
-      return;
-    }
-    chatStatus.textContent = 'Reconnecting…';
-    if (closed.code === 4401) await fetch('/session', { credentials: 'same-origin' }).catch(() => {});
-    attempts += 1;
-    setTimeout(connect, Math.min(30000, 500 * 2 ** Math.min(attempts, 6)));
-  });
-}
-
-form.addEventListener('submit', (event) => {
-  event.preventDefault();
-  const body = input.value.trim();
-  if (!body || !socket || socket.readyState !== WebSocket.OPEN) return;
-  refs += 1;
-  socket.send(JSON.stringify({ type: 'send', body, ref: `r${refs}` }));
-  input.value = '';
 });
-
-if (status !== 'cancelled') connect();
-else chatStatus.textContent = 'The chat is closed.';

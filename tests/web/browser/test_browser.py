@@ -1,7 +1,8 @@
 """The web app in headless Chromium against a real server, nginx-rtmp and ffmpeg.
 
-One `bigfootlive serve` (with its managed nginx-rtmp) and one browser for the module; each test
-opens its own browser contexts (separate cookie jars). Waits are on conditions in the page.
+The package's one `bigfootlive serve` (with its managed nginx-rtmp) and browser (conftest.py);
+the module's tenant `acme`; each test opens its own browser contexts (separate cookie jars).
+Waits are on conditions in the page.
 """
 
 from __future__ import annotations
@@ -17,69 +18,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[b.Site]:
-    with b.serve(tmp_path_factory.mktemp("web")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def chromium(site: b.Site) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = b.launch(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def site(server: b.Server) -> Iterator[b.Site]:
+    with server.site("acme", b.PEOPLE) as acme:
+        yield acme
 
 
 @pytest.fixture(scope="module")
 def live_event(site: b.Site) -> dict[str, Any]:
     return site.event("sam", "Morning show", "public", live=True)
-
-
-class Tab:
-    """A browser context and its page, recording what the console said."""
-
-    def __init__(self, chromium: Any, site: b.Site) -> None:
-        self.context = chromium.new_context(
-            base_url=site.base, viewport={"width": 1280, "height": 800}
-        )
-        self.page = self.context.new_page()
-        self.console: list[str] = []
-        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
-        self.page.on("response", lambda r: self.console.append(f"response {r.status} {r.url}"))
-        self.site = site
-
-    def sign_in(self, who: str) -> None:
-        page = self.page
-        page.goto("/signin")
-        page.get_by_label("Email", exact=True).fill(self.site.users[who]["email"])
-        page.get_by_label("Password", exact=True).fill(b.PASSWORD)
-        page.get_by_label("Organisation").fill("acme")
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{self.site.base}/")
-        assert "Signed in as" in page.content()
-
-    def csp_violations(self) -> list[str]:
-        return [line for line in self.console if "Content Security Policy" in line]
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def tabs(chromium: Any, site: b.Site) -> Iterator[Any]:
-    opened: list[Tab] = []
-
-    def tab() -> Tab:
-        opened.append(Tab(chromium, site))
-        return opened[-1]
-
-    yield tab
-    for t in opened:
-        t.close()
 
 
 def test_sign_in_through_the_page_and_pages_pass_axe(tabs: Any, site: b.Site) -> None:
@@ -135,6 +81,9 @@ def test_a_viewer_watches_a_live_event_and_chats(
     viewer = tabs()
     viewer.sign_in("vera")
     page = viewer.page
+    # the event's container has started its DVR copy (the page then plays the DVR playlist)
+    dvr = site.tmp / "media" / "live" / live_event["playback_id"] / "dvr" / "index.m3u8"
+    b.wait_for(lambda: dvr.is_file() and "#EXTINF" in dvr.read_text(), 60, lambda: "no DVR")
     with page.expect_response(lambda r: r.url.endswith("/beacons"), timeout=90_000) as beacon:
         page.goto(f"/watch/{live_event['id']}")
         try:
@@ -149,6 +98,9 @@ def test_a_viewer_watches_a_live_event_and_chats(
         f"() => document.querySelector('video').currentTime > {start + 1}", timeout=30_000
     )
     assert page.locator("#state-badge").inner_text() == "Live"
+    # the live thumbnail is the video's poster; with a DVR window the player may rewind
+    assert "/thumbnail.jpg" in (page.locator("#video").get_attribute("poster") or "")
+    assert "/dvr/index.m3u8" in (page.locator("#watch").get_attribute("data-dvr-url") or "")
     # chat from a second browser context (the streamer) appears for the viewer
     streamer = tabs()
     streamer.sign_in("sam")
@@ -159,8 +111,9 @@ def test_a_viewer_watches_a_live_event_and_chats(
     streamer.page.get_by_role("button", name="Send").click()
     page.wait_for_selector("#chat-messages li:has-text('Hello from the studio')", timeout=15_000)
     assert "Sam Streamer" in page.locator("#chat-messages li").last.inner_text()
+    # the viewer counts; the streamer, on their own event's page, is not one of its viewers
     page.wait_for_function(
-        "() => Number(document.getElementById('viewer-count').textContent) >= 2", timeout=20_000
+        "() => Number(document.getElementById('viewer-count').textContent) === 1", timeout=20_000
     )
     assert b.axe_violations(page) == []
     page.screenshot(path=str(b.docs_dir() / "watch-page.png"))
@@ -168,6 +121,57 @@ def test_a_viewer_watches_a_live_event_and_chats(
     page.screenshot(path=str(b.docs_dir() / "watch-page-phone.png"), full_page=True)
     assert viewer.csp_violations() == []
     assert streamer.csp_violations() == []
+
+
+# Recorded from the page's first moment: the first frame (and whether the controls were there
+# yet), the chat's socket.
+STARTUP = """
+window.__firstFrame = null;
+document.addEventListener('playing', (e) => {
+  if (window.__firstFrame !== null) return;
+  window.__firstFrame = performance.now();
+  window.__controlsAtFirstFrame = e.target.controls;
+}, true);
+window.__socketAt = null;
+window.WebSocket = class extends window.WebSocket {
+  constructor(...args) { super(...args); window.__socketAt ??= performance.now(); }
+};
+"""
+
+
+def test_the_video_starts_before_the_chat_and_its_playlist_comes_with_the_page(
+    tabs: Any, site: b.Site, live_event: dict[str, Any]
+) -> None:
+    dvr = site.tmp / "media" / "live" / live_event["playback_id"] / "dvr" / "index.m3u8"
+    b.wait_for(lambda: dvr.is_file() and "#EXTINF" in dvr.read_text(), 60, lambda: "no DVR")
+    anonymous = tabs()
+    page = anonymous.page
+    page.add_init_script(STARTUP)
+    page.goto(f"/watch/{live_event['id']}")
+    page.wait_for_function("() => window.__firstFrame !== null", timeout=60_000)
+    page.wait_for_selector("#chat-status:has-text('Read-only')")  # the chat, started after
+    first_frame = page.evaluate("window.__firstFrame")
+    assert page.evaluate("window.__controlsAtFirstFrame") is False
+    assert page.evaluate("document.getElementById('video').controls") is True
+    assert page.evaluate("window.__socketAt") > first_frame
+    loads = page.evaluate(
+        "performance.getEntriesByType('resource').map(e => [e.name, e.startTime, e.initiatorType])"
+    )
+    chat = [start for name, start, _ in loads if "/static/js/chat.mjs" in name]
+    assert chat
+    assert chat[0] > first_frame
+    assert not [name for name, _, _ in loads if "htmx" in name]
+    # the playlist was fetched once before the first fragment: by the page's preload, which
+    # hls.js then used (with the same URL, so under the same delivery authorization)
+    first_fragment = min(start for name, start, _ in loads if name.split("?")[0].endswith(".ts"))
+    playlists = [
+        (name, kind)
+        for name, start, kind in loads
+        if "/dvr/index.m3u8" in name and start < first_fragment
+    ]
+    assert [kind for _, kind in playlists] == ["link"]
+    assert playlists[0][0] == page.locator("#watch").get_attribute("data-dvr-url")
+    assert anonymous.csp_violations() == []
 
 
 def test_an_anonymous_visitor_is_refused_a_private_events_video(

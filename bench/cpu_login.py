@@ -1,0 +1,174 @@
+"""CPU time per password sign-in outside the argon2 hash, in one process, and its statements.
+
+    python -m bench.cpu_login [--users 600] [--concurrency 8] [--profile out.prof]
+
+The production app (`create_app(Settings())`, `NODE_ENV=production`) on a fresh PostgreSQL
+database served as the application role (row-level security applies) and a Redis prefix of its
+own, driven through httpx's ASGI transport (no sockets, no load generator on the cores). Each
+seeded user signs in once, `--concurrency` at a time. The hash runs in the password pool's
+threads: each verification's thread CPU time is measured there and taken out of the process's
+CPU time, so what is left is everything else a sign-in costs this process (routing, validation,
+queries, Redis, tokens, serialization; and the client's side of the transport, the same in
+every run). PostgreSQL's and Redis's own CPU is not counted. A figure the load of a shared
+machine moves far less than logins/s. Also prints the database statements per sign-in.
+`--profile` writes a cProfile of the sign-ins (the event loop's thread). Not run by
+`make bench` (no `bench_` prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import datetime as dt
+import json
+import os
+import secrets
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from sqlalchemy import event
+
+from bench import loadgen
+from bench.bench_api import REDIS_URL
+from bigfootlive.migrations import upgrade_database
+
+PASSWORD = "plausible-tundra-velvet-42"
+TENANT = "cpu"
+
+
+def _email(i: int) -> str:
+    return f"user{i:04d}@cpu.example"
+
+
+async def _seed(users: int) -> None:
+    from bigfootlive.composition import AppState
+    from bigfootlive.config import Settings
+    from bigfootlive.models import User
+    from bigfootlive.tenants import service as tenants
+
+    state = AppState.build(Settings())
+    try:
+        password_hash = await state.passwords.hash(PASSWORD)
+        now = dt.datetime.now(dt.UTC)
+        async with state.db.transaction() as session:
+            tenant = await tenants.create_tenant(session, slug=TENANT, name="CPU")
+            session.add_all(
+                User(
+                    id=uuid.uuid4(),
+                    tenant_id=tenant.id,
+                    email=_email(i),
+                    display_name=f"User {i}",
+                    role="viewer",
+                    password_hash=password_hash,
+                    email_verified_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for i in range(users)
+            )
+    finally:
+        await state.close()
+
+
+async def _measure(users: int, concurrency: int, profile: str | None) -> dict[str, Any]:
+    from bigfootlive.app import create_app
+    from bigfootlive.config import Settings
+
+    app = create_app(Settings())
+    async with LifespanManager(app) as manager:
+        state = app.state.bigfoot
+        hash_cpu = [0.0]
+        lock = threading.Lock()
+        verify = state.passwords._verify
+
+        def timed_verify(stored: str | None, password: str) -> tuple[bool, bool]:
+            start = time.thread_time()
+            try:
+                return verify(stored, password)
+            finally:
+                with lock:
+                    hash_cpu[0] += time.thread_time() - start
+
+        state.passwords._verify = timed_verify
+        statements = [0]
+
+        def count(*_: Any) -> None:
+            statements[0] += 1
+
+        event.listen(state.db.engine.sync_engine, "before_cursor_execute", count)
+        transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://cpu") as http:
+            limit = asyncio.Semaphore(concurrency)
+
+            async def one(i: int) -> None:
+                body = {"tenant": TENANT, "email": _email(i), "password": PASSWORD}
+                async with limit:
+                    response = await http.post("/api/auth/login", json=body)
+                assert response.status_code == 200, response.text
+
+            warm = min(20, users // 4)
+            await asyncio.gather(*(one(i) for i in range(warm)))
+            statements[0], hash_cpu[0] = 0, 0.0
+            profiler = cProfile.Profile() if profile else None
+            cpu, wall = time.process_time(), time.perf_counter()
+            if profiler:
+                profiler.enable()
+            await asyncio.gather(*(one(i) for i in range(warm, users)))
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(profile)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        done = users - warm
+        return {
+            "sign_ins": done,
+            "concurrency": concurrency,
+            "cpu_ms_per_sign_in_outside_hash": round(1000 * (cpu - hash_cpu[0]) / done, 2),
+            "hash_cpu_ms_per_sign_in": round(1000 * hash_cpu[0] / done, 2),
+            "statements_per_sign_in": round(statements[0] / done, 2),
+            "wall_s": round(wall, 2),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--profile", help="write a cProfile of the measured sign-ins here")
+    args = parser.parse_args(argv)
+    prefix = f"bench:{uuid.uuid4().hex[:10]}:"
+    database_url = asyncio.run(loadgen.create_database())
+    try:
+        asyncio.run(upgrade_database(database_url))
+        os.environ.update(
+            {
+                "NODE_ENV": "production",
+                "DATABASE_URL": database_url,
+                "REDIS_URL": REDIS_URL,
+                "REDIS_KEY_PREFIX": prefix,
+                "JWT_SECRET": secrets.token_urlsafe(48),
+                "AUTO_MIGRATE": "false",
+                "LOGIN_RATE_LIMIT": "1000000/minute",
+                "LOG_LEVEL": "WARNING",
+                "JOBS_SCHEDULER": "false",
+                "CONTAINER_MANAGER_ENABLED": "false",
+                "MEDIA_SERVER_MODE": "none",
+            }
+        )
+        asyncio.run(_seed(args.users))  # as the tables' owner
+        os.environ["DATABASE_MIGRATION_URL"] = database_url
+        os.environ["DATABASE_URL"] = asyncio.run(loadgen.app_role_url(database_url))
+        result = asyncio.run(_measure(args.users, args.concurrency, args.profile))
+    finally:
+        asyncio.run(loadgen.drop_database(database_url))
+        asyncio.run(loadgen.delete_redis_prefix(REDIS_URL, prefix))
+    print(json.dumps({"benchmark": "cpu_login", **result}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

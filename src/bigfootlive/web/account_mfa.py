@@ -1,0 +1,479 @@
+"""Two-step verification pages: the account's factors, enrolling an authenticator app (QR code
+rendered server-side) or a passkey (WebAuthn in the browser, `static/js/passkey.mjs`), backup
+codes shown once, removal, the step-up a sensitive action asks for, and a passkey as the answer
+to the sign-in challenge.
+
+The services are the API's (`mfa.enrolment` as `/api/auth/mfa/setup`, `/setup/confirm`,
+`/factors`; `mfa.verification` as `/api/auth/mfa/challenge` and `/verify`); so is the step-up
+rule (`mfa.policy.ensure_recent_mfa`): an action that needs it answers with the step-up page,
+whose verification renews the session cookie's access token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from bigfootlive.authz.subject import AuthSubject
+from bigfootlive.composition import AppState
+from bigfootlive.deps import DbSession, Meta, ReadSession, State
+from bigfootlive.errors import BadRequest, BigfootError
+from bigfootlive.identity.schemas import TokenPair
+from bigfootlive.kit import jsonparse
+from bigfootlive.kit.request import RequestMeta
+from bigfootlive.mfa import challenges, enrolment, policy, verification
+from bigfootlive.mfa import repository as mfa_repo
+from bigfootlive.mfa.base import rules_of
+from bigfootlive.mfa.factors import backup_codes
+from bigfootlive.mfa.schemas import ConfirmOut, StepUpOut
+from bigfootlive.routing import JsonRoute
+from bigfootlive.tenants import service as tenants
+from bigfootlive.web import session as web_session
+from bigfootlive.web.render import page, redirect
+from bigfootlive.web.security import check_csrf
+from bigfootlive.web.session import CHALLENGE_COOKIE, SESSION_COOKIE, BrowserSubject, cookies_of
+
+router = APIRouter(
+    tags=["web"], route_class=JsonRoute, include_in_schema=False, dependencies=[Depends(check_csrf)]
+)
+
+STEP_UP_COOKIE = "bfl_step_up"
+SECURITY = "/account/security"
+Name = Annotated[str, Form(max_length=100)]
+Code = Annotated[str, Form(max_length=32)]
+# A PublicKeyCredential as JSON: a few hundred bytes, a few KB with a large attestation.
+Credential = Annotated[str, Form(max_length=20_000)]
+Next = Annotated[str, Form(max_length=200)]
+
+
+def _safe_next(value: str | None, default: str = SECURITY) -> str:
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return default
+    return value
+
+
+def _message(exc: BigfootError) -> str:
+    left = exc.details.get("attempts_left")
+    retry = exc.details.get("retry_after")
+    if left is not None:
+        return f"{exc.message} ({left} attempt{'s' if left != 1 else ''} left)"
+    return f"{exc.message} (try again in {retry} s)" if retry else exc.message
+
+
+def _sign_in_first(request: Request, path: str = SECURITY) -> Response:
+    return redirect(request, f"/signin?next={quote(path)}")
+
+
+def _credential(value: str) -> dict[str, Any]:
+    try:
+        parsed = jsonparse.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise BadRequest("The passkey's answer is not valid JSON", code="invalid_credential")
+    return parsed
+
+
+# ---------------------------------------------------------------- step-up
+
+
+async def _step_up_page(
+    request: Request,
+    state: AppState,
+    session: AsyncSession,
+    meta: RequestMeta,
+    challenge: dict[str, Any],
+    next_url: str,
+    *,
+    error: str | None = None,
+    status: int = 401,
+) -> Response:
+    """The verification a sensitive action asked for: the methods of its challenge (a factor,
+    a backup code, or the password for an account without one), a passkey's options ready."""
+    token = str(challenge.get("challenge_token") or "")
+    listed = challenge.get("methods")
+    methods = [m for m in listed if isinstance(m, str)] if isinstance(listed, list) else []
+    factors = challenge.get("factors")
+    passkeys = [
+        f for f in (factors if isinstance(factors, list) else [])
+        if isinstance(f, dict) and f.get("type") == "webauthn"
+    ]  # fmt: skip
+    options = None
+    try:
+        if passkeys:
+            factor_id = uuid.UUID(str(passkeys[0].get("id")))
+            prepared = await verification.prepare_challenge(
+                state, session, meta, token=token, factor_id=factor_id
+            )
+            options = prepared.webauthn_options
+    except (BigfootError, ValueError):
+        options = None  # the other methods remain
+    context = {
+        "methods": methods,
+        "options": options,
+        "next": next_url,
+        "error": error,
+        "challenge": _encode(
+            {
+                "methods": methods,
+                "factors": [{"id": f.get("id"), "type": "webauthn"} for f in passkeys[:1]],
+            }
+        ),
+    }
+    return page(request, "account/step_up.html", context, status)
+
+
+def _encode(challenge: dict[str, Any]) -> str:
+    """The challenge's public part (methods, the passkey's id), carried by the step-up form so a
+    wrong answer can show the same choices again; never its token (that is the cookie)."""
+    return base64.urlsafe_b64encode(json.dumps(challenge, default=str).encode()).decode()
+
+
+def _decode(value: str) -> dict[str, Any]:
+    try:
+        decoded = jsonparse.loads(base64.urlsafe_b64decode(value.encode()))
+    except ValueError:
+        decoded = None
+    return decoded if isinstance(decoded, dict) else {}
+
+
+async def _guarded(
+    request: Request, state: AppState, session: AsyncSession, meta: RequestMeta, exc: BigfootError
+) -> Response | None:
+    """The step-up page when `exc` asks for one, else None."""
+    if exc.code != "step_up_required" or not isinstance(exc.details.get("challenge"), dict):
+        return None
+    await session.rollback()
+    challenge: dict[str, Any] = exc.details["challenge"]
+    ttl = state.settings.mfa_challenge_ttl_seconds
+    cookies_of(request).set(STEP_UP_COOKIE, str(challenge["challenge_token"]), ttl)
+    return await _step_up_page(request, state, session, meta, challenge, SECURITY)
+
+
+@router.post("/account/verify")
+async def step_up_verify(
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+    method: Annotated[str, Form(pattern="^(totp|backup_code|password|webauthn)$")],
+    code: Code = "",
+    password: Annotated[str, Form(max_length=128)] = "",
+    credential: Credential = "",
+    challenge: Annotated[str, Form(max_length=8000)] = "",
+    next: Next = SECURITY,
+) -> Response:
+    next_url = _safe_next(next)
+    token = request.cookies.get(STEP_UP_COOKIE)
+    if subject is None:
+        return _sign_in_first(request, next_url)
+    ours = await challenges.load(state, token) if token else None
+    if token is None or ours is None or ours.session_id != subject.session_id:
+        cookies_of(request).clear(STEP_UP_COOKIE)  # none, over, or another session's
+        return redirect(request, next_url)
+    try:
+        result = await verification.verify(
+            state, session, meta, token=token, method=method, factor_id=None,
+            code=code.strip().replace(" ", "") or None,
+            credential=_credential(credential) if method == "webauthn" else None,
+            password=password or None,
+        )  # fmt: skip
+    except BigfootError as exc:
+        await session.rollback()
+        shown = {**_decode(challenge), "challenge_token": token}
+        return await _step_up_page(
+            request, state, session, meta, shown, next_url, error=_message(exc),
+            status=exc.status_code,
+        )  # fmt: skip
+    jar = cookies_of(request)
+    jar.clear(STEP_UP_COOKIE)
+    if isinstance(result, StepUpOut):
+        jar.set(SESSION_COOKIE, result.access_token, state.settings.refresh_token_ttl_seconds)
+    elif isinstance(result, TokenPair):
+        web_session.start(request, result)
+    return redirect(request, f"{next_url}{'&' if '?' in next_url else '?'}verified=1")
+
+
+# ---------------------------------------------------------------- the account's factors
+
+
+@router.get("/account/security")
+async def security_page(
+    request: Request, subject: BrowserSubject, session: ReadSession
+) -> Response:
+    if subject is None:
+        return _sign_in_first(request)
+    listed = await enrolment.list_factors(session, subject)
+    tenant = await tenants.require_tenant(session, subject.tenant_id)
+    rules = rules_of(tenant)
+    context = {
+        "section": "security",
+        "factors": [f for f in listed.factors if f.confirmed],
+        "backup_codes_remaining": listed.backup_codes_remaining,
+        "allowed": [] if rules.mode == "off" else list(rules.allowed_factors),
+        "backup_codes_allowed": rules.allow_backup_codes and rules.mode != "off",
+        "verified": request.query_params.get("verified"),
+        "removed": request.query_params.get("removed"),
+    }
+    return page(request, "account/security.html", context)
+
+
+async def _start(
+    request: Request,
+    subject: AuthSubject,
+    state: AppState,
+    session: AsyncSession,
+    meta: RequestMeta,
+    factor_type: str,
+    name: str,
+) -> Response:
+    try:
+        actor = await enrolment.resolve_actor(state, session, subject=subject, challenge_token=None)
+        out = await enrolment.start_setup(
+            state, session, meta, actor, factor_type=factor_type, name=name.strip() or None,
+            phone=None,
+        )  # fmt: skip
+    except BigfootError as exc:
+        stepped = await _guarded(request, state, session, meta, exc)
+        if stepped is not None:
+            return stepped
+        await session.rollback()
+        failed = {"section": "security", "error": _message(exc)}
+        return page(request, "account/problem.html", failed, exc.status_code)
+    if factor_type == "totp" and out.totp is not None:
+        svg = base64.b64encode(out.totp.qr_svg.encode()).decode()
+        secret = out.totp.secret
+        context: dict[str, Any] = {
+            "section": "security",
+            "factor_id": out.factor.id,
+            "qr": f"data:image/svg+xml;base64,{svg}",
+            "secret": secret,
+            "grouped": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+            "expires_in": out.expires_in,
+        }
+        return page(request, "account/totp.html", context)
+    options = out.webauthn_options
+    return page(
+        request,
+        "account/passkey.html",
+        {"section": "security", "factor_id": out.factor.id, "options": options},
+    )
+
+
+@router.post("/account/mfa/totp")
+async def start_totp(
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+    name: Name = "",
+) -> Response:
+    if subject is None:
+        return _sign_in_first(request)
+    return await _start(request, subject, state, session, meta, "totp", name)
+
+
+@router.post("/account/mfa/passkey")
+async def start_passkey(
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+    name: Name = "",
+) -> Response:
+    if subject is None:
+        return _sign_in_first(request)
+    return await _start(request, subject, state, session, meta, "webauthn", name)
+
+
+async def _confirm(
+    request: Request,
+    subject: AuthSubject,
+    state: AppState,
+    session: AsyncSession,
+    meta: RequestMeta,
+    factor_id: uuid.UUID,
+    *,
+    code: str | None = None,
+    credential: dict[str, Any] | None = None,
+) -> ConfirmOut | Response:
+    try:
+        actor = await enrolment.resolve_actor(state, session, subject=subject, challenge_token=None)
+        return await enrolment.confirm_setup(
+            state, session, meta, actor, factor_id=factor_id, code=code, credential=credential
+        )
+    except BigfootError as exc:
+        await session.rollback()
+        template = "account/totp.html" if credential is None else "account/problem.html"
+        context = {"section": "security", "factor_id": factor_id, "error": _message(exc)}
+        return page(request, template, context, exc.status_code)
+
+
+def _enrolled(request: Request, out: ConfirmOut) -> Response:
+    """Shown once: the backup codes exist nowhere else in readable form."""
+    context = {"section": "security", "factor": out.factor, "codes": out.backup_codes}
+    return page(request, "account/enrolled.html", context)
+
+
+@router.post("/account/mfa/totp/confirm")
+async def confirm_totp(
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+    factor_id: Annotated[uuid.UUID, Form()],
+    code: Code,
+) -> Response:
+    if subject is None:
+        return _sign_in_first(request)
+    code = code.strip().replace(" ", "")
+    out = await _confirm(request, subject, state, session, meta, factor_id, code=code)
+    return out if isinstance(out, Response) else _enrolled(request, out)
+
+
+@router.post("/account/mfa/passkey/confirm")
+async def confirm_passkey(
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+    factor_id: Annotated[uuid.UUID, Form()],
+    credential: Credential,
+) -> Response:
+    if subject is None:
+        return _sign_in_first(request)
+    answer = _credential(credential)
+    out = await _confirm(request, subject, state, session, meta, factor_id, credential=answer)
+    return out if isinstance(out, Response) else _enrolled(request, out)
+
+
+@router.post("/account/mfa/backup-codes")
+async def new_backup_codes(
+    request: Request, subject: BrowserSubject, state: State, session: DbSession, meta: Meta
+) -> Response:
+    """Ten new codes replacing the old ones (`POST /api/auth/mfa/backup-codes`, step-up)."""
+    if subject is None:
+        return _sign_in_first(request)
+    try:
+        await policy.ensure_recent_mfa(state, session, meta, subject)
+        fresh = await backup_codes.regenerate_backup_codes(state, session, meta, subject)
+    except BigfootError as exc:
+        stepped = await _guarded(request, state, session, meta, exc)
+        if stepped is not None:
+            return stepped
+        await session.rollback()
+        context = {"section": "security", "error": _message(exc)}
+        return page(request, "account/problem.html", context, exc.status_code)
+    return page(request, "account/enrolled.html", {"section": "security", "codes": fresh})
+
+
+@router.post("/account/mfa/factors/{factor_id}/remove")
+async def remove_factor(
+    factor_id: uuid.UUID,
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+) -> Response:
+    """`DELETE /api/auth/mfa/factors/{id}`, step-up included; another's factor is not found."""
+    if subject is None:
+        return _sign_in_first(request)
+    try:
+        await policy.ensure_recent_mfa(state, session, meta, subject)
+        await enrolment.delete_factor(state, session, meta, subject, factor_id)
+    except BigfootError as exc:
+        stepped = await _guarded(request, state, session, meta, exc)
+        if stepped is not None:
+            return stepped
+        if exc.status_code == 404:
+            raise
+        await session.rollback()
+        context = {"section": "security", "error": _message(exc)}
+        return page(request, "account/problem.html", context, exc.status_code)
+    return redirect(request, f"{SECURITY}?removed=1")
+
+
+# ---------------------------------------------------------------- a passkey at sign-in
+
+
+async def _signin_passkey_page(
+    request: Request,
+    state: AppState,
+    session: AsyncSession,
+    meta: RequestMeta,
+    next_url: str,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    """The passkey's request options for the sign-in challenge in the cookie."""
+    token = request.cookies.get(CHALLENGE_COOKIE) or ""
+    challenge = await challenges.load(state, token) if token else None
+    if challenge is None:
+        if error is None:
+            return redirect(request, f"/signin?next={quote(next_url)}")
+        cookies_of(request).clear(CHALLENGE_COOKIE)  # over (locked, expired): sign in again
+        context = {"next": next_url, "form": {}, "error": error}
+        return page(request, "signin.html", context, status)
+    passkeys = await mfa_repo.user_factors(
+        session, challenge.tenant_id, challenge.user_id, types=["webauthn"]
+    )
+    try:
+        if not passkeys:
+            raise BadRequest("Your account has no passkey", code="no_passkey")
+        out = await verification.prepare_challenge(
+            state, session, meta, token=token, factor_id=passkeys[0].id
+        )
+    except BigfootError as exc:
+        await session.rollback()
+        context = {"next": next_url, "error": _message(exc), "method": "totp"}
+        return page(request, "mfa.html", context, exc.status_code)
+    shown: dict[str, Any] = {"next": next_url, "options": out.webauthn_options, "error": error}
+    return page(request, "mfa_passkey.html", shown, status)
+
+
+@router.post("/signin/mfa/passkey")
+async def signin_passkey(
+    request: Request, state: State, session: DbSession, meta: Meta, next: Next = "/"
+) -> Response:
+    return await _signin_passkey_page(request, state, session, meta, _safe_next(next, "/"))
+
+
+@router.post("/signin/mfa/passkey/verify")
+async def signin_passkey_verify(
+    request: Request,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+    credential: Credential,
+    next: Next = "/",
+) -> Response:
+    next_url = _safe_next(next, "/")
+    token = request.cookies.get(CHALLENGE_COOKIE)
+    if not token:
+        return redirect(request, f"/signin?next={quote(next_url)}")
+    try:
+        result = await verification.verify(
+            state, session, meta, token=token, method="webauthn", factor_id=None, code=None,
+            credential=_credential(credential), password=None,
+        )  # fmt: skip
+    except BigfootError as exc:
+        await session.rollback()
+        return await _signin_passkey_page(
+            request, state, session, meta, next_url, _message(exc), exc.status_code
+        )
+    if not isinstance(result, TokenPair):
+        return redirect(request, f"/signin?next={quote(next_url)}")
+    web_session.start(request, result)
+    return redirect(request, next_url)

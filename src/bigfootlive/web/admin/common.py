@@ -1,0 +1,86 @@
+"""What every page of the tenant admin console shares: its router settings, the permission
+check (403 for members without it, like the API), the step-up page for actions the API guards
+with `RecentMfa`, and the confirmation page of destructive actions."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from bigfootlive.authz.roles import Permission
+from bigfootlive.authz.subject import AuthSubject
+from bigfootlive.composition import AppState
+from bigfootlive.errors import BigfootError, Forbidden
+from bigfootlive.kit.request import RequestMeta
+from bigfootlive.mfa.policy import StepUpRequired, ensure_recent_mfa
+from bigfootlive.routing import JsonRoute
+from bigfootlive.web.render import page, redirect
+from bigfootlive.web.security import check_csrf
+from bigfootlive.web.session import cookies_of
+
+STEP_UP_COOKIE = "bfl_step_up"
+
+
+def admin_router() -> APIRouter:
+    return APIRouter(
+        prefix="/admin",
+        tags=["web"],
+        route_class=JsonRoute,
+        include_in_schema=False,
+        dependencies=[Depends(check_csrf)],
+    )
+
+
+def allowed(subject: AuthSubject, permission: Permission = Permission.USERS_MANAGE) -> AuthSubject:
+    """The subject when its role has `permission`, else 403 (the API's `require`)."""
+    if not subject.can(permission):
+        raise Forbidden(
+            "The admin console is for the organisation's admins", code="insufficient_role"
+        )
+    return subject
+
+
+def sign_in(request: Request) -> Response:
+    return redirect(request, f"/signin?next={quote(request.url.path)}")
+
+
+def message_of(exc: BigfootError) -> str:
+    problems = exc.details.get("problems")
+    if isinstance(problems, list) and problems:
+        return f"{exc.message}: " + "; ".join(str(p) for p in problems)
+    return exc.message
+
+
+async def step_up(
+    request: Request,
+    state: AppState,
+    session: AsyncSession,
+    meta: RequestMeta,
+    subject: AuthSubject,
+    back: str,
+) -> Response | None:
+    """None when the admin proved a factor (or signed in) recently enough for a sensitive
+    action (`mfa.policy.ensure_recent_mfa`, as the API's `RecentMfa`); otherwise the page
+    that asks for it, which returns to `back` (where the admin repeats the action)."""
+    try:
+        await ensure_recent_mfa(state, session, meta, subject)
+    except StepUpRequired as exc:
+        challenge: dict[str, Any] = exc.details["challenge"]
+        cookies_of(request).set(
+            STEP_UP_COOKIE, challenge["challenge_token"], int(challenge["expires_in"])
+        )
+        methods = [m for m in challenge["methods"] if m in ("totp", "backup_code", "password")]
+        return page(request, "admin/step_up.html", {"next": back, "methods": methods}, 401)
+    return None
+
+
+def confirm(
+    request: Request, *, action: str, question: str, fields: dict[str, str], back: str
+) -> Response:
+    """The confirmation page of a destructive action: the same form again, with `confirm`."""
+    context = {"action": action, "question": question, "fields": fields, "back": back}
+    return page(request, "admin/confirm.html", context)

@@ -1,0 +1,60 @@
+"""What an open viewer socket keeps (serving.LeanWebSocketProtocol, docs/realtime.md "Memory per
+viewer"), and the light inbox and writable flag it uses in place of asyncio's Queue and Event."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from bigfootlive.realtime.connection import DirectSockets
+from bigfootlive.serving import LeanWebSocketProtocol, _Inbox, _Writable
+from tests.realtime.conftest import create_event, join
+
+
+async def test_an_open_socket_keeps_no_handshake_and_skips_the_http_stack(
+    client, world, live_server, state
+):
+    event = await create_event(client, world["owner"])
+    viewer = await join(live_server.url(event["id"]))
+    room = state.hub.rooms[uuid.UUID(event["id"])]
+    (connection,) = room.connections.values()
+    assert connection.transport is not None  # the fast path: frames written to the transport
+    protocol = connection.transport.get_protocol()
+    assert isinstance(protocol, LeanWebSocketProtocol)
+    assert protocol.request is None
+    assert protocol.response is None
+    assert protocol.scope["headers"] == []
+    assert isinstance(protocol.app, DirectSockets)  # handed over without FastAPI's frames
+    # and the socket works as before: a ping is answered
+    await viewer.send(type="ping", ref="p1")
+    assert (await viewer.next("pong"))["ref"] == "p1"
+
+
+async def test_the_inbox_keeps_order_and_loses_nothing_to_a_cancelled_reader():
+    inbox = _Inbox()
+    reader = asyncio.create_task(inbox.get())
+    await asyncio.sleep(0)
+    reader.cancel()
+    inbox.put_nowait({"n": 1})
+    inbox.put_nowait({"n": 2})
+    assert not inbox.empty()
+    assert await inbox.get() == {"n": 1}
+    assert await inbox.get() == {"n": 2}
+    assert inbox.empty()
+    waiting = asyncio.create_task(inbox.get())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    inbox.put_nowait({"n": 3})
+    assert await asyncio.wait_for(waiting, 1) == {"n": 3}
+
+
+async def test_writers_wait_while_the_transport_is_full():
+    writable = _Writable()
+    assert await writable.wait()
+    writable.clear()
+    writers = [asyncio.create_task(writable.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in writers)
+    writable.set()
+    assert await asyncio.wait_for(asyncio.gather(*writers), 1) == [True, True, True]
+    assert writable.is_set()
