@@ -29,6 +29,9 @@ def settings_overrides() -> dict[str, Any]:
         # Real processes on a loaded 2-core machine: a SIGTERM drain took over 3 s during a full
         # suite run and was taken for a lost heartbeat (a crash and a restart).
         "container_heartbeat_timeout_seconds": 10.0,
+        # A worker that sees its event end stops by itself; at 0.5 s the manager's grace ran out
+        # first under a full suite's load and the stop was recorded as grace_expired.
+        "container_stop_grace_seconds": 5.0,
     }
 
 

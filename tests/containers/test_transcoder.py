@@ -141,8 +141,10 @@ async def test_recording_is_published_as_vod_to_s3_compatible_storage(
 
     account, event, _ = await _live_ladder(factory, client, state, rtmp)
     assert (await stop(client, account, event)).status_code == 200
-    await wait_row(state, event["id"], lambda r: r.state == "stopped", within=100)
-    (recording,) = (await client.get(f"/api/events/{event['id']}/recordings")).json()
+    row = await wait_row(state, event["id"], lambda r: r.state == "stopped", within=100)
+    listed = (await client.get(f"/api/events/{event['id']}/recordings")).json()
+    assert len(listed) == 1, (row.stop_reason, row.worker_state)
+    (recording,) = listed
     assert recording["storage"] == "s3"
     assert recording["playback_url"] == f"{s3.url}/{BUCKET}/vod/{event['id']}/master.m3u8"
     # Played over HTTP from the S3-compatible server, as a viewer's player would.

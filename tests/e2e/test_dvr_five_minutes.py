@@ -1,8 +1,9 @@
 """A DVR seek 5 minutes back plays: a real `bigfootlive serve` with its managed nginx-rtmp and
-an ffmpeg encoder that sends 7.5 minutes of video at six times real time (so the test takes
-about a minute and a half, not six minutes). The event's container copies it into the DVR
-playlist (10-minute window); a player started at the segment 5 minutes before the live edge
-decodes from there."""
+an ffmpeg encoder that sends 10 minutes of video at six times real time (so the test takes
+under two minutes, not ten). The event's container copies it into the DVR playlist (10-minute
+window) from when it joins: at six times real time, a copy that joined 25 s late under a full
+suite's load had lost 150 s of content, so the encoder sends enough for 5.5 minutes to be kept
+even then. A player started at the segment 5 minutes before the live edge decodes from there."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.e2e.test_managed_media_server import Managed, _until_async
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 _EXTINF = re.compile(r"^#EXTINF:([0-9.]+)", re.MULTILINE)
-CONTENT_SECONDS = 450
+CONTENT_SECONDS = 600
 READ_RATE = 6  # times real time: the container's DVR copy joins a few seconds after go-live
 SEEK_SECONDS = 300
 

@@ -5,6 +5,7 @@ socket and reads its frames; a handler's refusal closes it with its own 4xxx cod
 
 from __future__ import annotations
 
+import collections
 import time
 import uuid
 from collections.abc import Callable
@@ -56,8 +57,11 @@ class Commands:
             user_agent=user_agent(websocket),
             request_id="",
         )
-        self._reactions_window = 0
-        self._reactions_in_window = 0
+        # When this connection's last reactions were taken (a sliding one-second window: a
+        # window per calendar second let a burst across its edge through at twice the limit).
+        self._reaction_times: collections.deque[float] = collections.deque(
+            maxlen=max(self.settings.reactions_per_second, 1)
+        )
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -139,12 +143,10 @@ class Commands:
 
     async def _on_react(self, message: p.ReactIn) -> None:
         self._require_subject()
-        second = int(time.monotonic())
-        if second != self._reactions_window:
-            self._reactions_window, self._reactions_in_window = second, 0
-        self._reactions_in_window += 1
-        if self._reactions_in_window > self.settings.reactions_per_second:
+        now, taken = time.monotonic(), self._reaction_times
+        if len(taken) == taken.maxlen and now - taken[0] < 1.0:
             raise rules.ChatRateLimited("Too many reactions")
+        taken.append(now)
         self.hub.react(self.event_id, message.kind)
         await analytics.record_activity(
             self.state, self.event_id, self.open_event.tenant_id, "reaction"
