@@ -53,7 +53,11 @@ async def test_a_live_events_page_fetches_its_playlist_with_the_page(
     assert _preloads(page) == [starts_with]
     head = _head(page)
     assert f'<link rel="modulepreload" href="{static_url(vendor_file("hls.js"))}">' in head
-    assert f'<script type="module" async src="{static_url("js/watch.mjs")}"></script>' in head
+    # the player's module right after what it touches (video, overlay, bar) and before the
+    # rest of the page: it starts hls.js while the rest is parsed and laid out
+    player = f'<script type="module" async src="{static_url("js/watch.mjs")}"></script>'
+    assert page.count(player) == 1
+    assert page.index('id="quality"') < page.index(player) < page.index('id="reactions"')
     # nothing else runs before the player: no htmx, no chat module (watch.mjs loads them)
     assert "htmx" not in page
     assert "chat.mjs" not in head

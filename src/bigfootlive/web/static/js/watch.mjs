@@ -1,10 +1,9 @@
 // The watch page: the hls.js player, the event's state (from the live channel chat.mjs runs)
 // and the player's QoE beacons. No inline script: the page's data-* say what.
-// Loaded async (it runs as soon as it arrives): the player starts before anything else, the chat
-// (its modules and socket) after the first frame, so neither competes with the video's start.
-if (document.readyState === 'loading') {
-  await new Promise((done) => document.addEventListener('DOMContentLoaded', done, { once: true }));
-}
+// Loaded async right after the player's bar (it runs while the rest of the page is parsed and
+// laid out, not after DOMContentLoaded): the player starts before anything else, the chat (its
+// modules and socket) after the first frame and the parse, so neither competes with the video's
+// start. Everything it reads is above its script tag.
 const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content ?? '';
 
 const root = document.getElementById('watch');
@@ -198,7 +197,11 @@ function afterStart() {
   if (chatStarted) return;
   chatStarted = true;
   const [tools, chat] = root.dataset.chatModules.split(' ');
-  import(tools).then(() => import(chat)).catch(() => {});
+  // this module runs mid-page: the chat's panel may not be parsed yet
+  const parsed = document.readyState === 'loading'
+    ? new Promise((done) => document.addEventListener('DOMContentLoaded', done, { once: true }))
+    : Promise.resolve();
+  parsed.then(() => import(tools)).then(() => import(chat)).catch(() => {});
 }
 
 if (status === 'live' || status === 'reconnecting') play(liveUrl());
