@@ -12,16 +12,19 @@ from typing import Any
 
 from bench import loadgen
 
-# Judged by the verdict.
-METRICS = ("rss_mb", "open_fds", "pg_connections", "redis_used_memory_mb")
-# Reported with their slope, not judged (other programs' keys do not move it, but it is what
-# moves `redis_used_memory_mb`); `redis_key_kinds` shows the keys by shape.
-INFORMATIONAL = ("redis_keys", "jobs_pending")
+# Judged by the verdict. `redis_own_memory_mb` is what this run's keys take (`MEMORY USAGE` of
+# each key under its prefix, summed): the instance-wide `used_memory` also moves with other
+# programs' keys, clients' buffers and the allocator, so a slope in it said nothing of ours.
+METRICS = ("rss_mb", "open_fds", "pg_connections", "redis_own_memory_mb")
+# Reported with their slope, not judged (other programs' keys do not move the key count; the
+# instance's memory moves with everything on it); `redis_key_kinds` shows the keys by shape,
+# with the bytes each shape holds.
+INFORMATIONAL = ("redis_keys", "jobs_pending", "redis_used_memory_mb")
 # The series the run's Redis keys move. Keys that expire fill up for as long as they live and
 # then level off (as many expire as are made): growth bounded by a TTL, not a leak. These are
 # judged only on the steady state, after the longest TTL of the keys the load makes in numbers
 # that grow with time (`ttl_warmup`); the others after `--warmup`.
-TTL_BOUNDED = ("redis_used_memory_mb", "redis_keys")
+TTL_BOUNDED = ("redis_own_memory_mb", "redis_used_memory_mb", "redis_keys")
 
 
 def ttl_warmup(settings: Any) -> tuple[float, str]:
@@ -151,12 +154,18 @@ async def sample(server_pid: int, db_name: str, prefix: str, redis_url: str) -> 
     redis = Redis.from_url(redis_url)
     try:
         used = (await redis.info("memory"))["used_memory"]
-        keys = 0
+        keys, own = 0, 0
         queues = []  # the job broker's messages by queue (dramatiq: `<queue>.msgs` hashes)
+        batch: list[bytes] = []
         async for key in redis.scan_iter(match=prefix + "*", count=1000):
             keys += 1
+            batch.append(key)
             if key.endswith(b".msgs"):
                 queues.append(key)
+            if len(batch) == 500:
+                own += await _memory_usage(redis, batch)
+                batch = []
+        own += await _memory_usage(redis, batch)
         pending = sum([int(await redis.hlen(q)) for q in queues])
     finally:
         await redis.aclose()
@@ -165,13 +174,25 @@ async def sample(server_pid: int, db_name: str, prefix: str, redis_url: str) -> 
         "open_fds": fds,
         "pg_connections": int(pg),
         "redis_used_memory_mb": round(used / 2**20, 3),
+        "redis_own_memory_mb": round(own / 2**20, 3),
         "redis_keys": keys,
         "jobs_pending": pending,
     }
 
 
+async def _memory_usage(redis: Any, keys: Sequence[bytes]) -> int:
+    """Bytes the keys take (`MEMORY USAGE`, one pipeline); a key gone meanwhile counts 0."""
+    if not keys:
+        return 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.memory_usage(key)
+        return sum(int(size or 0) for size in await pipe.execute())
+
+
 async def redis_key_kinds(prefix: str, redis_url: str) -> dict[str, dict[str, int]]:
-    """This run's Redis keys grouped by shape (ids and numbers folded): count and longest TTL."""
+    """This run's Redis keys grouped by shape (ids and numbers folded): count, bytes (`MEMORY
+    USAGE`) and longest TTL; the 15 shapes that hold the most bytes."""
     import re
 
     from redis.asyncio import Redis
@@ -182,11 +203,12 @@ async def redis_key_kinds(prefix: str, redis_url: str) -> dict[str, dict[str, in
         async for raw in redis.scan_iter(match=prefix + "*", count=1000):
             key = raw.decode()[len(prefix) :]
             shape = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}|[0-9a-f]{16,}|\d+", "N", key)
-            kind = kinds.setdefault(shape, {"keys": 0, "max_ttl_s": -1})
+            kind = kinds.setdefault(shape, {"keys": 0, "bytes": 0, "max_ttl_s": -1})
             kind["keys"] += 1
+            kind["bytes"] += await _memory_usage(redis, [raw])
             if kind["keys"] <= 20:  # a sample of TTLs is enough
                 kind["max_ttl_s"] = max(kind["max_ttl_s"], int(await redis.ttl(raw)))
     finally:
         await redis.aclose()
-    top = sorted(kinds.items(), key=lambda item: -item[1]["keys"])[:15]
+    top = sorted(kinds.items(), key=lambda item: -item[1]["bytes"])[:15]
     return dict(top)

@@ -94,16 +94,16 @@ def test_make_bench_runs_the_soak_for_a_few_minutes_only() -> None:
 
 
 def _redis_memory(t: float, ttl: float, leak_per_min: float = 0.0) -> float:
-    """Redis memory (MB) as the soak's keys move it: ~0.6 MB of other data, keys made at a
-    steady rate that each live `ttl` seconds (so their number climbs for `ttl`, then holds),
-    plus an optional leak that never stops."""
+    """The run's own Redis memory (MB) as the soak's keys move it: ~0.6 MB of fixed keys, keys
+    made at a steady rate that each live `ttl` seconds (so their number climbs for `ttl`, then
+    holds), plus an optional leak that never stops."""
     keys = 500 * min(t, ttl) / 60  # 500 a minute, none expired before `ttl`
     return 0.6 + keys * 100 / 2**20 + leak_per_min * t / 60
 
 
 def _samples(memory: Callable[[float], float], minutes: int = 30) -> list[dict[str, float]]:
     return [
-        {"t_s": float(t), "redis_used_memory_mb": memory(t), "rss_mb": 120.0}
+        {"t_s": float(t), "redis_own_memory_mb": memory(t), "rss_mb": 120.0}
         for t in range(0, minutes * 60 + 1, 10)
     ]
 
@@ -112,13 +112,11 @@ def test_a_warm_up_bounded_by_a_ttl_is_not_judged_as_growth() -> None:
     ttl, _ = ttl_warmup(Settings(_env_file=None))
     samples = _samples(lambda t: _redis_memory(t, ttl))
     # judged from the start, the fill-up looks like a leak (the false "growth" of issue 18)
-    assert judge(samples, {"redis_used_memory_mb": 60.0}, 1.0)["growing"] == [
-        "redis_used_memory_mb"
-    ]
+    assert judge(samples, {"redis_own_memory_mb": 60.0}, 1.0)["growing"] == ["redis_own_memory_mb"]
     # judged on the steady state after the longest TTL, it is flat
-    judged = judge(samples, {"redis_used_memory_mb": ttl, "rss_mb": 60.0}, 1.0)
+    judged = judge(samples, {"redis_own_memory_mb": ttl, "rss_mb": 60.0}, 1.0)
     assert judged["verdict"] == "no growth trend"
-    assert judged["windows"]["redis_used_memory_mb"] == {
+    assert judged["windows"]["redis_own_memory_mb"] == {
         "from_s": ttl, "to_s": 1800.0, "samples": int((1800 - ttl) / 10) + 1
     }  # fmt: skip
 
@@ -127,19 +125,19 @@ def test_a_steady_leak_is_still_growth_in_the_steady_state_window() -> None:
     ttl, _ = ttl_warmup(Settings(_env_file=None))
     # 0.03 MB a minute on ~2 MB: ~1.5 % of the mean a minute, on top of the same warm-up
     samples = _samples(lambda t: _redis_memory(t, ttl, leak_per_min=0.03))
-    judged = judge(samples, {"redis_used_memory_mb": ttl, "rss_mb": 60.0}, 1.0)
-    assert judged["growing"] == ["redis_used_memory_mb"]
-    assert judged["verdict"] == "growth: redis_used_memory_mb"
+    judged = judge(samples, {"redis_own_memory_mb": ttl, "rss_mb": 60.0}, 1.0)
+    assert judged["growing"] == ["redis_own_memory_mb"]
+    assert judged["verdict"] == "growth: redis_own_memory_mb"
 
 
 def test_a_run_shorter_than_the_warm_up_says_which_metric_it_cannot_judge() -> None:
     samples = _samples(lambda t: _redis_memory(t, 900.0), minutes=3)
-    judged = judge(samples, {"redis_used_memory_mb": 900.0, "rss_mb": 60.0}, 1.0)
-    assert judged["too_short"] == ["redis_used_memory_mb"]
+    judged = judge(samples, {"redis_own_memory_mb": 900.0, "rss_mb": 60.0}, 1.0)
+    assert judged["too_short"] == ["redis_own_memory_mb"]
     assert judged["verdict"] == (
-        "no growth trend; too short to judge: redis_used_memory_mb (steady state from 900 s)"
+        "no growth trend; too short to judge: redis_own_memory_mb (steady state from 900 s)"
     )
-    nothing = judge(samples, {"redis_used_memory_mb": 900.0}, 1.0)
+    nothing = judge(samples, {"redis_own_memory_mb": 900.0}, 1.0)
     assert nothing["verdict"].startswith("too short to judge")
 
 
