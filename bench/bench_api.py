@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import platform
@@ -48,11 +47,8 @@ from bench.loadgen import (
     run_wrk,
 )
 from bigfootlive.authz.roles import Role
-from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.migrations import upgrade_database
-from bigfootlive.models import User
-from bigfootlive.tenants import service as tenants
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "plausible-tundra-velvet-42"
@@ -86,29 +82,15 @@ def _role(i: int) -> Role:
 
 
 async def _seed(settings: Settings, users: int) -> None:
-    """One tenant and `users` accounts; one argon2 hash shared by all (hashing 1,000 is slow)."""
-    state = AppState.build(settings)
-    try:
-        password_hash = await state.passwords.hash(PASSWORD)
-        now = dt.datetime.now(dt.UTC)
-        async with state.db.transaction() as session:
-            tenant = await tenants.create_tenant(session, slug=TENANT, name="Bench")
-            session.add_all(
-                User(
-                    id=uuid.uuid4(),
-                    tenant_id=tenant.id,
-                    email=_email(i),
-                    display_name=f"Bench User {i}",
-                    role=_role(i).value,
-                    password_hash=password_hash,
-                    email_verified_at=now,
-                    created_at=now - dt.timedelta(seconds=i),
-                    updated_at=now,
-                )
-                for i in range(users)
-            )
-    finally:
-        await state.close()
+    """One tenant and `users` accounts (bench.loadgen.seed_accounts)."""
+    await loadgen.seed_accounts(
+        settings,
+        slug=TENANT,
+        name="Bench",
+        password=PASSWORD,
+        emails=[_email(i) for i in range(users)],
+        roles=[_role(i).value for i in range(users)],
+    )
 
 
 async def _sign_in(base_url: str, count: int) -> list[str]:

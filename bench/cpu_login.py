@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import datetime as dt
 import json
 import os
 import secrets
@@ -46,33 +45,15 @@ def _email(i: int) -> str:
 
 
 async def _seed(users: int) -> None:
-    from bigfootlive.composition import AppState
     from bigfootlive.config import Settings
-    from bigfootlive.models import User
-    from bigfootlive.tenants import service as tenants
 
-    state = AppState.build(Settings())
-    try:
-        password_hash = await state.passwords.hash(PASSWORD)
-        now = dt.datetime.now(dt.UTC)
-        async with state.db.transaction() as session:
-            tenant = await tenants.create_tenant(session, slug=TENANT, name="CPU")
-            session.add_all(
-                User(
-                    id=uuid.uuid4(),
-                    tenant_id=tenant.id,
-                    email=_email(i),
-                    display_name=f"User {i}",
-                    role="viewer",
-                    password_hash=password_hash,
-                    email_verified_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-                for i in range(users)
-            )
-    finally:
-        await state.close()
+    await loadgen.seed_accounts(
+        Settings(),
+        slug=TENANT,
+        name="CPU",
+        password=PASSWORD,
+        emails=[_email(i) for i in range(users)],
+    )
 
 
 async def _measure(users: int, concurrency: int, profile: str | None) -> dict[str, Any]:

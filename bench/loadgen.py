@@ -245,6 +245,47 @@ def subject_of(user: Any, tenant: Any, claims: Any) -> Any:
     return AuthSubject(principal, claims)
 
 
+async def seed_accounts(
+    settings: Any,
+    *,
+    slug: str,
+    name: str,
+    password: str,
+    emails: Sequence[str],
+    roles: Sequence[str] | None = None,
+) -> None:
+    """One tenant and an account per email (verified, `roles[i]` or viewer), created one second
+    apart in list order; one argon2 hash of `password` shared by all (hashing 1,000 is slow)."""
+    import datetime as dt
+
+    from bigfootlive.composition import AppState
+    from bigfootlive.models import User
+    from bigfootlive.tenants import service as tenants
+
+    state = AppState.build(settings)
+    try:
+        password_hash = await state.passwords.hash(password)
+        now = dt.datetime.now(dt.UTC)
+        async with state.db.transaction() as session:
+            tenant = await tenants.create_tenant(session, slug=slug, name=name)
+            session.add_all(
+                User(
+                    id=uuid.uuid4(),
+                    tenant_id=tenant.id,
+                    email=email,
+                    display_name=f"{name} User {i}",
+                    role=roles[i] if roles is not None else "viewer",
+                    password_hash=password_hash,
+                    email_verified_at=now,
+                    created_at=now - dt.timedelta(seconds=i),
+                    updated_at=now,
+                )
+                for i, email in enumerate(emails)
+            )
+    finally:
+        await state.close()
+
+
 async def delete_redis_prefix(url: str, prefix: str) -> None:
     """Delete every key under `prefix` (a run's own keys)."""
     from redis.asyncio import Redis

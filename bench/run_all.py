@@ -31,6 +31,29 @@ SHORT_DEFAULTS: dict[str, list[str]] = {
 }
 
 
+def figures_of(stdout: str) -> dict[str, object] | None:
+    """The benchmark's JSON document in its stdout: the first object printed indented (`{` alone
+    on its line), else the whole output. Log lines of the code under test may come before or
+    after it (a benchmark that provisions in-process logs as the app does, to stdout); they are
+    one-line records, so they never open with a lone `{`."""
+    decoder = json.JSONDecoder()
+    text = "\n" + stdout
+    at = text.find("\n{\n")
+    while at != -1:
+        try:
+            document, _ = decoder.raw_decode(text, at + 1)
+        except json.JSONDecodeError:
+            document = None
+        if isinstance(document, dict):
+            return document
+        at = text.find("\n{\n", at + 1)
+    try:
+        whole = json.loads(stdout)
+    except json.JSONDecodeError:
+        return None
+    return whole if isinstance(whole, dict) else None
+
+
 def discover() -> list[str]:
     return sorted(path.stem for path in HERE.glob("bench_*.py"))
 
@@ -50,10 +73,11 @@ def main(argv: list[str] | None = None) -> int:
             check=False,
         )
         elapsed = round(time.monotonic() - started, 1)
-        try:
-            results[name] = json.loads(proc.stdout)
-        except json.JSONDecodeError:
+        document = figures_of(proc.stdout)
+        if document is None:
             results[name] = {"error": f"exit {proc.returncode}", "output": proc.stdout[-4000:]}
+        else:
+            results[name] = document
         if proc.returncode != 0:
             failed.append(name)
         print(f"    {name}: exit {proc.returncode} in {elapsed}s", file=sys.stderr, flush=True)

@@ -7,10 +7,12 @@ that decides its verdict, on series whose answer is known.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from collections.abc import Callable
 
 import pytest
+from bench.run_all import figures_of
 from bench.soak_metrics import judge, slope_per_minute, trend, ttl_warmup, verdict
 
 from bigfootlive.config import Settings
@@ -147,3 +149,18 @@ def test_the_warm_up_is_the_longest_ttl_of_the_keys_the_load_makes_from_settings
     assert ttl_warmup(shorter) == (300.0, "analytics_seen_ttl_seconds")
     longer_principals = Settings(_env_file=None, auth_principal_ttl_seconds=1200)
     assert ttl_warmup(longer_principals) == (1200.0, "auth_principal_ttl_seconds")
+
+
+def test_make_bench_finds_a_benchmarks_figures_among_its_log_lines() -> None:
+    """`bench.run_all` read bench_jobs', bench_latency's and bench_media's figures as failures:
+    their in-process provisioning logged to stdout before the JSON document."""
+    figures = {"benchmark": "latency", "modes": [{"mode": "normal", "median_ms": 7076.0}]}
+    printed = json.dumps(figures, indent=2)
+    log_lines = (
+        '{"event": "row_level_security_bypassed", "level": "warning"}\n'
+        "2026-12-03 13:58:47 [info     ] platform_scope   reason='test provisioning'\n"
+    )
+    assert figures_of(log_lines + printed + "\n" + log_lines) == figures
+    assert figures_of(printed) == figures
+    assert figures_of(json.dumps(figures)) == figures  # printed on one line
+    assert figures_of(log_lines) is None  # no document: the benchmark failed
