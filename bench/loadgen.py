@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -174,6 +175,58 @@ class Wrk:
 
 def run_wrk(url: str, script: str, *, seconds: float, connections: int) -> WrkResult:
     return Wrk(url, script, seconds=seconds, connections=connections).result()
+
+
+class Prober:
+    """A health checker in a background thread: `GET url` at a fixed rate on one keep-alive
+    connection, as a load balancer or orchestrator probes; `result()` waits for the end and
+    gives the response times as a `WrkResult`. (wrk as fast as it can go is a load of its own:
+    2,500 requests/s of /health took the CPU of a core from the server under test.)"""
+
+    def __init__(self, url: str, *, per_second: float, seconds: float) -> None:
+        self.url, self.per_second, self.seconds = url, per_second, seconds
+        self._times: list[float] = []
+        self._failed = 0
+        self._non_2xx = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        interval = 1.0 / self.per_second
+        with httpx.Client(timeout=10) as client:
+            start = time.perf_counter()
+            for n in range(int(self.seconds * self.per_second)):
+                delay = start + n * interval - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                sent = time.perf_counter()
+                try:
+                    answer = client.get(self.url)
+                except httpx.HTTPError:
+                    self._failed += 1
+                    continue
+                self._times.append(time.perf_counter() - sent)
+                if not 200 <= answer.status_code < 300:
+                    self._non_2xx += 1
+        self._elapsed = time.perf_counter() - start
+
+    def result(self) -> WrkResult:
+        self._thread.join()
+        ms = sorted(1000 * t for t in self._times) or [0.0]
+
+        def at(q: float) -> float:
+            return round(ms[min(len(ms) - 1, int(q * len(ms)))], 2)
+
+        return WrkResult(
+            requests=len(self._times),
+            seconds=self._elapsed,
+            non_2xx=self._non_2xx,
+            socket_errors=self._failed,
+            p50_ms=at(0.50),
+            p90_ms=at(0.90),
+            p99_ms=at(0.99),
+            max_ms=round(ms[-1], 2),
+        )
 
 
 def free_port() -> int:
