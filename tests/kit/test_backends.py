@@ -7,6 +7,8 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from limits import parse
+from redis.asyncio import Redis
 
 from bigfootlive.authz.scoping import tenant_scope
 from bigfootlive.db import NO_ROWS, RowScope, current_row_scope, row_scope
@@ -159,6 +161,34 @@ async def test_limits_checked_together_count_as_checks_in_turn(backends):
         await limiter.check_all(viewer, ("3/minute", ("ip", "b")))
     assert [await limiter.hit("3/minute", "ip", "b") for _ in range(4)] == [True] * 3 + [False]
     await limiter.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # Redis: the lists live there
+async def test_limits_checked_together_keep_only_the_hits_of_their_window(backends):
+    """On Redis, a limit's list holds the hits of its current window, not the last `limit`
+    hits ever: hit without pause (its expiry renewed each time), a high limit's list grew by
+    every hit (the soak benchmark's Redis growth). Decisions are unchanged."""
+    _, _, prefix = backends
+    now = [1_000_000.0]
+    limiter = RateLimiter(services.REDIS_URL, prefix, clock=lambda: now[0])
+    high, low = ("1000/minute", ("ip", "shared")), ("3/minute", ("v", "one"))
+    redis = Redis.from_url(services.REDIS_URL)
+    key = limiter.storage.bridge.prefixed_key(parse("1000/minute").key_for("ip", "shared"))
+    try:
+        for second in range(0, 300, 2):  # 150 hits over 5 minutes, one every 2 s
+            now[0] = 1_000_000.0 + second
+            await limiter.check_all((high[0], high[1]))
+        assert await redis.llen(key) == 31  # the last minute's hits (its edge too), not all 150
+        for _ in range(3):
+            await limiter.check_all(high, low)
+        with pytest.raises(TooManyRequests):  # the low limit still refuses its 4th
+            await limiter.check_all(high, low)
+        now[0] += 61  # a minute later both windows are empty again
+        await limiter.check_all(high, low)
+        assert await redis.llen(key) == 1
+    finally:
+        await redis.aclose()
+        await limiter.close()
 
 
 async def _eventually(predicate, within: float = 2.0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +16,13 @@ from bigfootlive.errors import TooManyRequests
 # `limits`' moving-window acquisition (acquire_moving_window.lua) for several limits in turn, in
 # one round trip: each limit is checked and, if not full, counted, exactly as successive `hit`s
 # would; the first full one stops it (the ones before it stay counted). Returns its position
-# (1-based), or 0 when every limit took the hit. Same keys and entries as `limits` keeps.
+# (1-based), or 0 when every limit took the hit. Same keys and entries as `limits` keeps, with
+# one difference: the hits that have left the window are dropped from the list's tail (newest
+# first, so the oldest are at the tail). `limits` trims only to the limit's size, so a key hit
+# without pause (its expiry renewed each time) kept the last `limit` hits ever: a high limit
+# (a shared address's beacons, 600 or more a minute) grew its list by every hit for as long as
+# hits came, the Redis growth the soak benchmark measured. Decisions are the same: a hit that
+# left the window never counted.
 _ACQUIRE_IN_TURN = """
 local timestamp = tonumber(ARGV[1])
 for i = 1, #KEYS do
@@ -27,6 +34,11 @@ for i = 1, #KEYS do
     end
     redis.call('lpush', KEYS[i], timestamp)
     redis.call('ltrim', KEYS[i], 0, limit - 1)
+    local oldest = redis.call('lindex', KEYS[i], -1)
+    while oldest and tonumber(oldest) < timestamp - expiry do
+        redis.call('rpop', KEYS[i])
+        oldest = redis.call('lindex', KEYS[i], -1)
+    end
     redis.call('expire', KEYS[i], expiry)
 end
 return 0
@@ -34,7 +46,15 @@ return 0
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str | None, prefix: str, *, cluster: bool = False) -> None:
+    def __init__(
+        self,
+        redis_url: str | None,
+        prefix: str,
+        *,
+        cluster: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock  # the time `check_all` stamps its hits with
         self.storage: Storage
         if redis_url and cluster:  # each limit is one key (one slot): no hash tag needed
             uri = "async+redis+cluster://" + urlsplit(redis_url).netloc
@@ -81,7 +101,7 @@ class RateLimiter:
         items = [(self._item(rule), identifiers) for rule, identifiers in limits]
         if self._in_turn is None:
             self._in_turn = bridge.get_connection().register_script(_ACQUIRE_IN_TURN)
-        args: list[float] = [time.time()]
+        args: list[float] = [self.clock()]
         for item, _ in items:
             args += [item.amount, item.get_expiry()]
         keys = [bridge.prefixed_key(item.key_for(*ids)) for item, ids in items]
