@@ -191,3 +191,10 @@ async def test_members_below_admin_are_refused(client: httpx.AsyncClient, factor
     for path in ("/admin/api-keys", "/admin/webhooks"):
         refused = await client.get(path, headers=HTML)
         assert refused.status_code == 403, path
+
+
+async def test_a_visitor_without_a_session_is_sent_to_sign_in(client: httpx.AsyncClient):
+    for path in ("/admin/api-keys", "/admin/webhooks"):
+        anonymous = await client.get(path, headers=HTML)
+        assert anonymous.status_code == 303, path
+        assert anonymous.headers["location"] == f"/signin?next={path}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from typing import Annotated
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from pydantic import ValidationError
@@ -21,12 +21,14 @@ from bigfootlive.apikeys.schemas import ApiKeyCreate, KeyScope
 from bigfootlive.authz.roles import Permission
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.errors import BigfootError, Forbidden, NotFound
+from bigfootlive.errors import BigfootError, NotFound
 from bigfootlive.models import ApiKey
 from bigfootlive.routing import JsonRoute
+from bigfootlive.web.admin.common import allowed
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import BrowserSubject
+from bigfootlive.web.studio import SignInRequired
 from bigfootlive.webhooks import service as webhooks
 from bigfootlive.webhooks.schemas import EndpointCreate, EndpointUpdate, WebhookEventType
 
@@ -41,22 +43,12 @@ router = APIRouter(
 )
 
 
-class SignIn(Exception):
-    pass
-
-
 def _allowed(subject: AuthSubject | None, permission: Permission) -> AuthSubject:
+    """The admin when its role has `permission` (403 otherwise); with no session,
+    `SignInRequired`, which the app answers with the sign-in page (`studio.sign_in_redirect`)."""
     if subject is None:
-        raise SignIn
-    if not subject.can(permission):
-        raise Forbidden(
-            "The admin console is for the organisation's admins", code="insufficient_role"
-        )
-    return subject
-
-
-def _sign_in(request: Request) -> Response:
-    return redirect(request, f"/signin?next={quote(request.url.path)}")
+        raise SignInRequired()
+    return allowed(subject, permission)
 
 
 # ---------------------------------------------------------------- API keys
@@ -82,10 +74,7 @@ async def _keys_page(
 
 @router.get("/api-keys")
 async def api_keys(request: Request, subject: BrowserSubject, session: ReadSession) -> Response:
-    try:
-        admin = _allowed(subject, Permission.API_KEYS_MANAGE)
-    except SignIn:
-        return _sign_in(request)
+    admin = _allowed(subject, Permission.API_KEYS_MANAGE)
     return await _keys_page(request, session, admin)
 
 
@@ -98,10 +87,7 @@ async def api_key_create(
     name: Annotated[str, Form(max_length=100)],
 ) -> Response:
     """Creates the key and shows its secret on this answer only (never stored readable)."""
-    try:
-        admin = _allowed(subject, Permission.API_KEYS_MANAGE)
-    except SignIn:
-        return _sign_in(request)
+    admin = _allowed(subject, Permission.API_KEYS_MANAGE)
     try:
         body = ApiKeyCreate(name=name.strip())
     except ValidationError:
@@ -115,10 +101,7 @@ async def api_key_create(
 async def api_key_revoke_confirm(
     request: Request, key_id: uuid.UUID, subject: BrowserSubject, session: ReadSession
 ) -> Response:
-    try:
-        admin = _allowed(subject, Permission.API_KEYS_MANAGE)
-    except SignIn:
-        return _sign_in(request)
+    admin = _allowed(subject, Permission.API_KEYS_MANAGE)
     key = apikeys.key_out(await _own_key(session, admin, key_id))
     return page(request, "admin/api_key_revoke.html", {"key": key})
 
@@ -132,10 +115,7 @@ async def api_key_revoke(
     session: DbSession,
     meta: Meta,
 ) -> Response:
-    try:
-        admin = _allowed(subject, Permission.API_KEYS_MANAGE)
-    except SignIn:
-        return _sign_in(request)
+    admin = _allowed(subject, Permission.API_KEYS_MANAGE)
     await apikeys.revoke_key(state, session, meta, admin, key_id)
     return redirect(request, "/admin/api-keys")
 
@@ -161,10 +141,7 @@ async def _hooks_page(
 
 @router.get("/webhooks")
 async def webhook_list(request: Request, subject: BrowserSubject, session: ReadSession) -> Response:
-    try:
-        admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
-    except SignIn:
-        return _sign_in(request)
+    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
     return await _hooks_page(request, session, admin)
 
 
@@ -179,10 +156,7 @@ async def webhook_create(
     event_types: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
     description: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    try:
-        admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
-    except SignIn:
-        return _sign_in(request)
+    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
     form = {"url": url, "description": description, "event_types": event_types}
     try:
         body = EndpointCreate(
@@ -210,10 +184,7 @@ async def webhook_page(
     session: ReadSession,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    try:
-        admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
-    except SignIn:
-        return _sign_in(request)
+    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
     endpoint = await webhooks.get_endpoint(session, admin, endpoint_id)
     items, next_cursor = await webhooks.list_deliveries(
         session, admin, endpoint_id, cursor=cursor, limit=PAGE_SIZE
@@ -243,10 +214,7 @@ async def webhook_edit(
     description: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Change the endpoint's URL, description and event types (`PATCH` of the API)."""
-    try:
-        admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
-    except SignIn:
-        return _sign_in(request)
+    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
     endpoint = await webhooks.get_endpoint(session, admin, endpoint_id)
     error = None
     try:
@@ -285,10 +253,7 @@ async def webhook_toggle(
     meta: Meta,
     active: Annotated[bool, Form()],
 ) -> Response:
-    try:
-        admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
-    except SignIn:
-        return _sign_in(request)
+    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
     patch = EndpointUpdate(is_active=active)
     await webhooks.update_endpoint(state, session, meta, admin, endpoint_id, patch)
     return redirect(request, f"/admin/webhooks/{endpoint_id}")
@@ -302,10 +267,7 @@ async def webhook_redeliver(
     session: DbSession,
     meta: Meta,
 ) -> Response:
-    try:
-        admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
-    except SignIn:
-        return _sign_in(request)
+    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
     delivery = await webhooks.redeliver(session, meta, admin, delivery_id)
     return redirect(request, f"/admin/webhooks/{delivery.endpoint_id}?redelivered=1")
 
@@ -314,10 +276,7 @@ async def webhook_redeliver(
 async def webhook_delete_confirm(
     request: Request, endpoint_id: uuid.UUID, subject: BrowserSubject, session: ReadSession
 ) -> Response:
-    try:
-        admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
-    except SignIn:
-        return _sign_in(request)
+    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
     endpoint = await webhooks.get_endpoint(session, admin, endpoint_id)
     return page(request, "admin/webhook_delete.html", {"endpoint": endpoint})
 
@@ -330,9 +289,6 @@ async def webhook_delete(
     session: DbSession,
     meta: Meta,
 ) -> Response:
-    try:
-        admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
-    except SignIn:
-        return _sign_in(request)
+    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
     await webhooks.delete_endpoint(session, meta, admin, endpoint_id)
     return redirect(request, "/admin/webhooks")
