@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
 
 from bigfootlive.app import create_app
 from bigfootlive.config import Settings
+from bigfootlive.serving import uvicorn_options
 from bigfootlive.streaming.managed.nginx_conf import LayoutError, MediaLayout
 from bigfootlive.streaming.managed.runner import resolve
 from tests.fixtures import nginx_rtmp, services
@@ -122,3 +125,17 @@ def test_managed_defaults_point_at_the_origin_unless_the_operator_chose():
     )
     assert "CDN_BASE_URL" not in own
     assert "NGINX_RTMP_STAT_URL" not in own
+
+
+def test_nginx_closes_idle_api_connections_before_uvicorn_does(tmp_path):
+    """nginx reused an upstream connection uvicorn had just closed (its keep-alive timeout) and
+    the on_update sent on it was reset: nginx-rtmp took that as a refusal and dropped a live
+    publisher. nginx must give up idle connections first."""
+    text = MediaLayout.from_settings(
+        _settings(media_runtime_dir=str(tmp_path / "run"), recordings_dir=str(tmp_path / "m"))
+    ).render()
+    upstream = text.split("upstream bfl_api {", 1)[1].split("}", 1)[0]
+    found = re.search(r"keepalive_timeout (\d+)s;", upstream)
+    assert found is not None, upstream
+    served = uvicorn.Config(app=None, **uvicorn_options())  # as `bigfootlive serve` runs
+    assert int(found.group(1)) < served.timeout_keep_alive

@@ -248,9 +248,14 @@ http {{
     scgi_temp_path {q(run + "/tmp/scgi", "tmp")};
     proxy_cache_path {q(run + "/cache/authorize", "cache")} levels=1:2 keys_zone=bfl_authorize:10m max_size=64m inactive=2m use_temp_path=off;
 
+    # Idle connections to the API are closed here before uvicorn closes them (its keep-alive
+    # timeout is 5 s): reused at the moment uvicorn closed it, a connection answered the next
+    # on_update (every 5 s) with a reset, nginx-rtmp took the failed notification as a refusal
+    # and dropped a live publisher.
     upstream bfl_api {{
         server {api.netloc};
         keepalive 32;
+        keepalive_timeout 4s;
     }}
 
     # A token given as ?token= is carried into the playlist's own URIs (players that keep no
