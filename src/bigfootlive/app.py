@@ -69,12 +69,12 @@ from bigfootlive.web.admin_settings import router as admin_settings_router
 from bigfootlive.web.assets import STATIC_DIR
 from bigfootlive.web.channel import router as channel_router
 from bigfootlive.web.endpoints import router as web_router
+from bigfootlive.web.guard import SignInRequired, sign_in_redirect
 from bigfootlive.web.invite import router as invite_router
 from bigfootlive.web.platform import router as platform_console_router
 from bigfootlive.web.signin import router as signin_router
 from bigfootlive.web.static_files import MemoryStaticFiles
 from bigfootlive.web.stepup import router as step_up_router
-from bigfootlive.web.studio import SignInRequired, sign_in_redirect
 from bigfootlive.web.studio import router as studio_router
 from bigfootlive.web.studio_analytics import router as studio_analytics_router
 from bigfootlive.web.studio_edit import router as studio_edit_router

@@ -6,8 +6,7 @@ one is seen by the other. The slowest test here (two server processes start: ~10
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
+from tests.faults.processes import spawner
 from tests.fixtures.factories import Factory
 from tests.fixtures.recorded import payload
 from tests.realtime.conftest import create_event, join
@@ -30,19 +30,7 @@ class ClusterServer(ServerProcess):
         return values
 
 
-@pytest.fixture
-def spawn(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], ClusterServer]]:
-    started: list[ClusterServer] = []
-
-    def start() -> ClusterServer:
-        server = ClusterServer(settings, tmp_path)
-        started.append(server)
-        server.start()
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+spawn = spawner(ClusterServer)
 
 
 async def _chat(http: httpx.AsyncClient, event_id: str, account: Any, body: str) -> int:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
+from tests.faults.processes import spawner
 from tests.faults.traffic import ChatTraffic, reconcile
 from tests.fixtures.factories import Factory
 from tests.realtime.conftest import create_event
@@ -34,19 +34,7 @@ def settings_overrides() -> dict[str, Any]:
     return {"chat_rate_limit": "10000/second"}
 
 
-@pytest.fixture
-def spawn(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], ServerProcess]]:
-    started: list[ServerProcess] = []
-
-    def start() -> ServerProcess:
-        server = ServerProcess(settings, tmp_path)
-        started.append(server)
-        server.start()
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+spawn = spawner(ServerProcess)
 
 
 @pytest.mark.timeout(360)

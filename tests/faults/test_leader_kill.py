@@ -9,18 +9,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from bigfootlive.composition import AppState
-from bigfootlive.config import Settings
 from bigfootlive.containers.inprocess import InProcessRuntime
 from bigfootlive.containers.manager import ContainerManager
 from tests.containers.helpers import FAST, armed_event, running, streamer, wait_row
+from tests.faults.processes import spawner
 from tests.faults.traffic import ChatTraffic, reconcile
 from tests.fixtures.factories import Factory
 from tests.realtime.test_processes import ServerProcess
@@ -46,19 +45,7 @@ class LeaderProcess(ServerProcess):
         return values
 
 
-@pytest.fixture
-def leader(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], LeaderProcess]]:
-    started: list[LeaderProcess] = []
-
-    def start() -> LeaderProcess:
-        server = LeaderProcess(settings, tmp_path)
-        started.append(server)
-        server.start()
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+leader = spawner(LeaderProcess)
 
 
 @pytest.mark.timeout(360)

@@ -11,8 +11,7 @@ works in tenants of its own."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -25,6 +24,7 @@ from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from tests.faults.conftest import DATABASE
+from tests.faults.processes import spawner
 from tests.fixtures.factories import Account, Factory
 from tests.fixtures.own_servers import PostgresCluster
 from tests.realtime.test_processes import ServerProcess
@@ -43,19 +43,13 @@ def own_overrides(replica: PostgresCluster) -> dict[str, Any]:
 
 
 @pytest.fixture
-def servers(own_app: FastAPI, tmp_path: Path) -> Iterator[Callable[[], ReplicaServer]]:
-    settings: Settings = own_app.state.settings
-    started: list[ReplicaServer] = []
+def settings(own_app: FastAPI) -> Settings:
+    """The test's own app's (primary, replica, Redis): the processes' too."""
+    result: Settings = own_app.state.settings
+    return result
 
-    def spawn() -> ReplicaServer:
-        server = ReplicaServer(settings, tmp_path)
-        started.append(server)
-        server.start()
-        return server
 
-    yield spawn
-    for server in started:
-        server.stop()
+servers = spawner(ReplicaServer)
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from bigfootlive.config import Settings
+from tests.faults.processes import spawner
 from tests.fixtures import services
 from tests.realtime.conftest import create_event, join
 
@@ -94,19 +94,7 @@ class ServerProcess:
                 self.proc.wait()
 
 
-@pytest.fixture
-def processes(settings: Settings, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-
-    def spawn() -> ServerProcess:
-        server = ServerProcess(settings, tmp_path)
-        started.append(server)
-        server.start()
-        return server
-
-    yield spawn  # type: ignore[misc]
-    for server in started:
-        server.stop()
+processes = spawner(ServerProcess)
 
 
 async def test_two_processes_on_one_redis_share_viewers_and_heal_when_one_dies(

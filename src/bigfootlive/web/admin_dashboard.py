@@ -8,22 +8,20 @@ through `analytics.series`)."""
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from bigfootlive.analytics import ingest, series
 from bigfootlive.authz.roles import Permission
-from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.db import utcnow
 from bigfootlive.deps import ReadSession, State
-from bigfootlive.errors import Forbidden
 from bigfootlive.events import crud
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.routing import JsonRoute
+from bigfootlive.web.guard import console_admin
 from bigfootlive.web.platform import chart
-from bigfootlive.web.render import finish, page, redirect
+from bigfootlive.web.render import finish, page
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import BrowserSubject
 
@@ -38,14 +36,6 @@ router = APIRouter(
 Days = Annotated[int, Query(ge=1, le=90)]
 
 
-def _admin(subject: AuthSubject) -> AuthSubject:
-    if not subject.can(Permission.ANALYTICS_TENANT):
-        raise Forbidden(
-            "The admin console is for the organisation's admins", code="insufficient_role"
-        )
-    return subject
-
-
 def _period(days: int) -> int:
     return days if days in series.PERIODS else 7
 
@@ -54,9 +44,7 @@ def _period(days: int) -> int:
 async def dashboard(
     request: Request, subject: BrowserSubject, state: State, session: ReadSession, days: Days = 7
 ) -> Response:
-    if subject is None:
-        return redirect(request, f"/signin?next={quote(request.url.path)}")
-    admin = _admin(subject)
+    admin = console_admin(subject, Permission.ANALYTICS_TENANT)
     days = _period(days)
     now = utcnow()
     live = await crud.list_events(
@@ -93,9 +81,7 @@ async def dashboard_csv(
     request: Request, subject: BrowserSubject, session: ReadSession, days: Days = 7
 ) -> Response:
     """The dashboard's day-by-day figures as CSV (one row a day, oldest first)."""
-    if subject is None:
-        return redirect(request, f"/signin?next={quote('/admin/dashboard')}")
-    admin = _admin(subject)
+    admin = console_admin(subject, Permission.ANALYTICS_TENANT, back="/admin/dashboard")
     days = _period(days)
     figures = await series.daily(session, admin.tenant_id, days, utcnow())
     response = Response(series.to_csv(figures), media_type="text/csv; charset=utf-8")

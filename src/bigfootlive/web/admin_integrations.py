@@ -24,11 +24,10 @@ from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.errors import BigfootError, NotFound
 from bigfootlive.models import ApiKey
 from bigfootlive.routing import JsonRoute
-from bigfootlive.web.admin.common import allowed
+from bigfootlive.web.guard import console_admin
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import BrowserSubject
-from bigfootlive.web.studio import SignInRequired
 from bigfootlive.webhooks import service as webhooks
 from bigfootlive.webhooks.schemas import EndpointCreate, EndpointUpdate, WebhookEventType
 
@@ -41,14 +40,6 @@ router = APIRouter(
     include_in_schema=False,
     dependencies=[Depends(check_csrf)],
 )
-
-
-def _allowed(subject: AuthSubject | None, permission: Permission) -> AuthSubject:
-    """The admin when its role has `permission` (403 otherwise); with no session,
-    `SignInRequired`, which the app answers with the sign-in page (`studio.sign_in_redirect`)."""
-    if subject is None:
-        raise SignInRequired()
-    return allowed(subject, permission)
 
 
 # ---------------------------------------------------------------- API keys
@@ -74,7 +65,7 @@ async def _keys_page(
 
 @router.get("/api-keys")
 async def api_keys(request: Request, subject: BrowserSubject, session: ReadSession) -> Response:
-    admin = _allowed(subject, Permission.API_KEYS_MANAGE)
+    admin = console_admin(subject, Permission.API_KEYS_MANAGE)
     return await _keys_page(request, session, admin)
 
 
@@ -87,7 +78,7 @@ async def api_key_create(
     name: Annotated[str, Form(max_length=100)],
 ) -> Response:
     """Creates the key and shows its secret on this answer only (never stored readable)."""
-    admin = _allowed(subject, Permission.API_KEYS_MANAGE)
+    admin = console_admin(subject, Permission.API_KEYS_MANAGE)
     try:
         body = ApiKeyCreate(name=name.strip())
     except ValidationError:
@@ -101,7 +92,7 @@ async def api_key_create(
 async def api_key_revoke_confirm(
     request: Request, key_id: uuid.UUID, subject: BrowserSubject, session: ReadSession
 ) -> Response:
-    admin = _allowed(subject, Permission.API_KEYS_MANAGE)
+    admin = console_admin(subject, Permission.API_KEYS_MANAGE)
     key = apikeys.key_out(await _own_key(session, admin, key_id))
     return page(request, "admin/api_key_revoke.html", {"key": key})
 
@@ -115,7 +106,7 @@ async def api_key_revoke(
     session: DbSession,
     meta: Meta,
 ) -> Response:
-    admin = _allowed(subject, Permission.API_KEYS_MANAGE)
+    admin = console_admin(subject, Permission.API_KEYS_MANAGE)
     await apikeys.revoke_key(state, session, meta, admin, key_id)
     return redirect(request, "/admin/api-keys")
 
@@ -141,7 +132,7 @@ async def _hooks_page(
 
 @router.get("/webhooks")
 async def webhook_list(request: Request, subject: BrowserSubject, session: ReadSession) -> Response:
-    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
+    admin = console_admin(subject, Permission.WEBHOOKS_MANAGE)
     return await _hooks_page(request, session, admin)
 
 
@@ -156,7 +147,7 @@ async def webhook_create(
     event_types: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
     description: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
+    admin = console_admin(subject, Permission.WEBHOOKS_MANAGE)
     form = {"url": url, "description": description, "event_types": event_types}
     try:
         body = EndpointCreate(
@@ -184,7 +175,7 @@ async def webhook_page(
     session: ReadSession,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
+    admin = console_admin(subject, Permission.WEBHOOKS_MANAGE)
     endpoint = await webhooks.get_endpoint(session, admin, endpoint_id)
     items, next_cursor = await webhooks.list_deliveries(
         session, admin, endpoint_id, cursor=cursor, limit=PAGE_SIZE
@@ -214,7 +205,7 @@ async def webhook_edit(
     description: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Change the endpoint's URL, description and event types (`PATCH` of the API)."""
-    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
+    admin = console_admin(subject, Permission.WEBHOOKS_MANAGE)
     endpoint = await webhooks.get_endpoint(session, admin, endpoint_id)
     error = None
     try:
@@ -253,7 +244,7 @@ async def webhook_toggle(
     meta: Meta,
     active: Annotated[bool, Form()],
 ) -> Response:
-    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
+    admin = console_admin(subject, Permission.WEBHOOKS_MANAGE)
     patch = EndpointUpdate(is_active=active)
     await webhooks.update_endpoint(state, session, meta, admin, endpoint_id, patch)
     return redirect(request, f"/admin/webhooks/{endpoint_id}")
@@ -267,7 +258,7 @@ async def webhook_redeliver(
     session: DbSession,
     meta: Meta,
 ) -> Response:
-    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
+    admin = console_admin(subject, Permission.WEBHOOKS_MANAGE)
     delivery = await webhooks.redeliver(session, meta, admin, delivery_id)
     return redirect(request, f"/admin/webhooks/{delivery.endpoint_id}?redelivered=1")
 
@@ -276,7 +267,7 @@ async def webhook_redeliver(
 async def webhook_delete_confirm(
     request: Request, endpoint_id: uuid.UUID, subject: BrowserSubject, session: ReadSession
 ) -> Response:
-    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
+    admin = console_admin(subject, Permission.WEBHOOKS_MANAGE)
     endpoint = await webhooks.get_endpoint(session, admin, endpoint_id)
     return page(request, "admin/webhook_delete.html", {"endpoint": endpoint})
 
@@ -289,6 +280,6 @@ async def webhook_delete(
     session: DbSession,
     meta: Meta,
 ) -> Response:
-    admin = _allowed(subject, Permission.WEBHOOKS_MANAGE)
+    admin = console_admin(subject, Permission.WEBHOOKS_MANAGE)
     await webhooks.delete_endpoint(session, meta, admin, endpoint_id)
     return redirect(request, "/admin/webhooks")

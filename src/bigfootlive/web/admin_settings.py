@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import ValidationError
@@ -24,12 +23,13 @@ from bigfootlive.audit import AuditAction, AuditLog
 from bigfootlive.authz.roles import Permission
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession
-from bigfootlive.errors import BigfootError, Forbidden, NotFound
+from bigfootlive.errors import BigfootError, NotFound
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import branding as brand
 from bigfootlive.tenants import service as tenants
 from bigfootlive.tenants.schemas import TenantSettingsPatch, TenantUpdate
+from bigfootlive.web.guard import console_admin
 from bigfootlive.web.render import finish, page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import BrowserSubject
@@ -44,18 +44,6 @@ router = APIRouter(
 public_router = APIRouter(
     prefix="/branding", tags=["web"], route_class=JsonRoute, include_in_schema=False
 )
-
-
-def _admin(subject: AuthSubject) -> AuthSubject:
-    if not subject.can(Permission.TENANT_UPDATE):
-        raise Forbidden(
-            "The admin console is for the organisation's admins", code="insufficient_role"
-        )
-    return subject
-
-
-def _sign_in(request: Request) -> Response:
-    return redirect(request, f"/signin?next={quote(request.url.path)}")
 
 
 async def _save(
@@ -80,9 +68,7 @@ async def _save(
 async def chat_settings(
     request: Request, subject: BrowserSubject, session: ReadSession
 ) -> Response:
-    if subject is None:
-        return _sign_in(request)
-    admin = _admin(subject)
+    admin = console_admin(subject, Permission.TENANT_UPDATE)
     settings = tenants.settings_of(await tenants.require_tenant(session, admin.tenant_id))
     return page(request, "admin/chat.html", {"words": "\n".join(settings.chat_blocked_words)})
 
@@ -95,9 +81,7 @@ async def chat_save(
     meta: Meta,
     words: Annotated[str, Form(max_length=70_000)] = "",
 ) -> Response:
-    if subject is None:
-        return _sign_in(request)
-    admin = _admin(subject)
+    admin = console_admin(subject, Permission.TENANT_UPDATE)
     listed = list(dict.fromkeys(w.strip() for w in words.splitlines() if w.strip()))
     try:
         patch = TenantSettingsPatch(chat_blocked_words=listed)
@@ -119,9 +103,7 @@ def _branding_context(settings: brand.Branding, tenant_id: uuid.UUID) -> dict[st
 async def branding_form(
     request: Request, subject: BrowserSubject, session: ReadSession
 ) -> Response:
-    if subject is None:
-        return _sign_in(request)
-    admin = _admin(subject)
+    admin = console_admin(subject, Permission.TENANT_UPDATE)
     settings = tenants.settings_of(await tenants.require_tenant(session, admin.tenant_id))
     return page(
         request, "admin/branding.html", _branding_context(settings.branding, admin.tenant_id)
@@ -139,9 +121,7 @@ async def branding_save(
     remove_logo: Annotated[bool, Form()] = False,
     logo: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    if subject is None:
-        return _sign_in(request)
-    admin = _admin(subject)
+    admin = console_admin(subject, Permission.TENANT_UPDATE)
     current = tenants.settings_of(await tenants.require_tenant(session, admin.tenant_id)).branding
     logo_uri = None if remove_logo else current.logo
     form = {"display_name": display_name, "accent_color": accent_color}

@@ -8,7 +8,6 @@ own rule, `events.access.can_view`); a user's page is the profile and follows of
 from __future__ import annotations
 
 import uuid
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +24,7 @@ from bigfootlive.models import Event
 from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import service as tenants
 from bigfootlive.users import service as users
+from bigfootlive.web.guard import signed_in
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import BrowserSubject
@@ -58,10 +58,6 @@ async def channel_page(
     return page(request, "channel.html", {"tenant": tenant, **sections, "vods": vods})
 
 
-def _sign_in(request: Request) -> Response:
-    return redirect(request, f"/signin?next={quote(request.url.path)}")
-
-
 async def _user_context(
     session: AsyncSession, subject: AuthSubject, user_id: uuid.UUID
 ) -> dict[str, object]:
@@ -79,10 +75,9 @@ async def _user_context(
 async def user_page(
     user_id: uuid.UUID, request: Request, subject: BrowserSubject, session: ReadSession
 ) -> Response:
-    if subject is None:
-        return _sign_in(request)
-    context = await _user_context(session, subject, user_id)
-    return page(request, "user.html", {**context, "me": subject.user_id == user_id})
+    me = signed_in(subject)
+    context = await _user_context(session, me, user_id)
+    return page(request, "user.html", {**context, "me": me.user_id == user_id})
 
 
 async def _follow(
@@ -93,20 +88,19 @@ async def _follow(
     *,
     follow: bool,
 ) -> Response:
-    if subject is None:
-        return _sign_in(request)
+    me = signed_in(subject)
     error = None
     try:
         if follow:
-            await users.follow(session, subject, user_id)
+            await users.follow(session, me, user_id)
         else:
-            await users.unfollow(session, subject, user_id)
+            await users.unfollow(session, me, user_id)
     except BigfootError as exc:
         if exc.status_code == 404:
             raise
         await session.rollback()
         error = exc
-    profile = await users.profile(session, subject, user_id)
+    profile = await users.profile(session, me, user_id)
     if request.headers.get("hx-request"):
         message = None if error is None else error.message
         context = {"profile": profile, "error": message, "me": False}

@@ -14,7 +14,7 @@ import datetime as dt
 import uuid
 from collections import defaultdict
 from typing import Annotated
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from pydantic import ValidationError
@@ -34,6 +34,7 @@ from bigfootlive.streaming.managed.runner import ready_status
 from bigfootlive.tenants import platform as tenants
 from bigfootlive.tenants import service as tenant_service
 from bigfootlive.tenants.schemas import PlatformTenantCreate, PlatformTenantUpdate
+from bigfootlive.web.guard import signed_in
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import BrowserSubject
@@ -51,7 +52,9 @@ router = APIRouter(
 
 
 async def platform_admin(request: Request, subject: BrowserSubject) -> AuthSubject | None:
-    """The platform admin, None when signed out; 404 for everyone else."""
+    """The platform admin, None when signed out (each handler's `signed_in` then sends the
+    browser to sign in, once FastAPI has read the request, as the other consoles do); 404 for
+    everyone else."""
     if subject is None:
         return None
     if not subject.is_platform_admin:
@@ -61,10 +64,6 @@ async def platform_admin(request: Request, subject: BrowserSubject) -> AuthSubje
 
 
 Admin = Annotated[AuthSubject | None, Depends(platform_admin)]
-
-
-def _sign_in(request: Request) -> Response:
-    return redirect(request, f"/signin?next={quote(request.url.path)}")
 
 
 def chart(days: list[series.Day], fields: dict[str, str]) -> dict[str, object]:
@@ -80,8 +79,7 @@ def chart(days: list[series.Day], fields: dict[str, str]) -> dict[str, object]:
 
 @router.get("")
 async def overview(request: Request, admin: Admin, state: State, session: ReadSession) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    signed_in(admin)
     stats = await analytics.platform_stats(state, session)
     days = await series.daily(session, None, 14, utcnow())
     _, media = await ready_status(state.settings)
@@ -138,8 +136,7 @@ async def tenant_list(
     q: Annotated[str | None, Query(max_length=100)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    signed_in(admin)
     return await _tenant_list(request, session, q, cursor)
 
 
@@ -152,8 +149,7 @@ async def tenant_create(
     slug: Annotated[str, Form(max_length=63)],
     name: Annotated[str, Form(max_length=200)],
 ) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    admin = signed_in(admin)
     form = {"slug": slug, "name": name}
     try:
         body = PlatformTenantCreate(slug=slug.strip(), name=name.strip())
@@ -171,8 +167,7 @@ async def tenant_create(
 async def tenant_page(
     request: Request, tenant_id: uuid.UUID, admin: Admin, session: ReadSession
 ) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    signed_in(admin)
     return page(request, "platform/tenant.html", {"tenant": await tenants.get(session, tenant_id)})
 
 
@@ -185,8 +180,7 @@ async def tenant_rename(
     meta: Meta,
     name: Annotated[str, Form(max_length=200)],
 ) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    admin = signed_in(admin)
     try:
         body = PlatformTenantUpdate(name=name.strip())
     except ValidationError:
@@ -209,8 +203,7 @@ async def tenant_confirm(
     session: ReadSession,
 ) -> Response:
     """The confirmation of a (de)activation: what it does, and the button."""
-    if admin is None:
-        return _sign_in(request)
+    signed_in(admin)
     if action not in _ACTIONS:
         raise NotFound("Page not found", code="not_found")
     tenant = await tenants.get(session, tenant_id)
@@ -227,8 +220,7 @@ async def tenant_set_active(
     session: DbSession,
     meta: Meta,
 ) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    admin = signed_in(admin)
     if action not in _ACTIONS:
         raise NotFound("Page not found", code="not_found")
     tenant = await tenant_service.get_tenant(session, tenant_id)
@@ -255,8 +247,7 @@ async def container_list(
     session: ReadSession,
     stopped: bool = False,
 ) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    admin = signed_in(admin)
     stats = await containers.container_stats(state, session, admin, include_stopped=stopped)
     by_node: dict[str, list[object]] = defaultdict(list)
     for item in stats.items:
@@ -272,8 +263,7 @@ async def container_list(
 async def container_restart_confirm(
     request: Request, event_id: uuid.UUID, admin: Admin, state: State, session: ReadSession
 ) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    admin = signed_in(admin)
     stats = await containers.container_stats(state, session, admin, include_stopped=True)
     found = next((c for c in stats.items if c.event_id == event_id), None)
     if found is None:
@@ -285,8 +275,7 @@ async def container_restart_confirm(
 async def container_restart(
     request: Request, event_id: uuid.UUID, admin: Admin, session: DbSession, meta: Meta
 ) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    admin = signed_in(admin)
     await containers.request_restart(session, meta, admin, event_id)
     return redirect(request, "/platform/containers?restarted=1")
 
@@ -303,8 +292,7 @@ async def job_list(
     task: Annotated[str | None, Query(max_length=100)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    signed_in(admin)
     stats = await jobs.stats(session, state.jobs)
     dead, next_cursor = await jobs.list_dead(
         session, task=task or None, cursor=cursor, limit=PAGE_SIZE
@@ -326,8 +314,7 @@ async def job_retry(
     session: DbSession,
     meta: Meta,
 ) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    admin = signed_in(admin)
     await jobs.retry_dead(session, state.jobs, meta, admin, dead_id)
     return redirect(request, "/platform/jobs?retried=1")
 
@@ -336,8 +323,7 @@ async def job_retry(
 async def job_discard_confirm(
     request: Request, dead_id: uuid.UUID, admin: Admin, session: ReadSession
 ) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    signed_in(admin)
     found = await jobs.get_dead(session, dead_id)
     return page(request, "platform/job_discard.html", {"job": found})
 
@@ -346,7 +332,6 @@ async def job_discard_confirm(
 async def job_discard(
     request: Request, dead_id: uuid.UUID, admin: Admin, session: DbSession, meta: Meta
 ) -> Response:
-    if admin is None:
-        return _sign_in(request)
+    admin = signed_in(admin)
     await jobs.discard_dead(session, meta, admin, dead_id)
     return redirect(request, "/platform/jobs")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from pydantic import ValidationError
@@ -28,6 +27,7 @@ from bigfootlive.models import Event
 from bigfootlive.routing import JsonRoute
 from bigfootlive.streaming import feedback
 from bigfootlive.web.chat_panel import chat_context
+from bigfootlive.web.guard import signed_in
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import BrowserSubject
@@ -44,26 +44,13 @@ router = APIRouter(
 Step = Callable[..., Awaitable[Event]]
 
 
-class SignInRequired(Exception):
-    """Raised to send the browser to the sign-in page."""
-
-
 def _streamer(request: Request, subject: AuthSubject | None) -> AuthSubject:
-    if subject is None:
-        raise SignInRequired(request.url.path)
-    if not subject.can(Permission.EVENTS_CREATE):
+    """The member when its role may stream (403 otherwise); with no session, `SignInRequired`
+    (`web.guard`: to the sign-in page, back to this one after)."""
+    me = signed_in(subject)
+    if not me.can(Permission.EVENTS_CREATE):
         raise Forbidden("Your role cannot stream; ask an admin", code="insufficient_role")
-    return subject
-
-
-def _sign_in(request: Request) -> Response:
-    return redirect(request, f"/signin?next={quote(request.url.path)}")
-
-
-async def sign_in_redirect(request: Request, exc: Exception) -> Response:
-    """The app's handler of `SignInRequired` (raised by `_streamer` in every studio page): the
-    browser goes to sign in, and comes back to the page after."""
-    return _sign_in(request)
+    return me
 
 
 @router.get("")

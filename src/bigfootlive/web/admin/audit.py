@@ -22,7 +22,8 @@ from bigfootlive.errors import BigfootError, NotFound
 from bigfootlive.identity import accounts
 from bigfootlive.kit.pagination import page_of
 from bigfootlive.tenants import audit_export
-from bigfootlive.web.admin.common import admin_router, allowed, message_of, sign_in
+from bigfootlive.web.admin.common import admin_router, message_of
+from bigfootlive.web.guard import console_admin
 from bigfootlive.web.render import finish, page
 from bigfootlive.web.session import BrowserSubject
 
@@ -83,9 +84,7 @@ async def audit_log(
     ip: Text = "",
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject, Permission.AUDIT_READ_TENANT)
+    admin = console_admin(subject, Permission.AUDIT_READ_TENANT)
     form = FilterForm(actor, action, since, until, ip)
     context: dict[str, Any] = {"form": form.values, "actions": ACTIONS, "records": []}
     try:
@@ -127,9 +126,7 @@ async def export(
     ip: Text = "",
 ) -> Response:
     """The records matching the filter, oldest first, as a download (no size limit: streamed)."""
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject, Permission.AUDIT_READ_TENANT)
+    admin = console_admin(subject, Permission.AUDIT_READ_TENANT)
     flt = FilterForm(actor, action, since, until, ip).parse()
     filename = await audit_export.start_export(
         session, meta, actor_id=admin.user_id, tenant_id=admin.tenant_id, flt=flt,
@@ -147,9 +144,7 @@ async def export(
 async def record(
     request: Request, record_id: uuid.UUID, subject: BrowserSubject, session: ReadSession
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject, Permission.AUDIT_READ_TENANT)
+    admin = console_admin(subject, Permission.AUDIT_READ_TENANT)
     found = await audit_export.get_record(session, admin.tenant_id, record_id)
     if found is None:
         raise NotFound("No such audit record", code="audit_record_not_found")

@@ -1,24 +1,22 @@
-"""What every page of the tenant admin console shares: its router settings, the permission
-check (403 for members without it, like the API), the step-up page for actions the API guards
-with `RecentMfa`, and the confirmation page of destructive actions."""
+"""What every page of the tenant admin console shares: its router settings, the step-up page for
+actions the API guards with `RecentMfa`, and the confirmation page of destructive actions. The
+sign-in and permission check that opens each page is `web.guard.console_admin`."""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from bigfootlive.authz.roles import Permission
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.composition import AppState
-from bigfootlive.errors import BigfootError, Forbidden
+from bigfootlive.errors import BigfootError
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa.policy import StepUpRequired, ensure_recent_mfa
 from bigfootlive.routing import JsonRoute
-from bigfootlive.web.render import page, redirect
+from bigfootlive.web.render import page
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import cookies_of
 
@@ -33,19 +31,6 @@ def admin_router() -> APIRouter:
         include_in_schema=False,
         dependencies=[Depends(check_csrf)],
     )
-
-
-def allowed(subject: AuthSubject, permission: Permission = Permission.USERS_MANAGE) -> AuthSubject:
-    """The subject when its role has `permission`, else 403 (the API's `require`)."""
-    if not subject.can(permission):
-        raise Forbidden(
-            "The admin console is for the organisation's admins", code="insufficient_role"
-        )
-    return subject
-
-
-def sign_in(request: Request) -> Response:
-    return redirect(request, f"/signin?next={quote(request.url.path)}")
 
 
 def message_of(exc: BigfootError) -> str:

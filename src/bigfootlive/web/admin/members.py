@@ -20,14 +20,8 @@ from bigfootlive.identity import invitations, members, sessions
 from bigfootlive.identity import repository as identity_repo
 from bigfootlive.mfa import recovery
 from bigfootlive.tenants import service as tenants
-from bigfootlive.web.admin.common import (
-    admin_router,
-    allowed,
-    confirm,
-    message_of,
-    sign_in,
-    step_up,
-)
+from bigfootlive.web.admin.common import admin_router, confirm, message_of, step_up
+from bigfootlive.web.guard import console_admin
 from bigfootlive.web.render import error_page, redirect
 from bigfootlive.web.session import BrowserSubject
 
@@ -55,9 +49,7 @@ async def change_role(
     meta: Meta,
     role: Annotated[Role, Form()],
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject)
+    admin = console_admin(subject)
     back = f"/admin/users/{user_id}"
     if (stepped := await step_up(request, state, session, meta, admin, back)) is not None:
         return stepped
@@ -80,9 +72,7 @@ async def change_status(
     active: Annotated[bool, Form()],
     confirm_: Annotated[str, Form(alias="confirm", max_length=3)] = "",
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject)
+    admin = console_admin(subject)
     back = f"/admin/users/{user_id}"
     if not active and confirm_ != "yes":
         name = await _member_name(session, admin, user_id)
@@ -111,9 +101,7 @@ async def reset_mfa(
     meta: Meta,
     confirm_: Annotated[str, Form(alias="confirm", max_length=3)] = "",
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject, Permission.MFA_RESET)
+    admin = console_admin(subject, Permission.MFA_RESET)
     back = f"/admin/users/{user_id}"
     if confirm_ != "yes":
         name = await _member_name(session, admin, user_id)
@@ -134,9 +122,7 @@ async def resend_invitation(
     session: DbSession,
     meta: Meta,
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject)
+    admin = console_admin(subject)
     back = f"/admin/users/{user_id}"
     if (stepped := await step_up(request, state, session, meta, admin, back)) is not None:
         return stepped
@@ -160,9 +146,7 @@ async def end_sessions(
     confirm_: Annotated[str, Form(alias="confirm", max_length=3)] = "",
 ) -> Response:
     """End one session of the member (`session_id`), or all of them (none given)."""
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject)
+    admin = console_admin(subject)
     back = f"/admin/users/{user_id}"
     try:
         target = uuid.UUID(session_id) if session_id else None

@@ -23,7 +23,8 @@ from bigfootlive.tenants.schemas import (
     TenantSettingsPatch,
     TenantUpdate,
 )
-from bigfootlive.web.admin.common import admin_router, allowed, message_of, sign_in, step_up
+from bigfootlive.web.admin.common import admin_router, message_of, step_up
+from bigfootlive.web.guard import console_admin
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.session import BrowserSubject
 
@@ -49,9 +50,7 @@ def _context(settings: Any, **extra: Any) -> dict[str, Any]:
 async def settings_form(
     request: Request, subject: BrowserSubject, session: ReadSession, saved: str = ""
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject, Permission.TENANT_UPDATE)
+    admin = console_admin(subject, Permission.TENANT_UPDATE)
     tenant = await tenants.require_tenant(session, admin.tenant_id)
     context = _context(tenants.settings_of(tenant), notice="Saved." if saved else None)
     return page(request, "admin/signin_settings.html", context)
@@ -80,9 +79,7 @@ async def save_settings(
     mfa_roles: Annotated[list[str] | None, Form()] = None,
     allowed_factors: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject, Permission.TENANT_UPDATE)
+    admin = console_admin(subject, Permission.TENANT_UPDATE)
     tenant = await tenants.require_tenant(session, admin.tenant_id)
     current = tenants.settings_of(tenant)
     try:

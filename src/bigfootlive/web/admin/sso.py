@@ -27,12 +27,11 @@ from bigfootlive.tenants import service as tenants
 from bigfootlive.web.admin import sso_forms
 from bigfootlive.web.admin.common import (
     admin_router,
-    allowed,
     confirm,
     message_of,
-    sign_in,
     step_up,
 )
+from bigfootlive.web.guard import console_admin
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.session import BrowserSubject
 
@@ -41,8 +40,8 @@ BLANK = {"oidc": "OpenID Connect", "oauth2": "OAuth 2.0", "saml": "SAML 2.0", "l
 _NOTICES = {"saved": "Saved.", "refreshed": "Metadata refreshed.", "disabled": "Disabled."}
 
 
-def _sso_admin(subject: AuthSubject) -> AuthSubject:
-    return allowed(subject, Permission.SSO_MANAGE)
+def _sso_admin(subject: AuthSubject | None) -> AuthSubject:
+    return console_admin(subject, Permission.SSO_MANAGE)
 
 
 async def _provider(
@@ -77,8 +76,6 @@ async def _domains(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
 async def providers(
     request: Request, subject: BrowserSubject, state: State, session: ReadSession
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
     admin_ = _sso_admin(subject)
     tenant = await tenants.require_tenant(session, admin_.tenant_id)
     context = {
@@ -100,8 +97,6 @@ async def new_provider(
     protocol: Annotated[str, Query(max_length=10)] = "",
 ) -> Response:
     """The form, pre-filled from a template (`?template=okta`) or blank (`?protocol=ldap`)."""
-    if subject is None:
-        return sign_in(request)
     admin_ = _sso_admin(subject)
     found = BY_KEY.get(template)
     if found is not None:
@@ -162,8 +157,6 @@ async def _save(
 async def create_provider(
     request: Request, subject: BrowserSubject, state: State, session: DbSession, meta: Meta
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
     return await _save(request, state, session, meta, _sso_admin(subject), None, "/admin/sso")
 
 
@@ -176,8 +169,6 @@ async def provider_page(
     session: ReadSession,
     done: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
     admin_ = _sso_admin(subject)
     provider = await _provider(state, session, admin_, provider_id)
     values = sso_forms.values_of(provider.protocol, provider.model_dump(mode="json"))
@@ -198,8 +189,6 @@ async def update_provider(
     session: DbSession,
     meta: Meta,
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
     admin_ = _sso_admin(subject)
     back = f"/admin/sso/{provider_id}"
     return await _save(request, state, session, meta, admin_, provider_id, back)
@@ -217,8 +206,6 @@ async def run_connection_test(
 ) -> Response:
     """Run the protocol's real checks (discovery, JWKS, token endpoint, LDAP bind and search,
     SAML metadata and certificates) and show each one's result; audited."""
-    if subject is None:
-        return sign_in(request)
     admin_ = _sso_admin(subject)
     provider = await _provider(state, session, admin_, provider_id)
     result = await diagnostics.test_provider(
@@ -237,8 +224,6 @@ async def refresh_metadata(
 ) -> Response:
     """Refresh the IdP's published metadata now (OIDC discovery and JWKS, SAML metadata URL),
     as the background refresh does; the page shows the outcome."""
-    if subject is None:
-        return sign_in(request)
     admin_ = _sso_admin(subject)
     await _provider(state, session, admin_, provider_id)
     await refresh.refresh_provider(state, provider_id)
@@ -257,8 +242,6 @@ async def delete_provider(
     confirm_: Annotated[str, Form(alias="confirm", max_length=3)] = "",
 ) -> Response:
     """Disable (or, with `purge`, delete) a provider; confirmed, with step-up as the API."""
-    if subject is None:
-        return sign_in(request)
     admin_ = _sso_admin(subject)
     back = f"/admin/sso/{provider_id}"
     provider = await _provider(state, session, admin_, provider_id)

@@ -14,8 +14,9 @@ from bigfootlive.deps import DbSession, Meta, State
 from bigfootlive.errors import BigfootError
 from bigfootlive.mfa import verification
 from bigfootlive.mfa.schemas import StepUpOut
-from bigfootlive.web.admin.common import STEP_UP_COOKIE, admin_router, message_of, sign_in
+from bigfootlive.web.admin.common import STEP_UP_COOKIE, admin_router, message_of
 from bigfootlive.web.endpoints import safe_next
+from bigfootlive.web.guard import signed_in
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.session import SESSION_COOKIE, BrowserSubject, cookies_of
 
@@ -34,8 +35,7 @@ async def answer_step_up(
     password: Annotated[str, Form(max_length=128)] = "",
     next: Annotated[str, Form(max_length=500)] = "/admin/users",
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
+    signed_in(subject)
     back = safe_next(next)
     token = request.cookies.get(STEP_UP_COOKIE)
     if not token:

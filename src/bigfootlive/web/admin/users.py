@@ -21,7 +21,8 @@ from bigfootlive.identity import accounts, invitations, sessions
 from bigfootlive.kit.pagination import page_of
 from bigfootlive.mfa import repository as mfa_repo
 from bigfootlive.tenants import service as tenants
-from bigfootlive.web.admin.common import admin_router, allowed, message_of, sign_in, step_up
+from bigfootlive.web.admin.common import admin_router, message_of, step_up
+from bigfootlive.web.guard import console_admin
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.session import BrowserSubject
 
@@ -42,9 +43,7 @@ async def users(
     status: Annotated[str | None, Query(pattern="^(active|disabled)?$")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject)
+    admin = console_admin(subject)
     query = (q or "").strip() or None
     active = {"active": True, "disabled": False}.get(status or "")
     async with state.db.reads() as conn:
@@ -77,9 +76,7 @@ async def users(
 
 @router.get("/users/new")
 async def new_member_form(request: Request, subject: BrowserSubject) -> Response:
-    if subject is None:
-        return sign_in(request)
-    allowed(subject)
+    console_admin(subject)
     return page(request, "admin/new_user.html", {"form": {"role": "viewer"}, "roles": ROLES})
 
 
@@ -96,9 +93,7 @@ async def invite_member(
 ) -> Response:
     """Add a member and email the invitation (as `POST /api/tenant/users` without a
     password): step-up and audit included."""
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject)
+    admin = console_admin(subject)
     form = {"email": email, "display_name": display_name, "role": role.value}
     stepped = await step_up(request, state, session, meta, admin, "/admin/users/new")
     if stepped is not None:
@@ -153,9 +148,7 @@ async def member(
     session: ReadSession,
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    if subject is None:
-        return sign_in(request)
-    admin = allowed(subject)
+    admin = console_admin(subject)
     user, open_sessions = await sessions.member_sessions(session, admin, user_id)
     factors = await mfa_repo.count_factors(session, user.tenant_id, user.id)
     context = {
