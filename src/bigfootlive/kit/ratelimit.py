@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse
@@ -73,6 +74,8 @@ return results
 
 # Checks waiting for the next call of the script at most (more wait for the one after).
 MAX_GROUPS_PER_CALL = 256
+# Limits' Redis keys remembered by `RateLimiter._spec` (all forgotten when full).
+_SPECS_KEPT = 20_000
 
 
 class _Coalescer:
@@ -152,6 +155,7 @@ class RateLimiter:
             self.storage = MemoryStorage()
         self._limiter = MovingWindowRateLimiter(self.storage)
         self._parsed: dict[str, RateLimitItem] = {}
+        self._specs: dict[tuple[str, tuple[str, ...]], tuple[str, int, int]] = {}
         # `check_all` on a single Redis: the script through redis-py (hiredis), coalesced
         self._coalescer = (
             _Coalescer(Redis.from_url(redis_url))
@@ -166,6 +170,18 @@ class RateLimiter:
         if item is None:
             item = self._parsed[rule] = parse(rule)
         return item
+
+    def _spec(self, bridge: Any, rule: str, identifiers: tuple[str, ...]) -> tuple[str, int, int]:
+        """(Redis key, size, window s) of a limit: the key as `limits` makes it, remembered
+        (players hit the same few keys over and over; bounded)."""
+        spec = self._specs.get((rule, identifiers))
+        if spec is None:
+            if len(self._specs) >= _SPECS_KEPT:
+                self._specs.clear()
+            item = self._item(rule)
+            key = bridge.prefixed_key(item.key_for(*identifiers))
+            spec = self._specs[(rule, identifiers)] = (key, item.amount, item.get_expiry())
+        return spec
 
     async def hit(self, rule: str, *identifiers: str) -> bool:
         """Count one hit; False when the limit is exceeded."""
@@ -188,16 +204,12 @@ class RateLimiter:
             for rule, identifiers in limits:
                 await self.check(rule, *identifiers)
             return
-        items = [(self._item(rule), identifiers) for rule, identifiers in limits]
         full = await self._coalescer.check(
-            self.clock(),
-            [
-                (bridge.prefixed_key(item.key_for(*ids)), item.amount, item.get_expiry())
-                for item, ids in items
-            ],
+            self.clock(), [self._spec(bridge, rule, ids) for rule, ids in limits]
         )
         if full:
-            item, identifiers = items[full - 1]
+            rule, identifiers = limits[full - 1]
+            item = self._item(rule)
             stats = await self._limiter.get_window_stats(item, *identifiers)
             raise TooManyRequests(retry_after=max(1, int(stats.reset_time - time.time())))
 
