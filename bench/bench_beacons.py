@@ -52,9 +52,10 @@ def create_bench_app() -> FastAPI:
         accepted = body.count(b'"type"')  # the same answer, without parsing anything
         return Response(b'{"accepted":%d}' % accepted, 202, media_type="application/json")
 
-    # Where the router meets it: just before the analytics router, so that both routes are
-    # reached after the same routes are tried (added last, the bare one came after every page
-    # of the web app: a few hundred µs more per request than the beacon route).
+    # Where the router meets it: just before the beacon route's router (the first one with the
+    # /api/analytics prefix, included first by `create_app`), so that both routes are reached
+    # after the same routes are tried (added last, the bare one came after every page of the
+    # web app: a few hundred µs more per request than the beacon route).
     routes = app.router.routes
     bare = routes.pop()
     analytics = next(
@@ -85,8 +86,11 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
     )
 
 
-def run(url: str, batch: int, seconds: float, connections: int) -> dict[str, Any]:
+def run(
+    url: str, batch: int, seconds: float, connections: int, server: loadgen.Uvicorn | None = None
+) -> dict[str, Any]:
     path = "/" + url.split("/", 3)[3]
+    cpu = server.cpu_seconds() if server is not None else 0.0
     result = loadgen.Wrk(
         url,
         loadgen.post_json_script(path, bodies(batch)),
@@ -96,6 +100,13 @@ def run(url: str, batch: int, seconds: float, connections: int) -> dict[str, Any
     figures = result.figures()
     figures["beacons_per_request"] = batch
     figures["beacons_per_s"] = round(result.rps * batch) if not result.non_2xx else None
+    if server is not None and result.requests:
+        # The server's CPU (user + system) per request: what load from elsewhere on a shared
+        # machine moves far less than requests/s. Its flush (every ANALYTICS_FLUSH_SECONDS)
+        # and the roll-up jobs it runs are in it; the last flush of a run may fall in the next.
+        used = server.cpu_seconds() - cpu
+        figures["server_cpu_us_per_request"] = round(used / result.requests * 1e6, 1)
+        figures["beacons_per_server_cpu_s"] = round(result.requests * batch / max(used, 1e-9))
     return figures
 
 
@@ -166,7 +177,7 @@ async def main() -> None:
                 started.raise_for_status()
             ours_url = f"{base}/api/analytics/events/{event['id']}/beacons"
             bare_url = f"{base}/bench/bare-beacons/{event['id']}"
-            opts = {"seconds": args.seconds, "connections": args.connections}
+            opts = {"seconds": args.seconds, "connections": args.connections, "server": server}
             run(bare_url, 1, seconds=1, connections=args.connections)  # warm-up
             run(ours_url, 1, seconds=1, connections=args.connections)
             results: dict[str, Any] = {}
@@ -178,6 +189,12 @@ async def main() -> None:
                     "bare": bare,
                     "throughput_ratio": round(
                         ours["requests_per_s"] / max(bare["requests_per_s"], 1e-9), 3
+                    ),
+                    # bare / ours server CPU per request: the ratio the server's CPU alone allows
+                    "cpu_ratio": round(
+                        bare.get("server_cpu_us_per_request", 0)
+                        / max(ours.get("server_cpu_us_per_request", 0), 1e-9),
+                        3,
                     ),
                 }
         finally:

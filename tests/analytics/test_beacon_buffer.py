@@ -4,6 +4,7 @@ processes), not when sending its roll-up job fails."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -195,3 +196,46 @@ async def test_a_viewer_is_counted_once_a_minute_for_as_long_as_the_setting_says
         if keys:
             await cache.client.delete(*keys)
         await cache.client.aclose()
+
+
+async def test_a_large_flush_at_shutdown_reaches_every_aggregate(factory, client, state):
+    """A started buffer that never reached its interval: `stop()` (the app's shutdown) sends
+    what it holds, and the roll-up's upserts (one statement run for every row) carry 1,200
+    viewers and two minutes into the figures exactly; a second stop-flush adds to the same
+    rows instead of replacing them."""
+    tenant, streamer, event_id = await live_event(factory, client, state)
+    event = uuid.UUID(event_id)
+    now = utcnow()
+    earlier = now - dt.timedelta(minutes=1)
+    viewers = [f"a:viewer-{n:05d}" for n in range(1200)]
+
+    async def run_once(heartbeat_ms: int) -> None:
+        buffer = BeaconBuffer(state.cache, 3600, state.jobs)
+        buffer.start()
+        for n, viewer in enumerate(viewers):
+            await buffer.add_beacons(
+                event, tenant.id, viewer,
+                [StartBeacon(type="start", ts=earlier, startup_ms=500 + n % 2 * 200),
+                 HeartbeatBeacon(type="heartbeat", watched_ms=heartbeat_ms, rebuffer_ms=100,
+                                 rebuffer_count=1, bitrate_kbps=2000 + n % 2 * 1000)],
+                now,
+            )  # fmt: skip
+        assert buffer.pending
+        await buffer.stop()
+        assert not buffer.pending
+
+    await run_once(10_000)
+    await wait_for_figures(client, streamer, event_id, views_started=1200, watch_seconds=12_000)
+    await run_once(5_000)
+    await wait_for_figures(client, streamer, event_id, views_started=2400, watch_seconds=18_000)
+    response = await client.get(f"/api/analytics/events/{event_id}", headers=streamer.headers)
+    figures = response.json()
+    assert len(figures["timeline"]) == 2  # the start beacons' minute and this one
+    assert figures["viewers"]["unique"] == 1200
+    assert figures["watch_time"]["total_seconds"] == 18_000
+    assert figures["qoe"] == {
+        "avg_startup_ms": 600.0,
+        "rebuffer_ratio": 2400 * 100 / 18_000_000,
+        "rebuffer_events": 2400,
+        "avg_bitrate_kbps": 2500.0,
+    }

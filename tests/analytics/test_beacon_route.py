@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bigfootlive.analytics.schemas import MAX_BEACONS_PER_BATCH
 from tests.analytics.conftest import live_event
 from tests.analytics.test_beacon_buffer import timeline, wait_for_figures
 
@@ -92,6 +93,17 @@ async def test_bad_input_is_a_4xx_json_error(factory, client, state, body, heade
         assert error["code"] == code
     if status == 422:
         assert error["errors"][0]["loc"][0] == "body"
+
+
+async def test_a_batch_holds_at_most_the_documented_number_of_beacons(factory, client, state):
+    _, _, event_id = await live_event(factory, client, state)
+    full = await client.post(url(event_id), json=batch("player-123", MAX_BEACONS_PER_BATCH))
+    assert full.status_code == 202, full.text
+    assert full.json() == {"accepted": MAX_BEACONS_PER_BATCH}
+    over = await client.post(url(event_id), json=batch("player-124", MAX_BEACONS_PER_BATCH + 1))
+    assert over.status_code == 422, over.text
+    assert over.json()["error"]["code"] == "validation_error"
+    assert over.json()["error"]["errors"][0]["loc"] == ["body", "beacons"]
 
 
 async def test_a_malformed_event_id_is_422_and_an_unknown_one_404(client):

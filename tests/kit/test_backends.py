@@ -191,6 +191,65 @@ async def test_limits_checked_together_keep_only_the_hits_of_their_window(backen
         await limiter.close()
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # the coalescing is Redis's
+async def test_concurrent_checks_share_one_round_trip_and_decide_as_in_turn(backends):
+    """Checks made while another is on its way to Redis go together in one script call, in the
+    order they came, and each is decided as if it had been sent alone: of 8 requests against a
+    limit of 5, five pass and three are refused, whichever way they were grouped."""
+    _, _, prefix = backends
+    limiter = RateLimiter(services.REDIS_URL, prefix)
+    coalescer = limiter._coalescer
+    assert coalescer is not None
+    calls: list[int] = []
+    script = coalescer.script
+
+    async def counted(*, keys, args):  # the real script, its calls counted
+        calls.append(len(keys))
+        return await script(keys=keys, args=args)
+
+    coalescer.script = counted
+    viewer, ip = ("5/minute", ("v", "one")), ("100/minute", ("ip", "a"))
+    try:
+        outcomes = await asyncio.gather(
+            *(limiter.check_all(viewer, ip) for _ in range(8)), return_exceptions=True
+        )
+        assert [o is None for o in outcomes] == [True] * 5 + [False] * 3
+        assert all(isinstance(o, TooManyRequests) for o in outcomes[5:])
+        assert calls == [16]  # 8 requests x 2 limits, one call
+        # the refused ones did not count against the address; the accepted ones did
+        assert [await limiter.hit("100/minute", "ip", "a") for _ in range(2)] == [True, True]
+        key = limiter.storage.bridge.prefixed_key(parse("100/minute").key_for("ip", "a"))
+        redis = Redis.from_url(services.REDIS_URL)
+        try:
+            assert await redis.llen(key) == 5 + 2
+        finally:
+            await redis.aclose()
+        await limiter.check_all(("5/minute", ("v", "two")))  # alone: a call of its own
+        assert calls == [16, 1]
+    finally:
+        await limiter.close()
+
+
+async def test_concurrent_checks_on_a_redis_gone_each_raise_the_cache_error():
+    """Redis unreachable: every check of a shared call raises the client's error (a 503
+    `cache_unavailable` for each request), and the next call is tried afresh."""
+    from bigfootlive.http_errors import unavailable
+
+    limiter = RateLimiter(f"redis://127.0.0.1:{services.free_port()}/0", "t:")
+    try:
+        for _ in range(2):
+            outcomes = await asyncio.gather(
+                *(limiter.check_all(("5/minute", ("v", str(n)))) for n in range(3)),
+                return_exceptions=True,
+            )
+            assert all(isinstance(o, Exception) for o in outcomes)
+            assert {unavailable(o) for o in outcomes} == {
+                ("cache_unavailable", "The cache is unavailable; retry shortly")
+            }
+    finally:
+        await limiter.close()
+
+
 async def _eventually(predicate, within: float = 2.0) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while not predicate():

@@ -149,19 +149,24 @@ class BeaconBuffer:
         # Everything in memory, with no await (a flush cannot take half of a batch). The
         # real-time counters (one viewer counts once per minute and once per event,
         # fleet-wide) are updated by the flush, in one cache round trip per event and minute.
-        times = [beacon_time(b.ts, now) for b in beacons]
+        # A batch's beacons are mostly of one minute (most have no `ts`: "now"): its row is
+        # looked up once per run of beacons of the same minute, not once per beacon.
         buf = self._event(event_id, tenant_id)
+        this_minute = minute_of(now)
+        minute: dt.datetime | None = None
+        row: dict[str, int] = {}
+        first_seen = now
         watched = 0
-        for beacon, at in zip(beacons, times, strict=True):
-            minute = minute_of(at)
-            buf.seen[minute].add(viewer)
-            row = buf.minutes[minute]
-            if isinstance(beacon, StartBeacon):
-                row["views_started"] += 1
-                if beacon.startup_ms is not None:
-                    row["startup_ms_sum"] += beacon.startup_ms
-                    row["startup_samples"] += 1
-            elif isinstance(beacon, HeartbeatBeacon):
+        for beacon in beacons:
+            at = now if beacon.ts is None else beacon_time(beacon.ts, now)
+            if at < first_seen:
+                first_seen = at
+            at_minute = this_minute if at is now else minute_of(at)
+            if at_minute != minute:
+                minute = at_minute
+                buf.seen[minute].add(viewer)
+                row = buf.minutes[minute]
+            if isinstance(beacon, HeartbeatBeacon):
                 row["heartbeats"] += 1
                 row["watch_ms"] += beacon.watched_ms
                 row["rebuffer_ms"] += beacon.rebuffer_ms
@@ -170,11 +175,15 @@ class BeaconBuffer:
                 if beacon.bitrate_kbps is not None:
                     row["bitrate_kbps_sum"] += beacon.bitrate_kbps
                     row["bitrate_samples"] += 1
+            elif isinstance(beacon, StartBeacon):
+                row["views_started"] += 1
+                if beacon.startup_ms is not None:
+                    row["startup_ms_sum"] += beacon.startup_ms
+                    row["startup_samples"] += 1
             else:
                 row["views_ended"] += 1
                 row["watch_ms"] += beacon.watched_ms
                 watched += beacon.watched_ms
-        first_seen = min(times)
         entry = buf.viewers.get(viewer)
         if entry is None:
             buf.viewers[viewer] = [first_seen, watched]

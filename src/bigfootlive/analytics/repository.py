@@ -29,36 +29,51 @@ def _insert(session: AsyncSession) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-CHUNK = 500  # rows per multi-row INSERT
+# One upsert statement per table and dialect, run for all the rows of a roll-up at once
+# (executemany). A multi-row VALUES was compiled anew for every chunk (a statement of 500 rows'
+# parameters): that compilation was most of a flush's CPU in the API process.
+_UPSERTS: dict[tuple[str, str], Any] = {}
+
+
+def _minutes_upsert(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    stmt = _UPSERTS.get(("minutes", dialect))
+    if stmt is None:
+        table = AnalyticsMinute.__table__
+        insert = _insert(session)(table)
+        updates: dict[str, Any] = {f: table.c[f] + insert.excluded[f] for f in MINUTE_FIELDS}
+        updates["viewers"] = case(
+            (insert.excluded.viewers > table.c.viewers, insert.excluded.viewers),
+            else_=table.c.viewers,
+        )
+        stmt = _UPSERTS[("minutes", dialect)] = insert.on_conflict_do_update(
+            index_elements=["event_id", "minute"], set_=updates
+        )
+    return stmt
+
+
+def _viewers_upsert(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    stmt = _UPSERTS.get(("viewers", dialect))
+    if stmt is None:
+        table = AnalyticsViewer.__table__
+        insert = _insert(session)(table)
+        stmt = _UPSERTS[("viewers", dialect)] = insert.on_conflict_do_update(
+            index_elements=["event_id", "viewer"],
+            set_={"watch_ms": table.c.watch_ms + insert.excluded.watch_ms},
+        )
+    return stmt
 
 
 async def add_minutes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Add the sums to each (event, minute) row; `viewers` keeps the largest count seen."""
-    insert = _insert(session)
-    table = AnalyticsMinute.__table__
-    for start in range(0, len(rows), CHUNK):
-        stmt = insert(table).values(rows[start : start + CHUNK])
-        updates: dict[str, Any] = {f: table.c[f] + stmt.excluded[f] for f in MINUTE_FIELDS}
-        updates["viewers"] = case(
-            (stmt.excluded.viewers > table.c.viewers, stmt.excluded.viewers),
-            else_=table.c.viewers,
-        )
-        await session.execute(
-            stmt.on_conflict_do_update(index_elements=["event_id", "minute"], set_=updates)
-        )
+    if rows:
+        await session.execute(_minutes_upsert(session), rows)
 
 
 async def add_viewers(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    insert = _insert(session)
-    table = AnalyticsViewer.__table__
-    for start in range(0, len(rows), CHUNK):
-        stmt = insert(table).values(rows[start : start + CHUNK])
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["event_id", "viewer"],
-                set_={"watch_ms": table.c.watch_ms + stmt.excluded.watch_ms},
-            )
-        )
+    if rows:
+        await session.execute(_viewers_upsert(session), rows)
 
 
 async def minutes(

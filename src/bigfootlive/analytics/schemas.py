@@ -39,6 +39,11 @@ class StopBeacon(BaseModel):
 Beacon = Annotated[StartBeacon | HeartbeatBeacon | StopBeacon, Field(discriminator="type")]
 
 
+# Beacons in one request, at most: a player may queue several and send them together (fewer
+# requests for the same beacons); a longer list is refused with 422 `validation_error`.
+MAX_BEACONS_PER_BATCH = 50
+
+
 class BeaconBatch(BaseModel):
     viewer_id: str = Field(
         min_length=8,
@@ -46,7 +51,11 @@ class BeaconBatch(BaseModel):
         pattern=r"^[A-Za-z0-9_-]+$",
         description="A random id the player keeps for the viewing session (anonymous viewers)",
     )
-    beacons: list[Beacon] = Field(min_length=1, max_length=50)
+    beacons: list[Beacon] = Field(
+        min_length=1,
+        max_length=MAX_BEACONS_PER_BATCH,
+        description=f"1 to {MAX_BEACONS_PER_BATCH} beacons (more: 422 validation_error)",
+    )
 
 
 class BeaconsAccepted(BaseModel):
