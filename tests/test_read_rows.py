@@ -13,6 +13,8 @@ from bigfootlive.authz.roles import Role
 from bigfootlive.authz.scoping import platform_scope, tenant_scope
 from bigfootlive.db import NO_ROWS, row_scope
 from bigfootlive.models import User
+from bigfootlive.tenants.repository import USER_PAGE_COLUMNS, USER_PAGE_FIELDS, list_users
+from bigfootlive.tenants.service import users_page
 
 # Deliberately not tenant-scoped in SQL: on PostgreSQL only the row scope stands between a
 # tenant and another's rows here, which is what these tests look at.
@@ -109,3 +111,48 @@ async def test_the_scope_rides_on_the_begin_of_its_own_transaction_only(state, f
         async with state.db.transaction() as session:
             setting = await session.execute(text("SELECT current_setting('app.tenant_id', true)"))
             assert setting.scalar_one() in ("", None)
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_the_members_first_page_is_one_call_in_the_row_scope(state, factory) -> None:
+    # `bfl_users_first_page` (migration 0022) sets the row scope and reads in one round trip:
+    # row-level security still applies to what it reads, and its settings end with the call.
+    acme, other, a_email, b_email = await _two_tenants(factory)
+
+    async def page(tenant_id):
+        rows = await users_page(state.db, tenant_id, query=None, cursor=None, limit=50)
+        return [dict(zip(USER_PAGE_FIELDS, row, strict=True)) for row in rows]
+
+    with tenant_scope(acme.id):
+        mine = await page(acme.id)
+        theirs = await page(other.id)  # another tenant's id under our scope: no row
+    with row_scope(NO_ROWS):
+        nobody = await page(acme.id)
+    with platform_scope("test: every tenant's members"):
+        platform = await page(other.id)
+    assert [u["email"] for u in mine] == [a_email]
+    assert mine[0]["role"] == "admin"
+    assert mine[0]["is_active"] is True
+    assert theirs == []
+    assert nobody == []
+    assert [u["email"] for u in platform] == [b_email]
+    async with state.db.engine.connect() as conn:  # nothing left on the pooled connection
+        raw = await conn.get_raw_connection()
+        assert not raw.driver_connection.is_in_transaction()
+        setting = await conn.execute(text("SELECT current_setting('app.tenant_id', true)"))
+        assert setting.scalar_one() in ("", None)
+        await conn.rollback()
+
+
+async def test_the_members_first_page_is_the_same_on_both_backends(state, factory) -> None:
+    acme, _, _, _ = await _two_tenants(factory)
+    for _ in range(3):
+        await factory.user(acme, role=Role.VIEWER)
+    with tenant_scope(acme.id):
+        first = await users_page(state.db, acme.id, query=None, cursor=None, limit=2)
+        async with state.db.reads() as conn:
+            plain = await list_users(
+                conn, acme.id, query=None, cursor=None, limit=2, columns=USER_PAGE_COLUMNS
+            )
+    assert [tuple(row) for row in first] == [tuple(row) for row in plain]
+    assert len(first) == 3  # limit + 1: a next page exists

@@ -345,11 +345,15 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work outside a request: commits on success, then runs after-commit hooks."""
+        """A unit of work outside a request: commits on success, then runs after-commit hooks.
+        A session that never began a transaction has nothing to commit (and no round trip
+        to make); its after-commit hooks still run (a change committed on its own, e.g.
+        `events.repository.go_live`, announces itself through them)."""
         async with self.sessionmaker() as session:
             try:
                 yield session
-                await session.commit()
+                if session.in_transaction():
+                    await session.commit()
             except BaseException:
                 await session.rollback()
                 raise

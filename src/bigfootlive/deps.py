@@ -29,7 +29,8 @@ async def get_session(state: State) -> AsyncIterator[AsyncSession]:
     async with state.db.sessionmaker() as session:
         try:
             yield session
-            await session.commit()
+            if session.in_transaction():  # else nothing to commit (see `Database.transaction`)
+                await session.commit()
         except BaseException:
             await session.rollback()
             raise

@@ -53,11 +53,16 @@ CurrentSubject = Annotated[AuthSubject, Depends(current_subject)]
 OptionalSubject = Annotated[AuthSubject | None, Depends(optional_subject)]
 
 
+def permitted(subject: AuthSubject, permission: Permission) -> AuthSubject:
+    """`subject` if it has `permission`, else 403 `insufficient_role` (what `require` checks)."""
+    if not subject.can(permission):
+        raise Forbidden(code="insufficient_role", required=str(permission))
+    return subject
+
+
 def require(permission: Permission) -> Callable[[AuthSubject], Awaitable[AuthSubject]]:
     async def dependency(subject: CurrentSubject) -> AuthSubject:
-        if not subject.can(permission):
-            raise Forbidden(code="insufficient_role", required=str(permission))
-        return subject
+        return permitted(subject, permission)
 
     return dependency
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.kit import jsonparse
-from bigfootlive.kit.backends import Cache
+from bigfootlive.kit.backends import Cache, PubSub, set_then_publish
 from bigfootlive.models import Event
 
 _UNKNOWN = b"-"
@@ -91,9 +92,16 @@ class EventCache:
         found = _decode(await self.cache.get(by_id_entry(event_id)))
         return found if isinstance(found, EventRef) else None
 
-    async def remember(self, event: Event) -> EventRef:
+    async def remember(
+        self,
+        event: Event,
+        *,
+        pubsub: PubSub | None = None,
+        messages: Sequence[tuple[str, bytes]] = (),
+    ) -> EventRef:
         """Write the snapshot under all three lookups (one GET answers a callback), in one
-        round trip."""
+        round trip; then publish `messages` on `pubsub` (the news of the change), in that same
+        round trip when both are the same Redis."""
         ref = EventRef.of(event)
         raw = ref.dumps()
         entries = (
@@ -101,7 +109,12 @@ class EventCache:
             by_playback_entry(event.playback_id),
             by_key_entry(event.stream_key_hash),
         )
-        await self.cache.set_many(dict.fromkeys(entries, raw), ttl=self.ttl)
+        if pubsub is None:
+            await self.cache.set_many(dict.fromkeys(entries, raw), ttl=self.ttl)
+        else:
+            await set_then_publish(
+                self.cache, pubsub, entries, raw, ttl=self.ttl, messages=messages
+            )
         return ref
 
     async def remember_unknown_key(self, key_hash: str) -> None:

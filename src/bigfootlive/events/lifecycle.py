@@ -372,9 +372,12 @@ def _announce_after_commit(
     cache = event_cache(state)
 
     async def announce() -> None:
-        ref = await cache.remember(event)
-        await state.pubsub.publish(state_channel(ref.id), message.model_dump_json().encode())
-        await state.pubsub.publish(CHANGED_CHANNEL, str(ref.id).encode())
+        # The snapshot first, then the news of it: one round trip on Redis.
+        news = [
+            (state_channel(event.id), message.model_dump_json().encode()),
+            (CHANGED_CHANNEL, str(event.id).encode()),
+        ]
+        ref = await cache.remember(event, pubsub=state.pubsub, messages=news)
         log.info("event_state_changed", event_id=str(ref.id), status=ref.status.value)
 
     after_commit(session, announce)

@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.apikeys.service import ApiPrincipal
 from bigfootlive.authz.deps import CurrentSubject, OptionalSubject
 from bigfootlive.authz.roles import Role
+from bigfootlive.composition import AppState
 from bigfootlive.containers import repository as recordings_repo
 from bigfootlive.containers.storage import public_url
 from bigfootlive.deps import DbSession, ReadSession, State
@@ -127,10 +129,24 @@ async def _callback(
         raise BadRequest(str(exc), code="bad_callback") from exc
 
 
-async def _handle(
-    adapter: MediaServerAdapter, request: Request, state: State, session: DbSession
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.bigfoot
+    return state
+
+
+async def _handle(adapter: MediaServerAdapter, request: Request) -> Response:
+    """One cache round trip for the credential and every entry the decision reads. The hooks
+    take no FastAPI dependencies (the per-request bookkeeping of a dependency graph costs more
+    than a callback's decision): the unit of work is `Database.transaction`, committed before
+    the answer is sent, as `DbSession` would."""
+    state = _state(request)
+    async with state.db.transaction() as session:
+        return await _decide(adapter, request, state, session)
+
+
+async def _decide(
+    adapter: MediaServerAdapter, request: Request, state: AppState, session: AsyncSession
 ) -> Response:
-    """One cache round trip for the credential and every entry the decision reads."""
     secret = _secret(request)
     if secret is None or not secret.startswith((credential.PREFIX, apikeys.KEY_PREFIX)):
         await credential.principal(state, secret)  # refused before the body is read
@@ -147,28 +163,28 @@ async def _handle(
 
 
 @router.post("/hooks/nginx-rtmp", include_in_schema=True)
-async def nginx_rtmp_hook(request: Request, state: State, session: DbSession) -> Response:
+async def nginx_rtmp_hook(request: Request) -> Response:
     """Every nginx-rtmp `on_*` directive points here; the `call` field says which."""
-    relay = f"rtmp://127.0.0.1:{state.settings.rtmp_port}/live"
-    return await _handle(NginxRtmpAdapter(relay), request, state, session)
+    relay = f"rtmp://127.0.0.1:{_state(request).settings.rtmp_port}/live"
+    return await _handle(NginxRtmpAdapter(relay), request)
 
 
 @router.post("/hooks/srs")
-async def srs_hook(request: Request, state: State, session: DbSession) -> Response:
+async def srs_hook(request: Request) -> Response:
     """Every SRS `http_hooks` entry points here; the `action` field says which."""
-    return await _handle(SrsAdapter(), request, state, session)
+    return await _handle(SrsAdapter(), request)
 
 
 @router.post("/hooks/mediamtx")
-async def mediamtx_hook(request: Request, state: State, session: DbSession) -> Response:
+async def mediamtx_hook(request: Request) -> Response:
     """MediaMTX `authHTTPAddress`."""
-    return await _handle(MediaMtxAdapter(), request, state, session)
+    return await _handle(MediaMtxAdapter(), request)
 
 
 @router.post("/hooks/node-media-server")
-async def node_media_server_hook(request: Request, state: State, session: DbSession) -> Response:
+async def node_media_server_hook(request: Request) -> Response:
     """Node Media Server's events, posted by streaming/nms/bigfootlive-nms.js."""
-    return await _handle(NodeMediaServerAdapter(), request, state, session)
+    return await _handle(NodeMediaServerAdapter(), request)
 
 
 _WEBHOOK_KINDS = {

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bigfootlive.config import Settings
 from bigfootlive.kit.backends.base import Cache, MessageHandler, PubSub
 from bigfootlive.kit.backends.memory import MemoryCache, MemoryPubSub
@@ -20,4 +22,32 @@ def open_backends(settings: Settings) -> tuple[Cache, PubSub]:
     return MemoryCache(), MemoryPubSub()
 
 
-__all__ = ["Cache", "MemoryCache", "MemoryPubSub", "MessageHandler", "PubSub", "open_backends"]
+async def set_then_publish(
+    cache: Cache,
+    pubsub: PubSub,
+    keys: Sequence[str],
+    value: bytes,
+    *,
+    ttl: float,
+    messages: Sequence[tuple[str, bytes]],
+) -> None:
+    """Set every one of `keys` to `value` (with `ttl`), then publish each (channel, message):
+    one round trip when both are the same standalone Redis, else a `set_many` and a publish
+    after another (in memory, on a cluster)."""
+    combined = getattr(pubsub, "set_then_publish", None)
+    if combined is not None and await combined(cache, keys, value, ttl=ttl, messages=messages):
+        return
+    await cache.set_many(dict.fromkeys(keys, value), ttl=ttl)
+    for channel, message in messages:
+        await pubsub.publish(channel, message)
+
+
+__all__ = [
+    "Cache",
+    "MemoryCache",
+    "MemoryPubSub",
+    "MessageHandler",
+    "PubSub",
+    "open_backends",
+    "set_then_publish",
+]

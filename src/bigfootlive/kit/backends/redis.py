@@ -34,12 +34,25 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
 return value
 """
 
+# KEYS: the entries, all set to ARGV[1] with a TTL of ARGV[2] ms; then ARGV[3..] are
+# (channel, message) pairs, published in order. One round trip for a write and its news.
+_SET_MANY_PUBLISH = """
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+end
+for i = 3, #ARGV, 2 do
+  redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+end
+return 0
+"""
+
 
 class RedisCache:
     def __init__(self, client: Redis | RedisCluster, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
         self._add_count = client.register_script(_ADD_COUNT)
+        self._set_many_publish = client.register_script(_SET_MANY_PUBLISH)
 
     def key(self, key: str) -> str:
         return self.prefix + key
@@ -161,6 +174,27 @@ class RedisPubSub:
 
     async def publish(self, channel: str, message: bytes) -> None:
         await self.client.publish(self.prefix + channel, message)
+
+    async def set_then_publish(
+        self,
+        cache: object,
+        keys: Sequence[str],
+        value: bytes,
+        *,
+        ttl: float,
+        messages: Sequence[tuple[str, bytes]],
+    ) -> bool:
+        """Set `keys` to `value` in `cache`, then publish `messages`, in one round trip (a
+        script) when `cache` is a plain `RedisCache` on this very client (not sharded pub/sub,
+        not a cluster: a script's keys and channels must live on one node). False when it
+        cannot (nothing done: the caller does it in turn)."""
+        if self.sharded or type(cache) is not RedisCache or cache.client is not self.client:
+            return False
+        args: list[bytes | str | int] = [value, max(1, int(ttl * 1000))]
+        for channel, message in messages:
+            args += [self.prefix + channel, message]
+        await cache._set_many_publish(keys=[cache.key(k) for k in keys], args=args)
+        return True
 
     async def subscribe(self, channel: str, handler: MessageHandler) -> Unsubscribe:
         full = self.prefix + channel
