@@ -52,6 +52,7 @@ from bigfootlive.realtime.connection import CaptureRawSend, DirectSockets
 from bigfootlive.realtime.gateway import event_socket
 from bigfootlive.realtime.gateway import router as realtime_router
 from bigfootlive.realtime.shutdown import install_sigterm_drain
+from bigfootlive.route_index import index_routes
 from bigfootlive.routing import JsonRoute
 from bigfootlive.serving import DIRECT_SOCKETS
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
@@ -270,6 +271,8 @@ def create_app(
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="BigfootLive API reference")
+
+    index_routes(app)  # a router whose paths cannot match a request is skipped at once
 
     app.add_middleware(NoStoreMiddleware)  # tokens, secrets and keys are never cached
     # Outermost first: request context wraps everything, so even 413s carry a request id.
