@@ -38,7 +38,11 @@ def origin_of(url: str) -> str:
 
 def content_security_policy(settings: Settings) -> str:
     """No inline script or style, nothing from elsewhere but the media origin (HLS)."""
-    media = origin_of(settings.cdn_base_url)
+    return policy_with_media(origin_of(settings.cdn_base_url))
+
+
+def policy_with_media(media: str) -> str:
+    """The pages' policy with `media` (an origin) as the one other origin they may reach."""
     return "; ".join(
         (
             "default-src 'self'",
