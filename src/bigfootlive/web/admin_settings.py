@@ -25,6 +25,7 @@ from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession
 from bigfootlive.errors import BigfootError, NotFound
 from bigfootlive.kit.request import RequestMeta
+from bigfootlive.models import Tenant
 from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import branding as brand
 from bigfootlive.tenants import service as tenants
@@ -155,9 +156,8 @@ async def branding_save(
 # ---------------------------------------------------------------- what viewer pages load
 
 
-async def viewer_branding(session: AsyncSession, tenant_id: uuid.UUID) -> brand.Branding | None:
-    """The branding a viewer page of the tenant shows, None when it has none."""
-    tenant = await tenants.get_tenant(session, tenant_id)
+def viewer_branding(tenant: Tenant | None) -> brand.Branding | None:
+    """The branding a viewer page of `tenant` shows, None when it has none."""
     chosen = None if tenant is None else tenants.settings_of(tenant).branding
     return (
         chosen if chosen and (chosen.logo or chosen.display_name or chosen.accent_color) else None

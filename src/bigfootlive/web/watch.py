@@ -94,7 +94,7 @@ async def watch(
             "channel": tenant,
             "owner": owner,
             "poster": f"/watch/{event.id}/poster.svg",
-            "branding": await viewer_branding(session, event.tenant_id),
+            "branding": viewer_branding(tenant),
             "status": status.value,
             "status_text": _STATE_TEXT[status],
             "hls_url": with_token(url, token),
