@@ -35,34 +35,35 @@ def _insert(session: AsyncSession) -> Any:
 _UPSERTS: dict[tuple[str, str], Any] = {}
 
 
-def _minutes_upsert(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    stmt = _UPSERTS.get(("minutes", dialect))
+def _upsert(session: AsyncSession, table: Any, build: Any) -> Any:
+    """The upsert `build(table, insert)` makes for `table`, made once per dialect."""
+    key = (table.name, session.get_bind().dialect.name)
+    stmt = _UPSERTS.get(key)
     if stmt is None:
-        table = AnalyticsMinute.__table__
-        insert = _insert(session)(table)
+        stmt = _UPSERTS[key] = build(table, _insert(session)(table))
+    return stmt
+
+
+def _minutes_upsert(session: AsyncSession) -> Any:
+    def build(table: Any, insert: Any) -> Any:
         updates: dict[str, Any] = {f: table.c[f] + insert.excluded[f] for f in MINUTE_FIELDS}
         updates["viewers"] = case(
             (insert.excluded.viewers > table.c.viewers, insert.excluded.viewers),
             else_=table.c.viewers,
         )
-        stmt = _UPSERTS[("minutes", dialect)] = insert.on_conflict_do_update(
-            index_elements=["event_id", "minute"], set_=updates
-        )
-    return stmt
+        return insert.on_conflict_do_update(index_elements=["event_id", "minute"], set_=updates)
+
+    return _upsert(session, AnalyticsMinute.__table__, build)
 
 
 def _viewers_upsert(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    stmt = _UPSERTS.get(("viewers", dialect))
-    if stmt is None:
-        table = AnalyticsViewer.__table__
-        insert = _insert(session)(table)
-        stmt = _UPSERTS[("viewers", dialect)] = insert.on_conflict_do_update(
+    def build(table: Any, insert: Any) -> Any:
+        return insert.on_conflict_do_update(
             index_elements=["event_id", "viewer"],
             set_={"watch_ms": table.c.watch_ms + insert.excluded.watch_ms},
         )
-    return stmt
+
+    return _upsert(session, AnalyticsViewer.__table__, build)
 
 
 async def add_minutes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
