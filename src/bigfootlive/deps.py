@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from bigfootlive.composition import AppState
 from bigfootlive.db import run_after_commit
@@ -14,11 +15,16 @@ from bigfootlive.kit.net import client_ip, user_agent
 from bigfootlive.kit.request import RequestMeta
 
 
+def app_state(connection: HTTPConnection) -> AppState:
+    """The app's state, for code that reads a request or a WebSocket without dependencies."""
+    state: AppState = connection.app.state.bigfoot
+    return state
+
+
 # Dependencies are `async def` even when they never await: FastAPI runs a plain `def`
 # dependency in a worker thread, a thread hop on every request for a getattr.
 async def get_state(request: Request) -> AppState:
-    state: AppState = request.app.state.bigfoot
-    return state
+    return app_state(request)
 
 
 State = Annotated[AppState, Depends(get_state)]

@@ -25,8 +25,7 @@ from bigfootlive.authz.deps import (
     authenticate,
     bearer_token,
 )
-from bigfootlive.composition import AppState
-from bigfootlive.deps import Meta, ReportSession, State
+from bigfootlive.deps import Meta, ReportSession, State, app_state
 from bigfootlive.kit.net import client_ip
 from bigfootlive.routing import JsonRoute
 
@@ -120,7 +119,7 @@ def _event_id(request: Request) -> uuid.UUID:
 
 
 async def answer_beacons(request: Request) -> Response:
-    state: AppState = request.app.state.bigfoot
+    state = app_state(request)
     token = bearer_token(request)  # checked first, as FastAPI solves the dependencies first
     subject = None if token is None else await authenticate(state, token)
     event_id = _event_id(request)

@@ -22,7 +22,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from bigfootlive.chat import reads, rules
 from bigfootlive.chat.schemas import RoomSettingsOut
-from bigfootlive.composition import AppState
+from bigfootlive.deps import app_state
 from bigfootlive.errors import BigfootError
 from bigfootlive.events import access
 from bigfootlive.events.schemas import Visibility
@@ -42,7 +42,7 @@ router = APIRouter()
 
 @router.websocket("/ws/events/{event_id}")
 async def event_socket(websocket: WebSocket, event_id: str) -> None:
-    state: AppState = websocket.app.state.bigfoot
+    state = app_state(websocket)
     offered: list[str] = list(websocket.scope.get("subprotocols") or [])
     token = next(
         (s[len(p.BEARER_PREFIX) :] for s in offered if s.startswith(p.BEARER_PREFIX)), None

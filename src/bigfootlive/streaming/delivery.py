@@ -36,6 +36,7 @@ from fastapi import APIRouter, Request, Response
 
 from bigfootlive.apikeys.service import ApiPrincipal
 from bigfootlive.composition import AppState
+from bigfootlive.deps import app_state
 from bigfootlive.errors import Forbidden, Unauthorized
 from bigfootlive.events import keys
 from bigfootlive.events.cache import EventRef
@@ -173,7 +174,7 @@ async def decide(
 @router.get("/authorize", include_in_schema=True, responses={401: {}, 403: {}})
 async def authorize(request: Request) -> Response:
     """nginx `auth_request`: 200 lets the media file through, 401/403 refuse it."""
-    state: AppState = request.app.state.bigfoot
+    state = app_state(request)
     memo: _Memo | None = getattr(request.app.state, "bfl_delivery_memo", None)
     if memo is None:
         memo = request.app.state.bfl_delivery_memo = _Memo()

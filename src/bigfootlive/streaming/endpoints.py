@@ -21,7 +21,7 @@ from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.containers import repository as recordings_repo
 from bigfootlive.containers.storage import public_url
-from bigfootlive.deps import DbSession, ReadSession, State
+from bigfootlive.deps import DbSession, ReadSession, State, app_state
 from bigfootlive.errors import BadRequest, Forbidden
 from bigfootlive.events import access, keys
 from bigfootlive.events.latency import player_settings
@@ -129,17 +129,12 @@ async def _callback(
         raise BadRequest(str(exc), code="bad_callback") from exc
 
 
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.bigfoot
-    return state
-
-
 async def _handle(adapter: MediaServerAdapter, request: Request) -> Response:
     """One cache round trip for the credential and every entry the decision reads. The hooks
     take no FastAPI dependencies (the per-request bookkeeping of a dependency graph costs more
     than a callback's decision): the unit of work is `Database.transaction`, committed before
     the answer is sent, as `DbSession` would."""
-    state = _state(request)
+    state = app_state(request)
     async with state.db.transaction() as session:
         return await _decide(adapter, request, state, session)
 
@@ -165,7 +160,7 @@ async def _decide(
 @router.post("/hooks/nginx-rtmp", include_in_schema=True)
 async def nginx_rtmp_hook(request: Request) -> Response:
     """Every nginx-rtmp `on_*` directive points here; the `call` field says which."""
-    relay = f"rtmp://127.0.0.1:{_state(request).settings.rtmp_port}/live"
+    relay = f"rtmp://127.0.0.1:{app_state(request).settings.rtmp_port}/live"
     return await _handle(NginxRtmpAdapter(relay), request)
 
 

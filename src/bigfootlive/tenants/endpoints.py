@@ -15,7 +15,7 @@ from bigfootlive.authz.deps import PlatformAdmin, current_subject, permitted, re
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.composition import AppState
-from bigfootlive.deps import DbSession, Meta, ReadSession, State
+from bigfootlive.deps import DbSession, Meta, ReadSession, State, app_state
 from bigfootlive.errors import NotFound
 from bigfootlive.identity import accounts, invitations, members
 from bigfootlive.kit import fastjson
@@ -93,32 +93,26 @@ async def update_info(
     return await _tenant_out(session, tenant.id)
 
 
-async def list_users(
-    subject: UserLister,
-    state: State,
-    q: Annotated[str | None, Query(max_length=100)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    role: Annotated[Role | None, Query()] = None,
-    active: Annotated[bool | None, Query()] = None,
-) -> Response:
-    """Members, oldest first: `q` searches name and email; `role` and `active` filter.
-
-    Documents the route; `MemberListRoute` answers it the same way without FastAPI's generic
-    handler (a hot read: the dependency graph and five parameters validated one by one cost
-    more than the query)."""
-    query = _MemberListQuery(q=q, cursor=cursor, limit=limit, role=role, active=active)
-    return await _member_page(state, subject, query)
-
-
 class _MemberListQuery(BaseModel):
-    """`list_users`'s query parameters, with the same constraints as its signature."""
+    """`GET /api/tenant/users`'s query parameters: documented by `list_users`, read by
+    `_member_list_query`."""
 
     q: Annotated[str | None, Field(max_length=100)] = None
     cursor: Annotated[str | None, Field(max_length=200)] = None
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
     role: Role | None = None
     active: bool | None = None
+
+
+async def list_users(
+    subject: UserLister, state: State, query: Annotated[_MemberListQuery, Query()]
+) -> Response:
+    """Members, oldest first: `q` searches name and email; `role` and `active` filter.
+
+    Documents the route; `MemberListRoute` answers it the same way without FastAPI's generic
+    handler (a hot read: the dependency graph and five parameters validated one by one cost
+    more than the query)."""
+    return await _member_page(state, subject, query)
 
 
 _FIRST_PAGE = _MemberListQuery()
@@ -166,7 +160,7 @@ async def _member_page(state: AppState, subject: AuthSubject, query: _MemberList
 async def answer_member_list(request: Request) -> Response:
     """`GET /api/tenant/users` as FastAPI would answer it (the token and the permission first,
     as it solves the dependencies before it validates the parameters), in one function."""
-    state: AppState = request.app.state.bigfoot
+    state = app_state(request)
     subject = permitted(await current_subject(request, state), Permission.USERS_LIST)
     return await _member_page(state, subject, _member_list_query(request))
 

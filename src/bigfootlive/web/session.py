@@ -25,7 +25,7 @@ from bigfootlive.authz.deps import authenticate
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
-from bigfootlive.deps import get_request_meta
+from bigfootlive.deps import app_state, get_request_meta
 from bigfootlive.errors import Unauthorized
 from bigfootlive.identity import sessions
 from bigfootlive.identity.schemas import TokenPair
@@ -87,7 +87,7 @@ def csrf_token(request: Request) -> str:
 
 def start(request: Request, pair: TokenPair) -> None:
     """Sign the browser in with a session's token pair."""
-    state: AppState = request.app.state.bigfoot
+    state = app_state(request)
     jar = cookies_of(request)
     jar.set(SESSION_COOKIE, pair.access_token, state.settings.refresh_token_ttl_seconds)
     jar.set(REFRESH_COOKIE, pair.refresh_token, state.settings.refresh_token_ttl_seconds)
@@ -135,7 +135,7 @@ def _refresher(request: Request) -> _Refresher:
 
 async def browser_subject(request: Request) -> AuthSubject | None:
     """Who the browser is signed in as, or None; renews an expired access token."""
-    state: AppState = request.app.state.bigfoot
+    state = app_state(request)
     cached: AuthSubject | None = getattr(request.state, "web_subject", None)
     if cached is not None:
         return cached
