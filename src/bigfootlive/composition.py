@@ -13,6 +13,8 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from redis.asyncio import Redis
+
 from bigfootlive.analytics import service as analytics_service
 from bigfootlive.analytics.ingest import BeaconBuffer
 from bigfootlive.config import Settings
@@ -31,6 +33,7 @@ from bigfootlive.identity.tokens import TokenService
 from bigfootlive.jobs import outbox
 from bigfootlive.jobs.queue import JobQueue
 from bigfootlive.kit.backends import Cache, PubSub, open_backends
+from bigfootlive.kit.backends.redis import RedisCache
 from bigfootlive.kit.crypto import SecretBox
 from bigfootlive.kit.hooks import Hooks
 from bigfootlive.kit.mail import Mailer, make_mailer
@@ -44,6 +47,13 @@ from bigfootlive.streaming import kick as streaming_kick
 from bigfootlive.streaming.health import HealthMonitor
 from bigfootlive.streaming.health_setup import make_health_monitor
 from bigfootlive.tenants.cache import TenantCache
+
+
+def _single_redis_client(cache: Cache) -> Redis | None:
+    """The app's client when the cache is one standalone Redis (shared by the rate limiter)."""
+    if isinstance(cache, RedisCache) and isinstance(cache.client, Redis):
+        return cache.client
+    return None
 
 
 @dataclass
@@ -93,6 +103,7 @@ class AppState:
                 settings.redis_url,
                 settings.redis_key_prefix,
                 cluster=settings.uses_redis_cluster,
+                client=_single_redis_client(cache),
             ),
             mailer=make_mailer(settings),
             passwords=Passwords(settings),
@@ -147,8 +158,8 @@ class AppState:
         await self.jobs.close()
         await self.stream_health.close()
         await self.pubsub.close()
+        await self.limiter.close()  # before the cache: it may share the cache's client
         await self.cache.close()
-        await self.limiter.close()
         await outbox.deleted_sent_rows(self.db.engine)  # else the relay would send them again
         await self.db.dispose()
         self.passwords.close()

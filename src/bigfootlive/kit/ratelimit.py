@@ -86,8 +86,9 @@ class _Coalescer:
     process makes one round trip for many requests instead of one each (the client's CPU per
     round trip was most of a beacon's cost)."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, *, owned: bool) -> None:
         self.client = client
+        self.owned = owned  # closed with the limiter (else the app's client, closed with it)
         self.script = client.register_script(_ACQUIRE_IN_TURN)
         self._pending: list[tuple[float, list[tuple[str, int, int]], asyncio.Future[int]]] = []
         self._sender: asyncio.Task[None] | None = None
@@ -130,7 +131,8 @@ class _Coalescer:
         if sender is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await sender
-        await self.client.aclose()
+        if self.owned:
+            await self.client.aclose()
 
 
 class RateLimiter:
@@ -141,7 +143,10 @@ class RateLimiter:
         *,
         cluster: bool = False,
         clock: Callable[[], float] = time.time,
+        client: Redis | None = None,
     ) -> None:
+        """`client`: a redis-py client on `redis_url` the limiter may share (the app's), for
+        the checks `check_all` sends; without it the limiter opens its own."""
         self.clock = clock  # the time `check_all` stamps its hits with
         self.storage: Storage
         if redis_url and cluster:  # each limit is one key (one slot): no hash tag needed
@@ -157,13 +162,13 @@ class RateLimiter:
         self._parsed: dict[str, RateLimitItem] = {}
         self._specs: dict[tuple[str, tuple[str, ...]], tuple[str, int, int]] = {}
         # `check_all` on a single Redis: the script through redis-py (hiredis), coalesced
-        self._coalescer = (
-            _Coalescer(Redis.from_url(redis_url))
-            if redis_url
-            and isinstance(self.storage, RedisStorage)
-            and not isinstance(self.storage, RedisClusterStorage)
-            else None
-        )
+        self._coalescer: _Coalescer | None = None
+        if redis_url and not cluster:
+            self._coalescer = (
+                _Coalescer(Redis.from_url(redis_url), owned=True)
+                if client is None
+                else _Coalescer(client, owned=False)
+            )
 
     def _item(self, rule: str) -> RateLimitItem:
         item = self._parsed.get(rule)
