@@ -1,11 +1,13 @@
-"""Every page of the platform and admin consoles and the member pages of the directory (a user's
-page, follow) sends a browser without a session to sign in, with the page to come back to: each
-route walked, pages and forms (a valid form with the page's CSRF token), htmx requests alike."""
+"""Every page of the platform and admin consoles, the account pages and the member pages of the
+directory (a user's page, follow) sends a browser without a session to sign in, with the page to
+come back to: each route walked, pages and forms (a valid form with the page's CSRF token), htmx
+requests alike."""
 
 from __future__ import annotations
 
 import enum
 import typing
+import uuid
 from urllib.parse import quote
 
 import httpx
@@ -15,9 +17,11 @@ from fastapi.routing import iter_route_contexts
 from tests.test_routes import _concrete
 from tests.web.helpers import HTML, csrf_of
 
-MEMBER_PAGES = ("/platform", "/admin/", "/u/")
+MEMBER_PAGES = ("/platform", "/admin/", "/u/", "/account")
 # Where a signed-out browser comes back to, when not the page it asked for.
-BACK = {"/admin/dashboard.csv": "/admin/dashboard"}
+BACK = {"/admin/dashboard.csv": "/admin/dashboard", "/account/verify": "/account/security"}
+# The security page's forms (enrol, confirm, remove a factor) come back to the security page.
+SECURITY_FORMS = "/account/mfa/"
 # Form fields whose values a type does not say (a pattern).
 FIELDS = {"method": "password"}
 
@@ -32,6 +36,8 @@ def _value(annotation: typing.Any) -> str:
         return "false"
     if kind is int:
         return "1"
+    if kind is uuid.UUID:
+        return str(uuid.UUID(int=1))
     return "x"
 
 
@@ -63,7 +69,9 @@ async def test_every_member_page_sends_a_signed_out_browser_to_sign_in(
             data = {"csrf_token": token, **_form(route)} if method == "POST" else None
             answer = await client.request(method, path, data=data, headers={**HTML, **htmx})
             assert answer.status_code == 303, (method, path, answer.text[:300])
-            back = quote(BACK.get(path, path))
+            back = quote(
+                "/account/security" if path.startswith(SECURITY_FORMS) else BACK.get(path, path)
+            )
             assert answer.headers["location"] == f"/signin?next={back}", (method, path)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from pydantic import ValidationError
@@ -27,6 +26,7 @@ from bigfootlive.users import service as users
 from bigfootlive.users.schemas import ProfileUpdate
 from bigfootlive.web import session as web_session
 from bigfootlive.web.account_mfa import router as mfa_router
+from bigfootlive.web.guard import signed_in
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import BrowserSubject
@@ -39,10 +39,6 @@ router = APIRouter(
 )
 
 Password = Annotated[str, Form(max_length=128)]
-
-
-def sign_in_first(request: Request) -> Response:
-    return redirect(request, f"/signin?next={quote(request.url.path)}")
 
 
 # ---------------------------------------------------------------- profile
@@ -62,8 +58,7 @@ async def _profile_page(
 
 @router.get("/account")
 async def profile_page(request: Request, subject: BrowserSubject, session: ReadSession) -> Response:
-    if subject is None:
-        return sign_in_first(request)
+    subject = signed_in(subject)
     return await _profile_page(request, session, subject, saved=request.query_params.get("saved"))
 
 
@@ -76,8 +71,7 @@ async def update_profile(
     display_name: Annotated[str, Form(max_length=200)],
     bio: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    if subject is None:
-        return sign_in_first(request)
+    subject = signed_in(subject)
     try:
         patch = ProfileUpdate(display_name=display_name.strip(), bio=bio.strip())
         await users.update_profile(session, meta, subject, subject.user_id, patch)
@@ -98,8 +92,7 @@ async def update_profile(
 
 @router.get("/account/password")
 async def password_page(request: Request, subject: BrowserSubject) -> Response:
-    if subject is None:
-        return sign_in_first(request)
+    subject = signed_in(subject)
     done = request.query_params.get("changed")
     return page(request, "account/password.html", {"section": "password", "changed": done})
 
@@ -115,8 +108,7 @@ async def change_password(
     new_password: Password,
     confirm_password: Password,
 ) -> Response:
-    if subject is None:
-        return sign_in_first(request)
+    subject = signed_in(subject)
     if new_password != confirm_password:
         error = "The new password and its confirmation differ."
         return page(request, "account/password.html", {"section": "password", "error": error}, 422)
@@ -139,8 +131,7 @@ async def change_password(
 async def sessions_page(
     request: Request, subject: BrowserSubject, session: ReadSession
 ) -> Response:
-    if subject is None:
-        return sign_in_first(request)
+    subject = signed_in(subject)
     rows = await sessions.list_sessions(session, subject)
     listed = sorted(rows, key=lambda s: (s.id != subject.session_id, -s.last_seen_at.timestamp()))
     context = {
@@ -163,8 +154,7 @@ async def revoke_session(
 ) -> Response:
     """Ends one of the account's sessions (`DELETE /api/auth/sessions/{id}`); that browser is
     signed out at its next request. Ending this browser's own session signs it out now."""
-    if subject is None:
-        return sign_in_first(request)
+    subject = signed_in(subject)
     await sessions.terminate_session(state, session, meta, subject, session_id)
     if session_id == subject.session_id:
         web_session.end(request)
@@ -179,8 +169,7 @@ async def revoke_session(
 async def notifications_page(
     request: Request, subject: BrowserSubject, session: ReadSession
 ) -> Response:
-    if subject is None:
-        return sign_in_first(request)
+    subject = signed_in(subject)
     context = {
         "section": "notifications",
         "prefs": await notifications.preferences(session, subject),
@@ -198,8 +187,7 @@ async def update_notifications(
     realtime_event_live: Annotated[bool, Form()] = False,
 ) -> Response:
     """Unchecked boxes are not sent by the browser: absent means off."""
-    if subject is None:
-        return sign_in_first(request)
+    subject = signed_in(subject)
     body = PreferencesUpdate(
         email_event_live=email_event_live, realtime_event_live=realtime_event_live
     )

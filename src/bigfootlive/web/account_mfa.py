@@ -35,6 +35,7 @@ from bigfootlive.mfa.schemas import ConfirmOut, StepUpOut
 from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import service as tenants
 from bigfootlive.web import session as web_session
+from bigfootlive.web.guard import signed_in
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import CHALLENGE_COOKIE, SESSION_COOKIE, BrowserSubject, cookies_of
@@ -64,10 +65,6 @@ def _message(exc: BigfootError) -> str:
     if left is not None:
         return f"{exc.message} ({left} attempt{'s' if left != 1 else ''} left)"
     return f"{exc.message} (try again in {retry} s)" if retry else exc.message
-
-
-def _sign_in_first(request: Request, path: str = SECURITY) -> Response:
-    return redirect(request, f"/signin?next={quote(path)}")
 
 
 def _credential(value: str) -> dict[str, Any]:
@@ -172,8 +169,7 @@ async def step_up_verify(
 ) -> Response:
     next_url = _safe_next(next)
     token = request.cookies.get(STEP_UP_COOKIE)
-    if subject is None:
-        return _sign_in_first(request, next_url)
+    subject = signed_in(subject, next_url)
     ours = await challenges.load(state, token) if token else None
     if token is None or ours is None or ours.session_id != subject.session_id:
         cookies_of(request).clear(STEP_UP_COOKIE)  # none, over, or another session's
@@ -208,8 +204,7 @@ async def step_up_verify(
 async def security_page(
     request: Request, subject: BrowserSubject, session: ReadSession
 ) -> Response:
-    if subject is None:
-        return _sign_in_first(request)
+    subject = signed_in(subject, SECURITY)
     listed = await enrolment.list_factors(session, subject)
     tenant = await tenants.require_tenant(session, subject.tenant_id)
     rules = rules_of(tenant)
@@ -276,8 +271,7 @@ async def start_totp(
     meta: Meta,
     name: Name = "",
 ) -> Response:
-    if subject is None:
-        return _sign_in_first(request)
+    subject = signed_in(subject, SECURITY)
     return await _start(request, subject, state, session, meta, "totp", name)
 
 
@@ -290,8 +284,7 @@ async def start_passkey(
     meta: Meta,
     name: Name = "",
 ) -> Response:
-    if subject is None:
-        return _sign_in_first(request)
+    subject = signed_in(subject, SECURITY)
     return await _start(request, subject, state, session, meta, "webauthn", name)
 
 
@@ -334,8 +327,7 @@ async def confirm_totp(
     factor_id: Annotated[uuid.UUID, Form()],
     code: Code,
 ) -> Response:
-    if subject is None:
-        return _sign_in_first(request)
+    subject = signed_in(subject, SECURITY)
     code = code.strip().replace(" ", "")
     out = await _confirm(request, subject, state, session, meta, factor_id, code=code)
     return out if isinstance(out, Response) else _enrolled(request, out)
@@ -351,8 +343,7 @@ async def confirm_passkey(
     factor_id: Annotated[uuid.UUID, Form()],
     credential: Credential,
 ) -> Response:
-    if subject is None:
-        return _sign_in_first(request)
+    subject = signed_in(subject, SECURITY)
     answer = _credential(credential)
     out = await _confirm(request, subject, state, session, meta, factor_id, credential=answer)
     return out if isinstance(out, Response) else _enrolled(request, out)
@@ -363,8 +354,7 @@ async def new_backup_codes(
     request: Request, subject: BrowserSubject, state: State, session: DbSession, meta: Meta
 ) -> Response:
     """Ten new codes replacing the old ones (`POST /api/auth/mfa/backup-codes`, step-up)."""
-    if subject is None:
-        return _sign_in_first(request)
+    subject = signed_in(subject, SECURITY)
     try:
         await policy.ensure_recent_mfa(state, session, meta, subject)
         fresh = await backup_codes.regenerate_backup_codes(state, session, meta, subject)
@@ -388,8 +378,7 @@ async def remove_factor(
     meta: Meta,
 ) -> Response:
     """`DELETE /api/auth/mfa/factors/{id}`, step-up included; another's factor is not found."""
-    if subject is None:
-        return _sign_in_first(request)
+    subject = signed_in(subject, SECURITY)
     try:
         await policy.ensure_recent_mfa(state, session, meta, subject)
         await enrolment.delete_factor(state, session, meta, subject, factor_id)
