@@ -14,8 +14,8 @@ import pytest
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
-from tests.faults.processes import spawner
 from tests.fixtures.factories import Factory
+from tests.fixtures.processes import spawner
 from tests.fixtures.recorded import payload
 from tests.realtime.conftest import create_event, join
 from tests.realtime.test_processes import ServerProcess

@@ -16,9 +16,9 @@ import pytest
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
-from tests.faults.processes import spawner
 from tests.faults.traffic import ChatTraffic, reconcile
 from tests.fixtures.factories import Factory
+from tests.fixtures.processes import spawner
 from tests.realtime.conftest import create_event
 from tests.realtime.test_processes import ServerProcess
 

@@ -19,9 +19,9 @@ from bigfootlive.composition import AppState
 from bigfootlive.containers.inprocess import InProcessRuntime
 from bigfootlive.containers.manager import ContainerManager
 from tests.containers.helpers import FAST, armed_event, running, streamer, wait_row
-from tests.faults.processes import spawner
 from tests.faults.traffic import ChatTraffic, reconcile
 from tests.fixtures.factories import Factory
+from tests.fixtures.processes import spawner
 from tests.realtime.test_processes import ServerProcess
 
 

@@ -24,9 +24,9 @@ from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from tests.faults.conftest import DATABASE
-from tests.faults.processes import spawner
 from tests.fixtures.factories import Account, Factory
 from tests.fixtures.own_servers import PostgresCluster
+from tests.fixtures.processes import spawner
 from tests.realtime.test_processes import ServerProcess
 
 

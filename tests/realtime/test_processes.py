@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from bigfootlive.config import Settings
-from tests.faults.processes import spawner
 from tests.fixtures import services
+from tests.fixtures.processes import spawner
 from tests.realtime.conftest import create_event, join
 
 
