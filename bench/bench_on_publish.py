@@ -31,6 +31,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,9 @@ async def wrk(
     proc = await asyncio.create_subprocess_exec(
         *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
+    cpu = time.process_time()  # the server runs in this process; wrk in its own
     out, err = await proc.communicate()
+    cpu = time.process_time() - cpu
     line = next((ln for ln in out.decode().splitlines() if ln.startswith("{")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed: {out.decode()} {err.decode()}")
@@ -131,6 +134,7 @@ async def wrk(
         "p99_ms": raw["p99_us"] / 1000,
         "mean_ms": round(raw["mean_us"] / 1000, 3),
         "errors": raw["status_errors"] + raw["socket_errors"],
+        "server_cpu_s": cpu,
     }
 
 
@@ -143,6 +147,11 @@ def merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": statistics.median(r["p99_ms"] for r in runs),
         "mean_ms": round(statistics.mean(r["mean_ms"] for r in runs), 3),
         "errors": sum(r["errors"] for r in runs),
+        # the server's CPU (this process: user + system) per response, in microseconds
+        "server_cpu_us_per_request": round(
+            1e6 * sum(r["server_cpu_s"] for r in runs) / max(sum(r["requests"] for r in runs), 1),
+            1,
+        ),
     }
 
 
@@ -163,6 +172,11 @@ async def alternate(
         "bigfootlive": mine,
         "bare": theirs,
         "throughput_ratio": round(mine["rps"] / max(theirs["rps"], 1e-9), 3),
+        # bare / ours: the throughput ratio the server's CPU alone would allow (PostgreSQL's
+        # and Redis's not counted); moves much less than requests/s on a busy machine
+        "cpu_ratio": round(
+            theirs["server_cpu_us_per_request"] / max(mine["server_cpu_us_per_request"], 1e-9), 3
+        ),
         "round_throughput_ratios": ratios,
         "p50_ratio": round(mine["p50_ms"] / max(theirs["p50_ms"], 1e-3), 2),
         "p99_ratio": round(mine["p99_ms"] / max(theirs["p99_ms"], 1e-3), 2),
