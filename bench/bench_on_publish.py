@@ -31,6 +31,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,32 @@ async def drop_redis_keys(*patterns: str) -> None:
         await client.aclose()
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+# The server's PostgreSQL application name (its backends' CPU is counted per run), set by main.
+_PG_APP: list[str] = []
+
+
+async def postgres_cpu() -> dict[int, float]:
+    """CPU seconds (user + system, /proc) of each PostgreSQL backend of the server."""
+    if not _PG_APP:
+        return {}
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(loadgen.PG_ADMIN_URL)
+    try:
+        pids = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1", _PG_APP[0]
+        )
+    finally:
+        await conn.close()
+    found = {}
+    for (pid,) in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as file:  # noqa: ASYNC230
+            stat = file.read().rsplit(")", 1)[1].split()
+            found[pid] = (int(stat[11]) + int(stat[12])) / _TICK
+    return found
+
+
 async def wrk(
     url: str, args: list[str], *, seconds: float, connections: int, threads: int
 ) -> dict[str, Any]:
@@ -116,10 +143,15 @@ async def wrk(
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
         "--timeout", "5s", "-s", str(LUA), url, "--", *args,
     ]  # fmt: skip
+    pg_before = await postgres_cpu()
     proc = await asyncio.create_subprocess_exec(
         *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
+    cpu = time.process_time()  # the server runs in this process; wrk in its own
     out, err = await proc.communicate()
+    cpu = time.process_time() - cpu
+    pg_after = await postgres_cpu()  # a backend opened meanwhile counts from zero
+    pg = sum(pg_after.values()) - sum(v for k, v in pg_before.items() if k in pg_after)
     line = next((ln for ln in out.decode().splitlines() if ln.startswith("{")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed: {out.decode()} {err.decode()}")
@@ -131,6 +163,8 @@ async def wrk(
         "p99_ms": raw["p99_us"] / 1000,
         "mean_ms": round(raw["mean_us"] / 1000, 3),
         "errors": raw["status_errors"] + raw["socket_errors"],
+        "server_cpu_s": cpu,
+        "postgres_cpu_s": pg,
     }
 
 
@@ -143,6 +177,16 @@ def merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": statistics.median(r["p99_ms"] for r in runs),
         "mean_ms": round(statistics.mean(r["mean_ms"] for r in runs), 3),
         "errors": sum(r["errors"] for r in runs),
+        # the server's CPU (this process: user + system) per response, in microseconds
+        "server_cpu_us_per_request": round(
+            1e6 * sum(r["server_cpu_s"] for r in runs) / max(sum(r["requests"] for r in runs), 1),
+            1,
+        ),
+        # the CPU of the server's PostgreSQL backends per response (same cores), microseconds
+        "postgres_cpu_us_per_request": round(
+            1e6 * sum(r["postgres_cpu_s"] for r in runs) / max(sum(r["requests"] for r in runs), 1),
+            1,
+        ),
     }
 
 
@@ -163,6 +207,11 @@ async def alternate(
         "bigfootlive": mine,
         "bare": theirs,
         "throughput_ratio": round(mine["rps"] / max(theirs["rps"], 1e-9), 3),
+        # bare / ours: the throughput ratio the server's CPU alone would allow (PostgreSQL's
+        # and Redis's not counted); moves much less than requests/s on a busy machine
+        "cpu_ratio": round(
+            theirs["server_cpu_us_per_request"] / max(mine["server_cpu_us_per_request"], 1e-9), 3
+        ),
         "round_throughput_ratios": ratios,
         "p50_ratio": round(mine["p50_ms"] / max(theirs["p50_ms"], 1e-3), 2),
         "p99_ratio": round(mine["p99_ms"] / max(theirs["p99_ms"], 1e-3), 2),
@@ -204,9 +253,13 @@ async def main(
         finally:
             await owner.close()
         app_url = await loadgen.app_role_url(db_url)
+        _PG_APP[:] = [f"bflbench{uuid.uuid4().hex[:8]}"]
         app: FastAPI = create_app(
-            settings_for(app_url, key_prefix, queue_prefix, tmp, database_migration_url=db_url)
-        )
+            settings_for(
+                app_url, key_prefix, queue_prefix, tmp, database_migration_url=db_url,
+                database_application_name=_PG_APP[0],
+            )
+        )  # fmt: skip
 
         @app.post("/bench/bare")
         async def bare() -> Response:  # the reference peer: same server, no work

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -295,7 +295,7 @@ async def run_after_commit(session: AsyncSession) -> None:
 
 
 async def _abandon(
-    conn: AsyncConnection, driver: Any, exc: Exception, sql: str, args: Sequence[Any]
+    pooled: PoolProxiedConnection, driver: Any, exc: Exception, sql: str, args: Sequence[Any]
 ) -> StatementError:
     """After a failed raw call: roll back, or drop the connection from the pool when even that
     fails (the pool must never hand out a connection inside our transaction); the error to
@@ -305,11 +305,11 @@ async def _abandon(
     )
     try:
         if driver.is_closed():
-            await conn.invalidate()  # lost (a restart, a dropped socket): a fresh one next time
+            pooled.invalidate()  # lost (a restart, a dropped socket): a fresh one next time
         elif driver.is_in_transaction():
             await driver.execute("ROLLBACK")
     except Exception:
-        await conn.invalidate()
+        pooled.invalidate()
     return DBAPIError.instance(sql, args, exc, Exception, connection_invalidated=lost)
 
 
@@ -412,13 +412,16 @@ class Database:
         if not function.isidentifier():
             raise ValueError(f"not a function name: {function!r}")
         sql = f"SELECT * FROM {function}({placeholders})"  # noqa: S608 - a name, then $n
-        async with self.engine.connect() as conn:
-            pooled = await conn.get_raw_connection()
-            driver: Any = pooled.driver_connection
-            try:
-                rows: Sequence[Mapping[str, Any]] = await driver.fetch(sql, *values)
-            except Exception as exc:
-                raise await _abandon(conn, driver, exc, sql, values) from exc
+        # Straight from the pool: no SQLAlchemy `Connection` around one statement (its
+        # checkout, events and close cost ~40 us, more than asyncpg's own fetch).
+        pooled = await self.engine.raw_connection()
+        driver: Any = pooled.driver_connection
+        try:
+            rows: Sequence[Mapping[str, Any]] = await driver.fetch(sql, *values)
+        except Exception as exc:
+            raise await _abandon(pooled, driver, exc, sql, values) from exc
+        finally:
+            pooled.close()  # back to the pool (nothing to reset: no transaction is open)
         return rows
 
     async def _raw(
@@ -427,15 +430,16 @@ class Database:
         sql, names, defaults = self._compiled(stmt)
         given = params or {}
         args = [given[name] if name in given else defaults[name] for name in names]
-        async with self.engine.connect() as conn:
-            pooled = await conn.get_raw_connection()
-            driver: Any = pooled.driver_connection
-            try:
-                await driver.execute(f"{begin}; {_scope_settings(_row_scope.get())}")
-                rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *args)
-                await driver.execute("COMMIT")
-            except Exception as exc:
-                raise await _abandon(conn, driver, exc, sql, args) from exc
+        pooled = await self.engine.raw_connection()  # as `call_scoped`
+        driver: Any = pooled.driver_connection
+        try:
+            await driver.execute(f"{begin}; {_scope_settings(_row_scope.get())}")
+            rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *args)
+            await driver.execute("COMMIT")
+        except Exception as exc:
+            raise await _abandon(pooled, driver, exc, sql, args) from exc
+        finally:
+            pooled.close()
         return rows
 
     def _compiled(self, stmt: Executable) -> tuple[str, tuple[str, ...], dict[str, Any]]:

@@ -137,3 +137,61 @@ async def test_the_one_round_trip_go_live_stays_inside_the_callers_row_scope(stu
     assert moved is not None
     assert (moved.status, moved.publisher_id) == ("live", "1")
     assert await studio.status(event) == "live"
+
+
+async def test_a_publish_and_its_retries_make_no_database_session(studio, state, monkeypatch):
+    """A first publish with no webhook or follower to serve is one statement committed on its
+    own, and the media server's retries (same key, same client id) are allowed from the cache's
+    live snapshot: neither makes an ORM session. The event is live, a second publisher is
+    still refused."""
+    warm = await studio.event()  # the API key's cache entry is read once from the database
+    assert await _publish(studio, warm["ingest"]["stream_key"], "0") == 302
+    event = await studio.event()
+    key = event["ingest"]["stream_key"]
+    made: list[object] = []
+    sessionmaker = state.db.sessionmaker
+
+    def counting_sessionmaker(*args, **kwargs):
+        made.append(1)
+        return sessionmaker(*args, **kwargs)
+
+    monkeypatch.setattr(state.db, "sessionmaker", counting_sessionmaker)
+    for _ in range(4):
+        assert await _publish(studio, key, "1") == 302
+    assert made == []
+    assert await _publish(studio, key, "2") == 403  # a second publisher: refused as before
+    monkeypatch.undo()
+    assert await studio.status(event) == "live"
+
+
+async def test_go_live_reads_its_own_row_not_the_tenants_armed_events(studio, state):
+    """`bfl_go_live` (migration 0023) finds the event by its primary key even on a table never
+    analyzed: one publish reads one row of `events`, not every armed event of the tenant (the
+    plan of migration 0020 walked them all through (tenant_id, status) on such a table)."""
+    if state.db.engine.dialect.name != "postgresql":
+        pytest.skip("the PostgreSQL function's plan")
+    events = [await studio.event() for _ in range(8)]  # armed: `ready`
+    target = events[5]
+    go = {
+        "tenant_id": uuid.UUID(target["tenant_id"]),
+        "event_id": uuid.UUID(target["id"]),
+        "expected": EventStatus.READY,
+    }
+
+    async def rows_read() -> int:
+        async with state.db.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+        async with state.db.engine.connect() as conn:  # a new transaction: fresh statistics
+            found = await conn.exec_driver_sql(
+                "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) "
+                "FROM pg_stat_user_tables WHERE relname = 'events'"
+            )
+            return int(found.scalar_one())
+
+    with row_scope(RowScope(tenant_id=go["tenant_id"])):
+        before = await rows_read()
+        moved = await repo.go_live(state.db, publisher_id="1", **go)
+        after = await rows_read()
+    assert moved is not None
+    assert moved.id == go["event_id"]
+    assert after - before == 1
