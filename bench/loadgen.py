@@ -336,6 +336,12 @@ async def seed_accounts(
                 )
                 for i, email in enumerate(emails)
             )
+        if state.db.engine.dialect.name == "postgresql":
+            # Statistics, as autovacuum keeps them on a live database: right after the seed
+            # the planner would take the tables for empty (a member list read every member
+            # of the tenant through `ix_users_tenant_id` and sorted them).
+            async with state.db.engine.begin() as conn:
+                await conn.exec_driver_sql("ANALYZE users, tenants")
     finally:
         await state.close()
 
