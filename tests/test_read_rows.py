@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import event, literal_column, select, text, update
 from sqlalchemy.exc import DBAPIError
@@ -178,3 +179,24 @@ async def test_a_burst_of_hot_reads_waits_for_pooled_connections(state, factory)
     assert all(len(rows) == 1 for rows in pages)
     assert len(opened) <= size
     assert state.db.engine.pool.overflow() <= 0
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_connection_the_server_dropped_fails_one_call_and_is_replaced(
+    state, factory, postgres_url
+) -> None:
+    acme, _, a_email, _ = await _two_tenants(factory)
+    with tenant_scope(acme.id):
+        await state.db.read_rows(_EMAILS)  # a pooled connection, then the server drops it
+        admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        with pytest.raises(DBAPIError) as failed:  # every pooled connection is gone
+            await state.db.read_rows(_EMAILS)
+        assert failed.value.connection_invalidated
+        assert [row[0] for row in await state.db.read_rows(_EMAILS)] == [a_email]
