@@ -1,5 +1,5 @@
 """The member list's first page as PostgreSQL builds it (`bfl_users_first_page_json`, migration
-0024) is byte for byte the body of the general path (rows rendered by `kit.fastjson`) and of the
+0025) is byte for byte the body of the general path (rows rendered by `kit.fastjson`) and of the
 documented model `Page[TenantUserOut]`, on awkward data (quotes, backslashes, control
 characters, non-ASCII, datetimes with and without microseconds, nulls); SQLite answers through
 the general path, with the same bytes. Row-level security applies to the function as to any

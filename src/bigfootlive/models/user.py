@@ -13,7 +13,7 @@ class User(IdMixin, TimestampMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
         UniqueConstraint("tenant_id", "email"),
-        # the member list's order (newest first) and its cursor: migration 0023
+        # the member list's order (newest first) and its cursor: migration 0024
         Index("ix_users_tenant_created", "tenant_id", "created_at", "id"),
     )
 

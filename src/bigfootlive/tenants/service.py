@@ -241,7 +241,7 @@ async def list_users(
 
 async def first_page_json(db: Database, tenant_id: uuid.UUID, limit: int) -> bytes | None:
     """The member list's first page as the response's body, built by PostgreSQL in one round
-    trip (`bfl_users_first_page_json`, migration 0024: the row scope and the statement
+    trip (`bfl_users_first_page_json`, migration 0025: the row scope and the statement
     together); the same bytes as the endpoint's rendering of `users_page`. None on SQLite."""
     if db.engine.dialect.name != "postgresql":
         return None

@@ -9,8 +9,8 @@ rows, top-N heapsort), and it grows with the tenant. With `(tenant_id, created_a
 is a backward index scan that stops after 51 rows (~0.06 ms, whatever the tenant's size), and a
 cursor's page starts where the cursor points. Both databases (SQLite plans the same way).
 
-Revision ID: 0023_users_tenant_created_index
-Revises: 0022_users_first_page_function
+Revision ID: 0024_users_tenant_created_index
+Revises: 0023_go_live_by_primary_key
 Create Date: 2026-12-04 16:00:00
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0023_users_tenant_created_index"
-down_revision: str | Sequence[str] | None = "0022_users_first_page_function"
+revision: str = "0024_users_tenant_created_index"
+down_revision: str | Sequence[str] | None = "0023_go_live_by_primary_key"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,8 +8,8 @@ fields in order, UUIDs as text, UTC datetimes in ISO 8601 with `Z` and microseco
 there are some, strings escaped by `to_json`), whether a next page exists, and the
 `(created_at, id)` of the page's last member for its cursor. PostgreSQL only.
 
-Revision ID: 0024_users_first_page_json
-Revises: 0023_users_tenant_created_index
+Revision ID: 0025_users_first_page_json
+Revises: 0024_users_tenant_created_index
 Create Date: 2026-12-04 16:30:00
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0024_users_first_page_json"
-down_revision: str | Sequence[str] | None = "0023_users_tenant_created_index"
+revision: str = "0025_users_first_page_json"
+down_revision: str | Sequence[str] | None = "0024_users_tenant_created_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
