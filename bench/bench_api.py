@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -38,6 +39,7 @@ import httpx
 from bench import loadgen, summary
 from bench.argon2_ceiling import argon2_ceiling
 from bench.loadgen import (
+    DatabaseCpu,
     Prober,
     Uvicorn,
     Wrk,
@@ -129,6 +131,7 @@ class Pair:
     round_ratios: list[float | None]
     load_average: float
     cpu_ms_per_request: dict[str, float | None]  # the server processes' CPU, per request
+    db_cpu_ms_per_request: float | None = None  # PostgreSQL's backends' CPU, per real request
 
 
 def _merge(runs: list[WrkResult]) -> WrkResult:
@@ -145,32 +148,40 @@ def _merge(runs: list[WrkResult]) -> WrkResult:
     )
 
 
-def side_by_side(server: Uvicorn, real: str, bare: str, *, seconds: float, rounds: int) -> Pair:
+def side_by_side(
+    server: Uvicorn, real: str, bare: str, *, seconds: float, rounds: int, db: DatabaseCpu
+) -> Pair:
     """`rounds` short runs of each script, alternating (real, bare, bare, real, ...), so that
     load from elsewhere on a shared machine falls on both sides alike. Also counts the server's
-    CPU time per request on each side (PostgreSQL's and Redis's not included)."""
+    CPU time per request on each side, and PostgreSQL's (the database's backends) on the real
+    side (Redis's is not included)."""
     runs: dict[str, list[WrkResult]] = {"real": [], "bare": []}
     cpu: dict[str, float] = {"real": 0.0, "bare": 0.0}
+    db_cpu: float | None = 0.0
     ratios: list[float | None] = []
     loads: list[float] = []
     for n in range(rounds):
         order = [("real", real), ("bare", bare)]
         for name, script in order if n % 2 == 0 else order[::-1]:
             loads.append(os.getloadavg()[0])
-            before = server.cpu_seconds()
+            before, db_before = server.cpu_seconds(), db.seconds() if name == "real" else None
             runs[name].append(
                 run_wrk(
                     server.base_url, script, seconds=seconds / rounds, connections=GET_CONNECTIONS
                 )
             )
             cpu[name] += server.cpu_seconds() - before
+            if name == "real":
+                spent = DatabaseCpu.spent(db_before, db.seconds())
+                db_cpu = None if db_cpu is None or spent is None else db_cpu + spent
         ratios.append(_ratio(runs["real"][-1].rps, runs["bare"][-1].rps))
     real_run, bare_run = _merge(runs["real"]), _merge(runs["bare"])
     per_request = {
         name: round(1000 * cpu[name] / run.requests, 3) if run.requests else None
         for name, run in (("real", real_run), ("bare", bare_run))
     }
-    return Pair(real_run, bare_run, ratios, statistics.mean(loads), per_request)
+    db_ms = round(1000 * db_cpu / real_run.requests, 3) if db_cpu and real_run.requests else None
+    return Pair(real_run, bare_run, ratios, statistics.mean(loads), per_request, db_ms)
 
 
 def _side_by_side(pair: Pair) -> dict[str, Any]:
@@ -184,6 +195,7 @@ def _side_by_side(pair: Pair) -> dict[str, Any]:
             "bigfootlive": pair.cpu_ms_per_request["real"],
             "bare_fastapi": pair.cpu_ms_per_request["bare"],
         },
+        "postgres_cpu_ms_per_request": pair.db_cpu_ms_per_request,
         # bare / ours: the throughput ratio the server's CPU alone would allow
         "cpu_ratio": _ratio(
             pair.cpu_ms_per_request["bare"] or 0, pair.cpu_ms_per_request["real"] or 0
@@ -288,11 +300,10 @@ def run(
             }
             for script in scripts.values():  # warm up every worker's pools and caches
                 run_wrk(url, script, seconds=1, connections=GET_CONNECTIONS)
-            me_pair = side_by_side(
-                server, scripts["me"], scripts["bare_me"], seconds=seconds, rounds=rounds
-            )
-            users_pair = side_by_side(
-                server, scripts["users"], scripts["bare_users"], seconds=seconds, rounds=rounds
+            db, pair = DatabaseCpu(database_url), functools.partial(side_by_side, server)
+            me_pair = pair(scripts["me"], scripts["bare_me"], seconds=seconds, rounds=rounds, db=db)
+            users_pair = pair(
+                scripts["users"], scripts["bare_users"], seconds=seconds, rounds=rounds, db=db
             )
             read_targets = _read_targets(me_pair, users_pair)
 

@@ -5,8 +5,11 @@ cannot write. On SQLite it is `reads()`."""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy import literal_column, select, text, update
+from sqlalchemy import event, literal_column, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from bigfootlive.authz.roles import Role
@@ -156,3 +159,44 @@ async def test_the_members_first_page_is_the_same_on_both_backends(state, factor
             )
     assert [tuple(row) for row in first] == [tuple(row) for row in plain]
     assert len(first) == 3  # limit + 1: a next page exists
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_burst_of_hot_reads_waits_for_pooled_connections(state, factory) -> None:
+    # More hot reads at once than the pool keeps: they take turns on its connections instead
+    # of opening overflow ones that the pool would close on return (a connection and a
+    # backend started again and again under sustained load).
+    acme, _, a_email, _ = await _two_tenants(factory)
+    size = state.db.engine.pool.size()
+    opened: list[object] = []
+    event.listen(state.db.engine.sync_engine, "connect", lambda *_: opened.append(1))
+    slow = select(User.email, literal_column("pg_sleep(0.02)")).where(User.email == a_email)
+    with tenant_scope(acme.id):
+        pages = await asyncio.gather(
+            *(state.db.read_rows(slow) for _ in range(2 * size)),
+            *(users_page(state.db, acme.id, query=None, cursor=None, limit=5) for _ in range(size)),
+        )
+    assert all(len(rows) == 1 for rows in pages)
+    assert len(opened) <= size
+    assert state.db.engine.pool.overflow() <= 0
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_connection_the_server_dropped_fails_one_call_and_is_replaced(
+    state, factory, postgres_url
+) -> None:
+    acme, _, a_email, _ = await _two_tenants(factory)
+    with tenant_scope(acme.id):
+        await state.db.read_rows(_EMAILS)  # a pooled connection, then the server drops it
+        admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        with pytest.raises(DBAPIError) as failed:  # every pooled connection is gone
+            await state.db.read_rows(_EMAILS)
+        assert failed.value.connection_invalidated
+        assert [row[0] for row in await state.db.read_rows(_EMAILS)] == [a_email]

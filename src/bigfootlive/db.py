@@ -36,6 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
 
 from bigfootlive.config import ConfigurationError, Settings
 
@@ -300,16 +301,14 @@ async def _abandon(
     """After a failed raw call: roll back, or drop the connection from the pool when even that
     fails (the pool must never hand out a connection inside our transaction); the error to
     raise, a lost connection marked as such (the database unavailable: 503, as for sessions)."""
-    lost = driver.is_closed() or isinstance(
-        exc, (asyncpg.exceptions.ConnectionDoesNotExistError, OSError)
-    )
+    lost = driver.is_closed() or isinstance(exc, (asyncpg.ConnectionDoesNotExistError, OSError))
     try:
-        if driver.is_closed():
-            pooled.invalidate()  # lost (a restart, a dropped socket): a fresh one next time
+        if driver.is_closed():  # lost (a restart, a dropped socket): a fresh one next time
+            await greenlet_spawn(pooled.invalidate)  # closing it awaits
         elif driver.is_in_transaction():
             await driver.execute("ROLLBACK")
     except Exception:
-        pooled.invalidate()
+        await greenlet_spawn(pooled.invalidate)
     return DBAPIError.instance(sql, args, exc, Exception, connection_invalidated=lost)
 
 
@@ -327,6 +326,7 @@ class Database:
     _statements: dict[Executable, tuple[str, tuple[str, ...], dict[str, Any]]] = field(
         default_factory=dict, repr=False
     )
+    _raw_slots: asyncio.Semaphore | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -377,11 +377,10 @@ class Database:
         self, stmt: Executable, params: Mapping[str, Any] | None = None
     ) -> Sequence[Sequence[Any]]:
         """The rows of one hot Core read on the primary, in the current row scope, as tuples in
-        the statement's column order. PostgreSQL: straight on the pooled asyncpg connection,
-        three round trips (`BEGIN READ ONLY` and the row scope in one simple query, the
-        statement, `COMMIT`) and no SQLAlchemy execution or result processing, which cost
-        more than the query itself on a list. Give a statement built once (cached): its
-        compiled form is kept per statement object. SQLite: `reads()`."""
+        the statement's column order. PostgreSQL: on a pooled asyncpg connection (`_pooled`),
+        three round trips (`BEGIN READ ONLY` with the row scope, the statement, `COMMIT`), no
+        SQLAlchemy execution or result processing (they cost more than the query on a list).
+        Give a statement built once: its compiled form is kept per statement. SQLite: `reads()`."""
         if self.engine.dialect.name != "postgresql":
             async with self.reads() as conn:
                 return (await conn.execute(stmt, dict(params or {}))).all()
@@ -401,10 +400,9 @@ class Database:
 
     async def call_scoped(self, function: str, *args: Any) -> Sequence[Mapping[str, Any]]:
         """`SELECT * FROM function(tenant scope, platform scope, *args)` in an implicit
-        transaction: ONE round trip, committed when this returns. For the database functions
-        of the migrations that set the current row scope from their first two arguments and
-        then change rows (`bfl_go_live`). `function` is a name from the code, never input.
-        PostgreSQL only."""
+        transaction: ONE round trip, committed when this returns. For the migrations' functions
+        that set the row scope from their first two arguments, then read or change rows
+        (`bfl_go_live`, `bfl_users_first_page_json`). `function` is from the code, never input."""
         scope = _row_scope.get()
         tenant = str(uuid.UUID(str(scope.tenant_id))) if scope.tenant_id is not None else ""
         values = (tenant, "on" if scope.platform else "", *args)
@@ -412,17 +410,26 @@ class Database:
         if not function.isidentifier():
             raise ValueError(f"not a function name: {function!r}")
         sql = f"SELECT * FROM {function}({placeholders})"  # noqa: S608 - a name, then $n
-        # Straight from the pool: no SQLAlchemy `Connection` around one statement (its
-        # checkout, events and close cost ~40 us, more than asyncpg's own fetch).
-        pooled = await self.engine.raw_connection()
-        driver: Any = pooled.driver_connection
-        try:
-            rows: Sequence[Mapping[str, Any]] = await driver.fetch(sql, *values)
-        except Exception as exc:
-            raise await _abandon(pooled, driver, exc, sql, values) from exc
-        finally:
-            pooled.close()  # back to the pool (nothing to reset: no transaction is open)
+        async with self._pooled() as (pooled, driver):
+            try:
+                rows: Sequence[Mapping[str, Any]] = await driver.fetch(sql, *values)
+            except Exception as exc:
+                raise await _abandon(pooled, driver, exc, sql, values) from exc
         return rows
+
+    @asynccontextmanager
+    async def _pooled(self) -> AsyncIterator[tuple[PoolProxiedConnection, Any]]:
+        """Straight from the pool (no SQLAlchemy `Connection` around one statement: ~40 us)
+        for one raw call, and at most the pool's size of them at once: more wait rather than
+        open overflow connections, which the pool closes on return (issue 17)."""
+        if self._raw_slots is None:
+            self._raw_slots = asyncio.Semaphore(getattr(self.engine.pool, "size", lambda: 10)())
+        async with self._raw_slots:
+            pooled = await self.engine.raw_connection()
+            try:
+                yield pooled, pooled.driver_connection
+            finally:  # back to the pool, or closed if it overflowed (which awaits)
+                await greenlet_spawn(pooled.close)
 
     async def _raw(
         self, stmt: Executable, params: Mapping[str, Any] | None, begin: str
@@ -430,16 +437,13 @@ class Database:
         sql, names, defaults = self._compiled(stmt)
         given = params or {}
         args = [given[name] if name in given else defaults[name] for name in names]
-        pooled = await self.engine.raw_connection()  # as `call_scoped`
-        driver: Any = pooled.driver_connection
-        try:
-            await driver.execute(f"{begin}; {_scope_settings(_row_scope.get())}")
-            rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *args)
-            await driver.execute("COMMIT")
-        except Exception as exc:
-            raise await _abandon(pooled, driver, exc, sql, args) from exc
-        finally:
-            pooled.close()
+        async with self._pooled() as (pooled, driver):
+            try:
+                await driver.execute(f"{begin}; {_scope_settings(_row_scope.get())}")
+                rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *args)
+                await driver.execute("COMMIT")
+            except Exception as exc:
+                raise await _abandon(pooled, driver, exc, sql, args) from exc
         return rows
 
     def _compiled(self, stmt: Executable) -> tuple[str, tuple[str, ...], dict[str, Any]]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -142,19 +142,26 @@ def _member_list_query(request: Request) -> _MemberListQuery:
 
 
 async def _member_page(state: AppState, subject: AuthSubject, query: _MemberListQuery) -> Response:
-    # Plain rows and one serialization pass (the same JSON as `Page[TenantUserOut]`, which
-    # documents it).
+    # The same JSON as `Page[TenantUserOut]`, which documents it, without building the model:
+    # the first page as PostgreSQL renders it, any other from plain rows in one pass.
+    if query.q is None and query.cursor is None and query.role is None and query.active is None:
+        body = await service.first_page_json(state.db, subject.tenant_id, query.limit)
+        if body is not None:
+            return JsonBytes(body)
     rows = await service.users_page(
         state.db, subject.tenant_id, query=query.q, cursor=query.cursor, limit=query.limit,
         role=query.role, active=query.active,
     )  # fmt: skip
-    limit = query.limit
-    fields = USER_PAGE_FIELDS
-    items = [dict(zip(fields, row, strict=True)) for row in rows[:limit]]
+    return JsonBytes(render_page(rows, query.limit))
+
+
+def render_page(rows: Sequence[Sequence[Any]], limit: int) -> bytes:
+    """`service.users_page`'s rows as the response's body (`Page[TenantUserOut]`'s JSON)."""
+    items = [dict(zip(USER_PAGE_FIELDS, row, strict=True)) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit and items:
         next_cursor = encode_cursor(items[-1]["created_at"], items[-1]["id"])
-    return JsonBytes(fastjson.dumps({"items": items, "next_cursor": next_cursor}))
+    return fastjson.dumps({"items": items, "next_cursor": next_cursor})
 
 
 async def answer_member_list(request: Request) -> Response:
