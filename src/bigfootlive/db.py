@@ -402,7 +402,7 @@ class Database:
         """`SELECT * FROM function(tenant scope, platform scope, *args)` in an implicit
         transaction: ONE round trip, committed when this returns. For the migrations' functions
         that set the row scope from their first two arguments, then read or change rows
-        (`bfl_go_live`, `bfl_users_first_page_json`). `function` is from the code, never input."""
+        (`bfl_go_live`, `bfl_users_first_page`). `function` is from the code, never input."""
         scope = _row_scope.get()
         tenant = str(uuid.UUID(str(scope.tenant_id))) if scope.tenant_id is not None else ""
         values = (tenant, "on" if scope.platform else "", *args)

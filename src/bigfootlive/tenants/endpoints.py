@@ -143,11 +143,7 @@ def _member_list_query(request: Request) -> _MemberListQuery:
 
 async def _member_page(state: AppState, subject: AuthSubject, query: _MemberListQuery) -> Response:
     # The same JSON as `Page[TenantUserOut]`, which documents it, without building the model:
-    # the first page as PostgreSQL renders it, any other from plain rows in one pass.
-    if query.q is None and query.cursor is None and query.role is None and query.active is None:
-        body = await service.first_page_json(state.db, subject.tenant_id, query.limit)
-        if body is not None:
-            return JsonBytes(body)
+    # plain rows in one serialization pass.
     rows = await service.users_page(
         state.db, subject.tenant_id, query=query.q, cursor=query.cursor, limit=query.limit,
         role=query.role, active=query.active,

@@ -17,7 +17,6 @@ from bigfootlive.authz.roles import Role
 from bigfootlive.authz.scoping import act_for_nobody, act_for_tenant, platform_scope
 from bigfootlive.db import Database, after_commit
 from bigfootlive.errors import Conflict, Forbidden, NotFound, Unprocessable
-from bigfootlive.kit.pagination import encode_cursor
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Tenant, TenantDomain, User
 from bigfootlive.state import Infrastructure
@@ -237,20 +236,6 @@ async def list_users(
         role=role.value if role is not None else None,
         active=active,
     )
-
-
-async def first_page_json(db: Database, tenant_id: uuid.UUID, limit: int) -> bytes | None:
-    """The member list's first page as the response's body, built by PostgreSQL in one round
-    trip (`bfl_users_first_page_json`, migration 0025: the row scope and the statement
-    together); the same bytes as the endpoint's rendering of `users_page`. None on SQLite."""
-    if db.engine.dialect.name != "postgresql":
-        return None
-    rows = await db.call_scoped("bfl_users_first_page_json", tenant_id, limit)
-    items, more, last_created_at, last_id = rows[0].values()
-    # a cursor is URL-safe base64: nothing in it to escape in a JSON string
-    cursor = b'"%s"' % encode_cursor(last_created_at, last_id).encode() if more else b"null"
-    body: bytes = b'{"items":' + str(items).encode() + b',"next_cursor":' + cursor + b"}"
-    return body
 
 
 async def users_page(
