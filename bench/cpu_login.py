@@ -30,10 +30,8 @@ import secrets
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import httpx
 from asgi_lifespan import LifespanManager
 from redis.asyncio.connection import AbstractConnection
@@ -64,35 +62,6 @@ class _CountingProtocol:
         if name in _ROUND_TRIPS:
             self._counter[0] += 1
         return value
-
-
-def _backend_cpu_s(pids: list[int]) -> float:
-    """CPU seconds the PostgreSQL backends `pids` have run (scheduler's ns, else ticks)."""
-    total = 0.0
-    for pid in pids:
-        proc = Path("/proc") / str(pid)
-        try:
-            total += int((proc / "schedstat").read_text().split()[0]) / 1e9
-        except (OSError, ValueError, IndexError):
-            try:
-                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            except (OSError, ValueError, IndexError):
-                pass
-    return total
-
-
-async def _backend_pids(admin_url: str) -> list[int]:
-    """The backends connected to the run's database as the application role (the server's)."""
-    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        rows = await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await conn.close()
-    return [row["pid"] for row in rows]
 
 
 def _email(i: int) -> str:
@@ -167,8 +136,8 @@ async def _measure(
             warm = min(20, users // 4)
             await asyncio.gather(*(one(i) for i in range(warm)))
             statements[0], hash_cpu[0], pg_trips[0], redis_trips[0] = 0, 0.0, 0, 0
-            pids = await _backend_pids(admin_url)
-            backends_before = _backend_cpu_s(pids)
+            pids = await loadgen.database_backends(admin_url)
+            backends_before = loadgen.backends_cpu_s(pids)
             # CPU time of this (the event loop's) thread: wall time is mostly waiting for a core
             profiler = cProfile.Profile(time.thread_time) if profile else None
             cpu, wall = time.process_time(), time.perf_counter()
@@ -179,8 +148,8 @@ async def _measure(
                 profiler.disable()
                 profiler.dump_stats(profile)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            pids_after = await _backend_pids(admin_url)
-            backends = _backend_cpu_s(pids_after) - backends_before
+            pids_after = await loadgen.database_backends(admin_url)
+            backends = loadgen.backends_cpu_s(pids_after) - backends_before
         AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
         done = users - warm
         return {
