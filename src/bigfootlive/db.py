@@ -304,8 +304,8 @@ async def _abandon(
         exc, (asyncpg.exceptions.ConnectionDoesNotExistError, OSError)
     )
     try:
-        if driver.is_closed():
-            pooled.invalidate()  # lost (a restart, a dropped socket): a fresh one next time
+        if driver.is_closed():  # lost (a restart, a failover): its older peers went with it
+            pooled._pool._invalidate(pooled, exc)  # as SQLAlchemy on a disconnect: all replaced
         elif driver.is_in_transaction():
             await driver.execute("ROLLBACK")
     except Exception:
