@@ -84,8 +84,9 @@ async def test_a_password_sign_in_is_one_read_and_one_write(client, factory, sta
     bob = await factory.user(tenant, login=False)
     with counted(state.db.engine) as first:
         assert (await _sign_in(client, tenant, ann.user.email)).status_code == 200
-    # The tenant's first: its row, then (the row scope set) its SSO providers are read in the
-    # request's transaction (BEGIN ... COMMIT), then kept (`tenants.cache`, `sso.policy_cache`).
+    # The tenant's first: its row is read in the request's transaction (then kept,
+    # `tenants.cache`), so the sign-in goes on in it: BEGIN, the tenant, the row scope, the
+    # account, its SSO providers (kept too, `sso.policy_cache`), the write, COMMIT.
     assert len(first) == 7, first
     with counted(state.db.engine) as statements:
         response = await _sign_in(client, tenant, bob.user.email)

@@ -64,8 +64,10 @@ async def login(
     mfa = policy.mfa
     email_hash = lockout.key(email)
     factor_types = mfa.allowed_factors if mfa.mode != "off" else None
-    on_postgresql = state.db.engine.dialect.name == "postgresql"
-    if on_postgresql:  # one round trip, no transaction held across the hash
+    # One round trip each, outside the request's transaction: unless the caller has begun one
+    # (an invitation accepted in it, the tenant just read), whose writes the sign-in must see.
+    on_postgresql = state.db.engine.dialect.name == "postgresql" and not session.in_transaction()
+    if on_postgresql:
         found = await sign_in_pg.read(
             state.db, tenant.id, email, email_hash, factor_types=factor_types
         )

@@ -4,8 +4,9 @@ The database functions of migration 0023 set the row scope and run the statement
 implicit transaction (`Database.call_scoped`): the read before the hash, the write after it,
 so no connection and no transaction is held while the password is hashed, and neither goes
 through a session (SQLAlchemy's unit of work cost more CPU than PostgreSQL spent running
-them). Elsewhere (SQLite), and for the rarer endings that change the account through the ORM
-(a rehash, an MFA challenge), `sign_in` uses `repository` and the request's session.
+them). Elsewhere (SQLite), in a request whose session has begun a transaction (its writes
+must be seen), and for the rarer endings that change the account through the ORM (a rehash, an
+MFA challenge), `sign_in` uses `repository` and the request's session.
 """
 
 from __future__ import annotations
