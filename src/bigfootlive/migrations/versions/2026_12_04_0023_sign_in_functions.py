@@ -74,29 +74,43 @@ CREATE FUNCTION bfl_sign_in_write(
     p_token uuid, p_token_hash text,
     p_audit uuid, p_request_id text, p_details jsonb
 ) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    written boolean;
 BEGIN
     PERFORM set_config('app.tenant_id', scope_tenant, true),
             set_config('app.platform', scope_platform, true);
-    UPDATE users SET last_login_at = p_signed_in_at, updated_at = p_now
-     WHERE id = p_user AND tenant_id = p_tenant AND is_active
-       AND password_hash IS NOT DISTINCT FROM p_password_hash;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    IF p_clear_lockout IS NOT NULL THEN
-        DELETE FROM login_lockouts WHERE tenant_id = p_tenant AND email_hash = p_clear_lockout;
-    END IF;
-    INSERT INTO auth_sessions (id, tenant_id, user_id, user_agent, ip, amr, auth_time,
-                               created_at, last_seen_at, expires_at, revoked_at, revoked_reason)
-    VALUES (p_session, p_tenant, p_user, p_user_agent, p_ip, p_amr, p_now,
-            p_now, p_now, p_expires_at, NULL, NULL);
-    INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, used_at)
-    VALUES (p_token, p_session, p_token_hash, p_now, NULL);
-    INSERT INTO audit_records (id, tenant_id, actor_id, action, result, target_type, target_id,
-                               ip, user_agent, request_id, details, created_at)
-    VALUES (p_audit, p_tenant, p_user, 'auth.login', 'success', 'user', p_user::text,
-            p_ip, p_user_agent, p_request_id, p_details, p_now);
-    RETURN true;
+    -- One statement (data-modifying CTEs, foreign keys checked at its end): measured less
+    -- database CPU per sign-in in a login storm than five; nothing is written unless the
+    -- account's UPDATE found it as read.
+    WITH account AS (
+        UPDATE users SET last_login_at = p_signed_in_at, updated_at = p_now
+         WHERE id = p_user AND tenant_id = p_tenant AND is_active
+           AND password_hash IS NOT DISTINCT FROM p_password_hash
+        RETURNING id
+    ), cleared AS (
+        DELETE FROM login_lockouts
+         WHERE p_clear_lockout IS NOT NULL AND tenant_id = p_tenant
+           AND email_hash = p_clear_lockout AND EXISTS (SELECT FROM account)
+    ), new_session AS (
+        INSERT INTO auth_sessions (id, tenant_id, user_id, user_agent, ip, amr, auth_time,
+                                   created_at, last_seen_at, expires_at, revoked_at,
+                                   revoked_reason)
+        SELECT p_session, p_tenant, id, p_user_agent, p_ip, p_amr, p_now, p_now, p_now,
+               p_expires_at, NULL, NULL
+          FROM account
+        RETURNING id
+    ), new_token AS (
+        INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, used_at)
+        SELECT p_token, id, p_token_hash, p_now, NULL FROM new_session
+    ), audited AS (
+        INSERT INTO audit_records (id, tenant_id, actor_id, action, result, target_type,
+                                   target_id, ip, user_agent, request_id, details, created_at)
+        SELECT p_audit, p_tenant, id, 'auth.login', 'success', 'user', id::text, p_ip,
+               p_user_agent, p_request_id, p_details, p_now
+          FROM account
+    )
+    SELECT EXISTS (SELECT FROM account) INTO written;
+    RETURN written;
 END
 $$
 """
