@@ -1,6 +1,6 @@
 """A password sign-in's read and write on PostgreSQL: one round trip each, no ORM.
 
-The database functions of migration 0023 set the row scope and run the statements in an
+The database functions of migration 0024 set the row scope and run the statements in an
 implicit transaction (`Database.call_scoped`): the read before the hash, the write after it,
 so no connection and no transaction is held while the password is hashed, and neither goes
 through a session (SQLAlchemy's unit of work cost more CPU than PostgreSQL spent running

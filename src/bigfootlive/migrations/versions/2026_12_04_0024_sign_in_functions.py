@@ -18,8 +18,8 @@ SECURITY INVOKER (the default): row-level security applies to the caller. Postgr
 (SQLite runs the ORM path). A column added later to `auth_sessions`, `refresh_tokens` or
 `audit_records` without a server default must be added here too.
 
-Revision ID: 0023_sign_in_functions
-Revises: 0022_users_first_page_function
+Revision ID: 0024_sign_in_functions
+Revises: 0023_go_live_by_primary_key
 Create Date: 2026-12-04 15:45:00
 """
 
@@ -27,8 +27,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0023_sign_in_functions"
-down_revision: str | Sequence[str] | None = "0022_users_first_page_function"
+revision: str = "0024_sign_in_functions"
+down_revision: str | Sequence[str] | None = "0023_go_live_by_primary_key"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
