@@ -323,9 +323,13 @@ def run(
             }
         # The server's CPU with no request (its loops: flush, job consumers, ...), per second;
         # then per /health request: both are taken out of the storm's CPU below.
+        # The same for the database's backends (the run's database is the server's alone).
+        backends = asyncio.run(loadgen.database_backends(database_url))
+        idle_pg = loadgen.backends_cpu_s(backends)
         idle_cpu, idle_start = server.cpu_seconds(), time.monotonic()
         time.sleep(3)
         idle_cpu = (server.cpu_seconds() - idle_cpu) / (time.monotonic() - idle_start)
+        idle_pg = (loadgen.backends_cpu_s(backends) - idle_pg) / (time.monotonic() - idle_start)
         health_cpu, health_start = server.cpu_seconds(), time.monotonic()
         health_idle = Prober(url + "/health", per_second=HEALTH_PROBES_PER_S, seconds=4).result()
         health_cpu = (
@@ -346,6 +350,8 @@ def run(
         pool_nice = settings.password_hash_nice
         niced_before = argon2_ceiling(settings, seconds=4, processes=cpus, nice=pool_nice)[0]
         storm_seconds = max(6.0, seconds + 4)
+        backends = asyncio.run(loadgen.database_backends(database_url))
+        pg_before = {pid: loadgen.backends_cpu_s([pid]) for pid in backends}
         storm_cpu, storm_start = server.cpu_seconds(), time.monotonic()
         storm = Wrk(
             url + "/api/auth/login",
@@ -361,6 +367,11 @@ def run(
         login = storm.result()
         storm_cpu = server.cpu_seconds() - storm_cpu - health_during.requests * health_cpu
         storm_cpu -= idle_cpu * (time.monotonic() - storm_start)
+        backends = asyncio.run(loadgen.database_backends(database_url))
+        storm_pg = sum(  # a backend started during the storm counts from nothing
+            loadgen.backends_cpu_s([pid]) - pg_before.get(pid, 0.0) for pid in backends
+        )
+        storm_pg -= idle_pg * (time.monotonic() - storm_start)
         server.stop()
         server = None
 
@@ -372,6 +383,7 @@ def run(
         # CPU per sign-in in the server processes (the hash, and everything else it does; not
         # PostgreSQL's or Redis's), against one hash's: what the server's own CPU would allow.
         login_cpu_ms = 1000 * storm_cpu / login.requests if login.requests else None
+        login_pg_ms = 1000 * storm_pg / login.requests if login.requests else None
         succeeded = True
         return {
             "benchmark": "api",
@@ -411,6 +423,13 @@ def run(
                 "argon2_cpu_ms_per_hash": round(hash_cpu_ms, 2),
                 "cpu_percent_of_argon2": (
                     round(100 * hash_cpu_ms / login_cpu_ms, 1) if login_cpu_ms else None
+                ),
+                # the hash's share of a sign-in's server + database CPU (Redis, wrk: ~0.1 ms)
+                "postgresql_cpu_ms_per_login": round(login_pg_ms, 2) if login_pg_ms else None,
+                "cpu_percent_of_argon2_with_postgresql": (
+                    round(100 * hash_cpu_ms / (login_cpu_ms + login_pg_ms), 1)
+                    if login_cpu_ms and login_pg_ms
+                    else None
                 ),
             },
             "health": {

@@ -410,6 +410,38 @@ class DatabaseCpu:
         return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in after.items())
 
 
+def backends_cpu_s(pids: list[int]) -> float:
+    """CPU seconds the PostgreSQL backends `pids` have run (scheduler's ns, else ticks)."""
+    total = 0.0
+    for pid in pids:
+        proc = Path("/proc") / str(pid)
+        try:
+            total += int((proc / "schedstat").read_text().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
+async def database_backends(admin_url: str) -> list[int]:
+    """The PostgreSQL backends connected to the database of `admin_url` (the server's: the
+    run's database is its own), but this look-up's. Same machine: their CPU is in /proc."""
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [row["pid"] for row in rows]
+
+
 class Uvicorn:
     """`bigfootlive serve --app <factory> --factory` in a subprocess: the server exactly as
     production runs it, serving the benchmark's app factory.

@@ -303,8 +303,9 @@ async def _abandon(
     raise, a lost connection marked as such (the database unavailable: 503, as for sessions)."""
     lost = driver.is_closed() or isinstance(exc, (asyncpg.ConnectionDoesNotExistError, OSError))
     try:
-        if driver.is_closed():  # lost (a restart, a dropped socket): a fresh one next time
-            await greenlet_spawn(pooled.invalidate)  # closing it awaits
+        if driver.is_closed():  # lost (a restart, a failover): its older peers went with it
+            # as SQLAlchemy on a disconnect: all replaced; closing awaits, so in a greenlet
+            await greenlet_spawn(pooled._pool._invalidate, pooled, exc)
         elif driver.is_in_transaction():
             await driver.execute("ROLLBACK")
     except Exception:

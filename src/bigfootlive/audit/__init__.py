@@ -8,6 +8,19 @@ request rolls back. A low-level package: it knows the database, the models and `
 """
 
 from bigfootlive.audit.actions import AuditAction
-from bigfootlive.audit.log import AuditLog, DetachedAuditLog, OwnAccount, own_account
+from bigfootlive.audit.log import (
+    AuditLog,
+    DetachedAuditLog,
+    OwnAccount,
+    count_audited,
+    own_account,
+)
 
-__all__ = ["AuditAction", "AuditLog", "DetachedAuditLog", "OwnAccount", "own_account"]
+__all__ = [
+    "AuditAction",
+    "AuditLog",
+    "DetachedAuditLog",
+    "OwnAccount",
+    "count_audited",
+    "own_account",
+]

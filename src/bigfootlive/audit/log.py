@@ -19,6 +19,18 @@ from bigfootlive.observability.metrics import (
 )
 
 
+def count_audited(action: AuditAction, result: str, details: dict[str, Any] | None) -> None:
+    """The metrics of an audited action: every record counts, including one written without
+    building an `AuditRecord` (the password sign-in's, by `bfl_sign_in_write`)."""
+    if action.startswith("auth."):
+        AUTH_EVENTS.labels(action.value, result).inc()
+        if action == AuditAction.AUTH_LOGIN and result == "failure":
+            reason = str((details or {}).get("reason", ""))
+            LOGIN_FAILURES.labels(reason if reason in LOGIN_FAILURE_REASONS else "other").inc()
+        elif action in (AuditAction.AUTH_LOCKOUT, AuditAction.AUTH_MFA_LOCKED):
+            LOCKOUTS.labels("mfa" if action == AuditAction.AUTH_MFA_LOCKED else "password").inc()
+
+
 def _build(
     *,
     action: AuditAction,
@@ -30,13 +42,7 @@ def _build(
     target_id: object | None,
     details: dict[str, Any] | None,
 ) -> AuditRecord:
-    if action.startswith("auth."):
-        AUTH_EVENTS.labels(action.value, result).inc()
-        if action == AuditAction.AUTH_LOGIN and result == "failure":
-            reason = str((details or {}).get("reason", ""))
-            LOGIN_FAILURES.labels(reason if reason in LOGIN_FAILURE_REASONS else "other").inc()
-        elif action in (AuditAction.AUTH_LOCKOUT, AuditAction.AUTH_MFA_LOCKED):
-            LOCKOUTS.labels("mfa" if action == AuditAction.AUTH_MFA_LOCKED else "password").inc()
+    count_audited(action, result, details)
     return AuditRecord(
         id=uuid.uuid4(),
         tenant_id=tenant_id,

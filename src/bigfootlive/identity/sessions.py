@@ -70,7 +70,7 @@ async def start_session(
     await repo.insert_sign_in_rows(
         session, rows, user=user, signed_in_at=signed_in_at, clear_lockout=clear_lockout
     )
-    return _pair(
+    return session_pair(
         state, user=user, tenant_slug=tenant.slug, auth_session=auth_session, refresh=refresh
     )
 
@@ -87,29 +87,46 @@ def _refresh_token(auth_session: AuthSession, now: dt.datetime) -> tuple[str, Re
     return refresh, row
 
 
-def _pair(
+def token_pair(
     state: IdentityState,
     *,
     user: User,
     tenant_slug: str,
-    auth_session: AuthSession,
+    session_id: uuid.UUID,
+    amr: list[str],
+    auth_time: dt.datetime,
     refresh: str,
 ) -> TokenPair:
     roles = [user.role, *(["platform_admin"] if user.is_platform_admin else [])]
     access, _ = state.tokens.issue(
         user_id=user.id,
         tenant_id=user.tenant_id,
-        session_id=auth_session.id,
+        session_id=session_id,
         roles=roles,
-        amr=auth_session.amr.split(),
-        auth_time=auth_session.auth_time,
+        amr=amr,
+        auth_time=auth_time,
     )
     return TokenPair(
         access_token=access,
         expires_in=state.tokens.ttl,
         refresh_token=refresh,
-        session_id=auth_session.id,
+        session_id=session_id,
         user=user_out(user, tenant_slug),
+    )
+
+
+def session_pair(
+    state: IdentityState, *, user: User, tenant_slug: str, auth_session: AuthSession, refresh: str
+) -> TokenPair:
+    """The token pair of `auth_session` (its first, or a refreshed one)."""
+    return token_pair(
+        state,
+        user=user,
+        tenant_slug=tenant_slug,
+        session_id=auth_session.id,
+        amr=auth_session.amr.split(),
+        auth_time=auth_session.auth_time,
+        refresh=refresh,
     )
 
 
@@ -145,7 +162,7 @@ async def refresh(
     auth_session.ip = meta.ip
     new_refresh, token_row = _refresh_token(auth_session, now)
     session.add(token_row)
-    return _pair(
+    return session_pair(
         state, user=user, tenant_slug=tenant.slug, auth_session=auth_session, refresh=new_refresh
     )
 

@@ -4,11 +4,13 @@ HTTP."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bigfootlive.audit import AuditAction, AuditLog
+from bigfootlive.audit import AuditAction, AuditLog, count_audited
 from bigfootlive.errors import Forbidden, Unauthorized
-from bigfootlive.identity import lockout
+from bigfootlive.identity import lockout, sign_in_pg
 from bigfootlive.identity import repository as repo
 from bigfootlive.identity.hooks import (
     PASSWORD_SIGN_IN,
@@ -19,7 +21,7 @@ from bigfootlive.identity.hooks import (
 )
 from bigfootlive.identity.ports import IdentityState
 from bigfootlive.identity.schemas import MfaChallenge, TokenPair
-from bigfootlive.identity.sessions import start_session
+from bigfootlive.identity.sessions import start_session, token_pair
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Tenant, User
 from bigfootlive.tenants import service as tenants
@@ -42,7 +44,8 @@ async def login(
     """A password sign-in. Its statements: the tenant (unless cached, `tenants.cache`), one
     read (account, lockout record, usable factor count), and on success one write (session,
     refresh token, audit record, `last_login_at`, lockout record cleared); the SSO policy comes
-    from its cache too. The rate limits cost one Redis round trip."""
+    from its cache too. On PostgreSQL each is one round trip in a transaction of its own
+    (`sign_in_pg`), none held across the hash. The rate limits cost one Redis round trip."""
     settings = state.settings
     email = email.lower()
     tenant = await state.tenant_cache.resolve(session, tenant_slug, email)
@@ -60,13 +63,18 @@ async def login(
     policy = tenants.settings_of(tenant)
     mfa = policy.mfa
     email_hash = lockout.key(email)
-    found = await repo.sign_in_read(
-        session,
-        tenant.id,
-        email,
-        email_hash,
-        factor_types=mfa.allowed_factors if mfa.mode != "off" else None,
-    )
+    factor_types = mfa.allowed_factors if mfa.mode != "off" else None
+    # One round trip each, outside the request's transaction: unless the caller has begun one
+    # (an invitation accepted in it, the tenant just read), whose writes the sign-in must see.
+    on_postgresql = state.db.engine.dialect.name == "postgresql" and not session.in_transaction()
+    if on_postgresql:
+        found = await sign_in_pg.read(
+            state.db, tenant.id, email, email_hash, factor_types=factor_types
+        )
+    else:
+        found = await repo.sign_in_read(
+            session, tenant.id, email, email_hash, factor_types=factor_types
+        )
     user = found.user
     now = state.clock()
     failures_on_record = await lockout.check(
@@ -114,14 +122,8 @@ async def login(
         raise
 
     if needs_rehash:
+        _attach(session, user)
         user.password_hash = await state.passwords.hash(password)  # ORM: the principals see it
-    audit = AuditLog(session, meta, user.id).build(
-        AuditAction.AUTH_LOGIN,
-        tenant_id=tenant.id,
-        target_type="user",
-        target_id=user.id,
-        details={"method": "pwd", "rehashed": needs_rehash},
-    )
     amr = ["pwd"]
     challenge = await state.hooks.ask(
         SIGN_IN_CHALLENGE,
@@ -135,7 +137,20 @@ async def login(
             usable_factors=found.usable_factors,
         ),
     )
+    if challenge is None and on_postgresql and not needs_rehash:
+        return await _start_session_pg(
+            state, meta, user=user, tenant=tenant, amr=amr, signed_in_at=now,
+            clear_lockout=email_hash if failures_on_record else None,
+        )  # fmt: skip
+    audit = AuditLog(session, meta, user.id).build(
+        AuditAction.AUTH_LOGIN,
+        tenant_id=tenant.id,
+        target_type="user",
+        target_id=user.id,
+        details={"method": "pwd", "rehashed": needs_rehash},
+    )
     if challenge is not None:  # the first factor passed all the same
+        _attach(session, user)
         session.add(audit)
         user.last_login_at = now
         if failures_on_record:
@@ -152,6 +167,57 @@ async def login(
         signed_in_at=now,
         # else nothing to delete
         clear_lockout=email_hash if failures_on_record else None,
+    )
+
+
+def _attach(session: AsyncSession, user: User) -> None:
+    """The account read by `sign_in_pg` (detached) into the request's session, for a change
+    through the ORM; a no-op for one the session read."""
+    if user not in session:
+        session.add(user)
+
+
+async def _start_session_pg(
+    state: IdentityState,
+    meta: RequestMeta,
+    *,
+    user: User,
+    tenant: Tenant,
+    amr: list[str],
+    signed_in_at: dt.datetime,
+    clear_lockout: str | None,
+) -> TokenPair:
+    """`start_session` for a password sign-in on PostgreSQL: its rows, its audit record,
+    `last_login_at` and the lockout record forgotten in one round trip (`sign_in_pg.write`),
+    committed before the tokens exist. Refused (invalid credentials, audited) when the account
+    was deactivated or its password changed while this sign-in's password was hashed."""
+    started = await sign_in_pg.write(
+        state.db,
+        user=user,
+        meta=meta,
+        amr=amr,
+        ttl_seconds=state.settings.refresh_token_ttl_seconds,
+        signed_in_at=signed_in_at,
+        clear_lockout=clear_lockout,
+    )
+    if started is None:
+        await AuditLog.detached(state.db, meta, user.id).record(
+            AuditAction.AUTH_LOGIN,
+            tenant_id=tenant.id,
+            target_type="user",
+            target_id=user.id,
+            details={"reason": "account_changed"},
+        )
+        raise InvalidCredentials()
+    count_audited(AuditAction.AUTH_LOGIN, "success", None)
+    return token_pair(
+        state,
+        user=user,
+        tenant_slug=tenant.slug,
+        session_id=started.id,
+        amr=amr,
+        auth_time=started.auth_time,
+        refresh=started.refresh_token,
     )
 
 
