@@ -19,14 +19,15 @@ def settings_overrides():
 async def test_unknown_user_costs_a_password_hash_like_a_known_one(client, factory):
     tenant = await factory.tenant()
     ann = await factory.user(tenant, login=False)
-    timings = {}
-    for label, email in (("known", ann.user.email), ("unknown", "ghost@example.com")):
-        start = time.process_time()
-        for _ in range(3):
+    timings: dict[str, list[float]] = {"known": [], "unknown": []}
+    for _ in range(3):  # alternated, and the cheapest of each kept: a neighbour's burst or a
+        # first hash's page faults land in one attempt, not in what a path costs
+        for label, email in (("known", ann.user.email), ("unknown", "ghost@example.com")):
+            start = time.process_time()
             await _login(client, tenant, email, "not-the-password-at-all")
-        timings[label] = time.process_time() - start
+            timings[label].append(time.process_time() - start)
     # Both paths run one argon2 verification; neither is an order of magnitude faster.
-    assert timings["unknown"] > timings["known"] / 3
+    assert min(timings["unknown"]) > min(timings["known"]) / 3, timings
 
 
 async def test_registering_a_taken_address_costs_a_password_hash_like_a_new_one(client, factory):
