@@ -2,11 +2,12 @@
 #               make test  (installs what the tests need, then lint, types and the whole suite)
 .PHONY: run test check lint format typecheck imports pytest coverage bench
 
-# Three workers on two cores: many tests wait on processes (servers, nginx, ffmpeg) rather
-# than compute (6:58 for the suite vs 8:53 with -n auto on this 2-core machine). Each file is a
-# unit of work (its module-scoped servers start once), longest first from tests/durations.json
-# (tests/fixtures/scheduling.py; refresh with `.venv/bin/pytest $(PYTEST_ARGS) --store-durations`).
-PYTEST_ARGS ?= -n 3 --dist loadfile --no-loadscope-reorder
+# Four workers on two cores: most tests wait on processes (servers, nginx, ffmpeg, Chromium) or
+# on real time rather than compute (quiet runs on this 2-core machine, 2026-12-04: 5:38 with
+# -n 4, 5:33 with -n 5, 6:46 with -n 3). Each file is a unit of work (its module-scoped servers
+# start once), longest first from tests/durations.json (tests/fixtures/scheduling.py; refresh
+# with `.venv/bin/pytest $(PYTEST_ARGS) --store-durations`).
+PYTEST_ARGS ?= -n 4 --dist loadfile --no-loadscope-reorder
 
 run:
 	scripts/bootstrap
