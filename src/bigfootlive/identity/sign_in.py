@@ -100,25 +100,13 @@ async def login(
         )
         raise InvalidCredentials()
     if not user.is_active:
-        await AuditLog.detached(state.db, meta, user.id).record(
-            AuditAction.AUTH_LOGIN,
-            tenant_id=tenant.id,
-            target_type="user",
-            target_id=user.id,
-            details={"reason": "disabled"},
-        )
+        await _refused(state, meta, tenant, user, "disabled")
         raise Forbidden("The account is disabled", code="account_disabled")
     try:
         # "SSO required": break-glass admins only (the SSO domain's hook)
         await state.hooks.emit(PASSWORD_SIGN_IN, PasswordSignIn(session, user))
     except PasswordSignInRefused as refused:
-        await AuditLog.detached(state.db, meta, user.id).record(
-            AuditAction.AUTH_LOGIN,
-            tenant_id=tenant.id,
-            target_type="user",
-            target_id=user.id,
-            details={"reason": refused.code},
-        )
+        await _refused(state, meta, tenant, user, refused.code)
         raise
 
     if needs_rehash:
@@ -170,6 +158,20 @@ async def login(
     )
 
 
+async def _refused(
+    state: IdentityState, meta: RequestMeta, tenant: Tenant, user: User, reason: str
+) -> None:
+    """The audit record of a sign-in refused to a known account, kept whatever the request's
+    transaction does."""
+    await AuditLog.detached(state.db, meta, user.id).record(
+        AuditAction.AUTH_LOGIN,
+        tenant_id=tenant.id,
+        target_type="user",
+        target_id=user.id,
+        details={"reason": reason},
+    )
+
+
 def _attach(session: AsyncSession, user: User) -> None:
     """The account read by `sign_in_pg` (detached) into the request's session, for a change
     through the ORM; a no-op for one the session read."""
@@ -201,13 +203,7 @@ async def _start_session_pg(
         clear_lockout=clear_lockout,
     )
     if started is None:
-        await AuditLog.detached(state.db, meta, user.id).record(
-            AuditAction.AUTH_LOGIN,
-            tenant_id=tenant.id,
-            target_type="user",
-            target_id=user.id,
-            details={"reason": "account_changed"},
-        )
+        await _refused(state, meta, tenant, user, "account_changed")
         raise InvalidCredentials()
     count_audited(AuditAction.AUTH_LOGIN, "success", None)
     return token_pair(
