@@ -49,6 +49,10 @@ async def job_state(
         jobs_outbox_relay_interval_seconds=0.2,
         jobs_min_backoff_ms=100,
         jobs_max_backoff_ms=500,
+        # Short retries keep the test quick, but a job that runs while the database is down
+        # must outlast its restart (seconds on a loaded machine): 8 retries (the default) at
+        # these backoffs spanned ~3 s, and a slow restart sent jobs to the dead letters.
+        jobs_max_retries=120,
         jobs_extra_task_modules=["tests.jobs.probe_tasks"],
     )
     application = create_app(settings, loops={Loop.JOB_SCHEDULER})

@@ -170,8 +170,8 @@ async def outbox_rows(state: AppState) -> int:
 async def jobs_ran(run: str, labels: list[str], within: float = 90.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
-    while not set(labels) <= {r["label"] for r in probes.RUNS[run] if r["effect"]}:
-        assert loop.time() < deadline, "acknowledged jobs never ran"
+    while missing := set(labels) - {r["label"] for r in probes.RUNS[run] if r["effect"]}:
+        assert loop.time() < deadline, f"acknowledged jobs never ran: {sorted(missing, key=int)}"
         await asyncio.sleep(0.1)
 
 
