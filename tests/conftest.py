@@ -39,9 +39,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from bigfootlive.app import GC_THRESHOLDS, Loop, create_app
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
-from bigfootlive.db import PLATFORM_ROWS, bind_row_scope
 from bigfootlive.migrations import upgrade_database
 from bigfootlive.observability.logging import configure_logging
+from bigfootlive.row_security import PLATFORM_ROWS, bind_row_scope
 from tests.fixtures import services
 from tests.fixtures.factories import CLIENT_IP, Factory
 from tests.fixtures.scheduling import (  # noqa: F401 (hooks: longest tests first)

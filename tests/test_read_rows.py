@@ -14,8 +14,8 @@ from sqlalchemy.exc import DBAPIError
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.authz.scoping import platform_scope, tenant_scope
-from bigfootlive.db import NO_ROWS, row_scope
 from bigfootlive.models import User
+from bigfootlive.row_security import NO_ROWS, row_scope
 from bigfootlive.tenants.repository import USER_PAGE_COLUMNS, USER_PAGE_FIELDS, list_users
 from bigfootlive.tenants.service import users_page
 

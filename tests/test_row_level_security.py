@@ -16,8 +16,9 @@ from sqlalchemy.exc import DBAPIError
 from bigfootlive.authz.roles import Role
 from bigfootlive.authz.scoping import platform_scope, tenant_scope
 from bigfootlive.config import ConfigurationError
-from bigfootlive.db import NO_ROWS, Base, Database, row_scope
+from bigfootlive.db import Base, Database
 from bigfootlive.models import Event
+from bigfootlive.row_security import NO_ROWS, row_scope
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 

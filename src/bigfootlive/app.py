@@ -28,7 +28,6 @@ from bigfootlive.config import Settings
 from bigfootlive.containers.endpoints import recordings_router
 from bigfootlive.containers.endpoints import router as containers_router
 from bigfootlive.containers.tasks import start_manager
-from bigfootlive.db import NO_ROWS, row_scope
 from bigfootlive.events.endpoints import router as events_router
 from bigfootlive.events.tasks import reconnect_sweeper
 from bigfootlive.http_errors import install_error_handlers
@@ -54,6 +53,7 @@ from bigfootlive.realtime.gateway import router as realtime_router
 from bigfootlive.realtime.shutdown import install_sigterm_drain
 from bigfootlive.route_index import index_routes
 from bigfootlive.routing import JsonRoute
+from bigfootlive.row_security import NO_ROWS, row_scope
 from bigfootlive.serving import DIRECT_SOCKETS
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router

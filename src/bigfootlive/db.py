@@ -11,9 +11,8 @@ import asyncio
 import datetime as dt
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager, suppress
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -23,7 +22,7 @@ import structlog
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
-from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -39,6 +38,12 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 from bigfootlive.config import ConfigurationError, Settings
+from bigfootlive.row_security import (
+    ScopedConnection,
+    current_row_scope,
+    install_row_scope,
+    scope_settings,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -102,123 +107,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
     cursor.close()
 
 
-@dataclass(frozen=True)
-class RowScope:
-    """Whose rows the current code may touch, enforced on PostgreSQL by row-level security.
-
-    `tenant_id`: that tenant's rows; `platform`: every tenant's rows (sweeps, retention,
-    platform statistics, lookups that find the tenant from a token or a stream key). Neither:
-    no tenant-owned row at all. Set through `authz.tenancy` (which logs the platform scope).
-    """
-
-    tenant_id: uuid.UUID | None = None
-    platform: bool = False
-
-
-NO_ROWS = RowScope()
-PLATFORM_ROWS = RowScope(platform=True)
-
-_row_scope: ContextVar[RowScope] = ContextVar("bigfootlive_row_scope", default=NO_ROWS)
-_APPLIED = "bigfootlive_row_scope"
-_applying: ContextVar[bool] = ContextVar("bigfootlive_row_scope_applying", default=False)
-_SET_SCOPE = "SELECT set_config('app.tenant_id', $1, true), set_config('app.platform', $2, true)"
-
-
-def current_row_scope() -> RowScope:
-    return _row_scope.get()
-
-
-def bind_row_scope(scope: RowScope) -> None:
-    """The scope of the rest of the current task (a request, a WebSocket, a process)."""
-    _row_scope.set(scope)
-
-
-@contextmanager
-def row_scope(scope: RowScope) -> Iterator[None]:
-    """The scope of the statements run inside the block (then the previous one again)."""
-    token = _row_scope.set(scope)
-    try:
-        yield
-    finally:
-        _row_scope.reset(token)
-
-
-class ScopedConnection(asyncpg.Connection):  # type: ignore[misc]
-    """The asyncpg connection of the PostgreSQL engines: a transaction's `BEGIN` carries the
-    row scope's settings (`pending_scope`, put there by `_apply_row_scope` just before the
-    statement that starts the transaction), one round trip instead of two. Any other call
-    drops a pending scope unused, so it can only ever join the `BEGIN` it was meant for."""
-
-    pending_scope: str | None = None
-
-    async def execute(
-        self,
-        query: str,
-        *args: Any,
-        timeout: float | None = None,  # noqa: ASYNC109 - asyncpg's own signature
-    ) -> str:
-        pending, self.pending_scope = self.pending_scope, None
-        if pending is not None and not args and query.startswith("BEGIN"):
-            query = f"{query}; {pending}"
-        status: str = await super().execute(query, *args, timeout=timeout)
-        return status
-
-
-def _scope_settings(scope: RowScope) -> str:
-    """The scope's `set_config` calls as one literal statement (no parameters: the values are
-    a UUID's canonical text and a constant, nothing else can be in them)."""
-    tenant = str(uuid.UUID(str(scope.tenant_id))) if scope.tenant_id is not None else ""
-    platform = "on" if scope.platform else ""
-    return (
-        f"SELECT set_config('app.tenant_id', '{tenant}', true), "
-        f"set_config('app.platform', '{platform}', true)"
-    )
-
-
-def _apply_row_scope(conn: Connection, *_: Any) -> None:
-    """Before each statement: make the transaction's settings match the current row scope.
-
-    `set_config(..., true)` lasts until the end of the transaction, so the settings are sent
-    before the first statement of each transaction and again only when the scope changes
-    within it (a `platform_scope` block). Until they are, the policies show no tenant-owned
-    row. At the start of a transaction they go with its `BEGIN` (`ScopedConnection`: the
-    driver sends `BEGIN` just before the statement); within one, as a statement of their own
-    through the connection, so a dropped connection fails (and is replaced) like any other
-    statement.
-    """
-    if _applying.get():
-        return
-    scope = _row_scope.get()
-    if conn.info.get(_APPLIED) == scope:
-        return
-    driver = conn.connection.driver_connection
-    if isinstance(driver, ScopedConnection) and not driver.is_in_transaction():
-        driver.pending_scope = _scope_settings(scope)
-        conn.info[_APPLIED] = scope
-        return
-    tenant = str(scope.tenant_id) if scope.tenant_id is not None else ""
-    token = _applying.set(True)
-    try:
-        conn.exec_driver_sql(_SET_SCOPE, (tenant, "on" if scope.platform else ""))
-    finally:
-        _applying.reset(token)
-    conn.info[_APPLIED] = scope
-
-
-def _forget_row_scope(conn: Connection, *_: Any) -> None:
-    if not conn.invalidated:  # an invalidated connection's settings went with it
-        conn.info.pop(_APPLIED, None)
-
-
-def _install_row_scope(engine: AsyncEngine) -> None:
-    target = engine.sync_engine
-    event.listen(target, "before_execute", _apply_row_scope)
-    # A new transaction, or the end of one (a rolled back savepoint undoes set_config too),
-    # starts from the database's defaults again.
-    for name in ("begin", "commit", "rollback", "rollback_savepoint"):
-        event.listen(target, name, _forget_row_scope)
-
-
 def _server_settings(settings: Settings) -> dict[str, str]:
     """Per-connection PostgreSQL settings: our name in pg_stat_activity, and how long a
     statement may wait for a lock (0: forever) before it fails with 503 database_busy."""
@@ -274,7 +162,7 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         },
         pool_recycle=1800,
     )
-    _install_row_scope(engine)
+    install_row_scope(engine)
     return engine
 
 
@@ -313,6 +201,40 @@ async def _abandon(
     return DBAPIError.instance(sql, args, exc, Exception, connection_invalidated=lost)
 
 
+class _SessionOnDemand:
+    """An `AsyncSession` made when first used: a unit of work that ends up needing none (a
+    callback answered from the cache, or by a statement committed on its own) makes none
+    (making and closing one costs ~25 us). Until then it is in no transaction, and `info`
+    (where `after_commit` keeps its actions) is a dict of its own, handed to the session when
+    it is made."""
+
+    def __init__(self, make: async_sessionmaker[AsyncSession]) -> None:
+        self._make = make
+        self.made: AsyncSession | None = None
+        self.info: dict[Any, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:  # any attribute not defined here: the session's
+        if self.made is None:
+            self.made = self._make()
+            self.made.info.update(self.info)
+            self.info = self.made.info
+        return getattr(self.made, name)
+
+    def in_transaction(self) -> bool:
+        return self.made is not None and self.made.in_transaction()
+
+    async def rollback(self) -> None:
+        if self.made is not None:
+            await self.made.rollback()
+
+    async def __aenter__(self) -> AsyncSession:
+        return cast(AsyncSession, self)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.made is not None:
+            await self.made.__aexit__(*exc)
+
+
 @dataclass
 class Database:
     """`engine` / `sessionmaker`: the primary, for every write and every read that must see
@@ -345,12 +267,15 @@ class Database:
         )
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, on_demand: bool = False) -> AsyncIterator[AsyncSession]:
         """A unit of work outside a request: commits on success, then runs after-commit hooks.
         A session that never began a transaction has nothing to commit (and no round trip
         to make); its after-commit hooks still run (a change committed on its own, e.g.
-        `events.repository.go_live`, announces itself through them)."""
-        async with self.sessionmaker() as session:
+        `events.repository.go_live`, announces itself through them). `on_demand`: the
+        session is made when first used (`_SessionOnDemand`), for a hot path that often
+        needs none (the media server's callbacks)."""
+        made = _SessionOnDemand(self.sessionmaker) if on_demand else self.sessionmaker()
+        async with made as session:
             try:
                 yield session
                 if session.in_transaction():
@@ -404,7 +329,7 @@ class Database:
         transaction: ONE round trip, committed when this returns. For the migrations' functions
         that set the row scope from their first two arguments, then read or change rows
         (`bfl_go_live`, `bfl_users_first_page`). `function` is from the code, never input."""
-        scope = _row_scope.get()
+        scope = current_row_scope()
         tenant = str(uuid.UUID(str(scope.tenant_id))) if scope.tenant_id is not None else ""
         values = (tenant, "on" if scope.platform else "", *args)
         placeholders = ", ".join(f"${n}" for n in range(1, len(values) + 1))
@@ -440,7 +365,7 @@ class Database:
         args = [given[name] if name in given else defaults[name] for name in names]
         async with self._pooled() as (pooled, driver):
             try:
-                await driver.execute(f"{begin}; {_scope_settings(_row_scope.get())}")
+                await driver.execute(f"{begin}; {scope_settings(current_row_scope())}")
                 rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *args)
                 await driver.execute("COMMIT")
             except Exception as exc:

@@ -11,12 +11,12 @@ from limits import parse
 from redis.asyncio import Redis
 
 from bigfootlive.authz.scoping import tenant_scope
-from bigfootlive.db import NO_ROWS, RowScope, current_row_scope, row_scope
 from bigfootlive.errors import TooManyRequests
 from bigfootlive.kit.backends import MemoryCache, MemoryPubSub
 from bigfootlive.kit.backends.prefetch import PrefetchedCache
 from bigfootlive.kit.backends.redis import open_redis_backends
 from bigfootlive.kit.ratelimit import RateLimiter
+from bigfootlive.row_security import NO_ROWS, RowScope, current_row_scope, row_scope
 from tests.fixtures import services
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bigfootlive.db import RowScope, row_scope
 from bigfootlive.events import repository as repo
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.models import WebhookDelivery
 from bigfootlive.notifications.service import FAN_OUT_EVENT_LIVE_TASK
+from bigfootlive.row_security import RowScope, row_scope
 from tests.fixtures.recorded import payload
 
 HOOK = "/api/streaming/hooks/nginx-rtmp"

@@ -23,8 +23,8 @@ import structlog
 from sqlalchemy import ColumnElement, Select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from bigfootlive.db import NO_ROWS, PLATFORM_ROWS, RowScope, bind_row_scope, row_scope
 from bigfootlive.observability.metrics import PLATFORM_SCOPES
+from bigfootlive.row_security import NO_ROWS, PLATFORM_ROWS, RowScope, bind_row_scope, row_scope
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,7 @@ import binascii
 import datetime as dt
 import uuid
 from collections.abc import Mapping
-from typing import Annotated, Any, cast
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +21,6 @@ from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.containers import repository as recordings_repo
 from bigfootlive.containers.storage import public_url
-from bigfootlive.db import Database, run_after_commit
 from bigfootlive.deps import DbSession, ReadSession, State, app_state
 from bigfootlive.errors import BadRequest, Forbidden
 from bigfootlive.events import access, keys
@@ -130,46 +129,14 @@ async def _callback(
         raise BadRequest(str(exc), code="bad_callback") from exc
 
 
-class _SessionOnDemand:
-    """The callback's `AsyncSession`, made when the decision first uses it: one answered from
-    the cache alone (a retried publish, a play, a refusal) or by a statement committed on its
-    own (the go-live of `lifecycle._go_live`) makes none (making and closing one costs ~25 us,
-    a tenth of a retried publish). `info` (where `after_commit` keeps its actions) is a dict of
-    its own until a session is made, then the session's, holding what was put there before."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self.made: AsyncSession | None = None
-        self.info: dict[Any, Any] = {}
-
-    def __getattr__(self, name: str) -> Any:  # any attribute but `made` and `info`
-        if self.made is None:
-            self.made = self._db.sessionmaker()
-            self.made.info.update(self.info)
-            self.info = self.made.info
-        return getattr(self.made, name)
-
-
 async def _handle(adapter: MediaServerAdapter, request: Request) -> Response:
     """One cache round trip for the credential and every entry the decision reads. The hooks
     take no FastAPI dependencies (the per-request bookkeeping of a dependency graph costs more
     than a callback's decision): the unit of work is that of `Database.transaction`, committed
     before the answer is sent, as `DbSession` would, with its session made on demand."""
     state = app_state(request)
-    lazy = _SessionOnDemand(state.db)
-    try:
-        response = await _decide(adapter, request, state, cast(AsyncSession, lazy))
-        if lazy.made is not None and lazy.made.in_transaction():
-            await lazy.made.commit()
-    except BaseException:
-        if lazy.made is not None:
-            await lazy.made.rollback()
-        raise
-    finally:
-        if lazy.made is not None:
-            await lazy.made.close()
-    await run_after_commit(cast(AsyncSession, lazy))  # reads `info` only
-    return response
+    async with state.db.transaction(on_demand=True) as session:
+        return await _decide(adapter, request, state, session)
 
 
 async def _decide(
