@@ -25,12 +25,10 @@ import platform
 import secrets
 import shutil
 import socket
-import statistics
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +37,15 @@ import httpx
 from bench import loadgen, summary
 from bench.argon2_ceiling import argon2_ceiling
 from bench.loadgen import (
-    DatabaseCpu,
     Prober,
     Uvicorn,
     Wrk,
-    WrkResult,
     get_script,
     post_json_script,
     run_wrk,
 )
+from bench.pgcpu import DatabaseCpu
+from bench.side_by_side import Pair, pair_figures, ratio, side_by_side
 from bigfootlive.authz.roles import Role
 from bigfootlive.config import Settings
 from bigfootlive.migrations import upgrade_database
@@ -118,97 +116,11 @@ async def _sign_in(base_url: str, count: int) -> list[str]:
 # ---------------------------------------------------------------- the run
 
 
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 3) if b else None
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One route against its bare peer, measured in alternating rounds."""
-
-    real: WrkResult
-    bare: WrkResult
-    round_ratios: list[float | None]
-    load_average: float
-    cpu_ms_per_request: dict[str, float | None]  # the server processes' CPU, per request
-    db_cpu_ms_per_request: float | None = None  # PostgreSQL's backends' CPU, per real request
-
-
-def _merge(runs: list[WrkResult]) -> WrkResult:
-    """Several runs of one script as one: totals, and the median of each latency figure."""
-    return WrkResult(
-        requests=sum(r.requests for r in runs),
-        seconds=sum(r.seconds for r in runs),
-        non_2xx=sum(r.non_2xx for r in runs),
-        socket_errors=sum(r.socket_errors for r in runs),
-        p50_ms=statistics.median(r.p50_ms for r in runs),
-        p90_ms=statistics.median(r.p90_ms for r in runs),
-        p99_ms=statistics.median(r.p99_ms for r in runs),
-        max_ms=max(r.max_ms for r in runs),
-    )
-
-
-def side_by_side(
-    server: Uvicorn, real: str, bare: str, *, seconds: float, rounds: int, db: DatabaseCpu
-) -> Pair:
-    """`rounds` short runs of each script, alternating (real, bare, bare, real, ...), so that
-    load from elsewhere on a shared machine falls on both sides alike. Also counts the server's
-    CPU time per request on each side, and PostgreSQL's (the database's backends) on the real
-    side (Redis's is not included)."""
-    runs: dict[str, list[WrkResult]] = {"real": [], "bare": []}
-    cpu: dict[str, float] = {"real": 0.0, "bare": 0.0}
-    db_cpu: float | None = 0.0
-    ratios: list[float | None] = []
-    loads: list[float] = []
-    for n in range(rounds):
-        order = [("real", real), ("bare", bare)]
-        for name, script in order if n % 2 == 0 else order[::-1]:
-            loads.append(os.getloadavg()[0])
-            before, db_before = server.cpu_seconds(), db.seconds() if name == "real" else None
-            runs[name].append(
-                run_wrk(
-                    server.base_url, script, seconds=seconds / rounds, connections=GET_CONNECTIONS
-                )
-            )
-            cpu[name] += server.cpu_seconds() - before
-            if name == "real":
-                spent = DatabaseCpu.spent(db_before, db.seconds())
-                db_cpu = None if db_cpu is None or spent is None else db_cpu + spent
-        ratios.append(_ratio(runs["real"][-1].rps, runs["bare"][-1].rps))
-    real_run, bare_run = _merge(runs["real"]), _merge(runs["bare"])
-    per_request = {
-        name: round(1000 * cpu[name] / run.requests, 3) if run.requests else None
-        for name, run in (("real", real_run), ("bare", bare_run))
-    }
-    db_ms = round(1000 * db_cpu / real_run.requests, 3) if db_cpu and real_run.requests else None
-    return Pair(real_run, bare_run, ratios, statistics.mean(loads), per_request, db_ms)
-
-
-def _side_by_side(pair: Pair) -> dict[str, Any]:
-    return {
-        "bigfootlive": pair.real.figures(),
-        "bare_fastapi": pair.bare.figures(),
-        "throughput_ratio": _ratio(pair.real.rps, pair.bare.rps),
-        "p99_ratio": _ratio(pair.real.p99_ms, pair.bare.p99_ms),
-        "round_throughput_ratios": pair.round_ratios,
-        "server_cpu_ms_per_request": {
-            "bigfootlive": pair.cpu_ms_per_request["real"],
-            "bare_fastapi": pair.cpu_ms_per_request["bare"],
-        },
-        "postgres_cpu_ms_per_request": pair.db_cpu_ms_per_request,
-        # bare / ours: the throughput ratio the server's CPU alone would allow
-        "cpu_ratio": _ratio(
-            pair.cpu_ms_per_request["bare"] or 0, pair.cpu_ms_per_request["real"] or 0
-        ),
-        "load_average_1m": round(pair.load_average, 2),
-    }
-
-
 def _read_targets(me: Pair, users: Pair) -> list[dict[str, Any]]:
     return [
         summary.target(
             f"GET {path} vs bare route, same bytes (req/s ratio)",
-            _ratio(pair.real.rps, pair.bare.rps),
+            ratio(pair.real.rps, pair.bare.rps),
             goal,
             load_average=pair.load_average,
             detail=f"{pair.real.rps:,.0f} vs {pair.bare.rps:,.0f} req/s; server CPU/request "
@@ -300,7 +212,10 @@ def run(
             }
             for script in scripts.values():  # warm up every worker's pools and caches
                 run_wrk(url, script, seconds=1, connections=GET_CONNECTIONS)
-            db, pair = DatabaseCpu(database_url), functools.partial(side_by_side, server)
+            db, pair = (
+                DatabaseCpu(database_url),
+                functools.partial(side_by_side, server, connections=GET_CONNECTIONS),
+            )
             me_pair = pair(scripts["me"], scripts["bare_me"], seconds=seconds, rounds=rounds, db=db)
             users_pair = pair(
                 scripts["users"], scripts["bare_users"], seconds=seconds, rounds=rounds, db=db
@@ -316,20 +231,20 @@ def run(
             return {
                 "benchmark": "api",
                 "machine": _machine(load_before),
-                "auth_me": _side_by_side(me_pair),
-                "tenant_users_page_50": _side_by_side(users_pair),
+                "auth_me": pair_figures(me_pair),
+                "tenant_users_page_50": pair_figures(users_pair),
                 "targets": read_targets,
                 "elapsed_s": round(time.monotonic() - started, 1),
             }
         # The server's CPU with no request (its loops: flush, job consumers, ...), per second;
         # then per /health request: both are taken out of the storm's CPU below.
         # The same for the database's backends (the run's database is the server's alone).
-        backends = asyncio.run(loadgen.database_backends(database_url))
-        idle_pg = loadgen.backends_cpu_s(backends)
+        pg = DatabaseCpu(database_url)
+        idle_pg_before = pg.seconds()
         idle_cpu, idle_start = server.cpu_seconds(), time.monotonic()
         time.sleep(3)
         idle_cpu = (server.cpu_seconds() - idle_cpu) / (time.monotonic() - idle_start)
-        idle_pg = (loadgen.backends_cpu_s(backends) - idle_pg) / (time.monotonic() - idle_start)
+        idle_pg = DatabaseCpu.spent(idle_pg_before, pg.seconds()) / (time.monotonic() - idle_start)
         health_cpu, health_start = server.cpu_seconds(), time.monotonic()
         health_idle = Prober(url + "/health", per_second=HEALTH_PROBES_PER_S, seconds=4).result()
         health_cpu = (
@@ -350,8 +265,7 @@ def run(
         pool_nice = settings.password_hash_nice
         niced_before = argon2_ceiling(settings, seconds=4, processes=cpus, nice=pool_nice)[0]
         storm_seconds = max(6.0, seconds + 4)
-        backends = asyncio.run(loadgen.database_backends(database_url))
-        pg_before = {pid: loadgen.backends_cpu_s([pid]) for pid in backends}
+        pg_before = pg.seconds()
         storm_cpu, storm_start = server.cpu_seconds(), time.monotonic()
         storm = Wrk(
             url + "/api/auth/login",
@@ -367,10 +281,7 @@ def run(
         login = storm.result()
         storm_cpu = server.cpu_seconds() - storm_cpu - health_during.requests * health_cpu
         storm_cpu -= idle_cpu * (time.monotonic() - storm_start)
-        backends = asyncio.run(loadgen.database_backends(database_url))
-        storm_pg = sum(  # a backend started during the storm counts from nothing
-            loadgen.backends_cpu_s([pid]) - pg_before.get(pid, 0.0) for pid in backends
-        )
+        storm_pg = DatabaseCpu.spent(pg_before, pg.seconds())
         storm_pg -= idle_pg * (time.monotonic() - storm_start)
         server.stop()
         server = None
@@ -403,8 +314,8 @@ def run(
                     "parallelism": settings.argon2_parallelism,
                 },
             },
-            "auth_me": _side_by_side(me_pair) if me_pair else None,
-            "tenant_users_page_50": _side_by_side(users_pair) if users_pair else None,
+            "auth_me": pair_figures(me_pair) if me_pair else None,
+            "tenant_users_page_50": pair_figures(users_pair) if users_pair else None,
             "login": {
                 "bigfootlive": login.figures(),
                 "logins_per_s": round(login.rps, 1),
@@ -435,7 +346,7 @@ def run(
             "health": {
                 "idle": health_idle.figures(),
                 "during_login_storm": health_during.figures(),
-                "p99_ratio_storm_vs_idle": _ratio(health_during.p99_ms, health_idle.p99_ms),
+                "p99_ratio_storm_vs_idle": ratio(health_during.p99_ms, health_idle.p99_ms),
             },
             "targets": [
                 *read_targets,
@@ -449,7 +360,7 @@ def run(
                 ),
                 summary.target(
                     "GET /health p99 during a login storm vs idle",
-                    _ratio(health_during.p99_ms, health_idle.p99_ms),
+                    ratio(health_during.p99_ms, health_idle.p99_ms),
                     3,
                     better="lower",
                     load_average=storm_load,

@@ -41,6 +41,7 @@ from fastapi import FastAPI, Response
 from sqlalchemy import select
 
 from bench import loadgen
+from bench.pgcpu import backends_cpu_s
 from bench.summary import target
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.apikeys.schemas import ApiKeyCreate
@@ -110,7 +111,6 @@ async def drop_redis_keys(*patterns: str) -> None:
         await client.aclose()
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
 # The server's PostgreSQL application name (its backends' CPU is counted per run), set by main.
 _PG_APP: list[str] = []
 
@@ -128,12 +128,7 @@ async def postgres_cpu() -> dict[int, float]:
         )
     finally:
         await conn.close()
-    found = {}
-    for (pid,) in pids:
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as file:  # noqa: ASYNC230
-            stat = file.read().rsplit(")", 1)[1].split()
-            found[pid] = (int(stat[11]) + int(stat[12])) / _TICK
-    return found
+    return {pid: backends_cpu_s([pid]) for (pid,) in pids}
 
 
 async def wrk(

@@ -39,6 +39,7 @@ from sqlalchemy import event
 
 from bench import loadgen
 from bench.bench_api import REDIS_URL
+from bench.pgcpu import DatabaseCpu
 from bigfootlive.migrations import upgrade_database
 
 PASSWORD = "plausible-tundra-velvet-42"
@@ -136,8 +137,8 @@ async def _measure(
             warm = min(20, users // 4)
             await asyncio.gather(*(one(i) for i in range(warm)))
             statements[0], hash_cpu[0], pg_trips[0], redis_trips[0] = 0, 0.0, 0, 0
-            pids = await loadgen.database_backends(admin_url)
-            backends_before = loadgen.backends_cpu_s(pids)
+            database_cpu = DatabaseCpu(admin_url)
+            backends_before = await database_cpu.read()
             # CPU time of this (the event loop's) thread: wall time is mostly waiting for a core
             profiler = cProfile.Profile(time.thread_time) if profile else None
             cpu, wall = time.process_time(), time.perf_counter()
@@ -148,8 +149,8 @@ async def _measure(
                 profiler.disable()
                 profiler.dump_stats(profile)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            pids_after = await loadgen.database_backends(admin_url)
-            backends = loadgen.backends_cpu_s(pids_after) - backends_before
+            backends_after = await database_cpu.read()
+            backends = DatabaseCpu.spent(backends_before, backends_after)
         AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
         done = users - warm
         return {
@@ -160,7 +161,7 @@ async def _measure(
             "statements_per_sign_in": round(statements[0] / done, 2),
             "postgresql_round_trips_per_sign_in": round(pg_trips[0] / done, 2),
             "postgresql_backend_cpu_ms_per_sign_in": round(1000 * backends / done, 2),
-            "postgresql_backends": [len(pids), len(pids_after)],
+            "postgresql_backends": [len(backends_before), len(backends_after)],
             "redis_round_trips_per_sign_in": round(redis_trips[0] / done, 2),
             "wall_s": round(wall, 2),
             "load_average_1m": round(os.getloadavg()[0], 2),

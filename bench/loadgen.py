@@ -6,7 +6,6 @@ its human-readable summary is needed. Latencies are in microseconds inside wrk; 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -367,79 +366,6 @@ async def drop_database(url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
     finally:
         await conn.close()
-
-
-class DatabaseCpu:
-    """User + system CPU time of the PostgreSQL backends connected to one database (PostgreSQL
-    on this machine, processes readable by this user; else `seconds()` is None). Backends are
-    found in `pg_stat_activity` at each reading; `spent(before, after)` adds up each backend's
-    growth (one that appeared in between counts from zero, one that left is lost)."""
-
-    def __init__(self, url: str) -> None:
-        self.name = url.rsplit("/", 1)[1]
-
-    def seconds(self) -> dict[int, float] | None:
-        import asyncpg
-        import psutil
-
-        async def pids() -> list[int]:
-            conn = await asyncpg.connect(PG_ADMIN_URL)
-            try:
-                rows = await conn.fetch(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = $1", self.name
-                )
-            finally:
-                await conn.close()
-            return [row["pid"] for row in rows]
-
-        found: dict[int, float] = {}
-        for pid in asyncio.run(pids()):
-            try:
-                times = psutil.Process(pid).cpu_times()
-            except psutil.NoSuchProcess:
-                continue  # ended since
-            except psutil.Error:
-                return None  # not ours to read (another host or user)
-            found[pid] = times.user + times.system
-        return found
-
-    @staticmethod
-    def spent(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
-        if before is None or after is None:
-            return None
-        return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in after.items())
-
-
-def backends_cpu_s(pids: list[int]) -> float:
-    """CPU seconds the PostgreSQL backends `pids` have run (scheduler's ns, else ticks)."""
-    total = 0.0
-    for pid in pids:
-        proc = Path("/proc") / str(pid)
-        try:
-            total += int((proc / "schedstat").read_text().split()[0]) / 1e9
-        except (OSError, ValueError, IndexError):
-            try:
-                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            except (OSError, ValueError, IndexError):
-                pass
-    return total
-
-
-async def database_backends(admin_url: str) -> list[int]:
-    """The PostgreSQL backends connected to the database of `admin_url` (the server's: the
-    run's database is its own), but this look-up's. Same machine: their CPU is in /proc."""
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        rows = await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await conn.close()
-    return [row["pid"] for row in rows]
 
 
 class Uvicorn:
