@@ -195,6 +195,7 @@ async def _start_session_pg(
     was deactivated or its password changed while this sign-in's password was hashed."""
     started = await sign_in_pg.write(
         state.db,
+        state.principals,
         user=user,
         meta=meta,
         amr=amr,
@@ -205,8 +206,6 @@ async def _start_session_pg(
     if started is None:
         await _refused(state, meta, tenant, user, "account_changed")
         raise InvalidCredentials()
-    # `last_login_at` changed outside the ORM: the member list shows it, on every process
-    await state.principals.members_changed(user.tenant_id)
     count_audited(AuditAction.AUTH_LOGIN, "success", None)
     return token_pair(
         state,
