@@ -9,6 +9,10 @@
 4. No import cycle among modules, nor among domain packages, counting the imports inside
    functions and under `TYPE_CHECKING` (the layers themselves are import-linter contracts in
    pyproject.toml, run by `make check`).
+5. A write of `users` the ORM does not see (a Core statement, SQL text, a database function
+   that writes it) says so in its module (`principals.user_rows_written` / `members_changed`):
+   the member list's cached pages (`identity.member_pages`) are invalidated by the ORM's
+   flushes and by those calls only.
 """
 
 from __future__ import annotations
@@ -64,6 +68,67 @@ def test_tenant_owned_tables_are_queried_through_scoped() -> None:
             if "scoped(" not in body and not UNSCOPED_REASON.search(body):
                 offenders.append(f"{path.relative_to(PACKAGE)}:{func.lineno} {func.name}")
     assert offenders == [], "tenant-owned tables queried without scoped():\n" + "\n".join(offenders)
+
+
+_USERS_DML = re.compile(r"\b(?:UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+users\b", re.IGNORECASE)
+_SAYS_SO = ("user_rows_written(", "members_changed(")
+
+
+def _functions_writing_users() -> set[str]:
+    """The database functions (created by migrations) whose body writes `users`."""
+    found = set()
+    for path in (PACKAGE / "migrations").rglob("*.py"):
+        for name, body in re.findall(
+            r"CREATE (?:OR REPLACE )?FUNCTION\s+(\w+)\s*\(.*?\$\$(.*?)\$\$", path.read_text(), re.S
+        ):
+            if _USERS_DML.search(body):
+                found.add(name)
+    return found
+
+
+def _writes_users(tree: ast.AST, source: str, functions: set[str]) -> bool:
+    """Core DML on `User` / its table (or a name bound to `User.__table__`), SQL text that
+    writes `users`, or a call naming a database function that does."""
+    tables = {"User"} | {
+        target.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        and ast.unparse(node.value or ast.Constant(None)) == "User.__table__"
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", None))
+            in ("update", "insert", "delete")
+            and node.args
+            and ast.unparse(node.args[0]) in tables | {"User.__table__"}
+        ):
+            return True
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if _USERS_DML.search(node.value) or node.value in functions:
+                return True
+    return False
+
+
+def test_writes_of_users_outside_the_orm_say_so() -> None:
+    functions = _functions_writing_users()
+    assert "bfl_sign_in_write" in functions  # the scan finds what is there
+    offenders, writers = [], []
+    for path in PACKAGE.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        source = path.read_text()
+        if _writes_users(ast.parse(source), source, functions):
+            writers.append(path.name)
+            if not any(call in source for call in _SAYS_SO):
+                offenders.append(str(path.relative_to(PACKAGE)))
+    assert {"repository.py", "sign_in_pg.py"} <= set(writers)
+    assert offenders == [], (
+        "users written outside the ORM without principals.user_rows_written / members_changed "
+        "(the member list's cached pages would not see it):\n" + "\n".join(offenders)
+    )
 
 
 def _service_modules() -> list[Path]:

@@ -6,6 +6,7 @@ async def list_things(subject: Annotated[AuthSubject, Depends(require(Permission
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -35,6 +36,18 @@ async def authenticate(state: State, token: str) -> AuthSubject:
     # (row-level security on PostgreSQL), whatever a query forgets to say.
     act_for_tenant(claims.tenant_id)
     return await state.principals.subject(claims)
+
+
+async def authenticate_and(
+    state: State, token: str | None, key: Callable[[uuid.UUID], str]
+) -> tuple[AuthSubject, bytes | None]:
+    """`authenticate`, and the cache's value at `key(token's tenant)` read in the same round
+    trip, before anything the request reads next (e.g. the member list's stamp)."""
+    if token is None:
+        raise Unauthorized()
+    claims = state.tokens.decode(token)
+    act_for_tenant(claims.tenant_id)
+    return await state.principals.subject_and(claims, key(claims.tenant_id))
 
 
 async def current_subject(request: Request, state: State) -> AuthSubject:

@@ -21,6 +21,12 @@ so are the stamps. The changes are found by the ORM (`watch`: every flush of a `
 `Tenant`'s status or slug); a Core UPDATE of those tables must call `changed` itself. The
 process's own entries are also dropped at the commit, so a change is seen at once in the process
 even before the stamps are rewritten.
+
+The same flushes keep a third stamp per tenant, `principal:members:<tenant>`, rewritten after
+any committed write of one of the tenant's `User` rows (created, changed or deleted): the
+member list's cached first pages (`identity.member_pages`, `member_pages` here) are checked
+against it, read in the same round trip (`subject_and`). A Core write of `users` says so with
+`user_rows_written(session, tenant)` (in a session) or `members_changed` (committed).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event, inspect, select
@@ -39,6 +45,7 @@ from sqlalchemy.orm import Session
 from bigfootlive.authz.subject import AccessClaims, AuthSubject, Principal, TenantInactive
 from bigfootlive.db import Database, after_commit
 from bigfootlive.errors import Unauthorized
+from bigfootlive.identity.member_pages import MemberPages, members_stamp_key
 from bigfootlive.identity.revocation import RevokedSessions, revoked_key
 from bigfootlive.kit.backends.base import Cache
 from bigfootlive.models import AuthSession, Tenant, User
@@ -91,6 +98,8 @@ class PrincipalCache:
         # The cached sessions of each user and tenant, to drop them without a scan.
         self._by_user: dict[uuid.UUID, set[uuid.UUID]] = {}
         self._by_tenant: dict[uuid.UUID, set[uuid.UUID]] = {}
+        # The member list's first pages, under the `principal:members:<tenant>` stamps.
+        self.member_pages = MemberPages(cache, ttl=ttl)
 
     # ------------------------------------------------------------ reading
 
@@ -100,6 +109,27 @@ class PrincipalCache:
         revoked, user_stamp, tenant_stamp = await self.cache.mget(
             revoked_key(sid), user_stamp_key(claims.user_id), tenant_stamp_key(claims.tenant_id)
         )
+        return await self._subject(claims, revoked, user_stamp, tenant_stamp)
+
+    async def subject_and(self, claims: AccessClaims, key: str) -> tuple[AuthSubject, bytes | None]:
+        """`subject`, and the cache's value at `key` read in the same round trip (before
+        anything the request reads next), e.g. the token's tenant's members stamp."""
+        revoked, user_stamp, tenant_stamp, value = await self.cache.mget(
+            revoked_key(claims.session_id),
+            user_stamp_key(claims.user_id),
+            tenant_stamp_key(claims.tenant_id),
+            key,
+        )
+        return await self._subject(claims, revoked, user_stamp, tenant_stamp), value
+
+    async def _subject(
+        self,
+        claims: AccessClaims,
+        revoked: bytes | None,
+        user_stamp: bytes | None,
+        tenant_stamp: bytes | None,
+    ) -> AuthSubject:
+        sid = claims.session_id
         if revoked is not None:
             raise _session_ended()
         entry = self._entries.get(sid)
@@ -193,8 +223,11 @@ class PrincipalCache:
         sessions: Iterable[uuid.UUID] = (),
         users: Iterable[uuid.UUID] = (),
         tenants: Iterable[uuid.UUID] = (),
+        members: Iterable[uuid.UUID] = (),
     ) -> None:
-        """Drop this process's entries for these sessions, users and tenants."""
+        """Drop this process's entries for these sessions, users and tenants, and the member
+        pages of the tenants in `members`."""
+        self.member_pages.forget(members)
         stale = set(sessions)
         for user in users:
             stale |= self._by_user.get(user, set())
@@ -204,13 +237,30 @@ class PrincipalCache:
             self._drop(sid)
 
     async def changed(
-        self, *, users: Iterable[uuid.UUID] = (), tenants: Iterable[uuid.UUID] = ()
+        self,
+        *,
+        users: Iterable[uuid.UUID] = (),
+        tenants: Iterable[uuid.UUID] = (),
+        members: Iterable[uuid.UUID] = (),
     ) -> None:
-        """These users' or tenants' rows changed (committed): every process reads them again."""
-        users, tenants = set(users), set(tenants)
-        self.forget_local(users=users, tenants=tenants)
-        for key in [*map(user_stamp_key, users), *map(tenant_stamp_key, tenants)]:
-            await self.cache.set(key, secrets.token_hex(8).encode(), ttl=STAMP_TTL)
+        """These users' or tenants' rows changed (committed): every process reads them again.
+        `members`: tenants some of whose `User` rows were written (their member pages)."""
+        users, tenants, members = set(users), set(tenants), set(members)
+        self.forget_local(users=users, tenants=tenants, members=members)
+        keys = [
+            *map(user_stamp_key, users),
+            *map(tenant_stamp_key, tenants),
+            *map(members_stamp_key, members),
+        ]
+        if keys:  # one round trip
+            await self.cache.set_many(
+                {key: secrets.token_hex(8).encode() for key in keys}, ttl=STAMP_TTL
+            )
+
+    async def members_changed(self, tenant_id: uuid.UUID) -> None:
+        """A committed Core write of the tenant's `users` rows (e.g. a sign-in's
+        `last_login_at`): every process reads its member pages again."""
+        await self.changed(members=[tenant_id])
 
     async def session_revoked(self, session_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
         """Called by `RevokedSessions.revoke`: the revoked set refuses the session everywhere;
@@ -221,6 +271,7 @@ class PrincipalCache:
             await self.changed(users=[user_id])
 
     def clear(self) -> None:
+        self.member_pages.clear()
         self._entries.clear()
         self._by_user.clear()
         self._by_tenant.clear()
@@ -248,16 +299,55 @@ def _check(principal: Principal, claims: AccessClaims) -> AuthSubject:
     return AuthSubject(principal, claims)
 
 
-def _changes(session: Session) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
-    found: tuple[set[uuid.UUID], set[uuid.UUID]] | None = session.info.get(_CHANGES_KEY)
-    if found is None:
-        found = session.info[_CHANGES_KEY] = (set(), set())
-    return found
+@dataclass(slots=True)
+class _Pending:
+    """What a transaction changed so far: users, tenants, tenants whose members changed."""
+
+    users: set[uuid.UUID] = field(default_factory=set)
+    tenants: set[uuid.UUID] = field(default_factory=set)
+    members: set[uuid.UUID] = field(default_factory=set)
+
+
+def _pend(
+    session: Session | Any,
+    cache: PrincipalCache,
+    *,
+    users: Iterable[uuid.UUID] = (),
+    tenants: Iterable[uuid.UUID] = (),
+    members: Iterable[uuid.UUID] = (),
+) -> None:
+    pending: _Pending | None = session.info.get(_CHANGES_KEY)
+    if pending is None:
+        pending = session.info[_CHANGES_KEY] = _Pending()
+        found = pending
+
+        # Once per transaction: rewrite the stamps after the commit (dropped on rollback).
+        async def rewrite_stamps() -> None:
+            await cache.changed(users=found.users, tenants=found.tenants, members=found.members)
+
+        after_commit(session, rewrite_stamps)
+    pending.users.update(users)
+    pending.tenants.update(tenants)
+    pending.members.update(members)
+
+
+def user_rows_written(session: Session | Any, tenant_id: uuid.UUID) -> None:
+    """A Core statement of `session` wrote `users` rows of this tenant (the ORM's flushes are
+    found by themselves): its member pages are read again after the commit, everywhere."""
+    cache = session.info.get(SESSION_INFO_KEY)
+    if isinstance(cache, PrincipalCache):
+        _pend(session, cache, members=[tenant_id])
 
 
 def _tenant_changed(tenant: Tenant) -> bool:
     attrs: Any = inspect(tenant).attrs
     return bool(attrs.is_active.history.has_changes() or attrs.slug.history.has_changes())
+
+
+def _user_tenants(user: User) -> list[uuid.UUID]:
+    """The tenant of a written user, and the one it left if `tenant_id` changed."""
+    history: Any = inspect(user).attrs.tenant_id.history
+    return [user.tenant_id, *(t for t in history.deleted or () if t is not None)]
 
 
 @event.listens_for(Session, "after_flush")
@@ -267,30 +357,26 @@ def _after_flush(session: Session, _: Any) -> None:
         return
     users: set[uuid.UUID] = set()
     tenants: set[uuid.UUID] = set()
+    members: set[uuid.UUID] = set()
+    for obj in session.new:
+        if isinstance(obj, User):  # a new member: no principal yet, a member page changed
+            members.update(_user_tenants(obj))
     for obj in (*session.dirty, *session.deleted):
         if isinstance(obj, User):
             users.add(obj.id)
+            members.update(_user_tenants(obj))
         elif isinstance(obj, Tenant) and (obj in session.deleted or _tenant_changed(obj)):
             tenants.add(obj.id)
-    if not users and not tenants:
-        return
-    pending_users, pending_tenants = _changes(session)
-    if not pending_users and not pending_tenants:
-        # Once per transaction: rewrite the stamps after the commit (dropped on rollback).
-        async def rewrite_stamps() -> None:
-            await cache.changed(users=pending_users, tenants=pending_tenants)
-
-        after_commit(session, rewrite_stamps)
-    pending_users |= users
-    pending_tenants |= tenants
+    if users or tenants or members:
+        _pend(session, cache, users=users, tenants=tenants, members=members)
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     cache = session.info.get(SESSION_INFO_KEY)
-    changes = session.info.pop(_CHANGES_KEY, None)
-    if isinstance(cache, PrincipalCache) and changes is not None:
-        cache.forget_local(users=changes[0], tenants=changes[1])
+    pending: _Pending | None = session.info.pop(_CHANGES_KEY, None)
+    if isinstance(cache, PrincipalCache) and pending is not None:
+        cache.forget_local(users=pending.users, tenants=pending.tenants, members=pending.members)
 
 
 @event.listens_for(Session, "after_rollback")

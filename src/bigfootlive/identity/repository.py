@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from bigfootlive.audit.filters import AuditFilter
 from bigfootlive.authz.scoping import act_for_tenant, platform_scope, scoped
 from bigfootlive.db import Base, utcnow
+from bigfootlive.identity.principals import user_rows_written
 from bigfootlive.kit.pagination import paginate
 from bigfootlive.models import (
     AuditRecord,
@@ -166,7 +167,8 @@ async def insert_sign_in_rows(
     PostgreSQL: ONE statement, the inserts and the delete as data-modifying CTEs of the
     UPDATE (foreign keys are checked at the end of the statement). The user's row is changed
     without the ORM: `last_login_at` is in no cached principal's answer, so no process need
-    read the user again. Elsewhere: through the ORM, as any change."""
+    read the user again; the member list shows it (`principals.user_rows_written`). Elsewhere:
+    through the ORM, as any change."""
     if session.get_bind().dialect.name != "postgresql":
         first, *rest = rows
         session.add(first)
@@ -194,6 +196,7 @@ async def insert_sign_in_rows(
     if signed_in_at is not None:
         set_committed_value(user, "last_login_at", signed_in_at)
         set_committed_value(user, "updated_at", updated_at)
+        user_rows_written(session, user.tenant_id)  # the member list shows `last_login_at`
 
 
 async def get_user(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User | None:

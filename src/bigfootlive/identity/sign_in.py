@@ -195,6 +195,7 @@ async def _start_session_pg(
     was deactivated or its password changed while this sign-in's password was hashed."""
     started = await sign_in_pg.write(
         state.db,
+        state.principals,
         user=user,
         meta=meta,
         amr=amr,

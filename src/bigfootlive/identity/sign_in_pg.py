@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import make_transient_to_detached
 
 from bigfootlive.db import Database, utcnow
+from bigfootlive.identity.principals import PrincipalCache
 from bigfootlive.identity.repository import SignInRead
 from bigfootlive.kit.crypto import hash_token, random_token
 from bigfootlive.kit.request import RequestMeta
@@ -73,6 +74,7 @@ class NewSession:
 
 async def write(
     db: Database,
+    principals: PrincipalCache,
     *,
     user: User,
     meta: RequestMeta,
@@ -84,7 +86,9 @@ async def write(
     """The session, its refresh token, the sign-in's audit record, `last_login_at` and the
     lockout record forgotten (`clear_lockout`: its email hash), in one round trip
     (`bfl_sign_in_write`), committed when this returns. None, with nothing written, when the
-    account is no longer as read (deactivated, or its password changed, during the hash)."""
+    account is no longer as read (deactivated, or its password changed, during the hash).
+    `last_login_at` is written outside the ORM: the tenant's member pages are read again on
+    every process (`principals.members_changed`) before this returns."""
     now = utcnow()
     session_id = uuid.uuid4()
     refresh = random_token()
@@ -109,4 +113,5 @@ async def write(
     )
     if not rows[0]["bfl_sign_in_write"]:
         return None
+    await principals.members_changed(user.tenant_id)
     return NewSession(id=session_id, refresh_token=refresh, auth_time=now)
