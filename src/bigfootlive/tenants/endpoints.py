@@ -114,7 +114,7 @@ class _MemberListQuery(BaseModel):
 async def list_users(
     subject: UserLister, state: State, query: Annotated[_MemberListQuery, Query()]
 ) -> Response:
-    """Members, oldest first: `q` searches name and email; `role` and `active` filter.
+    """Members, newest first: `q` searches name and email; `role` and `active` filter.
 
     Documents the route; `MemberListRoute` answers it the same way without FastAPI's generic
     handler (a hot read: the dependency graph and five parameters validated one by one cost
