@@ -58,6 +58,7 @@ from bigfootlive.serving import DIRECT_SOCKETS
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.streaming.delivery import router as delivery_router
+from bigfootlive.streaming.endpoints import DirectHooks
 from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import platform_router as platform_tenants_router
 from bigfootlive.tenants.endpoints import router as tenant_router
@@ -295,7 +296,9 @@ def create_app(
     # directly (serving.LeanWebSocketProtocol), CaptureRawSend under other servers.
     direct = DirectSockets(app, {"/ws/events/": _event_socket})
     setattr(app.state, DIRECT_SOCKETS, direct)
-    app.add_middleware(CaptureRawSend, direct=direct)
+    # The media servers' callbacks skip the HTTP stack too (streaming.endpoints.DirectHooks).
+    hooks = DirectHooks(app, settings.max_body_bytes)
+    app.add_middleware(CaptureRawSend, direct=direct, http=hooks)
     return app
 
 
