@@ -116,6 +116,27 @@ class RowScopePerRequest:
             await self.app(scope, receive, send)
 
 
+class BigfootLiveApp(FastAPI):
+    """FastAPI, with the HTTP requests of `direct_http` (the media servers' callbacks,
+    `streaming.endpoints.DirectHooks`) answered before any of its layers: its own error,
+    telemetry and body-limit middleware, ours, and the router. When FastAPI's native
+    telemetry (OpenTelemetry) is on, or the app has a root path, they take the stack, where
+    the same routes answer them."""
+
+    direct_http: Any = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        direct = self.direct_http
+        if direct is not None and scope["type"] == "http" and not self.root_path:
+            found = direct.match(scope)
+            telemetry = getattr(self, "_native_telemetry", None)
+            if found is not None and telemetry is not None and not telemetry.enabled():
+                scope["app"] = self
+                await direct(scope, receive, send, found)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None, *, loops: Collection[Loop] = tuple(Loop)
 ) -> FastAPI:
@@ -205,7 +226,7 @@ def create_app(
             await state.close()
             log.info("stopped")
 
-    app = FastAPI(
+    app = BigfootLiveApp(
         title="BigfootLive API",
         version=__version__,
         description="Multi-tenant live-streaming platform: events, chat, analytics, SSO and MFA.",
@@ -296,9 +317,9 @@ def create_app(
     # directly (serving.LeanWebSocketProtocol), CaptureRawSend under other servers.
     direct = DirectSockets(app, {"/ws/events/": _event_socket})
     setattr(app.state, DIRECT_SOCKETS, direct)
+    app.add_middleware(CaptureRawSend, direct=direct)
     # The media servers' callbacks skip the HTTP stack too (streaming.endpoints.DirectHooks).
-    hooks = DirectHooks(app, settings.max_body_bytes)
-    app.add_middleware(CaptureRawSend, direct=direct, http=hooks)
+    app.direct_http = DirectHooks(app, settings.max_body_bytes)
     return app
 
 

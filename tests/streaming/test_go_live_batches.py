@@ -28,7 +28,8 @@ def calls(state, monkeypatch) -> list[tuple[Any, ...]]:
     original = state.db.call_scoped
 
     async def counting(function: str, *args: Any, **kwargs: Any) -> Any:
-        seen.append((function, args[0], list(args[1])))
+        ids = args[1] if isinstance(args[1], list) else [args[1]]
+        seen.append((function, args[0], ids))
         return await original(function, *args, **kwargs)
 
     monkeypatch.setattr(state.db, "call_scoped", counting)
@@ -55,12 +56,35 @@ async def test_one_tenants_concurrent_go_lives_share_a_call(studio, state, calls
     moved = await asyncio.gather(*(_go(state.db, e, f"p{n}") for n, e in enumerate(events)))
     # the first goes at once; the five that came while it was under way, together
     assert [len(ids) for _, _, ids in calls] == [1, 5]
-    assert {function for function, _, _ in calls} == {"bfl_go_live_many"}
+    assert [function for function, _, _ in calls] == ["bfl_go_live", "bfl_go_live_many"]
     for n, (event, row) in enumerate(zip(events, moved, strict=True)):
         assert row is not None
         assert (str(row.id), row.status, row.publisher_id) == (event["id"], "live", f"p{n}")
         assert await studio.status(event) == "live"
     assert state.db.batches == {}  # nothing kept per tenant once idle
+
+
+async def test_a_shared_call_reads_only_its_events_rows(studio, state, calls):
+    """Each event by its primary key (as `bfl_go_live`, migration 0023), not the tenant's
+    armed events, even on a table never analyzed."""
+    events = [await studio.event() for _ in range(10)]
+
+    async def rows_read() -> int:
+        async with state.db.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+        async with state.db.engine.connect() as conn:
+            found = await conn.exec_driver_sql(
+                "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) "
+                "FROM pg_stat_user_tables WHERE relname = 'events'"
+            )
+            return int(found.scalar_one())
+
+    before = await rows_read()
+    moved = await asyncio.gather(*(_go(state.db, e, "p") for e in events[2:6]))
+    after = await rows_read()
+    assert all(row is not None for row in moved)
+    assert [len(ids) for _, _, ids in calls] == [1, 3]
+    assert after - before == 4
 
 
 async def test_two_tenants_never_share_a_call(studio, state, factory, client, calls):

@@ -304,25 +304,17 @@ class CaptureRawSend:
     """Outermost ASGI middleware: keeps the server's own `send` for WebSocket scopes, so the
     gateway can reach the socket's transport for the fast path (see `Connection`), and hands
     the paths of `direct` to their handlers without the middleware and routing layers below
-    (what `LeanWebSocketProtocol` does before the app is called at all). `http`: HTTP requests
-    served the same way: its `match(scope)` gives what to call it with for a request it
-    serves (`streaming.endpoints.DirectHooks`: the media servers' callbacks), else None."""
+    (what `LeanWebSocketProtocol` does before the app is called at all)."""
 
-    def __init__(self, app: Any, direct: DirectSockets | None = None, http: Any = None) -> None:
+    def __init__(self, app: Any, direct: DirectSockets | None = None) -> None:
         self.app = app
         self.direct = direct
-        self.http = http
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "websocket":
             scope[RAW_SEND_KEY] = send
             if self.direct is not None and self.direct.match(scope["path"]) is not None:
                 await self.direct(scope, receive, send)
-                return
-        elif self.http is not None and scope["type"] == "http":
-            found = self.http.match(scope)
-            if found is not None:
-                await self.http(scope, receive, send, found)
                 return
         await self.app(scope, receive, send)
 

@@ -347,17 +347,17 @@ async def stream_health(
 
 
 class DirectHooks:
-    """`POST` to a media server's hook (`HOOKS`) without the HTTP stack: the outermost
-    middleware (`realtime.connection.CaptureRawSend`) hands such a request here, past the
-    middleware, FastAPI's routing and its endpoint machinery, which cost a callback more than
-    its decision. What those layers do for a hook is done here, with their own pieces: the
-    request id, the security headers, the metrics and the access line
-    (`observability.middleware`), the body limit (413), acting for no tenant until the
-    credential says whose rows (`RowScopePerRequest`), and every failure answered by the app's
-    own exception handlers (`{"error": {...}}`); what only the last-resort handler answers (an
-    unexpected error) is raised to it, as the stack would. A request with an `Origin` header
-    (CORS applies) or under a root path takes the stack. The routes above stay: the same
-    handlers, and the API reference."""
+    """`POST` to a media server's hook (`HOOKS`) without the HTTP stack: the app
+    (`app.BigfootLiveApp`) hands such a request here before FastAPI's layers, our middleware,
+    its routing and its endpoint machinery, which cost a callback more than its decision. What
+    those layers do for a hook is done here, with their own pieces: the request id, the
+    security headers, the metrics and the access line (`observability.middleware`), the body
+    limit (413), acting for no tenant until the credential says whose rows
+    (`RowScopePerRequest`), every failure answered by the app's own exception handlers
+    (`{"error": {...}}`), and what only the last-resort handler answers (an unexpected error)
+    answered by it and raised on to the server, as Starlette's `ServerErrorMiddleware` does. A
+    request with an `Origin` header (CORS applies) takes the stack. The routes above stay: the
+    same handlers, and the API reference."""
 
     __slots__ = ("app", "max_body_bytes")
 
@@ -366,7 +366,7 @@ class DirectHooks:
         self.max_body_bytes = max_body_bytes
 
     def match(self, scope: Scope) -> Callable[[AppState], MediaServerAdapter] | None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
+        if scope["method"] != "POST" or scope.get("root_path"):
             return None
         factory = HOOKS.get(scope["path"])
         if factory is None or any(name == b"origin" for name, _ in scope["headers"]):
@@ -384,11 +384,12 @@ class DirectHooks:
         status = 500
         start = time.perf_counter()
         HTTP_IN_FLIGHT.inc()
+        started = False
 
         async def answer(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message["headers"] = answer_headers(scope, message["headers"], request_id)
             await send(message)
 
@@ -402,11 +403,15 @@ class DirectHooks:
                     reply = await _handle(factory(app_state(request)), request)
                 except Exception as exc:
                     handler = self._handler(exc)
-                    if handler is None:
-                        raise  # to the last-resort handler, as from the stack
-                    response = await handler(request, exc)
-                    await response(scope, receive, answer)
-                    return
+                    if handler is not None:
+                        await (await handler(request, exc))(scope, receive, answer)
+                        return
+                    # The last resort, as the stack's outermost layer: its answer (unless one
+                    # has begun), without the request's headers, then the server hears of it.
+                    last = self._last_resort()
+                    if last is not None and not started:
+                        await (await last(request, exc))(scope, receive, send)
+                    raise
                 headers = [
                     (k.lower().encode("latin-1"), v.encode("latin-1"))
                     for k, v in reply.headers.items()
@@ -420,6 +425,13 @@ class DirectHooks:
         finally:
             HTTP_IN_FLIGHT.dec()
             request_done("POST", scope["path"], status, time.perf_counter() - start)
+
+    def _last_resort(self) -> Callable[[Request, Exception], Awaitable[Response]] | None:
+        handlers = self.app.exception_handlers
+        found: Callable[[Request, Exception], Awaitable[Response]] | None = handlers.get(
+            500
+        ) or handlers.get(Exception)
+        return found
 
     def _handler(
         self, exc: Exception
