@@ -139,7 +139,7 @@ class BigfootLiveApp(FastAPI):
 
 def create_app(
     settings: Settings | None = None, *, loops: Collection[Loop] = tuple(Loop)
-) -> FastAPI:
+) -> BigfootLiveApp:
     """The API. A server runs every loop; a test starts the ones it exercises.
 
     The lifespan reads its settings from `app.state.settings`: a test may point an app at new
@@ -149,7 +149,7 @@ def create_app(
     settings = settings or Settings()
     settings.check_production()
     configure_logging(settings.log_level, settings.log_json)
-    init_error_tracking(settings)
+    tracking = init_error_tracking(settings)
     for warning in settings.warnings:
         log.warning("settings_warning", detail=warning)
 
@@ -318,8 +318,11 @@ def create_app(
     direct = DirectSockets(app, {"/ws/events/": _event_socket})
     setattr(app.state, DIRECT_SOCKETS, direct)
     app.add_middleware(CaptureRawSend, direct=direct)
-    # The media servers' callbacks skip the HTTP stack too (streaming.endpoints.DirectHooks).
-    app.direct_http = DirectHooks(app, settings.max_body_bytes)
+    # The media servers' callbacks skip the HTTP stack too (streaming.endpoints.DirectHooks),
+    # unless Sentry traces requests (its transactions start in the stack; its error events come
+    # from the `unhandled_error` log line either way).
+    if not (tracking and settings.sentry_traces_sample_rate > 0):
+        app.direct_http = DirectHooks(app, settings.max_body_bytes)
     return app
 
 
