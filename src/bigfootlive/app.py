@@ -58,6 +58,7 @@ from bigfootlive.serving import DIRECT_SOCKETS
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.streaming.delivery import router as delivery_router
+from bigfootlive.streaming.endpoints import DirectHooks
 from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import platform_router as platform_tenants_router
 from bigfootlive.tenants.endpoints import router as tenant_router
@@ -115,9 +116,30 @@ class RowScopePerRequest:
             await self.app(scope, receive, send)
 
 
+class BigfootLiveApp(FastAPI):
+    """FastAPI, with the HTTP requests of `direct_http` (the media servers' callbacks,
+    `streaming.endpoints.DirectHooks`) answered before any of its layers: its own error,
+    telemetry and body-limit middleware, ours, and the router. When FastAPI's native
+    telemetry (OpenTelemetry) is on, or the app has a root path, they take the stack, where
+    the same routes answer them."""
+
+    direct_http: Any = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        direct = self.direct_http
+        if direct is not None and scope["type"] == "http" and not self.root_path:
+            found = direct.match(scope)
+            telemetry = getattr(self, "_native_telemetry", None)
+            if found is not None and telemetry is not None and not telemetry.enabled():
+                scope["app"] = self
+                await direct(scope, receive, send, found)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None, *, loops: Collection[Loop] = tuple(Loop)
-) -> FastAPI:
+) -> BigfootLiveApp:
     """The API. A server runs every loop; a test starts the ones it exercises.
 
     The lifespan reads its settings from `app.state.settings`: a test may point an app at new
@@ -127,7 +149,7 @@ def create_app(
     settings = settings or Settings()
     settings.check_production()
     configure_logging(settings.log_level, settings.log_json)
-    init_error_tracking(settings)
+    tracking = init_error_tracking(settings)
     for warning in settings.warnings:
         log.warning("settings_warning", detail=warning)
 
@@ -204,7 +226,7 @@ def create_app(
             await state.close()
             log.info("stopped")
 
-    app = FastAPI(
+    app = BigfootLiveApp(
         title="BigfootLive API",
         version=__version__,
         description="Multi-tenant live-streaming platform: events, chat, analytics, SSO and MFA.",
@@ -296,6 +318,11 @@ def create_app(
     direct = DirectSockets(app, {"/ws/events/": _event_socket})
     setattr(app.state, DIRECT_SOCKETS, direct)
     app.add_middleware(CaptureRawSend, direct=direct)
+    # The media servers' callbacks skip the HTTP stack too (streaming.endpoints.DirectHooks),
+    # unless Sentry traces requests (its transactions start in the stack; its error events come
+    # from the `unhandled_error` log line either way).
+    if not (tracking and settings.sentry_traces_sample_rate > 0):
+        app.direct_http = DirectHooks(app, settings.max_body_bytes)
     return app
 
 

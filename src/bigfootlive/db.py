@@ -39,6 +39,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from bigfootlive.config import ConfigurationError, Settings
 from bigfootlive.row_security import (
+    RowScope,
     ScopedConnection,
     current_row_scope,
     install_row_scope,
@@ -250,6 +251,9 @@ class Database:
         default_factory=dict, repr=False
     )
     _raw_slots: asyncio.Semaphore | None = field(default=None, repr=False)
+    # Per-process state of callers' calls sent together (e.g. `events.repository.go_live`'s
+    # `kit.coalesce.Coalesced` per tenant), kept by the code that makes them.
+    batches: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -324,12 +328,15 @@ class Database:
                 return (await conn.execute(stmt, dict(params or {}))).all()
         return await self._raw(stmt, params, "BEGIN")
 
-    async def call_scoped(self, function: str, *args: Any) -> Sequence[Mapping[str, Any]]:
+    async def call_scoped(
+        self, function: str, *args: Any, scope: RowScope | None = None
+    ) -> Sequence[Mapping[str, Any]]:
         """`SELECT * FROM function(tenant scope, platform scope, *args)` in an implicit
         transaction: ONE round trip, committed when this returns. For the migrations' functions
         that set the row scope from their first two arguments, then read or change rows
-        (`bfl_go_live`, `bfl_users_first_page`). `function` is from the code, never input."""
-        scope = current_row_scope()
+        (`bfl_go_live`, `bfl_users_first_page`). `function` is from the code, never input.
+        `scope`: the row scope to send, the current one by default."""
+        scope = current_row_scope() if scope is None else scope
         tenant = str(uuid.UUID(str(scope.tenant_id))) if scope.tenant_id is not None else ""
         values = (tenant, "on" if scope.platform else "", *args)
         placeholders = ", ".join(f"${n}" for n in range(1, len(values) + 1))

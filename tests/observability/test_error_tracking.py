@@ -209,3 +209,14 @@ def test_the_scrubber_masks_secret_names_headers_and_values_at_any_depth() -> No
     assert request["data"] == {"user": {"new_password": "[redacted]", "name": "Ann"}}
     assert scrubbed["extra"]["pairs"] == [["X-Api-Key", "[redacted]"], ["Accept", "*/*"]]
     assert "sk_abc" not in json.dumps(scrubbed)
+
+
+def test_the_media_hooks_take_the_stack_while_sentry_traces_requests(
+    sentry_settings: TestSettings,
+) -> None:
+    """Sentry's request transactions start in the stack: with tracing on, the media servers'
+    hooks are not answered before it (streaming.endpoints.DirectHooks); errors alone do not
+    need it (they come from the `unhandled_error` log line)."""
+    assert create_app(sentry_settings, loops=()).direct_http is not None
+    traced = sentry_settings.model_copy(update={"sentry_traces_sample_rate": 0.5})
+    assert create_app(traced, loops=()).direct_http is None

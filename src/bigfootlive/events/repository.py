@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any, cast
@@ -11,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.authz.scoping import platform_scope, scoped
 from bigfootlive.db import Database
 from bigfootlive.events.schemas import EventStatus, Visibility
+from bigfootlive.kit.coalesce import Coalesced
 from bigfootlive.kit.pagination import paginate
 from bigfootlive.models import Event
 from bigfootlive.notifications.repository import has_followers
+from bigfootlive.row_security import RowScope, current_row_scope
 from bigfootlive.webhooks.repository import has_active_endpoint
 
 
@@ -125,8 +128,8 @@ _WENT_LIVE = (
 # The media server's publish when nothing else needs writing in its transaction: the
 # conditional UPDATE, only if the tenant has no active webhook endpoint and the owner no
 # follower (those need delivery and outbox rows committed with the change). Built once:
-# `Database.write_rows` keeps its compiled form. Keep in step with `bfl_go_live` (migration
-# 0020), the same statement as a PostgreSQL function.
+# `Database.write_rows` keeps its compiled form (SQLite). Keep in step with `bfl_go_live_many`
+# (migration 0026), the same statement for each event, as a PostgreSQL function.
 GO_LIVE = (
     update(_TABLE)
     .where(
@@ -156,28 +159,72 @@ async def go_live(
     expected: EventStatus,
     publisher_id: str,
 ) -> Event | None:
-    """`GO_LIVE` committed on its own, in the current row scope: on PostgreSQL one round trip
-    (the `bfl_go_live` function of migration 0020, the same statement); SQLite runs the Core
-    statement. The event comes back as a transient `Event` (never added to a session)
-    holding the columns the after-commit work and the hooks read; None when nothing changed
-    (the status was no longer `expected`, or there are webhooks or followers to serve)."""
-    now = _now()
+    """`GO_LIVE` committed on its own, in the current row scope. On PostgreSQL the go-lives of
+    concurrent callers for the same tenant (and row scope) go together, one call of
+    `bfl_go_live_many` (migration 0026: the statement of `bfl_go_live` for each, in one
+    transaction, one round trip) at a time, the first at once (`kit.coalesce.Coalesced`);
+    callers of two tenants never share a call. SQLite runs the Core statement. The event comes
+    back as a transient `Event` (never added to a session) holding the columns the
+    after-commit work and the hooks read; None when nothing changed (the status was no longer
+    `expected`, there are webhooks or followers to serve, or another caller of the same call
+    asked for the same event first)."""
     if db.engine.dialect.name == "postgresql":
-        found = await db.call_scoped(
-            "bfl_go_live", tenant_id, event_id, expected.value, publisher_id, now
-        )
-        rows = [{name: row[name] for name in _WENT_LIVE} for row in found]
-    else:
-        params = {
-            "b_tenant": tenant_id,
-            "b_event": event_id,
-            "b_expected": expected.value,
-            "b_publisher": publisher_id,
-            "b_now": now,
-        }
-        written = await db.write_rows(GO_LIVE, params)
-        rows = [dict(zip(_WENT_LIVE, row, strict=True)) for row in written]
+        scope = current_row_scope()
+        key = ("go_live", scope, tenant_id)
+        batch: Coalesced[_GoLive, dict[str, Any] | None] | None = db.batches.get(key)
+        if batch is None:
+            send = functools.partial(_go_live_many, db, scope, tenant_id)
+            batch = db.batches[key] = Coalesced(send, "go-live", _GO_LIVES_PER_CALL)
+        try:
+            row = await batch((event_id, expected.value, publisher_id))
+        finally:
+            if batch.idle and db.batches.get(key) is batch:  # no entry per tenant kept idle
+                del db.batches[key]
+        return None if row is None else Event(**row)
+    params = {
+        "b_tenant": tenant_id,
+        "b_event": event_id,
+        "b_expected": expected.value,
+        "b_publisher": publisher_id,
+        "b_now": _now(),
+    }
+    written = await db.write_rows(GO_LIVE, params)
+    rows = [dict(zip(_WENT_LIVE, row, strict=True)) for row in written]
     return Event(**rows[0]) if rows else None
+
+
+_GoLive = tuple[uuid.UUID, str, str]  # event id, expected status, publisher id
+_GO_LIVES_PER_CALL = 64
+
+
+async def _go_live_many(
+    db: Database, scope: RowScope, tenant_id: uuid.UUID, calls: list[_GoLive]
+) -> list[dict[str, Any] | None]:
+    """One call of `bfl_go_live_many` (`bfl_go_live` for one event) for `calls` (one
+    tenant's), each caller's changed row or None. An event asked for twice is sent once: the
+    later caller changes nothing, as its own statement after the first one's would have (its
+    caller re-reads the row and decides)."""
+    first: dict[uuid.UUID, int] = {}
+    for n, (event_id, _, _) in enumerate(calls):
+        first.setdefault(event_id, n)
+    sent = [calls[n] for n in first.values()]
+    if len(sent) == 1:  # alone (an idle process): the one-event function, a little cheaper
+        found = await db.call_scoped("bfl_go_live", tenant_id, *sent[0], _now(), scope=scope)
+    else:
+        found = await db.call_scoped(
+            "bfl_go_live_many",
+            tenant_id,
+            [event_id for event_id, _, _ in sent],
+            [expected for _, expected, _ in sent],
+            [publisher for _, _, publisher in sent],
+            _now(),
+            scope=scope,
+        )
+    changed = {row["id"]: {name: row[name] for name in _WENT_LIVE} for row in found}
+    answers: list[dict[str, Any] | None] = [None] * len(calls)
+    for event_id, n in first.items():
+        answers[n] = changed.get(event_id)
+    return answers
 
 
 async def end_expired_reconnects(

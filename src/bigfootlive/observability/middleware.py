@@ -36,6 +36,43 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
+def begin_request(scope: Scope) -> str:
+    """The request's id (X-Request-ID when well-formed, else a new one), kept in the scope and
+    bound to every log line of the request."""
+    incoming = _header(scope, b"x-request-id")
+    request_id = incoming if incoming and _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    scope.setdefault("state", {})["request_id"] = request_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_id
+
+
+def answer_headers(scope: Scope, headers: Any, request_id: str) -> list[tuple[bytes, bytes]]:
+    """An answer's headers with the request id and the security headers it does not set."""
+    out = list(headers)
+    out.append((b"x-request-id", request_id.encode()))
+    present = {name.lower() for name, _ in out}
+    out.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+    # a page of the web app sets its own policy (bigfootlive.web.security)
+    if not scope["path"].startswith(_DOCS_PATHS) and _API_CSP[0] not in present:
+        out.append(_API_CSP)
+    return out
+
+
+def request_done(method: str, route: str, status: int, elapsed: float) -> None:
+    """The request's metrics and its access log line."""
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_LATENCY.labels(method, route).observe(elapsed)
+    if route not in ("/health", "/metrics"):
+        log.info(
+            "request",
+            method=method,
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+        )
+
+
 class RequestContextMiddleware:
     """Gives each request an id (from X-Request-ID when well-formed), logs and measures it."""
 
@@ -46,11 +83,7 @@ class RequestContextMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_id = begin_request(scope)
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
@@ -63,14 +96,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
-                # a page of the web app sets its own policy (bigfootlive.web.security)
-                if not scope["path"].startswith(_DOCS_PATHS) and _API_CSP[0] not in present:
-                    headers.append(_API_CSP)
-                message["headers"] = headers
+                message["headers"] = answer_headers(scope, message.get("headers", []), request_id)
             await send(message)
 
         try:
@@ -78,18 +104,7 @@ class RequestContextMiddleware:
         finally:
             HTTP_IN_FLIGHT.dec()
             elapsed = time.perf_counter() - start
-            route = _route_template(scope)
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(elapsed)
-            if route not in ("/health", "/metrics"):
-                log.info(
-                    "request",
-                    method=method,
-                    route=route,
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                )
+            request_done(scope["method"], _route_template(scope), status, elapsed)
 
 
 class BodySizeLimitMiddleware:
@@ -103,21 +118,10 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _send_json(send, 413, error_body("payload_too_large", "Request body too large"))
+        if declared_too_large(scope, self.max_bytes):
+            await send_too_large(send)
             return
-        received = 0
         response_started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge()
-            return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal response_started
@@ -126,12 +130,10 @@ class BodySizeLimitMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive(receive, self.max_bytes), tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await _send_json(
-                    send, 413, error_body("payload_too_large", "Request body too large")
-                )
+                await send_too_large(send)
 
 
 class _BodyTooLarge(HTTPException):
@@ -143,11 +145,39 @@ class _BodyTooLarge(HTTPException):
         super().__init__(413, "Request body too large")
 
 
+def declared_too_large(scope: Scope, max_bytes: int) -> bool:
+    """Whether the request's Content-Length is over `max_bytes` (or not a number)."""
+    declared = _header(scope, b"content-length")
+    return declared is not None and (not declared.isdigit() or int(declared) > max_bytes)
+
+
+def limited_receive(receive: Receive, max_bytes: int) -> Receive:
+    """`receive`, raising an HTTPException 413 (`_BodyTooLarge`) once the body passes
+    `max_bytes`."""
+    received = 0
+
+    async def limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise _BodyTooLarge()
+        return message
+
+    return limited
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+async def send_too_large(send: Send) -> None:
+    """The 413 of a body over the limit."""
+    await _send_json(send, 413, error_body("payload_too_large", "Request body too large"))
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:

@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import contextvars
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Mapping, Sequence
 
 import structlog
 from redis.asyncio import Redis
@@ -15,6 +14,7 @@ from redis.asyncio.client import PubSub as RedisPubSubConn
 from redis.asyncio.cluster import RedisCluster
 
 from bigfootlive.kit.backends.base import MessageHandler, Unsubscribe
+from bigfootlive.kit.coalesce import Coalesced
 
 log = structlog.get_logger(__name__)
 
@@ -60,64 +60,6 @@ return 0
 # Calls of concurrent callers sent together at most (more wait for the next round trip).
 MAX_CALLS_PER_ROUND_TRIP = 256
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class _Coalesced(Generic[T, R]):
-    """The calls of concurrent callers in one round trip: a caller with none under way sends
-    its own at once; those that come while one is under way go together in the next (`send`
-    answers a list of calls with a list of results), one round trip at a time. Each call is
-    still sent after its caller made it and answered when Redis has run it, so it sees every
-    write completed before (a revocation, a rotated key) and its own write is done when it
-    returns: what a round trip of its own would do. Busy, the process makes one round trip for
-    many calls (redis-py's CPU per command, ~35-40 us, was most of a cache-answered callback's
-    cost); Redis runs the calls of one round trip in turn, as it would have anyway."""
-
-    def __init__(self, send: Callable[[list[T]], Awaitable[list[R]]], name: str) -> None:
-        self._send_calls = send
-        self._name = name
-        self._busy = False
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
-
-    async def __call__(self, call: T) -> R:
-        if self._busy:
-            future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-            self._pending.append((call, future))
-            return await future
-        self._busy = True
-        try:
-            return (await self._send_calls([call]))[0]
-        finally:
-            self._next()
-
-    def _next(self) -> None:
-        if self._pending:  # a task sends them; this caller goes on
-            asyncio.create_task(self._send(), name=self._name)  # noqa: RUF006 - ends by itself
-        else:
-            self._busy = False
-
-    async def _send(self) -> None:
-        taken = self._pending[:MAX_CALLS_PER_ROUND_TRIP]
-        del self._pending[:MAX_CALLS_PER_ROUND_TRIP]
-        try:
-            results = await self._send_calls([call for call, _ in taken])
-        except Exception as exc:  # each caller hears it (a 503 when Redis is gone)
-            for _, future in taken:
-                if not future.done():
-                    future.set_exception(exc)
-        except BaseException:  # cancelled (the process stops): so is every waiting call
-            for _, future in [*taken, *self._pending]:
-                future.cancel()
-            self._pending.clear()
-            self._busy = False
-            raise
-        else:
-            for (_, future), result in zip(taken, results, strict=True):
-                if not future.done():  # its request may have been cancelled meanwhile
-                    future.set_result(result)
-        self._next()
-
 
 _Write = tuple[list[str], bytes, int, Sequence[tuple[str, bytes]]]
 
@@ -128,8 +70,10 @@ class RedisCache:
         self.prefix = prefix
         self._add_count = client.register_script(_ADD_COUNT)
         self._set_many_publish_groups = client.register_script(_SET_MANY_PUBLISH_GROUPS)
-        self._reads = _Coalesced(self._mget_all, "cache-reads")
-        self.writes_then_news = _Coalesced(self._set_publish_all, "cache-writes")
+        self._reads = Coalesced(self._mget_all, "cache-reads", MAX_CALLS_PER_ROUND_TRIP)
+        self.writes_then_news = Coalesced(
+            self._set_publish_all, "cache-writes", MAX_CALLS_PER_ROUND_TRIP
+        )
 
     def key(self, key: str) -> str:
         return self.prefix + key

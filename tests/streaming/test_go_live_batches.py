@@ -1,0 +1,158 @@
+"""Concurrent first publishes of one tenant's events go live in one call of `bfl_go_live_many`
+(migration 0026), each caller with its own answer; two tenants never share a call."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from bigfootlive.authz.roles import Role
+from bigfootlive.events import repository as repo
+from bigfootlive.events.schemas import EventStatus
+from bigfootlive.row_security import RowScope, row_scope
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only(state) -> None:
+    if state.db.engine.dialect.name != "postgresql":
+        pytest.skip("the PostgreSQL function; SQLite runs one statement per go-live")
+
+
+@pytest.fixture
+def calls(state, monkeypatch) -> list[tuple[Any, ...]]:
+    """The database functions called: (function, tenant, event ids)."""
+    seen: list[tuple[Any, ...]] = []
+    original = state.db.call_scoped
+
+    async def counting(function: str, *args: Any, **kwargs: Any) -> Any:
+        ids = args[1] if isinstance(args[1], list) else [args[1]]
+        seen.append((function, args[0], ids))
+        return await original(function, *args, **kwargs)
+
+    monkeypatch.setattr(state.db, "call_scoped", counting)
+    return seen
+
+
+def _go(db: Any, event: dict[str, Any], publisher: str) -> Any:
+    go = {
+        "tenant_id": uuid.UUID(event["tenant_id"]),
+        "event_id": uuid.UUID(event["id"]),
+        "expected": EventStatus.READY,
+        "publisher_id": publisher,
+    }
+
+    async def run() -> Any:
+        with row_scope(RowScope(tenant_id=go["tenant_id"])):
+            return await repo.go_live(db, **go)
+
+    return run()
+
+
+async def test_one_tenants_concurrent_go_lives_share_a_call(studio, state, calls):
+    events = [await studio.event() for _ in range(6)]
+    moved = await asyncio.gather(*(_go(state.db, e, f"p{n}") for n, e in enumerate(events)))
+    # the first goes at once; the five that came while it was under way, together
+    assert [len(ids) for _, _, ids in calls] == [1, 5]
+    assert [function for function, _, _ in calls] == ["bfl_go_live", "bfl_go_live_many"]
+    for n, (event, row) in enumerate(zip(events, moved, strict=True)):
+        assert row is not None
+        assert (str(row.id), row.status, row.publisher_id) == (event["id"], "live", f"p{n}")
+        assert await studio.status(event) == "live"
+    assert state.db.batches == {}  # nothing kept per tenant once idle
+
+
+async def test_a_shared_call_reads_only_its_events_rows(studio, state, calls):
+    """Each event by its primary key (as `bfl_go_live`, migration 0023), not the tenant's
+    armed events, even on a table never analyzed."""
+    events = [await studio.event() for _ in range(10)]
+
+    async def rows_read() -> int:
+        async with state.db.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+        async with state.db.engine.connect() as conn:
+            found = await conn.exec_driver_sql(
+                "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) "
+                "FROM pg_stat_user_tables WHERE relname = 'events'"
+            )
+            return int(found.scalar_one())
+
+    before = await rows_read()
+    moved = await asyncio.gather(*(_go(state.db, e, "p") for e in events[2:6]))
+    after = await rows_read()
+    assert all(row is not None for row in moved)
+    assert [len(ids) for _, _, ids in calls] == [1, 3]
+    assert after - before == 4
+
+
+async def test_two_tenants_never_share_a_call(studio, state, factory, client, calls):
+    other = await factory.tenant()
+    streamer = await factory.user(other, role=Role.STREAMER)
+
+    async def theirs() -> dict[str, Any]:
+        created = await client.post("/api/events", json={"title": "B"}, headers=streamer.headers)
+        event = created.json()
+        started = await client.post(f"/api/events/{event['id']}/start", headers=streamer.headers)
+        assert started.status_code == 200, started.text
+        return dict(event)
+
+    mine = [await studio.event() for _ in range(3)]
+    their = [await theirs() for _ in range(3)]
+    mixed = [e for pair in zip(mine, their, strict=True) for e in pair]
+    moved = await asyncio.gather(*(_go(state.db, e, "p") for e in mixed))
+    assert all(row is not None for row in moved)
+    by_tenant = {e["id"]: uuid.UUID(e["tenant_id"]) for e in mixed}
+    for _, tenant, ids in calls:
+        assert {by_tenant[str(i)] for i in ids} == {tenant}
+    assert sorted(len(ids) for _, _, ids in calls) == [1, 1, 2, 2]
+
+
+async def test_one_event_asked_for_twice_goes_live_once(studio, state, calls):
+    warm, event = await studio.event(), await studio.event()
+    first, second, third = await asyncio.gather(
+        _go(state.db, warm, "w"), _go(state.db, event, "a"), _go(state.db, event, "b")
+    )
+    assert first is not None
+    assert second is not None
+    assert second.publisher_id == "a"
+    assert third is None  # sent once: the later caller changed nothing
+    assert [ids for _, _, ids in calls] == [[uuid.UUID(warm["id"])], [uuid.UUID(event["id"])]]
+
+
+async def test_a_failed_call_fails_each_of_its_callers(studio, state, monkeypatch):
+    events = [await studio.event() for _ in range(3)]
+
+    async def down(*_: Any, **__: Any) -> Any:
+        raise ConnectionRefusedError("database down")
+
+    monkeypatch.setattr(state.db, "call_scoped", down)
+    results = await asyncio.gather(*(_go(state.db, e, "p") for e in events), return_exceptions=True)
+    assert [type(r) for r in results] == [ConnectionRefusedError] * 3
+    monkeypatch.undo()
+    assert state.db.batches == {}
+    assert [await studio.status(e) for e in events] == ["ready"] * 3
+
+
+async def test_first_publishes_through_the_hook_share_calls(studio, state, calls):
+    """The media server's publishes, concurrent, through the hook: every event live, fewer
+    calls than publishes, each call one tenant's."""
+    warm = await studio.event()
+    headers = {**studio.hook_headers, "content-type": "application/x-www-form-urlencoded"}
+
+    async def publish(event: dict[str, Any], client_id: str) -> int:
+        body = f"call=publish&app=ingest&clientid={client_id}&name={event['ingest']['stream_key']}"
+        response = await studio.client.post(
+            "/api/streaming/hooks/nginx-rtmp", content=body, headers=headers
+        )
+        return response.status_code
+
+    assert await publish(warm, "w") == 302  # the API key's cache entry, read once
+    events = [await studio.event() for _ in range(8)]
+    calls.clear()
+    statuses = await asyncio.gather(*(publish(e, f"c{n}") for n, e in enumerate(events)))
+    assert statuses == [302] * 8
+    assert [await studio.status(e) for e in events] == ["live"] * 8
+    assert sum(len(ids) for _, _, ids in calls) == 8
+    assert len(calls) < 8
