@@ -443,6 +443,32 @@ class Uvicorn:
             total += times.user + times.system
         return total
 
+    def hashing_cpu_seconds(self, nice: int) -> dict[int, float]:
+        """User + system CPU time so far of each worker's threads at `nice` (the password
+        hashing pool's threads run at PASSWORD_HASH_NICE, the rest at 0), one figure per worker
+        (Linux: /proc/<pid>/task/<tid>/stat), by process id."""
+        import psutil
+
+        tick = os.sysconf("SC_CLK_TCK")
+        per_worker = {}
+        for proc in psutil.Process(self._proc.pid).children(recursive=True):
+            seconds = 0.0
+            try:
+                tasks = os.listdir(f"/proc/{proc.pid}/task")
+            except OSError:
+                continue
+            for tid in tasks:
+                try:
+                    with open(f"/proc/{proc.pid}/task/{tid}/stat") as stat:
+                        fields = stat.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                # after the command: state (3), ... utime (14), stime (15), ..., nice (19)
+                if int(fields[16]) == nice:
+                    seconds += (int(fields[11]) + int(fields[12])) / tick
+            per_worker[proc.pid] = seconds
+        return per_worker
+
     def stop(self) -> None:
         if self._proc.poll() is None:
             os.killpg(self._proc.pid, signal.SIGTERM)

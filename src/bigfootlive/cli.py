@@ -8,6 +8,7 @@ import dataclasses
 import getpass
 import os
 import sys
+import tempfile
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -65,6 +66,11 @@ def serve(
     if workers:  # each process sizes its share of the host by it (password-hashing pool)
         os.environ["WEB_CONCURRENCY"] = str(workers)
     with contextlib.ExitStack() as stack:
+        if (workers or settings.web_concurrency) > 1 and not settings.password_hash_slots_dir:
+            # The workers' hashes share the cores through slots of their own (kit/host_slots):
+            # each worker may hash on every core, all of them together on no more than that.
+            slots_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bfl-hash-"))
+            os.environ["PASSWORD_HASH_SLOTS_DIR"] = slots_dir
         try:
             stack.enter_context(media_server(settings, api_port=port or settings.port))
         except LayoutError as exc:

@@ -160,9 +160,14 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 19_456
     argon2_parallelism: int = 1
     # The password-hashing pool of each process: threads (default: the cores divided among
-    # WEB_CONCURRENCY processes), hashes allowed to wait for one (more: 503 Retry-After) and
-    # the threads' nice value (the event loop, hence /health, goes first).
+    # WEB_CONCURRENCY processes; with PASSWORD_HASH_SLOTS_DIR, all the cores), hashes allowed
+    # to wait for one (more: 503 Retry-After) and the threads' nice value (the event loop,
+    # hence /health, goes first). PASSWORD_HASH_SLOTS_DIR: lock files that limit the hashes of
+    # every process sharing the directory to PASSWORD_HASH_SLOTS (default: the cores) at once
+    # (kit/host_slots.py); `bigfootlive serve --workers N` (N > 1) makes one for its workers.
     password_hash_threads: int | None = Field(default=None, ge=1)
+    password_hash_slots_dir: str | None = None
+    password_hash_slots: int | None = Field(default=None, ge=1)
     password_hash_max_waiting: int = Field(default=32, ge=0)
     password_hash_nice: int = Field(default=10, ge=0, le=19)
 

@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from bigfootlive.config import Settings
 from bigfootlive.errors import ServiceUnavailable, Unprocessable
+from bigfootlive.kit.host_slots import HostSlots
 
 _T = TypeVar("_T")
 
@@ -32,7 +33,10 @@ class HashingBusy(ServiceUnavailable):
 
 
 def default_threads(settings: Settings) -> int:
-    """The cores, shared among the API processes of this host."""
+    """The cores, shared among the API processes of this host; all of them when the host's
+    slots (PASSWORD_HASH_SLOTS_DIR) bound the hashes of every process together."""
+    if settings.password_hash_slots_dir:
+        return settings.password_hash_slots or os.cpu_count() or 1
     return max(1, (os.cpu_count() or 1) // max(1, settings.web_concurrency))
 
 
@@ -41,7 +45,12 @@ class Passwords:
     so they use as many cores), at most `max_waiting` more wait for one, and beyond that the
     caller gets HashingBusy (503, Retry-After: 1) at once instead of a queue that grows
     without bound. The threads run at a lower priority (`nice`) than the event loop, which
-    therefore answers everything else (/health, reads) while a sign-in storm uses the rest."""
+    therefore answers everything else (/health, reads) while a sign-in storm uses the rest.
+
+    With PASSWORD_HASH_SLOTS_DIR, a thread hashes only while it holds one of the host's slots
+    (`kit.host_slots`): the processes sharing the directory hash at most PASSWORD_HASH_SLOTS
+    (the cores) passwords at once, and each has a thread per slot, so hashing capacity does
+    not depend on which process the connections landed on."""
 
     def __init__(self, settings: Settings) -> None:
         self.hasher = PasswordHasher(
@@ -57,6 +66,8 @@ class Passwords:
             self.threads, thread_name_prefix="password-hash", initializer=self._lower_priority
         )
         self.in_flight = 0  # hashing or waiting for a thread (event loop only)
+        slots_dir, slots = settings.password_hash_slots_dir, settings.password_hash_slots
+        self._slots = HostSlots(slots_dir, slots or os.cpu_count() or 1) if slots_dir else None
         # Verified against for unknown accounts so both paths cost the same. Made on first use
         # (in the pool), once per process and parameters: one hash at the production parameters
         # is tens of milliseconds of CPU that every process (an event container's worker too)
@@ -78,9 +89,17 @@ class Passwords:
             raise HashingBusy()
         self.in_flight += 1
         try:
+            if self._slots is not None:
+                args = (self._slots, fn, *args)
+                fn = self._in_slot
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         finally:
             self.in_flight -= 1
+
+    @staticmethod
+    def _in_slot(slots: HostSlots, fn: Callable[..., _T], *args: object) -> _T:
+        with slots.held():
+            return fn(*args)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
