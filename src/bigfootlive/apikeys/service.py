@@ -1,12 +1,16 @@
 """API keys: created once (secret shown once), stored as SHA-256, listed by prefix, revoked.
 
 `authenticate` is on the media-server callback path, so it answers from the cache; a revoke
-overwrites the cache entry at once, and (de)activating a tenant drops its keys' entries.
+overwrites the cache entry at once, and (de)activating a tenant drops its keys' entries. A
+missing entry is read from the database once per process however many callers want it at once
+(`kit.singleflight`: the entry expires every minute, and a media server's callbacks all carry
+the same key), and written only if no entry (a revocation's) came meanwhile.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -25,6 +29,7 @@ from bigfootlive.kit import jsonparse
 from bigfootlive.kit.backends import Cache
 from bigfootlive.kit.crypto import hash_token, random_token
 from bigfootlive.kit.request import RequestMeta
+from bigfootlive.kit.singleflight import SingleFlight
 from bigfootlive.models import ApiKey, Tenant
 from bigfootlive.state import Infrastructure
 
@@ -157,8 +162,7 @@ async def authenticate(
     cache = state.cache if cache is None else cache
     raw = await cache.get(key)
     if raw is None:
-        raw = await _load(state, key.removeprefix("apikeys:"))
-        await cache.set(key, raw, ttl=_CACHE_TTL)
+        raw = await _loads(state)(key, functools.partial(_load_into_cache, state, key))
     entry = jsonparse.loads(raw)
     if not entry:
         raise InvalidApiKey()
@@ -177,6 +181,27 @@ async def authenticate(
     return ApiPrincipal(
         key_id=uuid.UUID(entry["id"]), tenant_id=None if tenant is None else uuid.UUID(tenant)
     )
+
+
+def _loads(state: Infrastructure) -> SingleFlight[bytes]:
+    """This process's loads of key entries under way (per database: per app)."""
+    flight: SingleFlight[bytes] | None = state.db.batches.get(_LOADS)
+    if flight is None:
+        flight = state.db.batches[_LOADS] = SingleFlight("api-key-load")
+    return flight
+
+
+_LOADS = "apikeys.load"
+
+
+async def _load_into_cache(state: Infrastructure, key: str) -> bytes:
+    """The entry read from the database, then written to the cache unless an entry came
+    first: a revocation's (or another process's) write made after this read began wins, and
+    is what the callers get."""
+    raw = await _load(state, key.removeprefix("apikeys:"))
+    if await state.cache.add(key, raw, ttl=_CACHE_TTL):
+        return raw
+    return await state.cache.get(key) or raw
 
 
 async def _load(state: Infrastructure, digest: str) -> bytes:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bigfootlive.authz.scoping import platform_scope, scoped
@@ -180,7 +181,7 @@ async def go_live(
         finally:
             if batch.idle and db.batches.get(key) is batch:  # no entry per tenant kept idle
                 del db.batches[key]
-        return None if row is None else Event(**row)
+        return None if row is None else _went_live(row)
     params = {
         "b_tenant": tenant_id,
         "b_event": event_id,
@@ -190,7 +191,19 @@ async def go_live(
     }
     written = await db.write_rows(GO_LIVE, params)
     rows = [dict(zip(_WENT_LIVE, row, strict=True)) for row in written]
-    return Event(**rows[0]) if rows else None
+    return _went_live(rows[0]) if rows else None
+
+
+def _went_live(row: dict[str, Any]) -> Event:
+    """A transient `Event` holding the columns of `_WENT_LIVE` (the others read None), made
+    as the ORM makes a loaded row's object (values straight into its dict) rather than through
+    `Event(**row)`, whose attribute events cost ~20 us a go-live. Never added to a session."""
+    event: Event = _EVENT_CLASS.new_instance()
+    event.__dict__.update(row)
+    return event
+
+
+_EVENT_CLASS = sa_inspect(Event).class_manager
 
 
 _GoLive = tuple[uuid.UUID, str, str]  # event id, expected status, publisher id
