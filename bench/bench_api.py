@@ -51,6 +51,22 @@ from bigfootlive.config import Settings
 from bigfootlive.migrations import upgrade_database
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def server_env(database_url: str, prefix: str, **extra: str) -> dict[str, str]:
+    """The settings every benchmark's BigfootLive runs with (production mode on its own
+    database and Redis key prefix, a fresh JWT secret, migrations already run), plus `extra`."""
+    return {
+        "NODE_ENV": "production",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "REDIS_KEY_PREFIX": prefix,
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "AUTO_MIGRATE": "false",
+        **extra,
+    }
+
+
 PASSWORD = "plausible-tundra-velvet-42"
 TENANT = "bench"
 ADMINS = 10
@@ -165,17 +181,13 @@ def run(
     succeeded = False
     try:
         asyncio.run(upgrade_database(database_url))
-        env = {
-            "NODE_ENV": "production",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": REDIS_URL,
-            "REDIS_KEY_PREFIX": prefix,
-            "JWT_SECRET": secrets.token_urlsafe(48),
-            "AUTO_MIGRATE": "false",
-            "LOGIN_RATE_LIMIT": "1000000/minute",
-            "MAIL_OUTBOX_DIR": str(workdir / "outbox"),
-            "BENCH_FIXTURE_DIR": str(workdir),
-        }
+        env = server_env(
+            database_url,
+            prefix,
+            LOGIN_RATE_LIMIT="1000000/minute",
+            MAIL_OUTBOX_DIR=str(workdir / "outbox"),
+            BENCH_FIXTURE_DIR=str(workdir),
+        )
         # The same environment the server reads, so seed and server agree on every setting.
         os.environ.update(env)
         settings = Settings(_env_file=None)

@@ -26,7 +26,6 @@ import asyncio
 import cProfile
 import json
 import os
-import secrets
 import threading
 import time
 import uuid
@@ -38,7 +37,7 @@ from redis.asyncio.connection import AbstractConnection
 from sqlalchemy import event
 
 from bench import loadgen
-from bench.bench_api import REDIS_URL
+from bench.bench_api import REDIS_URL, server_env
 from bench.pgcpu import DatabaseCpu
 from bigfootlive.migrations import upgrade_database
 
@@ -179,19 +178,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         asyncio.run(upgrade_database(database_url))
         os.environ.update(
-            {
-                "NODE_ENV": "production",
-                "DATABASE_URL": database_url,
-                "REDIS_URL": REDIS_URL,
-                "REDIS_KEY_PREFIX": prefix,
-                "JWT_SECRET": secrets.token_urlsafe(48),
-                "AUTO_MIGRATE": "false",
-                "LOGIN_RATE_LIMIT": "1000000/minute",
-                "LOG_LEVEL": "WARNING",
-                "JOBS_SCHEDULER": "false",
-                "CONTAINER_MANAGER_ENABLED": "false",
-                "MEDIA_SERVER_MODE": "none",
-            }
+            server_env(
+                database_url,
+                prefix,
+                LOGIN_RATE_LIMIT="1000000/minute",
+                LOG_LEVEL="WARNING",
+                JOBS_SCHEDULER="false",
+                CONTAINER_MANAGER_ENABLED="false",
+                MEDIA_SERVER_MODE="none",
+            )
         )
         asyncio.run(_seed(args.users))  # as the tables' owner
         os.environ["DATABASE_MIGRATION_URL"] = database_url

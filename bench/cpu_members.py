@@ -24,7 +24,6 @@ import asyncio
 import cProfile
 import json
 import os
-import secrets
 import statistics
 import tempfile
 import time
@@ -36,7 +35,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from bench import loadgen
-from bench.bench_api import REDIS_URL
+from bench.bench_api import REDIS_URL, server_env
 from bigfootlive.migrations import upgrade_database
 
 PASSWORD = "plausible-tundra-velvet-42"
@@ -164,20 +163,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         asyncio.run(upgrade_database(database_url))
         os.environ.update(
-            {
-                "NODE_ENV": "production",
-                "DATABASE_URL": database_url,
-                "REDIS_URL": REDIS_URL,
-                "REDIS_KEY_PREFIX": prefix,
-                "JWT_SECRET": secrets.token_urlsafe(48),
-                "AUTO_MIGRATE": "false",
-                "LOG_LEVEL": "WARNING",
-                "JOBS_SCHEDULER": "false",
-                "CONTAINER_MANAGER_ENABLED": "false",
-                "MEDIA_SERVER_MODE": "none",
-                "MAIL_OUTBOX_DIR": workdir + "/outbox",
-                "BENCH_FIXTURE_DIR": workdir,
-            }
+            server_env(
+                database_url,
+                prefix,
+                LOG_LEVEL="WARNING",
+                JOBS_SCHEDULER="false",
+                CONTAINER_MANAGER_ENABLED="false",
+                MEDIA_SERVER_MODE="none",
+                MAIL_OUTBOX_DIR=workdir + "/outbox",
+                BENCH_FIXTURE_DIR=workdir,
+            )
         )
         asyncio.run(_seed(args.users))  # as the tables' owner
         os.environ["DATABASE_MIGRATION_URL"] = database_url
