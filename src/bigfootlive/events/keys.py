@@ -23,6 +23,7 @@ from bigfootlive.events.schemas import EventStatus
 from bigfootlive.kit.backends import Cache
 from bigfootlive.kit.crypto import keyed_hash
 from bigfootlive.kit.request import RequestMeta
+from bigfootlive.kit.singleflight import SingleFlight
 from bigfootlive.mfa.policy import ensure_recent_mfa
 from bigfootlive.models import Event
 
@@ -139,15 +140,34 @@ async def find_by_rotated_key(
 
 
 async def find_by_playback_id(
-    state: EventsState, session: AsyncSession, playback_id: str, *, via: Cache | None = None
+    state: EventsState, playback_id: str, *, via: Cache | None = None
 ) -> EventRef | None:
-    cache = event_cache(state, via)
-    cached = await cache.by_playback_id(playback_id)
+    """The event a playback id names: from the cache, else one query per process however many
+    callbacks miss at once (every viewer of a popular event asks when its entry expires)."""
+    cached = await event_cache(state, via).by_playback_id(playback_id)
     if isinstance(cached, EventRef):
         return cached
     if cached is False:
         return None
-    event = await repo.find_by_playback_id(session, playback_id)
+    return await _playback_loads(state)(playback_id, lambda: _load_playback(state, playback_id))
+
+
+def _playback_loads(state: EventsState) -> SingleFlight[EventRef | None]:
+    """This process's playback-id loads under way (per database: per app)."""
+    flight: SingleFlight[EventRef | None] | None = state.db.batches.get(_PLAYBACK_LOADS)
+    if flight is None:
+        flight = state.db.batches[_PLAYBACK_LOADS] = SingleFlight("playback-id-load")
+    return flight
+
+
+_PLAYBACK_LOADS = "events.playback_id_load"
+
+
+async def _load_playback(state: EventsState, playback_id: str) -> EventRef | None:
+    """In a session of its own: the load is shared by callers that each have theirs."""
+    async with state.db.sessionmaker() as session:
+        event = await repo.find_by_playback_id(session, playback_id)
+    cache = event_cache(state)
     if event is None:
         await cache.remember_unknown_playback(playback_id)
         return None

@@ -127,7 +127,7 @@ _MEMO_SECONDS = 2.0
 async def _lookup(state: AppState, playback_id: str | None, event_id: uuid.UUID | None) -> _Known:
     async with state.db.sessionmaker() as session:  # used on a cache miss only
         if playback_id is not None:
-            ref = await keys.find_by_playback_id(state, session, playback_id)
+            ref = await keys.find_by_playback_id(state, playback_id)
         elif event_id is not None:
             ref = await keys.find_ref(state, session, event_id)
         else:

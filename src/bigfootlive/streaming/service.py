@@ -130,7 +130,7 @@ async def _resolve(
         if ref is not None and callback.playback_id and callback.playback_id != ref.playback_id:
             return None  # a valid key for another event's path
     elif callback.playback_id:
-        ref = await keys.find_by_playback_id(state, session, callback.playback_id, via=cache)
+        ref = await keys.find_by_playback_id(state, callback.playback_id, via=cache)
     elif event_id is not None:
         ref = await keys.find_ref(state, session, event_id, via=cache)
     else:
@@ -169,7 +169,7 @@ async def _refused_event(
     """The event a refused publish was aimed at when its key did not lead there: the path's
     playback id (SRS, MediaMTX) or the generic webhook's event, in the principal's reach."""
     if callback.playback_id:
-        ref = await keys.find_by_playback_id(state, session, callback.playback_id, via=cache)
+        ref = await keys.find_by_playback_id(state, callback.playback_id, via=cache)
     elif event_id is not None:
         ref = await keys.find_ref(state, session, event_id, via=cache)
     else:
