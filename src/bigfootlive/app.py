@@ -28,9 +28,11 @@ from bigfootlive.config import Settings
 from bigfootlive.containers.endpoints import recordings_router
 from bigfootlive.containers.endpoints import router as containers_router
 from bigfootlive.containers.tasks import start_manager
+from bigfootlive.direct_http import DirectHttp, DirectRoute
 from bigfootlive.events.endpoints import router as events_router
 from bigfootlive.events.tasks import reconnect_sweeper
 from bigfootlive.http_errors import install_error_handlers
+from bigfootlive.identity.endpoints import LOGIN_PATH, DirectLogin
 from bigfootlive.identity.endpoints import router as auth_router
 from bigfootlive.identity.endpoints import tenant_router as tenant_members_router
 from bigfootlive.jobs.endpoints import router as jobs_router
@@ -58,7 +60,7 @@ from bigfootlive.serving import DIRECT_SOCKETS
 from bigfootlive.sso.endpoints import admin_router as sso_admin_router
 from bigfootlive.sso.endpoints import router as sso_router
 from bigfootlive.streaming.delivery import router as delivery_router
-from bigfootlive.streaming.endpoints import DirectHooks
+from bigfootlive.streaming.endpoints import direct_hooks
 from bigfootlive.streaming.endpoints import router as streaming_router
 from bigfootlive.tenants.endpoints import platform_router as platform_tenants_router
 from bigfootlive.tenants.endpoints import router as tenant_router
@@ -117,8 +119,8 @@ class RowScopePerRequest:
 
 
 class BigfootLiveApp(FastAPI):
-    """FastAPI, with the HTTP requests of `direct_http` (the media servers' callbacks,
-    `streaming.endpoints.DirectHooks`) answered before any of its layers: its own error,
+    """FastAPI, with the HTTP requests of `direct_http` (`direct_http.DirectHttp`: the media
+    servers' callbacks and the password sign-in) answered before any of its layers: its own error,
     telemetry and body-limit middleware, ours, and the router. When FastAPI's native
     telemetry (OpenTelemetry) is on, or the app has a root path, they take the stack, where
     the same routes answer them."""
@@ -318,11 +320,12 @@ def create_app(
     direct = DirectSockets(app, {"/ws/events/": _event_socket})
     setattr(app.state, DIRECT_SOCKETS, direct)
     app.add_middleware(CaptureRawSend, direct=direct)
-    # The media servers' callbacks skip the HTTP stack too (streaming.endpoints.DirectHooks),
-    # unless Sentry traces requests (its transactions start in the stack; its error events come
-    # from the `unhandled_error` log line either way).
+    # The media servers' callbacks and the password sign-in skip the HTTP stack too
+    # (`direct_http`), unless Sentry traces requests (its transactions start in the stack; its
+    # error events come from the `unhandled_error` log line either way).
     if not (tracking and settings.sentry_traces_sample_rate > 0):
-        app.direct_http = DirectHooks(app, settings.max_body_bytes)
+        routes: dict[str, DirectRoute] = {**direct_hooks(), LOGIN_PATH: DirectLogin()}
+        app.direct_http = DirectHttp(app, settings.max_body_bytes, routes)
     return app
 
 

@@ -63,12 +63,17 @@ ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
 ReportSession = Annotated[AsyncSession, Depends(get_report_session)]
 
 
-async def get_request_meta(request: Request, state: State) -> RequestMeta:
+def request_meta(request: Request, state: AppState) -> RequestMeta:
+    """The request's client address, user agent and id (`Meta`)."""
     return RequestMeta(
         ip=client_ip(request, state.settings.trusted_proxies),
         user_agent=user_agent(request),
         request_id=getattr(request.state, "request_id", ""),
     )
+
+
+async def get_request_meta(request: Request, state: State) -> RequestMeta:
+    return request_meta(request, state)
 
 
 Meta = Annotated[RequestMeta, Depends(get_request_meta)]

@@ -215,7 +215,7 @@ def test_the_media_hooks_take_the_stack_while_sentry_traces_requests(
     sentry_settings: TestSettings,
 ) -> None:
     """Sentry's request transactions start in the stack: with tracing on, the media servers'
-    hooks are not answered before it (streaming.endpoints.DirectHooks); errors alone do not
+    hooks and the sign-in are not answered before it (direct_http.DirectHttp); errors alone do not
     need it (they come from the `unhandled_error` log line)."""
     assert create_app(sentry_settings, loops=()).direct_http is not None
     traced = sentry_settings.model_copy(update={"sentry_traces_sample_rate": 0.5})

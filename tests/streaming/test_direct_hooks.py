@@ -1,4 +1,4 @@
-"""The media servers' hooks are served past the HTTP stack (`streaming.endpoints.DirectHooks`)
+"""The media servers' hooks are served past the HTTP stack (`direct_http.DirectHttp`)
 and answer as the stack did: the same status, body and headers, the request id and the security
 headers, the metrics and access line, the body limit, and every failure's JSON body."""
 
@@ -12,10 +12,10 @@ import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
-from bigfootlive import http_errors
+from bigfootlive import direct_http, http_errors
 from bigfootlive.observability import middleware
 from bigfootlive.observability.metrics import REGISTRY
-from bigfootlive.streaming import endpoints, service
+from bigfootlive.streaming import service
 from tests.fixtures.recorded import payload
 
 HOOK = "/api/streaming/hooks/nginx-rtmp"
@@ -26,15 +26,15 @@ THE_STACK = {"origin": "http://media.example"}
 
 @pytest.fixture
 def served_directly(monkeypatch) -> list[str]:
-    """The paths `DirectHooks` served."""
+    """The paths `DirectHttp` served."""
     seen: list[str] = []
-    original = endpoints.DirectHooks.__call__
+    original = direct_http.DirectHttp.__call__
 
     async def counting(self: Any, scope: Any, receive: Any, send: Any, found: Any) -> None:
         seen.append(scope["path"])
         await original(self, scope, receive, send, found)
 
-    monkeypatch.setattr(endpoints.DirectHooks, "__call__", counting)
+    monkeypatch.setattr(direct_http.DirectHttp, "__call__", counting)
     return seen
 
 

@@ -18,12 +18,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import make_transient_to_detached
-
 from bigfootlive.db import Database, utcnow
 from bigfootlive.identity.principals import PrincipalCache
 from bigfootlive.identity.repository import SignInRead
 from bigfootlive.kit.crypto import hash_token, random_token
+from bigfootlive.kit.detached import detached
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import User
 
@@ -36,9 +35,7 @@ _DETAILS = json.dumps({"method": "pwd", "rehashed": False})
 def detached_user(values: Any) -> User:
     """The account as a loaded, detached `User` (as if a query of another session had read it):
     `session.add` makes it persistent without a statement, its attributes unchanged."""
-    user = User(**{key: values[name] for key, name in _USER_COLUMNS})
-    make_transient_to_detached(user)
-    return user
+    return detached(User, {key: values[name] for key, name in _USER_COLUMNS})
 
 
 async def read(

@@ -6,16 +6,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.types import Message, Receive, Scope, Send
 
 from bigfootlive.apikeys import service as apikeys
 from bigfootlive.apikeys.service import ApiPrincipal
@@ -25,6 +22,7 @@ from bigfootlive.composition import AppState
 from bigfootlive.containers import repository as recordings_repo
 from bigfootlive.containers.storage import public_url
 from bigfootlive.deps import DbSession, ReadSession, State, app_state
+from bigfootlive.direct_http import Answer, content_type, unprepared
 from bigfootlive.errors import BadRequest, Forbidden
 from bigfootlive.events import access, keys
 from bigfootlive.events.latency import player_settings
@@ -39,17 +37,7 @@ from bigfootlive.events.playback import (
 from bigfootlive.events.schemas import EventStatus, LatencyMode, Visibility
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.backends.prefetch import PrefetchedCache
-from bigfootlive.observability.metrics import HTTP_IN_FLIGHT
-from bigfootlive.observability.middleware import (
-    answer_headers,
-    begin_request,
-    declared_too_large,
-    limited_receive,
-    request_done,
-    send_too_large,
-)
 from bigfootlive.routing import JsonRoute
-from bigfootlive.row_security import NO_ROWS, row_scope
 from bigfootlive.streaming import feedback, service
 from bigfootlive.streaming.base import (
     BadCallback,
@@ -214,7 +202,7 @@ async def node_media_server_hook(request: Request) -> Response:
     return _response(await _handle(NodeMediaServerAdapter(), request))
 
 
-# The hooks above, by path, for `DirectHooks` (below)
+# The hooks above, by path, for `direct_hooks` (below)
 HOOKS: dict[str, Callable[[AppState], MediaServerAdapter]] = {
     "/api/streaming/hooks/nginx-rtmp": _nginx_rtmp,
     "/api/streaming/hooks/srs": _srs,
@@ -346,115 +334,28 @@ async def stream_health(
     )
 
 
-class DirectHooks:
-    """`POST` to a media server's hook (`HOOKS`) without the HTTP stack: the app
-    (`app.BigfootLiveApp`) hands such a request here before FastAPI's layers, our middleware,
-    its routing and its endpoint machinery, which cost a callback more than its decision. What
-    those layers do for a hook is done here, with their own pieces: the request id, the
-    security headers, the metrics and the access line (`observability.middleware`), the body
-    limit (413), acting for no tenant until the credential says whose rows
-    (`RowScopePerRequest`), every failure answered by the app's own exception handlers
-    (`{"error": {...}}`), and what only the last-resort handler answers (an unexpected error)
-    answered by it and raised on to the server, as Starlette's `ServerErrorMiddleware` does. A
-    request with an `Origin` header (CORS applies) takes the stack. The routes above stay: the
-    same handlers, and the API reference."""
+class DirectHook:
+    """A media server's hook (`HOOKS`) answered without the HTTP stack
+    (`direct_http.DirectHttp`: the app hands it such a `POST` before FastAPI's layers, our
+    middleware, its routing and its endpoint machinery, which cost a callback more than its
+    decision). The hook reads its body itself; the routes above stay: the same handlers, and
+    the API reference."""
 
-    __slots__ = ("app", "max_body_bytes")
+    __slots__ = ("factory",)
+    prepare = staticmethod(unprepared)
 
-    def __init__(self, app: Any, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
+    def __init__(self, factory: Callable[[AppState], MediaServerAdapter]) -> None:
+        self.factory = factory
 
-    def match(self, scope: Scope) -> Callable[[AppState], MediaServerAdapter] | None:
-        if scope["method"] != "POST" or scope.get("root_path"):
-            return None
-        factory = HOOKS.get(scope["path"])
-        if factory is None or any(name == b"origin" for name, _ in scope["headers"]):
-            return None
-        return factory
-
-    async def __call__(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        factory: Callable[[AppState], MediaServerAdapter],
-    ) -> None:
-        request_id = begin_request(scope)
-        status = 500
-        start = time.perf_counter()
-        HTTP_IN_FLIGHT.inc()
-        started = False
-
-        async def answer(message: Message) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                status, started = message["status"], True
-                message["headers"] = answer_headers(scope, message["headers"], request_id)
-            await send(message)
-
-        try:
-            if declared_too_large(scope, self.max_body_bytes):
-                await send_too_large(answer)
-                return
-            with row_scope(NO_ROWS):
-                request = Request(scope, limited_receive(receive, self.max_body_bytes))
-                try:
-                    reply = await _handle(factory(app_state(request)), request)
-                except Exception as exc:
-                    handler = self._handler(exc)
-                    if handler is not None:
-                        await (await handler(request, exc))(scope, receive, answer)
-                        return
-                    # The last resort, as the stack's outermost layer: its answer (unless one
-                    # has begun), without the request's headers, then the server hears of it.
-                    last = self._last_resort()
-                    if last is not None and not started:
-                        await (await last(request, exc))(scope, receive, send)
-                    raise
-                headers = [
-                    (k.lower().encode("latin-1"), v.encode("latin-1"))
-                    for k, v in reply.headers.items()
-                ]
-                headers.append((b"content-length", str(len(reply.body)).encode()))
-                headers.append((b"content-type", _content_type(reply.media_type)))
-                await answer(
-                    {"type": "http.response.start", "status": reply.status, "headers": headers}
-                )
-                await answer({"type": "http.response.body", "body": reply.body})
-        finally:
-            HTTP_IN_FLIGHT.dec()
-            request_done("POST", scope["path"], status, time.perf_counter() - start)
-
-    def _last_resort(self) -> Callable[[Request, Exception], Awaitable[Response]] | None:
-        handlers = self.app.exception_handlers
-        found: Callable[[Request, Exception], Awaitable[Response]] | None = handlers.get(
-            500
-        ) or handlers.get(Exception)
-        return found
-
-    def _handler(
-        self, exc: Exception
-    ) -> Callable[[Request, Exception], Awaitable[Response]] | None:
-        """The app's handler for `exc` as Starlette's ExceptionMiddleware finds it (by status
-        for an HTTPException, then by class); None for those of the last resort."""
-        handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]]
-        handlers = self.app.exception_handlers
-        status = (
-            getattr(exc, "status_code", None) if isinstance(exc, StarletteHTTPException) else None
-        )
-        if status is not None and status != 500 and status in handlers:
-            return handlers[status]
-        for kind in type(exc).__mro__:
-            if kind is Exception:
-                return None
-            if kind in handlers:
-                return handlers[kind]
-        return None
+    async def answer(self, request: Request, prepared: object) -> Answer:
+        reply = await _handle(self.factory(app_state(request)), request)
+        headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()
+        ]
+        headers.append((b"content-type", content_type(reply.media_type)))
+        return Answer(reply.status, headers, reply.body)
 
 
-def _content_type(media_type: str) -> bytes:
-    """As Starlette's `Response` writes it."""
-    if media_type.startswith("text/") and "charset=" not in media_type.lower():
-        media_type += "; charset=utf-8"
-    return media_type.encode("latin-1")
+def direct_hooks() -> dict[str, DirectHook]:
+    """The hooks by path, for `direct_http.DirectHttp`."""
+    return {path: DirectHook(factory) for path, factory in HOOKS.items()}

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 
 from bigfootlive.authz.scoping import act_for_nobody, act_for_tenant
 from bigfootlive.kit.backends.base import PubSub
+from bigfootlive.kit.detached import detached
 from bigfootlive.kit.local_cache import LocalCache
 from bigfootlive.models import Tenant
 from bigfootlive.tenants import service as tenants
@@ -32,9 +32,7 @@ class _Snapshot:
 
     def tenant(self) -> Tenant:
         """A detached copy: reads like the loaded row; added to a session it is never inserted."""
-        tenant = Tenant(**self.values)
-        make_transient_to_detached(tenant)
-        return tenant
+        return detached(Tenant, self.values)
 
 
 class TenantCache:

