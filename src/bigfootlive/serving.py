@@ -12,6 +12,7 @@ import asyncio
 from typing import Any, cast
 from urllib.parse import unquote
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
@@ -24,7 +25,8 @@ def uvicorn_options(**overrides: Any) -> dict[str, Any]:
     """Keyword arguments for `uvicorn.run` / `uvicorn.Config` (overrides win)."""
     options: dict[str, Any] = {
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools, with nothing left for the garbage collector when a socket upgrades.
+        "http": f"{__name__}:LeanHttpToolsProtocol",
         # uvicorn's websockets-sansio (write back-pressure, which slow-consumer cut-off needs),
         # lighter per open socket: LeanWebSocketProtocol below.
         "ws": f"{__name__}:LeanWebSocketProtocol",
@@ -47,6 +49,22 @@ def uvicorn_options(**overrides: Any) -> dict[str, Any]:
     }
     options.update(overrides)
     return options
+
+
+class LeanHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, which lets go of itself when its connection becomes a
+    WebSocket. The HTTP protocol object and its parser refer to each other (the parser calls the
+    protocol's bound methods), so after an upgrade hands the transport to the WebSocket protocol
+    they were garbage only the cyclic collector frees: about 22 objects a socket, 22,000 for
+    1,000 viewers connecting, each collection of the young generation walking them. Dropping the
+    parser and the flow control after the upgrade breaks the cycle: reference counting frees
+    them at once."""
+
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        # The transport now feeds the WebSocket protocol; nothing here is called again.
+        self.parser = None  # type: ignore[assignment]
+        self.flow = None  # type: ignore[assignment]
 
 
 class _Inbox:

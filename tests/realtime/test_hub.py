@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import time
 import uuid
 
 from bigfootlive.kit.backends import MemoryCache, MemoryPubSub
@@ -83,3 +85,43 @@ async def test_messages_arriving_during_a_broadcast_follow_in_order_as_one_frame
     for socket in sockets:
         assert socket.messages() == list(range(30))
         assert len(socket.frames) == 2  # the 29 that came during the first went out together
+
+
+async def test_a_small_room_is_not_held_for_the_batch_window():
+    # A window of 2 s: only what the room's broadcasts cost may space its frames out, and ten
+    # sockets cost microseconds, so a message right after another goes out at once.
+    hub, event_id, sockets = await _room(10)
+    hub.batch_window = 2.0
+    await _publish(hub, event_id, 0)
+    await until(lambda: all(s.messages() == [0] for s in sockets), within=5, every=0)
+    loop = asyncio.get_running_loop()
+    published = loop.time()
+    await _publish(hub, event_id, 1)
+    await until(lambda: all(s.messages() == [0, 1] for s in sockets), within=5, every=0)
+    assert loop.time() - published < 1.0
+    assert all(len(s.frames) == 2 for s in sockets)
+
+
+async def test_a_costly_room_spaces_its_frames_out():
+    # Writes that take 5 ms each: a broadcast costs 100 ms of the event loop, so the room's
+    # frames are at least 200 ms apart (FANOUT_SHARE), and the messages that come right after
+    # one go out together in the next.
+    hub, event_id, sockets = await _room(20)
+    hub.batch_window = 1.0
+    for socket in sockets:
+        socket.write = functools.partial(_slow_write, socket)  # type: ignore[method-assign]
+    await _publish(hub, event_id, 0)
+    await until(lambda: all(s.messages() == [0] for s in sockets), within=5, every=0)
+    for n in range(1, 6):
+        await _publish(hub, event_id, n)
+    await until(lambda: all(len(s.messages()) == 6 for s in sockets), within=5)
+    for socket in sockets:
+        assert socket.messages() == list(range(6))
+        assert len(socket.frames) == 2
+
+
+def _slow_write(socket: Socket, data: bytes | bytearray | memoryview) -> None:
+    began = time.perf_counter()
+    while time.perf_counter() - began < 0.005:
+        pass
+    socket.frames.append(bytes(data))

@@ -4,7 +4,10 @@ viewer"), and the light inbox and writable flag it uses in place of asyncio's Qu
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bigfootlive.realtime.connection import DirectSockets
 from bigfootlive.serving import LeanWebSocketProtocol, _Inbox, _Writable
@@ -28,6 +31,28 @@ async def test_an_open_socket_keeps_no_handshake_and_skips_the_http_stack(
     # and the socket works as before: a ping is answered
     await viewer.send(type="ping", ref="p1")
     assert (await viewer.next("pong"))["ref"] == "p1"
+
+
+async def test_an_upgraded_socket_leaves_no_garbage_for_the_collector(
+    client, world, live_server, state
+):
+    # The HTTP protocol that read the handshake is freed as soon as the WebSocket protocol
+    # takes the transport over, without waiting for a collection (serving.LeanHttpToolsProtocol).
+    event = await create_event(client, world["owner"])
+    gc.collect()
+    gc.disable()
+    try:
+        await join(live_server.url(event["id"]))
+        room = state.hub.rooms[uuid.UUID(event["id"])]
+        (connection,) = room.connections.values()
+        left = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, HttpToolsProtocol) and o.transport is connection.transport
+        ]
+    finally:
+        gc.enable()
+    assert left == []
 
 
 async def test_the_inbox_keeps_order_and_loses_nothing_to_a_cancelled_reader():

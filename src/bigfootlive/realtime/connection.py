@@ -213,15 +213,36 @@ def deliver(
     frame: OutFrame,
     targets: list[Connection],
     start: int,
-    done: Callable[[], None] | None,
+    done: Callable[[float], None] | None,
+    spent: float = 0.0,
 ) -> None:
+    """Offer `frame` to `targets` from `start`, a slice a turn of the event loop; then call
+    `done` with the seconds the slices themselves took (the broadcast's cost, without the
+    turns between them).
+
+    The loop is the fast path's own `offer` written out (the same checks, in the same order):
+    at 10k viewers it runs 200,000 times a second, and a method call per socket was a tenth of
+    the server's Python time; a socket off the fast path, closing or over its bound goes through
+    `offer` (queue, cut-off)."""
+    began = time.perf_counter()
     end = start + _SLICE
+    wire = frame.wire
     for connection in targets[start:end]:
-        connection.offer(frame)
+        transport = connection.transport
+        if (
+            transport is None
+            or connection.close_code is not None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > connection._max_buffer
+        ):
+            connection.offer(frame)
+        else:
+            transport.write(wire)
+    spent += time.perf_counter() - began
     if end < len(targets):
-        asyncio.get_running_loop().call_soon(deliver, frame, targets, end, done)
+        asyncio.get_running_loop().call_soon(deliver, frame, targets, end, done, spent)
     elif done is not None:
-        done()
+        done(spent)
 
 
 # Closes in flight (`Connection.shut`); the hub waits for them when it shuts down.
@@ -239,6 +260,7 @@ class Room:
     pending_since: float = 0.0  # monotonic time the oldest pending message arrived
     flush_scheduled: bool = False
     last_flush: float = float("-inf")  # loop time of the last frame sent (hub._flush)
+    cost: float = 0.0  # seconds a broadcast's slices took, smoothed (hub.Hub.window)
     broadcasting: bool = False
     unsubscribes: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     reactions: Counter[str] = field(default_factory=Counter)
