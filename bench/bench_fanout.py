@@ -44,13 +44,13 @@ from typing import Any
 import httpx
 
 from bench import loadgen
+from bench.bench_api import REDIS_URL, server_env
 from bench.fanout_report import ratios, targets
 from bench.wsload import ViewerProcess, build_viewers, proc_cpu_seconds, proc_rss_bytes
 from bigfootlive.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "bench" / "reference" / "socketio"
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def wait_http(port: int, within: float = 180.0) -> None:
@@ -84,19 +84,17 @@ def start_bigfoot(
 ) -> tuple[Peer, dict[str, str]]:
     env = {
         **os.environ,
-        "NODE_ENV": "test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
-        "REDIS_KEY_PREFIX": prefix,
-        "JWT_SECRET": "bench-secret-" + "x" * 40,
-        "AUTO_MIGRATE": "false",
-        "LOG_LEVEL": "WARNING",
-        "CHAT_RATE_LIMIT": "100000/second",
-        "WS_HEARTBEAT_SECONDS": "20",
-        "WS_SEND_QUEUE_SIZE": os.environ.get("WS_SEND_QUEUE_SIZE", "256"),
-        "ARGON2_MEMORY_KIB": "1024",
-        "ARGON2_TIME_COST": "1",
-        "MAIL_OUTBOX_DIR": str(workdir / "outbox"),
+        **server_env(
+            database_url,
+            prefix,
+            LOG_LEVEL="WARNING",
+            CHAT_RATE_LIMIT="100000/second",
+            WS_HEARTBEAT_SECONDS="20",
+            WS_SEND_QUEUE_SIZE=os.environ.get("WS_SEND_QUEUE_SIZE", "256"),
+            ARGON2_MEMORY_KIB="1024",
+            ARGON2_TIME_COST="1",
+            MAIL_OUTBOX_DIR=str(workdir / "outbox"),
+        ),
     }
     from bigfootlive.migrations import upgrade_database
 
