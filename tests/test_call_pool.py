@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.authz.scoping import tenant_scope
+from bigfootlive.db import Database
 from bigfootlive.http_errors import unavailable
 from bigfootlive.row_security import NO_ROWS, row_scope
 from bigfootlive.tenants.repository import USER_PAGE_FIELDS
@@ -99,3 +100,14 @@ async def test_a_cancelled_call_takes_its_connection_with_it(state) -> None:
     with pytest.raises(asyncio.CancelledError):
         await call
     assert (await state.db.calls.fetch(_PID, []))[0]["pid"] != pid
+
+
+async def test_with_pre_ping_the_calls_take_the_engines_tested_connections(state) -> None:
+    settings = state.settings.model_copy(update={"database_pool_pre_ping": True})
+    db = Database.from_settings(settings)
+    try:
+        assert db.calls is None
+        with row_scope(NO_ROWS):
+            assert list(await db.call_scoped("bfl_users_first_page", None, 1)) == []
+    finally:
+        await db.dispose()

@@ -212,8 +212,10 @@ def _call_error(exc: Exception, sql: str, args: Sequence[Any]) -> StatementError
 def _call_pool(engine: AsyncEngine, settings: Settings) -> CallPool | None:
     """`call_scoped`'s own connections (PostgreSQL): as many at once as the engine's pool
     keeps, connected as the engine connects (its URL, our server settings) with its JSON
-    codecs (a function's json/jsonb columns come back as they would through the engine)."""
-    if engine.dialect.name != "postgresql":
+    codecs (a function's json/jsonb columns come back as they would through the engine).
+    None with `DATABASE_POOL_PRE_PING` (the engine's pool then tests each connection it hands
+    out, which these calls keep too: they take it from there)."""
+    if engine.dialect.name != "postgresql" or settings.database_pool_pre_ping:
         return None
     _, options = engine.dialect.create_connect_args(engine.url)
     options.pop("prepared_statement_cache_size", None)
@@ -368,7 +370,8 @@ class Database:
         transaction: ONE round trip, committed when this returns. For the migrations' functions
         that set the row scope from their first two arguments, then read or change rows
         (`bfl_go_live`, `bfl_users_first_page`). `function` is from the code, never input.
-        `scope`: the row scope to send, the current one by default."""
+        `scope`: the row scope to send, the current one by default. On `calls` (connections
+        of its own, `pgcalls.CallPool`) when there are, else one from the engine's pool."""
         scope = current_row_scope() if scope is None else scope
         tenant = str(uuid.UUID(str(scope.tenant_id))) if scope.tenant_id is not None else ""
         values = (tenant, "on" if scope.platform else "", *args)
