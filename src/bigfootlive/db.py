@@ -38,6 +38,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 from bigfootlive.config import ConfigurationError, Settings
+from bigfootlive.pgcalls import CallPool, gone, json_codecs
 from bigfootlive.row_security import (
     RowScope,
     ScopedConnection,
@@ -202,6 +203,37 @@ async def _abandon(
     return DBAPIError.instance(sql, args, exc, Exception, connection_invalidated=lost)
 
 
+def _call_error(exc: Exception, sql: str, args: Sequence[Any]) -> StatementError:
+    """A failed `call_scoped` as SQLAlchemy would raise it (the handlers answer a lost
+    connection with 503 database_unavailable)."""
+    return DBAPIError.instance(sql, args, exc, Exception, connection_invalidated=gone(exc))
+
+
+def _call_pool(engine: AsyncEngine, settings: Settings) -> CallPool | None:
+    """`call_scoped`'s own connections (PostgreSQL): as many at once as the engine's pool
+    keeps, connected as the engine connects (its URL, our server settings) with its JSON
+    codecs (a function's json/jsonb columns come back as they would through the engine).
+    None with `DATABASE_POOL_PRE_PING` (the engine's pool then tests each connection it hands
+    out, which these calls keep too: they take it from there)."""
+    if engine.dialect.name != "postgresql" or settings.database_pool_pre_ping:
+        return None
+    _, options = engine.dialect.create_connect_args(engine.url)
+    options.pop("prepared_statement_cache_size", None)
+    options.pop("prepared_statement_name_func", None)
+    options["server_settings"] = _server_settings(settings)
+
+    async def connect() -> asyncpg.Connection:
+        conn = await asyncpg.connect(**options)
+        try:
+            await json_codecs(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
+
+    return CallPool(connect, settings.database_pool_size, recycle=1800)
+
+
 class _SessionOnDemand:
     """An `AsyncSession` made when first used: a unit of work that ends up needing none (a
     callback answered from the cache, or by a statement committed on its own) makes none
@@ -254,6 +286,8 @@ class Database:
     # Per-process state of callers' calls sent together (e.g. `events.repository.go_live`'s
     # `kit.coalesce.Coalesced` per tenant), kept by the code that makes them.
     batches: dict[Any, Any] = field(default_factory=dict, repr=False)
+    # PostgreSQL: the connections of `call_scoped` (`kit.pgcalls`), beside the engine's pool.
+    calls: CallPool | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -268,6 +302,7 @@ class Database:
             read_engine=read_engine,
             sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
             read_sessionmaker=async_sessionmaker(read_engine, expire_on_commit=False),
+            calls=_call_pool(engine, settings),
         )
 
     @asynccontextmanager
@@ -335,7 +370,8 @@ class Database:
         transaction: ONE round trip, committed when this returns. For the migrations' functions
         that set the row scope from their first two arguments, then read or change rows
         (`bfl_go_live`, `bfl_users_first_page`). `function` is from the code, never input.
-        `scope`: the row scope to send, the current one by default."""
+        `scope`: the row scope to send, the current one by default. On `calls` (connections
+        of its own, `pgcalls.CallPool`) when there are, else one from the engine's pool."""
         scope = current_row_scope() if scope is None else scope
         tenant = str(uuid.UUID(str(scope.tenant_id))) if scope.tenant_id is not None else ""
         values = (tenant, "on" if scope.platform else "", *args)
@@ -343,6 +379,11 @@ class Database:
         if not function.isidentifier():
             raise ValueError(f"not a function name: {function!r}")
         sql = f"SELECT * FROM {function}({placeholders})"  # noqa: S608 - a name, then $n
+        if self.calls is not None:
+            try:
+                return await self.calls.fetch(sql, values)
+            except Exception as exc:
+                raise _call_error(exc, sql, values) from exc
         async with self._pooled() as (pooled, driver):
             try:
                 rows: Sequence[Mapping[str, Any]] = await driver.fetch(sql, *values)
@@ -428,6 +469,8 @@ class Database:
         return False
 
     async def dispose(self) -> None:
+        if self.calls is not None:
+            await self.calls.close()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()

@@ -50,24 +50,36 @@ class _Recording:
 
 
 @contextmanager
-def counted(engine: Any) -> Iterator[list[str]]:
-    """The SQL of every statement the engine's connections execute meanwhile, in order (a
-    simple query with several statements, e.g. `BEGIN; SELECT set_config(...)`, counts once:
-    it is one round trip)."""
+def counted(db: Any) -> Iterator[list[str]]:
+    """The SQL of every statement the database's connections execute meanwhile, in order,
+    the engine's and `call_scoped`'s own (`pgcalls.CallPool`) (a simple query with several
+    statements, e.g. `BEGIN; SELECT set_config(...)`, counts once: it is one round trip)."""
     statements: list[str] = []
     wrapped: list[Any] = []
 
-    def checkout(dbapi_connection: Any, *_: Any) -> None:
-        driver = dbapi_connection.driver_connection
+    def wrap(driver: Any) -> None:
         if not isinstance(driver._protocol, _Recording):
             driver._protocol = _Recording(driver._protocol, statements)
             wrapped.append(driver)
 
-    event.listen(engine.sync_engine, "checkout", checkout)
+    def checkout(dbapi_connection: Any, *_: Any) -> None:
+        wrap(dbapi_connection.driver_connection)
+
+    calls = db.calls
+    take = calls._take
+
+    async def taken() -> Any:
+        conn, opened = await take()
+        wrap(conn)
+        return conn, opened
+
+    event.listen(db.engine.sync_engine, "checkout", checkout)
+    calls._take = taken
     try:
         yield statements
     finally:
-        event.remove(engine.sync_engine, "checkout", checkout)
+        del calls._take
+        event.remove(db.engine.sync_engine, "checkout", checkout)
         for driver in wrapped:
             driver._protocol = driver._protocol.protocol
 
@@ -82,13 +94,13 @@ async def test_a_password_sign_in_is_one_read_and_one_write(client, factory, sta
     tenant = await factory.tenant()
     ann = await factory.user(tenant, login=False)
     bob = await factory.user(tenant, login=False)
-    with counted(state.db.engine) as first:
+    with counted(state.db) as first:
         assert (await _sign_in(client, tenant, ann.user.email)).status_code == 200
     # The tenant's first: its row is read in the request's transaction (then kept,
     # `tenants.cache`), so the sign-in goes on in it: BEGIN, the tenant, the row scope, the
     # account, its SSO providers (kept too, `sso.policy_cache`), the write, COMMIT.
     assert len(first) == 7, first
-    with counted(state.db.engine) as statements:
+    with counted(state.db) as statements:
         response = await _sign_in(client, tenant, bob.user.email)
     assert response.status_code == 200
     # The account, its lockout record and factor count; then the session, its refresh token,
@@ -106,7 +118,7 @@ async def test_a_sign_in_after_failures_clears_them_in_the_same_write(client, fa
     await _sign_in(client, tenant, ann.user.email)  # the caches warm
     wrong = {"tenant": tenant.slug, "email": ann.user.email, "password": "not-the-password-42"}
     assert (await client.post("/api/auth/login", json=wrong)).status_code == 401
-    with counted(state.db.engine) as statements:
+    with counted(state.db) as statements:
         assert (await _sign_in(client, tenant, ann.user.email)).status_code == 200
     assert len(statements) == 2, statements  # the read, and the write that forgets them
     assert "bfl_sign_in_write(" in statements[1]

@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
 from bigfootlive import direct_http, http_errors
+from bigfootlive.events import lifecycle
 from bigfootlive.observability import middleware
 from bigfootlive.observability.metrics import REGISTRY
 from bigfootlive.streaming import service
@@ -86,6 +87,7 @@ async def test_request_id_metrics_and_access_line(studio, served_directly, monke
         # a logger not yet used (a used one is cached, out of capture_logs' reach)
         monkeypatch.setattr(middleware, "log", structlog.get_logger("bigfootlive.access"))
         monkeypatch.setattr(service, "log", structlog.get_logger(service.__name__))
+        monkeypatch.setattr(lifecycle, "log", structlog.get_logger(lifecycle.__name__))
         response = await _publish(
             studio, event["ingest"]["stream_key"], "c1", **{"X-Request-ID": "media-42"}
         )
@@ -96,6 +98,11 @@ async def test_request_id_metrics_and_access_line(studio, served_directly, monke
     assert [(e["route"], e["status"], e["method"]) for e in access] == [(HOOK, 302, "POST")]
     decided = [e for e in logs if e["event"] == "media_callback"]
     assert [e["allowed"] for e in decided] == [True]
+    # one line for the decision, which is also the stream's start: whose event, what changed
+    (line,) = decided
+    assert (line["tenant_id"], line["event_id"]) == (event["tenant_id"], event["id"])
+    assert (line["status"], line["previous"]) == ("live", "ready")
+    assert [e["event"] for e in logs] == ["media_callback", "request"]
 
 
 async def test_failures_are_the_json_errors_of_the_stack(studio, served_directly):

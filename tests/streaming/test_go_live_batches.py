@@ -72,6 +72,8 @@ async def test_a_shared_call_reads_only_its_events_rows(studio, state, calls):
     async def rows_read() -> int:
         async with state.db.engine.connect() as conn:
             await conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+        for idle, _ in state.db.calls._idle:  # the go-lives' backends (`pgcalls.CallPool`)
+            await idle.execute("SELECT pg_stat_force_next_flush()")
         async with state.db.engine.connect() as conn:
             found = await conn.exec_driver_sql(
                 "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) "

@@ -181,6 +181,8 @@ async def test_go_live_reads_its_own_row_not_the_tenants_armed_events(studio, st
     async def rows_read() -> int:
         async with state.db.engine.connect() as conn:
             await conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+        for idle, _ in state.db.calls._idle:  # the go-lives' backends (`pgcalls.CallPool`)
+            await idle.execute("SELECT pg_stat_force_next_flush()")
         async with state.db.engine.connect() as conn:  # a new transaction: fresh statistics
             found = await conn.exec_driver_sql(
                 "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) "

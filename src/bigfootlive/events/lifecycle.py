@@ -217,7 +217,8 @@ async def _go_live(
     )
     if event is None:
         return None
-    _announce_after_commit(state, session, event, previous=ref.status)
+    # Its log line is the caller's (the media server's decision: `streaming.service`).
+    _announce_after_commit(state, session, event, previous=ref.status, logged=False)
     await _notify_transition(
         state, session, event, previous=ref.status, webhooks_wanted=False, followers_wanted=False
     )
@@ -359,8 +360,15 @@ def event_cache(state: EventsState, cache: Cache | None = None) -> EventCache:
 
 
 def _announce_after_commit(
-    state: EventsState, session: AsyncSession, event: Event, *, previous: EventStatus
+    state: EventsState,
+    session: AsyncSession,
+    event: Event,
+    *,
+    previous: EventStatus,
+    logged: bool = True,
 ) -> None:
+    """The snapshot and the news of the change, once committed; `logged` False: the caller
+    logs the change itself (one line per media-server decision)."""
     message = StateChange(
         event_id=event.id,
         tenant_id=event.tenant_id,
@@ -378,7 +386,8 @@ def _announce_after_commit(
             (CHANGED_CHANNEL, str(event.id).encode()),
         ]
         ref = await cache.remember(event, pubsub=state.pubsub, messages=news)
-        log.info("event_state_changed", event_id=str(ref.id), status=ref.status.value)
+        if logged:
+            log.info("event_state_changed", event_id=str(ref.id), status=ref.status.value)
 
     after_commit(session, announce)
 

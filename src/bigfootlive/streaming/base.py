@@ -43,10 +43,11 @@ class Decision:
     allowed: bool
     reason: str = "ok"
     relay_to: str | None = None  # playback id the publish should be relayed to (nginx-rtmp)
+    went_to: str | None = None  # the event's status when the callback changed it (logged)
 
     @classmethod
-    def allow(cls, relay_to: str | None = None) -> Decision:
-        return cls(True, "ok", relay_to)
+    def allow(cls, relay_to: str | None = None, went_to: str | None = None) -> Decision:
+        return cls(True, "ok", relay_to, went_to)
 
     @classmethod
     def deny(cls, reason: str) -> Decision:

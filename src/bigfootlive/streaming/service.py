@@ -105,13 +105,18 @@ async def decide(
             target = await _refused_event(state, session, principal, callback, event_id, cache)
         if target is not None:
             await feedback.record_refusal(state, target, decision.reason, callback.ip)
+    # The one line of a decision; for a publish that put the event on air (`went_to`) it is
+    # also that change's line (`lifecycle` logs no `event_state_changed` for a go-live).
     log.info(
         "media_callback",
         kind=callback.kind.value,
+        tenant_id=None if ref is None else str(ref.tenant_id),
         event_id=None if ref is None else str(ref.id),
         client_id=callback.client_id,
         allowed=decision.allowed,
         reason=decision.reason,
+        status=decision.went_to,
+        previous=None if decision.went_to is None or ref is None else ref.status.value,
     )
     return decision
 
@@ -212,10 +217,11 @@ async def _publish(
     if await cache.get(_tombstone(key_hash, callback.client_id)) is not None:
         return Decision.deny("publisher_already_left")
     try:
-        await lifecycle.publisher_connected(state, session, ref, callback.client_id)
+        moved = await lifecycle.publisher_connected(state, session, ref, callback.client_id)
     except BigfootError as exc:
         return Decision.deny(exc.code)
-    return Decision.allow(relay_to=ref.playback_id)
+    went_to = None if moved is ref else EventStatus(moved.status).value
+    return Decision.allow(relay_to=ref.playback_id, went_to=went_to)
 
 
 async def _unpublish(
