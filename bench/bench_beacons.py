@@ -1,6 +1,7 @@
 """Beacon ingest: beacons/s for one API process, next to a bare endpoint taking the same bytes.
 
-    python -m bench.bench_beacons [--seconds 6] [--connections 16] [--batches 1,10,50] [--memory]
+    python -m bench.bench_beacons [--seconds 12] [--rounds 4] [--connections 16]
+        [--batches 1,10,50] [--memory]
 
 Starts `bigfootlive serve` (one uvicorn process, the production options) on PostgreSQL and the
 Redis on 127.0.0.1:6379 (`--memory`: SQLite and the in-process backends), creates a tenant, a
@@ -11,8 +12,10 @@ streamer and an armed public event through the CLI and the API, then drives with
 - `POST /bench/bare-beacons/{id}`, added by this benchmark's app factory: reads the same bytes
   and answers the same 202 body, with no validation and no work, behind the same middleware.
 
-Prints JSON: for each batch size requests/s, beacons/s, latency, and the ratio to the bare
-route; the `targets` list for the `make bench` summary table; the load average.
+Each batch size is measured in `--rounds` alternating runs of each route (ours, bare, bare,
+ours, ...; `bench.side_by_side`), so load from elsewhere on a shared machine falls on both
+alike. Prints JSON: for each batch size requests/s, beacons/s, latency, and the ratio to the
+bare route (and per round); the `targets` list for the `make bench` summary table; the load average.
 """
 
 from __future__ import annotations
@@ -32,11 +35,16 @@ import httpx
 from fastapi import FastAPI, Request, Response
 
 from bench import loadgen
+from bench.pgcpu import DatabaseCpu
+from bench.side_by_side import ratio, side_by_side
 from bench.summary import target
 
 PASSWORD = "plausible-tundra-velvet-42"
 VIEWERS = 5000
 BATCH_TARGET = 10  # the batch size the targets are measured with
+# After each run, before the next: the server's flush (every ANALYTICS_FLUSH_SECONDS, 1 s) of
+# the run's last beacons and the roll-up job it sends run here, counted in the run's CPU.
+SETTLE_S = 1.5
 
 
 def create_bench_app() -> FastAPI:
@@ -86,33 +94,66 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
     )
 
 
-def run(
-    url: str, batch: int, seconds: float, connections: int, server: loadgen.Uvicorn | None = None
-) -> dict[str, Any]:
-    path = "/" + url.split("/", 3)[3]
-    cpu = server.cpu_seconds() if server is not None else 0.0
-    result = loadgen.Wrk(
-        url,
-        loadgen.post_json_script(path, bodies(batch)),
-        seconds=seconds,
-        connections=connections,
-    ).result()
-    figures = result.figures()
-    figures["beacons_per_request"] = batch
-    figures["beacons_per_s"] = round(result.rps * batch) if not result.non_2xx else None
-    if server is not None and result.requests:
+def figures(run: loadgen.WrkResult, batch: int, cpu_ms: float | None) -> dict[str, Any]:
+    out = run.figures()
+    out["beacons_per_request"] = batch
+    out["beacons_per_s"] = round(run.rps * batch) if not run.non_2xx else None
+    if cpu_ms is not None:
         # The server's CPU (user + system) per request: what load from elsewhere on a shared
         # machine moves far less than requests/s. Its flush (every ANALYTICS_FLUSH_SECONDS)
-        # and the roll-up jobs it runs are in it; the last flush of a run may fall in the next.
-        used = server.cpu_seconds() - cpu
-        figures["server_cpu_us_per_request"] = round(used / result.requests * 1e6, 1)
-        figures["beacons_per_server_cpu_s"] = round(result.requests * batch / max(used, 1e-9))
-    return figures
+        # and the roll-up jobs it runs are in it (each run is followed by SETTLE_S, counted).
+        out["server_cpu_us_per_request"] = round(cpu_ms * 1000, 1)
+        out["beacons_per_server_cpu_s"] = round(batch / cpu_ms * 1000)
+    return out
+
+
+def measure(
+    server: loadgen.Uvicorn,
+    event_id: str,
+    batch: int,
+    *,
+    seconds: float,
+    rounds: int,
+    connections: int,
+    db: DatabaseCpu | None,
+) -> dict[str, Any]:
+    """Ours against the bare route in `rounds` alternating rounds (ours, bare, bare, ours, ...),
+    each followed by `SETTLE_S` (the last flush of a run, and its roll-up job, land in its own
+    side, not in the next run)."""
+    payloads = bodies(batch)
+    pair = side_by_side(
+        server,
+        loadgen.post_json_script(f"/api/analytics/events/{event_id}/beacons", payloads),
+        loadgen.post_json_script(f"/bench/bare-beacons/{event_id}", payloads),
+        seconds=seconds,
+        rounds=rounds,
+        connections=connections,
+        db=db,
+        settle=SETTLE_S,
+    )
+    cpu = pair.cpu_ms_per_request
+    return {
+        "ours": figures(pair.real, batch, cpu["real"]),
+        "bare": figures(pair.bare, batch, cpu["bare"]),
+        "throughput_ratio": ratio(pair.real.rps, pair.bare.rps),
+        "round_throughput_ratios": pair.round_ratios,
+        # bare / ours server CPU per request: the ratio the server's CPU alone allows
+        "cpu_ratio": ratio(cpu["bare"] or 0, cpu["real"] or 0),
+        "postgres_cpu_us_per_request": (
+            None
+            if pair.db_cpu_ms_per_request is None
+            else round(pair.db_cpu_ms_per_request * 1000, 1)
+        ),
+        "load_average_1m": round(pair.load_average, 2),
+    }
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument(
+        "--seconds", type=float, default=12, help="per side, split in --rounds alternating runs"
+    )
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--batches", default="1,10,50")
     parser.add_argument("--memory", action="store_true", help="SQLite + in-process backends")
@@ -175,28 +216,28 @@ async def main() -> None:
                 ).json()
                 started = await http.post(f"/api/events/{event['id']}/start", headers=headers)
                 started.raise_for_status()
-            ours_url = f"{base}/api/analytics/events/{event['id']}/beacons"
-            bare_url = f"{base}/bench/bare-beacons/{event['id']}"
-            opts = {"seconds": args.seconds, "connections": args.connections, "server": server}
-            run(bare_url, 1, seconds=1, connections=args.connections)  # warm-up
-            run(ours_url, 1, seconds=1, connections=args.connections)
+            for path in (
+                f"/bench/bare-beacons/{event['id']}",
+                f"/api/analytics/events/{event['id']}/beacons",
+            ):
+                loadgen.run_wrk(  # warm-up
+                    base,
+                    loadgen.post_json_script(path, bodies(1)),
+                    seconds=1,
+                    connections=args.connections,
+                )
             results: dict[str, Any] = {}
             for batch in batches:
-                ours = run(ours_url, batch, **opts)
-                bare = run(bare_url, batch, **opts)
-                results[f"batch_{batch}"] = {
-                    "ours": ours,
-                    "bare": bare,
-                    "throughput_ratio": round(
-                        ours["requests_per_s"] / max(bare["requests_per_s"], 1e-9), 3
-                    ),
-                    # bare / ours server CPU per request: the ratio the server's CPU alone allows
-                    "cpu_ratio": round(
-                        bare.get("server_cpu_us_per_request", 0)
-                        / max(ours.get("server_cpu_us_per_request", 0), 1e-9),
-                        3,
-                    ),
-                }
+                results[f"batch_{batch}"] = await asyncio.to_thread(
+                    measure,
+                    server,
+                    event["id"],
+                    batch,
+                    seconds=args.seconds,
+                    rounds=args.rounds,
+                    connections=args.connections,
+                    db=None if db_url is None else DatabaseCpu(db_url),
+                )
         finally:
             if server is not None:
                 server.stop()
@@ -227,7 +268,10 @@ async def main() -> None:
             "benchmark": "beacons",
             "server": "1 uvicorn process (uvloop, httptools), NODE_ENV=production",
             "backend": "sqlite + in-process" if args.memory else "postgresql + redis",
-            "load": f"wrk -t1 -c{args.connections}, {args.seconds} s per run",
+            "load": (
+                f"wrk -t1 -c{args.connections}, {args.seconds} s per side in {args.rounds}"
+                f" alternating rounds, each followed by {SETTLE_S} s"
+            ),
             "load_average_1m_before": load_before,
             "load_average_1m_after": round(os.getloadavg()[0], 2),
             "targets": targets,

@@ -18,6 +18,9 @@ import uuid
 
 import httpx
 
+ROUNDS = 8  # measured rounds of each side, after one to warm up
+PER_ROUND = 400
+
 
 async def main(backend: str = "memory") -> None:
     tmp = tempfile.mkdtemp()
@@ -85,22 +88,28 @@ async def main(backend: str = "memory") -> None:
                 json.dumps({"viewer_id": f"viewer-{n:05d}", "beacons": [beacon] * 10}).encode()
                 for n in range(5000)
             ]
-            res = {}
-            for _rnd in range(2):
-                for name, url in (
-                    ("ours", f"/api/analytics/events/{ev['id']}/beacons"),
-                    ("bare", f"/bench/bare-beacons/{ev['id']}"),
-                ):
-                    n = 1500
+            # Alternating rounds (ours, bare, bare, ours, ...), totals of each side: a change of
+            # the machine's load during the run falls on both alike.
+            urls = [
+                ("ours", f"/api/analytics/events/{ev['id']}/beacons"),
+                ("bare", f"/bench/bare-beacons/{ev['id']}"),
+            ]
+            spent = {"ours": 0.0, "bare": 0.0}
+            done = {"ours": 0, "bare": 0}
+            for rnd in range(ROUNDS + 1):
+                for name, url in urls if rnd % 2 else urls[::-1]:
                     t0 = time.process_time()
-                    for i in range(n):
+                    for i in range(PER_ROUND):
                         r = await c.post(
                             url,
-                            content=bodies[i % 5000],
+                            content=bodies[(done[name] + i) % 5000],
                             headers={"content-type": "application/json"},
                         )
                         assert r.status_code == 202, r.text
-                    res[name] = (time.process_time() - t0) / n * 1e6
+                    if rnd:  # the first round of each side warms up
+                        spent[name] += time.process_time() - t0
+                        done[name] += PER_ROUND
+            res = {name: spent[name] / done[name] * 1e6 for name in spent}
             ours, bare = res["ours"], res["bare"]
             label = " ".join(sys.argv[1:3])
             print(f"{label} cpu us/request ours {ours:.0f} bare {bare:.0f} ratio {bare / ours:.3f}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,12 +52,15 @@ def side_by_side(
     seconds: float,
     rounds: int,
     connections: int,
-    db: DatabaseCpu,
+    db: DatabaseCpu | None,
+    settle: float = 0.0,
 ) -> Pair:
     """`rounds` short runs of each script, alternating (real, bare, bare, real, ...), so that
     load from elsewhere on a shared machine falls on both sides alike. Also counts the server's
-    CPU time per request on each side, and PostgreSQL's (the database's backends) on the real
-    side (Redis's is not included)."""
+    CPU time per request on each side, and PostgreSQL's (the database's backends; `db`) on the
+    real side (Redis's is not included). `settle`: seconds after each run before the next,
+    counted in the run's CPU (not in its requests/s), for work a run leaves behind (a buffer
+    flushed every second, the jobs it sends): it lands on its own side, not on the next run."""
     runs: dict[str, list[WrkResult]] = {"real": [], "bare": []}
     cpu: dict[str, float] = {"real": 0.0, "bare": 0.0}
     db_cpu = 0.0
@@ -66,12 +70,16 @@ def side_by_side(
         order = [("real", real), ("bare", bare)]
         for name, script in order if n % 2 == 0 else order[::-1]:
             loads.append(os.getloadavg()[0])
-            before, db_before = server.cpu_seconds(), db.seconds() if name == "real" else {}
+            measure_db = db is not None and name == "real"
+            before = server.cpu_seconds()
+            db_before = db.seconds() if db is not None and measure_db else {}
             runs[name].append(
                 run_wrk(server.base_url, script, seconds=seconds / rounds, connections=connections)
             )
+            if settle:
+                time.sleep(settle)
             cpu[name] += server.cpu_seconds() - before
-            if name == "real":
+            if db is not None and measure_db:
                 db_cpu += DatabaseCpu.spent(db_before, db.seconds())
         ratios.append(ratio(runs["real"][-1].rps, runs["bare"][-1].rps))
     real_run, bare_run = merge(runs["real"]), merge(runs["bare"])
@@ -79,7 +87,7 @@ def side_by_side(
         name: round(1000 * cpu[name] / run.requests, 3) if run.requests else None
         for name, run in (("real", real_run), ("bare", bare_run))
     }
-    db_ms = round(1000 * db_cpu / real_run.requests, 3) if real_run.requests else None
+    db_ms = round(1000 * db_cpu / real_run.requests, 3) if real_run.requests and db else None
     return Pair(real_run, bare_run, ratios, statistics.mean(loads), per_request, db_ms)
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bigfootlive import __version__
-from bigfootlive.analytics.endpoints import beacon_router
+from bigfootlive.analytics.endpoints import DirectBeacons, beacon_router
 from bigfootlive.analytics.endpoints import platform_router as platform_stats_router
 from bigfootlive.analytics.endpoints import router as analytics_router
 from bigfootlive.apikeys.endpoints import router as api_keys_router
@@ -120,7 +120,8 @@ class RowScopePerRequest:
 
 class BigfootLiveApp(FastAPI):
     """FastAPI, with the HTTP requests of `direct_http` (`direct_http.DirectHttp`: the media
-    servers' callbacks and the password sign-in) answered before any of its layers: its own error,
+    servers' callbacks, the password sign-in and the players' beacons) answered before any of
+    its layers: its own error,
     telemetry and body-limit middleware, ours, and the router. When FastAPI's native
     telemetry (OpenTelemetry) is on, or the app has a root path, they take the stack, where
     the same routes answer them."""
@@ -320,12 +321,18 @@ def create_app(
     direct = DirectSockets(app, {"/ws/events/": _event_socket})
     setattr(app.state, DIRECT_SOCKETS, direct)
     app.add_middleware(CaptureRawSend, direct=direct)
-    # The media servers' callbacks and the password sign-in skip the HTTP stack too
+    # The media servers' callbacks, the password sign-in and the beacons skip the HTTP stack too
     # (`direct_http`), unless Sentry traces requests (its transactions start in the stack; its
     # error events come from the `unhandled_error` log line either way).
     if not (tracking and settings.sentry_traces_sample_rate > 0):
         routes: dict[str, DirectRoute] = {**direct_hooks(), LOGIN_PATH: DirectLogin()}
-        app.direct_http = DirectHttp(app, settings.max_body_bytes, routes)
+        app.direct_http = DirectHttp(
+            app,
+            settings.max_body_bytes,
+            routes,
+            (DirectBeacons(),),
+            cors=bool(settings.cors_origins),
+        )
     return app
 
 

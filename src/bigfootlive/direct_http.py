@@ -3,15 +3,18 @@ and its endpoint machinery, which cost a hot route more than its own work.
 
 The app (`app.BigfootLiveApp`) hands a `POST` to one of `DirectHttp.routes` here (the media
 servers' hooks, `streaming.endpoints.DirectHook`; the password sign-in,
-`identity.direct_login.DirectLogin`). What the stack's layers do for such a request is done here,
-with their own pieces: the request id, the security headers, the metrics and the access line
-(`observability.middleware`), the body limit (413), `Cache-Control: no-store` when the app's
-route carries credentials (`kit.nostore`), acting for no tenant until the request says whose rows
-(`app.RowScopePerRequest`), every failure answered by the app's own exception handlers
-(`{"error": {...}}`), and what only the last-resort handler answers (an unexpected error)
-answered by it and raised on to the server, as Starlette's `ServerErrorMiddleware` does. A
-request with an `Origin` header (CORS applies) takes the stack, and so does any request a
-route's `prepare` declines (a body the route's endpoint would refuse: the stack refuses it, with
+`identity.direct_login.DirectLogin`; by a path template, `DirectHttp.templated`: the players'
+beacons, `analytics.endpoints.DirectBeacons`). What the stack's layers do for such a request is
+done here, with their own pieces: the request id, the security headers, the metrics and the
+access line (`observability.middleware`), the body limit (413), `Cache-Control: no-store` when
+the app's route carries credentials (`kit.nostore`), acting for no tenant until the request says
+whose rows (`app.RowScopePerRequest`), every failure answered by the app's own exception
+handlers (`{"error": {...}}`), and what only the last-resort handler answers (an unexpected
+error) answered by it and raised on to the server, as Starlette's `ServerErrorMiddleware` does.
+A request with an `Origin` header (CORS applies) takes the stack (to a templated route, only
+when the app answers CORS: without `CORS_ORIGINS` the stack has no CORS layer and an `Origin`
+changes nothing there; browsers send one with every `POST`), and so does any request a route's
+`prepare` declines (a body the route's endpoint would refuse: the stack refuses it, with
 its own error body). The routes themselves stay in the app: the same handlers, and the API
 reference.
 """
@@ -19,7 +22,7 @@ reference.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,6 +67,16 @@ class DirectRoute(Protocol):
     async def answer(self, request: Request, prepared: Any) -> Answer: ...
 
 
+class TemplatedRoute(DirectRoute, Protocol):
+    """A route whose path has a parameter: found by `matches`, labelled by `template` (the
+    route's path as the router declares it) in the metrics and the access line."""
+
+    @property
+    def template(self) -> str: ...
+
+    def matches(self, path: str) -> bool: ...
+
+
 async def unprepared(scope: Scope, receive: Receive, max_bytes: int) -> tuple[Any, Receive]:
     """`DirectRoute.prepare` of a route that reads its body itself."""
     return None, receive
@@ -102,17 +115,28 @@ async def read_body(receive: Receive, max_bytes: int) -> tuple[bytes | None, Rec
 class DirectHttp:
     """The `routes` (by path) answered without the stack; `app.direct_http`."""
 
-    __slots__ = ("app", "max_body_bytes", "no_store", "routes")
+    __slots__ = ("app", "cors", "max_body_bytes", "no_store", "routes", "templated")
 
-    def __init__(self, app: Any, max_body_bytes: int, routes: Mapping[str, DirectRoute]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        max_body_bytes: int,
+        routes: Mapping[str, DirectRoute],
+        templated: Sequence[TemplatedRoute] = (),
+        *,
+        cors: bool = True,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.routes = dict(routes)
+        self.templated = tuple(templated)
+        self.cors = cors  # the app answers CORS (its middleware is in the stack)
         # The paths whose route in the app is answered with `Cache-Control: no-store`
+        paths = {*self.routes, *(route.template for route in self.templated)}
         self.no_store = {
             route.path
             for route in iter_route_contexts(app.routes)
-            if route.path in self.routes
+            if route.path in paths
             and "POST" in (route.methods or ())
             and route_carries_credentials(route)
         }
@@ -120,10 +144,14 @@ class DirectHttp:
     def match(self, scope: Scope) -> DirectRoute | None:
         if scope["method"] != "POST" or scope.get("root_path"):
             return None
-        route = self.routes.get(scope["path"])
-        if route is None or any(name == b"origin" for name, _ in scope["headers"]):
+        path = scope["path"]
+        route = self.routes.get(path)
+        if route is None:
+            for templated in self.templated:
+                if templated.matches(path):
+                    return None if self.cors and _has_origin(scope) else templated
             return None
-        return route
+        return None if _has_origin(scope) else route
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send, route: DirectRoute
@@ -133,7 +161,8 @@ class DirectHttp:
             await FastAPI.__call__(self.app, scope, receive, send)
             return
         request_id = begin_request(scope)
-        no_store = scope["path"] in self.no_store
+        label = getattr(route, "template", None) or scope["path"]
+        no_store = label in self.no_store
         status = 500
         start = time.perf_counter()
         HTTP_IN_FLIGHT.inc()
@@ -176,7 +205,7 @@ class DirectHttp:
                 await answer({"type": "http.response.body", "body": reply.body})
         finally:
             HTTP_IN_FLIGHT.dec()
-            request_done("POST", scope["path"], status, time.perf_counter() - start)
+            request_done("POST", label, status, time.perf_counter() - start)
 
     def _last_resort(self) -> Callable[[Request, Exception], Awaitable[Response]] | None:
         handlers = self.app.exception_handlers
@@ -203,6 +232,10 @@ class DirectHttp:
             if kind in handlers:
                 return handlers[kind]
         return None
+
+
+def _has_origin(scope: Scope) -> bool:
+    return any(name == b"origin" for name, _ in scope["headers"])
 
 
 def content_type(media_type: str) -> bytes:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, ValidationError
+from starlette.types import Receive, Scope
 
 from bigfootlive.analytics import service
 from bigfootlive.analytics.schemas import (
@@ -26,6 +27,7 @@ from bigfootlive.authz.deps import (
     bearer_token,
 )
 from bigfootlive.deps import Meta, ReportSession, State, app_state
+from bigfootlive.direct_http import Answer
 from bigfootlive.kit.net import client_ip
 from bigfootlive.routing import JsonRoute
 
@@ -101,8 +103,7 @@ async def _batch(request: Request) -> BeaconBatch:
         raise _invalid(exc, "body") from None
 
 
-def _event_id(request: Request) -> uuid.UUID:
-    raw = request.path_params["event_id"]
+def _event_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
@@ -118,15 +119,47 @@ def _event_id(request: Request) -> uuid.UUID:
         ) from None
 
 
-async def answer_beacons(request: Request) -> Response:
+async def _accept(request: Request, raw_event_id: str) -> bytes:
+    """The 202 body of a beacon request (`{"accepted": n}`), or the error its route raises."""
     state = app_state(request)
     token = bearer_token(request)  # checked first, as FastAPI solves the dependencies first
     subject = None if token is None else await authenticate(state, token)
-    event_id = _event_id(request)
+    event_id = _event_id(raw_event_id)
     batch = await _batch(request)
     ip = client_ip(request, state.settings.trusted_proxies)
     accepted = await service.ingest_beacons(state, subject, event_id, batch, ip)
-    return Response(b'{"accepted":%d}' % accepted, 202, media_type="application/json")
+    return b'{"accepted":%d}' % accepted
+
+
+async def answer_beacons(request: Request) -> Response:
+    body = await _accept(request, request.path_params["event_id"])
+    return Response(body, 202, media_type="application/json")
+
+
+_PATH_START, _PATH_END = "/api/analytics/events/", "/beacons"
+_JSON = [(b"content-type", b"application/json")]
+
+
+class DirectBeacons:
+    """The beacon route past the HTTP stack (`direct_http.DirectHttp`, which does what the
+    stack's layers do for it): the same answer as `answer_beacons`, for the same requests
+    (`POST`, an event id as the router matches `{event_id}`: one path segment)."""
+
+    __slots__ = ()
+    template = "/api/analytics/events/{event_id}/beacons"
+
+    def matches(self, path: str) -> bool:
+        if not (path.startswith(_PATH_START) and path.endswith(_PATH_END)):
+            return False
+        event_id = path[len(_PATH_START) : -len(_PATH_END)]
+        return bool(event_id) and "/" not in event_id
+
+    async def prepare(self, scope: Scope, receive: Receive, max_bytes: int) -> tuple[str, Receive]:
+        return scope["path"][len(_PATH_START) : -len(_PATH_END)], receive
+
+    async def answer(self, request: Request, event_id: str) -> Answer:
+        request.scope["path_params"] = {"event_id": event_id}
+        return Answer(202, _JSON, await _accept(request, event_id))
 
 
 class BeaconRoute(JsonRoute):

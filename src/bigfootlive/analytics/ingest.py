@@ -276,14 +276,15 @@ class BeaconBuffer:
         viewers: list[dict[str, Any]] = []
         for event_id, buf in events.items():
             active = await self._count_viewers(event_id, buf)
+            event, tenant = str(event_id), str(buf.tenant_id)  # once, not once per row
             for minute, sums in buf.minutes.items():
                 viewers_then = active.get(minute)
                 if viewers_then is None:
                     viewers_then = await active_viewers(self.cache, event_id, minute)
                 minutes.append(
                     {
-                        "event_id": str(event_id),
-                        "tenant_id": str(buf.tenant_id),
+                        "event_id": event,
+                        "tenant_id": tenant,
                         "minute": minute.isoformat(),
                         "viewers": viewers_then,
                         **sums,
@@ -292,8 +293,8 @@ class BeaconBuffer:
             for viewer, (first_seen, watched) in buf.viewers.items():
                 viewers.append(
                     {
-                        "event_id": str(event_id),
-                        "tenant_id": str(buf.tenant_id),
+                        "event_id": event,
+                        "tenant_id": tenant,
                         "viewer": viewer,
                         "first_seen_at": first_seen.isoformat(),
                         "watch_ms": watched,

@@ -104,9 +104,10 @@ async def ingest_beacons(
         raise Conflict("The event is not on air", code="event_not_on_air")
     viewer = viewer_key(subject, batch.viewer_id)
     settings = state.settings
+    event = str(event_id)  # the canonical form (one event, one key, however the path spelt it)
     await state.limiter.check_all(  # one round trip for both
-        (settings.analytics_beacon_rate_limit, ("beacon", str(event_id), viewer)),
-        (settings.analytics_beacon_ip_rate_limit, ("beacon-ip", str(event_id), client_ip)),
+        (settings.analytics_beacon_rate_limit, ("beacon", event, viewer)),
+        (settings.analytics_beacon_ip_rate_limit, ("beacon-ip", event, client_ip)),
     )
     await state.beacons.add_beacons(event_id, ref.tenant_id, viewer, batch.beacons, utcnow())
     return len(batch.beacons)

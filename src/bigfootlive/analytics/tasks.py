@@ -19,10 +19,15 @@ log = structlog.get_logger(__name__)
 
 def _parse(rows: list[dict[str, Any]], *times: str) -> list[dict[str, Any]]:
     out = []
+    ids: dict[str, uuid.UUID] = {}  # a flush's rows are of a few events: each id parsed once
     for row in rows:
         parsed = dict(row)
-        parsed["event_id"] = uuid.UUID(row["event_id"])
-        parsed["tenant_id"] = uuid.UUID(row["tenant_id"])
+        for name in ("event_id", "tenant_id"):
+            raw = row[name]
+            value = ids.get(raw)
+            if value is None:
+                value = ids[raw] = uuid.UUID(raw)
+            parsed[name] = value
         for name in times:
             parsed[name] = dt.datetime.fromisoformat(row[name])
         out.append(parsed)
