@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.events import repository as repo
@@ -158,3 +159,50 @@ async def test_first_publishes_through_the_hook_share_calls(studio, state, calls
     assert [await studio.status(e) for e in events] == ["live"] * 8
     assert sum(len(ids) for _, _, ids in calls) == 8
     assert len(calls) < 8
+
+
+async def _waiting_on_locks(state: Any, count: int) -> None:
+    """Until `count` backends of this database wait for a row lock."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while asyncio.get_running_loop().time() < deadline:
+        async with state.db.engine.connect() as conn:
+            found = await conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if found.scalar_one() >= count:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never {count} backends waiting for a lock")
+
+
+async def test_two_processes_calls_sharing_events_never_deadlock(studio, state):
+    """Two processes' calls lock the rows they share in one order. Here one call holds `a`
+    and waits for `b` (held by another transaction) while the other, asked for `c` then `a`,
+    would hold `c` and wait for `a`: when `b` is freed the first would wait for `c`, a
+    deadlock PostgreSQL breaks by failing one call. In id order the second waits for `a`
+    holding nothing, and both calls end."""
+    events = [await studio.event() for _ in range(3)]
+    tenant = uuid.UUID(events[0]["tenant_id"])
+    a, b, c = sorted(uuid.UUID(e["id"]) for e in events)
+    scope = RowScope(tenant_id=tenant)
+    ready = EventStatus.READY.value
+    async with state.db.engine.connect() as blocker:
+        await blocker.execute(
+            text("SELECT set_config('app.tenant_id', :tenant, true)"), {"tenant": str(tenant)}
+        )
+        await blocker.execute(text("SELECT 1 FROM events WHERE id = :b FOR UPDATE"), {"b": b})
+        first = asyncio.create_task(
+            repo._go_live_many(
+                state.db, scope, tenant, [(a, ready, "p1"), (b, ready, "p1"), (c, ready, "p1")]
+            )
+        )
+        await _waiting_on_locks(state, 1)
+        second = asyncio.create_task(
+            repo._go_live_many(state.db, scope, tenant, [(c, ready, "p2"), (a, ready, "p2")])
+        )
+        await _waiting_on_locks(state, 2)
+        await blocker.rollback()
+    took, lost = await asyncio.gather(first, second)
+    assert [row is not None and row["publisher_id"] for row in took] == ["p1"] * 3
+    assert lost == [None, None]  # already live: the second call changed nothing

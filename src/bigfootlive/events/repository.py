@@ -216,11 +216,13 @@ async def _go_live_many(
     """One call of `bfl_go_live_many` (`bfl_go_live` for one event) for `calls` (one
     tenant's), each caller's changed row or None. An event asked for twice is sent once: the
     later caller changes nothing, as its own statement after the first one's would have (its
-    caller re-reads the row and decides)."""
+    caller re-reads the row and decides). Sent in event-id order: two processes' calls that
+    share events lock their rows in the same order, so neither waits for the other's lock
+    while holding one the other wants (a deadlock PostgreSQL would break by failing one)."""
     first: dict[uuid.UUID, int] = {}
     for n, (event_id, _, _) in enumerate(calls):
         first.setdefault(event_id, n)
-    sent = [calls[n] for n in first.values()]
+    sent = sorted((calls[n] for n in first.values()), key=lambda call: call[0])
     if len(sent) == 1:  # alone (an idle process): the one-event function, a little cheaper
         found = await db.call_scoped("bfl_go_live", tenant_id, *sent[0], _now(), scope=scope)
     else:
