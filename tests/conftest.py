@@ -36,6 +36,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from bigfootlive import direct_http
 from bigfootlive.app import GC_THRESHOLDS, Loop, create_app
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
@@ -277,3 +278,18 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def factory(state: AppState, client: httpx.AsyncClient) -> Factory:
     return Factory(state, client, client_ip=CLIENT_IP)  # `client` is the app's, in-process
+
+
+@pytest.fixture
+def served_directly(monkeypatch) -> list[str]:
+    """The paths `direct_http.DirectHttp` served past the HTTP stack (media hooks, sign-in,
+    beacons): a test of a direct path shows it was taken, not only that the answer is right."""
+    seen: list[str] = []
+    original = direct_http.DirectHttp.__call__
+
+    async def counting(self: Any, scope: Any, receive: Any, send: Any, found: Any) -> None:
+        seen.append(scope["path"])
+        await original(self, scope, receive, send, found)
+
+    monkeypatch.setattr(direct_http.DirectHttp, "__call__", counting)
+    return seen

@@ -18,6 +18,7 @@ from bigfootlive.db import Database
 from bigfootlive.http_errors import unavailable
 from bigfootlive.row_security import NO_ROWS, row_scope
 from bigfootlive.tenants.repository import USER_PAGE_FIELDS
+from tests.fixtures import services
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
@@ -62,14 +63,7 @@ async def test_a_connection_the_server_dropped_fails_once_and_is_replaced(
 ) -> None:
     await asyncio.gather(*(state.db.calls.fetch(_PID, []) for _ in range(3)))
     assert state.db.calls.idle >= 1
-    admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
+    await services.drop_other_connections(postgres_url)
     failures: list[DBAPIError] = []
     with row_scope(NO_ROWS):
         try:  # the first call fails, unless the pool heard of the drop before it took one

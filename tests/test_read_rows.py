@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import event, literal_column, select, text, update
 from sqlalchemy.exc import DBAPIError
@@ -18,6 +17,7 @@ from bigfootlive.models import User
 from bigfootlive.row_security import NO_ROWS, row_scope
 from bigfootlive.tenants.repository import USER_PAGE_COLUMNS, USER_PAGE_FIELDS, list_users
 from bigfootlive.tenants.service import users_page
+from tests.fixtures import services
 
 # Deliberately not tenant-scoped in SQL: on PostgreSQL only the row scope stands between a
 # tenant and another's rows here, which is what these tests look at.
@@ -188,14 +188,7 @@ async def test_a_connection_the_server_dropped_fails_one_call_and_is_replaced(
     acme, _, a_email, _ = await _two_tenants(factory)
     with tenant_scope(acme.id):
         await state.db.read_rows(_EMAILS)  # a pooled connection, then the server drops it
-        admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        finally:
-            await admin.close()
+        await services.drop_other_connections(postgres_url)
         with pytest.raises(DBAPIError) as failed:  # every pooled connection is gone
             await state.db.read_rows(_EMAILS)
         assert failed.value.connection_invalidated

@@ -13,12 +13,12 @@ idle connections and a semaphore cost ~1 us (issue 17, the media server's first 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+from pydantic_core import from_json
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
@@ -138,8 +138,9 @@ async def json_codecs(conn: asyncpg.Connection) -> None:
     )
 
 
+# The depth-limited parser of `kit.jsonparse` (jiter), below which this layer sits.
 def _json(raw: bytes) -> Any:
-    return json.loads(raw.decode())
+    return from_json(raw)
 
 
 def _jsonb_encode(value: str) -> bytes:
@@ -147,4 +148,4 @@ def _jsonb_encode(value: str) -> bytes:
 
 
 def _jsonb(raw: bytes) -> Any:
-    return json.loads(raw[1:].decode())
+    return from_json(raw[1:])

@@ -16,7 +16,7 @@ import structlog
 from fastapi import FastAPI
 from structlog.testing import capture_logs
 
-from bigfootlive import direct_http, http_errors
+from bigfootlive import http_errors
 from bigfootlive.analytics import service
 from bigfootlive.observability import middleware
 from bigfootlive.observability.metrics import REGISTRY
@@ -36,20 +36,6 @@ def settings_overrides() -> dict[str, Any]:
         "analytics_beacon_rate_limit": "1000/minute",
         "analytics_beacon_ip_rate_limit": "1000/minute",
     }
-
-
-@pytest.fixture
-def served_directly(monkeypatch) -> list[str]:
-    """The paths served past the stack."""
-    seen: list[str] = []
-    original = direct_http.DirectHttp.__call__
-
-    async def counting(self: Any, scope: Any, receive: Any, send: Any, found: Any) -> None:
-        seen.append(scope["path"])
-        await original(self, scope, receive, send, found)
-
-    monkeypatch.setattr(direct_http.DirectHttp, "__call__", counting)
-    return seen
 
 
 @pytest.fixture

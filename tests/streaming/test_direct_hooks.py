@@ -7,12 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
-from bigfootlive import direct_http, http_errors
+from bigfootlive import http_errors
 from bigfootlive.events import lifecycle
 from bigfootlive.observability import middleware
 from bigfootlive.observability.metrics import REGISTRY
@@ -23,20 +22,6 @@ HOOK = "/api/streaming/hooks/nginx-rtmp"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 # An Origin header sends the request through the whole stack (CORS applies to it).
 THE_STACK = {"origin": "http://media.example"}
-
-
-@pytest.fixture
-def served_directly(monkeypatch) -> list[str]:
-    """The paths `DirectHttp` served."""
-    seen: list[str] = []
-    original = direct_http.DirectHttp.__call__
-
-    async def counting(self: Any, scope: Any, receive: Any, send: Any, found: Any) -> None:
-        seen.append(scope["path"])
-        await original(self, scope, receive, send, found)
-
-    monkeypatch.setattr(direct_http.DirectHttp, "__call__", counting)
-    return seen
 
 
 async def _publish(studio, key: str, client_id: str, **headers: str) -> httpx.Response:
