@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import make_transient_to_detached
-
 from bigfootlive.authz.roles import Permission, Role, role_allows
 from bigfootlive.errors import Unauthorized
+from bigfootlive.kit.detached import detached
 from bigfootlive.models import User
 
 
@@ -82,9 +81,7 @@ class AuthSubject:
         """The caller's `User`, detached (not in any session): read it, do not change it; a
         service that changes the account loads it in its own session."""
         if self._user is None:
-            user = User(**self.principal.user_row)
-            make_transient_to_detached(user)
-            self._user = user
+            self._user = detached(User, self.principal.user_row)
         return self._user
 
     @property

@@ -16,7 +16,8 @@ def detached(cls: type[_T], values: Mapping[str, Any]) -> _T:
     What `cls(**values)` then `make_transient_to_detached` make, at a fifth of the CPU (the
     constructor sets each attribute through its instrumentation, events and history, all then
     committed at once): a sign-in makes two (its tenant and its account, `tenants.cache`,
-    `identity.sign_in_pg`)."""
+    `identity.sign_in_pg`), an authenticated request that reads its caller's account one
+    (`authz.subject.AuthSubject.user`)."""
     instance: _T = class_mapper(cls).class_manager.new_instance()
     instance.__dict__.update(values)
     make_transient_to_detached(instance)
