@@ -7,6 +7,9 @@ import pytest
 
 from bigfootlive.authz.roles import Role
 from tests.fixtures.factories import Account
+from tests.fixtures.recorded import payload
+
+SRS_HOOK = "/api/streaming/hooks/srs"
 
 
 @pytest.fixture
@@ -38,6 +41,26 @@ class Studio:
             )
             assert started.status_code == 200, started.text
         return body
+
+    async def srs(self, name: str, **values: Any) -> Any:
+        """An SRS http_hooks callback, its documented body `name` with `values` filled in."""
+        return await self.client.post(
+            SRS_HOOK,
+            content=payload("srs", name, **values),
+            headers={**self.hook_headers, "content-type": "application/json"},
+        )
+
+    async def live_event(self, **fields: Any) -> dict[str, Any]:
+        """An event on air: started, then published to through SRS's `on_publish`."""
+        event = await self.event(**fields)
+        published = await self.srs(
+            "on_publish.json",
+            client_id="pub",
+            playback_id=event["playback_id"],
+            stream_key=event["ingest"]["stream_key"],
+        )
+        assert (published.status_code, published.text) == (200, "0"), published.text
+        return event
 
     async def status(self, event: dict[str, Any]) -> str:
         response = await self.client.get(

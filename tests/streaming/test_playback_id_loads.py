@@ -11,10 +11,8 @@ from bigfootlive.errors import ServiceUnavailable
 from bigfootlive.events import cache as event_entries
 from bigfootlive.events import keys
 from bigfootlive.events import repository as events_repo
-from tests.fixtures.recorded import payload
 
 VIEWERS = 16
-HOOK = "/api/streaming/hooks/srs"
 
 
 def _count_loads(monkeypatch) -> list[str]:
@@ -33,34 +31,13 @@ def _count_loads(monkeypatch) -> list[str]:
 
 
 async def _play(studio, event, client_id: str):
-    return await studio.client.post(
-        HOOK,
-        content=payload(
-            "srs", "on_play.json", client_id=client_id, playback_id=event["playback_id"], token=""
-        ),
-        headers={**studio.hook_headers, "content-type": "application/json"},
+    return await studio.srs(
+        "on_play.json", client_id=client_id, playback_id=event["playback_id"], token=""
     )
-
-
-async def _live_event(studio):
-    event = await studio.event()
-    published = await studio.client.post(
-        HOOK,
-        content=payload(
-            "srs",
-            "on_publish.json",
-            client_id="pub",
-            playback_id=event["playback_id"],
-            stream_key=event["ingest"]["stream_key"],
-        ),
-        headers={**studio.hook_headers, "content-type": "application/json"},
-    )
-    assert published.text == "0", published.text
-    return event
 
 
 async def test_concurrent_plays_of_a_cold_entry_make_one_load(studio, state, monkeypatch):
-    event = await _live_event(studio)
+    event = await studio.live_event()
     entry = event_entries.by_playback_entry(event["playback_id"])
     await state.cache.delete(entry)
     made = _count_loads(monkeypatch)
@@ -115,7 +92,7 @@ async def test_a_failed_load_fails_every_waiter_and_the_next_caller_retries(
 async def test_a_visibility_change_still_reaches_the_next_play(studio, state):
     """The load does not keep answers: once the change is committed (and its snapshot
     rewritten), a cold or warm entry answers with the new visibility."""
-    event = await _live_event(studio)
+    event = await studio.live_event()
     assert (await _play(studio, event, "v1")).text == "0"
     changed = await studio.client.put(
         f"/api/events/{event['id']}",
