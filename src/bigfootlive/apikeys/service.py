@@ -162,7 +162,9 @@ async def authenticate(
     cache = state.cache if cache is None else cache
     raw = await cache.get(key)
     if raw is None:
-        raw = await _loads(state)(key, functools.partial(_load_into_cache, state, key))
+        # One load of a missing entry per process (`Database.batches`: per app)
+        loads = SingleFlight[bytes].kept_in(state.db.batches, "apikeys.load")
+        raw = await loads(key, functools.partial(_load_into_cache, state, key))
     entry = jsonparse.loads(raw)
     if not entry:
         raise InvalidApiKey()
@@ -181,17 +183,6 @@ async def authenticate(
     return ApiPrincipal(
         key_id=uuid.UUID(entry["id"]), tenant_id=None if tenant is None else uuid.UUID(tenant)
     )
-
-
-def _loads(state: Infrastructure) -> SingleFlight[bytes]:
-    """This process's loads of key entries under way (per database: per app)."""
-    flight: SingleFlight[bytes] | None = state.db.batches.get(_LOADS)
-    if flight is None:
-        flight = state.db.batches[_LOADS] = SingleFlight("api-key-load")
-    return flight
-
-
-_LOADS = "apikeys.load"
 
 
 async def _load_into_cache(state: Infrastructure, key: str) -> bytes:

@@ -149,18 +149,8 @@ async def find_by_playback_id(
         return cached
     if cached is False:
         return None
-    return await _playback_loads(state)(playback_id, lambda: _load_playback(state, playback_id))
-
-
-def _playback_loads(state: EventsState) -> SingleFlight[EventRef | None]:
-    """This process's playback-id loads under way (per database: per app)."""
-    flight: SingleFlight[EventRef | None] | None = state.db.batches.get(_PLAYBACK_LOADS)
-    if flight is None:
-        flight = state.db.batches[_PLAYBACK_LOADS] = SingleFlight("playback-id-load")
-    return flight
-
-
-_PLAYBACK_LOADS = "events.playback_id_load"
+    loads = SingleFlight[EventRef | None].kept_in(state.db.batches, "events.playback_id_load")
+    return await loads(playback_id, lambda: _load_playback(state, playback_id))
 
 
 async def _load_playback(state: EventsState, playback_id: str) -> EventRef | None:

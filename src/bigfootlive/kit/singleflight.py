@@ -10,8 +10,8 @@ came: use it only where that answer is what the caller would have taken from the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Hashable, MutableMapping
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -26,6 +26,15 @@ class SingleFlight(Generic[T]):
     def __init__(self, name: str) -> None:
         self._name = name
         self._loads: dict[Hashable, asyncio.Task[T]] = {}
+
+    @classmethod
+    def kept_in(cls, store: MutableMapping[Any, Any], name: str) -> SingleFlight[T]:
+        """The flight `name` of a process-wide `store` (e.g. `Database.batches`: one per app),
+        made there when first wanted."""
+        flight: SingleFlight[T] | None = store.get(name)
+        if flight is None:
+            flight = store[name] = cls(name)
+        return flight
 
     def __len__(self) -> int:
         """Loads under way."""
