@@ -145,6 +145,10 @@ def _sqlite_connector(url: str) -> Callable[[], Awaitable[aiosqlite.Connection]]
     return connect
 
 
+# A connection is closed instead of reused once it is this old (the engine's and the calls').
+RECYCLE_SECONDS = 1800
+
+
 def make_engine(url: str, settings: Settings) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(
@@ -162,7 +166,7 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
             "server_settings": _server_settings(settings),
             "connection_class": ScopedConnection,
         },
-        pool_recycle=1800,
+        pool_recycle=RECYCLE_SECONDS,
     )
     install_row_scope(engine)
     return engine
@@ -231,7 +235,7 @@ def _call_pool(engine: AsyncEngine, settings: Settings) -> CallPool | None:
             raise
         return conn
 
-    return CallPool(connect, settings.database_pool_size, recycle=1800)
+    return CallPool(connect, settings.database_pool_size, recycle=RECYCLE_SECONDS)
 
 
 class _SessionOnDemand:
@@ -286,7 +290,7 @@ class Database:
     # Per-process state of callers' calls sent together (e.g. `events.repository.go_live`'s
     # `kit.coalesce.Coalesced` per tenant), kept by the code that makes them.
     batches: dict[Any, Any] = field(default_factory=dict, repr=False)
-    # PostgreSQL: the connections of `call_scoped` (`kit.pgcalls`), beside the engine's pool.
+    # PostgreSQL: the connections of `call_scoped` (`pgcalls`), beside the engine's pool.
     calls: CallPool | None = field(default=None, repr=False)
 
     @classmethod

@@ -3,7 +3,7 @@ and its endpoint machinery, which cost a hot route more than its own work.
 
 The app (`app.BigfootLiveApp`) hands a `POST` to one of `DirectHttp.routes` here (the media
 servers' hooks, `streaming.endpoints.DirectHook`; the password sign-in,
-`identity.direct_login.DirectLogin`; by a path template, `DirectHttp.templated`: the players'
+`identity.endpoints.DirectLogin`; by a path template, `DirectHttp.templated`: the players'
 beacons, `analytics.endpoints.DirectBeacons`). What the stack's layers do for such a request is
 done here, with their own pieces: the request id, the security headers, the metrics and the
 access line (`observability.middleware`), the body limit (413), `Cache-Control: no-store` when
@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from bigfootlive.kit.credentials import route_carries_credentials
+from bigfootlive.kit.nostore import NO_STORE
 from bigfootlive.observability.metrics import HTTP_IN_FLIGHT
 from bigfootlive.observability.middleware import (
     answer_headers,
@@ -45,8 +46,7 @@ from bigfootlive.row_security import NO_ROWS, row_scope
 
 # `DirectRoute.prepare`'s verdict for a request the stack answers.
 STACK: Any = object()
-_NO_STORE = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
-_NO_STORE_NAMES = frozenset(name for name, _ in _NO_STORE)
+_NO_STORE_NAMES = frozenset(name for name, _ in NO_STORE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +175,7 @@ class DirectHttp:
                 headers = message["headers"]
                 if no_store:
                     headers = [h for h in headers if h[0] not in _NO_STORE_NAMES]
-                    headers.extend(_NO_STORE)
+                    headers.extend(NO_STORE)
                 message["headers"] = answer_headers(scope, headers, request_id)
             await send(message)
 

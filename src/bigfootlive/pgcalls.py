@@ -50,7 +50,7 @@ class CallPool:
     restart fails the calls under way, not each idle connection's next call. A call
     cancelled mid-way takes its connection with it (the server may still be running it)."""
 
-    def __init__(self, connect: Connect, size: int, *, recycle: float = 1800.0) -> None:
+    def __init__(self, connect: Connect, size: int, *, recycle: float) -> None:
         self._connect = connect
         self._slots = asyncio.Semaphore(size)
         self._idle: list[tuple[asyncpg.Connection, float]] = []  # (connection, opened at)

@@ -8,6 +8,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bigfootlive.kit.credentials import route_carries_credentials
 
+# The headers, as ASGI sends them (also `direct_http`'s, for the routes it answers).
+NO_STORE = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
+
 
 class NoStoreMiddleware:
     """Adds the no-store headers to the answers of routes that carry credentials."""
@@ -33,8 +36,8 @@ class NoStoreMiddleware:
             # The router has put the matched route in the scope by the time the answer starts.
             if message["type"] == "http.response.start" and self._no_store(scope.get("route")):
                 headers = MutableHeaders(scope=message)
-                headers["Cache-Control"] = "no-store"
-                headers["Pragma"] = "no-cache"
+                for name, value in NO_STORE:
+                    headers[name.decode()] = value.decode()
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
