@@ -303,3 +303,13 @@ async def test_add_many_count_counts_each_member_once(backends):
     await asyncio.sleep(0.4)  # the counter keeps the TTL it was created with
     assert await cache.get("n") is None
     assert await cache.add_many_count(["m:1", "m:4"], "n", ttl=10, counter_ttl=10) == 1
+
+
+async def test_add_many_sets_only_what_is_absent(backends):
+    cache, _, _ = backends
+    await cache.set("kept", b"newer", ttl=10)
+    await cache.add_many({"kept": b"older", "filled": b"older"}, ttl=10)
+    assert await cache.mget("kept", "filled") == [b"newer", b"older"]
+    view = await PrefetchedCache.load(cache, ["filled", "other"])
+    await view.add_many({"other": b"1"}, ttl=10)  # the view reads it through, not its miss
+    assert await view.get("other") == b"1"

@@ -105,3 +105,37 @@ async def test_a_visibility_change_still_reaches_the_next_play(studio, state):
     assert refused.json()["msg"] == "playback_token_required"
     await state.cache.delete(event_entries.by_playback_entry(event["playback_id"]))
     assert (await _play(studio, event, "v3")).status_code == 403
+
+
+async def test_a_load_that_read_before_a_change_does_not_undo_its_snapshot(
+    studio, state, monkeypatch
+):
+    """A load reads the row, then the change commits and rewrites the snapshot, then the load
+    writes what it read: the older snapshot must not replace the newer one (it would answer
+    every play with the old visibility until the entry expires)."""
+    event = await studio.live_event()
+    await state.cache.delete(event_entries.by_playback_entry(event["playback_id"]))
+    read, release = asyncio.Event(), asyncio.Event()
+    find = events_repo.find_by_playback_id
+
+    async def read_then_wait(session, playback_id):
+        row = await find(session, playback_id)
+        read.set()
+        await release.wait()  # the change commits meanwhile
+        return row
+
+    monkeypatch.setattr(events_repo, "find_by_playback_id", read_then_wait)
+    early = asyncio.create_task(_play(studio, event, "early"))
+    await read.wait()
+    changed = await studio.client.put(
+        f"/api/events/{event['id']}",
+        json={"visibility": "private"},
+        headers=studio.streamer.headers,
+    )
+    assert changed.status_code == 200, changed.text
+    release.set()
+    assert (await early).text == "0"  # it asked before the change: answered as it read
+    monkeypatch.undo()
+    refused = await _play(studio, event, "after")
+    assert refused.status_code == 403
+    assert refused.json()["msg"] == "playback_token_required"

@@ -83,7 +83,7 @@ async def _event_ref(state: AnalyticsState, event_id: uuid.UUID) -> EventRef:
             event = await event_repo.get_for_visibility_check(session, event_id)
             if event is None:
                 raise access.EventNotFound()
-            ref = await cache.remember(event)
+            ref = await cache.fill(event)
     if len(_ref_memo) >= _REF_MEMO_SIZE:
         _ref_memo.clear()
     _ref_memo[event_id] = (now + _REF_MEMO_SECONDS, ref)

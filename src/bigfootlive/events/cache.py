@@ -117,6 +117,20 @@ class EventCache:
             )
         return ref
 
+    async def fill(self, event: Event) -> EventRef:
+        """A loader's write: the snapshot of a row it read, under each lookup that holds
+        nothing. A writer's `remember` after its commit may land first (the loader read the
+        row before that commit); its newer snapshot then stays instead of being replaced by
+        the older one until the entries expire."""
+        ref = EventRef.of(event)
+        entries = (
+            by_id_entry(event.id),
+            by_playback_entry(event.playback_id),
+            by_key_entry(event.stream_key_hash),
+        )
+        await self.cache.add_many(dict.fromkeys(entries, ref.dumps()), ttl=self.ttl)
+        return ref
+
     async def remember_unknown_key(self, key_hash: str) -> None:
         await self.cache.set(by_key_entry(key_hash), _UNKNOWN, ttl=min(self.ttl, 10.0))
 

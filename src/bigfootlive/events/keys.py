@@ -124,7 +124,7 @@ async def find_by_stream_key(
     if event is None:
         await cache.remember_unknown_key(hashes[0])
         return None
-    return await cache.remember(event)
+    return await cache.fill(event)
 
 
 async def find_by_rotated_key(
@@ -161,7 +161,7 @@ async def _load_playback(state: EventsState, playback_id: str) -> EventRef | Non
     if event is None:
         await cache.remember_unknown_playback(playback_id)
         return None
-    return await cache.remember(event)
+    return await cache.fill(event)
 
 
 async def find_ref(
@@ -173,4 +173,4 @@ async def find_ref(
     if ref is not None:
         return ref
     event = await repo.get_for_visibility_check(session, event_id)
-    return None if event is None else await cache.remember(event)
+    return None if event is None else await cache.fill(event)

@@ -34,6 +34,11 @@ class Cache(Protocol):
         """Set only if absent; True when this call set it."""
         ...
 
+    async def add_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:
+        """Set each item that is absent (all with the same `ttl`), in one round trip: a fill
+        from a read that may be older than what a writer has put there since."""
+        ...
+
     async def delete(self, *keys: str) -> None: ...
 
     async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:

@@ -58,6 +58,10 @@ class MemoryCache:
                 added += 1
         return await self.incr(counter, added, ttl=counter_ttl)
 
+    async def add_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:
+        for key, value in items.items():
+            await self.add(key, value, ttl=ttl)
+
     async def add(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
         if self._live(key) is not None:
             return False

@@ -54,6 +54,10 @@ class PrefetchedCache:
         self._forget(*keys, counter)
         return await self.cache.add_many_count(keys, counter, ttl=ttl, counter_ttl=counter_ttl)
 
+    async def add_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:
+        self._forget(*items)
+        await self.cache.add_many(items, ttl=ttl)
+
     async def add(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
         self._forget(key)
         return await self.cache.add(key, value, ttl=ttl)

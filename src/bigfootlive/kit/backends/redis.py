@@ -133,6 +133,13 @@ class RedisCache:
         ms = (max(1, int(ttl * 1000)), max(1, int(counter_ttl * 1000)))
         return int(await self._add_count(keys=full, args=ms))
 
+    async def add_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:
+        px = None if ttl is None else max(1, int(ttl * 1000))
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, value in items.items():
+                pipe.set(self.key(key), value, px=px, nx=True)
+            await pipe.execute()
+
     async def add(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
         px = None if ttl is None else max(1, int(ttl * 1000))
         return bool(await self.client.set(self.key(key), value, px=px, nx=True))
