@@ -260,6 +260,9 @@ class _SessionOnDemand:
     def in_transaction(self) -> bool:
         return self.made is not None and self.made.in_transaction()
 
+    def __contains__(self, instance: object) -> bool:  # a dunder: not found by __getattr__
+        return self.made is not None and instance in self.made
+
     async def rollback(self) -> None:
         if self.made is not None:
             await self.made.rollback()

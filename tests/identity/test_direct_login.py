@@ -155,3 +155,30 @@ async def test_the_rate_limit_answers_past_the_stack(client, factory, answered_d
     assert limited.headers["cache-control"] == "no-store"
     assert len(answered_directly) == 4
     assert tenant is not None
+
+
+async def test_a_sign_in_makes_an_orm_session_only_if_it_uses_one(
+    client, factory, state, backend, answered_directly, monkeypatch
+):
+    """The unit of work makes its session when first used: a password sign-in on PostgreSQL
+    whose tenant is cached needs none (`sign_in_pg`'s two calls); on SQLite it uses one."""
+    tenant = await factory.tenant("acme")
+    ann = await factory.user(tenant, login=False)
+    bob = await factory.user(tenant, login=False)
+    body = {"tenant": "acme", "password": PASSWORD}
+    assert (await client.post(LOGIN, json={**body, "email": ann.user.email})).status_code == 200
+    made: list[Any] = []
+    make = state.db.sessionmaker
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        made.append(make(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(state.db, "sessionmaker", counting)
+    signed_in = await client.post(LOGIN, json={**body, "email": bob.user.email})
+    assert signed_in.status_code == 200, signed_in.text
+    assert len(made) == (0 if backend == "postgres" else 1)
+    async with state.db.transaction(on_demand=True) as session:
+        assert ann.user not in session  # asked without making one
+        assert len(made) == (0 if backend == "postgres" else 1)
+    assert answered_directly == [ann.user.email, bob.user.email]

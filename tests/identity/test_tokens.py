@@ -12,6 +12,7 @@ import pytest
 
 from bigfootlive.config import Settings
 from bigfootlive.errors import Unauthorized
+from bigfootlive.identity import tokens
 from bigfootlive.identity.tokens import TokenService
 from tests.fixtures import polling
 
@@ -50,6 +51,27 @@ def test_issued_token_round_trips_with_claims() -> None:
     assert claims.amr == ("pwd",)
     payload = jwt.decode(token, options={"verify_signature": False})
     assert {"sub", "tid", "sid", "roles", "amr", "iss", "aud", "exp", "iat"} <= payload.keys()
+
+
+def test_issued_tokens_are_the_bytes_pyjwt_makes(monkeypatch) -> None:
+    """`issue` signs without PyJWT (its header segment and key state made once): the token is
+    `jwt.encode`'s for the same claims, byte for byte; a signer that would differ is not used."""
+    service = _service()
+    for roles, amr in ((["viewer"], ["pwd"]), (["admin", "platform_admin"], ["pwd", "mfa"])):
+        token, _ = service.issue(
+            user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), session_id=uuid.uuid4(),
+            roles=roles, amr=amr, auth_time=dt.datetime.now(dt.UTC),
+        )  # fmt: skip
+        claims = jwt.decode(token, options={"verify_signature": False})  # in the token's order
+        kid = jwt.get_unverified_header(token)["kid"]
+        assert token == jwt.encode(claims, SECRET, algorithm="HS256", headers={"kid": kid})
+        assert service.decode(token).roles == tuple(roles)
+    assert service._signer is not None
+
+    monkeypatch.setattr(tokens._Signer, "sign", lambda self, claims: "not-pyjwts")
+    fallback = _service()
+    assert fallback._signer is None
+    assert fallback.decode(_issue(fallback)).amr == ("pwd",)
 
 
 def test_token_signed_with_another_key_is_refused() -> None:

@@ -105,7 +105,8 @@ class DirectLogin:
     refuse (not `application/json`, not JSON, invalid, over the limit, a client gone mid-body)
     takes the stack, which answers it as before (its 400/413/422 bodies). Then `login`'s work,
     in the unit of work `DbSession` gives it (`Database.transaction`: committed before the
-    answer, rolled back on an error)."""
+    answer, rolled back on an error), its session made only if used: a password sign-in on
+    PostgreSQL with its tenant cached needs none (`sign_in_pg`'s calls)."""
 
     __slots__ = ()
 
@@ -122,7 +123,7 @@ class DirectLogin:
 
     async def answer(self, request: Request, prepared: LoginIn) -> Answer:
         state = app_state(request)
-        async with state.db.transaction() as session:
+        async with state.db.transaction(on_demand=True) as session:
             body = await _signed_in(state, session, request_meta(request, state), prepared)
         return Answer(200, list(_JSON), body)
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.kit.credentials import Credentials
+from bigfootlive.kit.emails import PlainEmailStr
 
 
 class RegisterIn(BaseModel):
@@ -25,7 +26,7 @@ class LoginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tenant: str | None = Field(None, max_length=63)
-    email: EmailStr
+    email: PlainEmailStr  # EmailStr, without email-validator's parse for a plain address
     password: str = Field(max_length=128)
 
 

@@ -85,7 +85,10 @@ async def write(
     (`bfl_sign_in_write`), committed when this returns. None, with nothing written, when the
     account is no longer as read (deactivated, or its password changed, during the hash).
     `last_login_at` is written outside the ORM: the tenant's member pages are read again on
-    every process (`principals.members_changed`) before this returns."""
+    every process (`principals.members_changed`) before this returns. That stamp rewrite is
+    the sign-in's second Redis round trip, and it must follow the commit: rewritten earlier
+    (in the rate-limit call, say), a page read between the rewrite and the commit would be
+    kept under the new stamp without this sign-in's time (`identity.member_pages`)."""
     now = utcnow()
     session_id = uuid.uuid4()
     refresh = random_token()
