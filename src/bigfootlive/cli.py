@@ -57,6 +57,12 @@ def serve(
     from bigfootlive.streaming.managed.nginx_conf import LayoutError
     from bigfootlive.streaming.managed.runner import media_server
 
+    # The app's settings (in every worker) see the options as HOST and PORT: PUBLIC_BASE_URL's
+    # default follows them
+    if host:
+        os.environ["HOST"] = host
+    if port:
+        os.environ["PORT"] = str(port)
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
     if settings.should_auto_migrate:
