@@ -45,8 +45,11 @@ def wait_text(seconds: int) -> str:
 
 def describe(exc: BigfootError) -> str:
     """The service's own message, with the wait when it refuses for a while (lockout, rate
-    limit) and the attempts left of an MFA challenge."""
+    limit), the attempts left of an MFA challenge and what a refused password lacks."""
     text = exc.message
+    problems = exc.details.get("problems")
+    if isinstance(problems, list) and problems:  # a weak password: say what to change
+        text = f"{text}: it " + "; it ".join(str(p) for p in problems) + "."
     retry = exc.details.get("retry_after")
     if retry and exc.code not in ONCE_LOCKED:
         wait = f"try again in {wait_text(int(retry))}"
