@@ -98,6 +98,7 @@ def test_a_viewer_watches_a_live_event_and_chats(
         f"() => document.querySelector('video').currentTime > {start + 1}", timeout=30_000
     )
     assert page.locator("#state-badge").inner_text() == "Live"
+    assert "0 kb/s" not in page.locator("#quality").inner_text()  # a level with no figures
     # the live thumbnail is the video's poster; with a DVR window the player may rewind
     assert "/thumbnail.jpg" in (page.locator("#video").get_attribute("poster") or "")
     assert "/dvr/index.m3u8" in (page.locator("#watch").get_attribute("data-dvr-url") or "")
