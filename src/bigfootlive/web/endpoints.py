@@ -23,7 +23,7 @@ from bigfootlive.mfa import verification
 from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import service as tenants
 from bigfootlive.web import session as web_session
-from bigfootlive.web.outcome import describe, mfa_landing
+from bigfootlive.web.outcome import describe, enrol_landing, mfa_landing
 from bigfootlive.web.render import finish, page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import CHALLENGE_COOKIE, BrowserSubject, cookies_of
@@ -78,6 +78,8 @@ async def signin_form(request: Request, subject: BrowserSubject, next: str = "/"
 
 async def signed_in(request: Request, result: object, next_url: str) -> Response:
     if isinstance(result, MfaChallenge):
+        if (guided := enrol_landing(request, result, next_url)) is not None:
+            return guided  # the organisation requires a factor: set one up now
         if result.status != "mfa_required":
             return page(
                 request,
