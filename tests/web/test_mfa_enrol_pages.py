@@ -91,6 +91,12 @@ async def test_the_set_up_pages_need_the_sign_ins_challenge(
     assert 'href="/signin?next=/"' in refused.text  # sign in again
     no_csrf = await client.post("/signin/mfa/enrol", data={"next": "/"}, headers=HTML)
     assert no_csrf.status_code == 403
+    # the challenge page too: an expired or unknown challenge starts the sign-in again
+    challenge = await client.get("/signin/mfa?next=/studio", headers=HTML)
+    assert challenge.status_code == 303
+    assert challenge.headers["location"] == "/signin?next=/studio"
+    cleared = challenge.headers.get_list("set-cookie")
+    assert any(c.startswith(f"{CHALLENGE_COOKIE}=") and "Max-Age=0" in c for c in cleared), cleared
 
 
 async def test_without_an_authenticator_app_the_sign_in_page_says_so(

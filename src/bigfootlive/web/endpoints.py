@@ -132,11 +132,23 @@ async def signin(
     return await signed_in(request, result, next_url)
 
 
+_APP = frozenset({"totp", "webauthn"})  # answered on /signin/mfa itself, not sent
+
+
 @router.get("/signin/mfa")
-async def mfa_form(request: Request, next: str = "/") -> Response:
-    if not request.cookies.get(CHALLENGE_COOKIE):
+async def mfa_form(
+    request: Request, state: State, session: ReadSession, next: str = "/"
+) -> Response:
+    token = request.cookies.get(CHALLENGE_COOKIE)
+    if not token:
         return redirect(request, f"/signin?next={quote(safe_next(next))}")
-    return page(request, "mfa.html", {"next": safe_next(next)})
+    try:  # offer only what the account has: no passkey button without a passkey
+        types = {f.type for f in await verification.challenge_factors(state, session, token=token)}
+    except BigfootError:  # expired or used: the sign-in starts again
+        cookies_of(request).clear(CHALLENGE_COOKIE)
+        return redirect(request, f"/signin?next={quote(safe_next(next))}")
+    context = {"next": safe_next(next), "passkey": "webauthn" in types, "sent": types - _APP}
+    return page(request, "mfa.html", context)
 
 
 @router.post("/signin/mfa")
