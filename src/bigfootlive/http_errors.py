@@ -179,6 +179,7 @@ def _as_page(request: Request, answer: Response) -> Response:
     errors = error.get("errors")
     if (
         answer.status_code == 422
+        and request.method in ("GET", "HEAD")  # a link followed; a form's post keeps its 422
         and isinstance(errors, list)
         and errors
         and all(isinstance(e, dict) and e.get("loc", [])[:1] == ["path"] for e in errors)
