@@ -162,3 +162,17 @@ def test_cli_deactivates_and_reactivates_a_tenant(cli):
     assert "tenant acme activated" in cli(["tenant", "activate", "acme"])
     missing = cli(["tenant", "deactivate", "nope"], exit_code=2)
     assert "tenant_not_found" in missing
+
+
+def test_user_create_asks_twice_and_says_why_a_password_is_refused(cli, monkeypatch):
+    cli(["tenant", "create", "--slug", "acme", "--name", "Acme"])
+    typed = iter([PASSWORD, PASSWORD + "x"])  # a typo the second time
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(typed))
+    user = ["user", "create", "--tenant", "acme", "--email", "ann@acme.com", "--name", "Ann"]
+    differ = cli(user, exit_code=2)
+    assert "the two passwords differ; nothing was created" in differ
+    weak = cli([*user, "--password-stdin"], stdin="password\n", exit_code=2)
+    assert "error: weak_password: The password does not meet the policy" in weak
+    assert "(problems: must be at least 12 characters; is too common)" in weak  # not a repr
+    typed = iter([PASSWORD, PASSWORD])
+    assert "user ann@acme.com created" in cli(user)

@@ -358,3 +358,39 @@ def test_the_transcoder_pulls_from_the_configured_rtmp_port():
         _env_file=None, jwt_secret=strong(), rtmp_port=19350, transcoder_input_url=explicit
     )
     assert ingest_pull_url(kept, "pb1") == "rtmp://media.internal:1935/live/pb1"
+
+
+# --- PUBLIC_BASE_URL
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, "http://127.0.0.1:3001"),
+        ({"port": 18123}, "http://127.0.0.1:18123"),
+        ({"host": "0.0.0.0", "port": 4000}, "http://127.0.0.1:4000"),  # noqa: S104
+        ({"host": "::1", "port": 4000}, "http://[::1]:4000"),
+        ({"port": 4000, "public_base_url": "https://live.example.org"}, "https://live.example.org"),
+    ],
+)
+def test_public_base_url_defaults_to_where_the_server_listens(values, expected):
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    assert settings.public_base_url == expected
+
+
+def test_serve_with_a_port_option_links_to_that_port(tmp_path, monkeypatch):
+    """`bigfootlive serve --port N` (or PORT=N make run): the app's watch_url and emailed links
+    name port N, not 3001."""
+    import uvicorn
+
+    seen: dict[str, Any] = {}
+
+    def fake_run(app: str, **options: Any) -> None:  # the app's settings, as a worker loads them
+        seen.update(options, public_base_url=Settings().public_base_url)
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    env = command_env(tmp_path, AUTO_MIGRATE="false", MEDIA_SERVER_MODE="none")
+    done = run(["serve", "--port", "18124"], env, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert seen["port"] == 18124
+    assert seen["public_base_url"] == "http://127.0.0.1:18124"

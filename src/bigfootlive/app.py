@@ -71,7 +71,7 @@ from bigfootlive.web.admin_dashboard import router as admin_dashboard_router
 from bigfootlive.web.admin_integrations import router as admin_integrations_router
 from bigfootlive.web.admin_settings import public_router as branding_router
 from bigfootlive.web.admin_settings import router as admin_settings_router
-from bigfootlive.web.assets import STATIC_DIR
+from bigfootlive.web.assets import STATIC_DIR, static_url, vendor_file
 from bigfootlive.web.channel import router as channel_router
 from bigfootlive.web.endpoints import router as web_router
 from bigfootlive.web.guard import SignInRequired, sign_in_redirect
@@ -234,7 +234,7 @@ def create_app(
         version=__version__,
         description="Multi-tenant live-streaming platform: events, chat, analytics, SSO and MFA.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /api-docs below, with Swagger UI from our own /static
         redoc_url=None,
     )
     app.state.settings = settings
@@ -294,9 +294,18 @@ def create_app(
     app.include_router(platform_console_router)
     app.include_router(step_up_router)
 
+    @app.get("/docs", include_in_schema=False)
     @app.get("/api-docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="BigfootLive API reference")
+        # Swagger UI from the package's pinned copy (static/vendor), not a CDN: the reference
+        # works offline and behind a firewall, like the pages
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="BigfootLive API reference",
+            swagger_js_url=static_url(vendor_file("swagger-ui-dist")),
+            swagger_css_url=static_url(vendor_file("swagger-ui-dist/css")),
+            swagger_favicon_url="data:,",
+        )
 
     index_routes(app)  # a router whose paths cannot match a request is skipped at once
 

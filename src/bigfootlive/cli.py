@@ -57,6 +57,12 @@ def serve(
     from bigfootlive.streaming.managed.nginx_conf import LayoutError
     from bigfootlive.streaming.managed.runner import media_server
 
+    # The app's settings (in every worker) see the options as HOST and PORT: PUBLIC_BASE_URL's
+    # default follows them
+    if host:
+        os.environ["HOST"] = host
+    if port:
+        os.environ["PORT"] = str(port)
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
     if settings.should_auto_migrate:
@@ -246,9 +252,13 @@ def user_create(
     from bigfootlive.identity import accounts
     from bigfootlive.tenants import service as tenants
 
-    password = (
-        sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("Password: ")
-    )
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:  # typed unseen: twice, so that a typo does not become the account's password
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("The same password again: ") != password:
+            typer.echo("error: the two passwords differ; nothing was created", err=True)
+            raise typer.Exit(2)
 
     async def run() -> str:
         state = await _state()
@@ -330,6 +340,14 @@ async def _state() -> AppState:
     return AppState.build(settings)
 
 
+def _details(details: dict[str, Any]) -> str:
+    """` (problems: must be at least 12 characters; is too common)`, not a dict's repr."""
+    parts = [
+        f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in details.items()
+    ]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _run(coro: Coroutine[Any, Any, str]) -> str:
     from bigfootlive.authz.scoping import platform_scope
     from bigfootlive.errors import BigfootError
@@ -338,7 +356,7 @@ def _run(coro: Coroutine[Any, Any, str]) -> str:
         with platform_scope("cli administration"):  # the operator acts for the platform
             return asyncio.run(coro)
     except BigfootError as exc:
-        typer.echo(f"error: {exc.code}: {exc.message} {exc.details or ''}", err=True)
+        typer.echo(f"error: {exc.code}: {exc.message}{_details(exc.details)}", err=True)
         raise typer.Exit(2) from exc
 
 

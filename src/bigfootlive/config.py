@@ -9,7 +9,7 @@ from collections import Counter
 from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DEV_JWT_SECRET = "dev-insecure-jwt-secret-change-me-0123456789abcdef"  # noqa: S105
@@ -87,7 +87,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3001
     web_concurrency: int = 1
-    public_base_url: str = "http://127.0.0.1:3001"
+    # Where browsers reach this server (emailed links, watch_url, passkeys' origin); unset:
+    # http://HOST:PORT (127.0.0.1 for a wildcard HOST), so `PORT=4000 make run` links to 4000
+    public_base_url: str = ""
     log_level: str = "INFO"
     log_json: bool = True
     # error tracking (Sentry): off unless SENTRY_DSN is set; events are scrubbed of secrets
@@ -386,6 +388,16 @@ class Settings(BaseSettings):
     def _empty_means_default(cls, value: object) -> object:
         # `AUTO_MIGRATE=` (as in .env.example): the default, not an invalid boolean
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _public_base_url_from_host_and_port(self) -> Settings:
+        if not self.public_base_url.strip():
+            host = self.host.strip()
+            host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host  # noqa: S104
+            if ":" in host and not host.startswith("["):
+                host = f"[{host}]"  # an IPv6 address
+            self.public_base_url = f"http://{host}:{self.port}"
+        return self
 
     @field_validator("jwt_secret")
     @classmethod

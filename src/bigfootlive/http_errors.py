@@ -176,6 +176,16 @@ def _as_page(request: Request, answer: Response) -> Response:
     if not wants_page(request) or not isinstance(answer, JSONResponse):
         return answer
     error = jsonparse.loads(bytes(answer.body)).get("error", {})
+    errors = error.get("errors")
+    if (
+        answer.status_code == 422
+        and request.method in ("GET", "HEAD")  # a link followed; a form's post keeps its 422
+        and isinstance(errors, list)
+        and errors
+        and all(isinstance(e, dict) and e.get("loc", [])[:1] == ["path"] for e in errors)
+    ):
+        # /watch/not-an-id: the address names no page ("Check the form" would puzzle)
+        return error_page(request, 404, "not_found", "There is no page at this address")
     headers = {k: v for k, v in answer.headers.items() if k.lower() in ("allow", "retry-after")}
     return error_page(
         request,

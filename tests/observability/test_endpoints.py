@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import asyncpg
@@ -91,6 +92,16 @@ async def test_api_reference_is_served(client):
         response = await client.get(path)
         assert response.status_code == 200
         assert "swagger" in response.text.lower()
+        # Swagger UI from our own /static (works offline), nothing from a CDN
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)|url: ['"]([^'"]+)""", response.text)
+        urls = [u for pair in assets for u in pair if u]
+        assert not [u for u in urls if "://" in u], urls
+        ours = [u for u in urls if u.startswith("/static/vendor/swagger-ui")]
+        assert len(ours) == 2, urls  # the bundle and its style sheet
+        for url in ours:
+            asset = await client.get(url)
+            assert asset.status_code == 200, url
+            assert len(asset.content) > 100_000  # the bundle and its style sheet
     spec = (await client.get("/openapi.json")).json()
     assert "/api/auth/login" in spec["paths"]
 

@@ -99,6 +99,7 @@ async def test_password_change_checks_the_current_one_and_ends_other_sessions(
     )
     assert 400 <= weak.status_code < 500
     assert 'role="alert"' in weak.text
+    assert "it must be at least 12 characters" in weak.text  # what to change, not only "weak"
     changed = await client.post(
         "/account/password",
         data={**fields, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},

@@ -74,8 +74,10 @@ async def test_totp_enrolment_shows_backup_codes_once_and_signs_in_with_the_chal
     answer = await _signin(client, tenant.slug, account.user.email)
     assert answer.headers["location"].startswith("/signin/mfa")
     form = await client.get(answer.headers["location"], headers=HTML)
-    assert "Use a passkey instead" in form.text
-    # no passkey on this account: the passkey option says so, on the challenge page
+    # no passkey on this account (nor SMS or email): the page offers neither
+    assert "Use a passkey instead" not in form.text
+    assert "Other ways to verify: a backup code" in form.text
+    # the passkey route, posted anyway, says so on the challenge page
     no_passkey = await client.post(
         "/signin/mfa/passkey", data={"csrf_token": _csrf(form)}, headers=HTML
     )

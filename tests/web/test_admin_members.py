@@ -80,6 +80,7 @@ async def test_invite_accept_and_sign_in(
         headers=HTML,
     )  # fmt: skip
     assert weak.status_code == 422  # the tenant's password policy
+    assert "it must be at least 12 characters" in weak.text  # what to change, not only "weak"
     done = await client.post(
         "/invite/accept",
         data={"csrf_token": _csrf(accept), "token": token, "password": NEW_PASSWORD,

@@ -117,6 +117,7 @@ async def test_oidc_provider_from_a_template(
     invalid = await client.post(path, data=bad, headers=HTML)
     assert invalid.status_code == 422
     assert "config.issuer" in invalid.text
+    assert "Check the form: issuer: " in invalid.text  # the field, as the form names it
     assert "bfl-secret" not in invalid.text
 
 
@@ -157,3 +158,31 @@ async def test_other_tenants_providers_are_not_found(
     )
     assert still.json()[0]["name"] == "V"
     assert still.json()[0]["enabled"] is True
+
+
+def test_form_problems_are_worded_for_the_admin() -> None:
+    from pydantic import BaseModel, Field, ValidationError, model_validator
+
+    from bigfootlive.web.admin.common import form_problems
+
+    class Ldap(BaseModel):
+        url: str = Field(pattern="^ldaps?://")
+
+    class Saml(BaseModel):
+        idp_metadata_url: str | None = None
+
+        @model_validator(mode="after")
+        def _one(self) -> Saml:
+            raise ValueError("give idp_metadata_url or idp_metadata_xml")
+
+    class Config(BaseModel):
+        ldap: Ldap | None = None
+        saml: Saml | None = None
+
+    try:
+        Config.model_validate({"ldap": {"url": "dir.example.com"}, "saml": {}})
+    except ValidationError as exc:
+        worded = form_problems(exc)
+    assert worded == (
+        "url: must start with ldap:// or ldaps://; saml: give idp_metadata_url or idp_metadata_xml"
+    )

@@ -148,6 +148,14 @@ async def test_error_pages_are_html_for_browsers_and_json_for_the_api(client: ht
     assert "Page not found" in page.text
     api = await client.get("/api/no-such", headers=HTML)
     assert api.headers["content-type"].startswith("application/json")
+    # an id that is not one (a mistyped or cut link): not found, not "Check the form"
+    for path in ("/watch/not-an-id", "/u/12345", "/studio/events/oops"):
+        mistyped = await client.get(path, headers=HTML)
+        assert mistyped.status_code == 404, path
+        assert "Page not found" in mistyped.text
+    api = await client.get("/api/events/not-an-id", headers=HTML)
+    assert api.status_code == 422  # the API keeps its validation error
+    assert api.json()["error"]["code"] == "validation_error"
 
 
 @pytest.mark.parametrize("visibility", ["private", "tenant"])

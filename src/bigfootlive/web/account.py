@@ -27,6 +27,7 @@ from bigfootlive.users.schemas import ProfileUpdate
 from bigfootlive.web import session as web_session
 from bigfootlive.web.account_mfa import router as mfa_router
 from bigfootlive.web.guard import signed_in
+from bigfootlive.web.outcome import describe
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import BrowserSubject
@@ -119,7 +120,7 @@ async def change_password(
         )  # fmt: skip
     except BigfootError as exc:
         await session.rollback()
-        context = {"section": "password", "error": exc.message}
+        context = {"section": "password", "error": describe(exc)}
         return page(request, "account/password.html", context, exc.status_code)
     return redirect(request, "/account/password?changed=1")
 

@@ -23,7 +23,7 @@ from bigfootlive.mfa import verification
 from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import service as tenants
 from bigfootlive.web import session as web_session
-from bigfootlive.web.outcome import describe, mfa_landing
+from bigfootlive.web.outcome import describe, enrol_landing, mfa_landing
 from bigfootlive.web.render import finish, page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import CHALLENGE_COOKIE, BrowserSubject, cookies_of
@@ -78,6 +78,8 @@ async def signin_form(request: Request, subject: BrowserSubject, next: str = "/"
 
 async def signed_in(request: Request, result: object, next_url: str) -> Response:
     if isinstance(result, MfaChallenge):
+        if (guided := enrol_landing(request, result, next_url)) is not None:
+            return guided  # the organisation requires a factor: set one up now
         if result.status != "mfa_required":
             return page(
                 request,
@@ -130,11 +132,23 @@ async def signin(
     return await signed_in(request, result, next_url)
 
 
+_APP = frozenset({"totp", "webauthn"})  # answered on /signin/mfa itself, not sent
+
+
 @router.get("/signin/mfa")
-async def mfa_form(request: Request, next: str = "/") -> Response:
-    if not request.cookies.get(CHALLENGE_COOKIE):
+async def mfa_form(
+    request: Request, state: State, session: ReadSession, next: str = "/"
+) -> Response:
+    token = request.cookies.get(CHALLENGE_COOKIE)
+    if not token:
         return redirect(request, f"/signin?next={quote(safe_next(next))}")
-    return page(request, "mfa.html", {"next": safe_next(next)})
+    try:  # offer only what the account has: no passkey button without a passkey
+        types = {f.type for f in await verification.challenge_factors(state, session, token=token)}
+    except BigfootError:  # expired or used: the sign-in starts again
+        cookies_of(request).clear(CHALLENGE_COOKIE)
+        return redirect(request, f"/signin?next={quote(safe_next(next))}")
+    context = {"next": safe_next(next), "passkey": "webauthn" in types, "sent": types - _APP}
+    return page(request, "mfa.html", context)
 
 
 @router.post("/signin/mfa")

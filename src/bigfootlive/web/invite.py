@@ -15,6 +15,7 @@ from bigfootlive.errors import BigfootError
 from bigfootlive.identity import invitations, sign_in
 from bigfootlive.routing import JsonRoute
 from bigfootlive.web.endpoints import signed_in
+from bigfootlive.web.outcome import describe
 from bigfootlive.web.render import page
 from bigfootlive.web.security import check_csrf
 
@@ -61,5 +62,5 @@ async def accept(
         )
     except BigfootError as exc:
         await session.rollback()
-        return page(request, "invite.html", {**context, "error": exc.message}, exc.status_code)
+        return page(request, "invite.html", {**context, "error": describe(exc)}, exc.status_code)
     return await signed_in(request, result, "/")

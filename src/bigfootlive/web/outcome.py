@@ -20,6 +20,8 @@ ENROL_FIRST = (
     "set it up through the API (POST /api/auth/mfa/setup)."
 )
 
+ENROL = "/signin/mfa/enrol"  # the guided set-up of a first factor (enrol.py)
+
 # Refusals whose retry_after says nothing to the user (the challenge is gone: sign in again).
 ONCE_LOCKED = frozenset({"mfa_challenge_locked"})
 
@@ -45,8 +47,11 @@ def wait_text(seconds: int) -> str:
 
 def describe(exc: BigfootError) -> str:
     """The service's own message, with the wait when it refuses for a while (lockout, rate
-    limit) and the attempts left of an MFA challenge."""
+    limit), the attempts left of an MFA challenge and what a refused password lacks."""
     text = exc.message
+    problems = exc.details.get("problems")
+    if isinstance(problems, list) and problems:  # a weak password: say what to change
+        text = f"{text}: it " + "; it ".join(str(p) for p in problems) + "."
     retry = exc.details.get("retry_after")
     if retry and exc.code not in ONCE_LOCKED:
         wait = f"try again in {wait_text(int(retry))}"
@@ -69,6 +74,15 @@ def mfa_landing(challenge: MfaChallenge, next_url: str) -> str:
     return f"{first}?next={quote(next_url)}"
 
 
+def enrol_landing(request: Request, result: MfaChallenge, next_url: str) -> Response | None:
+    """The guided set-up of a first factor (enrol.py) for an `mfa_enrollment_required` sign-in
+    whose organisation allows an authenticator app; None otherwise (the caller's message)."""
+    if result.status != "mfa_enrollment_required" or "totp" not in result.allowed_factor_types:
+        return None
+    cookies_of(request).set(CHALLENGE_COOKIE, result.challenge_token, result.expires_in)
+    return redirect(request, f"{ENROL}?next={quote(next_url)}")
+
+
 def signed_in(request: Request, result: Any, next_url: str) -> Response | str:
     """Start the browser session from a token pair, or go to the MFA challenge; a string is the
     error to show (the account must enrol a factor first)."""
@@ -79,6 +93,8 @@ def signed_in(request: Request, result: Any, next_url: str) -> Response | str:
             else MfaChallenge.model_validate(result)
         )
     if isinstance(result, MfaChallenge):
+        if (guided := enrol_landing(request, result, next_url)) is not None:
+            return guided  # the organisation requires a factor: set one up now
         if result.status != "mfa_required":
             return ENROL_FIRST
         cookies_of(request).set(CHALLENGE_COOKIE, result.challenge_token, result.expires_in)

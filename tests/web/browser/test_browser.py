@@ -98,6 +98,7 @@ def test_a_viewer_watches_a_live_event_and_chats(
         f"() => document.querySelector('video').currentTime > {start + 1}", timeout=30_000
     )
     assert page.locator("#state-badge").inner_text() == "Live"
+    assert "0 kb/s" not in page.locator("#quality").inner_text()  # a level with no figures
     # the live thumbnail is the video's poster; with a DVR window the player may rewind
     assert "/thumbnail.jpg" in (page.locator("#video").get_attribute("poster") or "")
     assert "/dvr/index.m3u8" in (page.locator("#watch").get_attribute("data-dvr-url") or "")
@@ -243,3 +244,20 @@ def test_a_streamer_creates_an_event_in_the_studio_and_goes_live(tabs: Any, site
     page.wait_for_selector("#event-state:has-text('ended')")
     viewer.wait_for_selector("#state-badge:has-text('Ended')", timeout=15_000)
     assert tab.csp_violations() == []
+
+
+def test_the_api_reference_renders_from_our_own_files(tabs: Any, site: b.Site) -> None:
+    """/docs and /api-docs (README, quick start) draw the operations with the package's pinned
+    Swagger UI: nothing is fetched from another origin, so they work offline too."""
+    for path in ("/docs", "/api-docs"):
+        tab = tabs()
+        elsewhere: list[str] = []
+        tab.page.on(
+            "request",
+            lambda r, out=elsewhere: r.url.startswith(site.base) or out.append(r.url),
+        )
+        tab.page.goto(path)
+        tab.page.wait_for_selector(".opblock", timeout=30_000)  # an operation, drawn
+        assert tab.page.locator(".opblock").count() > 50
+        assert elsewhere == [], elsewhere
+        assert not [line for line in tab.console if line.startswith("error")], tab.console

@@ -50,6 +50,9 @@ def test_a_moderator_deletes_a_message_and_it_disappears_for_a_viewer(
     onlooker = tabs()  # anonymous, read-only
     onlooker.page.goto(watch)
     onlooker.page.wait_for_selector("#chat-status:has-text('Read-only')")
+    # nothing to type into or click: `hidden` wins over the form's and reactions' display
+    assert onlooker.page.locator("#chat-form").is_hidden()
+    assert onlooker.page.locator("#reactions").is_hidden()
     moderator = tabs()  # the event's owner moderates its chat
     moderator.sign_in("sam")
     moderator.page.goto(watch)
@@ -224,6 +227,7 @@ def test_the_ended_state_appears_when_the_stream_stops(tabs: Any, site: b.Site) 
     page.wait_for_selector("#state-badge:has-text('Reconnecting')", timeout=30_000)
     page.wait_for_selector("#state-badge:has-text('Ended')", timeout=90_000)
     assert "ended" in page.locator("#overlay").inner_text()
+    assert page.locator("#chat-form").is_hidden()  # the chat is closed: no form to type into
     assert b.axe_violations(page) == []
 
 

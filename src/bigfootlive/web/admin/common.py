@@ -4,9 +4,11 @@ sign-in and permission check that opens each page is `web.guard.console_admin`."
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -31,6 +33,24 @@ def admin_router() -> APIRouter:
         include_in_schema=False,
         dependencies=[Depends(check_csrf)],
     )
+
+
+def form_problems(exc: ValidationError) -> str:
+    """The form's validation errors in words, each after the field it concerns ("url: must
+    start with ldap:// or ldaps://"), not pydantic's ("config.ldap.url: String should match
+    pattern '^ldaps?://'")."""
+    problems = []
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"] if not isinstance(p, int)]
+        field = loc[-1].replace("_", " ") if loc else "the form"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        pattern = str((error.get("ctx") or {}).get("pattern", ""))
+        if error["type"] == "string_pattern_mismatch" and (
+            scheme := re.fullmatch(r"\^(\w+)s\?://", pattern)
+        ):
+            message = f"must start with {scheme[1]}:// or {scheme[1]}s://"
+        problems.append(f"{field}: {message}")
+    return "; ".join(problems)
 
 
 def message_of(exc: BigfootError) -> str:

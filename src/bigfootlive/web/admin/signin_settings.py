@@ -23,7 +23,7 @@ from bigfootlive.tenants.schemas import (
     TenantSettingsPatch,
     TenantUpdate,
 )
-from bigfootlive.web.admin.common import admin_router, message_of, step_up
+from bigfootlive.web.admin.common import admin_router, form_problems, message_of, step_up
 from bigfootlive.web.guard import console_admin
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.session import BrowserSubject
@@ -110,8 +110,7 @@ async def save_settings(
             mfa=mfa if mfa != current.mfa else None,
         )
     except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        error = "The settings are not valid: " + "; ".join(problems)
+        error = "The settings are not valid: " + form_problems(exc)
         return page(request, "admin/signin_settings.html", _context(current, error=error), 422)
     if patch.mfa is not None:
         # Weakening MFA would otherwise be one stolen session away (as `PUT /api/tenant/info`).

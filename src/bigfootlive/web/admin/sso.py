@@ -28,6 +28,7 @@ from bigfootlive.web.admin import sso_forms
 from bigfootlive.web.admin.common import (
     admin_router,
     confirm,
+    form_problems,
     message_of,
     step_up,
 )
@@ -143,8 +144,7 @@ async def _save(
     except (ValidationError, BigfootError) as exc:
         await session.rollback()
         if isinstance(exc, ValidationError):
-            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-            error, status = "Check the form: " + "; ".join(problems), 422
+            error, status = "Check the form: " + form_problems(exc), 422
         else:
             error, status = message_of(exc), exc.status_code
         values = sso_forms.form_values(protocol, form)

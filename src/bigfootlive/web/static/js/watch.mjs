@@ -131,7 +131,9 @@ async function play(url) {
   hls.on(Hls.Events.MANIFEST_PARSED, () => {
     quality.replaceChildren(new Option('Auto', '-1'));
     hls.levels.forEach((level, index) => {
-      const label = level.height ? `${level.height}p` : `${Math.round(level.bitrate / 1000)} kb/s`;
+      // a single media playlist names neither: the stream as the encoder sends it
+      const label = level.height ? `${level.height}p`
+        : level.bitrate ? `${Math.round(level.bitrate / 1000)} kb/s` : 'Source';
       quality.append(new Option(label, String(index)));
     });
     quality.disabled = hls.levels.length < 2;

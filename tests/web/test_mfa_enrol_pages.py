@@ -1,0 +1,113 @@
+"""The guided set-up of a first factor at sign-in (web/enrol.py), in process on both backends:
+an organisation that requires two-step verification, a member without a factor signs in on the
+page, sets up an authenticator app, is signed in and sees the backup codes once; a wrong code
+keeps the form; without the challenge cookie the pages send back to the sign-in; and an
+organisation that allows no authenticator app keeps the sign-in page's message."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from bigfootlive.tenants.schemas import MfaPolicy
+from bigfootlive.web.session import CHALLENGE_COOKIE, SESSION_COOKIE
+from tests.fixtures.factories import PASSWORD, Factory
+from tests.mfa.helpers import totp_code
+from tests.web.helpers import HTML, alert_of, csrf_of, submit
+
+
+async def test_a_member_without_a_factor_sets_one_up_and_is_signed_in(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    tenant = await factory.tenant(mfa=MfaPolicy(mode="required"))
+    ann = await factory.user(tenant, login=False)
+    answer = await submit(
+        client, "/signin", "/signin", email=ann.user.email, password=PASSWORD,
+        tenant=tenant.slug, next="/studio",
+    )  # fmt: skip
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/signin/mfa/enrol?next=/studio"
+    assert CHALLENGE_COOKIE in client.cookies
+    assert SESSION_COOKIE not in client.cookies  # no session before the factor
+    intro = await client.get(answer.headers["location"], headers=HTML)
+    assert "Set up an authenticator app" in intro.text
+    started = await client.post(
+        "/signin/mfa/enrol", data={"csrf_token": csrf_of(intro), "next": "/studio"}, headers=HTML
+    )
+    assert started.status_code == 200, started.text
+    secret = re.search(r'data-secret="([A-Z2-7]+)"', started.text)
+    factor = re.search(r'name="factor_id" value="([^"]+)"', started.text)
+    assert secret, started.text
+    assert factor, started.text
+    assert "data:image/svg+xml;base64," in started.text  # the QR code
+    fields = {"csrf_token": csrf_of(started), "next": "/studio", "factor_id": factor.group(1)}
+    wrong = await client.post(
+        "/signin/mfa/enrol/confirm", data={**fields, "code": "000000"}, headers=HTML
+    )
+    assert wrong.status_code == 401
+    assert "attempt" in alert_of(wrong)  # how many are left
+    assert 'action="/signin/mfa/enrol/confirm"' in wrong.text  # the form again
+    assert SESSION_COOKIE not in client.cookies
+    done = await client.post(
+        "/signin/mfa/enrol/confirm",
+        data={**fields, "code": totp_code(secret.group(1))},
+        headers=HTML,
+    )
+    assert done.status_code == 200, done.text
+    assert "Two-step verification is set up" in done.text
+    assert len(re.findall(r"<li><code>", done.text)) == 10  # the backup codes, once
+    assert 'href="/studio"' in done.text  # on to where the sign-in was going
+    assert done.headers["cache-control"] == "no-store"
+    assert SESSION_COOKIE in client.cookies
+    assert CHALLENGE_COOKIE not in client.cookies
+    home = await client.get("/", headers=HTML)
+    assert "Signed in as" in home.text
+    # the next sign-in asks for the app's code, as for any account with a factor
+    client.cookies.clear()
+    again = await submit(
+        client, "/signin", "/signin", email=ann.user.email, password=PASSWORD,
+        tenant=tenant.slug,
+    )  # fmt: skip
+    assert again.headers["location"].startswith("/signin/mfa?")
+
+
+async def test_the_set_up_pages_need_the_sign_ins_challenge(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    shown = await client.get("/signin/mfa/enrol?next=/studio", headers=HTML)
+    assert shown.status_code == 303
+    assert shown.headers["location"] == "/signin?next=/studio"
+    form = await client.get("/signin", headers=HTML)
+    started = await client.post(
+        "/signin/mfa/enrol", data={"csrf_token": csrf_of(form), "next": "/"}, headers=HTML
+    )
+    assert started.status_code == 303
+    client.cookies.set(CHALLENGE_COOKIE, "not-a-challenge")
+    refused = await client.post(
+        "/signin/mfa/enrol", data={"csrf_token": csrf_of(form), "next": "/"}, headers=HTML
+    )
+    assert refused.status_code == 401
+    assert 'href="/signin?next=/"' in refused.text  # sign in again
+    no_csrf = await client.post("/signin/mfa/enrol", data={"next": "/"}, headers=HTML)
+    assert no_csrf.status_code == 403
+    # the challenge page too: an expired or unknown challenge starts the sign-in again
+    challenge = await client.get("/signin/mfa?next=/studio", headers=HTML)
+    assert challenge.status_code == 303
+    assert challenge.headers["location"] == "/signin?next=/studio"
+    cleared = challenge.headers.get_list("set-cookie")
+    assert any(c.startswith(f"{CHALLENGE_COOKIE}=") and "Max-Age=0" in c for c in cleared), cleared
+
+
+async def test_without_an_authenticator_app_the_sign_in_page_says_so(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    tenant = await factory.tenant(mfa=MfaPolicy(mode="required", allowed_factors=["email"]))
+    bob = await factory.user(tenant, login=False)
+    answer = await submit(
+        client, "/signin", "/signin", email=bob.user.email, password=PASSWORD,
+        tenant=tenant.slug,
+    )  # fmt: skip
+    assert answer.status_code == 403
+    assert "requires two-step verification" in alert_of(answer)
+    assert SESSION_COOKIE not in client.cookies
