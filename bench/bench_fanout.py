@@ -74,6 +74,7 @@ class Peer:
     path: str
     send: Any  # async callable(rate, duration, linger) -> sent count; lingers reading after
     acks_ms: list[float] = field(default_factory=list)  # send -> stored ack, where measured
+    rss_baseline: int = 0  # the servers' RSS before the first level (after the warm-up)
 
 
 SENDERS_PER_MSG_PER_SECOND = 1.0  # chat comes from many people: one connection per msg/s
@@ -361,7 +362,15 @@ def measure(
             100 * (client_cpu_after - client_cpu_before) / elapsed, 1
         ),
         "server_rss_mb": round(rss_after / 2**20, 1),
-        "memory_per_connection_kb": round((rss_after - rss_before) / max(1, connected) / 1024, 1),
+        # The servers' RSS growth since before the first level, per open connection: what the
+        # open sockets take, whatever the earlier levels left. Growth over this level alone
+        # (`rss_growth_this_level_kb`) counts only what the earlier, smaller levels' freed
+        # memory could not hold, so it understates a socket's memory, and by how much depends
+        # on when the collector freed those sockets (bench/README.md).
+        "memory_per_connection_kb": round(
+            (rss_after - (peer.rss_baseline or rss_before)) / max(1, connected) / 1024, 1
+        ),
+        "rss_growth_this_level_kb": round((rss_after - rss_before) / max(1, connected) / 1024, 1),
     }
 
 
@@ -412,6 +421,7 @@ def main() -> None:
             report["results"][peer.name] = []
             if args.warmup > 0:
                 asyncio.run(peer.send(args.rate, args.warmup, 0.5))
+            peer.rss_baseline = sum(proc_rss_bytes(p.pid) for p in peer.procs)
         for n in levels:
             for peer in peers:
                 row = measure(peer, binary, n, args.rate, args.duration, args.clients)

@@ -170,3 +170,13 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
                 if headers is not None:
                     headers.clear()
             self.request = self.response = None  # type: ignore[assignment]
+
+    async def run_asgi(self) -> None:
+        try:
+            await super().run_asgi()
+        finally:
+            # The app is done with the socket. Its scope holds this protocol's bound `send`
+            # (realtime's raw send, for the fast path), and this protocol the scope: a cycle
+            # that kept each closed socket (~32 objects, its transport, its parser) until a
+            # collection of an older generation, which is rare (app.GC_THRESHOLDS).
+            self.scope = None  # type: ignore[assignment]

@@ -103,7 +103,11 @@ class Gateway(Commands):
             self.event.id,
             None if self.subject is None else self.subject.user_id,
             self.websocket.send_text,
-            self._closer,
+            # The socket's own method, not one of this gateway's: the gateway keeps the
+            # connection, and a connection keeping the gateway made every closed socket (its
+            # protocol, transport and parser) garbage only a collection of an older generation
+            # frees, and those are rare (app.GC_THRESHOLDS).
+            self.websocket.close,
             self.settings.ws_send_queue_size,
             transport=fast_path_transport(self.websocket.scope),
         )
@@ -125,9 +129,6 @@ class Gateway(Commands):
         headers = self.websocket.scope.get("headers")
         if isinstance(headers, list):
             headers.clear()
-
-    async def _closer(self, code: int, reason: str) -> None:
-        await self.websocket.close(code=code, reason=reason)
 
     def _welcome(self, room: RoomSettingsOut) -> p.Welcome:
         user = None
