@@ -1,4 +1,5 @@
-"""Redis backends: one connection pool for commands, one pub/sub connection per process."""
+"""Redis backends: one connection pool for commands (and a few connections of its own for the
+cache's coalesced round trips, `redis_wire`), one pub/sub connection per process."""
 
 from __future__ import annotations
 
