@@ -371,21 +371,28 @@ class Database:
         return await self._raw(stmt, params, "BEGIN")
 
     async def call_scoped(
-        self, function: str, *args: Any, scope: RowScope | None = None
+        self,
+        function: str,
+        *args: Any,
+        scope: RowScope | None = None,
+        columns: Sequence[str] = (),
     ) -> Sequence[Mapping[str, Any]]:
         """`SELECT * FROM function(tenant scope, platform scope, *args)` in an implicit
         transaction: ONE round trip, committed when this returns. For the migrations' functions
         that set the row scope from their first two arguments, then read or change rows
         (`bfl_go_live`, `bfl_users_first_page`). `function` is from the code, never input.
-        `scope`: the row scope to send, the current one by default. On `calls` (connections
-        of its own, `pgcalls.CallPool`) when there are, else one from the engine's pool."""
+        `scope`: the row scope to send, the current one by default. `columns`: those of the
+        function's rows to read (all by default; each one more the driver decodes). On `calls`
+        (connections of its own, `pgcalls.CallPool`) when there are, else one from the
+        engine's pool."""
         scope = current_row_scope() if scope is None else scope
         tenant = str(uuid.UUID(str(scope.tenant_id))) if scope.tenant_id is not None else ""
         values = (tenant, "on" if scope.platform else "", *args)
         placeholders = ", ".join(f"${n}" for n in range(1, len(values) + 1))
-        if not function.isidentifier():
-            raise ValueError(f"not a function name: {function!r}")
-        sql = f"SELECT * FROM {function}({placeholders})"  # noqa: S608 - a name, then $n
+        if not function.isidentifier() or not all(c.isidentifier() for c in columns):
+            raise ValueError(f"not a function and column names: {function!r}, {columns!r}")
+        read = ", ".join(columns) or "*"
+        sql = f"SELECT {read} FROM {function}({placeholders})"  # noqa: S608 - names, then $n
         if self.calls is not None:
             try:
                 return await self.calls.fetch(sql, values)

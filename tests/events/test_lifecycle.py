@@ -289,3 +289,20 @@ async def test_rotating_the_key_invalidates_the_old_one(factory, client, state):
     event = await _event(state, body)
     assert keys.stream_key_of(state, event) == new_key
     assert event.stream_key_hash == keys.stream_key_hashes(state.settings, new_key)[0]
+
+
+def test_a_stream_keys_lookup_hashes_are_its_hmac_under_each_data_key_newest_first():
+    import hashlib
+
+    from bigfootlive.config import Settings
+    from bigfootlive.kit.crypto import keyed_hash
+
+    for data in ("a" * 40, "b" * 40 + "," + "c" * 40):
+        settings = Settings(encryption_keys=data)
+        expected = [
+            keyed_hash(hashlib.sha256(b"bfl-stream-key-lookup:" + k).digest(), "sk_x")
+            for k in settings.data_keys
+        ]
+        assert keys.stream_key_hashes(settings, "sk_x") == expected
+        assert keys.stream_key_hashes(settings, "sk_y") != expected  # nothing of sk_x kept
+        assert len(expected) == len(data.split(","))

@@ -28,17 +28,24 @@ async def redis() -> AsyncIterator[tuple[RedisCache, RedisPubSub]]:
     await services.redis_delete_prefix(services.REDIS_URL, prefix)
 
 
+def _count_commands(cache: RedisCache, name: str) -> list[int]:
+    """The `name` commands sent to Redis from now on, by their number of arguments."""
+    sent: list[int] = []
+    assert cache.wire is not None
+    call = cache.wire.call
+
+    async def counted(*args):
+        if args[0] == name:
+            sent.append(len(args) - 1)
+        return await call(*args)
+
+    cache.wire.call = counted  # type: ignore[method-assign]
+    return sent
+
+
 def _count_mgets(cache: RedisCache) -> list[int]:
     """The MGETs sent to Redis from now on, by their number of keys."""
-    sent: list[int] = []
-    mget = cache.client.mget
-
-    async def counted(keys, *args):
-        sent.append(len(keys))
-        return await mget(keys, *args)
-
-    cache.client.mget = counted  # type: ignore[method-assign]
-    return sent
+    return _count_commands(cache, "MGET")
 
 
 async def test_concurrent_reads_share_a_round_trip_and_each_gets_its_own_values(redis):
@@ -81,13 +88,13 @@ async def test_concurrent_writes_then_news_share_a_round_trip_in_order(redis):
 
     unsubscribe = await pubsub.subscribe("news", on_message)
     calls: list[int] = []
-    script = cache._set_many_publish_groups
+    run = cache._run_script
 
-    async def counted(*, keys, args):
+    async def counted(script, keys, args):
         calls.append(int(args[0]))  # the groups of this call
-        return await script(keys=keys, args=args)
+        return await run(script, keys, args)
 
-    cache._set_many_publish_groups = counted  # type: ignore[method-assign]
+    cache._run_script = counted  # type: ignore[method-assign]
     try:
         await asyncio.gather(
             *(

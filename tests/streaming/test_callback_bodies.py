@@ -3,8 +3,13 @@ a 400 with a JSON error, and nothing changes."""
 
 from __future__ import annotations
 
-import pytest
+from urllib.parse import parse_qsl
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bigfootlive.streaming.base import query_args
 from tests.fixtures.recorded import payload
 
 DEPTH = 10_000
@@ -66,3 +71,14 @@ async def test_a_chunked_callback_body_over_the_limit_is_413(studio):
     )
     assert response.status_code == 413, response.text
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab=&%+?2Fé0x ", max_size=40))
+def test_a_form_body_reads_as_parse_qsl_reads_it(raw):
+    """`query_args` (the form of nginx-rtmp, SRS's param, MediaMTX's query) gives what
+    `parse_qsl` gives for any body: escapes, `+`, blanks, repeats, a leading `?`."""
+    expected: dict[str, str] = {}
+    for key, value in parse_qsl(raw.lstrip("?"), keep_blank_values=True):
+        expected.setdefault(key, value)
+    assert query_args(raw) == expected

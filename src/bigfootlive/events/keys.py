@@ -4,7 +4,9 @@ of HTTP."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import secrets
 import uuid
 
@@ -21,21 +23,33 @@ from bigfootlive.events.lifecycle import event_cache, illegal
 from bigfootlive.events.ports import EventsState
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.kit.backends import Cache
-from bigfootlive.kit.crypto import keyed_hash
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.kit.singleflight import SingleFlight
 from bigfootlive.mfa.policy import ensure_recent_mfa
 from bigfootlive.models import Event
 
 
-def _lookup_keys(settings: Settings) -> list[bytes]:
-    return [hashlib.sha256(b"bfl-stream-key-lookup:" + k).digest() for k in settings.data_keys]
+@functools.lru_cache(maxsize=4)
+def _lookup_macs(data_keys: tuple[bytes, ...]) -> tuple[hmac.HMAC, ...]:
+    """An HMAC-SHA256 keyed for the lookups under each data key, fed nothing yet: a copy of it
+    hashes a stream key (`kit.crypto.keyed_hash`'s HMAC) without deriving the lookup key and
+    setting up its HMAC again, ~3.4 -> ~1.2 us a key; a publish hashes its key three times."""
+    return tuple(
+        hmac.new(hashlib.sha256(b"bfl-stream-key-lookup:" + k).digest(), digestmod="sha256")
+        for k in data_keys
+    )
 
 
 def stream_key_hashes(settings: Settings, stream_key: str) -> list[str]:
     """HMACs of a key under every data key still configured (newest first), for lookups that
     survive a rotation of ENCRYPTION_KEYS."""
-    return [keyed_hash(k, stream_key) for k in _lookup_keys(settings)]
+    value = stream_key.encode()
+    hashes = []
+    for keyed in _lookup_macs(tuple(settings.data_keys)):
+        mac = keyed.copy()
+        mac.update(value)
+        hashes.append(mac.hexdigest())
+    return hashes
 
 
 def new_stream_key() -> str:

@@ -224,7 +224,9 @@ async def _go_live_many(
         first.setdefault(event_id, n)
     sent = sorted((calls[n] for n in first.values()), key=lambda call: call[0])
     if len(sent) == 1:  # alone (an idle process): the one-event function, a little cheaper
-        found = await db.call_scoped("bfl_go_live", tenant_id, *sent[0], _now(), scope=scope)
+        found = await db.call_scoped(
+            "bfl_go_live", tenant_id, *sent[0], _now(), scope=scope, columns=_WENT_LIVE
+        )
     else:
         found = await db.call_scoped(
             "bfl_go_live_many",
@@ -234,6 +236,7 @@ async def _go_live_many(
             [publisher for _, _, publisher in sent],
             _now(),
             scope=scope,
+            columns=_WENT_LIVE,
         )
     changed = {row["id"]: {name: row[name] for name in _WENT_LIVE} for row in found}
     answers: list[dict[str, Any] | None] = [None] * len(calls)

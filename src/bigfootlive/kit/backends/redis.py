@@ -1,4 +1,5 @@
-"""Redis backends: one connection pool for commands, one pub/sub connection per process."""
+"""Redis backends: one connection pool for commands (and a few connections of its own for the
+cache's coalesced round trips, `redis_wire`), one pub/sub connection per process."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub as RedisPubSubConn
 from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from bigfootlive.kit.backends.base import MessageHandler, Unsubscribe
+from bigfootlive.kit.backends.redis_wire import RedisWire
 from bigfootlive.kit.coalesce import Coalesced
 
 log = structlog.get_logger(__name__)
@@ -70,6 +74,9 @@ class RedisCache:
         self.prefix = prefix
         self._add_count = client.register_script(_ADD_COUNT)
         self._set_many_publish_groups = client.register_script(_SET_MANY_PUBLISH_GROUPS)
+        # The coalesced round trips on a standalone Redis, with less client code around each
+        # (a cluster's client routes them by their keys: redis-py's own path).
+        self.wire = RedisWire(client) if isinstance(client, Redis) else None
         self._reads = Coalesced(self._mget_all, "cache-reads", MAX_CALLS_PER_ROUND_TRIP)
         self.writes_then_news = Coalesced(
             self._set_publish_all, "cache-writes", MAX_CALLS_PER_ROUND_TRIP
@@ -89,7 +96,11 @@ class RedisCache:
         return [v if v is None or isinstance(v, bytes) else str(v).encode() for v in values]
 
     async def _mget_all(self, reads: list[list[str]]) -> list[list[object]]:
-        values: list[object] = list(await self.client.mget([k for keys in reads for k in keys]))
+        keys = [k for keys in reads for k in keys]
+        if self.wire is None:
+            values: list[object] = list(await self.client.mget(keys))
+        else:
+            values = list(await self.wire.call("MGET", *keys))
         answers: list[list[object]] = []
         start = 0
         for keys in reads:
@@ -106,8 +117,20 @@ class RedisCache:
             args += [len(entries), value, ttl_ms, len(messages)]
             for channel, message in messages:
                 args += [channel, message]
-        await self._set_many_publish_groups(keys=keys, args=args)
+        await self._run_script(self._set_many_publish_groups, keys, args)
         return [None] * len(writes)
+
+    async def _run_script(
+        self, script: AsyncScript, keys: list[str], args: list[bytes | str | int]
+    ) -> object:
+        """`script(keys=keys, args=args)`, by its SHA on `wire` when there is one (redis-py
+        loads it on a server that does not know it yet)."""
+        if self.wire is not None:
+            try:
+                return await self.wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                pass
+        return await script(keys=keys, args=args)
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         px = None if ttl is None else max(1, int(ttl * 1000))
@@ -206,6 +229,8 @@ class RedisCache:
         await self.client.ping()
 
     async def close(self) -> None:
+        if self.wire is not None:
+            await self.wire.close()
         await self.client.aclose()
 
 
