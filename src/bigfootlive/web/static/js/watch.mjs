@@ -142,7 +142,10 @@ async function play(url) {
   });
   player.on(Hls.Events.ERROR, (_, data) => {
     if (!data.fatal || hls !== player) return;
-    if (data.type === Hls.ErrorTypes.NETWORK_ERROR && ['live', 'reconnecting'].includes(status)) {
+    if (url !== root.dataset.vodUrl && ['ended', 'cancelled'].includes(status)) {
+      hls = null;  // the live stream's files go when it ends: "ended" stays on the overlay
+      setTimeout(() => player.destroy(), 0);
+    } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR && ['live', 'reconnecting'].includes(status)) {
       // a playlist gone (the encoder dropped) or refused: wait until it is there again
       hls = null;
       setTimeout(() => player.destroy(), 0);  // not from within its own event
