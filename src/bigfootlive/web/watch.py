@@ -71,9 +71,8 @@ async def watch(
         recordings = await recordings_repo.recordings_of(session, event.tenant_id, event.id)
         ready = [r.playback_url for r in recordings if r.status == "ready" and r.playback_url]
         vod = with_token(ready[0], token) if ready else None
-    # on air, or about to be (a viewer waiting on the page plays it when it goes live): the DVR
-    # playlist (rewind) and the live thumbnail; afterwards the poster
-    on_air = not status.is_finished and state.settings.previews_enabled
+    # while on air: the DVR playlist (rewind) and the live thumbnail; afterwards the poster
+    on_air = status.is_on_air and state.settings.previews_enabled
     rewind = (
         dvr_url(state.settings, event.playback_id) if on_air and event.dvr_window_seconds else None
     )
