@@ -27,7 +27,7 @@ from structlog.testing import capture_logs
 from bigfootlive.config import Settings
 from bigfootlive.streaming.managed import supervisor as supervising
 from bigfootlive.streaming.managed.listen_check import PortTaken, check_ports, taken_port
-from bigfootlive.streaming.managed.nginx_conf import MediaLayout, find_nginx
+from bigfootlive.streaming.managed.nginx_conf import INSTANCE_HEADER, MediaLayout, find_nginx
 from tests.fixtures import nginx_rtmp, services
 from tests.streaming.test_media_server_mode import _ready
 
@@ -143,9 +143,12 @@ def test_serve_refuses_to_start_on_a_taken_port(tmp_path, setting):
 
 class _Foreign(http.server.BaseHTTPRequestHandler):
     status = 404
+    headers_sent: dict[str, str] = {}  # set per server (foreign_http)
 
     def do_GET(self) -> None:
         self.send_response(self.status)
+        for name, value in self.headers_sent.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(b"ok\n")
 
@@ -154,9 +157,9 @@ class _Foreign(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def foreign_http(status: int) -> Iterator[int]:
+def foreign_http(status: int, headers: dict[str, str] | None = None) -> Iterator[int]:
     """Another program's HTTP server on a loopback port, answering `status` to everything."""
-    handler = type("Handler", (_Foreign,), {"status": status})
+    handler = type("Handler", (_Foreign,), {"status": status, "headers_sent": headers or {}})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -179,6 +182,26 @@ async def test_ready_does_not_take_another_program_for_the_media_server(settings
         f"error: another program answers on port {port} (HTTP {status}), not this server's "
         "nginx: stop it, or set MEDIA_HTTP_PORT to a free port"
     )
+
+
+async def test_ready_does_not_take_another_checkouts_nginx_for_its_own(settings, tmp_path):
+    other = {INSTANCE_HEADER: "0123456789abcdef"}  # another MEDIA_RUNTIME_DIR's nginx
+    with foreign_http(200, other) as port:
+        managed = settings.model_copy(
+            update={"media_server_mode": "managed", "media_http_port": port,
+                    "media_runtime_dir": str(tmp_path / "run")}
+        )  # fmt: skip
+        answer = await _ready(managed)
+        assert answer.status_code == 503
+        assert answer.json()["checks"]["media_server"] == (
+            f"error: port {port} answers as another BigfootLive media server (another checkout "
+            "or MEDIA_RUNTIME_DIR): set MEDIA_HTTP_PORT to a free port"
+        )
+        own = {INSTANCE_HEADER: MediaLayout.from_settings(managed).instance}
+    with foreign_http(200, own) as port:  # what our own nginx answers
+        answer = await _ready(managed.model_copy(update={"media_http_port": port}))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["checks"]["media_server"] == "ok"
 
 
 def test_a_port_taken_while_nginx_restarts_is_named_in_the_log(tmp_path, monkeypatch):
