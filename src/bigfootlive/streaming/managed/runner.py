@@ -143,7 +143,7 @@ def media_server(settings: Settings, *, api_port: int) -> Iterator[Resolved]:
 
 
 def _health_check(layout: MediaLayout, answer: httpx.Response) -> str:
-    """ "ok" when the answer is our nginx's (its instance header), else what answered."""
+    """The check: ok when our nginx answered (its instance header), else who answered."""
     if answer.headers.get(INSTANCE_HEADER) == layout.instance and answer.status_code == 200:
         return "ok"
     if INSTANCE_HEADER in answer.headers:
