@@ -9,6 +9,7 @@ authorization (`GET /api/media/authorize`) checks on every playlist and segment.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 from fastapi import APIRouter, Depends, Request
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from bigfootlive.analytics import service as analytics
 from bigfootlive.analytics.schemas import BeaconBatch, BeaconsAccepted
 from bigfootlive.containers import repository as recordings_repo
+from bigfootlive.containers.live_files import live_files
 from bigfootlive.containers.storage import public_url
 from bigfootlive.deps import Meta, ReadSession, State
 from bigfootlive.events import access
@@ -74,7 +76,7 @@ async def watch(
     rewind = (
         dvr_url(state.settings, event.playback_id) if on_air and event.dvr_window_seconds else None
     )
-    poster = thumbnail_url(state.settings, event.playback_id) if on_air else event.poster_url
+    thumbnail = thumbnail_url(state.settings, event.playback_id) if on_air else None
     url = hls_url(state.settings, event.playback_id, event.latency_mode)
     # the transcoder's ladder (as the API's abr_master_url), for the quality menu
     abr = (
@@ -83,6 +85,25 @@ async def watch(
         else None
     )
     dvr = rewind and with_token(rewind, token)
+    hls = with_token(url, token)
+    thumbnail = thumbnail and with_token(thumbnail, token)
+    urls = {"dvr": dvr, "abr": abr, "hls": hls, "thumbnail": thumbnail}
+    # what is there yet (the first seconds on air): the player and the poster ask for nothing
+    # else; watch.mjs asks /watch/{id}/playable for the rest
+    there = (
+        live_files(state.settings, event.id, event.playback_id, event.latency_mode).ready()
+        if status.is_on_air
+        else []
+    )
+    ready = [name for name in there if urls[name]]
+    # the playlist the player starts with (watch.mjs startUrl), fetched with the page
+    first = next(name for name in ("dvr", "abr", "hls") if urls[name])
+    preload = urls[first] if status == EventStatus.LIVE and first in ready else None
+    poster = (
+        thumbnail
+        if "thumbnail" in ready
+        else event.poster_url and with_token(event.poster_url, token)
+    )
     tenant = await tenants_repo.get_tenant(session, event.tenant_id)
     owner = await identity_repo.get_user(session, event.tenant_id, event.owner_id)
     return page(
@@ -97,7 +118,7 @@ async def watch(
             "branding": viewer_branding(tenant),
             "status": status.value,
             "status_text": _STATE_TEXT[status],
-            "hls_url": with_token(url, token),
+            "hls_url": hls,
             "player": player_settings(
                 state.settings,
                 LatencyMode(event.latency_mode),
@@ -106,16 +127,37 @@ async def watch(
             "abr_url": abr,
             "vod_url": vod,
             "dvr_url": dvr,
-            # the playlist the player starts with (watch.mjs liveUrl), fetched with the page
-            "preload_url": (dvr or abr or with_token(url, token))
-            if status == EventStatus.LIVE
-            else None,
-            "poster_url": poster and with_token(poster, token),
+            "ready": " ".join(ready),
+            "preload_url": preload,
+            "thumbnail_url": thumbnail,
+            "poster_url": poster,
             "scheduled": event.scheduled_start.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
             if event.scheduled_start
             else None,
         },
     )
+
+
+@router.get("/watch/{event_id}/playable")
+async def playable(
+    event_id: uuid.UUID,
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: ReadSession,
+) -> Response:
+    """What the watch page's player may ask the origin for yet, for whoever may see the event:
+    `{"status": ..., "hls": ..., "abr": ..., "dvr": ..., "thumbnail": ...}`, each true (there),
+    false (not yet: a request would be a 404) or null (this server cannot tell). watch.mjs asks
+    it in the first seconds on air instead of asking the origin for files that are not there."""
+    event = await access.get_viewable_event(session, subject, event_id)
+    status = EventStatus(event.status)
+    files: dict[str, bool | None] = {"hls": False, "abr": False, "dvr": False, "thumbnail": False}
+    if status.is_on_air:
+        found = live_files(state.settings, event.id, event.playback_id, event.latency_mode)
+        files = found.as_dict()
+    body = json.dumps({"status": status.value, **files})
+    return finish(request, Response(body, media_type="application/json"))
 
 
 @router.get("/watch/{event_id}/poster.svg")

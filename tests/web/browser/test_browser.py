@@ -82,8 +82,11 @@ def test_a_viewer_watches_a_live_event_and_chats(
     viewer.sign_in("vera")
     page = viewer.page
     # the event's container has started its DVR copy (the page then plays the DVR playlist)
+    # and made the live thumbnail (the video's poster until the first frame)
     dvr = site.tmp / "media" / "live" / live_event["playback_id"] / "dvr" / "index.m3u8"
     b.wait_for(lambda: dvr.is_file() and "#EXTINF" in dvr.read_text(), 60, lambda: "no DVR")
+    thumbnail = dvr.parent.parent / "thumbnail.jpg"
+    b.wait_for(thumbnail.is_file, 60, lambda: "no thumbnail")
     with page.expect_response(lambda r: r.url.endswith("/beacons"), timeout=90_000) as beacon:
         page.goto(f"/watch/{live_event['id']}")
         try:

@@ -285,3 +285,56 @@ def test_an_ended_events_recording_plays_on_the_watch_page_and_in_the_studio(
     )
     assert b.axe_violations(studio.page) == []
     assert studio.csp_violations() == []
+
+
+def _watch_recording_failures(tab: b.Tab) -> list[str]:
+    """What went wrong for the browser: console errors, failed requests, 4xx and 5xx answers."""
+    failures: list[str] = []
+    tab.page.on("console", lambda m: failures.append(m.text) if m.type == "error" else None)
+    tab.page.on("requestfailed", lambda r: failures.append(f"{r.url}: {r.failure}"))
+    tab.page.on(
+        "response", lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 400 else None
+    )
+    return failures
+
+
+def test_the_watch_page_opened_at_go_live_starts_without_errors(tabs: Any, site: b.Site) -> None:
+    sam = site.bearer("sam")
+    event = site.event("sam", "Doors open", "public", live=False)
+    assert site.api.post(f"/api/events/{event['id']}/start", headers=sam).status_code == 200
+    # one viewer waits on the page before the encoder connects (the socket says "live")
+    early = tabs()
+    early_failures = _watch_recording_failures(early)
+    early.page.goto(f"/watch/{event['id']}")
+    early.page.wait_for_selector("#chat-status:has-text('Read-only')")
+    stream = site.api.get(f"/api/streaming/events/{event['id']}/stream", headers=sam).json()
+    site.encoders.append(b.publish(stream["ingest"]["publish_url"], site.tmp / "ff-doors.log"))
+
+    def status() -> str:
+        return str(site.api.get(f"/api/events/{event['id']}", headers=sam).json()["status"])
+
+    b.wait_for(lambda: status() == "live", 30, lambda: site.log.read_text()[-2000:])
+    # another opens it the moment it is live: no playlist, no thumbnail written yet
+    dvr = site.tmp / "media" / "live" / event["playback_id"] / "dvr" / "index.m3u8"
+    assert not dvr.exists()
+    at_once = tabs()
+    failures = _watch_recording_failures(at_once)
+    at_once.page.goto(f"/watch/{event['id']}")
+    # made before the DVR copy's first segment and the first thumbnail
+    assert "dvr" not in (at_once.page.locator("#watch").get_attribute("data-ready") or "")
+    assert "poster.svg" in (at_once.page.locator("#video").get_attribute("poster") or "")
+    for tab in (at_once, early):
+        try:
+            tab.page.wait_for_function(
+                "() => document.querySelector('video').currentTime > 1", timeout=60_000
+            )
+        except Exception as exc:
+            raise AssertionError("\n".join(tab.console[-40:])) from exc
+        assert tab.page.locator("#state-badge").inner_text() == "Live"
+        loads = tab.page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+        assert any("/playable" in name for name in loads)  # it asked what was there
+    # the page made on air waited for the DVR playlist (its rewind) rather than taking a 404
+    loads = at_once.page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("/dvr/index.m3u8" in name for name in loads)
+    assert failures == []
+    assert early_failures == []

@@ -21,6 +21,7 @@ paths without their query strings.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from bigfootlive.streaming.managed import credential
 
 # Directories nginx's workers write (when the master runs as root, workers run as `user`).
 _WRITABLE = ("logs", "tmp", "cache")
+INSTANCE_HEADER = "X-BigfootLive-Media"
 _WILDCARDS = {"0.0.0.0", "::", "[::]", ""}  # noqa: S104 - listen addresses, not a bind here
 
 
@@ -125,6 +127,13 @@ class MediaLayout:
     @property
     def http_url(self) -> str:
         return f"http://{self.local_host}:{self.http_port}"
+
+    @property
+    def instance(self) -> str:
+        """Who answers `/_bfl/health` (its `X-BigfootLive-Media` header): this configuration's
+        nginx, not another program or another checkout's on the same port (`/ready`)."""
+        seed = f"bfl-media\0{self.runtime_dir}\0{self.credential}".encode()
+        return hashlib.sha256(seed).hexdigest()[:16]
 
     @property
     def stat_url(self) -> str:
@@ -276,6 +285,7 @@ http {{
             {loopback} deny all;
             access_log off;
             default_type text/plain;
+            add_header {INSTANCE_HEADER} "{self.instance}";
             return 200 "ok\\n";
         }}
         location = /stat {{

@@ -30,6 +30,7 @@ import structlog
 
 from bigfootlive.config import Settings
 from bigfootlive.streaming.managed.nginx_conf import (
+    INSTANCE_HEADER,
     LayoutError,
     MediaLayout,
     find_nginx,
@@ -117,7 +118,7 @@ def media_server(settings: Settings, *, api_port: int) -> Iterator[Resolved]:
         raise LayoutError(missing_reason(settings))
     for name, value in _defaults(settings).items():
         os.environ[name] = value
-    supervisor = NginxSupervisor(layout, binary)
+    supervisor = NginxSupervisor(layout, binary, api_port=api_port)
     supervisor.start()
     log.info("media_server", mode="managed", reason=resolved.reason, rtmp_port=layout.rtmp_port,
              http=layout.http_url)  # fmt: skip
@@ -141,6 +142,22 @@ def media_server(settings: Settings, *, api_port: int) -> Iterator[Resolved]:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _health_check(layout: MediaLayout, answer: httpx.Response) -> str:
+    """The check: ok when our nginx answered (its instance header), else who answered."""
+    if answer.headers.get(INSTANCE_HEADER) == layout.instance and answer.status_code == 200:
+        return "ok"
+    if INSTANCE_HEADER in answer.headers:
+        return (
+            f"error: port {layout.http_port} answers as another BigfootLive media server "
+            f"(another checkout or MEDIA_RUNTIME_DIR): set MEDIA_HTTP_PORT to a free port"
+        )
+    return (
+        f"error: another program answers on port {layout.http_port} (HTTP "
+        f"{answer.status_code}), not this server's nginx: stop it, or set MEDIA_HTTP_PORT to "
+        "a free port"
+    )
+
+
 async def ready_status(settings: Settings) -> tuple[str | None, dict[str, str]]:
     """(the `/ready` check, or None when this process has no media server to answer for;
     the media server's description)."""
@@ -150,7 +167,7 @@ async def ready_status(settings: Settings) -> tuple[str | None, dict[str, str]]:
         try:
             async with httpx.AsyncClient(timeout=2) as client:
                 answer = await client.get(layout.health_url)
-            check = "ok" if answer.status_code == 200 else f"error: HTTP {answer.status_code}"
+            check = _health_check(layout, answer)
         except httpx.HTTPError as exc:
             check = f"error: nginx is not answering ({type(exc).__name__})"
         return check, {"mode": "managed", "status": check, "origin": layout.http_url}

@@ -22,6 +22,7 @@ from typing import IO
 import structlog
 
 from bigfootlive.observability.logging import REDACTED, redact_text
+from bigfootlive.streaming.managed.listen_check import check_ports, taken_port
 from bigfootlive.streaming.managed.nginx_conf import LayoutError, MediaLayout
 
 log = structlog.get_logger(__name__)
@@ -57,9 +58,11 @@ class NginxSupervisor:
         *,
         backoff_seconds: float = 1.0,
         backoff_max_seconds: float = 30.0,
+        api_port: int | None = None,
     ) -> None:
         self.layout = layout
         self.binary = binary
+        self.api_port = api_port  # the API's own port, which nginx must not be given
         self.backoff_seconds = backoff_seconds
         self.backoff_max_seconds = backoff_max_seconds
         self.restarts = 0
@@ -67,6 +70,8 @@ class NginxSupervisor:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._pump: threading.Thread | None = None
+        self._log_start = 0  # where the running nginx's lines begin in logs/error.log
 
     @property
     def args(self) -> list[str]:
@@ -90,8 +95,11 @@ class NginxSupervisor:
             raise LayoutError(f"nginx refused the generated configuration: {reason}")
 
     def start(self) -> None:
+        """Check the configuration and the ports (raises LayoutError: what to change), then
+        start nginx and the thread that restarts it."""
         self.check()
         self._stop_stale()
+        check_ports(self.layout, api_port=self.api_port)  # not for ever "Address already in use"
         self._stopping.clear()
         self._spawn()
         self._thread = threading.Thread(target=self._watch, name="media-server", daemon=True)
@@ -108,13 +116,18 @@ class NginxSupervisor:
                 stderr=subprocess.PIPE if self.layout.error_log_to_stderr else subprocess.DEVNULL,
                 preexec_fn=_preexec,  # only setpgrp and prctl
             )
+            try:
+                self._log_start = self.layout.error_log.stat().st_size
+            except OSError:
+                self._log_start = 0
             if self._process.stderr is not None:
-                threading.Thread(
+                self._pump = threading.Thread(
                     target=_pump,
                     args=(self._process.stderr, self.layout.error_log),
                     name="media-server-log",
                     daemon=True,
-                ).start()
+                )
+                self._pump.start()
             log.info(
                 "media_server_started",
                 pid=self._process.pid,
@@ -136,13 +149,19 @@ class NginxSupervisor:
             _kill_group(process.pid)  # its workers, which outlive a master that crashed
             if time.monotonic() - started >= _STABLE_SECONDS:
                 delay = self.backoff_seconds
+            if self._pump is not None:
+                self._pump.join(2)  # its last lines: why it exited
+            said = self._run_log()
             log.error(
                 "media_server_exited",
                 pid=process.pid,
                 exit_status=code,
                 restart_in_seconds=delay,
-                error_log=self._error_tail(),
+                error_log=said[-600:],
             )
+            taken = taken_port(self.layout, said)
+            if taken is not None:
+                log.error("media_server_port_taken", reason=taken, restart_in_seconds=delay)
             if self._stopping.wait(delay):
                 return
             delay = min(delay * 2, self.backoff_max_seconds)
@@ -152,9 +171,12 @@ class NginxSupervisor:
             except OSError:
                 log.exception("media_server_start_failed")
 
-    def _error_tail(self) -> str:
+    def _run_log(self) -> str:
+        """What the last nginx run wrote to logs/error.log (its last 8 KB)."""
         try:
-            return self.layout.error_log.read_text(errors="replace")[-600:]
+            with self.layout.error_log.open("rb") as f:
+                f.seek(max(self._log_start, f.seek(0, 2) - 8192))
+                return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
 

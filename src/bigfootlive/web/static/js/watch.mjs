@@ -127,45 +127,49 @@ async function play(url) {
   // the event's latency mode says how close to the live edge to sit (GET .../stream `player`)
   const options = JSON.parse(root.dataset.player || '{}');
   // fast start: the first fragment is fetched while the media source opens
-  hls = new Hls({ enableWorker: false, startFragPrefetch: true, ...options });
-  hls.on(Hls.Events.MANIFEST_PARSED, () => {
+  const player = new Hls({ enableWorker: false, startFragPrefetch: true, ...options });
+  hls = player;
+  player.on(Hls.Events.MANIFEST_PARSED, () => {
     quality.replaceChildren(new Option('Auto', '-1'));
-    hls.levels.forEach((level, index) => {
+    player.levels.forEach((level, index) => {
       // a single media playlist names neither: the stream as the encoder sends it
       const label = level.height ? `${level.height}p`
         : level.bitrate ? `${Math.round(level.bitrate / 1000)} kb/s` : 'Source';
       quality.append(new Option(label, String(index)));
     });
-    quality.disabled = hls.levels.length < 2;
+    quality.disabled = player.levels.length < 2;
     video.play().catch(afterStart);  // autoplay refused: the viewer needs the controls now
   });
-  hls.on(Hls.Events.ERROR, (_, data) => {
-    if (!data.fatal) return;
-    if (data.type === Hls.ErrorTypes.NETWORK_ERROR && url === root.dataset.dvrUrl) {
-      root.dataset.dvrUrl = '';  // no DVR playlist (yet): the live edge only
-      play(liveUrl());
-    } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR && url === root.dataset.abrUrl && retries >= 2) {
-      retries = 0;  // no ladder (yet): the stream as the encoder sends it
-      play(root.dataset.hlsUrl);
+  player.on(Hls.Events.ERROR, (_, data) => {
+    if (!data.fatal || hls !== player) return;
+    if (url !== root.dataset.vodUrl && ['ended', 'cancelled'].includes(status)) {
+      hls = null;  // the live stream's files go when it ends: "ended" stays on the overlay
+      setTimeout(() => player.destroy(), 0);
     } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR && ['live', 'reconnecting'].includes(status)) {
-      // the playlist appears a moment after the encoder connects, and comes back after a drop
+      // a playlist gone (the encoder dropped) or refused: wait until it is there again
+      hls = null;
+      setTimeout(() => player.destroy(), 0);  // not from within its own event
+      if (url === root.dataset.dvrUrl) root.dataset.dvrUrl = '';  // no DVR: the live edge only
+      else if (url === root.dataset.abrUrl && retries >= 2) {
+        retries = 0;  // no ladder: the stream as the encoder sends it
+        root.dataset.abrUrl = '';
+      } else retries += 1;
       overlay.textContent = 'Waiting for the stream…';
-      retries += 1;
-      setTimeout(() => play(url), Math.min(10000, 1000 * retries));
+      startLive(Math.min(10000, 1000 * retries));
     } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
-      hls.recoverMediaError();
+      player.recoverMediaError();
     } else {
       overlay.textContent = 'The video cannot be played.';
       root.dataset.playerError = data.details;
       afterStart();
     }
   });
-  hls.on(Hls.Events.FRAG_LOADED, () => {
+  player.on(Hls.Events.FRAG_LOADED, () => {
     retries = 0;
     if (status === 'live') overlay.textContent = '';
   });
-  hls.loadSource(url);
-  hls.attachMedia(video);
+  player.loadSource(url);
+  player.attachMedia(video);
 }
 
 quality.addEventListener('change', () => {
@@ -175,8 +179,6 @@ quality.addEventListener('change', () => {
 // With a DVR window the player follows the DVR playlist: the viewer rewinds with the seek bar
 // (hls.js keeps no maximum latency for it) and "Back to live" jumps to the live edge.
 const goLive = document.getElementById('go-live');
-// the DVR playlist when there is one, else the ladder, else the stream as the encoder sends it
-const liveUrl = () => root.dataset.dvrUrl || root.dataset.abrUrl || root.dataset.hlsUrl;
 goLive.addEventListener('click', () => {
   if (hls && hls.liveSyncPosition !== null) video.currentTime = hls.liveSyncPosition;
   video.play().catch(() => {});
@@ -185,6 +187,79 @@ video.addEventListener('timeupdate', () => {
   const edge = hls ? hls.liveSyncPosition : null;
   goLive.hidden = !(root.dataset.dvrUrl && edge !== null && video.currentTime < edge - 10);
 });
+
+// ------------------------------------------------------------------ what is there yet
+
+// In the first seconds on air the playlists and the thumbnail are not there yet (the media
+// server writes its playlist after the first fragment, the event's container its DVR copy and
+// thumbnail after that). The player asks the origin for nothing that is not there (a 404 is a
+// console error, and Chromium blocks one answered to the poster: ERR_BLOCKED_BY_ORB): the page
+// says what was there when it was made (data-ready), GET /watch/{id}/playable what is there now
+// (true, false, or null when the server cannot tell: then the player tries it).
+const ready = new Set((root.dataset.ready || '').split(' ').filter(Boolean));
+const PREFER_MS = 10000;  // how long the preferred playlist is waited for while a lesser one is there
+const TRY_ANYWAY_MS = 30000;  // never said to be there: tried (and retried on errors) after this
+let waitingSince = 0;
+let waiting = false;
+
+// the DVR playlist when there is one, else the ladder, else the stream as the encoder sends it
+const playlists = () => [['dvr', root.dataset.dvrUrl], ['abr', root.dataset.abrUrl],
+  ['hls', root.dataset.hlsUrl]].filter(([, url]) => url);
+
+// the playlist to start with now, or null to wait
+function startUrl() {
+  const [first, ...rest] = playlists();
+  if (!first) return null;
+  const waited = performance.now() - waitingSince;
+  if (ready.has(first[0]) || waited >= TRY_ANYWAY_MS) return first[1];
+  if (waited < PREFER_MS) return null;
+  return rest.find(([name]) => ready.has(name))?.[1] ?? null;
+}
+
+async function askWhatIsThere() {
+  try {
+    const answer = await fetch(`/watch/${eventId}/playable`, { credentials: 'same-origin' });
+    if (!answer.ok) return;
+    const found = await answer.json();
+    for (const name of ['hls', 'abr', 'dvr', 'thumbnail']) {
+      if (found[name] === false) ready.delete(name);
+      else ready.add(name);
+    }
+  } catch { /* asked again in a moment */ }
+  // the live thumbnail as the poster, until the first frame
+  const thumbnail = root.dataset.thumbnailUrl;
+  if (ready.has('thumbnail') && thumbnail && video.readyState < 2 && video.poster !== thumbnail) {
+    video.poster = thumbnail;
+  }
+}
+
+const pause = (ms) => new Promise((done) => setTimeout(done, ms));
+
+// Plays the live stream once a playlist is there (after `delay` ms: a retry's back-off).
+async function startLive(delay = 0) {
+  if (waiting || hls) return;
+  waiting = true;
+  hlsModule ??= import(root.dataset.hlsModule);  // the page preloads it (modulepreload)
+  waitingSince = performance.now();
+  try {
+    if (delay) {
+      await pause(delay);
+      await askWhatIsThere();
+    }
+    while (['live', 'reconnecting'].includes(status)) {
+      const url = startUrl();
+      if (url) {
+        await play(url);
+        return;
+      }
+      if (status === 'live') overlay.textContent = 'Waiting for the stream…';
+      await pause(performance.now() - waitingSince < PREFER_MS ? 500 : 2000);
+      await askWhatIsThere();
+    }
+  } finally {
+    waiting = false;
+  }
+}
 
 // ------------------------------------------------------------------ the live channel
 
@@ -206,7 +281,7 @@ function afterStart() {
   parsed.then(() => import(tools)).then(() => import(chat)).catch(() => {});
 }
 
-if (status === 'live' || status === 'reconnecting') play(liveUrl());
+if (status === 'live' || status === 'reconnecting') startLive();
 else if (status === 'ended' && root.dataset.vodUrl) play(root.dataset.vodUrl);
 if (hlsModule) {
   video.addEventListener('playing', afterStart, { once: true });
@@ -220,7 +295,7 @@ if (hlsModule) {
 function onSystem(message) {
   if (message.kind === 'stream_live' || message.kind === 'stream_resumed') {
     showState('live', '');
-    if (!hls) play(liveUrl());
+    startLive();
   } else if (message.kind === 'stream_reconnecting') {
     showState('reconnecting', 'Reconnecting to the streamer…');
   } else if (message.kind === 'stream_ended') {
@@ -234,7 +309,7 @@ document.addEventListener('bfl:chat', (event) => {
   else if (message.type === 'welcome' && message.event_status && message.event_status !== status
     && STATE_TEXT[message.event_status]) {
     // what changed while the socket was away (a reconnect, a page left open)
-    if (message.event_status === 'live' && !hls) { showState('live', ''); play(liveUrl()); }
+    if (message.event_status === 'live' && !hls) { showState('live', ''); startLive(); }
     else if (message.event_status === 'reconnecting') showState('reconnecting', 'Reconnecting to the streamer…');
     else if (message.event_status === 'ended') showState('ended', 'This event has ended.');
   }
