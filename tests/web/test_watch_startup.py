@@ -9,6 +9,7 @@ preload, the live thumbnail as the poster), and `/watch/{id}/playable` says what
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import shutil
@@ -18,11 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 
 from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.config import Settings
 from bigfootlive.containers.live_files import LiveFiles, live_files
+from bigfootlive.web import watch
 from bigfootlive.web.assets import static_url, vendor_file
 from tests.fixtures.factories import Factory
 from tests.web import helpers
@@ -32,6 +35,12 @@ from tests.web.test_pages import HTML, _signin
 @pytest.fixture
 def settings_overrides(tmp_path: Path) -> dict[str, Any]:
     return {"nginx_rtmp_hls_path": str(tmp_path / "hls")}  # as the managed media server's
+
+
+@pytest.fixture(autouse=True)
+def fresh_playable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """/playable's answer as of each request (its snapshot's own test sets the moment back)."""
+    monkeypatch.setattr(watch, "PLAYABLE_SECONDS", 0.0)
 
 
 def _live_dir(state: AppState, show: dict[str, Any]) -> Path:
@@ -241,3 +250,38 @@ def test_where_this_server_cannot_see_the_files_the_player_tries_them(tmp_path: 
         Settings(_env_file=None, recordings_dir=str(tmp_path)),  # type: ignore[call-arg]
         uuid.uuid4(), "pby", "low",
     ).hls is True  # fmt: skip
+
+
+async def test_players_asking_at_once_share_one_read_and_a_change_reaches_them(
+    client: httpx.AsyncClient, factory: Factory, state: AppState, monkeypatch: pytest.MonkeyPatch
+):
+    """At go-live every waiting player asks about twice a second: within PLAYABLE_SECONDS
+    they share one read of the event; a visibility change reaches /playable after it."""
+    monkeypatch.setattr(watch, "PLAYABLE_SECONDS", 1.0)
+    tenant = await factory.tenant()
+    streamer = await factory.user(tenant, role=Role.STREAMER)
+    show = await helpers.event(client, streamer, "Popular", "public")
+    await helpers.go_live(state, client, streamer, show)
+    playable = f"/watch/{show['id']}/playable"
+    statements: list[str] = []
+    engine = state.db.engine.sync_engine
+
+    def seen(conn, cursor, statement, *args) -> None:
+        if "FROM events" in statement:
+            statements.append(statement)
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        answers = await asyncio.gather(*(client.get(playable) for _ in range(20)))
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", seen)
+    assert {a.json()["status"] for a in answers} == {"live"}
+    assert len(statements) == 1
+    changed = await client.put(
+        f"/api/events/{show['id']}", json={"visibility": "private"}, headers=streamer.headers
+    )
+    assert changed.status_code == 200, changed.text
+    deadline = asyncio.get_running_loop().time() + 5 * watch.PLAYABLE_SECONDS + 2
+    while (await client.get(playable)).status_code != 404:
+        assert asyncio.get_running_loop().time() < deadline, "the change never reached it"
+        await asyncio.sleep(watch.PLAYABLE_SECONDS / 5)

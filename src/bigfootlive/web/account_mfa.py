@@ -14,7 +14,6 @@ import base64
 import json
 import uuid
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,11 +30,12 @@ from bigfootlive.mfa import challenges, enrolment, policy, verification
 from bigfootlive.mfa import repository as mfa_repo
 from bigfootlive.mfa.base import rules_of
 from bigfootlive.mfa.factors import backup_codes
-from bigfootlive.mfa.schemas import ConfirmOut, StepUpOut
+from bigfootlive.mfa.schemas import ConfirmOut, SetupOut, StepUpOut
 from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import service as tenants
 from bigfootlive.web import session as web_session
 from bigfootlive.web.guard import signed_in
+from bigfootlive.web.outcome import to_signin
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import CHALLENGE_COOKIE, SESSION_COOKIE, BrowserSubject, cookies_of
@@ -153,6 +153,20 @@ async def _guarded(
     return await _step_up_page(request, state, session, meta, challenge, SECURITY)
 
 
+def totp_key(out: SetupOut) -> dict[str, Any]:
+    """What `_totp_key.html` shows of an authenticator app's set-up, and the factor to confirm."""
+    assert out.totp is not None  # noqa: S101 - a TOTP set-up answers its secret
+    svg = base64.b64encode(out.totp.qr_svg.encode()).decode()
+    secret = out.totp.secret
+    return {
+        "factor_id": out.factor.id,
+        "qr": f"data:image/svg+xml;base64,{svg}",
+        "secret": secret,
+        "grouped": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        "expires_in": out.expires_in,
+    }
+
+
 @router.post("/account/verify")
 async def step_up_verify(
     request: Request,
@@ -243,16 +257,7 @@ async def _start(
         failed = {"section": "security", "error": _message(exc)}
         return page(request, "account/problem.html", failed, exc.status_code)
     if factor_type == "totp" and out.totp is not None:
-        svg = base64.b64encode(out.totp.qr_svg.encode()).decode()
-        secret = out.totp.secret
-        context: dict[str, Any] = {
-            "section": "security",
-            "factor_id": out.factor.id,
-            "qr": f"data:image/svg+xml;base64,{svg}",
-            "secret": secret,
-            "grouped": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
-            "expires_in": out.expires_in,
-        }
+        context = {"section": "security", **totp_key(out)}
         return page(request, "account/totp.html", context)
     options = out.webauthn_options
     return page(
@@ -411,7 +416,7 @@ async def _signin_passkey_page(
     challenge = await challenges.load(state, token) if token else None
     if challenge is None:
         if error is None:
-            return redirect(request, f"/signin?next={quote(next_url)}")
+            return to_signin(request, next_url)
         cookies_of(request).clear(CHALLENGE_COOKIE)  # over (locked, expired): sign in again
         context = {"next": next_url, "form": {}, "error": error}
         return page(request, "signin.html", context, status)
@@ -451,7 +456,7 @@ async def signin_passkey_verify(
     next_url = _safe_next(next, "/")
     token = request.cookies.get(CHALLENGE_COOKIE)
     if not token:
-        return redirect(request, f"/signin?next={quote(next_url)}")
+        return to_signin(request, next_url)
     try:
         result = await verification.verify(
             state, session, meta, token=token, method="webauthn", factor_id=None, code=None,
@@ -463,6 +468,6 @@ async def signin_passkey_verify(
             request, state, session, meta, next_url, _message(exc), exc.status_code
         )
     if not isinstance(result, TokenPair):
-        return redirect(request, f"/signin?next={quote(next_url)}")
+        return to_signin(request, next_url)
     web_session.start(request, result)
     return redirect(request, next_url)

@@ -19,7 +19,7 @@ from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.errors import BigfootError
 from bigfootlive.mfa import verification
 from bigfootlive.routing import JsonRoute
-from bigfootlive.web.outcome import describe, retry_headers, safe_next, signed_in
+from bigfootlive.web.outcome import describe, retry_headers, safe_next, signed_in, to_signin
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import CHALLENGE_COOKIE, cookies_of
@@ -32,10 +32,6 @@ SENT_CODES = ("sms", "email")
 GONE = ("invalid_mfa_challenge", "mfa_challenge_locked", "mfa_enrollment_required")
 Next = Annotated[str, Form(max_length=200)]
 Method = Annotated[str, Form(pattern="^(sms|email|backup_code)$")]
-
-
-def _to_signin(request: Request, next_url: str) -> Response:
-    return redirect(request, f"/signin?next={quote(next_url)}")
 
 
 def _refused(
@@ -56,7 +52,7 @@ async def other_ways(
     next_url = safe_next(next)
     token = request.cookies.get(CHALLENGE_COOKIE)
     if not token:
-        return _to_signin(request, next_url)
+        return to_signin(request, next_url)
     context: dict[str, Any] = {"next": next_url}
     try:
         factors = await verification.challenge_factors(state, session, token=token)
@@ -79,7 +75,7 @@ async def send_code(
     next_url = safe_next(next)
     token = request.cookies.get(CHALLENGE_COOKIE)
     if not token:
-        return _to_signin(request, next_url)
+        return to_signin(request, next_url)
     context: dict[str, Any] = {"next": next_url, "factors": []}
     try:
         sent = await verification.prepare_challenge(
@@ -102,7 +98,7 @@ async def send_code(
 async def backup_form(request: Request, next: str = "/") -> Response:
     next_url = safe_next(next)
     if not request.cookies.get(CHALLENGE_COOKIE):
-        return _to_signin(request, next_url)
+        return to_signin(request, next_url)
     return page(request, "mfa_code.html", {"next": next_url, "method": "backup_code"})
 
 
@@ -120,7 +116,7 @@ async def check_code(
     next_url = safe_next(next)
     token = request.cookies.get(CHALLENGE_COOKIE)
     if not token:
-        return _to_signin(request, next_url)
+        return to_signin(request, next_url)
     try:
         factor = uuid.UUID(factor_id) if factor_id else None
     except ValueError:

@@ -6,7 +6,6 @@ router); the handlers call the identity services the JSON API calls."""
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from pydantic import ValidationError
@@ -23,7 +22,7 @@ from bigfootlive.mfa import verification
 from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import service as tenants
 from bigfootlive.web import session as web_session
-from bigfootlive.web.outcome import describe, enrol_landing, mfa_landing
+from bigfootlive.web.outcome import describe, enrol_landing, mfa_landing, to_signin
 from bigfootlive.web.render import finish, page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import CHALLENGE_COOKIE, BrowserSubject, cookies_of
@@ -141,12 +140,12 @@ async def mfa_form(
 ) -> Response:
     token = request.cookies.get(CHALLENGE_COOKIE)
     if not token:
-        return redirect(request, f"/signin?next={quote(safe_next(next))}")
+        return to_signin(request, safe_next(next))
     try:  # offer only what the account has: no passkey button without a passkey
         types = {f.type for f in await verification.challenge_factors(state, session, token=token)}
     except BigfootError:  # expired or used: the sign-in starts again
         cookies_of(request).clear(CHALLENGE_COOKIE)
-        return redirect(request, f"/signin?next={quote(safe_next(next))}")
+        return to_signin(request, safe_next(next))
     context = {"next": safe_next(next), "passkey": "webauthn" in types, "sent": types - _APP}
     return page(request, "mfa.html", context)
 
@@ -164,7 +163,7 @@ async def mfa_verify(
     next_url = safe_next(next)
     token = request.cookies.get(CHALLENGE_COOKIE)
     if not token:
-        return redirect(request, f"/signin?next={quote(next_url)}")
+        return to_signin(request, next_url)
     try:
         result = await verification.verify(
             state, session, meta, token=token, method=method, factor_id=None,

@@ -11,10 +11,8 @@ sign-in page's message."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,8 +26,9 @@ from bigfootlive.mfa import enrolment
 from bigfootlive.mfa.schemas import ConfirmOut
 from bigfootlive.routing import JsonRoute
 from bigfootlive.web import session as web_session
-from bigfootlive.web.outcome import ENROL, describe, safe_next
-from bigfootlive.web.render import page, redirect
+from bigfootlive.web.account_mfa import totp_key
+from bigfootlive.web.outcome import ENROL, describe, safe_next, to_signin
+from bigfootlive.web.render import page
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import CHALLENGE_COOKIE, cookies_of
 
@@ -57,7 +56,7 @@ async def _actor(state: AppState, session: AsyncSession, token: str) -> enrolmen
 async def enrol_form(request: Request, next: str = "/") -> Response:
     next_url = safe_next(next)
     if not request.cookies.get(CHALLENGE_COOKIE):
-        return redirect(request, f"/signin?next={quote(next_url)}")
+        return to_signin(request, next_url)
     return page(request, "mfa_enrol.html", {"next": next_url})
 
 
@@ -68,7 +67,7 @@ async def enrol_start(
     next_url = safe_next(next)
     token = request.cookies.get(CHALLENGE_COOKIE)
     if not token:
-        return redirect(request, f"/signin?next={quote(next_url)}")
+        return to_signin(request, next_url)
     try:
         actor = await _actor(state, session, token)
         out = await enrolment.start_setup(
@@ -77,17 +76,7 @@ async def enrol_start(
     except BigfootError as exc:
         await session.rollback()
         return _refused(request, {"next": next_url}, exc)
-    assert out.totp is not None  # noqa: S101 - a TOTP set-up answers its secret
-    secret = out.totp.secret
-    context = {
-        "next": next_url,
-        "factor_id": out.factor.id,
-        "qr": "data:image/svg+xml;base64," + base64.b64encode(out.totp.qr_svg.encode()).decode(),
-        "secret": secret,
-        "grouped": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
-        "expires_in": out.expires_in,
-    }
-    return page(request, "mfa_enrol.html", context)
+    return page(request, "mfa_enrol.html", {"next": next_url, **totp_key(out)})
 
 
 @router.post(f"{ENROL}/confirm")
@@ -103,7 +92,7 @@ async def enrol_confirm(
     next_url = safe_next(next)
     token = request.cookies.get(CHALLENGE_COOKIE)
     if not token:
-        return redirect(request, f"/signin?next={quote(next_url)}")
+        return to_signin(request, next_url)
     context: dict[str, Any] = {"next": next_url, "factor_id": factor_id, "confirming": True}
     try:
         actor = await _actor(state, session, token)

@@ -33,6 +33,11 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+def to_signin(request: Request, next_url: str) -> Response:
+    """Back to the sign-in page (a step of it whose challenge cookie is gone or expired)."""
+    return redirect(request, f"/signin?next={quote(next_url)}")
+
+
 def wait_text(seconds: int) -> str:
     """`retry_after` for people: '45 seconds', '15 minutes', '1 hour 5 minutes'."""
     seconds = max(1, int(seconds))

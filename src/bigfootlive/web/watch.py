@@ -10,22 +10,28 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from bigfootlive.analytics import service as analytics
 from bigfootlive.analytics.schemas import BeaconBatch, BeaconsAccepted
+from bigfootlive.composition import AppState
 from bigfootlive.containers import repository as recordings_repo
 from bigfootlive.containers.live_files import live_files
 from bigfootlive.containers.storage import public_url
 from bigfootlive.deps import Meta, ReadSession, State
 from bigfootlive.events import access
+from bigfootlive.events import repository as event_repo
+from bigfootlive.events.cache import EventRef
 from bigfootlive.events.latency import player_settings
 from bigfootlive.events.playback import dvr_url, hls_url, thumbnail_url, viewer_token, with_token
 from bigfootlive.events.schemas import EventStatus, LatencyMode
 from bigfootlive.identity import repository as identity_repo
+from bigfootlive.kit.singleflight import SingleFlight
 from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import repository as tenants_repo
 from bigfootlive.web.admin_settings import viewer_branding
@@ -138,26 +144,70 @@ async def watch(
     )
 
 
+# At go-live every waiting viewer's player asks /playable about twice a second: what it needs
+# of the event, and which files are there, is kept per process for a moment, so a popular
+# event costs one query (and a few stat calls) per process per moment, not one per viewer.
+# Staleness: a player may start up to this much later; a visibility change reaches /playable
+# as late (the files themselves are authorized on every request, `streaming.delivery`).
+PLAYABLE_SECONDS = 0.25
+_PLAYABLE_MEMO = "web.playable"
+_PLAYABLE_MEMO_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Playable:
+    ref: EventRef
+    body: bytes  # the answer to whoever may view `ref`
+    until: float
+
+
+async def _playable_of(state: AppState, event_id: uuid.UUID) -> _Playable:
+    memo: dict[uuid.UUID, _Playable] = state.db.batches.setdefault(_PLAYABLE_MEMO, {})
+    kept = memo.get(event_id)
+    if kept is not None and kept.until > time.monotonic():
+        return kept
+    loads = SingleFlight[_Playable].kept_in(state.db.batches, "web.playable_load")
+    return await loads(event_id, lambda: _load_playable(state, memo, event_id))
+
+
+async def _load_playable(
+    state: AppState, memo: dict[uuid.UUID, _Playable], event_id: uuid.UUID
+) -> _Playable:
+    """In a session of its own: the load is shared by the requests asking at once."""
+    async with state.db.sessionmaker() as session:
+        event = await event_repo.get_for_visibility_check(session, event_id)
+    if event is None:
+        raise access.EventNotFound()
+    status = EventStatus(event.status)
+    files: dict[str, bool | None] = {"hls": False, "abr": False, "dvr": False, "thumbnail": False}
+    if status.is_on_air:
+        found = live_files(state.settings, event.id, event.playback_id, event.latency_mode)
+        files = found.as_dict()
+    body = json.dumps({"status": status.value, **files}).encode()
+    if len(memo) >= _PLAYABLE_MEMO_SIZE:
+        memo.clear()
+    until = time.monotonic() + PLAYABLE_SECONDS
+    kept = memo[event_id] = _Playable(EventRef.of(event), body, until)
+    return kept
+
+
 @router.get("/watch/{event_id}/playable")
 async def playable(
     event_id: uuid.UUID,
     request: Request,
     subject: BrowserSubject,
     state: State,
-    session: ReadSession,
 ) -> Response:
     """What the watch page's player may ask the origin for yet, for whoever may see the event:
     `{"status": ..., "hls": ..., "abr": ..., "dvr": ..., "thumbnail": ...}`, each true (there),
     false (not yet: a request would be a 404) or null (this server cannot tell). watch.mjs asks
-    it in the first seconds on air instead of asking the origin for files that are not there."""
-    event = await access.get_viewable_event(session, subject, event_id)
-    status = EventStatus(event.status)
-    files: dict[str, bool | None] = {"hls": False, "abr": False, "dvr": False, "thumbnail": False}
-    if status.is_on_air:
-        found = live_files(state.settings, event.id, event.playback_id, event.latency_mode)
-        files = found.as_dict()
-    body = json.dumps({"status": status.value, **files})
-    return finish(request, Response(body, media_type="application/json"))
+    it in the first seconds on air instead of asking the origin for files that are not there.
+    Answered from a snapshot at most `PLAYABLE_SECONDS` old (see above); 404 to whoever may not
+    view the event, as the page."""
+    found = await _playable_of(state, event_id)
+    if not access.can_view(subject, found.ref):
+        raise access.EventNotFound()
+    return finish(request, Response(found.body, media_type="application/json"))
 
 
 @router.get("/watch/{event_id}/poster.svg")
