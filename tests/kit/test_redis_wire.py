@@ -4,6 +4,7 @@ redis-py answers, and a connection that fails is left for redis-py's own path.""
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 from collections.abc import AsyncIterator
 
@@ -104,3 +105,24 @@ async def test_close_closes_the_idle_connections_and_one_in_use_after_its_call()
         assert wire.idle == 0
     finally:
         await client.aclose()
+
+
+async def test_a_call_awaiting_its_reply_survives_the_collector(cache):
+    """A call made by a task nothing references (the coalesced round trips' sending task):
+    while it waits for its reply, its connection is referenced by the wire, so the collector
+    cannot free the call (it was: "Task was destroyed but it is pending!", and every caller
+    waiting on that round trip was cancelled)."""
+    wire, client = cache.wire, cache.client
+    assert wire is not None
+    key = cache.key("blocked")
+    answered: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    async def call() -> None:
+        answered.set_result(await wire.call("BLPOP", key, 5))
+
+    asyncio.create_task(call())  # noqa: RUF006 - referenced by nothing, as the sending task
+    while (await client.execute_command("CLIENT", "LIST", "TYPE", "normal")).count(b"blpop") < 1:
+        await asyncio.sleep(0.01)  # Redis holds it: the task awaits the reply
+    gc.collect()
+    await client.rpush(key, b"x")
+    assert await asyncio.wait_for(answered, 5) == [key.encode(), b"x"]

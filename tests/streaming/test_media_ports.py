@@ -55,7 +55,7 @@ def _layout(tmp_path: Path, **values: object) -> MediaLayout:
 
 
 def test_a_taken_port_is_named_with_its_holder_the_setting_and_a_free_port(tmp_path):
-    rtmp, http = services.restartable_port(), services.restartable_port()
+    rtmp, http = services.free_port(), services.free_port()
     layout = _layout(tmp_path, rtmp_port=rtmp, media_http_port=http)
     check_ports(layout)  # both free
     with occupied(http), pytest.raises(PortTaken) as refused:
@@ -81,11 +81,11 @@ def test_a_taken_port_is_named_with_its_holder_the_setting_and_a_free_port(tmp_p
 
 
 def test_ports_the_media_server_cannot_have_are_refused(tmp_path):
-    port = services.restartable_port()
+    port = services.free_port()
     same = _layout(tmp_path, rtmp_port=port, media_http_port=port)
     with pytest.raises(PortTaken, match=f"RTMP_PORT and MEDIA_HTTP_PORT are both {port}"):
         check_ports(same)
-    layout = _layout(tmp_path, rtmp_port=port, media_http_port=services.restartable_port())
+    layout = _layout(tmp_path, rtmp_port=port, media_http_port=services.free_port())
     with pytest.raises(PortTaken, match=f"PORT \\(the API\\) and RTMP_PORT are both {port}"):
         check_ports(layout, api_port=port)
     elsewhere = dataclasses.replace(layout, listen_host="192.0.2.7")  # TEST-NET: not ours
@@ -113,8 +113,8 @@ def test_nginx_words_for_a_port_it_could_not_bind_are_read(tmp_path):
 def test_serve_refuses_to_start_on_a_taken_port(tmp_path, setting):
     services.require(nginx_rtmp.available(), "nginx with libnginx-mod-rtmp")
     ports = {
-        "RTMP_PORT": services.restartable_port(),
-        "MEDIA_HTTP_PORT": services.restartable_port(),
+        "RTMP_PORT": services.free_port(),
+        "MEDIA_HTTP_PORT": services.free_port(),
     }
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -208,8 +208,8 @@ def test_a_port_taken_while_nginx_restarts_is_named_in_the_log(tmp_path, monkeyp
     services.require(nginx_rtmp.available(), "nginx with libnginx-mod-rtmp")
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, media_runtime_dir=str(tmp_path / "run"),
-        recordings_dir=str(tmp_path / "media"), rtmp_port=services.restartable_port(),
-        media_http_port=services.restartable_port(), media_api_url="http://127.0.0.1:9",
+        recordings_dir=str(tmp_path / "media"), rtmp_port=services.free_port(),
+        media_http_port=services.free_port(), media_api_url="http://127.0.0.1:9",
     )  # fmt: skip
     layout = dataclasses.replace(MediaLayout.from_settings(settings), error_log_to_stderr=True)
     binary = find_nginx(settings)

@@ -29,6 +29,9 @@ class Coalesced(Generic[T, R]):
         self._most = most  # calls in one round trip at most
         self._busy = False
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        # The sending tasks, referenced until done: the loop keeps only weak references to
+        # tasks, and one awaiting a reply nothing else references could be collected mid-way.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def idle(self) -> bool:
@@ -48,7 +51,9 @@ class Coalesced(Generic[T, R]):
 
     def _next(self) -> None:
         if self._pending:  # a task sends them; this caller goes on
-            asyncio.create_task(self._send(), name=self._name)  # noqa: RUF006 - ends by itself
+            task = asyncio.create_task(self._send(), name=self._name)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         else:
             self._busy = False
 

@@ -56,6 +56,11 @@ class RedisWire:
     def __init__(self, client: Redis) -> None:
         self._client = client
         self._idle: list[AbstractConnection] = []
+        # Connections in use, referenced here: an asyncio stream's protocol holds its reader
+        # only weakly, so a connection known to nothing but the call awaiting its reply (and
+        # that call's task, known to nothing but the reader's waiter) was a cycle the
+        # collector could free mid-call ("Task was destroyed but it is pending!").
+        self._busy: set[AbstractConnection] = set()
         self._timeout: float | None = client.connection_pool.connection_kwargs.get("socket_timeout")
         self._closed = False
 
@@ -70,6 +75,13 @@ class RedisWire:
         (MGET, EVALSHA; SET, say, is True there and b"OK" here)."""
         data = pack(args)
         conn = self._idle.pop() if self._idle else self._new()
+        self._busy.add(conn)
+        try:
+            return await self._call_on(conn, data, args)
+        finally:
+            self._busy.discard(conn)
+
+    async def _call_on(self, conn: AbstractConnection, data: bytes, args: tuple[Arg, ...]) -> Any:
         if not conn.is_connected:
             try:
                 await conn.connect()  # type: ignore[no-untyped-call] # its own retries: final
