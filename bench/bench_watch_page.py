@@ -26,6 +26,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from bench import summary
 from bigfootlive.observability.middleware import SECURITY_HEADERS
 from bigfootlive.web.assets import STATIC_DIR, vendor_file
 from bigfootlive.web.security import origin_of, policy_with_media
@@ -161,6 +162,15 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
             "ratio": round(render["median"] / template["median"], 3),
         },
         "load_average": [round(v, 2) for v in os.getloadavg()],
+        "targets": [
+            summary.target(
+                "first frame, watch page vs bare hls.js page",
+                watch_ms / bare_ms,
+                1.3,
+                better="lower",
+                detail=f"{watch_ms:,.0f} vs {bare_ms:,.0f} ms, medians of {args.rounds} rounds",
+            )
+        ],
     }
 
 
