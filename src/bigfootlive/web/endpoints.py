@@ -17,12 +17,13 @@ from bigfootlive.errors import BigfootError
 from bigfootlive.events import crud
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.identity import registration, sessions, sign_in
-from bigfootlive.identity.schemas import LoginIn, MfaChallenge, RegisterIn
+from bigfootlive.identity.schemas import LoginIn, RegisterIn
 from bigfootlive.mfa import verification
 from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import service as tenants
 from bigfootlive.web import session as web_session
-from bigfootlive.web.outcome import describe, enrol_landing, mfa_landing, to_signin
+from bigfootlive.web.outcome import describe, to_signin
+from bigfootlive.web.outcome import signed_in as start_session
 from bigfootlive.web.render import finish, page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import CHALLENGE_COOKIE, BrowserSubject, cookies_of
@@ -76,25 +77,13 @@ async def signin_form(request: Request, subject: BrowserSubject, next: str = "/"
 
 
 async def signed_in(request: Request, result: object, next_url: str) -> Response:
-    if isinstance(result, MfaChallenge):
-        if (guided := enrol_landing(request, result, next_url)) is not None:
-            return guided  # the organisation requires a factor: set one up now
-        if result.status != "mfa_required":
-            return page(
-                request,
-                "signin.html",
-                {
-                    "next": next_url,
-                    "form": {},
-                    "error": "Your organisation requires two-step verification and your "
-                    "account has none yet: set it up through the API (POST /api/auth/mfa/setup).",
-                },
-                status=403,
-            )
-        cookies_of(request).set(CHALLENGE_COOKIE, result.challenge_token, result.expires_in)
-        return redirect(request, mfa_landing(result, next_url))
-    web_session.start(request, result)  # type: ignore[arg-type]
-    return redirect(request, next_url)
+    """`outcome.signed_in` for the sign-in form's steps: its refusal (a factor is required and
+    none can be set up here) is shown on the sign-in page."""
+    done = start_session(request, result, next_url)
+    if isinstance(done, str):
+        context = {"next": next_url, "form": {}, "error": done}
+        return page(request, "signin.html", context, status=403)
+    return done
 
 
 @router.post("/signin")
