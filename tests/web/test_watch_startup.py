@@ -218,6 +218,29 @@ async def test_in_its_first_seconds_on_air_the_page_names_only_what_is_there(
     }  # fmt: skip
 
 
+async def test_the_apis_stream_says_which_live_urls_answer_yet(
+    client: httpx.AsyncClient, factory: Factory, state: AppState
+):
+    """An API player gets the same answer as the watch page: which URLs would be a 404 now."""
+    tenant = await factory.tenant()
+    streamer = await factory.user(tenant, role=Role.STREAMER)
+    show = await helpers.event(client, streamer, "Own player", "public", dvr_window_seconds=60)
+    stream = f"/api/streaming/events/{show['id']}/stream"
+    assert (await client.get(stream)).json()["files_ready"] is None  # not on air
+    await helpers.go_live(state, client, streamer, show)
+    shutil.rmtree(state.settings.nginx_rtmp_hls_path or "", ignore_errors=True)
+    shutil.rmtree(_live_dir(state, show), ignore_errors=True)
+    answer = (await client.get(stream)).json()
+    assert answer["dvr_url"]  # named from the start
+    assert answer["thumbnail_url"]
+    nothing = {"hls_url": False, "dvr_url": False, "thumbnail_url": False}
+    assert answer["files_ready"] == nothing
+    _there(state, show, "hls", "dvr")
+    assert (await client.get(stream, headers=streamer.headers)).json()["files_ready"] == {
+        **nothing, "hls_url": True, "dvr_url": True
+    }  # fmt: skip
+
+
 async def test_the_other_pages_keep_htmx(client: httpx.AsyncClient):
     page = (await client.get("/signin", headers=HTML)).text
     assert f'<script src="{static_url(vendor_file("htmx.org"))}" defer></script>' in page

@@ -20,6 +20,7 @@ from bigfootlive.authz.deps import CurrentSubject, OptionalSubject
 from bigfootlive.authz.roles import Role
 from bigfootlive.composition import AppState
 from bigfootlive.containers import repository as recordings_repo
+from bigfootlive.containers.live_files import live_files
 from bigfootlive.containers.storage import public_url
 from bigfootlive.deps import DbSession, ReadSession, State, app_state
 from bigfootlive.direct_http import Answer, content_type, unprepared
@@ -264,6 +265,12 @@ async def stream_config(
     rewind = on_air and event.dvr_window_seconds > 0
     dvr = dvr_url(state.settings, event.playback_id) if rewind else None
     poster = event.poster_url
+    files = None
+    if EventStatus(event.status).is_on_air:  # which of the live URLs answer yet
+        found = live_files(state.settings, event.id, event.playback_id, event.latency_mode)
+        live = (("hls_url", url, found.hls), ("abr_master_url", abr, found.abr))
+        previews = (("dvr_url", dvr, found.dvr), ("thumbnail_url", thumb, found.thumbnail))
+        files = {name: there for name, given, there in (*live, *previews) if given}
     token = expires = rules = None
     issued = viewer_token(
         state.playback_tokens,
@@ -302,6 +309,7 @@ async def stream_config(
         vod_urls=vods,
         dvr_url=dvr,
         thumbnail_url=thumb,
+        files_ready=files,
         poster_url=poster,
         token_rules=rules,
         player=player_settings(

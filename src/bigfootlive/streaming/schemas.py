@@ -53,6 +53,13 @@ class StreamConfig(Credentials):
     thumbnail_url: str | None = Field(
         None, description="While on air: a frame of the live stream, refreshed every few seconds"
     )
+    files_ready: dict[str, bool | None] | None = Field(
+        None,
+        description="While on air, for each live URL given (hls_url, abr_master_url, dvr_url, "
+        "thumbnail_url): true when its file is served, false while it is not there yet (the "
+        "first seconds on air: asking for it answers 404), null where this server cannot tell "
+        "(another media server, object storage). A player polls this before it starts",
+    )
     poster_url: str | None = Field(None, description="A frame of the published recording")
     token_rules: TokenRules | None = Field(
         None, description="How the playback token goes with the URLs (tenant-only and private)"
