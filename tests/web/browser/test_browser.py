@@ -153,7 +153,7 @@ def test_the_video_starts_before_the_chat_and_its_playlist_comes_with_the_page(
     page.add_init_script(STARTUP)
     page.goto(f"/watch/{live_event['id']}")
     page.wait_for_function("() => window.__firstFrame !== null", timeout=60_000)
-    page.wait_for_selector("#chat-status:has-text('Read-only')")  # the chat, started after
+    page.wait_for_selector("#chat-status:has-text('read-only')")  # the chat, started after
     first_frame = page.evaluate("window.__firstFrame")
     assert page.evaluate("window.__controlsAtFirstFrame") is False
     assert page.evaluate("document.getElementById('video').controls") is True
@@ -208,7 +208,8 @@ def test_not_started_state(tabs: Any, site: b.Site) -> None:
     page.goto(f"/watch/{event['id']}")
     assert page.locator("#state-badge").inner_text() == "Not started yet"
     assert "Not started yet" in page.locator("#overlay").inner_text()
-    page.wait_for_selector("#chat-status:has-text('Read-only')")
+    page.wait_for_selector("#chat-status:has-text('read-only')")
+    assert page.locator("#chat").inner_text().lower().count("sign in") == 1  # said once
     assert b.axe_violations(page) == []
 
 

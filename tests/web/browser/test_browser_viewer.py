@@ -49,7 +49,7 @@ def test_a_moderator_deletes_a_message_and_it_disappears_for_a_viewer(
     assert viewer.page.locator("#slow-mode-form").count() == 0  # not a moderator
     onlooker = tabs()  # anonymous, read-only
     onlooker.page.goto(watch)
-    onlooker.page.wait_for_selector("#chat-status:has-text('Read-only')")
+    onlooker.page.wait_for_selector("#chat-status:has-text('read-only')")
     # nothing to type into or click: `hidden` wins over the form's and reactions' display
     assert onlooker.page.locator("#chat-form").is_hidden()
     assert onlooker.page.locator("#reactions").is_hidden()
@@ -306,7 +306,7 @@ def test_the_watch_page_opened_at_go_live_starts_without_errors(tabs: Any, site:
     early = tabs()
     early_failures = _watch_recording_failures(early)
     early.page.goto(f"/watch/{event['id']}")
-    early.page.wait_for_selector("#chat-status:has-text('Read-only')")
+    early.page.wait_for_selector("#chat-status:has-text('read-only')")
     stream = site.api.get(f"/api/streaming/events/{event['id']}/stream", headers=sam).json()
     site.encoders.append(b.publish(stream["ingest"]["publish_url"], site.tmp / "ff-doors.log"))
 

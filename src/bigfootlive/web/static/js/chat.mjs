@@ -45,7 +45,7 @@ function handle(message) {
   switch (message.type) {
     case 'welcome':
       attempts = 0;
-      chatStatus.textContent = message.read_only ? 'Read-only: sign in to chat.' : 'Connected.';
+      chatStatus.textContent = message.read_only ? 'Connected, read-only.' : 'Connected.';  // #chat-signin says how to write
       form.hidden = message.read_only;
       if (lastId) socket.send(JSON.stringify({ type: 'resume', last_id: lastId }));
       break;
