@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import time
 import uuid
 from typing import Any
 
@@ -44,6 +43,7 @@ from bigfootlive.events.hooks import Transition
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.jobs import enqueue_after_commit
 from bigfootlive.jobs import service as jobs
+from bigfootlive.kit.moment import Moment
 from bigfootlive.models import AnalyticsHealthMinute, AnalyticsMinute, Event, EventSummary
 
 # Give the last beacons of an event time to be flushed and rolled up before the summary.
@@ -67,15 +67,14 @@ def viewer_key(subject: AuthSubject | None, viewer_id: str) -> str:
 # the process this long (bounded), on top of the shared cache. A visibility or status change
 # reaches the beacon path at most this much later (beacons only feed figures).
 _REF_MEMO_SECONDS = 1.0
-_REF_MEMO_SIZE = 10_000
-_ref_memo: dict[uuid.UUID, tuple[float, EventRef]] = {}
+_REF_MEMO = "analytics.event_refs"
 
 
 async def _event_ref(state: AnalyticsState, event_id: uuid.UUID) -> EventRef:
-    now = time.monotonic()
-    memo = _ref_memo.get(event_id)
-    if memo is not None and memo[0] > now:
-        return memo[1]
+    memo: Moment[EventRef] = Moment.kept_in(state.db.batches, _REF_MEMO)
+    kept = memo.get(event_id)
+    if kept is not None:
+        return kept
     cache = lifecycle.event_cache(state)
     ref = await cache.ref(event_id)
     if ref is None:  # a session only when the shared cache does not know the event
@@ -84,10 +83,7 @@ async def _event_ref(state: AnalyticsState, event_id: uuid.UUID) -> EventRef:
             if event is None:
                 raise access.EventNotFound()
             ref = await cache.fill(event)
-    if len(_ref_memo) >= _REF_MEMO_SIZE:
-        _ref_memo.clear()
-    _ref_memo[event_id] = (now + _REF_MEMO_SECONDS, ref)
-    return ref
+    return memo.put(event_id, ref, _REF_MEMO_SECONDS)
 
 
 async def ingest_beacons(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import uuid
 from dataclasses import dataclass
 
@@ -31,6 +30,7 @@ from bigfootlive.events.latency import player_settings
 from bigfootlive.events.playback import dvr_url, hls_url, thumbnail_url, viewer_token, with_token
 from bigfootlive.events.schemas import EventStatus, LatencyMode
 from bigfootlive.identity import repository as identity_repo
+from bigfootlive.kit.moment import Moment
 from bigfootlive.kit.singleflight import SingleFlight
 from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import repository as tenants_repo
@@ -151,27 +151,25 @@ async def watch(
 # as late (the files themselves are authorized on every request, `streaming.delivery`).
 PLAYABLE_SECONDS = 0.25
 _PLAYABLE_MEMO = "web.playable"
-_PLAYABLE_MEMO_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
 class _Playable:
     ref: EventRef
     body: bytes  # the answer to whoever may view `ref`
-    until: float
 
 
 async def _playable_of(state: AppState, event_id: uuid.UUID) -> _Playable:
-    memo: dict[uuid.UUID, _Playable] = state.db.batches.setdefault(_PLAYABLE_MEMO, {})
+    memo: Moment[_Playable] = Moment.kept_in(state.db.batches, _PLAYABLE_MEMO)
     kept = memo.get(event_id)
-    if kept is not None and kept.until > time.monotonic():
+    if kept is not None:
         return kept
     loads = SingleFlight[_Playable].kept_in(state.db.batches, "web.playable_load")
     return await loads(event_id, lambda: _load_playable(state, memo, event_id))
 
 
 async def _load_playable(
-    state: AppState, memo: dict[uuid.UUID, _Playable], event_id: uuid.UUID
+    state: AppState, memo: Moment[_Playable], event_id: uuid.UUID
 ) -> _Playable:
     """In a session of its own: the load is shared by the requests asking at once."""
     async with state.db.sessionmaker() as session:
@@ -184,11 +182,7 @@ async def _load_playable(
         found = live_files(state.settings, event.id, event.playback_id, event.latency_mode)
         files = found.as_dict()
     body = json.dumps({"status": status.value, **files}).encode()
-    if len(memo) >= _PLAYABLE_MEMO_SIZE:
-        memo.clear()
-    until = time.monotonic() + PLAYABLE_SECONDS
-    kept = memo[event_id] = _Playable(EventRef.of(event), body, until)
-    return kept
+    return memo.put(event_id, _Playable(EventRef.of(event), body), PLAYABLE_SECONDS)
 
 
 @router.get("/watch/{event_id}/playable")
