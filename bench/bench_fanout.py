@@ -46,7 +46,13 @@ import httpx
 from bench import loadgen
 from bench.bench_api import REDIS_URL, server_env
 from bench.fanout_report import ratios, targets
-from bench.wsload import ViewerProcess, build_viewers, proc_cpu_seconds, proc_rss_bytes
+from bench.wsload import (
+    ViewerProcess,
+    build_viewers,
+    proc_cpu_seconds,
+    proc_cpu_split,
+    proc_rss_bytes,
+)
 from bigfootlive.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -311,6 +317,7 @@ def measure(
     connected = sum(r["connected"] for r in ready)
     time.sleep(1.0)
     rss_after = sum(proc_rss_bytes(pid) for pid in pids)
+    kernel_before = sum(proc_cpu_split(pid)[1] for pid in pids)
     cpu_before = sum(proc_cpu_seconds(pid) for pid in pids)
     client_cpu_before = sum(proc_cpu_seconds(v.proc.pid) for v in loadgen)
     for viewer in loadgen:
@@ -320,6 +327,7 @@ def measure(
     sent = asyncio.run(peer.send(rate, duration, 1.0))
     elapsed = time.monotonic() - started
     cpu_after = sum(proc_cpu_seconds(pid) for pid in pids)
+    kernel = sum(proc_cpu_split(pid)[1] for pid in pids) - kernel_before
     client_cpu_after = sum(proc_cpu_seconds(v.proc.pid) for v in loadgen)
     results = [viewer.finish() for viewer in loadgen]
     latencies = sorted(x for r in results for x in r["latencies_ms"])
@@ -358,6 +366,9 @@ def measure(
         "ack_ms_p50": _percentile(sorted(peer.acks_ms), 0.50),
         "ack_ms_p99": _percentile(sorted(peer.acks_ms), 0.99),
         "server_cpu_percent": round(100 * (cpu_after - cpu_before) / elapsed, 1),
+        # the share of it in the kernel: the sockets' write() calls (loopback TCP, both ends'
+        # protocol work) against the Python around them
+        "server_cpu_kernel_share": round(kernel / max(cpu_after - cpu_before, 1e-9), 3),
         "load_generator_cpu_percent": round(
             100 * (client_cpu_after - client_cpu_before) / elapsed, 1
         ),

@@ -69,8 +69,13 @@ class ViewerProcess:
 
 
 def proc_cpu_seconds(pid: int) -> float:
+    return sum(proc_cpu_split(pid))
+
+
+def proc_cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds of `pid` in user space and in the kernel (its system calls)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def proc_rss_bytes(pid: int) -> int:
