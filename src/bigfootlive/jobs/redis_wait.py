@@ -175,10 +175,12 @@ class _Waiting(_RedisConsumer):
         consumer thread dropped on a connection error, what a stopped worker left."""
         broker = self.broker
         acks = f"{broker.namespace}:__acks__.{broker.broker_id}.{self.queue_name}"
+        # What the worker holds is read first: an id acknowledged after this read is no longer
+        # in the set read next (no requeue), and nothing is handed to the worker meanwhile
+        # (this consumer is the only one fetching its queue, and it is here).
+        held = self._held_ids()
         members: Any = broker.client.smembers(acks)  # bytes (the pool does not decode)
-        taken = {m.decode() for m in members}
-        # Read after the set: an id acknowledged in between is no longer in it (no requeue).
-        lost = sorted(taken - self._held_ids())
+        lost = sorted({m.decode() for m in members} - held)
         if lost:
             log.warning("jobs_redis_requeued_unheld", queue=self.queue_name, messages=len(lost))
             broker.do_requeue(self.queue_name, *lost)
