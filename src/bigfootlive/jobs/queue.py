@@ -26,6 +26,7 @@ from bigfootlive.authz.scoping import platform_scope
 from bigfootlive.config import Settings
 from bigfootlive.db import Database
 from bigfootlive.jobs.dead import add_dead_job
+from bigfootlive.jobs.redis_wait import WaitingRedisBroker
 from bigfootlive.jobs.registry import TASKS, JobContext, Priority, Task, load_tasks
 from bigfootlive.kit.backends import Cache
 from bigfootlive.observability import metrics
@@ -80,9 +81,8 @@ def make_broker(settings: Settings, middleware: list[Middleware]) -> dramatiq.Br
 
         return RabbitmqBroker(url=url, middleware=middleware, confirm_delivery=True)
     if url and url.startswith(("redis://", "rediss://", "unix://")):
-        from dramatiq.brokers.redis import RedisBroker
-
-        return RedisBroker(  # type: ignore[no-untyped-call]
+        # Idle consumers wait on Redis instead of polling it (jobs/redis_wait.py).
+        return WaitingRedisBroker(
             url=url,
             middleware=middleware,
             namespace=settings.redis_key_prefix + "dramatiq",
@@ -336,6 +336,8 @@ class JobQueue:
         )
         if prefetch:
             self.worker.queue_prefetch = prefetch
+        if isinstance(self.broker, WaitingRedisBroker):
+            self.broker.start_waiting()
         self.worker.start()
 
     async def stop_worker(self, timeout_ms: int = 10_000) -> None:
@@ -343,7 +345,14 @@ class JobQueue:
         worker, self.worker = self.worker, None
         if worker is not None:
             # stop() joins threads that may be waiting on this loop: never block it.
-            await asyncio.to_thread(worker.stop, timeout_ms)
+            stopped = asyncio.ensure_future(asyncio.to_thread(worker.stop, timeout_ms))
+            if isinstance(self.broker, WaitingRedisBroker):
+                # Idle consumers block on Redis: release them until they have all stopped
+                # (one may block just after a release).
+                while not stopped.done():
+                    await asyncio.to_thread(self.broker.stop_waiting)
+                    await asyncio.wait({stopped}, timeout=0.05)
+            await stopped
             # The stopped worker's hook stays on the broker; a later worker adds its own.
             self.broker.middleware[:] = [
                 m for m in self.broker.middleware if getattr(m, "worker", None) is not worker
