@@ -93,6 +93,10 @@ async def test_invite_accept_and_sign_in(
     assert "Signed in as <strong>Newbie</strong>" in home.text
     again = await client.get(link.group(1), headers=HTML)
     assert again.status_code == 400  # used once
+    for mangled in ("?token=garbage", "", "?token=" + "x" * 300):  # cut short by a mail program
+        broken = await client.get(f"/invite/accept{mangled}", headers=HTML)
+        assert broken.status_code == 400, mangled  # was 422 "Check the form"
+        assert "Ask your administrator for a new invitation." in broken.text
     # The admin sees the member's session and can end it.
     client.cookies.clear()
     await _signin(client, tenant.slug, admin.user.email)
