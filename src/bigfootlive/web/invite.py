@@ -67,4 +67,4 @@ async def accept(
     except BigfootError as exc:
         await session.rollback()
         return page(request, "invite.html", {**context, "error": describe(exc)}, exc.status_code)
-    return await signed_in(request, result, "/")
+    return await signed_in(request, result, "/?welcome=1")  # home says the password is set

@@ -104,8 +104,10 @@ def test_an_admin_invites_a_member_who_accepts_and_signs_in(tabs: Any, site: b.S
     invited.page.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
     invited.page.get_by_label("The same password again").fill(NEW_PASSWORD)
     invited.page.get_by_role("button", name="Set the password and sign in").click()
-    invited.page.wait_for_url(f"{site.base}/")
+    invited.page.wait_for_url(f"{site.base}/?welcome=1")
     assert "Signed in as Nina Newcomer" in invited.page.locator(".who").inner_text()
+    assert "your password is set" in invited.page.get_by_role("status").inner_text()
+    invited.axe_clean()  # the home page with its welcome
     # The link worked once.
     invited.page.goto(link.group(0))
     assert "invalid or has expired" in invited.page.content()
