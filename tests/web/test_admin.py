@@ -28,7 +28,7 @@ async def test_the_console_is_for_admins(client: httpx.AsyncClient, factory: Fac
     await _signin(client, tenant.slug, moderator.user.email)
     home = await client.get("/", headers=HTML)
     assert 'href="/admin/users"' not in home.text
-    for path in ("/admin/users", f"/admin/users/{admin.user.id}"):
+    for path in ("/admin", "/admin/users", f"/admin/users/{admin.user.id}"):
         refused = await client.get(path, headers=HTML)
         assert refused.status_code == 403
         assert "insufficient_role" in refused.text
@@ -88,3 +88,17 @@ async def test_a_member_page_and_other_tenants_ids(client: httpx.AsyncClient, fa
         assert elsewhere.user.email not in missing.text
     malformed = await client.get("/admin/users/not-an-id", headers=HTML)
     assert malformed.status_code == 404  # no page at that address
+
+
+async def test_the_console_address_leads_to_its_first_page(
+    client: httpx.AsyncClient, factory: Factory
+):
+    anonymous = await client.get("/admin", headers=HTML)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/signin?next=/admin"
+    tenant = await factory.tenant()
+    admin = await factory.user(tenant, role=Role.ADMIN, login=False)
+    await _signin(client, tenant.slug, admin.user.email)
+    home = await client.get("/admin", headers=HTML)
+    assert home.status_code == 303  # was "Page not found"
+    assert home.headers["location"] == "/admin/users"

@@ -89,10 +89,15 @@ async def test_invite_accept_and_sign_in(
     )  # fmt: skip
     assert done.status_code == 303, done.text
     assert client.cookies.get(SESSION_COOKIE)
-    home = await client.get("/", headers=HTML)
+    home = await client.get(done.headers["location"], headers=HTML)
     assert "Signed in as <strong>Newbie</strong>" in home.text
+    assert "Welcome, Newbie: your password is set" in home.text  # was the bare home page
     again = await client.get(link.group(1), headers=HTML)
     assert again.status_code == 400  # used once
+    for mangled in ("?token=garbage", "", "?token=" + "x" * 300):  # cut short by a mail program
+        broken = await client.get(f"/invite/accept{mangled}", headers=HTML)
+        assert broken.status_code == 400, mangled  # was 422 "Check the form"
+        assert "Ask your administrator for a new invitation." in broken.text
     # The admin sees the member's session and can end it.
     client.cookies.clear()
     await _signin(client, tenant.slug, admin.user.email)

@@ -73,7 +73,7 @@ async def test_branding_is_checked_saved_and_shown_on_the_watch_page(
         headers=HTML,
     )
     assert light.status_code == 422
-    assert "too light" in light.text
+    assert "The accent colour is too light" in light.text  # a sentence, capitalised
     fake = await client.post(
         "/admin/branding",
         data={"csrf_token": token, "display_name": "Acme TV", "accent_color": "#5b21b6"},
@@ -88,6 +88,7 @@ async def test_branding_is_checked_saved_and_shown_on_the_watch_page(
         headers=HTML,
     )
     assert svg.status_code == 422
+    assert "The logo must be a PNG, JPEG or WebP image" in svg.text
     png = _png()
     saved = await client.post(
         "/admin/branding",

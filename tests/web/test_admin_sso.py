@@ -63,6 +63,14 @@ async def test_oidc_provider_from_a_template(
     fields = _form_fields(form)
     assert fields["config.issuer"] == "https://<keycloak host>/realms/<realm>"
     assert fields["mapping.groups"] == "groups"
+    # sent as the template filled it: the placeholders are named, nothing is created
+    untouched = await client.post("/admin/sso", data={**fields, "name": "Keycloak"}, headers=HTML)
+    assert untouched.status_code == 400
+    assert (  # was "Cannot resolve <keycloak host>"
+        "Replace the template&#39;s placeholders in angle brackets: issuer (&lt;keycloak host&gt;)"
+        in untouched.text
+    )
+    assert "client id (&lt;client id&gt;)" in untouched.text
     fields.update({
         "config.issuer": oidc_idp.issuer, "config.client_id": "bfl",
         "config.scopes": "openid email profile groups", "secret.client_secret": "bfl-secret",

@@ -57,6 +57,14 @@ async def test_create_reveal_the_key_start_and_stop(client: httpx.AsyncClient, f
     assert f'value="{key}"' in revealed.text
     assert "<html" not in revealed.text  # an htmx fragment
     assert revealed.headers["cache-control"] == "no-store"
+    # without JavaScript the form posts itself: a page with its title and the way back
+    plain = await client.post(
+        f"/studio/events/{event_id}/key", data={"csrf_token": token}, headers=HTML
+    )
+    assert plain.status_code == 200
+    assert f'value="{key}"' in plain.text
+    assert "<title>Stream key · BigfootLive</title>" in plain.text  # was the site name twice
+    assert f'href="/studio/events/{event_id}">← Back to the event</a>' in plain.text
     started = await client.post(
         f"/studio/events/{event_id}/start", data={"csrf_token": token}, headers=HTML
     )

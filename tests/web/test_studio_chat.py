@@ -38,6 +38,11 @@ async def test_the_studio_shows_the_events_chat_with_its_moderation_controls(
     assert f'data-user-id="{streamer.id}"' in panel
     assert 'id="slow-mode-form"' in panel
     assert '<label for="chat-input"' in panel
+    # the count is the viewers' sockets (the host's own is not one of them: realtime.connection)
+    count = panel[panel.index('id="chat-viewers"') :]
+    count = count[: count.index("</p>")]
+    assert "Viewers connected:" in count
+    assert "you included" not in count
     # the recent messages in order, escaped, each with its author for the tools
     assert panel.index("buy &lt;b&gt;followers&lt;/b&gt;") < panel.index("great show")
     assert f'id="m-{spam}"' in panel

@@ -142,6 +142,7 @@ async def branding_save(
         message = str(exc)
         if isinstance(exc, ValidationError):
             message = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        message = message[:1].upper() + message[1:]  # a sentence on the page (the model's are not)
         context = {**_branding_context(current, admin.tenant_id), "form": form, "error": message}
         return page(request, "admin/branding.html", context, 422)
     try:

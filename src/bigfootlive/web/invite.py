@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
 from bigfootlive.errors import BigfootError
 from bigfootlive.identity import invitations, sign_in
+from bigfootlive.identity.recovery import InvalidOneTimeToken
 from bigfootlive.routing import JsonRoute
 from bigfootlive.web.endpoints import signed_in
 from bigfootlive.web.outcome import describe
@@ -22,12 +23,15 @@ from bigfootlive.web.security import check_csrf
 router = APIRouter(
     tags=["web"], route_class=JsonRoute, include_in_schema=False, dependencies=[Depends(check_csrf)]
 )
-Token = Annotated[str, Query(min_length=10, max_length=200)]
 
 
 @router.get("/invite/accept")
-async def accept_form(request: Request, session: ReadSession, token: Token) -> Response:
+async def accept_form(request: Request, session: ReadSession, token: str = "") -> Response:
+    """A link cut short or mangled by a mail program says what to do, like an expired one (as
+    `/reset-password` and `/verify-email` do), not a form validation error."""
     try:
+        if not 10 <= len(token) <= 200:
+            raise InvalidOneTimeToken()
         invitation = await invitations.peek(session, token)
     except BigfootError as exc:
         return page(request, "invite.html", {"error": exc.message, "invalid": True}, 400)
@@ -63,4 +67,4 @@ async def accept(
     except BigfootError as exc:
         await session.rollback()
         return page(request, "invite.html", {**context, "error": describe(exc)}, exc.status_code)
-    return await signed_in(request, result, "/")
+    return await signed_in(request, result, "/?welcome=1")  # home says the password is set

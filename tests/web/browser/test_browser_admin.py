@@ -104,8 +104,10 @@ def test_an_admin_invites_a_member_who_accepts_and_signs_in(tabs: Any, site: b.S
     invited.page.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
     invited.page.get_by_label("The same password again").fill(NEW_PASSWORD)
     invited.page.get_by_role("button", name="Set the password and sign in").click()
-    invited.page.wait_for_url(f"{site.base}/")
+    invited.page.wait_for_url(f"{site.base}/?welcome=1")
     assert "Signed in as Nina Newcomer" in invited.page.locator(".who").inner_text()
+    assert "your password is set" in invited.page.get_by_role("status").inner_text()
+    invited.axe_clean()  # the home page with its welcome
     # The link worked once.
     invited.page.goto(link.group(0))
     assert "invalid or has expired" in invited.page.content()
@@ -246,6 +248,22 @@ def _admin_urls(site: b.Site) -> list[str]:
         f"/admin/audit/{record}", "/admin/audit/export?format=csv", "/admin/sign-in-settings",
         "/admin/sso", "/admin/sso/new?template=okta", f"/admin/sso/{provider}",
     ]  # fmt: skip
+
+
+def test_the_console_and_account_tables_fit_a_phone(tabs: Any, site: b.Site) -> None:
+    """At 390 px a table wider than the screen scrolls in its own box; the page does not."""
+    admin = tabs()
+    admin.sign_in("ada")
+    page = admin.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    for url in ("/admin/users", "/admin/audit", "/account/sessions"):
+        page.goto(url)
+        table = page.locator("table.events-table").first
+        assert table.is_visible(), url
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, url
+        box = table.bounding_box()
+        assert box is not None, url
+        assert box["x"] + box["width"] <= 390, url
 
 
 def test_a_moderator_cannot_open_the_console(tabs: Any, site: b.Site) -> None:

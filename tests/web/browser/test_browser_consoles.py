@@ -260,3 +260,35 @@ def test_an_api_key_is_shown_once(tabs: Any, site: b.Site) -> None:
     page.get_by_role("button", name="Save").click()
     assert "too light" in page.get_by_role("alert").inner_text()
     admin.clean()
+
+
+def test_a_charts_y_axis_is_as_wide_as_its_labels(tabs: Any, site: b.Site) -> None:
+    """A chart of thousands (container-seconds) kept uPlot's fixed 50 px axis: "1000 s" showed
+    as ".000 s". A chart drawn by the page's own module, run once more, must fit its labels."""
+    admin = tabs()
+    admin.sign_in("ada")
+    page = admin.page
+    page.goto("/admin/dashboard")
+    page.wait_for_selector("#compute-chart[data-drawn=true]")
+    page.evaluate(
+        """async () => {
+            const el = document.createElement('div');
+            el.className = 'chart';
+            el.id = 'big-chart';
+            el.dataset.unit = 's';
+            el.dataset.chart = JSON.stringify({x: [1764892800, 1764979200],
+              series: [{label: 'Container-seconds', values: [0, 123456]}]});
+            document.querySelector('main').append(el);
+            await import(document.querySelector('script[src*="charts.mjs"]').src + '&again=1');
+        }"""
+    )
+    page.wait_for_selector("#big-chart[data-drawn=true]")
+    left, widest = page.evaluate(
+        """() => { const u = document.getElementById('big-chart').chart, axis = u.axes[1];
+                   u.ctx.font = axis.font[0];
+                   return [u.bbox.left,
+                           Math.max(...axis._values.map((v) => u.ctx.measureText(v).width))]; }"""
+    )
+    assert widest > 40  # "120000 s": wider than most
+    assert left >= widest, (left, widest)
+    admin.clean()

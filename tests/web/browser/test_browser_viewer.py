@@ -155,6 +155,14 @@ def test_the_studio_health_panel_and_key_rotation(
         timeout=30_000,
     )
     page.wait_for_selector("#recordings:has-text('recording')")
+    # the live preview takes its card's width, not the stream's (a 640 px stream overflowed it)
+    widths = page.evaluate(
+        """() => { const v = document.getElementById('preview'), card = v.closest('section');
+                   const pad = parseFloat(getComputedStyle(card).paddingLeft)
+                             + parseFloat(getComputedStyle(card).paddingRight);
+                   return [v.getBoundingClientRect().width, card.clientWidth - pad]; }"""
+    )
+    assert abs(widths[0] - widths[1]) < 1, widths
     assert b.axe_violations(page) == []
     page.screenshot(path=str(b.docs_dir() / "studio-health.png"), full_page=True)
     # another event of sam's: a fresh password sign-in counts as recent, no challenge

@@ -33,6 +33,13 @@ _EMAIL = TypeAdapter(EmailStr)
 router = admin_router()
 
 
+@router.get("")
+async def console_home(request: Request, subject: BrowserSubject) -> Response:
+    """`/admin`, typed by hand: the console's first page (the top bar's "Admin" link)."""
+    console_admin(subject)  # the sign-in page, or 403, like the console's other pages
+    return redirect(request, "/admin/users")
+
+
 @router.get("/users")
 async def users(
     request: Request,

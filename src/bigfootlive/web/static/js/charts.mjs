@@ -5,6 +5,19 @@ import uPlot from '../vendor/uplot-1.6.32.esm.mjs';
 
 const COLOURS = ['#2563eb', '#dc2626', '#059669', '#d97706'];
 
+// The y axis as wide as its longest label (uPlot's fixed 50 px cut "1000 s" to ".000 s").
+function fitLabels(u, values, axisIdx, cycleNum) {
+  const axis = u.axes[axisIdx];
+  if (cycleNum > 1) return axis._size;  // uPlot asks again once the ticks settle
+  let size = axis.ticks.size + axis.gap;
+  const longest = (values ?? []).reduce((a, v) => (v.length > a.length ? v : a), '');
+  if (longest) {
+    u.ctx.font = axis.font[0];
+    size += u.ctx.measureText(longest).width / devicePixelRatio;
+  }
+  return Math.ceil(size) + 4;
+}
+
 function draw(el) {
   const data = JSON.parse(el.dataset.chart);
   const unit = el.dataset.unit || '';
@@ -13,7 +26,7 @@ function draw(el) {
     width,
     height: 220,
     scales: { x: { time: true } },
-    axes: [{}, { values: (u, ticks) => ticks.map((v) => `${v} ${unit}`.trim()) }],
+    axes: [{}, { values: (u, ticks) => ticks.map((v) => `${v} ${unit}`.trim()), size: fitLabels }],
     series: [
       {},
       ...data.series.map((s, i) => ({
