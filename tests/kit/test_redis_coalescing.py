@@ -57,10 +57,37 @@ async def test_concurrent_reads_share_a_round_trip_and_each_gets_its_own_values(
     answers = await asyncio.gather(*(cache.mget(*keys) for keys in asked))
     values = {"a": b"1", "b": b"2", "missing": None}
     assert answers == [[values[k] for k in keys] for keys in asked]
-    # the first went alone; the 19 that came meanwhile went together in the next MGET
-    assert sent == [1, sum(len(keys) for keys in asked[1:])]
-    assert await cache.mget("b") == [b"2"]  # alone again: a round trip of its own
-    assert sent[2:] == [1]
+    # asked in one turn of the event loop: one MGET for the 20
+    assert sent == [sum(len(keys) for keys in asked)]
+    assert await cache.mget("b") == [b"2"]  # alone: a round trip of its own
+    assert sent[1:] == [1]
+
+
+async def test_reads_asked_while_one_is_under_way_go_together_in_the_next(redis):
+    cache, _ = redis
+    await cache.set("a", b"1")
+    assert cache.wire is not None
+    call = cache.wire.call
+    sent: list[int] = []
+    first_sent, release = asyncio.Event(), asyncio.Event()
+
+    async def held(*args):
+        sent.append(len(args) - 1)
+        if len(sent) == 1:
+            first_sent.set()
+            await release.wait()
+        return await call(*args)
+
+    cache.wire.call = held  # type: ignore[method-assign]
+    first = asyncio.ensure_future(cache.mget("a"))
+    await first_sent.wait()
+    rest = [asyncio.ensure_future(cache.mget("a", "missing")) for _ in range(3)]
+    await asyncio.sleep(0)  # each of them asked (and waits)
+    assert sent == [1]
+    release.set()
+    assert await first == [b"1"]
+    assert await asyncio.gather(*rest) == [[b"1", None]] * 3
+    assert sent == [1, 6]  # one MGET at a time: the three that came meanwhile, together
 
 
 async def test_a_read_sent_together_sees_every_write_completed_before_it_was_asked(redis):
@@ -109,7 +136,7 @@ async def test_concurrent_writes_then_news_share_a_round_trip_in_order(redis):
                 for n in range(4)
             )
         )
-        assert calls == [1, 3]  # the first alone, the three that came meanwhile together
+        assert calls == [4]  # asked in one turn of the event loop: one script call
         for n in range(4):
             assert await cache.mget(f"e{n}:x", f"e{n}:y") == [f"v{n}".encode()] * 2
         await asyncio.wait_for(done.wait(), 5)

@@ -55,14 +55,40 @@ def _go(db: Any, event: dict[str, Any], publisher: str) -> Any:
 async def test_one_tenants_concurrent_go_lives_share_a_call(studio, state, calls):
     events = [await studio.event() for _ in range(6)]
     moved = await asyncio.gather(*(_go(state.db, e, f"p{n}") for n, e in enumerate(events)))
-    # the first goes at once; the five that came while it was under way, together
-    assert [len(ids) for _, _, ids in calls] == [1, 5]
-    assert [function for function, _, _ in calls] == ["bfl_go_live", "bfl_go_live_many"]
+    # asked in one turn of the event loop: one call for the six
+    assert [len(ids) for _, _, ids in calls] == [6]
+    assert [function for function, _, _ in calls] == ["bfl_go_live_many"]
     for n, (event, row) in enumerate(zip(events, moved, strict=True)):
         assert row is not None
         assert (str(row.id), row.status, row.publisher_id) == (event["id"], "live", f"p{n}")
         assert await studio.status(event) == "live"
     assert state.db.batches == {}  # nothing kept per tenant once idle
+
+
+async def test_go_lives_asked_while_a_call_is_under_way_share_the_next(studio, state, monkeypatch):
+    """One call at a time: those asked while one is on its way go together in the next."""
+    events = [await studio.event() for _ in range(5)]
+    original = state.db.call_scoped
+    sent: list[list[uuid.UUID]] = []
+    first_sent, release = asyncio.Event(), asyncio.Event()
+
+    async def held(function: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(args[1] if isinstance(args[1], list) else [args[1]])
+        if len(sent) == 1:
+            first_sent.set()
+            await release.wait()
+        return await original(function, *args, **kwargs)
+
+    monkeypatch.setattr(state.db, "call_scoped", held)
+    first = asyncio.ensure_future(_go(state.db, events[0], "p0"))
+    await first_sent.wait()
+    rest = [asyncio.ensure_future(_go(state.db, e, f"p{n}")) for n, e in enumerate(events) if n]
+    await asyncio.sleep(0)  # each of them asked (and waits)
+    assert len(sent) == 1
+    release.set()
+    moved = await asyncio.gather(first, *rest)
+    assert [row.publisher_id for row in moved] == [f"p{n}" for n in range(5)]
+    assert sent == [[uuid.UUID(events[0]["id"])], sorted(uuid.UUID(e["id"]) for e in events[1:])]
 
 
 async def test_a_shared_call_reads_only_its_events_rows(studio, state, calls):
@@ -86,7 +112,7 @@ async def test_a_shared_call_reads_only_its_events_rows(studio, state, calls):
     moved = await asyncio.gather(*(_go(state.db, e, "p") for e in events[2:6]))
     after = await rows_read()
     assert all(row is not None for row in moved)
-    assert [len(ids) for _, _, ids in calls] == [1, 3]
+    assert [len(ids) for _, _, ids in calls] == [4]
     assert after - before == 4
 
 
@@ -109,7 +135,7 @@ async def test_two_tenants_never_share_a_call(studio, state, factory, client, ca
     by_tenant = {e["id"]: uuid.UUID(e["tenant_id"]) for e in mixed}
     for _, tenant, ids in calls:
         assert {by_tenant[str(i)] for i in ids} == {tenant}
-    assert sorted(len(ids) for _, _, ids in calls) == [1, 1, 2, 2]
+    assert sorted(len(ids) for _, _, ids in calls) == [3, 3]
 
 
 async def test_one_event_asked_for_twice_goes_live_once(studio, state, calls):
@@ -121,7 +147,7 @@ async def test_one_event_asked_for_twice_goes_live_once(studio, state, calls):
     assert second is not None
     assert second.publisher_id == "a"
     assert third is None  # sent once: the later caller changed nothing
-    assert [ids for _, _, ids in calls] == [[uuid.UUID(warm["id"])], [uuid.UUID(event["id"])]]
+    assert [ids for _, _, ids in calls] == [sorted(uuid.UUID(e["id"]) for e in (warm, event))]
 
 
 async def test_a_failed_call_fails_each_of_its_callers(studio, state, monkeypatch):

@@ -163,8 +163,9 @@ async def go_live(
     """`GO_LIVE` committed on its own, in the current row scope. On PostgreSQL the go-lives of
     concurrent callers for the same tenant (and row scope) go together, one call of
     `bfl_go_live_many` (migration 0026: the statement of `bfl_go_live` for each, in one
-    transaction, one round trip) at a time, the first at once (`kit.coalesce.Coalesced`);
-    callers of two tenants never share a call. SQLite runs the Core statement. The event comes
+    transaction, one round trip) at a time, those of one turn of the event loop together
+    (`kit.coalesce.Coalesced`); callers of two tenants never share a call. SQLite runs the Core
+    statement. The event comes
     back as a transient `Event` (never added to a session) holding the columns the
     after-commit work and the hooks read; None when nothing changed (the status was no longer
     `expected`, there are webhooks or followers to serve, or another caller of the same call
