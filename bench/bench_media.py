@@ -260,4 +260,4 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--connections", type=int, default=16)
     ns = parser.parse_args()
-    print(json.dumps(asyncio.run(main(ns.runs, ns.seconds, ns.connections)), indent=2))
+    print(json.dumps(loadgen.run_served(main(ns.runs, ns.seconds, ns.connections)), indent=2))

@@ -340,5 +340,7 @@ if __name__ == "__main__":
     # Nothing but the JSON on stdout: the server's log lines (configured while this runs) go
     # to stderr.
     with contextlib.redirect_stdout(sys.stderr):
-        result = asyncio.run(main(ns.events, ns.seconds, ns.rounds, ns.connections, ns.threads))
+        result = loadgen.run_served(
+            main(ns.events, ns.seconds, ns.rounds, ns.connections, ns.threads)
+        )
     print(json.dumps(result, indent=2))

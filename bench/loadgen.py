@@ -17,12 +17,13 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+import uvloop
 
 _DONE_LUA = r"""
 done = function(summary, latency, requests)
@@ -36,6 +37,9 @@ done = function(summary, latency, requests)
     latency.max, latency.mean))
 end
 """
+
+
+T = TypeVar("T")
 
 
 def lua_string(value: str) -> str:
@@ -227,6 +231,13 @@ class Prober:
             p99_ms=at(0.99),
             max_ms=round(ms[-1], 2),
         )
+
+
+def run_served(main: Coroutine[Any, Any, T]) -> T:
+    """Run a benchmark whose server runs in this process on the event loop `bigfootlive serve`
+    uses (uvloop, `serving.uvicorn_options`): `uvicorn.Server.serve()` takes the running loop
+    as it is, and `asyncio.run` would give it asyncio's own."""
+    return uvloop.run(main)
 
 
 def free_port() -> int:
