@@ -120,3 +120,40 @@ async def test_without_an_authenticator_app_the_sign_in_page_says_so(
     assert answer.status_code == 403
     assert "requires two-step verification" in alert_of(answer)
     assert SESSION_COOKIE not in client.cookies
+
+
+async def test_the_key_is_shown_again_until_the_wrong_codes_run_out(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    tenant = await factory.tenant(mfa=MfaPolicy(mode="required"))
+    cid = await factory.user(tenant, login=False)
+    await submit(
+        client, "/signin", "/signin", email=cid.user.email, password=PASSWORD, tenant=tenant.slug
+    )
+    intro = await client.get("/signin/mfa/enrol", headers=HTML)
+    started = await client.post(
+        "/signin/mfa/enrol", data={"csrf_token": csrf_of(intro), "next": "/"}, headers=HTML
+    )
+    secret = re.search(r'data-secret="([A-Z2-7]+)"', started.text)
+    factor = re.search(r'name="factor_id" value="([^"]+)"', started.text)
+    assert secret, started.text
+    assert factor, started.text
+    fields = {"csrf_token": csrf_of(started), "next": "/", "factor_id": factor.group(1)}
+    near = {totp_code(secret.group(1), steps_ahead=d) for d in (-1, 0, 1, 2)}
+    wrong = next(c for c in ("000000", "111111", "222222") if c not in near)
+    for left in (4, 3, 2, 1, 0):
+        answer = await client.post(
+            "/signin/mfa/enrol/confirm", data={**fields, "code": wrong}, headers=HTML
+        )
+        assert answer.status_code == 401
+        assert alert_of(answer).endswith(f"{left} attempt{'s' if left != 1 else ''} left.")
+        # the key while a code may still be tried; none once they are used up
+        assert (f'data-secret="{secret.group(1)}"' in answer.text) == (left > 0)
+    locked = await client.post(
+        "/signin/mfa/enrol/confirm",
+        data={**fields, "code": totp_code(secret.group(1))},
+        headers=HTML,
+    )
+    assert locked.status_code == 429
+    assert "data-secret" not in locked.text
+    assert 'href="/signin?next=/"' in locked.text  # sign in again
