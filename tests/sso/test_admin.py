@@ -252,3 +252,35 @@ async def test_private_network_urls_are_refused_by_default(
         "/api/tenant/sso/test", json={"provider_id": created["id"]}, headers=acme.admin.headers
     )
     assert test.json()["ok"] is False
+
+
+async def test_a_templates_placeholders_are_refused_by_name_and_nothing_is_saved(
+    client: httpx.AsyncClient, acme: Org
+) -> None:
+    listed = await client.get("/api/tenant/sso/templates", headers=acme.admin.headers)
+    templates = {t["key"]: t for t in listed.json()}
+    for key, expected in {
+        "okta": {"config.issuer": "<your-okta-domain>", "config.client_id": "<client id>"},
+        "auth0": {
+            "config.issuer": "<tenant>",
+            "config.client_id": "<client id>",
+            "attribute_mapping.groups": "<your namespace>",
+        },
+    }.items():
+        template = templates[key]
+        body = {
+            "name": template["name"],
+            "config": template["config"],
+            "attribute_mapping": template["attribute_mapping"],
+            "secrets": {"client_secret": "s3cret"},
+        }
+        response = await client.post(
+            "/api/tenant/sso/provider", json=body, headers=acme.admin.headers
+        )
+        assert response.status_code == 422, response.text  # was 200, or "Cannot resolve <...>"
+        error = response.json()["error"]
+        assert error["code"] == "sso_placeholders_left"
+        assert error["fields"] == expected
+        assert "client id (<client id>)" in error["message"]
+    saved = await client.get("/api/tenant/sso/provider", headers=acme.admin.headers)
+    assert saved.json() == []

@@ -14,9 +14,17 @@ from typing import Any
 import httpx
 
 from tests.fixtures.factories import Factory
+from tests.fixtures.services import SMTPSink, body_of
 from tests.mfa.authenticator import SoftAuthenticator
 from tests.mfa.helpers import totp_code
+from tests.web.helpers import alert_of
 from tests.web.test_pages import HTML, _csrf, _signin
+
+
+def _qr(answer: httpx.Response) -> str:
+    found = re.search(r'src="(data:image/svg\+xml;base64,[^"]+)"', answer.text)
+    assert found, answer.text
+    return found[1]
 
 
 async def _enrol_totp(client: httpx.AsyncClient) -> tuple[str, list[str]]:
@@ -39,8 +47,12 @@ async def _enrol_totp(client: httpx.AsyncClient) -> tuple[str, list[str]]:
         headers=HTML,
     )
     assert wrong.status_code == 401
-    assert "wrong or expired code" in wrong.text
-    assert "attempts left" in wrong.text
+    # the sign-in's wording (web.outcome.describe), and the same key again to try another code
+    assert alert_of(wrong) == "The verification failed: wrong or expired code. 4 attempts left."
+    assert f'data-secret="{secret[1]}"' in wrong.text
+    assert started.text.count("data:image/svg+xml;base64,") == 1
+    assert _qr(started) == _qr(wrong)
+    assert f'name="factor_id" value="{factor[1]}"' in wrong.text
     confirmed = await client.post(
         "/account/mfa/totp/confirm",
         data={"csrf_token": token, "factor_id": factor[1], "code": totp_code(secret[1])},
@@ -55,12 +67,15 @@ async def _enrol_totp(client: httpx.AsyncClient) -> tuple[str, list[str]]:
 
 
 async def test_totp_enrolment_shows_backup_codes_once_and_signs_in_with_the_challenge(
-    client: httpx.AsyncClient, factory: Factory
+    client: httpx.AsyncClient, factory: Factory, smtp_sink: SMTPSink
 ):
     tenant = await factory.tenant()
     account = await factory.user(tenant, login=False)
     await _signin(client, tenant.slug, account.user.email)
     _, codes = await _enrol_totp(client)
+    [notice] = await smtp_sink.wait_for(account.user.email)
+    said = body_of(notice)
+    assert "added to your BigfootLive account: Phone (authenticator app)." in said, said
     security = await client.get("/account/security", headers=HTML)
     assert "<strong>Phone</strong>" in security.text
     assert "10 unused backup codes left" in security.text

@@ -65,7 +65,7 @@ async def test_oidc_provider_from_a_template(
     assert fields["mapping.groups"] == "groups"
     # sent as the template filled it: the placeholders are named, nothing is created
     untouched = await client.post("/admin/sso", data={**fields, "name": "Keycloak"}, headers=HTML)
-    assert untouched.status_code == 400
+    assert untouched.status_code == 422
     assert (  # was "Cannot resolve <keycloak host>"
         "Replace the template&#39;s placeholders in angle brackets: issuer (&lt;keycloak host&gt;)"
         in untouched.text

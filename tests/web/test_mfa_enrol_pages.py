@@ -13,12 +13,13 @@ import httpx
 from bigfootlive.tenants.schemas import MfaPolicy
 from bigfootlive.web.session import CHALLENGE_COOKIE, SESSION_COOKIE
 from tests.fixtures.factories import PASSWORD, Factory
+from tests.fixtures.services import SMTPSink, body_of
 from tests.mfa.helpers import totp_code
 from tests.web.helpers import HTML, alert_of, csrf_of, submit
 
 
 async def test_a_member_without_a_factor_sets_one_up_and_is_signed_in(
-    client: httpx.AsyncClient, factory: Factory
+    client: httpx.AsyncClient, factory: Factory, smtp_sink: SMTPSink
 ) -> None:
     tenant = await factory.tenant(mfa=MfaPolicy(mode="required"))
     ann = await factory.user(tenant, login=False)
@@ -46,8 +47,13 @@ async def test_a_member_without_a_factor_sets_one_up_and_is_signed_in(
         "/signin/mfa/enrol/confirm", data={**fields, "code": "000000"}, headers=HTML
     )
     assert wrong.status_code == 401
-    assert "attempt" in alert_of(wrong)  # how many are left
+    # the account page's wording (web.outcome.describe): how many are left
+    assert alert_of(wrong) == "The verification failed: wrong or expired code. 4 attempts left."
     assert 'action="/signin/mfa/enrol/confirm"' in wrong.text  # the form again
+    assert f'data-secret="{secret.group(1)}"' in wrong.text  # with the same key, QR included
+    qr = re.compile(r'src="(data:image/svg\+xml;base64,[^"]+)"')
+    assert qr.findall(wrong.text) == qr.findall(started.text) != []
+    assert secret.group(1) not in wrong.headers.get("location", "")
     assert SESSION_COOKIE not in client.cookies
     done = await client.post(
         "/signin/mfa/enrol/confirm",
@@ -63,6 +69,9 @@ async def test_a_member_without_a_factor_sets_one_up_and_is_signed_in(
     assert CHALLENGE_COOKIE not in client.cookies
     home = await client.get("/", headers=HTML)
     assert "Signed in as" in home.text
+    [notice] = await smtp_sink.wait_for(ann.user.email)
+    assert "added to your BigfootLive account: Authenticator app." in body_of(notice)
+    assert "totp" not in body_of(notice)
     # the next sign-in asks for the app's code, as for any account with a factor
     client.cookies.clear()
     again = await submit(
@@ -111,3 +120,40 @@ async def test_without_an_authenticator_app_the_sign_in_page_says_so(
     assert answer.status_code == 403
     assert "requires two-step verification" in alert_of(answer)
     assert SESSION_COOKIE not in client.cookies
+
+
+async def test_the_key_is_shown_again_until_the_wrong_codes_run_out(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    tenant = await factory.tenant(mfa=MfaPolicy(mode="required"))
+    cid = await factory.user(tenant, login=False)
+    await submit(
+        client, "/signin", "/signin", email=cid.user.email, password=PASSWORD, tenant=tenant.slug
+    )
+    intro = await client.get("/signin/mfa/enrol", headers=HTML)
+    started = await client.post(
+        "/signin/mfa/enrol", data={"csrf_token": csrf_of(intro), "next": "/"}, headers=HTML
+    )
+    secret = re.search(r'data-secret="([A-Z2-7]+)"', started.text)
+    factor = re.search(r'name="factor_id" value="([^"]+)"', started.text)
+    assert secret, started.text
+    assert factor, started.text
+    fields = {"csrf_token": csrf_of(started), "next": "/", "factor_id": factor.group(1)}
+    near = {totp_code(secret.group(1), steps_ahead=d) for d in (-1, 0, 1, 2)}
+    wrong = next(c for c in ("000000", "111111", "222222") if c not in near)
+    for left in (4, 3, 2, 1, 0):
+        answer = await client.post(
+            "/signin/mfa/enrol/confirm", data={**fields, "code": wrong}, headers=HTML
+        )
+        assert answer.status_code == 401
+        assert alert_of(answer).endswith(f"{left} attempt{'s' if left != 1 else ''} left.")
+        # the key while a code may still be tried; none once they are used up
+        assert (f'data-secret="{secret.group(1)}"' in answer.text) == (left > 0)
+    locked = await client.post(
+        "/signin/mfa/enrol/confirm",
+        data={**fields, "code": totp_code(secret.group(1))},
+        headers=HTML,
+    )
+    assert locked.status_code == 429
+    assert "data-secret" not in locked.text
+    assert 'href="/signin?next=/"' in locked.text  # sign in again

@@ -29,7 +29,8 @@ from bigfootlive.mfa.base import (
 )
 from bigfootlive.mfa.challenges import Challenge
 from bigfootlive.mfa.factors.backup_codes import replace_backup_codes
-from bigfootlive.mfa.factors.registry import factor_of, factor_out
+from bigfootlive.mfa.factors.registry import factor_of, factor_out, shown_name
+from bigfootlive.mfa.factors.totp import TotpFactor
 from bigfootlive.mfa.ports import MfaState
 from bigfootlive.mfa.schemas import ConfirmOut, FactorList, SetupOut
 from bigfootlive.models import MfaFactor, Tenant, User
@@ -46,6 +47,11 @@ class Actor:
     tenant: Tenant
     subject: AuthSubject | None = None
     challenge: Challenge | None = None
+
+
+def _fails_key(factor_id: uuid.UUID) -> str:
+    """The wrong codes given to confirm a factor's set-up (counted, up to `mfa_max_attempts`)."""
+    return f"mfa:enrol:{factor_id}:fails"
 
 
 async def resolve_actor(
@@ -145,7 +151,7 @@ async def confirm_setup(
         raise FactorNotFound()
     if factor.confirmed_at is not None:
         raise Conflict("This factor is already confirmed", code="factor_already_confirmed")
-    fails_key = f"mfa:enrol:{factor.id}:fails"
+    fails_key = _fails_key(factor.id)
     seen = await state.cache.get(fails_key)
     if seen is not None and int(seen) >= state.settings.mfa_max_attempts:
         raise ChallengeLocked("Too many wrong codes; start the setup again")
@@ -176,8 +182,8 @@ async def confirm_setup(
         session,
         user,
         "A sign-in method was added to your account",
-        f"A new second factor ({factor.name}, {factor.type}) was added to your BigfootLive "
-        "account. If this was not you, contact your administrator now.",
+        f"A new second factor was added to your BigfootLive account: {shown_name(factor)}. "
+        "If this was not you, contact your administrator now.",
     )
     out = ConfirmOut(factor=factor_out(factor))
     rules = rules_of(actor.tenant)
@@ -204,6 +210,26 @@ async def confirm_setup(
             amr=policy.with_factor(actor.challenge.amr, method),
         )
     return out
+
+
+async def pending_totp(
+    state: MfaState, session: AsyncSession, actor: Actor, factor_id: uuid.UUID
+) -> SetupOut | None:
+    """The set-up of the actor's authenticator app not yet confirmed, to show its key again
+    after a wrong code; None when there is none to finish (confirmed, gone, too late, locked)."""
+    factor = await repo.get_factor(session, actor.user.tenant_id, actor.user.id, factor_id)
+    kind = factor_of(factor.type) if factor is not None else None
+    if factor is None or not isinstance(kind, TotpFactor):
+        return None
+    ttl = state.settings.mfa_challenge_ttl_seconds
+    left = ttl - int((utcnow() - factor.created_at).total_seconds())
+    seen = await state.cache.get(_fails_key(factor.id))
+    if left <= 0 or (seen is not None and int(seen) >= state.settings.mfa_max_attempts):
+        return None
+    key = kind.pending_key(state, actor.user, factor)
+    if key is None:
+        return None
+    return SetupOut(factor=factor_out(factor), totp=key, expires_in=left)
 
 
 async def list_factors(session: AsyncSession, subject: AuthSubject) -> FactorList:
@@ -259,6 +285,6 @@ async def delete_factor(
             session,
             user,
             "A sign-in method was removed from your account",
-            f"The second factor {factor.name} ({factor.type}) was removed from your BigfootLive "
-            "account. If this was not you, contact your administrator now.",
+            f"A second factor was removed from your BigfootLive account: {shown_name(factor)}. "
+            "If this was not you, contact your administrator now.",
         )

@@ -25,6 +25,7 @@ from bigfootlive.sso.schemas import (
     ProviderOut,
     ProviderSettings,
 )
+from bigfootlive.sso.templates import refuse_placeholders
 from bigfootlive.tenants import service as tenants
 
 SECRET_NAMES = ("client_secret", "bind_password")
@@ -103,6 +104,7 @@ async def save_provider(
     subject: AuthSubject,
     body: ProviderIn,
 ) -> ProviderOut:
+    refuse_placeholders(body)  # before the URLs: else "Cannot resolve <your-okta-domain>"
     protocol = protocol_of(body.config.protocol)
     await _refuse_internal_urls(state, protocol, body.config)
     tenant = await tenants.require_tenant(session, subject.tenant_id)

@@ -5,7 +5,14 @@ Placeholders in angle brackets (`<your-okta-domain>`) are for the tenant admin t
 
 from __future__ import annotations
 
-from bigfootlive.sso.schemas import AttributeMapping, Template
+import re
+
+from bigfootlive.errors import Unprocessable
+from bigfootlive.sso.schemas import AttributeMapping, ProviderIn, Template
+
+PLACEHOLDER = re.compile(r"<[^<>\n]{1,60}>")
+# Long texts whose syntax has angle brackets (XML metadata, a PEM certificate) are not looked at.
+_NOT_LOOKED_AT = frozenset({"protocol", "idp_metadata_xml", "ca_cert_pem"})
 
 _OIDC_MAPPING = AttributeMapping(subject=["sub"], email=["email"], name=["name"], groups=["groups"])
 
@@ -161,3 +168,42 @@ TEMPLATES: list[Template] = [
 ]
 
 BY_KEY = {t.key: t for t in TEMPLATES}
+
+
+def placeholders_left(body: ProviderIn) -> dict[str, str]:
+    """The settings still holding a template's placeholder in angle brackets, by field
+    (`{"config.client_id": "<client id>"}`): a list's items and a mapping's values included."""
+    settings = {
+        **{
+            f"config.{k}": v for k, v in body.config.model_dump().items() if k not in _NOT_LOOKED_AT
+        },
+        **{f"attribute_mapping.{k}": v for k, v in body.attribute_mapping.model_dump().items()},
+    }
+    left: dict[str, str] = {}
+    for field, value in settings.items():
+        if isinstance(value, dict):
+            texts = list(value.values())
+        else:
+            texts = value if isinstance(value, list) else [value]
+        for text in texts:
+            if isinstance(text, str) and (found := PLACEHOLDER.search(text)):
+                left.setdefault(field, found.group(0))
+                break
+    return left
+
+
+def refuse_placeholders(body: ProviderIn) -> None:
+    """A provider saved as its template filled it would fail later, obscurely ("Cannot
+    resolve <your-okta-domain>"): refused, naming each setting still to replace."""
+    left = placeholders_left(body)
+    if left:
+        named = ", ".join(
+            f"{field.partition('.')[2].replace('_', ' ')}"
+            f"{' attribute' if field.startswith('attribute_mapping.') else ''} ({placeholder})"
+            for field, placeholder in left.items()
+        )
+        raise Unprocessable(
+            f"Replace the template's placeholders in angle brackets: {named}",
+            code="sso_placeholders_left",
+            fields=left,
+        )

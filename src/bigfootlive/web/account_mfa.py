@@ -35,7 +35,7 @@ from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import service as tenants
 from bigfootlive.web import session as web_session
 from bigfootlive.web.guard import signed_in
-from bigfootlive.web.outcome import to_signin
+from bigfootlive.web.outcome import describe, to_signin
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import CHALLENGE_COOKIE, SESSION_COOKIE, BrowserSubject, cookies_of
@@ -57,14 +57,6 @@ def _safe_next(value: str | None, default: str = SECURITY) -> str:
     if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
         return default
     return value
-
-
-def _message(exc: BigfootError) -> str:
-    left = exc.details.get("attempts_left")
-    retry = exc.details.get("retry_after")
-    if left is not None:
-        return f"{exc.message} ({left} attempt{'s' if left != 1 else ''} left)"
-    return f"{exc.message} (try again in {retry} s)" if retry else exc.message
 
 
 def _credential(value: str) -> dict[str, Any]:
@@ -153,6 +145,24 @@ async def _guarded(
     return await _step_up_page(request, state, session, meta, challenge, SECURITY)
 
 
+async def pending_key(
+    state: AppState,
+    session: AsyncSession,
+    subject: AuthSubject | None,
+    challenge_token: str | None,
+    factor_id: uuid.UUID,
+) -> dict[str, Any]:
+    """`totp_key` of a set-up not yet confirmed, after a wrong code (nothing when it is over)."""
+    try:
+        actor = await enrolment.resolve_actor(
+            state, session, subject=subject, challenge_token=challenge_token
+        )
+        out = await enrolment.pending_totp(state, session, actor, factor_id)
+    except BigfootError:
+        return {}
+    return totp_key(out) if out is not None else {}
+
+
 def totp_key(out: SetupOut) -> dict[str, Any]:
     """What `_totp_key.html` shows of an authenticator app's set-up, and the factor to confirm."""
     assert out.totp is not None  # noqa: S101 - a TOTP set-up answers its secret
@@ -199,7 +209,7 @@ async def step_up_verify(
         await session.rollback()
         shown = {**_decode(challenge), "challenge_token": token}
         return await _step_up_page(
-            request, state, session, meta, shown, next_url, error=_message(exc),
+            request, state, session, meta, shown, next_url, error=describe(exc),
             status=exc.status_code,
         )  # fmt: skip
     jar = cookies_of(request)
@@ -254,7 +264,7 @@ async def _start(
         if stepped is not None:
             return stepped
         await session.rollback()
-        failed = {"section": "security", "error": _message(exc)}
+        failed = {"section": "security", "error": describe(exc)}
         return page(request, "account/problem.html", failed, exc.status_code)
     if factor_type == "totp" and out.totp is not None:
         context = {"section": "security", **totp_key(out)}
@@ -312,7 +322,9 @@ async def _confirm(
     except BigfootError as exc:
         await session.rollback()
         template = "account/totp.html" if credential is None else "account/problem.html"
-        context = {"section": "security", "factor_id": factor_id, "error": _message(exc)}
+        context = {"section": "security", "factor_id": factor_id, "error": describe(exc)}
+        if credential is None:  # the same key again, to try another code
+            context.update(await pending_key(state, session, subject, None, factor_id))
         return page(request, template, context, exc.status_code)
 
 
@@ -368,7 +380,7 @@ async def new_backup_codes(
         if stepped is not None:
             return stepped
         await session.rollback()
-        context = {"section": "security", "error": _message(exc)}
+        context = {"section": "security", "error": describe(exc)}
         return page(request, "account/problem.html", context, exc.status_code)
     return page(request, "account/enrolled.html", {"section": "security", "codes": fresh})
 
@@ -394,7 +406,7 @@ async def remove_factor(
         if exc.status_code == 404:
             raise
         await session.rollback()
-        context = {"section": "security", "error": _message(exc)}
+        context = {"section": "security", "error": describe(exc)}
         return page(request, "account/problem.html", context, exc.status_code)
     return redirect(request, f"{SECURITY}?removed=1")
 
@@ -431,7 +443,7 @@ async def _signin_passkey_page(
         )
     except BigfootError as exc:
         await session.rollback()
-        context = {"next": next_url, "error": _message(exc), "method": "totp"}
+        context = {"next": next_url, "error": describe(exc), "method": "totp"}
         return page(request, "mfa.html", context, exc.status_code)
     shown: dict[str, Any] = {"next": next_url, "options": out.webauthn_options, "error": error}
     return page(request, "mfa_passkey.html", shown, status)
@@ -465,7 +477,7 @@ async def signin_passkey_verify(
     except BigfootError as exc:
         await session.rollback()
         return await _signin_passkey_page(
-            request, state, session, meta, next_url, _message(exc), exc.status_code
+            request, state, session, meta, next_url, describe(exc), exc.status_code
         )
     if not isinstance(result, TokenPair):
         return to_signin(request, next_url)

@@ -26,7 +26,7 @@ from bigfootlive.mfa import enrolment
 from bigfootlive.mfa.schemas import ConfirmOut
 from bigfootlive.routing import JsonRoute
 from bigfootlive.web import session as web_session
-from bigfootlive.web.account_mfa import totp_key
+from bigfootlive.web.account_mfa import pending_key, totp_key
 from bigfootlive.web.outcome import ENROL, describe, safe_next, to_signin
 from bigfootlive.web.render import page
 from bigfootlive.web.security import check_csrf
@@ -99,6 +99,8 @@ async def enrol_confirm(
         out = await _confirmed(state, session, meta, actor, factor_id, code)
     except BigfootError as exc:
         await session.rollback()
+        if exc.code not in GONE:  # the same key again, to try another code
+            context.update(await pending_key(state, session, None, token, factor_id))
         return _refused(request, context, exc)
     cookies_of(request).clear(CHALLENGE_COOKIE)
     if out.session is not None:

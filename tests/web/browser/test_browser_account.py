@@ -48,14 +48,28 @@ def test_totp_enrolment_then_the_challenge_at_sign_in(tabs: Any, site: b.Site) -
     page.wait_for_url(f"{site.base}/account/mfa/totp")
     tab.axe_clean()
     qr = page.get_by_role("img", name="QR code of the authenticator app's key")
-    assert (qr.get_attribute("src") or "").startswith("data:image/svg+xml;base64,")
+    src = qr.get_attribute("src") or ""
+    assert src.startswith("data:image/svg+xml;base64,")
     assert page.evaluate("document.querySelector('img.qr').naturalWidth") > 0  # it draws
     secret = page.locator("#totp-secret").get_attribute("data-secret") or ""
     shown = page.locator("#totp-secret").inner_text().replace(" ", "")
     assert shown == secret
     totp = pyotp.TOTP(secret)
     step = int(time.time()) // 30
-    page.get_by_label("Code from the app").fill(totp.generate_otp(step))
+    # a wrong code: the same key and QR code again, to try another code (no starting over)
+    near = {totp.generate_otp(step + d) for d in (-1, 0, 1, 2)}
+    page.get_by_label("Code from the app").fill(
+        next(c for c in ("000000", "111111") if c not in near)
+    )
+    page.get_by_role("button", name="Confirm").click()
+    alert = page.get_by_role("alert").inner_text()
+    assert alert == "The verification failed: wrong or expired code. 4 attempts left.", alert
+    assert page.locator("#totp-secret").get_attribute("data-secret") == secret
+    assert qr.get_attribute("src") == src
+    assert page.evaluate("document.querySelector('img.qr').naturalWidth") > 0
+    assert secret not in page.url
+    tab.axe_clean()
+    page.get_by_label("Code from the app").fill(totp.generate_otp(int(time.time()) // 30))
     page.get_by_role("button", name="Confirm").click()
     page.wait_for_selector("#backup-codes")
     codes = page.locator("#backup-codes code").all_inner_texts()

@@ -45,3 +45,12 @@ def factor_out(factor: MfaFactor) -> FactorOut:
         created_at=factor.created_at,
         last_used_at=factor.last_used_at,
     )
+
+
+def shown_name(factor: MfaFactor) -> str:
+    """A factor as its owner reads it: its name, with its kind when the name is their own
+    ("Phone (authenticator app)"; "Authenticator app" as it is)."""
+    kind = factor_of(factor.type).default_name
+    if factor.name.strip().casefold() == kind.casefold():
+        return factor.name
+    return f"{factor.name} ({kind.lower()})"

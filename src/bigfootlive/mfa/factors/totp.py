@@ -25,6 +25,11 @@ def _totp_context(factor_id: uuid.UUID) -> str:
     return f"mfa-totp:{factor_id}"
 
 
+def _key(state: MfaState, user: User, secret: str) -> TotpSetup:
+    uri = totp.provisioning_uri(secret, account=user.email, issuer=state.settings.mfa_issuer)
+    return TotpSetup(secret=secret, otpauth_uri=uri, qr_svg=totp.qr_svg(uri))
+
+
 class TotpFactor:
     default_name = "Authenticator app"
 
@@ -43,8 +48,15 @@ class TotpFactor:
     ) -> None:
         secret = totp.new_secret()
         factor.secret_ciphertext = state.secrets.encrypt(secret, context=_totp_context(factor.id))
-        uri = totp.provisioning_uri(secret, account=user.email, issuer=state.settings.mfa_issuer)
-        out.totp = TotpSetup(secret=secret, otpauth_uri=uri, qr_svg=totp.qr_svg(uri))
+        out.totp = _key(state, user, secret)
+
+    def pending_key(self, state: MfaState, user: User, factor: MfaFactor) -> TotpSetup | None:
+        """The key of a set-up not yet confirmed, to show again (after a wrong code); its secret
+        stays sealed in the factor's row, and is opened only for this answer."""
+        if factor.confirmed_at is not None or factor.secret_ciphertext is None:
+            return None
+        secret = state.secrets.decrypt(factor.secret_ciphertext, context=_totp_context(factor.id))
+        return _key(state, user, secret)
 
     async def after_setup(
         self, state: MfaState, user: User, factor: MfaFactor, out: SetupOut

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from bigfootlive.authz.roles import Permission, Role
 from bigfootlive.authz.subject import AuthSubject
 from bigfootlive.deps import DbSession, Meta, ReadSession, State
-from bigfootlive.errors import BadRequest, BigfootError, NotFound
+from bigfootlive.errors import BigfootError, NotFound
 from bigfootlive.identity.ports import IdentityState
 from bigfootlive.sso import admin, diagnostics, refresh
 from bigfootlive.sso import repository as sso_repo
@@ -139,9 +139,6 @@ async def _save(
     domains = await _domains(session, admin_.tenant_id)
     action = back if provider_id else "/admin/sso"
     try:
-        if left := sso_forms.placeholders(protocol, form):  # else "Cannot resolve <your-...>"
-            why = "Replace the template's placeholders in angle brackets: " + ", ".join(left)
-            raise BadRequest(why, code="sso_placeholders_left")
         body = sso_forms.provider_in(protocol, form, provider_id)
         saved = await admin.save_provider(state, session, meta, admin_, body)
     except (ValidationError, BigfootError) as exc:

@@ -1,12 +1,11 @@
 """The SSO provider form of the admin console, generated from the API's schemas: each
 protocol's settings (`sso.schemas.OidcConfig`, ...) become inputs by their type, and the posted
-form becomes the `ProviderIn` that `PUT /api/tenant/sso/provider` takes. Secrets are
+form becomes the `ProviderIn` that `POST /api/tenant/sso/provider` takes. Secrets are
 write-only: their inputs are always empty; left empty they keep the stored value."""
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from typing import Any
@@ -156,20 +155,6 @@ def provider_in(protocol: str, form: FormData, provider_id: Any = None) -> Provi
         "domains": _lines(text("domains")),
     }
     return ProviderIn.model_validate(body)
-
-
-_PLACEHOLDER = re.compile(r"<[^<>\n]{1,60}>")
-
-
-def placeholders(protocol: str, form: FormData) -> list[str]:
-    """The settings still holding a template's placeholder in angle brackets (`<client id>`),
-    each as "label (<placeholder>)"; XML and PEM fields (long) are not looked at."""
-    left = []
-    for f in fields_of(protocol):
-        value = form.get(f"config.{f.name}")
-        if f.kind != "long" and isinstance(value, str) and (found := _PLACEHOLDER.search(value)):
-            left.append(f"{f.label} ({found.group(0)})")
-    return left
 
 
 def form_values(protocol: str, form: FormData) -> dict[str, str]:
