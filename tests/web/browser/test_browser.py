@@ -244,9 +244,14 @@ def test_a_streamer_creates_an_event_in_the_studio_and_goes_live(tabs: Any, site
     viewer.wait_for_function(
         "() => document.querySelector('video').currentTime > 1", timeout=60_000
     )
+    assert viewer.locator("#viewers").is_visible()
     page.get_by_role("button", name="Stop the event").click()
     page.wait_for_selector("#event-state:has-text('ended')")
     viewer.wait_for_selector("#state-badge:has-text('Ended')", timeout=15_000)
+    assert viewer.locator("#viewers").is_hidden()  # no "N watching" under an ended event
+    viewer.reload()
+    assert viewer.locator("#state-badge").inner_text() == "Ended"
+    assert viewer.locator("#viewers").is_hidden()
     assert tab.csp_violations() == []
 
 

@@ -28,6 +28,8 @@ function showState(next, message) {
   badge.textContent = STATE_TEXT[next] ?? next;
   badge.className = `badge ${next}`;
   overlay.textContent = message ?? '';
+  // over: no one is watching it any more (the chat's presence still counts the open pages)
+  document.getElementById('viewers').hidden = ['ended', 'cancelled'].includes(next);
 }
 
 // ------------------------------------------------------------------ QoE beacons
