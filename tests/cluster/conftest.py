@@ -3,30 +3,20 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.fixtures import services
-from tests.fixtures.own_servers import RedisClusterServers, scratch_dir
+from tests.fixtures.own_servers import RedisClusterServers, own_redis_cluster
 from tests.realtime.conftest import REALTIME_SETTINGS
 
 
 @pytest.fixture(scope="module")
 def redis_cluster() -> Iterator[RedisClusterServers]:
-    services.require(shutil.which("redis-server") is not None, "redis-server")
-    services.require(shutil.which("redis-cli") is not None, "redis-cli")
-    workdir = scratch_dir()
-    cluster = RedisClusterServers(workdir)
-    try:
-        cluster.start()
+    with own_redis_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(params=["postgres"])

@@ -1,7 +1,8 @@
 """At least once on the Redis broker when a connection breaks at the worst moment: a fetch that
 took jobs from their queue whose reply never came back (as when Redis is killed after running
 it), and delayed jobs a worker held when its connections broke. Each job still runs. A relay in
-front of the real Redis (tests/fixtures/redis_cut) loses the reply or breaks the connections."""
+front of the real Redis (tests/fixtures/redis_cut) loses the reply or breaks the connections; on
+a Redis Cluster, a relay in front of each master."""
 
 from __future__ import annotations
 
@@ -13,17 +14,21 @@ import pytest
 
 from bigfootlive.composition import AppState
 from tests.fixtures.polling import until
-from tests.fixtures.redis_cut import RedisCut
+from tests.fixtures.redis_cut import ClusterCut, RedisCut
 from tests.jobs import probe_tasks as probes
 
 
-@pytest.fixture(params=["postgres"])
+@pytest.fixture(params=["postgres", "cluster"])
 def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)  # PostgreSQL and Redis: the Redis broker
+    return str(request.param)  # the Redis broker on Redis, or on a Redis Cluster
 
 
 @pytest.fixture
-def relay(redis_url: str) -> Iterator[RedisCut]:
+def relay(request: pytest.FixtureRequest, backend: str) -> Iterator[RedisCut | ClusterCut]:
+    if backend == "cluster":  # the cluster's relays (its nodes announce them)
+        yield request.getfixturevalue("cluster_cut")
+        return
+    redis_url: str = request.getfixturevalue("redis_url")
     cut = RedisCut(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
     cut.start()
     yield cut
@@ -31,7 +36,11 @@ def relay(redis_url: str) -> Iterator[RedisCut]:
 
 
 @pytest.fixture
-def settings_overrides(settings_overrides: dict[str, Any], relay: RedisCut) -> dict[str, Any]:
+def settings_overrides(
+    settings_overrides: dict[str, Any], relay: RedisCut | ClusterCut
+) -> dict[str, Any]:
+    if isinstance(relay, ClusterCut):
+        return settings_overrides  # REDIS_URL names the relays (tests/jobs/conftest.py)
     return {**settings_overrides, "broker_url": relay.url}
 
 
@@ -41,7 +50,7 @@ def fetch_of(queue: str) -> tuple[bytes, bytes]:
 
 
 async def test_a_job_whose_fetch_reply_was_lost_runs(
-    state: AppState, relay: RedisCut, queue_prefix: str
+    state: AppState, relay: RedisCut | ClusterCut, queue_prefix: str
 ):
     relay.arm(*fetch_of(f"{queue_prefix}.default"))
     run = uuid.uuid4().hex
@@ -51,7 +60,7 @@ async def test_a_job_whose_fetch_reply_was_lost_runs(
 
 
 async def test_a_delayed_job_whose_fetch_reply_was_lost_runs(
-    state: AppState, relay: RedisCut, queue_prefix: str
+    state: AppState, relay: RedisCut | ClusterCut, queue_prefix: str
 ):
     relay.arm(*fetch_of(f"{queue_prefix}.default.DQ"))
     run = uuid.uuid4().hex
@@ -61,7 +70,7 @@ async def test_a_delayed_job_whose_fetch_reply_was_lost_runs(
 
 
 async def test_delayed_jobs_held_when_the_connections_break_run(
-    state: AppState, relay: RedisCut, queue_prefix: str
+    state: AppState, relay: RedisCut | ClusterCut, queue_prefix: str
 ):
     broker: Any = state.jobs.broker
     held = f"{broker.namespace}:__acks__.{broker.broker_id}.{queue_prefix}.default.DQ"

@@ -1,6 +1,7 @@
 """An idle worker on the Redis broker waits on Redis rather than polling it (jobs/redis_wait.py),
 and takes what comes as soon as it comes: new jobs, due delayed jobs, retries; and it stops at
-once."""
+once. On a plain Redis and on a Redis Cluster (where it waits on the master of the broker's
+slot)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,21 @@ import asyncio
 import uuid
 
 import pytest
+from redis.crc import key_slot
 
 from bigfootlive.composition import AppState
 from bigfootlive.jobs.redis_wait import IDLE_WAIT_SECONDS, WaitingRedisBroker
 from tests.fixtures.polling import until
+from tests.fixtures.redis_cut import ClusterCut
 from tests.jobs import probe_tasks as probes
 
 # Every consumer of the worker: three queues and their delay queues.
 CONSUMERS = 6
 
 
-@pytest.fixture(params=["postgres"])
+@pytest.fixture(params=["postgres", "cluster"])
 def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)  # PostgreSQL and Redis: the Redis broker
+    return str(request.param)  # the Redis broker on Redis, or on a Redis Cluster
 
 
 async def idle(state: AppState) -> WaitingRedisBroker:
@@ -74,3 +77,19 @@ async def test_stopping_a_waiting_worker_is_prompt(state: AppState):
     run = uuid.uuid4().hex
     await state.jobs.enqueue(probes.record, run=run)
     await until(lambda: len(probes.RUNS[run]) == 1)
+
+
+@pytest.mark.parametrize("backend", ["cluster"], indirect=True)
+async def test_a_waiting_worker_follows_its_slot_to_another_master(
+    state: AppState, cluster_cut: ClusterCut
+):
+    broker = await idle(state)
+    slot = key_slot(broker.namespace.encode())
+    # Resharding: the master its consumers wait on answers them MOVED.
+    moved_to = await asyncio.to_thread(cluster_cut.move_slot, slot)
+    run = uuid.uuid4().hex
+    await state.jobs.enqueue(probes.record, run=run)
+    await until(lambda: len(probes.RUNS[run]) == 1)
+    await idle(state)  # they wait again, on the new master, and do not poll
+    assert not broker.polls
+    assert broker.server(broker.namespace).connection_pool.connection_kwargs["port"] == moved_to

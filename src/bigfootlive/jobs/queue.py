@@ -95,20 +95,25 @@ def make_broker(settings: Settings, middleware: list[Middleware]) -> dramatiq.Br
 
 
 def _cluster_broker(settings: Settings, url: str, middleware: list[Middleware]) -> dramatiq.Broker:
-    """Dramatiq's Redis broker on a Redis Cluster: its script builds every key from the
-    namespace, so a hash-tagged namespace (`{bfl:dramatiq}`) keeps all of them in one slot,
-    on one master, and the cluster client sends the script there."""
-    from dramatiq.brokers.redis import RedisBroker
+    """The Redis broker on a Redis Cluster: Dramatiq's script builds every key from the
+    namespace, so a hash-tagged namespace (`{bfl:dramatiq}`) keeps all of them in one slot, on
+    one master; the cluster client sends the script there, and idle consumers wait on that
+    master (jobs/redis_wait.py). The client does not retry a command after a connection error
+    (a fetch retried after its reply was lost would hide the loss from the consumer, which
+    requeues what it lost after an error); it still follows MOVED and ASK redirections."""
+    from redis.backoff import NoBackoff
     from redis.cluster import ClusterNode, RedisCluster
+    from redis.retry import Retry
 
     from bigfootlive.kit.backends.redis_cluster import cluster_nodes
 
     seeds, options = cluster_nodes(url)
     client = RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in seeds],  # type: ignore[no-untyped-call]
+        retry=Retry(NoBackoff(), retries=0),
         **options,  # type: ignore[arg-type]
     )
-    return RedisBroker(  # type: ignore[no-untyped-call]
+    return WaitingRedisBroker(
         client=client,
         middleware=middleware,
         namespace="{" + settings.redis_key_prefix + "dramatiq}",

@@ -33,8 +33,19 @@ A job may then run twice (at least once; jobs are idempotent), never not at all.
 
 Stopping (`stop_waiting`): consumers no longer block, and each blocked one is released with
 `CLIENT UNBLOCK` (it returns as on a timeout), so a worker stops as promptly as a polling one.
-Where `BLMOVE` or `CLIENT` is refused (Redis < 6.2, an ACL), consumers poll as Dramatiq's do;
-so do they on a Redis Cluster (`queue._cluster_broker` keeps Dramatiq's broker).
+Where `BLMOVE` or `CLIENT` is refused (Redis < 6.2, an ACL), consumers poll as Dramatiq's do.
+
+On a Redis Cluster (`queue._cluster_broker`) every key of the broker is in one hash slot (its
+namespace is hash-tagged), so `BLMOVE` on a queue's list is a single-slot command: a consumer
+waits on a connection of its own to the master owning that slot (`WaitingRedisBroker.server`),
+and is released through that master's connections. A redirection or a cluster down (`MOVED`,
+`ASK`, `TRYAGAIN`, `CLUSTERDOWN`: a failover, a resharding) drops that connection, and the
+consumer fetches again through the cluster client, which follows the slot. The cluster client
+must not retry a command after a connection error: a fetch retried after its reply was lost
+would hide the loss from the consumer, which requeues only after an error (`_cluster_broker`
+gives it no retries; Dramatiq's plain client has none either). A wait also ends before the
+connection's socket timeout (5 s on a cluster client's connections by default), which would
+otherwise take a long wait for a dead server and reconnect.
 """
 
 from __future__ import annotations
@@ -51,6 +62,8 @@ from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import compute_backoff, current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
+from redis.cluster import RedisCluster
+from redis.exceptions import AskError, ClusterDownError, SlotNotCoveredError, TryAgainError
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +71,11 @@ log = structlog.get_logger(__name__)
 IDLE_WAIT_SECONDS = 5.0
 # Below this, a consumer does not block (it is about to fetch, or a delayed message is due).
 _SHORTEST_WAIT = 0.002
+# A wait ends by this share of its connection's socket timeout, if it has one.
+_SOCKET_TIMEOUT_SHARE = 0.9
+# Cluster answers that send a waiting consumer to fetch again through the cluster client (its
+# slot moved: `MOVED` is an `AskError`; or the cluster is down), not to polling.
+_CLUSTER_MOVES = (AskError, ClusterDownError, TryAgainError, SlotNotCoveredError)
 
 
 class WaitingRedisBroker(RedisBroker):
@@ -67,7 +85,8 @@ class WaitingRedisBroker(RedisBroker):
         super().__init__(**options)  # type: ignore[no-untyped-call]
         self.stopping = threading.Event()
         self.polls = False  # BLMOVE or CLIENT refused: consumers poll as Dramatiq's do
-        self._blocked: dict[int, int] = {}  # consumer -> Redis client id, while it waits
+        # consumer -> (a client of its server, its Redis client id there), while it waits
+        self._blocked: dict[int, tuple[redis.Redis, int]] = {}
         self._lock = threading.Lock()
         # queue -> Redis ids of the messages handed to the worker, not yet acknowledged,
         # rejected or requeued (a delay queue's are its consumer thread's delay queue)
@@ -103,15 +122,25 @@ class WaitingRedisBroker(RedisBroker):
         with self._lock:
             return set(self._held.get(queue_name, ()))
 
+    def server(self, key: str) -> redis.Redis:
+        """A client of the server holding `key`, whose pool a waiting consumer takes its
+        connection from: the broker's own on plain Redis; on a cluster, that of the master
+        owning the key's slot."""
+        client = self.client
+        if isinstance(client, RedisCluster):
+            node = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+            return client.get_redis_connection(node)
+        return client
+
     def stop_waiting(self) -> None:
         """No consumer blocks from now on; those blocked return at once. A consumer that was
         about to block may still do so: call again until the worker has stopped."""
         self.stopping.set()
         with self._lock:
             blocked = list(self._blocked.values())
-        for client_id in blocked:
+        for server, client_id in blocked:
             try:
-                self.client.client_unblock(client_id)
+                server.client_unblock(client_id)
             except redis.ResponseError:  # CLIENT refused: consumers poll from now on
                 if not self.polls:
                     log.warning("jobs_redis_unblock_refused", exc_info=True)
@@ -134,6 +163,7 @@ class _Waiting(_RedisConsumer):
         super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
         self.key = f"{broker.namespace}:{queue_name}"
         self.client: redis.Redis | None = None  # its own connection, for blocking commands
+        self.server: redis.Redis | None = None  # the client whose pool that connection is from
         # The ConsumerThread this runs on: a delay queue's holds the messages not yet due.
         self.thread = threading.current_thread()
         self.delays = queue_name == dq_name(queue_name)
@@ -227,38 +257,59 @@ class _Waiting(_RedisConsumer):
         if broker.polls or broker.stopping.is_set():
             self._sleep()
             return
-        timeout = broker._wait_timeout()
-        due = self._until_due()
-        if due is not None:
-            timeout = min(timeout, due)
-        if timeout < _SHORTEST_WAIT:
-            return
-        if self.client is None:
-            self.client = redis.Redis(
-                connection_pool=broker.client.connection_pool, single_connection_client=True
-            )
         try:
-            client_id = int(self.client.client_id())
+            client, server = self._connect()
+            timeout = self._timeout(server)
+            if timeout < _SHORTEST_WAIT:
+                return
+            client_id = int(client.client_id())
             with broker._lock:
-                broker._blocked[id(self)] = client_id
+                broker._blocked[id(self)] = (server, client_id)
             try:
                 if broker.stopping.is_set():  # set since the check above
                     return
                 # Redis takes a timeout in seconds with decimals (redis-py's type says int).
-                self.client.blmove(self.key, self.key, timeout, "LEFT", "LEFT")  # type: ignore[arg-type]
+                client.blmove(self.key, self.key, timeout, "LEFT", "LEFT")  # type: ignore[arg-type]
             finally:
                 with broker._lock:
                     broker._blocked.pop(id(self), None)
+        except _CLUSTER_MOVES:
+            # The slot left that master, or the cluster is down: the next fetch goes through
+            # the cluster client, which finds the slot's master again; so does the next wait.
+            log.info("jobs_redis_wait_moved", queue=self.queue_name, exc_info=True)
+            self._disconnect()
+            self._sleep()
         except redis.ResponseError:
             log.warning("jobs_redis_wait_refused", queue=self.queue_name, exc_info=True)
             broker.polls = True
         except redis.TimeoutError:
             pass  # a socket timeout shorter than the wait: fetch again
 
-    def close(self) -> None:
-        client, self.client = self.client, None
+    def _connect(self) -> tuple[redis.Redis, redis.Redis]:
+        if self.client is None or self.server is None:
+            self.server = self.broker.server(self.key)
+            self.client = redis.Redis(
+                connection_pool=self.server.connection_pool, single_connection_client=True
+            )
+        return self.client, self.server
+
+    def _timeout(self, server: redis.Redis) -> float:
+        timeout = self.broker._wait_timeout()
+        due = self._until_due()
+        if due is not None:
+            timeout = min(timeout, due)
+        socket_timeout = server.connection_pool.connection_kwargs.get("socket_timeout")
+        if socket_timeout:
+            timeout = min(timeout, float(socket_timeout) * _SOCKET_TIMEOUT_SHARE)
+        return timeout
+
+    def _disconnect(self) -> None:
+        client, self.client, self.server = self.client, None, None
         if client is not None:
             client.close()
+
+    def close(self) -> None:
+        self._disconnect()
         super().close()
 
 
