@@ -11,11 +11,11 @@ from typing import Any
 
 import psutil
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, text, update
 from sqlalchemy.exc import DBAPIError
 
 from bigfootlive.containers.subprocess import SubprocessRuntime
-from bigfootlive.models import Event
+from bigfootlive.models import Event, EventContainer
 from tests.containers.helpers import FAST, armed_event, running, stop, streamer, wait_row
 from tests.fixtures.polling import until
 
@@ -126,8 +126,9 @@ async def test_hung_worker_is_stopped_a_grace_period_after_its_event_ends(
     event = await armed_event(client, account)
     await wait_row(state, event["id"], running)
     pid = await _pid(state, event["id"])
-    os.kill(pid, signal.SIGSTOP)  # frozen: it will never notice the end by itself
     try:
+        # frozen: it will never notice the end by itself
+        await _freeze_outside_a_transaction(state, pid, uuid.UUID(event["id"]))
         assert (await stop(client, account, event)).status_code == 200
         row = await wait_row(state, event["id"], lambda r: r.state == "stopped", within=40)
         assert row.stop_reason == "grace_expired"
@@ -169,11 +170,13 @@ async def test_a_new_api_process_adopts_running_workers(factory, client, state, 
     assert psutil.pid_exists(pid)
 
 
-async def _delete_while_frozen(state, pid: int, event_id: uuid.UUID) -> None:
-    """Freeze the worker (so only the reaper can end it), then delete its event.
+async def _freeze_outside_a_transaction(state, pid: int, event_id: uuid.UUID) -> None:
+    """Freeze the worker (SIGSTOP) at a moment it holds no database lock.
 
-    A worker frozen in the middle of its heartbeat transaction would hold its locks forever, so
-    the delete waits briefly and, when it cannot get them, thaws the worker and tries again.
+    A worker frozen in the middle of its heartbeat transaction would hold its locks forever
+    (on SQLite, the whole database's write lock: the API's next write waited out its busy
+    timeout and answered 503). So a write that needs the worker's locks is tried with a short
+    timeout; when it cannot get them, the worker is thawed and frozen again a moment later.
     """
     for _ in range(30):
         os.kill(pid, signal.SIGSTOP)
@@ -183,12 +186,23 @@ async def _delete_while_frozen(state, pid: int, event_id: uuid.UUID) -> None:
                     await session.execute(text("SET LOCAL lock_timeout = '500ms'"))
                 else:
                     await session.execute(text("PRAGMA busy_timeout = 500"))
-                await session.execute(delete(Event).where(Event.id == event_id))
+                await session.execute(
+                    update(EventContainer)
+                    .where(EventContainer.event_id == event_id)
+                    .values(handle=EventContainer.handle)
+                )
             return
         except DBAPIError:
             os.kill(pid, signal.SIGCONT)
             await asyncio.sleep(0.2)
-    raise AssertionError("could not delete the event while its worker was frozen")
+    raise AssertionError("could not freeze the worker outside a transaction")
+
+
+async def _delete_while_frozen(state, pid: int, event_id: uuid.UUID) -> None:
+    """Freeze the worker (so only the reaper can end it), then delete its event."""
+    await _freeze_outside_a_transaction(state, pid, event_id)
+    async with state.db.transaction() as session:
+        await session.execute(delete(Event).where(Event.id == event_id))
 
 
 def with_suppress_kill(pid: int) -> None:
