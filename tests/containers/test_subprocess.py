@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import shutil
 import signal
 import uuid
 from typing import Any
@@ -233,3 +234,16 @@ async def test_a_worker_forked_from_the_template_runs_and_stops_like_a_started_o
     os.kill(pid, signal.SIGTERM)
     await asyncio.wait_for(proc.reaper, 30)
     assert proc.exit_code == 0  # drained, as the template saw it exit
+
+
+async def test_closing_the_runtime_removes_its_directory_unless_workers_stay(settings):
+    runtime = SubprocessRuntime(settings)
+    assert (runtime._dir / "settings.json").is_file()
+    await runtime.close()
+    assert not runtime._dir.exists()  # the settings file (secrets) and the logs are gone
+    staying = SubprocessRuntime(settings, keep_workers_on_close=True)
+    try:
+        await staying.close()
+        assert staying._dir.is_dir()  # workers left to be adopted still log there
+    finally:
+        shutil.rmtree(staying._dir)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -306,6 +307,10 @@ class SubprocessRuntime:
             if proc.forked and proc.reaper is not None:
                 proc.reaper.cancel()
         self._procs.clear()
+        if not self.keep_workers_on_close:
+            # The settings file and the workers' logs: every worker has stopped. (Workers left
+            # to be adopted keep writing their logs here.)
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def _info(self, proc: _Proc) -> ContainerInfo:
         alive = self._alive(proc)
