@@ -171,7 +171,7 @@ async def reveal_key(
     me = _streamer(request, subject)  # SignInRequired: to the sign-in page
     event = await access.get_managed_event(session, me, event_id)
     ingest = ingest_for(state.settings, event.playback_id, keys.stream_key_of(state, event))
-    return page(request, "studio/key.html", {"ingest": ingest, "event_id": event_id})
+    return page(request, "studio/key.html", {"ingest": ingest, "event": event})
 
 
 async def _transition(
