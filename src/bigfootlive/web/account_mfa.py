@@ -1,7 +1,8 @@
 """Two-step verification pages: the account's factors, enrolling an authenticator app (QR code
 rendered server-side) or a passkey (WebAuthn in the browser, `static/js/passkey.mjs`), backup
-codes shown once, removal, and the step-up a sensitive action asks for. (A passkey as the answer
-to the sign-in challenge: `web.signin_passkey`.)
+codes shown once, removal, cancelling a set-up or starting it again (a new key), and the step-up
+a sensitive action asks for. (A passkey as the answer to the sign-in challenge:
+`web.signin_passkey`.)
 
 The services are the API's (`mfa.enrolment` as `/api/auth/mfa/setup`, `/setup/confirm`,
 `/factors`; `mfa.verification` as `/api/auth/mfa/challenge` and `/verify`); so is the step-up
@@ -239,6 +240,7 @@ async def security_page(
         "backup_codes_allowed": rules.allow_backup_codes and rules.mode != "off",
         "verified": request.query_params.get("verified"),
         "removed": request.query_params.get("removed"),
+        "cancelled": request.query_params.get("cancelled"),
     }
     return page(request, "account/security.html", context)
 
@@ -408,3 +410,42 @@ async def remove_factor(
         context = {"section": "security", "error": describe(exc)}
         return page(request, "account/problem.html", context, exc.status_code)
     return redirect(request, f"{SECURITY}?removed=1")
+
+
+# ---------------------------------------------------------------- cancelling, starting again
+
+
+@router.post("/account/mfa/cancel")
+async def cancel_setup(
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+    factor_id: Annotated[uuid.UUID | None, Form()] = None,
+) -> Response:
+    """Back to the account's factors, the set-up forgotten (`mfa.enrolment.abandon_setup`: a
+    factor not yet confirmed only, so nothing half set up stays behind)."""
+    subject = signed_in(subject, SECURITY)
+    if factor_id is not None:
+        actor = await enrolment.resolve_actor(state, session, subject=subject, challenge_token=None)
+        await enrolment.abandon_setup(state, session, meta, actor, factor_id)
+    return redirect(request, f"{SECURITY}?cancelled=1")
+
+
+@router.post("/account/mfa/totp/restart")
+async def restart_totp(
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+    factor_id: Annotated[uuid.UUID, Form()],
+) -> Response:
+    """Once the wrong codes ran out (or the set-up expired): the old set-up forgotten, a new one
+    with a new key, under the same name."""
+    subject = signed_in(subject, SECURITY)
+    actor = await enrolment.resolve_actor(state, session, subject=subject, challenge_token=None)
+    old = await enrolment.abandon_setup(state, session, meta, actor, factor_id)
+    name = old.name if old is not None and old.type == "totp" else ""
+    return await _start(request, subject, state, session, meta, "totp", name)
