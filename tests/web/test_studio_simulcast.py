@@ -128,7 +128,8 @@ async def test_the_form_refuses_as_the_api_does_and_never_echoes_the_key(
         ({"platform": "custom", "url": "http://example.com/live"}, 422,
          "The destination URL must be rtmp:// or rtmps:// with a host"),
         ({"platform": "custom", "url": "rtmp://example.com/live?key=1"}, 422,
-         "Put the stream key in the Stream key field, not in the URL (no user, query or fragment)"),
+         "Put the stream key in the Destination stream key field, not in the URL"
+         " (no user, query or fragment)"),
         ({"platform": "twitch", "stream_key": "two words"}, 422,
          "The stream key must not contain spaces or control characters"),
         ({"platform": "twitch", "stream_key": ""}, 422,

@@ -112,7 +112,9 @@ async def add(
                 raise
             await session.rollback()
             error, status = describe(exc), exc.status_code
-            error = error.replace("in stream_key,", "in the Stream key field,")  # the API's name
+            error = error.replace(
+                "in stream_key,", "in the Destination stream key field,"
+            )  # the API's name
             if exc.details.get("limit") is not None:
                 error = f"{error.rstrip('.')} ({exc.details['limit']})."
     if error is None:
