@@ -209,7 +209,9 @@ async def test_cancel_forgets_the_set_up_and_the_challenge(
         assert 'action="/signin/mfa/enrol/cancel"' in shown.text
         cancelled = await client.post("/signin/mfa/enrol/cancel", data=fields, headers=HTML)
         assert cancelled.status_code == 303
-        assert cancelled.headers["location"] == "/signin?next=/studio"
+        assert cancelled.headers["location"] == "/signin?next=/studio&cancelled=1"
+        told = await client.get(cancelled.headers["location"], headers=HTML)
+        assert "set-up was cancelled: you are not signed in" in told.text
         assert CHALLENGE_COOKIE not in client.cookies
         assert SESSION_COOKIE not in client.cookies
         async with state.db.transaction() as session:  # nothing half set up is left

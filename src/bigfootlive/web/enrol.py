@@ -10,14 +10,15 @@ backup codes once. Other factor types (passkeys, SMS, email) are enrolled from
 sign-in page's message.
 
 Cancel (at any step) forgets the set-up not yet confirmed (`mfa.enrolment.abandon_setup`) and the
-sign-in's challenge, and goes back to the sign-in page: nothing half set up stays, and the
-sign-in cannot be resumed. Once the wrong codes ran out, "Start again" forgets the set-up and
-starts a new one (a new key) with the same challenge, while it is valid."""
+sign-in's challenge, and goes back to the sign-in page (which says so): nothing half set up
+stays, and the sign-in cannot be resumed. Once the wrong codes ran out, "Start again" forgets the
+set-up and starts a new one (a new key) with the same challenge, while it is valid."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,7 +34,7 @@ from bigfootlive.routing import JsonRoute
 from bigfootlive.web import session as web_session
 from bigfootlive.web.account_mfa import pending_key, totp_key
 from bigfootlive.web.outcome import ENROL, describe, safe_next, to_signin
-from bigfootlive.web.render import page
+from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import CHALLENGE_COOKIE, cookies_of
 
@@ -160,4 +161,4 @@ async def enrol_cancel(
             else:
                 await enrolment.abandon_setup(state, session, meta, actor, factor_id)
         await challenges.discard(state, challenge)
-    return to_signin(request, next_url)
+    return redirect(request, f"/signin?next={quote(next_url)}&cancelled=1")
