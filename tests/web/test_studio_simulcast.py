@@ -173,6 +173,9 @@ async def test_the_form_refuses_as_the_api_does_and_never_echoes_the_key(
     )
     assert ended.status_code == 409
     assert helpers.alert_of(ended) == "The event has ended or was cancelled"
+    over = await client.get(f"/studio/events/{show['id']}", headers=HTML)
+    assert 'id="simulcast-form"' not in over.text  # the event page offers no form then
+    assert "The event is over: no destination can be added." in over.text
 
 
 async def test_only_the_events_managers_use_the_form(client: httpx.AsyncClient, factory: Factory):
@@ -200,3 +203,14 @@ async def test_only_the_events_managers_use_the_form(client: httpx.AsyncClient, 
         assert gone.status_code == status
     listed = await client.get(f"/api/events/{show['id']}/simulcast", headers=streamer.headers)
     assert len(listed.json()) == 1
+    admin = await factory.user(tenant, role=Role.ADMIN)  # the tenant's admins manage any event
+    client.cookies.clear()
+    await _signin(client, tenant.slug, admin.user.email)
+    token = helpers.csrf_of(await client.get(f"/studio/events/{show['id']}", headers=HTML))
+    sent = {"csrf_token": token, "platform": "kick", "stream_key": KEY}
+    added = await client.post(f"/studio/events/{show['id']}/simulcast", data=sent, headers=HTML)
+    assert added.status_code == 303, added.text
+    gone = await client.post(remove, data={"csrf_token": token}, headers=HTML)
+    assert gone.status_code == 303
+    listed = await client.get(f"/api/events/{show['id']}/simulcast", headers=streamer.headers)
+    assert [d["platform"] for d in listed.json()] == ["kick"]
