@@ -1,7 +1,8 @@
-"""Leaving or restarting an authenticator app's set-up on the account pages, in process on both
-backends: Cancel forgets the factor not yet confirmed (and only such a factor: a confirmed one,
-another's or an unknown id is left alone); once the wrong codes run out the page offers no code
-field but "Start again", which forgets the old set-up and shows a new key."""
+"""Leaving or restarting a factor's set-up on the account pages, in process on both backends:
+Cancel (authenticator app or passkey) forgets the factor not yet confirmed, and only such a
+factor (a confirmed one, another's or an unknown id is left alone); once the wrong codes run out
+the page offers no code field but "Start again", which forgets the old set-up and shows a new
+key."""
 
 from __future__ import annotations
 
@@ -124,3 +125,26 @@ async def test_once_the_wrong_codes_run_out_start_again_shows_a_new_key(
     assert done.status_code == 200, done.text
     security = await client.get("/account/security", headers=HTML)
     assert "<strong>Phone</strong>" in security.text  # under the name it was given
+
+
+async def test_cancel_on_the_passkey_page_forgets_its_set_up(
+    client: httpx.AsyncClient, factory: Factory, state: AppState
+):
+    tenant = await factory.tenant()
+    eve = await factory.user(tenant, login=False)
+    await _signin(client, tenant.slug, eve.user.email)
+    security = await client.get("/account/security", headers=HTML)
+    started = await client.post(
+        "/account/mfa/passkey", data={"csrf_token": _csrf(security), "name": "Key"}, headers=HTML
+    )
+    assert started.status_code == 200, started.text
+    factor = re.search(r'name="factor_id" value="([^"]+)"', started.text)
+    assert factor
+    assert 'action="/account/mfa/cancel"' in started.text
+    assert await _factors(state, eve) == [(factor[1], False)]
+    cancelled = await client.post(
+        "/account/mfa/cancel", data={"csrf_token": _csrf(started), "factor_id": factor[1]},
+        headers=HTML,
+    )  # fmt: skip
+    assert cancelled.status_code == 303
+    assert await _factors(state, eve) == []
