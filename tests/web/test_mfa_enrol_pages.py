@@ -1,7 +1,8 @@
 """The guided set-up of a first factor at sign-in (web/enrol.py), in process on both backends:
 an organisation that requires two-step verification, a member without a factor signs in on the
 page, sets up an authenticator app, is signed in and sees the backup codes once; a wrong code
-keeps the form; without the challenge cookie the pages send back to the sign-in; and an
+keeps the form, until the wrong codes run out: then a new start (a new key); Cancel forgets the
+set-up and the challenge; without the challenge cookie the pages send back to the sign-in; and an
 organisation that allows no authenticator app keeps the sign-in page's message."""
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import re
 
 import httpx
 
+from bigfootlive.composition import AppState
+from bigfootlive.mfa import repository as mfa_repo
 from bigfootlive.tenants.schemas import MfaPolicy
 from bigfootlive.web.session import CHALLENGE_COOKIE, SESSION_COOKIE
 from tests.fixtures.factories import PASSWORD, Factory
@@ -122,8 +125,8 @@ async def test_without_an_authenticator_app_the_sign_in_page_says_so(
     assert SESSION_COOKIE not in client.cookies
 
 
-async def test_the_key_is_shown_again_until_the_wrong_codes_run_out(
-    client: httpx.AsyncClient, factory: Factory
+async def test_the_key_is_shown_again_until_the_wrong_codes_run_out_then_a_new_start(
+    client: httpx.AsyncClient, factory: Factory, state: AppState
 ) -> None:
     tenant = await factory.tenant(mfa=MfaPolicy(mode="required"))
     cid = await factory.user(tenant, login=False)
@@ -147,8 +150,10 @@ async def test_the_key_is_shown_again_until_the_wrong_codes_run_out(
         )
         assert answer.status_code == 401
         assert alert_of(answer).endswith(f"{left} attempt{'s' if left != 1 else ''} left.")
-        # the key while a code may still be tried; none once they are used up
+        # the key while a code may still be tried; none once they are used up, but a new start
         assert (f'data-secret="{secret.group(1)}"' in answer.text) == (left > 0)
+        assert ('action="/signin/mfa/enrol/confirm"' in answer.text) == (left > 0)
+        assert (f'name="replaces" value="{factor.group(1)}"' in answer.text) == (left == 0)
     locked = await client.post(
         "/signin/mfa/enrol/confirm",
         data={**fields, "code": totp_code(secret.group(1))},
@@ -156,4 +161,65 @@ async def test_the_key_is_shown_again_until_the_wrong_codes_run_out(
     )
     assert locked.status_code == 429
     assert "data-secret" not in locked.text
-    assert 'href="/signin?next=/"' in locked.text  # sign in again
+    assert "Start again" in locked.text  # the challenge is still good: a new set-up
+    assert 'action="/signin/mfa/enrol/cancel"' in locked.text
+    assert CHALLENGE_COOKIE in client.cookies
+    again = await client.post(
+        "/signin/mfa/enrol",
+        data={"csrf_token": csrf_of(locked), "next": "/", "replaces": factor.group(1)},
+        headers=HTML,
+    )
+    assert again.status_code == 200, again.text
+    fresh = re.search(r'data-secret="([A-Z2-7]+)"', again.text)
+    new_factor = re.search(r'name="factor_id" value="([^"]+)"', again.text)
+    assert fresh
+    assert new_factor
+    assert fresh.group(1) != secret.group(1)  # a new key
+    async with state.db.transaction() as session:  # the old set-up is forgotten
+        pending = await mfa_repo.user_factors(session, tenant.id, cid.user.id, confirmed_only=False)
+    assert [str(f.id) for f in pending] == [new_factor.group(1)]
+    done = await client.post(
+        "/signin/mfa/enrol/confirm",
+        data={**fields, "factor_id": new_factor.group(1), "code": totp_code(fresh.group(1))},
+        headers=HTML,
+    )
+    assert done.status_code == 200, done.text
+    assert SESSION_COOKIE in client.cookies
+
+
+async def test_cancel_forgets_the_set_up_and_the_challenge(
+    client: httpx.AsyncClient, factory: Factory, state: AppState
+) -> None:
+    tenant = await factory.tenant(mfa=MfaPolicy(mode="required"))
+    dee = await factory.user(tenant, login=False)
+    for begun in (False, True):  # from the first page, and once the key is shown
+        client.cookies.clear()
+        await submit(
+            client, "/signin", "/signin", email=dee.user.email, password=PASSWORD,
+            tenant=tenant.slug, next="/studio",
+        )  # fmt: skip
+        token = client.cookies[CHALLENGE_COOKIE]
+        shown = await client.get("/signin/mfa/enrol?next=/studio", headers=HTML)
+        fields = {"csrf_token": csrf_of(shown), "next": "/studio"}
+        if begun:
+            shown = await client.post("/signin/mfa/enrol", data=fields, headers=HTML)
+            factor = re.search(r'name="factor_id" value="([^"]+)"', shown.text)
+            assert factor, shown.text
+            fields["factor_id"] = factor.group(1)
+        assert 'action="/signin/mfa/enrol/cancel"' in shown.text
+        cancelled = await client.post("/signin/mfa/enrol/cancel", data=fields, headers=HTML)
+        assert cancelled.status_code == 303
+        assert cancelled.headers["location"] == "/signin?next=/studio&cancelled=1"
+        told = await client.get(cancelled.headers["location"], headers=HTML)
+        assert "set-up was cancelled: you are not signed in" in told.text
+        assert CHALLENGE_COOKIE not in client.cookies
+        assert SESSION_COOKIE not in client.cookies
+        async with state.db.transaction() as session:  # nothing half set up is left
+            left = await mfa_repo.user_factors(
+                session, tenant.id, dee.user.id, confirmed_only=False
+            )
+        assert left == []
+        client.cookies.set(CHALLENGE_COOKIE, token)  # the challenge cannot be resumed
+        resumed = await client.post("/signin/mfa/enrol", data=fields, headers=HTML)
+        assert resumed.status_code == 401
+        assert 'href="/signin?next=/studio"' in resumed.text

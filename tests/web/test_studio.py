@@ -63,8 +63,9 @@ async def test_create_reveal_the_key_start_and_stop(client: httpx.AsyncClient, f
     )
     assert plain.status_code == 200
     assert f'value="{key}"' in plain.text
-    assert "<title>Stream key · BigfootLive</title>" in plain.text  # was the site name twice
-    assert f'href="/studio/events/{event_id}">← Back to the event</a>' in plain.text
+    # the site name once; the event's title (studio/part.html, as every panel opened directly)
+    assert "<title>Stream key · Launch · Studio · BigfootLive</title>" in plain.text
+    assert f'href="/studio/events/{event_id}">← Back to Launch</a>' in plain.text
     started = await client.post(
         f"/studio/events/{event_id}/start", data={"csrf_token": token}, headers=HTML
     )

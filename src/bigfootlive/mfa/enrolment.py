@@ -212,6 +212,28 @@ async def confirm_setup(
     return out
 
 
+async def abandon_setup(
+    state: MfaState, session: AsyncSession, meta: RequestMeta, actor: Actor, factor_id: uuid.UUID
+) -> MfaFactor | None:
+    """Forget a set-up not yet confirmed, when its user cancels it or starts again: the factor
+    (never usable before its confirmation) and its count of wrong codes. A confirmed factor, an
+    unknown one or another user's is left as it is (removing a factor is `delete_factor`, with
+    its own rules); the factor forgotten, else None."""
+    user = actor.user
+    factor = await repo.delete_pending_setup(session, user.tenant_id, user.id, factor_id)
+    if factor is None:
+        return None
+    await state.cache.delete(_fails_key(factor.id))
+    await AuditLog(session, meta, user.id).record(
+        AuditAction.AUTH_MFA_FACTOR_DELETE,
+        tenant_id=user.tenant_id,
+        target_type="mfa_factor",
+        target_id=factor.id,
+        details={"type": factor.type, "name": factor.name, "pending": True},
+    )
+    return factor
+
+
 async def pending_totp(
     state: MfaState, session: AsyncSession, actor: Actor, factor_id: uuid.UUID
 ) -> SetupOut | None:

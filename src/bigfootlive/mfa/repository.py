@@ -102,6 +102,30 @@ async def delete_abandoned_setups(
     )
 
 
+async def delete_pending_setup(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, factor_id: uuid.UUID
+) -> MfaFactor | None:
+    """Forget the user's factor `factor_id` if it is not confirmed (in one statement: a
+    confirmation that won the race keeps its factor); the factor forgotten, else None."""
+    found = await get_factor(session, tenant_id, user_id, factor_id)
+    if found is None or found.confirmed_at is not None:
+        return None
+    gone = await session.execute(
+        delete(MfaFactor)
+        .where(
+            MfaFactor.tenant_id == tenant_id,
+            MfaFactor.user_id == user_id,
+            MfaFactor.id == factor_id,
+            MfaFactor.confirmed_at.is_(None),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(gone, "rowcount", 0) != 1:
+        return None
+    session.expunge(found)
+    return found
+
+
 async def delete_backup_codes(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> None:

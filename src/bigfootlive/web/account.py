@@ -3,7 +3,8 @@
 The same services as the JSON API (`users.service.update_profile` as `PUT /api/users/{id}`,
 `identity.recovery.change_password` as `POST /api/auth/password`, `identity.sessions` as
 `/api/auth/sessions`, `notifications.service` as `/api/notifications/preferences`); the second
-factors and step-up are in `web.account_mfa`, included here so the app registers one router."""
+factors and step-up are in `web.account_mfa` (a passkey at the sign-in challenge in
+`web.signin_passkey`), included here so the app registers one router."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from bigfootlive.web.outcome import describe
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import BrowserSubject
+from bigfootlive.web.signin_passkey import router as signin_passkey_router
 
 router = APIRouter(
     tags=["web"],
@@ -197,3 +199,4 @@ async def update_notifications(
 
 
 router.include_router(mfa_router)
+router.include_router(signin_passkey_router)

@@ -1,7 +1,8 @@
 """Two-step verification pages: the account's factors, enrolling an authenticator app (QR code
 rendered server-side) or a passkey (WebAuthn in the browser, `static/js/passkey.mjs`), backup
-codes shown once, removal, the step-up a sensitive action asks for, and a passkey as the answer
-to the sign-in challenge.
+codes shown once, removal, cancelling a set-up or starting it again (a new key), and the step-up
+a sensitive action asks for. (A passkey as the answer to the sign-in challenge:
+`web.signin_passkey`.)
 
 The services are the API's (`mfa.enrolment` as `/api/auth/mfa/setup`, `/setup/confirm`,
 `/factors`; `mfa.verification` as `/api/auth/mfa/challenge` and `/verify`); so is the step-up
@@ -27,7 +28,6 @@ from bigfootlive.identity.schemas import TokenPair
 from bigfootlive.kit import jsonparse
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.mfa import challenges, enrolment, policy, verification
-from bigfootlive.mfa import repository as mfa_repo
 from bigfootlive.mfa.base import rules_of
 from bigfootlive.mfa.factors import backup_codes
 from bigfootlive.mfa.schemas import ConfirmOut, SetupOut, StepUpOut
@@ -35,10 +35,10 @@ from bigfootlive.routing import JsonRoute
 from bigfootlive.tenants import service as tenants
 from bigfootlive.web import session as web_session
 from bigfootlive.web.guard import signed_in
-from bigfootlive.web.outcome import describe, to_signin
+from bigfootlive.web.outcome import describe
 from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
-from bigfootlive.web.session import CHALLENGE_COOKIE, SESSION_COOKIE, BrowserSubject, cookies_of
+from bigfootlive.web.session import SESSION_COOKIE, BrowserSubject, cookies_of
 
 router = APIRouter(
     tags=["web"], route_class=JsonRoute, include_in_schema=False, dependencies=[Depends(check_csrf)]
@@ -240,6 +240,7 @@ async def security_page(
         "backup_codes_allowed": rules.allow_backup_codes and rules.mode != "off",
         "verified": request.query_params.get("verified"),
         "removed": request.query_params.get("removed"),
+        "cancelled": request.query_params.get("cancelled"),
     }
     return page(request, "account/security.html", context)
 
@@ -411,75 +412,40 @@ async def remove_factor(
     return redirect(request, f"{SECURITY}?removed=1")
 
 
-# ---------------------------------------------------------------- a passkey at sign-in
+# ---------------------------------------------------------------- cancelling, starting again
 
 
-async def _signin_passkey_page(
+@router.post("/account/mfa/cancel")
+async def cancel_setup(
     request: Request,
-    state: AppState,
-    session: AsyncSession,
-    meta: RequestMeta,
-    next_url: str,
-    error: str | None = None,
-    status: int = 200,
-) -> Response:
-    """The passkey's request options for the sign-in challenge in the cookie."""
-    token = request.cookies.get(CHALLENGE_COOKIE) or ""
-    challenge = await challenges.load(state, token) if token else None
-    if challenge is None:
-        if error is None:
-            return to_signin(request, next_url)
-        cookies_of(request).clear(CHALLENGE_COOKIE)  # over (locked, expired): sign in again
-        context = {"next": next_url, "form": {}, "error": error}
-        return page(request, "signin.html", context, status)
-    passkeys = await mfa_repo.user_factors(
-        session, challenge.tenant_id, challenge.user_id, types=["webauthn"]
-    )
-    try:
-        if not passkeys:
-            raise BadRequest("Your account has no passkey", code="no_passkey")
-        out = await verification.prepare_challenge(
-            state, session, meta, token=token, factor_id=passkeys[0].id
-        )
-    except BigfootError as exc:
-        await session.rollback()
-        context = {"next": next_url, "error": describe(exc), "method": "totp"}
-        return page(request, "mfa.html", context, exc.status_code)
-    shown: dict[str, Any] = {"next": next_url, "options": out.webauthn_options, "error": error}
-    return page(request, "mfa_passkey.html", shown, status)
-
-
-@router.post("/signin/mfa/passkey")
-async def signin_passkey(
-    request: Request, state: State, session: DbSession, meta: Meta, next: Next = "/"
-) -> Response:
-    return await _signin_passkey_page(request, state, session, meta, _safe_next(next, "/"))
-
-
-@router.post("/signin/mfa/passkey/verify")
-async def signin_passkey_verify(
-    request: Request,
+    subject: BrowserSubject,
     state: State,
     session: DbSession,
     meta: Meta,
-    credential: Credential,
-    next: Next = "/",
+    factor_id: Annotated[uuid.UUID | None, Form()] = None,
 ) -> Response:
-    next_url = _safe_next(next, "/")
-    token = request.cookies.get(CHALLENGE_COOKIE)
-    if not token:
-        return to_signin(request, next_url)
-    try:
-        result = await verification.verify(
-            state, session, meta, token=token, method="webauthn", factor_id=None, code=None,
-            credential=_credential(credential), password=None,
-        )  # fmt: skip
-    except BigfootError as exc:
-        await session.rollback()
-        return await _signin_passkey_page(
-            request, state, session, meta, next_url, describe(exc), exc.status_code
-        )
-    if not isinstance(result, TokenPair):
-        return to_signin(request, next_url)
-    web_session.start(request, result)
-    return redirect(request, next_url)
+    """Back to the account's factors, the set-up forgotten (`mfa.enrolment.abandon_setup`: a
+    factor not yet confirmed only, so nothing half set up stays behind)."""
+    subject = signed_in(subject, SECURITY)
+    if factor_id is not None:
+        actor = await enrolment.resolve_actor(state, session, subject=subject, challenge_token=None)
+        await enrolment.abandon_setup(state, session, meta, actor, factor_id)
+    return redirect(request, f"{SECURITY}?cancelled=1")
+
+
+@router.post("/account/mfa/totp/restart")
+async def restart_totp(
+    request: Request,
+    subject: BrowserSubject,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+    factor_id: Annotated[uuid.UUID, Form()],
+) -> Response:
+    """Once the wrong codes ran out (or the set-up expired): the old set-up forgotten, a new one
+    with a new key, under the same name."""
+    subject = signed_in(subject, SECURITY)
+    actor = await enrolment.resolve_actor(state, session, subject=subject, challenge_token=None)
+    old = await enrolment.abandon_setup(state, session, meta, actor, factor_id)
+    name = old.name if old is not None and old.type == "totp" else ""
+    return await _start(request, subject, state, session, meta, "totp", name)

@@ -7,12 +7,18 @@ cookie (`bfl_mfa_challenge`) to these pages, which set up an authenticator app w
 `/setup/confirm` with `challenge_token`). The confirmation signs the browser in and shows the
 backup codes once. Other factor types (passkeys, SMS, email) are enrolled from
 `/account/security` once signed in; an organisation that allows no authenticator app keeps the
-sign-in page's message."""
+sign-in page's message.
+
+Cancel (at any step) forgets the set-up not yet confirmed (`mfa.enrolment.abandon_setup`) and the
+sign-in's challenge, and goes back to the sign-in page (which says so): nothing half set up
+stays, and the sign-in cannot be resumed. Once the wrong codes ran out, "Start again" forgets the
+set-up and starts a new one (a new key) with the same challenge, while it is valid."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,13 +28,13 @@ from bigfootlive.composition import AppState
 from bigfootlive.deps import DbSession, Meta, State
 from bigfootlive.errors import BigfootError
 from bigfootlive.kit.request import RequestMeta
-from bigfootlive.mfa import enrolment
+from bigfootlive.mfa import challenges, enrolment
 from bigfootlive.mfa.schemas import ConfirmOut
 from bigfootlive.routing import JsonRoute
 from bigfootlive.web import session as web_session
 from bigfootlive.web.account_mfa import pending_key, totp_key
 from bigfootlive.web.outcome import ENROL, describe, safe_next, to_signin
-from bigfootlive.web.render import page
+from bigfootlive.web.render import page, redirect
 from bigfootlive.web.security import check_csrf
 from bigfootlive.web.session import CHALLENGE_COOKIE, cookies_of
 
@@ -36,8 +42,9 @@ router = APIRouter(
     tags=["web"], route_class=JsonRoute, include_in_schema=False, dependencies=[Depends(check_csrf)]
 )
 
-# The challenge is over (expired, used, locked): the set-up starts again from the sign-in.
-GONE = ("invalid_mfa_challenge", "mfa_challenge_locked")
+# The challenge is over (expired, used): the set-up starts again from the sign-in. (Its wrong
+# codes running out, `mfa_challenge_locked`, ends the set-up, not the challenge: start again.)
+GONE = ("invalid_mfa_challenge",)
 Next = Annotated[str, Form(max_length=200)]
 
 
@@ -62,14 +69,22 @@ async def enrol_form(request: Request, next: str = "/") -> Response:
 
 @router.post(ENROL)
 async def enrol_start(
-    request: Request, state: State, session: DbSession, meta: Meta, next: Next = "/"
+    request: Request,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+    next: Next = "/",
+    replaces: Annotated[uuid.UUID | None, Form()] = None,
 ) -> Response:
+    """A new set-up (a new key); `replaces`: the one it starts again, forgotten."""
     next_url = safe_next(next)
     token = request.cookies.get(CHALLENGE_COOKIE)
     if not token:
         return to_signin(request, next_url)
     try:
         actor = await _actor(state, session, token)
+        if replaces is not None:
+            await enrolment.abandon_setup(state, session, meta, actor, replaces)
         out = await enrolment.start_setup(
             state, session, meta, actor, factor_type="totp", name=None, phone=None
         )
@@ -121,3 +136,29 @@ async def _confirmed(
     return await enrolment.confirm_setup(
         state, session, meta, actor, factor_id=factor_id, code=code, credential=None
     )
+
+
+@router.post(f"{ENROL}/cancel")
+async def enrol_cancel(
+    request: Request,
+    state: State,
+    session: DbSession,
+    meta: Meta,
+    next: Next = "/",
+    factor_id: Annotated[uuid.UUID | None, Form()] = None,
+) -> Response:
+    """Back to the sign-in page: the set-up (if one began) and the challenge forgotten."""
+    next_url = safe_next(next)
+    token = request.cookies.get(CHALLENGE_COOKIE)
+    cookies_of(request).clear(CHALLENGE_COOKIE)
+    challenge = await challenges.load(state, token) if token else None
+    if challenge is not None and challenge.purpose == "enroll":
+        if factor_id is not None:
+            try:
+                actor = await _actor(state, session, token or "")
+            except BigfootError:
+                await session.rollback()
+            else:
+                await enrolment.abandon_setup(state, session, meta, actor, factor_id)
+        await challenges.discard(state, challenge)
+    return redirect(request, f"/signin?next={quote(next_url)}&cancelled=1")

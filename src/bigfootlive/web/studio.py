@@ -22,6 +22,7 @@ from bigfootlive.errors import BigfootError, Forbidden
 from bigfootlive.events import access, crud, keys, lifecycle
 from bigfootlive.events.playback import hls_url, ingest_for, viewer_token, watch_url, with_token
 from bigfootlive.events.schemas import EventCreate, EventStatus
+from bigfootlive.events.simulcast_schemas import Platform
 from bigfootlive.kit.request import RequestMeta
 from bigfootlive.models import Event
 from bigfootlive.routing import JsonRoute
@@ -42,6 +43,14 @@ router = APIRouter(
 
 
 Step = Callable[..., Awaitable[Event]]
+# The simulcast form's choices (web.studio_simulcast), on the event page too.
+PLATFORMS = [
+    (Platform.YOUTUBE, "YouTube"),
+    (Platform.TWITCH, "Twitch"),
+    (Platform.FACEBOOK, "Facebook"),
+    (Platform.KICK, "Kick"),
+    (Platform.CUSTOM, "Custom (any rtmp:// or rtmps:// server)"),
+]
 
 
 def _streamer(request: Request, subject: AuthSubject | None) -> AuthSubject:
@@ -131,6 +140,7 @@ async def event_page(
         "media_server": state.settings.media_server,
         **(await chat_context(session, me, event)),
         "chat_viewers": True,
+        "simulcast_platforms": PLATFORMS,
     }
     return page(request, "studio/event.html", context)
 
@@ -161,7 +171,7 @@ async def reveal_key(
     me = _streamer(request, subject)  # SignInRequired: to the sign-in page
     event = await access.get_managed_event(session, me, event_id)
     ingest = ingest_for(state.settings, event.playback_id, keys.stream_key_of(state, event))
-    return page(request, "studio/key.html", {"ingest": ingest, "event_id": event_id})
+    return page(request, "studio/key.html", {"ingest": ingest, "event": event})
 
 
 async def _transition(

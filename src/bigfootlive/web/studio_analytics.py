@@ -51,6 +51,7 @@ async def event_analytics(
     timeline = report.timeline
     context = {
         "event_id": event_id,
+        "event_title": report.title,
         "report": report,
         "viewers_chart": _per_minute([float(p.viewers) for p in timeline]),
         "chat_chart": _per_minute([float(p.chat_messages) for p in timeline]),

@@ -66,16 +66,18 @@ async def _rotate(
             STEP_UP_COOKIE, challenge["challenge_token"], int(challenge["expires_in"])
         )
         methods = [m for m in challenge.get("methods", []) if m in WEB_METHODS]
-        context = {"event_id": event_id, "methods": methods, "error": None}
+        event = await access.get_managed_event(session, me, event_id)  # its title on the page
+        context = {"event_id": event_id, "event_title": event.title, "methods": methods}
         return page(request, "studio/step_up.html", context, 200)
     except BigfootError as exc:
         if exc.status_code == 404:
             raise
         await session.rollback()
-        return page(request, "studio/rotated.html", {"error": exc.message}, exc.status_code)
+        context = {"event_id": event_id, "error": exc.message}
+        return page(request, "studio/rotated.html", context, exc.status_code)
     cookies_of(request).clear(STEP_UP_COOKIE)
     ingest = ingest_for(state.settings, event.playback_id, stream_key)
-    return page(request, "studio/rotated.html", {"ingest": ingest, "error": None})
+    return page(request, "studio/rotated.html", {"event": event, "ingest": ingest, "error": None})
 
 
 @router.post("/key/rotate")
@@ -106,7 +108,8 @@ async def verify_and_rotate(
 ) -> Response:
     """Answer the step-up challenge, then rotate with the session's fresh token."""
     me = _streamer(request, subject)  # SignInRequired: to the sign-in page
-    await access.get_managed_event(session, me, event_id)  # 404/403 before any verification
+    event = await access.get_managed_event(session, me, event_id)  # 404/403 before verifying
+    shown = {"event_id": event_id, "event_title": event.title}
     token = request.cookies.get(STEP_UP_COOKIE)
     if not token:
         return await _rotate(request, state, session, meta, me, event_id)
@@ -118,10 +121,10 @@ async def verify_and_rotate(
         )  # fmt: skip
     except BigfootError as exc:
         await session.rollback()
-        context = {"event_id": event_id, "methods": [method], "error": exc.message}
+        context = {**shown, "methods": [method], "error": exc.message}
         return page(request, "studio/step_up.html", context, exc.status_code)
     if not isinstance(result, StepUpOut):
-        context = {"event_id": event_id, "methods": [method], "error": "Sign in again."}
+        context = {**shown, "methods": [method], "error": "Sign in again."}
         return page(request, "studio/step_up.html", context, 400)
     cookies_of(request).set(
         SESSION_COOKIE, result.access_token, state.settings.refresh_token_ttl_seconds
