@@ -396,6 +396,9 @@ def main() -> None:
     # Seconds of chat sent to each peer before the first level (no viewers), so that the first
     # level measures a running server, not its first database round trips (0: none).
     parser.add_argument("--warmup", type=float, default=3.0)
+    # The largest level once more at this rate (0: not): delivered/s compared where it is a
+    # capacity, past the rate either peer keeps up with (bench/README.md, "Capacity").
+    parser.add_argument("--capacity-rate", type=float, default=60.0)
     args = parser.parse_args()
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -415,6 +418,7 @@ def main() -> None:
         ),
         "client_processes": args.clients,
         "warmup_seconds": args.warmup,
+        "capacity_rate_msgs_per_second": args.capacity_rate,
         "cores": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
         "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
@@ -439,6 +443,14 @@ def main() -> None:
                 row["load_average"] = os.getloadavg()
                 print(json.dumps({"peer": peer.name, **row}), file=sys.stderr, flush=True)
                 report["results"][peer.name].append(row)
+        if args.capacity_rate > 0 and levels:
+            report["capacity"] = {}
+            for peer in peers:
+                row = measure(peer, binary, max(levels), args.capacity_rate, args.duration,
+                              args.clients)  # fmt: skip
+                row["load_average"] = os.getloadavg()
+                print(json.dumps({"peer": peer.name, "capacity": True, **row}), file=sys.stderr)
+                report["capacity"][peer.name] = row
         if "socket.io+redis-adapter" in report["results"]:
             report["bigfootlive_vs_reference"] = [
                 ratios(ours, theirs)

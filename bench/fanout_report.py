@@ -87,6 +87,20 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                 detail=_delivered_detail(ours[20_000], theirs.get(20_000)),
             )
         )
+    capacity = report.get("capacity", {})
+    if "bigfootlive" in capacity:
+        mine, theirs_row = capacity["bigfootlive"], capacity.get(_REFERENCE)
+        found.append(
+            target(
+                f"fanout_delivered_{mine['viewers'] // 1000}k_at_capacity_vs_socketio",
+                ratios(mine, theirs_row)["delivered_per_second_ratio"] if theirs_row else None,
+                1.5,
+                unit="x",
+                better="higher",
+                detail=f"{report.get('capacity_rate_msgs_per_second')} msgs/s offered; "
+                + _delivered_detail(mine, theirs_row),
+            )
+        )
     if ours:
         largest = ours[max(ours)]
         found.append(
