@@ -317,10 +317,12 @@ class Hub:
             if written:
                 metrics.FANOUT_LAG.observe(time.monotonic() - room.arrived[oldest - room.log_base])
                 metrics.WS_MESSAGES_OUT.inc(messages)
-                # What a frame to every socket costs, from this slice's; smoothed per ring:
-                # one slice that a collection or another process held up counts little.
+                # What a frame to every socket costs, from this slice's, smoothed: a round of
+                # slices moves it half way, as a whole frame's cost did, so a slice that a
+                # collection or another process held up adds half its delay, not that times
+                # the number of slices.
                 full = spent * len(ring) / written
-                weight = min(0.5, 2 * written / max(1, len(ring)))
+                weight = 0.5 * written / len(ring)
                 room.cost = room.cost + (full - room.cost) * weight if room.cost else full
             room.at = (k + 1) * SLICE
             loop.call_soon(self._walk, room)
