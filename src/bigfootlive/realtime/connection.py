@@ -307,6 +307,7 @@ class Room:
     changes: int = 0  # joins and leaves so far
     ring: list[Connection] = field(default_factory=list)  # the sockets the walk goes round
     ring_changes: int = -1  # `changes` when `ring` was taken
+    ring_at: float = float("-inf")  # loop time `ring` was taken
     at: int = 0  # where the walk is in `ring`
     slice_runs: list[float] = field(default_factory=list)  # loop time each slice was last sent
     slice_seen: list[int] = field(default_factory=list)  # the first message each slice lacks

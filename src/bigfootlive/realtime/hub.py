@@ -299,11 +299,14 @@ class Hub:
         a lap.) Each socket still gets at most one frame a window, the messages in order."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if room.at == 0 and room.changes != room.ring_changes:
+        window = self.window(room)
+        # Sockets came or went: a new ring, at most once a window (a connect storm's joins
+        # do not make the walk go over every socket at each slice).
+        if room.at == 0 and room.changes != room.ring_changes and now >= room.ring_at + window:
             self._new_ring(room)
+            room.ring_at = now
         ring, runs, behind = room.ring, room.slice_runs, room.slice_seen
         seq = room.log_base + len(room.log)
-        window = self.window(room)
         for k in range(room.at // SLICE, len(behind)):
             if behind[k] >= seq or runs[k] + window > now:
                 continue
@@ -328,16 +331,16 @@ class Hub:
             loop.call_soon(self._walk, room)
             return
         room.at = 0  # round the ring: the next slice due, if any
-        if room.changes != room.ring_changes:
-            loop.call_soon(self._walk, room)  # new sockets (or gone ones): a new ring first
-            return
-        low = min(behind, default=seq)  # what every socket of the ring has had: let go
-        del room.log[: low - room.log_base]
-        del room.arrived[: low - room.log_base]
-        room.log_base = low
-        due = min((runs[k] for k in range(len(behind)) if behind[k] < seq), default=None)
+        due = min((runs[k] + window for k in range(len(behind)) if behind[k] < seq), default=None)
+        if room.changes != room.ring_changes:  # new sockets (or gone ones): a new ring first
+            due = min(due or float("inf"), room.ring_at + window)
+        else:
+            low = min(behind, default=seq)  # what every socket of the ring has had: let go
+            del room.log[: low - room.log_base]
+            del room.arrived[: low - room.log_base]
+            room.log_base = low
         if due is not None:
-            loop.call_at(max(now, due + window), self._walk, room)
+            loop.call_at(max(now, due), self._walk, room)
             return
         room.walking = False  # every socket has every message
         room.log.clear()
