@@ -243,7 +243,8 @@ class Settings(BaseSettings):
     chat_resume_limit: int = 200
     chat_max_timeout_seconds: int = 7 * 24 * 3600
     ws_send_queue_size: int = 256
-    # The most a room's frames are spaced out (realtime.hub.Hub.window: less for cheap rooms).
+    # The most a socket's chat frames are spaced out (realtime.hub.Hub.window: less for cheap
+    # rooms).
     ws_batch_window_ms: float = 100.0
     ws_admission_cache_seconds: float = Field(default=5.0, ge=0)
     ws_heartbeat_seconds: float = 20.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import time
 import uuid
@@ -39,7 +40,7 @@ class Socket(asyncio.WriteTransport):
         for frame in self.frames:
             length = frame[1] & 0x7F
             offset = 2 if length < 126 else 4 if length == 126 else 10
-            out += [m["n"] for m in json.loads(frame[offset:])]
+            out += [m["n"] for m in json.loads(frame[offset:]) if "n" in m]  # not pings
         return out
 
 
@@ -75,7 +76,7 @@ async def test_a_large_broadcast_yields_to_the_event_loop_between_slices():
     assert all(s.messages() == [0] for s in sockets)
 
 
-async def test_messages_arriving_during_a_broadcast_follow_in_order_as_one_frame():
+async def test_messages_arriving_during_a_round_follow_in_order_as_one_frame():
     hub, event_id, sockets = await _room(VIEWERS)
     await _publish(hub, event_id, 0)
     await asyncio.sleep(0)  # the first frame is on its way to the first slice
@@ -84,7 +85,86 @@ async def test_messages_arriving_during_a_broadcast_follow_in_order_as_one_frame
     await until(lambda: all(len(s.messages()) == 30 for s in sockets), within=5)
     for socket in sockets:
         assert socket.messages() == list(range(30))
-        assert len(socket.frames) == 2  # the 29 that came during the first went out together
+    # The first slice had message 0 alone; the 29 that came during the round went out
+    # together, to the sockets the round had not reached yet with message 0 in one frame.
+    assert [len(s.frames) for s in sockets[:128]] == [2] * 128
+    assert {len(s.frames) for s in sockets[128:]} == {1}
+
+
+async def test_a_socket_gets_the_messages_from_its_join_on():
+    hub, event_id, sockets = await _room(3)
+    await _publish(hub, event_id, 0)
+    await until(lambda: all(s.messages() == [0] for s in sockets), within=5, every=0)
+    hub.batch_window = 10.0  # later messages wait: the newcomer joins while one does
+    hub.rooms[event_id].cost = 1.0
+    await _publish(hub, event_id, 1)
+    late = Socket()
+    await hub.join(Connection(event_id, None, _never, _never, 64, transport=late))
+    await _publish(hub, event_id, 2)
+    hub.batch_window = 0.0
+    hub.rooms[event_id].cost = 0.0
+    await _publish(hub, event_id, 3)
+    await until(lambda: all(s.messages() == [0, 1, 2, 3] for s in sockets), within=5)
+    await until(lambda: late.messages() == [2, 3], within=5)
+
+
+async def _never(*_: object) -> None:
+    raise AssertionError("not called here")
+
+
+async def test_a_busy_rooms_walk_is_spread_over_the_window(monkeypatch):
+    # 64 sockets in slices of 4, 5 ms a write: a frame to everyone costs 320 ms or more, so
+    # the window is the 400 ms allowed at most. With messages every 40 ms, each slice's frame
+    # goes a window after its last one, the slices one after the other: a message waits about
+    # half a window for a socket, a window at most (one frame to everyone once a window waited
+    # for the window, then for the lap: half of each, ~360 ms, in the middle).
+    monkeypatch.setattr("bigfootlive.realtime.hub.SLICE", 4)
+    hub, event_id, sockets = await _room(64)
+    hub.batch_window = window = 0.4
+    loop = asyncio.get_running_loop()
+    written: dict[Socket, list[float]] = {s: [] for s in sockets}
+    for socket in sockets:
+        socket.write = functools.partial(_timed_write, socket, written[socket], loop)  # type: ignore[method-assign]
+    await _publish(hub, event_id, 0)
+    await until(lambda: all(s.messages() == [0] for s in sockets), within=5, every=0)
+    assert hub.window(hub.rooms[event_id]) == window
+    lap = max(t[0] for t in written.values()) - min(t[0] for t in written.values())
+    published: list[float] = []
+    for n in range(1, 25):
+        published.append(loop.time())
+        await _publish(hub, event_id, n)
+        await asyncio.sleep(0.04)
+    await until(lambda: all(len(s.messages()) == 25 for s in sockets), within=10)
+    waits: list[float] = []
+    for socket in sockets:
+        assert socket.messages() == list(range(25))
+        times = written[socket]
+        chat = [t for t, f in zip(times, socket.frames, strict=True) if _ns(f)]  # not pings
+        # At most a frame a window to any socket (less what a slice's writes may vary)...
+        gaps = [b - a for a, b in itertools.pairwise(chat)]
+        assert min(gaps) > 0.6 * window, gaps
+        for n, at in enumerate(published, start=1):
+            got = next(t for t, f in zip(times, socket.frames, strict=True) if n in _ns(f))
+            waits.append(got - at)
+    # ...and a message waited for a socket about half a window (the middle of the waits), not
+    # half a window and half a lap (the first round's, which a load on the machine makes
+    # longer, as it does the waits).
+    waits.sort()
+    assert waits[len(waits) // 2] < window / 2 + lap / 4, (waits[len(waits) // 2], lap)
+
+
+def _timed_write(
+    socket: Socket, times: list[float], loop: asyncio.AbstractEventLoop, data: bytes
+) -> None:
+    time.sleep(0.005)  # a slow write, off the CPU (a busy machine delays it less)
+    socket.frames.append(bytes(data))
+    times.append(loop.time())
+
+
+def _ns(frame: bytes) -> list[int]:
+    length = frame[1] & 0x7F
+    offset = 2 if length < 126 else 4 if length == 126 else 10
+    return [m["n"] for m in json.loads(frame[offset:]) if "n" in m]
 
 
 async def test_a_small_room_is_not_held_for_the_batch_window():

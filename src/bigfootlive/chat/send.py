@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +39,7 @@ from bigfootlive.chat.rules import (
 from bigfootlive.chat.schemas import ChatMessageOut
 from bigfootlive.db import after_commit, utcnow
 from bigfootlive.errors import Forbidden
+from bigfootlive.events.cache import EventRef
 from bigfootlive.events.schemas import EventStatus
 from bigfootlive.models import ChatMessage, Event
 from bigfootlive.tenants.schemas import TenantSettings
@@ -59,21 +62,63 @@ async def send_message(
         raise ReadOnly()
     if EventStatus(event.status).is_finished:
         raise ChatClosed()
-    settings = state.settings
-    text = clean_body(body, settings.chat_max_length)
+    text = clean_body(body, state.settings.chat_max_length)
     moderator = can_moderate(subject, event)
     # The cache checks go out together, and the database ones in one query: a send waits for
     # two round trips here, not six.
-    revoked, until, allowed = await asyncio.gather(
-        state.revoked.is_revoked(subject.session_id),
-        state.cache.get(timeout_key(event.id, subject.user_id)),
-        state.limiter.hit(settings.chat_rate_limit, "chat", str(event.id), str(subject.user_id)),
-    )
-    if revoked:
-        raise Forbidden("The session has ended", code="session_revoked")
+    revoked, until, allowed = await cache_checks(state, subject, event.id)
     room, banned, tenant_settings = await repo.send_context(
         session, event.tenant_id, event.id, subject.user_id
     )
+    refuse(
+        revoked=revoked,
+        banned=banned,
+        until=until,
+        allowed=allowed,
+        moderator=moderator,
+        text=text,
+        tenant_settings=tenant_settings,
+    )
+    if room is not None and not moderator:
+        await room_modes(
+            state, session, subject, event, room.followers_only, room.slow_mode_seconds
+        )
+    if reply_to is not None:
+        await check_parent(session, event, reply_to)
+    message = new_message(subject, event, text, reply_to)
+    session.add(message)
+    await session.flush()
+    out = to_out(message)
+    after_commit(session, announcement(state, event, out))
+    return out
+
+
+def cache_checks(
+    state: AnalyticsState, subject: AuthSubject, event_id: uuid.UUID
+) -> Awaitable[tuple[bool, bytes | None, bool]]:
+    """Whether the session is revoked, the user's timeout (if any), and whether the rate limit
+    lets the message through: the cache's answers, asked together."""
+    settings = state.settings
+    return asyncio.gather(
+        state.revoked.is_revoked(subject.session_id),
+        state.cache.get(timeout_key(event_id, subject.user_id)),
+        state.limiter.hit(settings.chat_rate_limit, "chat", str(event_id), str(subject.user_id)),
+    )
+
+
+def refuse(
+    *,
+    revoked: bool,
+    banned: bool,
+    until: bytes | None,
+    allowed: bool,
+    moderator: bool,
+    text: str,
+    tenant_settings: dict[str, Any] | None,
+) -> None:
+    """Raise the first refusal that applies, in the order a sender is told of them."""
+    if revoked:
+        raise Forbidden("The session has ended", code="session_revoked")
     if banned:
         raise Banned()
     if until is not None and not moderator:
@@ -83,20 +128,43 @@ async def send_message(
     blocked_words = TenantSettings.model_validate(tenant_settings or {}).chat_blocked_words
     if find_blocked_word(text, blocked_words) is not None:
         raise BlockedWord()
-    if room is not None and not moderator:
-        if room.followers_only and not await repo.follows(
-            session, event.tenant_id, subject.user_id, event.owner_id
-        ):
-            raise FollowersOnly()
-        if room.slow_mode_seconds > 0 and not await state.cache.add(
-            _slow_key(event.id, subject.user_id), b"1", ttl=room.slow_mode_seconds
-        ):
-            raise SlowMode(retry_after=room.slow_mode_seconds)
-    if reply_to is not None:
-        parent = await repo.get_message(session, event.tenant_id, event.id, reply_to)
-        if parent is None or parent.deleted_at is not None:
-            raise MessageNotFound("The message replied to does not exist")
-    message = ChatMessage(
+
+
+async def room_modes(
+    state: AnalyticsState,
+    session: AsyncSession,
+    subject: AuthSubject,
+    event: Event | EventRef,
+    followers_only: bool,
+    slow_mode_seconds: int,
+) -> None:
+    """The room's followers-only and slow modes (for a sender who is not a moderator)."""
+    if followers_only and not await repo.follows(
+        session, event.tenant_id, subject.user_id, event.owner_id
+    ):
+        raise FollowersOnly()
+    await slow_mode(state, subject, event, slow_mode_seconds)
+
+
+async def slow_mode(
+    state: AnalyticsState, subject: AuthSubject, event: Event | EventRef, seconds: int
+) -> None:
+    if seconds > 0 and not await state.cache.add(
+        _slow_key(event.id, subject.user_id), b"1", ttl=seconds
+    ):
+        raise SlowMode(retry_after=seconds)
+
+
+async def check_parent(session: AsyncSession, event: Event | EventRef, reply_to: uuid.UUID) -> None:
+    parent = await repo.get_message(session, event.tenant_id, event.id, reply_to)
+    if parent is None or parent.deleted_at is not None:
+        raise MessageNotFound("The message replied to does not exist")
+
+
+def new_message(
+    subject: AuthSubject, event: Event | EventRef, text: str, reply_to: uuid.UUID | None
+) -> ChatMessage:
+    return ChatMessage(
         id=uuid.uuid4(),
         tenant_id=event.tenant_id,
         event_id=event.id,
@@ -106,17 +174,19 @@ async def send_message(
         reply_to_id=reply_to,
         created_at=utcnow(),
     )
-    session.add(message)
-    await session.flush()
-    out = to_out(message)
+
+
+def announcement(
+    state: AnalyticsState, event: Event | EventRef, out: ChatMessageOut
+) -> Callable[[], Awaitable[None]]:
+    """What follows a stored message: viewers, the event container's auto-moderation and the
+    analytics counters hear of it."""
     stored = wire.ChatOut(message=out).model_dump_json().encode()
     for_container = wire.ChatMessage(
-        message_id=str(message.id), user_id=str(subject.user_id), text=text
+        message_id=str(out.id), user_id=str(out.user_id), text=out.body
     )
 
     async def delivered() -> None:
-        # Viewers, the event container's auto-moderation and the analytics counters hear of
-        # the message once it is stored.
         await asyncio.gather(
             state.pubsub.publish(wire.chat_channel(event.id), stored),
             state.pubsub.publish(
@@ -125,5 +195,4 @@ async def send_message(
             analytics.record_activity(state, event.id, event.tenant_id, "chat"),
         )
 
-    after_commit(session, delivered)
-    return out
+    return delivered

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bigfootlive.analytics import service as analytics
 from bigfootlive.authz.deps import authenticate
 from bigfootlive.authz.subject import AuthSubject
-from bigfootlive.chat import moderation, reads, rules
+from bigfootlive.chat import moderation, reads, rules, send_pg
 from bigfootlive.chat.schemas import RoomSettingsPatch
 from bigfootlive.chat.send import send_message
 from bigfootlive.composition import AppState
@@ -125,6 +125,13 @@ class Commands:
 
     async def _on_send(self, message: p.SendIn) -> None:
         subject = self._require_subject()
+        if send_pg.applies(self.state):  # two round trips to PostgreSQL (chat/send_pg.py)
+            event = self.open_event
+            out = await send_pg.send_over_socket(
+                self.state, subject, event.tenant_id, event.id, message.body, message.reply_to
+            )
+            self._send(p.Ack(ref=message.ref, message=out))
+            return
         async with self.state.db.transaction() as session:
             event = await access.get_viewable_event(session, subject, self.event_id)
             out = await send_message(

@@ -2,11 +2,12 @@
 
 Each process subscribes ONCE per event that has local viewers (three channels: chat broadcasts,
 gateway control, and the events domain's `event:{id}:state`). A broadcast arrives as bytes that
-were serialized once by the publisher; the hub joins the messages of one short window into one
-frame (a JSON array), decodes it once, and offers the same string to every local connection,
-in slices that give the event loop back between them (`connection.deliver`). Each connection
-is cut off when it falls behind (connection.py); presence and reactions run as loops
-(presence.py), the sockets' pings and idle cut-off as one loop (heartbeat.py).
+were serialized once by the publisher; the hub walks round the room's local connections in
+slices that give the event loop back between them, sending each connection of a slice every
+message it has not had as one frame (a JSON array), built once for all those that lack the same
+ones (`Hub._walk`, `connection.write_behind`); a slice gets a frame at most once a window.
+Each connection is cut off when it falls behind (connection.py); presence and reactions run as
+loops (presence.py), the sockets' pings and idle cut-off as one loop (heartbeat.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ from bigfootlive.kit.backends import Cache, PubSub
 from bigfootlive.observability import metrics
 from bigfootlive.realtime import protocol as p
 from bigfootlive.realtime.admission import Admissions
-from bigfootlive.realtime.connection import BACKGROUND, Connection, OutFrame, Room, deliver
+from bigfootlive.realtime.connection import (
+    BACKGROUND,
+    SLICE,
+    Connection,
+    OutFrame,
+    Room,
+    deliver,
+    write_behind,
+)
 from bigfootlive.realtime.heartbeat import heartbeat_loop
 from bigfootlive.realtime.presence import Presence, presence_loop, reactions_loop
 
@@ -136,6 +145,8 @@ class Hub:
             if connection.id not in room.connections:
                 metrics.WS_CONNECTIONS.inc()
                 room.hosts += connection.host
+                connection.seen = room.log_base + len(room.log)  # the messages from now on
+            room.changes += 1
             room.connections[connection.id] = connection
             connection.room = room
         connection.start()
@@ -150,6 +161,7 @@ class Hub:
             if room is None or room is not connection.room:
                 return
             if room.connections.pop(connection.id, None) is not None:
+                room.changes += 1
                 metrics.WS_CONNECTIONS.dec()
                 room.hosts -= connection.host
             connection.room = None
@@ -257,54 +269,100 @@ class Hub:
     # --- fan-out -------------------------------------------------------------------------------
 
     def _enqueue(self, room: Room, data: bytes) -> None:
-        if not room.pending:
-            room.pending_since = time.monotonic()
-        room.pending.append(data)
-        if not room.flush_scheduled:
-            room.flush_scheduled = True
-            # Batch only when the rate calls for it: a message goes out at once unless the
-            # room's last frame left less than one window ago (`window`), so a quiet room adds
-            # no delay and a busy one sends at most one frame a window.
-            loop = asyncio.get_running_loop()
-            wait = room.last_flush + self.window(room) - loop.time()
-            if wait > 0:
-                loop.call_later(wait, self._flush, room)
-            else:
-                loop.call_soon(self._flush, room)
+        room.log.append(data)
+        room.arrived.append(time.monotonic())
+        if not room.walking:
+            room.walking = True
+            asyncio.get_running_loop().call_soon(self._walk, room)
 
     def window(self, room: Room) -> float:
-        """The least time between two of the room's frames: what its broadcasts cost the event
-        loop, over the share of the loop a room's fan-out may take (FANOUT_SHARE), at most
-        `batch_window`. A frame costs a write per local viewer (most of it the kernel's TCP
-        send): 500 viewers' frames take ~1.5 ms and need no batching at 20 messages a second,
-        where a fixed 40 ms window held a message behind one that came 40 ms before it; 5,000
-        take ~15 ms, and on a loaded machine several times that, when frames are spaced out
-        and carry more messages each instead of taking the whole loop."""
+        """The least time between two frames to one socket: what the room's broadcasts cost
+        the event loop, over the share of the loop a room's fan-out may take (FANOUT_SHARE),
+        at most `batch_window`. A frame costs a write per local viewer (most of it the
+        kernel's TCP send): 500 viewers' frames take ~1.5 ms and need no batching at 20
+        messages a second, where a fixed 40 ms window held a message behind one that came
+        40 ms before it; 5,000 take ~15 ms, and on a loaded machine several times that, when
+        frames are spaced out and carry more messages each instead of taking the whole loop."""
         return min(self.batch_window, room.cost / FANOUT_SHARE)
 
-    def _flush(self, room: Room) -> None:
-        room.flush_scheduled = False
-        if room.broadcasting or not room.pending:
-            return  # a broadcast still running flushes again when it is done
-        frame = OutFrame(b"[" + b",".join(room.pending) + b"]")
-        targets = list(room.connections.values())
-        metrics.WS_MESSAGES_OUT.inc(len(room.pending) * len(targets))
-        since = room.pending_since
-        room.pending = []
-        room.last_flush = asyncio.get_running_loop().time()
-        room.broadcasting = True
-        deliver(frame, targets, 0, functools.partial(self._delivered, room, since))
+    def _walk(self, room: Room) -> None:
+        """One step of the room's walk over its sockets, a slice (`SLICE`) a turn of the event
+        loop: the next slice with a socket behind on the room's messages is sent, each such
+        socket every message it has not had, in one frame.
 
-    def _delivered(self, room: Room, since: float, spent: float) -> None:
-        metrics.FANOUT_LAG.observe(time.monotonic() - since)
-        # Smoothed: one broadcast that a collection or another process held up counts half.
-        room.cost = (room.cost + spent) / 2 if room.cost else spent
-        room.broadcasting = False
-        if room.pending and not room.flush_scheduled:
-            # What arrived while the last frame went out goes now, as one frame: under load
-            # the batches grow instead of the queue.
-            room.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush, room)
+        A slice is sent at most once a window (`window`): one whose last frame went less than
+        a window ago is passed over until then. A quiet room's walk goes round at once, one
+        frame to everyone; in a busy one each slice gets its frame a window after its last
+        one, the slices' frames spread over the window, so a message waits about a window at
+        most for any socket. (One frame to every socket once a window instead waited up to a
+        window for the frame, and then for the writes to every socket before it: a window and
+        a lap.) Each socket still gets at most one frame a window, the messages in order."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        window = self.window(room)
+        # Sockets came or went: a new ring, at most once a window (a connect storm's joins
+        # do not make the walk go over every socket at each slice).
+        if room.at == 0 and room.changes != room.ring_changes and now >= room.ring_at + window:
+            self._new_ring(room)
+            room.ring_at = now
+        ring, runs, behind = room.ring, room.slice_runs, room.slice_seen
+        seq = room.log_base + len(room.log)
+        for k in range(room.at // SLICE, len(behind)):
+            if behind[k] >= seq or runs[k] + window > now:
+                continue
+            began = time.perf_counter()
+            written, messages = write_behind(
+                ring[k * SLICE : (k + 1) * SLICE], room.log, room.log_base, seq
+            )
+            spent = time.perf_counter() - began
+            oldest = behind[k]
+            runs[k], behind[k] = now, seq
+            if written:
+                metrics.FANOUT_LAG.observe(time.monotonic() - room.arrived[oldest - room.log_base])
+                metrics.WS_MESSAGES_OUT.inc(messages)
+                # What a frame to every socket costs, from this slice's, smoothed: a round of
+                # slices moves it half way, as a whole frame's cost did, so a slice that a
+                # collection or another process held up adds half its delay, not that times
+                # the number of slices.
+                full = spent * len(ring) / written
+                weight = 0.5 * written / len(ring)
+                room.cost = room.cost + (full - room.cost) * weight if room.cost else full
+            room.at = (k + 1) * SLICE
+            loop.call_soon(self._walk, room)
+            return
+        room.at = 0  # round the ring: the next slice due, if any
+        due = min((runs[k] + window for k in range(len(behind)) if behind[k] < seq), default=None)
+        if room.changes != room.ring_changes:  # new sockets (or gone ones): a new ring first
+            due = min(due or float("inf"), room.ring_at + window)
+        else:
+            low = min(behind, default=seq)  # what every socket of the ring has had: let go
+            del room.log[: low - room.log_base]
+            del room.arrived[: low - room.log_base]
+            room.log_base = low
+        if due is not None:
+            loop.call_at(max(now, due), self._walk, room)
+            return
+        room.walking = False  # every socket has every message
+        room.log.clear()
+        room.arrived.clear()
+        room.log_base = seq
+
+    def _new_ring(self, room: Room) -> None:
+        """The room's sockets as they are now, in slices, each slice with the oldest message
+        one of its sockets has not had; the messages every socket has are let go."""
+        ring = room.ring = list(room.connections.values())
+        room.ring_changes = room.changes
+        seq = room.log_base + len(room.log)
+        slices = -(-len(ring) // SLICE)
+        room.slice_seen = [
+            min(c.seen for c in ring[k * SLICE : (k + 1) * SLICE]) for k in range(slices)
+        ]
+        runs = room.slice_runs[:slices]
+        room.slice_runs = runs + [float("-inf")] * (slices - len(runs))
+        low = min(room.slice_seen, default=seq)
+        del room.log[: low - room.log_base]
+        del room.arrived[: low - room.log_base]
+        room.log_base = low
 
     def broadcast_frame(self, room: Room, frame: OutFrame) -> None:
         deliver(frame, list(room.connections.values()), 0, None)
