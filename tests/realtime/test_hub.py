@@ -205,3 +205,20 @@ def _slow_write(socket: Socket, data: bytes | bytearray | memoryview) -> None:
     while time.perf_counter() - began < 0.005:
         pass
     socket.frames.append(bytes(data))
+
+
+async def test_a_quiet_room_lets_go_of_the_sockets_that_left():
+    """The walk's ring held a socket gone while the room was quiet until the room's next
+    message (in the fan-out benchmark, the last level's closed sockets counted in the next
+    level's memory per viewer)."""
+    hub, event_id, sockets = await _room(3)
+    room = hub.rooms[event_id]
+    await _publish(hub, event_id, 0)
+    await until(lambda: not room.walking, within=5, every=0)
+    assert all(s.messages() == [0] for s in sockets)
+    gone = next(c for c in room.connections.values() if c.transport is sockets[0])
+    await hub.leave(gone)
+    assert all(c is not gone for c in room.ring)
+    await _publish(hub, event_id, 1)  # the next message takes a new ring, at once
+    await until(lambda: all(s.messages() == [0, 1] for s in sockets[1:]), within=5, every=0)
+    assert sockets[0].messages() == [0]

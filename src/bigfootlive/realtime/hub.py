@@ -165,6 +165,8 @@ class Hub:
                 metrics.WS_CONNECTIONS.dec()
                 room.hosts -= connection.host
             connection.room = None
+            if not room.walking:
+                _let_ring_go(room)
             if room.connections:
                 return
             del self.rooms[room.event_id]
@@ -409,3 +411,13 @@ async def shutdown_all_hubs() -> None:
     """Close every connection of every hub in this process with 4503 (on SIGTERM)."""
     for hub in list(_LIVE_HUBS):
         await hub.shutdown_connections()
+
+
+def _let_ring_go(room: Room) -> None:
+    """Forget the ring of a room whose walk is over (every socket has every message): it would
+    keep the sockets gone since alive until the room's next message. That message takes a new
+    ring at once (`Hub._walk`)."""
+    room.ring = []
+    room.slice_seen = []
+    room.ring_changes = -1
+    room.ring_at = float("-inf")
