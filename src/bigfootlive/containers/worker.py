@@ -146,6 +146,7 @@ class EventWorker:
     def stop(self, reason: str = "terminated") -> None:
         """Drain and exit (SIGTERM lands here)."""
         if not self.stopping.is_set():
+            log.info("container_stopping", event_id=str(self.event_id), reason=reason)
             self.stop_reason = reason
             self.stopping.set()
 
