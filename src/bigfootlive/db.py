@@ -183,10 +183,15 @@ def after_commit(session: AsyncSession | Session, action: AfterCommit) -> None:
 async def run_after_commit(session: AsyncSession) -> None:
     actions: list[AfterCommit] = session.info.pop("after_commit", [])
     for action in actions:
-        try:
-            await action()
-        except Exception:
-            log.exception("after_commit_action_failed")
+        await run_committed(action)
+
+
+async def run_committed(action: AfterCommit) -> None:
+    """Run what follows a commit: a failure is logged, the committed work stands."""
+    try:
+        await action()
+    except Exception:
+        log.exception("after_commit_action_failed")
 
 
 async def _abandon(

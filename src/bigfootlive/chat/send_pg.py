@@ -23,8 +23,6 @@ import asyncio
 import uuid
 from typing import Any
 
-import structlog
-
 from bigfootlive.analytics.ports import AnalyticsState
 from bigfootlive.authz.scoping import act_for_tenant
 from bigfootlive.authz.subject import AuthSubject
@@ -46,12 +44,11 @@ from bigfootlive.chat.send import (
     room_modes,
     slow_mode,
 )
+from bigfootlive.db import run_committed
 from bigfootlive.events.access import EventNotFound, can_view
 from bigfootlive.events.cache import EventRef
 from bigfootlive.events.schemas import EventStatus, Visibility
 from bigfootlive.row_security import RowScope
-
-log = structlog.get_logger(__name__)
 
 _READ = (
     "r_tenant",
@@ -153,8 +150,5 @@ async def send_over_socket(
         scope=scope,
     )
     out = to_out(message)
-    try:  # committed: a failed announcement is logged, the send still succeeded (run_after_commit)
-        await announcement(state, event, out)()
-    except Exception:
-        log.exception("after_commit_action_failed")
+    await run_committed(announcement(state, event, out))  # committed: the send succeeded
     return out
